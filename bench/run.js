@@ -1,0 +1,126 @@
+// pnpm bench: the gateway (as apps/server ships it, metrics and logs on) against the same mock
+// upstream reached directly and through a bare undici pass-through, in interleaved rounds.
+import { spawn } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import autocannon from "autocannon";
+
+const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
+const durationSeconds = Number(process.env.BENCH_SECONDS ?? 10);
+const connections = 50;
+const root = new URL("..", import.meta.url).pathname;
+const clockTicksPerSecond = 100;
+
+function start(args, env = {}) {
+  const child = spawn(process.execPath, args, {
+    cwd: root,
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  return new Promise((resolve, reject) => {
+    const lines = createInterface({ input: child.stdout });
+    lines.once("line", (line) => {
+      // Keep reading so a process that logs to stdout never blocks on a full pipe.
+      lines.on("line", () => {});
+      resolve({ child, url: line.trim() });
+    });
+    child.once("exit", (code) => reject(new Error(`${args.join(" ")} exited with ${code}`)));
+  });
+}
+
+function cpuSeconds(pid) {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / clockTicksPerSecond;
+}
+
+function drive(url) {
+  return autocannon({
+    url: `${url}/v1/chat/completions`,
+    method: "POST",
+    connections,
+    duration: durationSeconds,
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({
+      model: "gpt-4o-mini",
+      messages: [{ role: "user", content: "Say hello to the benchmark, briefly." }],
+    }),
+  });
+}
+
+const median = (values) => values.toSorted((a, b) => a - b)[Math.floor(values.length / 2)];
+
+const upstream = await start(["bench/upstream.js"]);
+const passthrough = await start(["bench/passthrough.js", upstream.url]);
+const configFile = join(tmpdir(), `aigw-bench-${process.pid}.yaml`);
+writeFileSync(
+  configFile,
+  [
+    "server: { port: 0 }",
+    "providers:",
+    `  mock: { type: openai-compatible, baseURL: "${upstream.url}/v1", apiKey: bench }`,
+    "models:",
+    '  "gpt-*": { provider: mock }',
+  ].join("\n"),
+);
+const gateway = await startGateway();
+
+async function startGateway() {
+  const child = spawn(process.execPath, ["apps/server/dist/cli.js", "--config", configFile], {
+    cwd: root,
+    env: { ...process.env, LOG_FORMAT: "json", LOG_LEVEL: "info" },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const lines = createInterface({ input: child.stdout });
+  for await (const line of lines) {
+    const url = JSON.parse(line).url;
+    if (url) {
+      // The access log goes on to stdout: drain it so the gateway never blocks on the pipe.
+      lines.on("line", () => {});
+      return { child, url };
+    }
+  }
+  throw new Error("the gateway exited before listening");
+}
+
+const targets = { direct: upstream, passthrough, gateway };
+const results = Object.fromEntries(Object.keys(targets).map((name) => [name, []]));
+console.log(`${rounds} rounds of ${durationSeconds}s, ${connections} connections, non-streaming chat`);
+for (const target of Object.values(targets)) await drive(target.url); // warm-up
+for (let round = 1; round <= rounds; round++) {
+  for (const [name, target] of Object.entries(targets)) {
+    const cpuBefore = cpuSeconds(target.child.pid);
+    const result = await drive(target.url);
+    const cpu = cpuSeconds(target.child.pid) - cpuBefore;
+    const requests = result.requests.total;
+    results[name].push({
+      rps: result.requests.average,
+      p50: result.latency.p50,
+      p99: result.latency.p99,
+      cpuMsPerRequest: (cpu * 1000) / Math.max(requests, 1),
+      errors: result.errors + result.non2xx,
+    });
+    console.log(`round ${round} ${name}: ${result.requests.average.toFixed(0)} req/s`);
+  }
+}
+
+console.log("\ntarget        req/s   p50 ms   p99 ms   CPU ms/req   errors");
+const summary = {};
+for (const [name, rows] of Object.entries(results)) {
+  summary[name] = {
+    rps: median(rows.map((row) => row.rps)),
+    p50: median(rows.map((row) => row.p50)),
+    p99: median(rows.map((row) => row.p99)),
+    cpu: median(rows.map((row) => row.cpuMsPerRequest)),
+    errors: rows.reduce((sum, row) => sum + row.errors, 0),
+  };
+  const { rps, p50, p99, cpu, errors } = summary[name];
+  console.log(
+    `${name.padEnd(12)} ${rps.toFixed(0).padStart(6)} ${p50.toFixed(1).padStart(8)} ${p99.toFixed(1).padStart(8)} ${cpu.toFixed(3).padStart(12)} ${String(errors).padStart(8)}`,
+  );
+}
+const ratio = summary.gateway.rps / summary.passthrough.rps;
+console.log(`\ngateway / pass-through throughput: ${ratio.toFixed(2)} (target >= 0.80)`);
+
+for (const target of Object.values(targets)) target.child.kill("SIGTERM");

@@ -1,0 +1,103 @@
+import type { Endpoint } from "@aigw/provider";
+import { invalidRequest, requestTooLarge } from "./errors.js";
+import type { GatewayRequest } from "./types.js";
+
+const decoder = new TextDecoder();
+
+/** Reads the raw body up to `limitBytes`, failing with 413 as soon as it is exceeded. */
+async function readText(request: GatewayRequest, limitBytes: number): Promise<string> {
+  const declared = Number(request.headers["content-length"]);
+  if (declared > limitBytes) throw requestTooLarge(limitBytes);
+  const body = request.body;
+  if (body === undefined) return "";
+  if (typeof body === "string") {
+    if (Buffer.byteLength(body) > limitBytes) throw requestTooLarge(limitBytes);
+    return body;
+  }
+  if (body instanceof Uint8Array) {
+    if (body.byteLength > limitBytes) throw requestTooLarge(limitBytes);
+    return decoder.decode(body);
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    const buffer = typeof chunk === "string" ? Buffer.from(chunk) : Buffer.from(chunk);
+    size += buffer.byteLength;
+    if (size > limitBytes) throw requestTooLarge(limitBytes);
+    chunks.push(buffer);
+  }
+  return Buffer.concat(chunks, size).toString("utf8");
+}
+
+/** Parses the JSON body once; it must be an object. */
+export async function readJsonBody(
+  request: GatewayRequest,
+  limitBytes: number,
+): Promise<Record<string, unknown>> {
+  let parsed = request.parsedBody;
+  if (parsed === undefined) {
+    const text = await readText(request, limitBytes);
+    if (text.trim() === "") {
+      throw invalidRequest("The request body is empty; expected a JSON object.", null, "invalid_json");
+    }
+    try {
+      parsed = JSON.parse(text);
+    } catch (error) {
+      throw invalidRequest(
+        `The request body is not valid JSON: ${(error as Error).message}`,
+        null,
+        "invalid_json",
+      );
+    }
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+    throw invalidRequest("The request body must be a JSON object.", null, "invalid_json");
+  }
+  return parsed as Record<string, unknown>;
+}
+
+type FieldCheck = (value: unknown) => boolean;
+
+const isNonEmptyString: FieldCheck = (value) => typeof value === "string" && value.length > 0;
+const isPresent: FieldCheck = (value) => value !== undefined && value !== null;
+
+/** Fields each endpoint cannot go without; everything else passes through untouched. */
+const requiredFields: Record<Endpoint, [field: string, check: FieldCheck, expected: string][]> = {
+  "chat/completions": [["messages", Array.isArray, "an array of messages"]],
+  completions: [["prompt", isPresent, "a string or an array"]],
+  embeddings: [["input", isPresent, "a string or an array"]],
+  responses: [],
+  "images/generations": [["prompt", isNonEmptyString, "a non-empty string"]],
+  models: [],
+};
+
+/** Checks what the gateway itself relies on, naming the field at fault. */
+export function validateBody(endpoint: Endpoint, body: Record<string, unknown>): string {
+  const model = body.model;
+  if (!isNonEmptyString(model)) {
+    throw invalidRequest(
+      model === undefined
+        ? "Missing required parameter: 'model'."
+        : "Invalid 'model': expected a non-empty string.",
+      "model",
+      model === undefined ? "missing_required_parameter" : "invalid_type",
+    );
+  }
+  for (const [field, check, expected] of requiredFields[endpoint]) {
+    const value = body[field];
+    if (value === undefined) {
+      throw invalidRequest(
+        `Missing required parameter: '${field}'.`,
+        field,
+        "missing_required_parameter",
+      );
+    }
+    if (!check(value)) {
+      throw invalidRequest(`Invalid '${field}': expected ${expected}.`, field, "invalid_type");
+    }
+  }
+  if (body.stream !== undefined && typeof body.stream !== "boolean") {
+    throw invalidRequest("Invalid 'stream': expected a boolean.", "stream", "invalid_type");
+  }
+  return model as string;
+}

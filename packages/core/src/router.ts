@@ -1,0 +1,91 @@
+import type { Provider } from "@aigw/provider";
+
+export interface ModelRouteOptions {
+  /** The name of a configured provider. */
+  provider: string;
+  /** The model sent upstream; when set, the route is an alias that rewrites the request. */
+  model?: string;
+}
+
+export interface RouteTarget {
+  providerName: string;
+  provider: Provider;
+  /** The model to send upstream, or undefined to send the requested one unchanged. */
+  model: string | undefined;
+}
+
+export interface ResolvedRoute {
+  /** The configured name that matched ("gpt-4o", "fast", "gpt-*"). */
+  name: string;
+  /** Targets in the order the request loop tries them. */
+  targets: RouteTarget[];
+}
+
+interface WildcardRoute {
+  prefix: string;
+  route: ResolvedRoute;
+  /** Whether the matched prefix is cut off before sending ("openai/*" sends "gpt-4o"). */
+  stripsPrefix: boolean;
+}
+
+export interface ModelRouter {
+  resolve(model: string): ResolvedRoute | undefined;
+  /** Configured names and aliases, without wildcards. */
+  listModels(): { id: string; providerName: string }[];
+}
+
+/**
+ * Precedence: an exact name, then an alias (both exact keys; an exact name cannot be an alias
+ * too), then the longest matching wildcard. A wildcard "name/*" strips "name/" from the
+ * model it sends; other wildcards send the model as requested unless they name one.
+ */
+export function createModelRouter(
+  models: Record<string, ModelRouteOptions>,
+  providers: Record<string, Provider>,
+): ModelRouter {
+  const exact = new Map<string, ResolvedRoute>();
+  const wildcards: WildcardRoute[] = [];
+
+  for (const [name, options] of Object.entries(models)) {
+    const provider = providers[options.provider];
+    if (!provider) {
+      throw new TypeError(`models.${name}.provider: unknown provider '${options.provider}'`);
+    }
+    const route: ResolvedRoute = {
+      name,
+      targets: [{ providerName: options.provider, provider, model: options.model }],
+    };
+    const star = name.indexOf("*");
+    if (star === -1) {
+      exact.set(name, route);
+    } else if (star === name.length - 1) {
+      const prefix = name.slice(0, -1);
+      wildcards.push({ prefix, route, stripsPrefix: prefix.endsWith("/") && !options.model });
+    } else {
+      throw new TypeError(`models.${name}: '*' is only allowed at the end of a model name`);
+    }
+  }
+  wildcards.sort((left, right) => right.prefix.length - left.prefix.length);
+
+  return {
+    resolve(model) {
+      const route = exact.get(model);
+      if (route) return route;
+      const wildcard = wildcards.find((candidate) => model.startsWith(candidate.prefix));
+      if (!wildcard) return undefined;
+      if (!wildcard.stripsPrefix) return wildcard.route;
+      const stripped = model.slice(wildcard.prefix.length);
+      if (!stripped) return undefined;
+      return {
+        name: wildcard.route.name,
+        targets: wildcard.route.targets.map((target) => ({ ...target, model: stripped })),
+      };
+    },
+    listModels() {
+      return [...exact].map(([id, route]) => ({
+        id,
+        providerName: route.targets[0]?.providerName ?? "",
+      }));
+    },
+  };
+}

@@ -1,0 +1,99 @@
+import type { AigwError, Endpoint, SseEvent, TokenUsage } from "@aigw/provider";
+
+export type HeaderValue = string | string[] | undefined;
+
+/** What an adapter hands to the gateway: a framework-neutral request. */
+export interface GatewayRequest {
+  method: string;
+  /** Path below the mount point, query included ("/v1/chat/completions"). */
+  path: string;
+  /** Lower-case header names. */
+  headers: Record<string, HeaderValue>;
+  /** Raw body: bytes, text, or a stream of chunks read up to the body limit. */
+  body?: Uint8Array | string | AsyncIterable<Uint8Array | string> | undefined;
+  /** A body a framework already parsed as JSON; used instead of `body` when present. */
+  parsedBody?: unknown;
+  clientAddress?: string | undefined;
+}
+
+/** What the gateway answers: bytes or text, or SSE events for streams. */
+export interface GatewayResponse {
+  status: number;
+  headers: Record<string, string>;
+  body: Uint8Array | string | AsyncIterable<SseEvent> | undefined;
+}
+
+export interface HandleOptions {
+  /** Fires when the client went away: cancels everything the request started. */
+  signal?: AbortSignal | undefined;
+}
+
+/** The subset of a pino logger the gateway uses. */
+export interface Logger {
+  info(object: object, message?: string): void;
+  warn(object: object, message?: string): void;
+  error(object: object, message?: string): void;
+}
+
+/** Per-request state, passed explicitly to every hook and internal step. */
+export interface RequestContext {
+  readonly requestId: string;
+  tenant: string;
+  readonly method: string;
+  readonly path: string;
+  readonly signal: AbortSignal;
+  readonly logger: Logger | undefined;
+  /** performance.now() when the request arrived. */
+  readonly startedAt: number;
+  endpoint: Endpoint | undefined;
+  /** The model the client asked for. */
+  model: string | undefined;
+  /** The configured route name that matched. */
+  route: string | undefined;
+  /** Free space for hooks to share state within one request. */
+  readonly state: Record<string, unknown>;
+}
+
+/** The upstream call as `beforeRequest` sees it; changes to it change what is sent. */
+export interface UpstreamCall {
+  endpoint: Endpoint;
+  model: string;
+  body: Record<string, unknown>;
+}
+
+/** A response as `afterResponse` sees it; for JSON, it may replace `body` or set headers. */
+export interface HookResponse {
+  status: number;
+  headers: Record<string, string>;
+  /** The JSON body's bytes (undefined for streams, which are over when the hook runs). */
+  body: Uint8Array | string | undefined;
+  stream: boolean;
+  usage: TokenUsage | undefined;
+}
+
+export interface AttemptEvent {
+  providerName: string;
+  /** 1 for the first attempt of the request, counting across targets. */
+  attempt: number;
+  /** The upstream's status, or the status of the error the attempt ended with. */
+  status: number;
+  durationMs: number;
+  error?: AigwError | undefined;
+}
+
+type Awaitable<T> = T | Promise<T>;
+
+/**
+ * Hooks may implement any subset. "Before" hooks (onRequest, beforeRequest, onAttempt) run in
+ * the order given, "after" hooks (afterResponse, onChunk, onError) in reverse. An AigwError
+ * thrown by a hook reaches the client as is; anything else becomes a 500.
+ */
+export interface GatewayHooks {
+  onRequest?(request: GatewayRequest, context: RequestContext): Awaitable<void>;
+  beforeRequest?(call: UpstreamCall, context: RequestContext): Awaitable<void>;
+  afterResponse?(response: HookResponse, context: RequestContext): Awaitable<void>;
+  /** One SSE event on its way to the client: return a replacement, null to drop it, or nothing. */
+  onChunk?(event: SseEvent, context: RequestContext): SseEvent | null | undefined | void;
+  onError?(error: AigwError, context: RequestContext): Awaitable<void>;
+  onAttempt?(event: AttemptEvent, context: RequestContext): void;
+}

@@ -1,0 +1,257 @@
+import { spawnSync } from "node:child_process";
+import { Registry } from "prom-client";
+import { describe, expect, it } from "vitest";
+import { createMetrics, type Metrics } from "./index.js";
+
+async function valuesOf(metrics: Metrics, name: string) {
+  const metric = metrics.registry.getSingleMetric(name);
+  if (!metric) throw new Error(`metric ${name} is not registered`);
+  return (await metric.get()).values;
+}
+
+async function seriesValue(
+  metrics: Metrics,
+  name: string,
+  labels: Record<string, string | number>,
+) {
+  const values = await valuesOf(metrics, name);
+  const match = values.find(
+    (entry) =>
+      Object.keys(entry.labels).length === Object.keys(labels).length &&
+      Object.entries(labels).every(([key, value]) => entry.labels[key] === value),
+  );
+  return match?.value;
+}
+
+async function histogramOf(metrics: Metrics, name: string, labels: Record<string, string>) {
+  const values = await valuesOf(metrics, name);
+  const matches = (entry: (typeof values)[number]) =>
+    Object.entries(labels).every(([key, value]) => entry.labels[key] === value);
+  const sum = values.find(
+    (entry) => (entry as { metricName?: string }).metricName === `${name}_sum` && matches(entry),
+  );
+  const count = values.find(
+    (entry) => (entry as { metricName?: string }).metricName === `${name}_count` && matches(entry),
+  );
+  return { sum: sum?.value, count: count?.value };
+}
+
+const request = { method: "POST", endpoint: "/v1/chat/completions", model: "gpt-4o-mini" };
+
+describe("createMetrics", () => {
+  it("registers every metric under the namespace in a private registry", async () => {
+    const metrics = createMetrics();
+    const names = (await metrics.registry.getMetricsAsJSON()).map((metric) => metric.name).sort();
+    expect(names).toEqual(
+      [
+        "active_requests",
+        "cache_hits_total",
+        "cache_misses_total",
+        "errors_total",
+        "gateway_overhead_seconds",
+        "gen_ai_client_token_usage",
+        "gen_ai_server_time_to_first_token_seconds",
+        "provider_request_duration_seconds",
+        "provider_requests_total",
+        "provider_retries_total",
+        "rate_limit_exceeded_total",
+        "request_duration_seconds",
+        "requests_total",
+        "store_errors_total",
+        "tokens_used_total",
+      ].map((name) => `aigw_${name}`),
+    );
+    expect(metrics.contentType).toContain("text/plain");
+    expect(await metrics.expose()).toContain("# TYPE aigw_requests_total counter");
+  });
+
+  it("uses a custom namespace and a given registry", async () => {
+    const registry = new Registry();
+    const metrics = createMetrics({ namespace: "gateway", registry });
+    expect(metrics.registry).toBe(registry);
+    expect(registry.getSingleMetric("gateway_requests_total")).toBeDefined();
+  });
+
+  it("rejects a namespace that is not a metric name", () => {
+    expect(() => createMetrics({ namespace: "my-gateway" })).toThrow(TypeError);
+    expect(() => createMetrics({ namespace: "" })).toThrow(/namespace/);
+  });
+
+  it("lets two instances live in one process without colliding", async () => {
+    const first = createMetrics();
+    const second = createMetrics();
+    first.cacheLookup({ endpoint: "/v1/embeddings", hit: true });
+    expect(await seriesValue(first, "aigw_cache_hits_total", { endpoint: "/v1/embeddings" })).toBe(
+      1,
+    );
+    expect(
+      await seriesValue(second, "aigw_cache_hits_total", { endpoint: "/v1/embeddings" }),
+    ).toBeUndefined();
+  });
+
+  it("tracks active requests", async () => {
+    const metrics = createMetrics();
+    metrics.requestStarted();
+    metrics.requestStarted();
+    expect(await seriesValue(metrics, "aigw_active_requests", {})).toBe(2);
+    metrics.requestFinished({ ...request, status: 200, durationSeconds: 0.2 });
+    expect(await seriesValue(metrics, "aigw_active_requests", {})).toBe(1);
+  });
+
+  it("records a finished request with tokens, overhead and time to first token", async () => {
+    const metrics = createMetrics();
+    metrics.requestStarted();
+    metrics.requestFinished({
+      ...request,
+      status: 200,
+      durationSeconds: 1.5,
+      upstreamSeconds: 1.4,
+      timeToFirstTokenSeconds: 0.3,
+      inputTokens: 10,
+      outputTokens: 32,
+    });
+
+    expect(await seriesValue(metrics, "aigw_requests_total", { ...request, status: 200 })).toBe(1);
+    const { method, endpoint, model } = request;
+    expect(
+      await histogramOf(metrics, "aigw_request_duration_seconds", { method, endpoint, model }),
+    ).toEqual({ sum: 1.5, count: 1 });
+    expect(await seriesValue(metrics, "aigw_tokens_used_total", { model, type: "input" })).toBe(10);
+    expect(await seriesValue(metrics, "aigw_tokens_used_total", { model, type: "output" })).toBe(
+      32,
+    );
+    expect(await seriesValue(metrics, "aigw_tokens_used_total", { model, type: "total" })).toBe(42);
+
+    const overhead = await histogramOf(metrics, "aigw_gateway_overhead_seconds", { endpoint });
+    expect(overhead.count).toBe(1);
+    expect(overhead.sum).toBeCloseTo(0.1, 10);
+    expect(
+      await histogramOf(metrics, "aigw_gen_ai_server_time_to_first_token_seconds", {
+        gen_ai_request_model: model,
+      }),
+    ).toEqual({ sum: 0.3, count: 1 });
+    expect(
+      await histogramOf(metrics, "aigw_gen_ai_client_token_usage", {
+        gen_ai_request_model: model,
+        gen_ai_token_type: "output",
+      }),
+    ).toEqual({ sum: 32, count: 1 });
+    expect(await valuesOf(metrics, "aigw_errors_total")).toEqual([]);
+  });
+
+  it("leaves optional series alone when their fields are missing", async () => {
+    const metrics = createMetrics();
+    metrics.requestFinished({ ...request, status: 200, durationSeconds: 0.1 });
+    for (const name of [
+      "aigw_tokens_used_total",
+      "aigw_gateway_overhead_seconds",
+      "aigw_gen_ai_server_time_to_first_token_seconds",
+      "aigw_gen_ai_client_token_usage",
+    ]) {
+      expect(await valuesOf(metrics, name), name).toEqual([]);
+    }
+  });
+
+  it("counts an error with its type", async () => {
+    const metrics = createMetrics();
+    metrics.requestFinished({
+      ...request,
+      status: 502,
+      durationSeconds: 3,
+      errorType: "upstream_error",
+    });
+    expect(await seriesValue(metrics, "aigw_requests_total", { ...request, status: 502 })).toBe(1);
+    expect(
+      await seriesValue(metrics, "aigw_errors_total", { ...request, error_type: "upstream_error" }),
+    ).toBe(1);
+  });
+
+  it("records upstream attempts, their duration and retries", async () => {
+    const metrics = createMetrics();
+    metrics.attempt({ provider: "openai", status: 503, durationSeconds: 0.5, retry: false });
+    metrics.attempt({ provider: "openai", status: "error", durationSeconds: 0.25, retry: true });
+    metrics.attempt({ provider: "openai", status: 200, durationSeconds: 1, retry: true });
+
+    const requests = "aigw_provider_requests_total";
+    expect(await seriesValue(metrics, requests, { provider: "openai", status: 503 })).toBe(1);
+    expect(await seriesValue(metrics, requests, { provider: "openai", status: "error" })).toBe(1);
+    expect(await seriesValue(metrics, requests, { provider: "openai", status: 200 })).toBe(1);
+    expect(await seriesValue(metrics, "aigw_provider_retries_total", { provider: "openai" })).toBe(
+      2,
+    );
+    expect(
+      await histogramOf(metrics, "aigw_provider_request_duration_seconds", { provider: "openai" }),
+    ).toEqual({ sum: 1.75, count: 3 });
+  });
+
+  it("counts cache hits and misses per endpoint", async () => {
+    const metrics = createMetrics();
+    metrics.cacheLookup({ endpoint: "/v1/chat/completions", hit: true });
+    metrics.cacheLookup({ endpoint: "/v1/chat/completions", hit: false });
+    metrics.cacheLookup({ endpoint: "/v1/chat/completions", hit: false });
+    const labels = { endpoint: "/v1/chat/completions" };
+    expect(await seriesValue(metrics, "aigw_cache_hits_total", labels)).toBe(1);
+    expect(await seriesValue(metrics, "aigw_cache_misses_total", labels)).toBe(2);
+  });
+
+  it("labels rate limits by tenant only when enabled", async () => {
+    const plain = createMetrics();
+    plain.rateLimited({ endpoint: "/v1/embeddings", tenant: "acme" });
+    expect(await valuesOf(plain, "aigw_rate_limit_exceeded_total")).toEqual([
+      { value: 1, labels: { endpoint: "/v1/embeddings" } },
+    ]);
+
+    const perTenant = createMetrics({ tenantLabel: true });
+    perTenant.rateLimited({ endpoint: "/v1/embeddings", tenant: "acme" });
+    perTenant.rateLimited({ endpoint: "/v1/embeddings" });
+    const name = "aigw_rate_limit_exceeded_total";
+    expect(await seriesValue(perTenant, name, { endpoint: "/v1/embeddings", tenant: "acme" })).toBe(
+      1,
+    );
+    expect(
+      await seriesValue(perTenant, name, { endpoint: "/v1/embeddings", tenant: "anonymous" }),
+    ).toBe(1);
+  });
+
+  it("counts store errors", async () => {
+    const metrics = createMetrics();
+    metrics.storeError({ store: "cache" });
+    metrics.storeError({ store: "cache" });
+    expect(await seriesValue(metrics, "aigw_store_errors_total", { store: "cache" })).toBe(2);
+  });
+
+  it("collects default process metrics only when asked", async () => {
+    expect(await createMetrics().expose()).not.toContain("process_cpu_seconds_total");
+    expect(await createMetrics({ collectDefaultMetrics: true }).expose()).toContain(
+      "process_cpu_seconds_total",
+    );
+  });
+
+  const hasPromtool = spawnSync("promtool", ["--version"]).status === 0;
+  // Without default metrics: prom-client's own nodejs_*_total gauges fail promtool's lint.
+  it.skipIf(!hasPromtool)("exposes text that promtool accepts", async () => {
+    const metrics = createMetrics({ tenantLabel: true });
+    metrics.requestStarted();
+    metrics.requestFinished({
+      ...request,
+      status: 500,
+      durationSeconds: 0.7,
+      upstreamSeconds: 0.6,
+      timeToFirstTokenSeconds: 0.2,
+      inputTokens: 5,
+      outputTokens: 7,
+      errorType: "server_error",
+    });
+    metrics.attempt({ provider: "openai", status: 500, durationSeconds: 0.6, retry: true });
+    metrics.cacheLookup({ endpoint: "/v1/chat/completions", hit: false });
+    metrics.rateLimited({ endpoint: "/v1/chat/completions", tenant: "acme" });
+    metrics.storeError({ store: "ratelimit" });
+
+    const result = spawnSync("promtool", ["check", "metrics"], {
+      input: await metrics.expose(),
+      encoding: "utf8",
+    });
+    expect(result.stdout + result.stderr).toBe("");
+    expect(result.status).toBe(0);
+  });
+});

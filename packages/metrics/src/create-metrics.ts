@@ -1,0 +1,252 @@
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+
+export interface MetricsOptions {
+  /** Prefix of every metric name, as `<namespace>_<name>`. Default "aigw". */
+  namespace?: string;
+  /** Registry to register into. Default: a new private `Registry`. */
+  registry?: Registry;
+  /** Adds a `tenant` label to `rate_limit_exceeded_total`. Default false (unbounded cardinality). */
+  tenantLabel?: boolean;
+  /** Also collects prom-client's default Node.js process metrics into the registry. Default false. */
+  collectDefaultMetrics?: boolean;
+}
+
+export interface FinishedRequest {
+  method: string;
+  endpoint: string;
+  model: string;
+  status: number;
+  durationSeconds: number;
+  /** Set when the request failed; counts into `errors_total`. */
+  errorType?: string;
+  /** Time spent waiting on upstreams; the rest of `durationSeconds` is gateway overhead. */
+  upstreamSeconds?: number;
+  timeToFirstTokenSeconds?: number;
+  inputTokens?: number;
+  outputTokens?: number;
+}
+
+export interface UpstreamAttempt {
+  provider: string;
+  status: number | "error";
+  durationSeconds: number;
+  /** True when this attempt retried an earlier one. */
+  retry: boolean;
+}
+
+export interface CacheLookup {
+  endpoint: string;
+  hit: boolean;
+}
+
+export interface RateLimitedRequest {
+  endpoint: string;
+  /** Used only when the `tenantLabel` option is on. Default "anonymous". */
+  tenant?: string;
+}
+
+export interface StoreFailure {
+  store: string;
+}
+
+export interface Metrics {
+  readonly registry: Registry;
+  /** Content-Type header value for `expose()` output. */
+  readonly contentType: string;
+  /** The registry in its text exposition format (Prometheus by default). */
+  expose(): Promise<string>;
+  requestStarted(): void;
+  requestFinished(request: FinishedRequest): void;
+  attempt(attempt: UpstreamAttempt): void;
+  cacheLookup(lookup: CacheLookup): void;
+  rateLimited(request: RateLimitedRequest): void;
+  storeError(failure: StoreFailure): void;
+}
+
+const durationBuckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+const overheadBuckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1];
+// Advisory buckets of the OpenTelemetry GenAI semantic conventions.
+const timeToFirstTokenBuckets = [
+  0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10,
+];
+const tokenCountBuckets = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576];
+
+const namespacePattern = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
+
+export function createMetrics(options: MetricsOptions = {}): Metrics {
+  const namespace = options.namespace ?? "aigw";
+  if (!namespacePattern.test(namespace)) {
+    throw new TypeError(
+      `namespace must match ${namespacePattern} (a Prometheus metric name prefix), got ${JSON.stringify(namespace)}`,
+    );
+  }
+  const registry = options.registry ?? new Registry();
+  const tenantLabel = options.tenantLabel ?? false;
+  if (options.collectDefaultMetrics) {
+    collectDefaultMetrics({ register: registry });
+  }
+
+  const registers = [registry];
+  const name = (suffix: string) => `${namespace}_${suffix}`;
+
+  const requestsTotal = new Counter({
+    name: name("requests_total"),
+    help: "Requests handled, by final status.",
+    labelNames: ["method", "endpoint", "status", "model"] as const,
+    registers,
+  });
+  const requestDuration = new Histogram({
+    name: name("request_duration_seconds"),
+    help: "Time from receiving a request to its last byte, in seconds.",
+    labelNames: ["method", "endpoint", "model"] as const,
+    buckets: durationBuckets,
+    registers,
+  });
+  const tokensUsed = new Counter({
+    name: name("tokens_used_total"),
+    help: "Tokens reported by upstreams, by type (input, output, total).",
+    labelNames: ["model", "type"] as const,
+    registers,
+  });
+  const errorsTotal = new Counter({
+    name: name("errors_total"),
+    help: "Requests that ended in an error, by error type.",
+    labelNames: ["method", "endpoint", "error_type", "model"] as const,
+    registers,
+  });
+  const activeRequests = new Gauge({
+    name: name("active_requests"),
+    help: "Requests in flight.",
+    registers,
+  });
+  const cacheHits = new Counter({
+    name: name("cache_hits_total"),
+    help: "Response cache lookups that found an entry.",
+    labelNames: ["endpoint"] as const,
+    registers,
+  });
+  const cacheMisses = new Counter({
+    name: name("cache_misses_total"),
+    help: "Response cache lookups that found nothing.",
+    labelNames: ["endpoint"] as const,
+    registers,
+  });
+  const rateLimitExceeded = new Counter({
+    name: name("rate_limit_exceeded_total"),
+    help: "Requests rejected by a rate limit.",
+    labelNames: tenantLabel ? ["endpoint", "tenant"] : ["endpoint"],
+    registers,
+  });
+  const providerRequests = new Counter({
+    name: name("provider_requests_total"),
+    help: "Upstream attempts, by provider and upstream status (or error).",
+    labelNames: ["provider", "status"] as const,
+    registers,
+  });
+  const providerDuration = new Histogram({
+    name: name("provider_request_duration_seconds"),
+    help: "Duration of one upstream attempt, in seconds.",
+    labelNames: ["provider"] as const,
+    buckets: durationBuckets,
+    registers,
+  });
+  const providerRetries = new Counter({
+    name: name("provider_retries_total"),
+    help: "Upstream attempts that retried an earlier attempt.",
+    labelNames: ["provider"] as const,
+    registers,
+  });
+  const gatewayOverhead = new Histogram({
+    name: name("gateway_overhead_seconds"),
+    help: "Request duration minus time spent waiting on upstreams, in seconds.",
+    labelNames: ["endpoint"] as const,
+    buckets: overheadBuckets,
+    registers,
+  });
+  const timeToFirstToken = new Histogram({
+    name: name("gen_ai_server_time_to_first_token_seconds"),
+    help: "Time to the first output token of a streamed response, in seconds.",
+    labelNames: ["gen_ai_request_model"] as const,
+    buckets: timeToFirstTokenBuckets,
+    registers,
+  });
+  const tokenUsage = new Histogram({
+    name: name("gen_ai_client_token_usage"),
+    help: "Tokens per request, by token type (input, output).",
+    labelNames: ["gen_ai_request_model", "gen_ai_token_type"] as const,
+    buckets: tokenCountBuckets,
+    registers,
+  });
+  const storeErrors = new Counter({
+    name: name("store_errors_total"),
+    help: "Failures of a cache or limit store that the gateway degraded around.",
+    labelNames: ["store"] as const,
+    registers,
+  });
+
+  return {
+    registry,
+    get contentType() {
+      return registry.contentType;
+    },
+    expose: () => registry.metrics(),
+    requestStarted() {
+      activeRequests.inc();
+    },
+    requestFinished(request) {
+      const { method, endpoint, model } = request;
+      activeRequests.dec();
+      requestsTotal.inc({ method, endpoint, model, status: request.status });
+      requestDuration.observe({ method, endpoint, model }, request.durationSeconds);
+      if (request.errorType !== undefined) {
+        errorsTotal.inc({ method, endpoint, model, error_type: request.errorType });
+      }
+      if (request.upstreamSeconds !== undefined) {
+        const overhead = Math.max(0, request.durationSeconds - request.upstreamSeconds);
+        gatewayOverhead.observe({ endpoint }, overhead);
+      }
+      if (request.timeToFirstTokenSeconds !== undefined) {
+        timeToFirstToken.observe({ gen_ai_request_model: model }, request.timeToFirstTokenSeconds);
+      }
+      const { inputTokens, outputTokens } = request;
+      if (inputTokens !== undefined) {
+        tokensUsed.inc({ model, type: "input" }, inputTokens);
+        tokenUsage.observe(
+          { gen_ai_request_model: model, gen_ai_token_type: "input" },
+          inputTokens,
+        );
+      }
+      if (outputTokens !== undefined) {
+        tokensUsed.inc({ model, type: "output" }, outputTokens);
+        tokenUsage.observe(
+          { gen_ai_request_model: model, gen_ai_token_type: "output" },
+          outputTokens,
+        );
+      }
+      if (inputTokens !== undefined || outputTokens !== undefined) {
+        tokensUsed.inc({ model, type: "total" }, (inputTokens ?? 0) + (outputTokens ?? 0));
+      }
+    },
+    attempt(attempt) {
+      const { provider } = attempt;
+      providerRequests.inc({ provider, status: attempt.status });
+      providerDuration.observe({ provider }, attempt.durationSeconds);
+      if (attempt.retry) {
+        providerRetries.inc({ provider });
+      }
+    },
+    cacheLookup(lookup) {
+      (lookup.hit ? cacheHits : cacheMisses).inc({ endpoint: lookup.endpoint });
+    },
+    rateLimited(request) {
+      rateLimitExceeded.inc(
+        tenantLabel
+          ? { endpoint: request.endpoint, tenant: request.tenant ?? "anonymous" }
+          : { endpoint: request.endpoint },
+      );
+    },
+    storeError(failure) {
+      storeErrors.inc({ store: failure.store });
+    },
+  };
+}

@@ -1,0 +1,158 @@
+import { randomUUID } from "node:crypto";
+import { AigwError } from "./errors.js";
+import { resolveRetryOptions } from "./retry.js";
+import { createSseEvent } from "./sse.js";
+import type {
+  Provider,
+  ProviderRequest,
+  ProviderResponse,
+  ProviderStream,
+  SendOptions,
+  SseEvent,
+  TokenUsage,
+} from "./types.js";
+
+const JSON_HEADERS = { "content-type": "application/json" };
+
+function messageText(content: unknown): string {
+  if (typeof content === "string") return content;
+  if (!Array.isArray(content)) return "";
+  return content
+    .filter((part): part is { type: "text"; text: string } => {
+      return part?.type === "text" && typeof part.text === "string";
+    })
+    .map((part) => part.text)
+    .join("\n");
+}
+
+function countTokens(text: string): number {
+  return Math.ceil(text.length / 4);
+}
+
+function jsonResponse(value: unknown): ProviderResponse {
+  return {
+    kind: "json",
+    status: 200,
+    headers: { ...JSON_HEADERS },
+    body: Buffer.from(JSON.stringify(value)),
+  };
+}
+
+function echoChatCompletion(request: ProviderRequest, signal: AbortSignal | undefined) {
+  const body = request.body ?? {};
+  const { messages } = body;
+  if (!Array.isArray(messages)) {
+    throw new AigwError("messages must be an array", {
+      status: 400,
+      type: "invalid_request_error",
+      param: "messages",
+    });
+  }
+  const lastUser = messages.findLast((message) => message?.role === "user");
+  const reply = messageText(lastUser?.content);
+  const inputTokens = countTokens(messages.map((message) => messageText(message?.content)).join(""));
+  const outputTokens = countTokens(reply);
+  const usage: TokenUsage = {
+    inputTokens,
+    outputTokens,
+    totalTokens: inputTokens + outputTokens,
+  };
+  const usageBody = {
+    prompt_tokens: usage.inputTokens,
+    completion_tokens: usage.outputTokens,
+    total_tokens: usage.totalTokens,
+  };
+  const id = `chatcmpl-echo-${randomUUID()}`;
+  const created = Math.floor(Date.now() / 1000);
+  const model = typeof body.model === "string" ? body.model : "echo";
+
+  if (body.stream !== true) {
+    const response = jsonResponse({
+      id,
+      object: "chat.completion",
+      created,
+      model,
+      choices: [
+        {
+          index: 0,
+          message: { role: "assistant", content: reply, refusal: null },
+          logprobs: null,
+          finish_reason: "stop",
+        },
+      ],
+      usage: usageBody,
+    });
+    return { ...response, usage };
+  }
+
+  const includeUsage =
+    (body.stream_options as { include_usage?: unknown } | undefined)?.include_usage === true;
+  const chunk = (choices: unknown[], extra: object = {}) =>
+    createSseEvent({ id, object: "chat.completion.chunk", created, model, choices, ...extra });
+  const delta = (content: object, finishReason: string | null = null) => ({
+    index: 0,
+    delta: content,
+    logprobs: null,
+    finish_reason: finishReason,
+  });
+  const words = reply === "" ? [] : reply.split(/(?<=\S)(?=\s)/);
+  let streamUsage: TokenUsage | undefined;
+
+  async function* events(): AsyncGenerator<SseEvent> {
+    const pending = [
+      chunk([delta({ role: "assistant", content: "" })]),
+      ...words.map((word) => chunk([delta({ content: word })])),
+      chunk([delta({}, "stop")]),
+      ...(includeUsage ? [chunk([], { usage: usageBody })] : []),
+      createSseEvent("[DONE]"),
+    ];
+    for (const event of pending) {
+      signal?.throwIfAborted();
+      yield event;
+    }
+    streamUsage = usage;
+  }
+
+  const stream: ProviderStream = {
+    get usage() {
+      return streamUsage;
+    },
+    [Symbol.asyncIterator]: events,
+  };
+  return {
+    kind: "stream" as const,
+    status: 200,
+    headers: { "content-type": "text/event-stream" },
+    events: stream,
+  };
+}
+
+/**
+ * A provider that needs no network: chat completions answer with the last user message,
+ * as JSON or as a stream. For trying a gateway out, and for tests.
+ */
+export function createEcho(): Provider {
+  return {
+    kind: "echo",
+    retry: resolveRetryOptions(),
+    timeout: 600_000,
+    async send(request: ProviderRequest, options: SendOptions = {}): Promise<ProviderResponse> {
+      options.signal?.throwIfAborted();
+      if (request.endpoint === "chat/completions") {
+        return echoChatCompletion(request, options.signal);
+      }
+      if (request.endpoint === "models") {
+        return jsonResponse({
+          object: "list",
+          data: [{ id: "echo", object: "model", created: 0, owned_by: "aigw" }],
+        });
+      }
+      throw new AigwError(`The echo provider does not serve /${request.endpoint}`, {
+        status: 404,
+        type: "invalid_request_error",
+        code: "unsupported_endpoint",
+      });
+    },
+    async close() {},
+  };
+}

@@ -1,0 +1,429 @@
+import type { Dispatcher } from "undici";
+import { Pool } from "undici";
+import { AigwError } from "./errors.js";
+import { type RetryOptions, resolveRetryOptions } from "./retry.js";
+import { parseSse } from "./sse.js";
+import type {
+  Endpoint,
+  Provider,
+  ProviderRequest,
+  ProviderResponse,
+  ProviderStream,
+  SendOptions,
+  SseEvent,
+  TokenUsage,
+} from "./types.js";
+import {
+  createInvalidResponseError,
+  createNetworkError,
+  createStreamInterruptedError,
+  createTimeoutError,
+  createUpstreamError,
+  type ResponseHeaders,
+  upstreamRequestIdOf,
+} from "./upstream-errors.js";
+import { estimateUsage, readUsage, usageFromObject } from "./usage.js";
+
+export interface PoolOptions {
+  /** Most connections open to the upstream at once. Default 128. */
+  connections?: number;
+  /** Milliseconds an idle connection is kept open for reuse. Default 90_000. */
+  keepAliveTimeout?: number;
+  /** Requests sent on one connection before the previous answers arrive. Default 1. */
+  pipelining?: number;
+}
+
+/** How requests travel to an upstream; shared by every HTTP provider. */
+export interface TransportOptions {
+  /** Extra headers sent with every request (they win over everything else). */
+  headers?: Record<string, string>;
+  /** Client header names forwarded upstream on top of the default allow-list. */
+  forwardHeaders?: string[];
+  /** Milliseconds one attempt may take; for a stream, until the response headers. Default 600_000. */
+  timeout?: number;
+  /** Milliseconds to open a connection. Default 10_000. */
+  connectTimeout?: number;
+  /** Longest gap between two body chunks once a response has started. Default 120_000. */
+  readTimeout?: number;
+  /** Longest a stream may run in total, from the start of the attempt. Default: no limit. */
+  streamTimeout?: number;
+  pool?: PoolOptions;
+  retry?: RetryOptions;
+  /** Ask chat and completions streams for usage (hidden from the client). Default true. */
+  includeStreamUsage?: boolean;
+}
+
+export interface HttpProviderSettings extends TransportOptions {
+  kind: string;
+  /** The upstream's origin, e.g. "https://api.openai.com". */
+  origin: string;
+  /** The path (and query) of a request on that origin. */
+  pathFor(request: ProviderRequest): string;
+  /** The headers that authenticate the gateway upstream. */
+  authHeaders: Record<string, string>;
+  /** Removed from every error message passed on. */
+  apiKey?: string | undefined;
+}
+
+const DEFAULT_FORWARDED_HEADERS = [
+  "openai-beta",
+  "openai-organization",
+  "openai-project",
+  "x-request-id",
+  "traceparent",
+  "tracestate",
+];
+const NEVER_FORWARDED_HEADERS = new Set([
+  "authorization",
+  "x-api-key",
+  "api-key",
+  "cookie",
+  "host",
+  "content-length",
+  "accept-encoding",
+  "connection",
+  "keep-alive",
+  "transfer-encoding",
+  "te",
+  "trailer",
+  "upgrade",
+]);
+const RETURNED_HEADERS = ["content-type", "openai-processing-ms", "openai-model", "x-request-id"];
+const ERROR_BODY_LIMIT = 64 * 1024;
+const RESPONSES_FINAL_EVENTS = new Set([
+  "response.completed",
+  "response.incomplete",
+  "response.failed",
+  "error",
+]);
+// For servers that leave out `event:` lines. Quotes inside strings are escaped, so this
+// only matches the event's own `type`.
+const RESPONSES_FINAL_TYPE = /"type":\s*"(?:response\.(?:completed|incomplete|failed)|error)"/;
+
+/** Parses an upstream URL option; only http and https are accepted. */
+export function parseUpstreamUrl(value: string, name: string): URL {
+  const url = URL.canParse(value) ? new URL(value) : undefined;
+  if (url?.protocol !== "http:" && url?.protocol !== "https:") {
+    throw new TypeError(`${name} must be an http or https URL, got ${JSON.stringify(value)}`);
+  }
+  return url;
+}
+
+function isNeverForwarded(name: string): boolean {
+  return NEVER_FORWARDED_HEADERS.has(name) || name.startsWith("proxy-");
+}
+
+function numberOption(name: string, value: number | undefined, fallback: number, minimum = 1) {
+  const resolved = value ?? fallback;
+  if (!Number.isFinite(resolved) || resolved < minimum) {
+    throw new TypeError(`${name} must be a number >= ${minimum}, got ${String(value)}`);
+  }
+  return resolved;
+}
+
+function pickHeaders(headers: ResponseHeaders): Record<string, string> {
+  const picked: Record<string, string> = {};
+  for (const name of RETURNED_HEADERS) {
+    const value = headers[name];
+    if (value !== undefined) picked[name] = Array.isArray(value) ? value.join(", ") : value;
+  }
+  return picked;
+}
+
+/** Whether an event's JSON has a `"usage"` key holding an object (not `null`). */
+function carriesUsage(raw: string): boolean {
+  const key = raw.lastIndexOf('"usage"');
+  if (key === -1) return false;
+  let index = key + 7;
+  while (raw.charCodeAt(index) === 32) index++;
+  if (raw.charCodeAt(index) !== 58 /* ":" */) return false;
+  index++;
+  while (raw.charCodeAt(index) === 32) index++;
+  return raw.charCodeAt(index) === 123; /* "{" */
+}
+
+/** Whether an endpoint's streams end with a marker, so a missing one means a cut stream. */
+function hasEndMarker(endpoint: Endpoint): boolean {
+  return endpoint === "chat/completions" || endpoint === "completions" || endpoint === "responses";
+}
+
+function isEndMarker(endpoint: Endpoint, event: SseEvent): boolean {
+  if (endpoint !== "responses") return event.data === "[DONE]";
+  return event.event === undefined
+    ? RESPONSES_FINAL_TYPE.test(event.raw)
+    : RESPONSES_FINAL_EVENTS.has(event.event);
+}
+
+async function readAll(body: Dispatcher.ResponseData["body"]): Promise<Uint8Array> {
+  const chunks: Buffer[] = [];
+  let length = 0;
+  for await (const chunk of body) {
+    chunks.push(chunk as Buffer);
+    length += (chunk as Buffer).length;
+  }
+  return chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, length);
+}
+
+/** Reads an error body up to a limit; a longer one is cut off (and its connection closed). */
+async function readBounded(body: Dispatcher.ResponseData["body"]): Promise<string> {
+  let text = "";
+  for await (const chunk of body) {
+    text += (chunk as Buffer).toString("utf8");
+    if (text.length > ERROR_BODY_LIMIT) {
+      body.destroy();
+      break;
+    }
+  }
+  return text;
+}
+
+interface StreamSettings {
+  endpoint: Endpoint;
+  body: Dispatcher.ResponseData["body"];
+  /** The usage-only chunk was asked for by us, not by the client: hide it. */
+  dropUsageChunk: boolean;
+  requestText: string;
+  upstreamRequestId: string | undefined;
+  apiKey: string | undefined;
+  signal: AbortSignal | undefined;
+  /** Stops the attempt's timers and abort forwarding. */
+  release(): void;
+}
+
+class UpstreamStream implements ProviderStream {
+  usage: TokenUsage | undefined;
+  private started = false;
+  private closed = false;
+
+  constructor(private readonly settings: StreamSettings) {}
+
+  [Symbol.asyncIterator](): AsyncIterator<SseEvent> {
+    if (this.started) throw new TypeError("An upstream stream can be iterated only once");
+    this.started = true;
+    const events = this.events();
+    return {
+      next: () => events.next(),
+      // Closing first destroys the body even while a `next()` is still waiting for data,
+      // and even when iteration never began.
+      return: (value?: unknown) => {
+        this.close();
+        return events.return(value);
+      },
+    };
+  }
+
+  private close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.settings.release();
+    if (!this.settings.body.readableEnded) this.settings.body.destroy();
+  }
+
+  private async *events(): AsyncGenerator<SseEvent> {
+    const { endpoint, body, dropUsageChunk, requestText } = this.settings;
+    let complete = !hasEndMarker(endpoint);
+    let dataEvents = 0;
+    try {
+      for await (const event of parseSse(body)) {
+        if (!complete) complete = isEndMarker(endpoint, event);
+        if (event.data !== "[DONE]") dataEvents++;
+        if (carriesUsage(event.raw)) {
+          const chunk = event.json() as {
+            usage?: unknown;
+            response?: { usage?: unknown };
+            choices?: unknown[];
+          };
+          this.usage = usageFromObject(chunk.usage ?? chunk.response?.usage) ?? this.usage;
+          if (dropUsageChunk && chunk.choices?.length === 0) continue;
+        }
+        yield event;
+      }
+      if (!complete) throw createStreamInterruptedError(this.settings.upstreamRequestId);
+    } catch (error) {
+      throw this.failure(error);
+    } finally {
+      this.close();
+      // Streaming servers send about one token per event.
+      this.usage ??= estimateUsage(requestText, dataEvents);
+    }
+  }
+
+  private failure(error: unknown): unknown {
+    const { signal, upstreamRequestId, apiKey } = this.settings;
+    if (signal?.aborted) return signal.reason;
+    if (AigwError.isInstance(error)) return error;
+    if (error instanceof SyntaxError) {
+      return createInvalidResponseError(
+        "The upstream sent an event that is not JSON",
+        upstreamRequestId,
+        error,
+      );
+    }
+    const network = createNetworkError(error, apiKey, upstreamRequestId);
+    if (network === undefined) return error;
+    return network.status === 504 ? network : createStreamInterruptedError(upstreamRequestId, error);
+  }
+}
+
+/**
+ * A provider that speaks OpenAI's HTTP API through one undici connection pool. The
+ * OpenAI-compatible and Azure providers differ only in `pathFor` and `authHeaders`.
+ */
+export function createHttpProvider(settings: HttpProviderSettings): Provider {
+  const { kind, origin, pathFor, authHeaders, apiKey } = settings;
+  const timeout = numberOption("timeout", settings.timeout, 600_000);
+  const connectTimeout = numberOption("connectTimeout", settings.connectTimeout, 10_000);
+  const readTimeout = numberOption("readTimeout", settings.readTimeout, 120_000);
+  const streamTimeout =
+    settings.streamTimeout === undefined
+      ? undefined
+      : numberOption("streamTimeout", settings.streamTimeout, 0);
+  const retry = resolveRetryOptions(settings.retry);
+  const includeStreamUsage = settings.includeStreamUsage ?? true;
+  const extraHeaders = settings.headers ?? {};
+
+  const forwarded = new Set(DEFAULT_FORWARDED_HEADERS);
+  for (const header of settings.forwardHeaders ?? []) {
+    const name = header.toLowerCase();
+    if (isNeverForwarded(name)) {
+      throw new TypeError(`forwardHeaders may not include "${header}"`);
+    }
+    forwarded.add(name);
+  }
+
+  const pool = new Pool(origin, {
+    connections: numberOption("pool.connections", settings.pool?.connections, 128),
+    keepAliveTimeout: numberOption(
+      "pool.keepAliveTimeout",
+      settings.pool?.keepAliveTimeout,
+      90_000,
+    ),
+    pipelining: numberOption("pool.pipelining", settings.pool?.pipelining, 1, 0),
+    connect: { timeout: connectTimeout },
+  });
+  let closing: Promise<void> | undefined;
+
+  function headersFor(request: ProviderRequest, hasBody: boolean, stream: boolean) {
+    const headers: Record<string, string> = {};
+    for (const [header, value] of Object.entries(request.headers ?? {})) {
+      const name = header.toLowerCase();
+      if (forwarded.has(name)) headers[name] = value;
+    }
+    if (hasBody) headers["content-type"] = "application/json";
+    headers.accept = stream ? "text/event-stream" : "application/json";
+    return Object.assign(headers, authHeaders, extraHeaders);
+  }
+
+  /** The body sent upstream, with stream usage asked for when the client did not. */
+  function upstreamBody(request: ProviderRequest, stream: boolean) {
+    const body = request.body ?? {};
+    const streamOptions = body.stream_options as Record<string, unknown> | undefined;
+    const injectUsage =
+      stream &&
+      includeStreamUsage &&
+      (request.endpoint === "chat/completions" || request.endpoint === "completions") &&
+      streamOptions?.include_usage !== true;
+    if (!injectUsage) return { body, injectUsage };
+    return {
+      body: { ...body, stream_options: { ...streamOptions, include_usage: true } },
+      injectUsage,
+    };
+  }
+
+  async function send(
+    request: ProviderRequest,
+    options: SendOptions = {},
+  ): Promise<ProviderResponse> {
+    const { signal, deadline } = options;
+    signal?.throwIfAborted();
+    const startedAt = Date.now();
+    const hasBody = request.endpoint !== "models";
+    const stream = hasBody && request.body?.stream === true;
+    const { body, injectUsage } = upstreamBody(request, stream);
+    const requestText = hasBody ? JSON.stringify(body) : "";
+    const attemptTimeout =
+      deadline === undefined ? timeout : Math.min(timeout, deadline - startedAt);
+    if (attemptTimeout <= 0) {
+      throw createTimeoutError("The request's deadline passed before the upstream was called");
+    }
+
+    // One controller carries both the caller's abort and this attempt's timeouts to undici,
+    // which destroys the request or the response body with its reason.
+    const controller = new AbortController();
+    const forwardAbort = () => controller.abort(signal?.reason);
+    signal?.addEventListener("abort", forwardAbort, { once: true });
+    const abortAfter = (milliseconds: number, message: string) =>
+      setTimeout(() => controller.abort(createTimeoutError(message)), milliseconds);
+    let timer = abortAfter(attemptTimeout, `The upstream did not answer within ${attemptTimeout} ms`);
+    const release = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", forwardAbort);
+    };
+
+    let upstreamRequestId: string | undefined;
+    try {
+      const response = await pool.request({
+        path: pathFor(request),
+        method: hasBody ? "POST" : "GET",
+        headers: headersFor(request, hasBody, stream),
+        body: hasBody ? requestText : null,
+        signal: controller.signal,
+        headersTimeout: attemptTimeout,
+        bodyTimeout: readTimeout,
+      });
+      const { statusCode: status, headers: responseHeaders } = response;
+      upstreamRequestId = upstreamRequestIdOf(responseHeaders);
+      if (status < 200 || status >= 300) {
+        const text = await readBounded(response.body);
+        throw createUpstreamError(status, responseHeaders, text, {
+          apiKey,
+          retryableStatusCodes: retry.retryableStatusCodes,
+        });
+      }
+      const headers = pickHeaders(responseHeaders);
+      if (stream && !headers["content-type"]?.startsWith("application/json")) {
+        clearTimeout(timer);
+        if (streamTimeout !== undefined) {
+          timer = abortAfter(
+            streamTimeout - (Date.now() - startedAt),
+            `The upstream stream ran longer than ${streamTimeout} ms`,
+          );
+        }
+        const events = new UpstreamStream({
+          endpoint: request.endpoint,
+          body: response.body,
+          dropUsageChunk: injectUsage,
+          requestText,
+          upstreamRequestId,
+          apiKey,
+          signal,
+          release,
+        });
+        return { kind: "stream", status, headers, events, upstreamRequestId };
+      }
+      const bytes = await readAll(response.body);
+      release();
+      const usage = readUsage(bytes, {
+        requestText: hasBody ? requestText : undefined,
+        upstreamRequestId,
+      });
+      return { kind: "json", status, headers, body: bytes, usage, upstreamRequestId };
+    } catch (error) {
+      release();
+      if (signal?.aborted) throw signal.reason;
+      if (AigwError.isInstance(error)) throw error;
+      throw createNetworkError(error, apiKey, upstreamRequestId) ?? error;
+    }
+  }
+
+  return {
+    kind,
+    retry,
+    timeout,
+    send,
+    close() {
+      closing ??= pool.close();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,32 @@
+export { type AzureOpenAIOptions, createAzureOpenAI } from "./azure.js";
+export { createEcho } from "./echo.js";
+export { AigwError, type AigwErrorOptions, type ErrorBody } from "./errors.js";
+export type { PoolOptions, TransportOptions } from "./http-provider.js";
+export { createOpenAICompatible, type OpenAICompatibleOptions } from "./openai-compatible.js";
+export {
+  backoffDelay,
+  DEFAULT_RETRY,
+  parseRetryAfter,
+  type ResolvedRetryOptions,
+  type RetryOptions,
+  resolveRetryOptions,
+  retryDelay,
+  sleep,
+  type WithRetryOptions,
+  withRetry,
+} from "./retry.js";
+export { createSseEvent, parseSse } from "./sse.js";
+export type {
+  Endpoint,
+  Provider,
+  ProviderJsonResponse,
+  ProviderRequest,
+  ProviderResponse,
+  ProviderStream,
+  ProviderStreamResponse,
+  SendOptions,
+  SseEvent,
+  TokenUsage,
+} from "./types.js";
+export { createUpstreamError, redactSecrets } from "./upstream-errors.js";
+export { estimateTokens, readUsage, usageFromObject } from "./usage.js";

@@ -1,0 +1,24 @@
+import { createHttpProvider, parseUpstreamUrl, type TransportOptions } from "./http-provider.js";
+import type { Provider } from "./types.js";
+
+export interface OpenAICompatibleOptions extends TransportOptions {
+  /** The API's base URL, endpoints are appended to it: e.g. "https://api.openai.com/v1". */
+  baseURL: string;
+  /** Sent as `authorization: Bearer <apiKey>`; omit for upstreams without auth. */
+  apiKey?: string;
+  /** What the provider reports as its kind. Default "openai". */
+  kind?: string;
+}
+
+/** A provider for OpenAI and every server that speaks its HTTP API. */
+export function createOpenAICompatible(options: OpenAICompatibleOptions): Provider {
+  const url = parseUpstreamUrl(options.baseURL, "baseURL");
+  const prefix = url.pathname.replace(/\/+$/, "");
+  return createHttpProvider({
+    ...options,
+    kind: options.kind ?? "openai",
+    origin: url.origin,
+    pathFor: (request) => `${prefix}/${request.endpoint}${url.search}`,
+    authHeaders: options.apiKey ? { authorization: `Bearer ${options.apiKey}` } : {},
+  });
+}

@@ -1,0 +1,95 @@
+import type { SseEvent } from "./types.js";
+
+const unparsed = Symbol("unparsed");
+
+class ServerSentEvent implements SseEvent {
+  readonly raw: string;
+  readonly event: string | undefined;
+  readonly data: string;
+  private parsed: unknown;
+
+  constructor(raw: string, data: string, event: string | undefined, parsed: unknown = unparsed) {
+    this.raw = raw;
+    this.data = data;
+    this.event = event;
+    this.parsed = parsed;
+  }
+
+  json(): unknown {
+    if (this.parsed === unparsed) this.parsed = JSON.parse(this.data);
+    return this.parsed;
+  }
+}
+
+/**
+ * Builds one event. An object is serialized to JSON (and returned as is by `json()`); a
+ * string with line breaks becomes several `data:` lines.
+ */
+export function createSseEvent(data: string | object, event?: string): SseEvent {
+  const text = typeof data === "string" ? data : JSON.stringify(data);
+  let raw = event === undefined ? "" : `event: ${event}\n`;
+  for (const line of text.split("\n")) raw += `data: ${line}\n`;
+  return new ServerSentEvent(`${raw}\n`, text, event, typeof data === "string" ? unparsed : data);
+}
+
+/** Reads the fields of one block of lines; undefined for a block with only comments. */
+function parseBlock(raw: string): SseEvent | undefined {
+  let data: string | undefined;
+  let event: string | undefined;
+  let lineStart = 0;
+  while (lineStart < raw.length) {
+    let lineEnd = raw.indexOf("\n", lineStart);
+    if (lineEnd === -1) lineEnd = raw.length;
+    const nextLine = lineEnd + 1;
+    if (lineEnd > lineStart && raw.charCodeAt(lineEnd - 1) === 13) lineEnd -= 1;
+    if (lineEnd > lineStart && raw.charCodeAt(lineStart) !== 58 /* ":" comment */) {
+      const colon = raw.indexOf(":", lineStart);
+      const fieldEnd = colon === -1 || colon > lineEnd ? lineEnd : colon;
+      let valueStart = fieldEnd === lineEnd ? lineEnd : fieldEnd + 1;
+      if (raw.charCodeAt(valueStart) === 32 && valueStart < lineEnd) valueStart += 1;
+      const field = raw.slice(lineStart, fieldEnd);
+      if (field === "data") {
+        const value = raw.slice(valueStart, lineEnd);
+        data = data === undefined ? value : `${data}\n${value}`;
+      } else if (field === "event") {
+        event = raw.slice(valueStart, lineEnd);
+      }
+    }
+    lineStart = nextLine;
+  }
+  if (data === undefined && event === undefined) return undefined;
+  return new ServerSentEvent(raw, data ?? "", event);
+}
+
+/**
+ * Parses a server-sent event stream incrementally: each event is yielded as soon as the
+ * blank line that ends it has arrived. Lines may end in "\n" or "\r\n". An unterminated
+ * block at the end of the stream is dropped, as the SSE specification says.
+ */
+export async function* parseSse(body: AsyncIterable<Uint8Array | string>): AsyncGenerator<SseEvent> {
+  const decoder = new TextDecoder();
+  let buffer = "";
+  // Where the pending event starts, and where the next line to examine starts.
+  let eventStart = 0;
+  let lineStart = 0;
+  for await (const chunk of body) {
+    buffer += typeof chunk === "string" ? chunk : decoder.decode(chunk, { stream: true });
+    let newline = buffer.indexOf("\n", lineStart);
+    while (newline !== -1) {
+      const blank =
+        newline === lineStart || (newline === lineStart + 1 && buffer.charCodeAt(lineStart) === 13);
+      lineStart = newline + 1;
+      if (blank) {
+        const event = parseBlock(buffer.slice(eventStart, lineStart));
+        eventStart = lineStart;
+        if (event !== undefined) yield event;
+      }
+      newline = buffer.indexOf("\n", lineStart);
+    }
+    if (eventStart > 0) {
+      buffer = buffer.slice(eventStart);
+      lineStart -= eventStart;
+      eventStart = 0;
+    }
+  }
+}

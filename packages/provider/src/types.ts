@@ -1,0 +1,84 @@
+import type { RetryOptions } from "./retry.js";
+
+/** The OpenAI-compatible endpoints a provider can serve, as paths below its base URL. */
+export type Endpoint =
+  | "chat/completions"
+  | "completions"
+  | "embeddings"
+  | "responses"
+  | "images/generations"
+  | "models";
+
+/** One server-sent event, as it came from the upstream. */
+export interface SseEvent {
+  /** The event's exact text, including the blank line that ends it; written as is. */
+  readonly raw: string;
+  readonly event?: string | undefined;
+  /** The `data:` lines joined by "\n" (empty for comments). */
+  readonly data: string;
+  /** `data` parsed as JSON, lazily and at most once. */
+  json(): unknown;
+}
+
+export interface TokenUsage {
+  inputTokens: number;
+  outputTokens: number;
+  totalTokens: number;
+  /** True when the upstream reported no usage and the numbers are an estimate. */
+  estimated?: boolean;
+}
+
+export interface ProviderRequest {
+  endpoint: Endpoint;
+  /** The parsed JSON body (model already rewritten); absent for GET endpoints. */
+  body?: Record<string, unknown> | undefined;
+  /** Client headers the gateway chose to forward, lower-case names. Auth is the provider's. */
+  headers?: Record<string, string> | undefined;
+}
+
+export interface SendOptions {
+  /** Fires when the client went away or the request was given up: cancels the upstream call. */
+  signal?: AbortSignal | undefined;
+  /** Epoch milliseconds after which the attempt must not go on (the whole request's deadline). */
+  deadline?: number | undefined;
+}
+
+/** A stream of upstream events; `usage` is known once the stream has ended. */
+export interface ProviderStream extends AsyncIterable<SseEvent> {
+  readonly usage: TokenUsage | undefined;
+}
+
+interface ProviderResponseBase {
+  status: number;
+  /** Upstream response headers worth passing on (lower-case names). */
+  headers: Record<string, string>;
+  upstreamRequestId?: string | undefined;
+}
+
+export interface ProviderJsonResponse extends ProviderResponseBase {
+  kind: "json";
+  /** The upstream's bytes, untouched. */
+  body: Uint8Array;
+  usage?: TokenUsage | undefined;
+}
+
+export interface ProviderStreamResponse extends ProviderResponseBase {
+  kind: "stream";
+  events: ProviderStream;
+}
+
+export type ProviderResponse = ProviderJsonResponse | ProviderStreamResponse;
+
+/**
+ * One upstream. `send` makes exactly one attempt; retries and fallbacks belong to the caller
+ * (`withRetry`, or the gateway's request loop), which reads `retry` and `timeout` from here.
+ */
+export interface Provider {
+  /** The kind of upstream ("openai", "azure", "echo", ...). */
+  readonly kind: string;
+  readonly retry: Required<RetryOptions>;
+  /** Milliseconds one attempt may take; also the default deadline of a whole request. */
+  readonly timeout: number;
+  send(request: ProviderRequest, options?: SendOptions): Promise<ProviderResponse>;
+  close(): Promise<void>;
+}

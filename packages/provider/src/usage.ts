@@ -1,0 +1,158 @@
+import type { TokenUsage } from "./types.js";
+import { createInvalidResponseError } from "./upstream-errors.js";
+
+/** Bodies above this size are not parsed whole: only their `usage` object is. */
+export const LARGE_BODY_BYTES = 1024 * 1024;
+// `usage` comes last in every OpenAI response shape; how far from the end it is looked for.
+const USAGE_SEARCH_BYTES = 64 * 1024;
+
+const textEncoder = new TextEncoder();
+const textDecoder = new TextDecoder();
+
+/** A rough count for when the upstream reports none: one token per four bytes of UTF-8. */
+export function estimateTokens(text: string): number {
+  return Math.ceil(textEncoder.encode(text).length / 4);
+}
+
+function count(value: unknown): number | undefined {
+  return typeof value === "number" && Number.isFinite(value) ? value : undefined;
+}
+
+/**
+ * Reads a usage object: `prompt_tokens`/`completion_tokens` (chat, completions,
+ * embeddings) or `input_tokens`/`output_tokens` (responses, images).
+ */
+export function usageFromObject(usage: unknown): TokenUsage | undefined {
+  if (typeof usage !== "object" || usage === null) return undefined;
+  const fields = usage as Record<string, unknown>;
+  const inputTokens = count(fields.prompt_tokens) ?? count(fields.input_tokens);
+  const outputTokens = count(fields.completion_tokens) ?? count(fields.output_tokens);
+  if (inputTokens === undefined && outputTokens === undefined) return undefined;
+  const input = inputTokens ?? 0;
+  const output = outputTokens ?? 0;
+  return {
+    inputTokens: input,
+    outputTokens: output,
+    totalTokens: count(fields.total_tokens) ?? input + output,
+  };
+}
+
+/** Text the model produced, from a chat, completions or responses body. */
+function outputTextOf(value: unknown): string {
+  if (typeof value !== "object" || value === null) return "";
+  const body = value as {
+    choices?: { message?: { content?: unknown }; text?: unknown }[];
+    output?: { content?: { text?: unknown }[] }[];
+  };
+  let text = "";
+  const append = (part: unknown) => {
+    if (typeof part === "string") text += part;
+  };
+  if (Array.isArray(body.choices)) {
+    for (const choice of body.choices) {
+      append(choice?.message?.content);
+      append(choice?.text);
+    }
+  }
+  if (Array.isArray(body.output)) {
+    for (const item of body.output) {
+      if (Array.isArray(item?.content)) for (const part of item.content) append(part?.text);
+    }
+  }
+  return text;
+}
+
+export function estimateUsage(inputText: string, outputTokens: number): TokenUsage {
+  const inputTokens = estimateTokens(inputText);
+  return { inputTokens, outputTokens, totalTokens: inputTokens + outputTokens, estimated: true };
+}
+
+function isWhitespace(code: number): boolean {
+  return code === 32 || code === 10 || code === 13 || code === 9;
+}
+
+function firstNonWhitespace(body: Uint8Array): number | undefined {
+  for (let index = 0; index < body.length; index++) {
+    if (!isWhitespace(body[index] as number)) return body[index];
+  }
+  return undefined;
+}
+
+function lastNonWhitespace(body: Uint8Array): number | undefined {
+  for (let index = body.length - 1; index >= 0; index--) {
+    if (!isWhitespace(body[index] as number)) return body[index];
+  }
+  return undefined;
+}
+
+/** The end (exclusive) of the JSON object starting at `start`, strings and escapes skipped. */
+function objectEnd(text: string, start: number): number | undefined {
+  let depth = 0;
+  let inString = false;
+  for (let index = start; index < text.length; index++) {
+    const character = text[index];
+    if (inString) {
+      if (character === "\\") index++;
+      else if (character === '"') inString = false;
+    } else if (character === '"') {
+      inString = true;
+    } else if (character === "{") {
+      depth++;
+    } else if (character === "}") {
+      depth--;
+      if (depth === 0) return index + 1;
+    }
+  }
+  return undefined;
+}
+
+/** Finds the last `"usage": {...}` near the end of a large body and parses only that. */
+function readTailUsage(body: Uint8Array): unknown {
+  const tail = textDecoder.decode(body.subarray(Math.max(0, body.length - USAGE_SEARCH_BYTES)));
+  const key = tail.lastIndexOf('"usage"');
+  if (key === -1) return undefined;
+  const start = tail.indexOf("{", key);
+  if (start === -1 || tail.slice(key + 7, start).trim() !== ":") return undefined;
+  const end = objectEnd(tail, start);
+  return end === undefined ? undefined : JSON.parse(tail.slice(start, end));
+}
+
+export interface ReadUsageOptions {
+  /** The request's JSON; when given, a body without usage yields an estimate. */
+  requestText?: string | undefined;
+  upstreamRequestId?: string | undefined;
+}
+
+/**
+ * Reads the token usage of a JSON response, checking that it is JSON: a small body is
+ * parsed whole, a large one (float embeddings, images) only where its usage is. Throws a
+ * 502 `invalid_upstream_response` AigwError when the body is not JSON.
+ */
+export function readUsage(body: Uint8Array, options: ReadUsageOptions = {}): TokenUsage | undefined {
+  const { requestText, upstreamRequestId } = options;
+  let usage: unknown;
+  let outputText = "";
+  try {
+    if (body.length > LARGE_BODY_BYTES) {
+      // 123 and 125 are "{" and "}": a cut or non-JSON body is caught without a parse.
+      if (firstNonWhitespace(body) !== 123 || lastNonWhitespace(body) !== 125) {
+        throw new SyntaxError("the body does not start with { and end with }");
+      }
+      usage = readTailUsage(body);
+    } else {
+      const parsed: unknown = JSON.parse(textDecoder.decode(body));
+      usage = (parsed as { usage?: unknown } | null)?.usage;
+      if (requestText !== undefined) outputText = outputTextOf(parsed);
+    }
+  } catch (error) {
+    // The parser's message is left out: it quotes the body.
+    throw createInvalidResponseError(
+      "The upstream answered with malformed JSON",
+      upstreamRequestId,
+      error,
+    );
+  }
+  const reported = usageFromObject(usage);
+  if (reported !== undefined || requestText === undefined) return reported;
+  return estimateUsage(requestText, estimateTokens(outputText));
+}

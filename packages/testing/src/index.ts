@@ -1,0 +1,12 @@
+export {
+  type Behaviour,
+  type MockUpstream,
+  type MockUpstreamOptions,
+  type RecordedRequest,
+  type StreamGate,
+  startMockUpstream,
+} from "./mock-upstream.js";
+export { type RedisServer, startRedis } from "./redis.js";
+export { closeServer, getFreePort, listen } from "./server.js";
+export { readSse, type SseEvent } from "./sse.js";
+export { type WaitForOptions, waitFor } from "./wait-for.js";

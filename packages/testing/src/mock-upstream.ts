@@ -1,0 +1,342 @@
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { Socket } from "node:net";
+import { createReply, errorBody, errorForStatus, type Reply } from "./openai-replies.js";
+import { closeServer, listen } from "./server.js";
+import { waitFor } from "./wait-for.js";
+
+export interface MockUpstreamOptions {
+  /** When set, requests must carry `authorization: Bearer <apiKey>` or `api-key: <apiKey>`. */
+  apiKey?: string;
+  host?: string;
+}
+
+export interface RecordedRequest {
+  method: string;
+  /** Includes the query string. */
+  path: string;
+  /** Lower-case names; repeated headers are joined with ", ". */
+  headers: Record<string, string>;
+  /** Parsed JSON, or undefined when the body is empty or not JSON. */
+  body: unknown;
+  rawBody: string;
+  /** The client closed the connection before the mock finished responding. */
+  clientClosed: boolean;
+  /** The mock wrote its full response. */
+  finished: boolean;
+}
+
+export type Behaviour =
+  /** `body` defaults to an OpenAI-shaped error for the status; strings are sent as they are. */
+  | { kind: "status"; status: number; headers?: Record<string, string>; body?: unknown }
+  /** Destroys the socket without any response. */
+  | { kind: "reset" }
+  /** Never answers. */
+  | { kind: "stall" }
+  | { kind: "slowHeaders"; delayMs: number }
+  /** Writes that many events, then destroys the socket. A JSON reply is cut halfway. */
+  | { kind: "cutStream"; afterEvents: number }
+  /** Writes that many events, then goes silent. A JSON reply stalls halfway. */
+  | { kind: "stallStream"; afterEvents: number }
+  | { kind: "malformedJson" }
+  /** Waits between events; a JSON reply waits between its headers and its body. */
+  | { kind: "delayEvents"; delayMs: number }
+  /** A valid embeddings-like JSON reply of about that many bytes, `usage` last. */
+  | { kind: "largeBody"; bytes: number };
+
+export interface StreamGate {
+  /** Resolves once the held stream has written every event before the final ones. */
+  reached: Promise<void>;
+  release(): void;
+}
+
+export interface MockUpstream {
+  url: string;
+  baseURL: string;
+  requests: RecordedRequest[];
+  /** Each behaviour applies to one following request, in order. */
+  enqueue(...behaviours: Behaviour[]): void;
+  /** Holds the next streamed response before its final events (usage, [DONE], response.completed). */
+  holdStream(): StreamGate;
+  waitForRequests(count: number, timeoutMs?: number): Promise<void>;
+  /** Forgets recorded requests, queued behaviours and unused stream gates. */
+  reset(): void;
+  openConnections(): number;
+  /** Destroys every socket, stalled ones included, and closes the server. */
+  close(): Promise<void>;
+}
+
+interface PendingGate {
+  reach(): void;
+  released: Promise<void>;
+}
+
+type StreamFault = Extract<Behaviour, { kind: "cutStream" | "stallStream" | "delayEvents" }>;
+
+const MALFORMED_JSON = '{"id": "chatcmpl-1", "choices": [';
+
+function readBody(request: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    request.on("data", (chunk: Buffer) => chunks.push(chunk));
+    request.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
+    request.on("error", reject);
+  });
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+function flattenHeaders(request: IncomingMessage): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(request.headersDistinct).map(([name, values]) => [
+      name,
+      (values ?? []).join(", "),
+    ]),
+  );
+}
+
+function authenticationError(headers: Record<string, string>, apiKey: string): Reply | undefined {
+  const authorization = headers.authorization;
+  const headerKey = headers["api-key"];
+  if (authorization === `Bearer ${apiKey}` || headerKey === apiKey) return undefined;
+  const receivedKey = authorization?.replace(/^Bearer\s+/i, "") ?? headerKey;
+  const message = receivedKey
+    ? `Incorrect API key provided: ${receivedKey}`
+    : "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).";
+  return {
+    type: "json",
+    status: 401,
+    body: errorBody(message, "invalid_request_error", "invalid_api_key"),
+  };
+}
+
+function createLargeBody(bytes: number, model: unknown): string {
+  const embedding = Array.from({ length: 64 }, () => 0.0078125);
+  const data: unknown[] = [];
+  let size = 200;
+  while (size < bytes) {
+    const item = { object: "embedding", index: data.length, embedding };
+    data.push(item);
+    size += JSON.stringify(item).length + 1;
+  }
+  return JSON.stringify({
+    object: "list",
+    data,
+    model,
+    usage: { prompt_tokens: data.length, total_tokens: data.length },
+  });
+}
+
+export async function startMockUpstream(options: MockUpstreamOptions = {}): Promise<MockUpstream> {
+  const requests: RecordedRequest[] = [];
+  const behaviours: Behaviour[] = [];
+  const gates: PendingGate[] = [];
+  const sockets = new Set<Socket>();
+  const timers = new Set<NodeJS.Timeout>();
+  let requestCount = 0;
+  let closing = false;
+
+  // Timers are cleared by close(); the awaiting handler then never resumes, which is the point.
+  const sleep = (delayMs: number) =>
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        timers.delete(timer);
+        resolve();
+      }, delayMs);
+      timers.add(timer);
+    });
+
+  // Waits until the chunk is handed to the socket, so a following destroy() cannot drop it.
+  const write = (response: ServerResponse, chunk: string) =>
+    new Promise<void>((resolve) => response.write(chunk, () => resolve()));
+
+  async function sendJson(
+    response: ServerResponse,
+    status: number,
+    text: string,
+    fault: StreamFault | undefined,
+    destroy: () => void,
+  ): Promise<void> {
+    response.writeHead(status, {
+      "content-type": "application/json",
+      "content-length": Buffer.byteLength(text),
+    });
+    if (fault?.kind === "delayEvents") {
+      response.flushHeaders();
+      await sleep(fault.delayMs);
+    }
+    if (fault?.kind === "cutStream" || fault?.kind === "stallStream") {
+      await write(response, text.slice(0, Math.floor(text.length / 2)));
+      if (fault.kind === "cutStream") destroy();
+      return;
+    }
+    if (!response.destroyed) response.end(text);
+  }
+
+  async function sendStream(
+    response: ServerResponse,
+    reply: Extract<Reply, { type: "stream" }>,
+    fault: StreamFault | undefined,
+    destroy: () => void,
+  ): Promise<void> {
+    const gate = gates.shift();
+    response.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
+    response.flushHeaders();
+    const stopsAfter = fault?.kind === "cutStream" || fault?.kind === "stallStream";
+    const eventCount = stopsAfter
+      ? Math.min(fault.afterEvents, reply.events.length)
+      : reply.events.length;
+    for (let index = 0; index < eventCount; index++) {
+      if (fault?.kind === "delayEvents" && index > 0) await sleep(fault.delayMs);
+      if (gate && index === reply.holdAt) {
+        gate.reach();
+        await gate.released;
+      }
+      if (response.destroyed) return;
+      await write(response, reply.events[index] as string);
+    }
+    if (fault?.kind === "cutStream") destroy();
+    else if (!stopsAfter && !response.destroyed) response.end();
+  }
+
+  async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    requestCount += 1;
+    const requestNumber = requestCount;
+    response.setHeader("x-request-id", `req_mock_${requestNumber}`);
+    const record: RecordedRequest = {
+      method: request.method ?? "GET",
+      path: request.url ?? "/",
+      headers: flattenHeaders(request),
+      body: undefined,
+      rawBody: "",
+      clientClosed: false,
+      finished: false,
+    };
+    let destroyedByMock = false;
+    const destroy = () => {
+      destroyedByMock = true;
+      request.socket.destroy();
+    };
+    response.on("finish", () => {
+      record.finished = true;
+    });
+    response.on("close", () => {
+      if (!response.writableFinished && !destroyedByMock && !closing) record.clientClosed = true;
+    });
+
+    try {
+      record.rawBody = await readBody(request);
+    } catch {
+      return; // the client went away while sending the body
+    }
+    record.body = record.rawBody === "" ? undefined : parseJson(record.rawBody);
+    requests.push(record);
+
+    const behaviour = behaviours.shift();
+    switch (behaviour?.kind) {
+      case "reset":
+        destroy();
+        return;
+      case "stall":
+        return;
+      case "status": {
+        const body = behaviour.body ?? errorForStatus(behaviour.status);
+        const isText = typeof body === "string";
+        response.writeHead(behaviour.status, {
+          "content-type": isText ? "text/plain; charset=utf-8" : "application/json",
+          ...behaviour.headers,
+        });
+        response.end(isText ? body : JSON.stringify(body));
+        return;
+      }
+      case "malformedJson":
+        response.writeHead(200, { "content-type": "application/json" });
+        response.end(MALFORMED_JSON);
+        return;
+      case "largeBody": {
+        const model = (record.body as { model?: unknown } | undefined)?.model;
+        await sendJson(response, 200, createLargeBody(behaviour.bytes, model), undefined, destroy);
+        return;
+      }
+      case "slowHeaders":
+        await sleep(behaviour.delayMs);
+        if (response.destroyed) return;
+        break;
+    }
+
+    const pathname = record.path.split("?")[0] ?? "/";
+    const reply =
+      (options.apiKey === undefined
+        ? undefined
+        : authenticationError(record.headers, options.apiKey)) ??
+      createReply(record.method, pathname, record.rawBody, {
+        requestNumber,
+        created: Math.floor(Date.now() / 1000),
+      });
+    const fault =
+      behaviour?.kind === "cutStream" ||
+      behaviour?.kind === "stallStream" ||
+      behaviour?.kind === "delayEvents"
+        ? behaviour
+        : undefined;
+    if (reply.type === "stream") await sendStream(response, reply, fault, destroy);
+    else await sendJson(response, reply.status, JSON.stringify(reply.body), fault, destroy);
+  }
+
+  const server = createServer((request, response) => {
+    void handle(request, response);
+  });
+  server.on("connection", (socket) => {
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+  });
+  const { url } = await listen(server, options.host);
+
+  return {
+    url,
+    baseURL: `${url}/v1`,
+    requests,
+    enqueue(...queued) {
+      behaviours.push(...queued);
+    },
+    holdStream() {
+      let reach = () => {};
+      let release = () => {};
+      const reached = new Promise<void>((resolve) => {
+        reach = resolve;
+      });
+      const released = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      gates.push({ reach, released });
+      return { reached, release };
+    },
+    async waitForRequests(count, timeoutMs = 5000) {
+      try {
+        await waitFor(() => requests.length >= count, { timeoutMs });
+      } catch {
+        throw new Error(
+          `Mock upstream expected ${count} requests within ${timeoutMs} ms, got ${requests.length}`,
+        );
+      }
+    },
+    reset() {
+      requests.length = 0;
+      behaviours.length = 0;
+      gates.length = 0;
+    },
+    openConnections: () => sockets.size,
+    async close() {
+      closing = true;
+      for (const timer of timers) clearTimeout(timer);
+      timers.clear();
+      for (const socket of sockets) socket.destroy();
+      await closeServer(server);
+    },
+  };
+}

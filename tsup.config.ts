@@ -1,0 +1,26 @@
+import { readFileSync } from "node:fs";
+import { defineConfig } from "tsup";
+
+// One build for every package: each key of package.json "exports" ("." or "./name")
+// maps to src/index.ts or src/name.ts, emitted as ESM + CJS + declarations.
+const manifest = JSON.parse(readFileSync("package.json", "utf8")) as {
+  exports?: Record<string, unknown>;
+  bin?: Record<string, string>;
+};
+const exportEntries = Object.keys(manifest.exports ?? { ".": null }).map((key) =>
+  key === "." ? "src/index.ts" : `src/${key.slice(2)}.ts`,
+);
+const binEntries = Object.values(manifest.bin ?? {}).map((file) =>
+  file.replace(/^\.\/dist\//, "src/").replace(/\.js$/, ".ts"),
+);
+
+export default defineConfig({
+  entry: [...new Set([...exportEntries, ...binEntries])],
+  format: manifest.exports ? ["esm", "cjs"] : ["esm"],
+  dts: Boolean(manifest.exports),
+  clean: true,
+  sourcemap: true,
+  target: "node20",
+  splitting: false,
+  treeshake: true,
+});

@@ -7,11 +7,13 @@ async function main() {
   const config = await resolveConfig(process.argv.slice(2), process.env);
   const pretty =
     config.logging.format === "pretty" || (!config.logging.format && process.stdout.isTTY);
-  const logger = pino({
-    level: config.logging.level,
-    base: undefined,
-    ...(pretty ? { transport: { target: "pino-pretty" } } : {}),
-  });
+  const logger = pretty
+    ? pino({ level: config.logging.level, base: undefined, transport: { target: "pino-pretty" } })
+    : pino(
+        { level: config.logging.level, base: undefined },
+        // Asynchronous writes keep logging off the request path; flushed before exit.
+        pino.destination({ sync: false }),
+      );
   const running = await startServer(config, logger);
   logger.info(
     { url: running.url, models: Object.keys(config.models) },
@@ -22,8 +24,7 @@ async function main() {
     logger.info({ signal, graceMs: config.server.shutdownGraceMs }, "draining before shutdown");
     await running.shutdown();
     logger.info({}, "shut down");
-    logger.flush?.();
-    process.exit(0);
+    logger.flush(() => process.exit(0));
   };
   process.once("SIGTERM", () => void stop("SIGTERM"));
   process.once("SIGINT", () => void stop("SIGINT"));

@@ -45,6 +45,7 @@ const providerSchema = z.discriminatedUnion("type", [
     apiVersion: z.string().min(1),
     deployments: z.record(z.string(), z.string()).optional(),
     ...transportFields,
+    apiKey: z.string().min(1),
   }),
   z.strictObject({ type: z.literal("echo") }),
 ]);

@@ -44,7 +44,7 @@ export interface RunningServer {
   server: Server;
   gateway: Gateway;
   url: string;
-  /** Stops accepting, drains in-flight requests within the grace period, closes everything. */
+  /** Drains in-flight requests within the grace period, then closes the listener and pools. */
   shutdown(): Promise<void>;
 }
 
@@ -61,10 +61,11 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
   const host = config.server.host.includes(":") ? `[${config.server.host}]` : config.server.host;
 
   let shuttingDown: Promise<void> | undefined;
+  // While draining the listener stays open, so load balancers can still ask /health and learn
+  // (503) that this instance is going away; new requests get 503 too.
   async function shutdown() {
-    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-    server.closeIdleConnections();
     await gateway.drain({ graceMs: config.server.shutdownGraceMs });
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     server.closeAllConnections();
     await closed;
     await gateway.close();

@@ -163,6 +163,7 @@ describe("what hooks can change", () => {
   it("onChunk may replace or drop events", async () => {
     const shout: GatewayHooks = {
       onChunk(event) {
+        if (event.data === "[DONE]") return undefined;
         const chunk = event.json() as { choices?: { delta?: { content?: string } }[] } | undefined;
         const content = chunk?.choices?.[0]?.delta?.content;
         if (content === undefined) return undefined;

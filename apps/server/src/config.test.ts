@@ -1,0 +1,95 @@
+import { mkdtemp, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { ConfigError, configFromEnv, loadConfigFile, parseConfig, resolveConfig } from "./config.js";
+
+const minimal = {
+  providers: { echo: { type: "echo" } },
+  models: { echo: { provider: "echo" } },
+};
+
+describe("parseConfig", () => {
+  it("fills the server defaults", () => {
+    const config = parseConfig(minimal);
+    expect(config.server).toEqual({ host: "127.0.0.1", port: 8080, shutdownGraceMs: 30_000 });
+    expect(config.logging.level).toBe("info");
+  });
+
+  it("names the field at fault", () => {
+    expect(() =>
+      parseConfig({
+        providers: { openai: { type: "openai", baseURL: "not a url" } },
+        models: {},
+      }),
+    ).toThrow(/providers\.openai\.baseURL/);
+    expect(() =>
+      parseConfig({
+        ...minimal,
+        providers: { openai: { type: "openai", baseURL: "https://x.test/v1", timeout: -1 } },
+      }),
+    ).toThrow(/providers\.openai\.timeout/);
+    expect(() => parseConfig({ ...minimal, server: { port: "eighty" } })).toThrow(/server\.port/);
+    expect(() => parseConfig({ ...minimal, surprise: true })).toThrow(/surprise/);
+    expect(() => parseConfig({ ...minimal, models: { m: { provider: "missing" } } })).toThrow(
+      /models\.m\.provider: unknown provider 'missing'/,
+    );
+  });
+
+  it("interpolates ${ENV} and ${ENV:-fallback}, and says which variable is missing", () => {
+    const config = parseConfig(
+      {
+        providers: {
+          up: { type: "openai-compatible", baseURL: "${BASE:-http://localhost:1/v1}", apiKey: "${KEY}" },
+        },
+        models: { m: { provider: "up" } },
+      },
+      { KEY: "sk-from-env" },
+    );
+    const provider = config.providers.up;
+    expect(provider?.type === "openai-compatible" && provider.apiKey).toBe("sk-from-env");
+    expect(provider?.type === "openai-compatible" && provider.baseURL).toBe("http://localhost:1/v1");
+    expect(() =>
+      parseConfig({ ...minimal, providers: { x: { type: "openai", baseURL: "${NOPE}" } } }, {}),
+    ).toThrow(/providers\.x\.baseURL: environment variable NOPE is not set/);
+  });
+});
+
+describe("loading files and the environment", () => {
+  it("reads YAML and JSON files", async () => {
+    const folder = await mkdtemp(join(tmpdir(), "aigw-config-"));
+    const yamlFile = join(folder, "aigw.yaml");
+    await writeFile(yamlFile, "providers:\n  echo: { type: echo }\nmodels:\n  echo: { provider: echo }\n");
+    const jsonFile = join(folder, "aigw.json");
+    await writeFile(jsonFile, JSON.stringify(minimal));
+    expect((await loadConfigFile(yamlFile, {})).models).toEqual({ echo: { provider: "echo" } });
+    expect((await loadConfigFile(jsonFile, {})).models).toEqual({ echo: { provider: "echo" } });
+    await expect(loadConfigFile(join(folder, "absent.yaml"), {})).rejects.toBeInstanceOf(ConfigError);
+  });
+
+  it("serves echo alone without OPENAI_API_KEY, and OpenAI's families with it", () => {
+    expect(Object.keys(configFromEnv({}).models)).toEqual(["echo"]);
+    const withKey = configFromEnv({ OPENAI_API_KEY: "sk-x", OPENAI_BASE_URL: "http://127.0.0.1:9/v1" });
+    expect(Object.keys(withKey.models)).toEqual([
+      "echo",
+      "gpt-*",
+      "o1*",
+      "o3*",
+      "o4*",
+      "chatgpt-*",
+      "text-embedding-*",
+      "openai/*",
+    ]);
+    const openai = withKey.providers.openai;
+    expect(openai?.type === "openai" && openai.baseURL).toBe("http://127.0.0.1:9/v1");
+  });
+
+  it("applies PORT, HOST and LOG_LEVEL, and rejects bad values", async () => {
+    const config = await resolveConfig([], { PORT: "9090", HOST: "0.0.0.0", LOG_LEVEL: "warn" });
+    expect(config.server).toMatchObject({ port: 9090, host: "0.0.0.0" });
+    expect(config.logging.level).toBe("warn");
+    await expect(resolveConfig([], { PORT: "http" })).rejects.toThrow(/PORT/);
+    await expect(resolveConfig([], { LOG_LEVEL: "loud" })).rejects.toThrow(/LOG_LEVEL/);
+    await expect(resolveConfig(["--config"], {})).rejects.toThrow(/--config/);
+  });
+});

@@ -1,0 +1,151 @@
+import { mkdtemp, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type MockUpstream, readSse, startMockUpstream, waitFor } from "@aigw/testing";
+import OpenAI from "openai";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { runServer, type ServerProcess } from "./run-server.js";
+
+let upstream: MockUpstream;
+let running: ServerProcess | undefined;
+
+beforeAll(async () => {
+  upstream = await startMockUpstream({ apiKey: "sk-upstream-e2e" });
+});
+afterAll(() => upstream?.close());
+afterEach(async () => {
+  await running?.stop();
+  running = undefined;
+  upstream.reset();
+});
+
+async function writeConfig(text: string) {
+  const folder = await mkdtemp(join(tmpdir(), "aigw-server-"));
+  const file = join(folder, "aigw.yaml");
+  await writeFile(file, text);
+  return file;
+}
+
+describe("apps/server", () => {
+  it("serves the echo model with no configuration, and logs one JSON line per request", async () => {
+    running = await runServer([]);
+    const response = await fetch(`${running.url}/v1/chat/completions`, {
+      method: "POST",
+      body: JSON.stringify({ model: "echo", messages: [{ role: "user", content: "hi" }] }),
+    });
+    expect(response.status).toBe(200);
+    const body = (await response.json()) as { choices: { message: { content: string } }[] };
+    expect(body.choices[0]?.message.content).toBe("hi");
+    const access = await waitFor(() =>
+      running?.lines.map((line) => JSON.parse(line)).find((line) => line.path === "/v1/chat/completions"),
+    );
+    expect(access).toMatchObject({ status: 200, model: "echo", provider: "echo", level: 30 });
+    expect(access.requestId).toBe(response.headers.get("x-request-id"));
+  });
+
+  it("routes OpenAI's families when OPENAI_API_KEY is set: the SDK streams through it", async () => {
+    running = await runServer([], {
+      OPENAI_API_KEY: "sk-upstream-e2e",
+      OPENAI_BASE_URL: upstream.baseURL,
+    });
+    const client = new OpenAI({ baseURL: `${running.url}/v1`, apiKey: "local", maxRetries: 0 });
+    const stream = await client.chat.completions.create({
+      model: "gpt-4o-mini",
+      messages: [{ role: "user", content: "stream me" }],
+      stream: true,
+    });
+    let text = "";
+    for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? "";
+    expect(text).toBe("mock: stream me");
+    expect(upstream.requests[0]?.headers.authorization).toBe("Bearer sk-upstream-e2e");
+    const prefixed = await client.chat.completions.create({
+      model: "openai/gpt-4.1",
+      messages: [{ role: "user", content: "x" }],
+    });
+    expect(prefixed.model).toBe("gpt-4.1");
+  });
+
+  it("reads a YAML config file with ${ENV} interpolation", async () => {
+    const file = await writeConfig(
+      [
+        "providers:",
+        "  up: { type: openai-compatible, baseURL: '${UP_URL}', apiKey: '${UP_KEY}' }",
+        "models:",
+        "  smart: { provider: up, model: real-model }",
+      ].join("\n"),
+    );
+    running = await runServer(["--config", file], { UP_URL: upstream.baseURL, UP_KEY: "sk-upstream-e2e" });
+    const client = new OpenAI({ baseURL: `${running.url}/v1`, apiKey: "local", maxRetries: 0 });
+    const completion = await client.chat.completions.create({
+      model: "smart",
+      messages: [{ role: "user", content: "from yaml" }],
+    });
+    expect(completion.choices[0]?.message.content).toBe("mock: from yaml");
+    expect((upstream.requests[0]?.body as { model: string }).model).toBe("real-model");
+  });
+
+  it("refuses to start on an invalid config, naming the field", async () => {
+    const file = await writeConfig("providers: { up: { type: openai, baseURL: 42 } }\nmodels: {}\n");
+    await expect(runServer(["--config", file])).rejects.toThrow(/providers\.up\.baseURL/);
+  });
+
+  it("drains on SIGTERM: /health 503, new requests 503, the open stream finishes, exit 0", async () => {
+    const file = await writeConfig(
+      [
+        "server: { shutdownGraceMs: 20000 }",
+        "providers:",
+        `  up: { type: openai-compatible, baseURL: '${upstream.baseURL}', apiKey: sk-upstream-e2e }`,
+        "models:",
+        "  m: { provider: up }",
+      ].join("\n"),
+    );
+    running = await runServer(["--config", file]);
+    const gate = upstream.holdStream();
+    const response = await fetch(`${running.url}/v1/chat/completions`, {
+      method: "POST",
+      body: JSON.stringify({ model: "m", messages: [{ role: "user", content: "slow one" }], stream: true }),
+    });
+    const events = readSse(response);
+    await events.next();
+    await gate.reached;
+    running.child.kill("SIGTERM");
+    await waitFor(async () => (await fetch(`${running?.url}/health`)).status === 503);
+    const refused = await fetch(`${running.url}/v1/chat/completions`, {
+      method: "POST",
+      body: JSON.stringify({ model: "m", messages: [{ role: "user", content: "late" }] }),
+    });
+    expect(refused.status).toBe(503);
+    expect(((await refused.json()) as { error: { code: string } }).error.code).toBe("unavailable");
+    gate.release();
+    const rest = [];
+    for await (const event of events) rest.push(event.data);
+    expect(rest.at(-1)).toBe("[DONE]");
+    expect(await running.exited).toBe(0);
+  });
+
+  it("ends streams still open after the grace period with an SSE error event", async () => {
+    const file = await writeConfig(
+      [
+        "server: { shutdownGraceMs: 500 }",
+        "providers:",
+        `  up: { type: openai-compatible, baseURL: '${upstream.baseURL}', apiKey: sk-upstream-e2e }`,
+        "models:",
+        "  m: { provider: up }",
+      ].join("\n"),
+    );
+    running = await runServer(["--config", file]);
+    upstream.enqueue({ kind: "stallStream", afterEvents: 2 });
+    const response = await fetch(`${running.url}/v1/chat/completions`, {
+      method: "POST",
+      body: JSON.stringify({ model: "m", messages: [{ role: "user", content: "never ends" }], stream: true }),
+    });
+    const events = readSse(response);
+    await events.next();
+    running.child.kill("SIGTERM");
+    const rest = [];
+    for await (const event of events) rest.push(event.data);
+    const last = JSON.parse(rest.at(-1) ?? "{}") as { error?: { code: string } };
+    expect(last.error?.code).toBe("unavailable");
+    expect(await running.exited).toBe(0);
+  });
+});

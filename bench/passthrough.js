@@ -17,5 +17,7 @@ const server = createServer(async (request, response) => {
     response.writeHead(502).end();
   }
 });
-server.listen(0, "127.0.0.1", () => process.stdout.write(`http://127.0.0.1:${server.address().port}\n`));
+server.listen(0, "127.0.0.1", () =>
+  process.stdout.write(`http://127.0.0.1:${server.address().port}\n`),
+);
 process.on("SIGTERM", () => pool.close().then(() => process.exit(0)));

@@ -86,7 +86,9 @@ async function startGateway() {
 
 const targets = { direct: upstream, passthrough, gateway };
 const results = Object.fromEntries(Object.keys(targets).map((name) => [name, []]));
-console.log(`${rounds} rounds of ${durationSeconds}s, ${connections} connections, non-streaming chat`);
+console.log(
+  `${rounds} rounds of ${durationSeconds}s, ${connections} connections, non-streaming chat`,
+);
 for (const target of Object.values(targets)) await drive(target.url); // warm-up
 for (let round = 1; round <= rounds; round++) {
   for (const [name, target] of Object.entries(targets)) {

@@ -2,7 +2,13 @@ import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { ConfigError, configFromEnv, loadConfigFile, parseConfig, resolveConfig } from "./config.js";
+import {
+  ConfigError,
+  configFromEnv,
+  loadConfigFile,
+  parseConfig,
+  resolveConfig,
+} from "./config.js";
 
 const minimal = {
   providers: { echo: { type: "echo" } },
@@ -40,7 +46,11 @@ describe("parseConfig", () => {
     const config = parseConfig(
       {
         providers: {
-          up: { type: "openai-compatible", baseURL: "${BASE:-http://localhost:1/v1}", apiKey: "${KEY}" },
+          up: {
+            type: "openai-compatible",
+            baseURL: "${BASE:-http://localhost:1/v1}",
+            apiKey: "${KEY}",
+          },
         },
         models: { m: { provider: "up" } },
       },
@@ -48,7 +58,9 @@ describe("parseConfig", () => {
     );
     const provider = config.providers.up;
     expect(provider?.type === "openai-compatible" && provider.apiKey).toBe("sk-from-env");
-    expect(provider?.type === "openai-compatible" && provider.baseURL).toBe("http://localhost:1/v1");
+    expect(provider?.type === "openai-compatible" && provider.baseURL).toBe(
+      "http://localhost:1/v1",
+    );
     expect(() =>
       parseConfig({ ...minimal, providers: { x: { type: "openai", baseURL: "${NOPE}" } } }, {}),
     ).toThrow(/providers\.x\.baseURL: environment variable NOPE is not set/);
@@ -59,17 +71,25 @@ describe("loading files and the environment", () => {
   it("reads YAML and JSON files", async () => {
     const folder = await mkdtemp(join(tmpdir(), "aigw-config-"));
     const yamlFile = join(folder, "aigw.yaml");
-    await writeFile(yamlFile, "providers:\n  echo: { type: echo }\nmodels:\n  echo: { provider: echo }\n");
+    await writeFile(
+      yamlFile,
+      "providers:\n  echo: { type: echo }\nmodels:\n  echo: { provider: echo }\n",
+    );
     const jsonFile = join(folder, "aigw.json");
     await writeFile(jsonFile, JSON.stringify(minimal));
     expect((await loadConfigFile(yamlFile, {})).models).toEqual({ echo: { provider: "echo" } });
     expect((await loadConfigFile(jsonFile, {})).models).toEqual({ echo: { provider: "echo" } });
-    await expect(loadConfigFile(join(folder, "absent.yaml"), {})).rejects.toBeInstanceOf(ConfigError);
+    await expect(loadConfigFile(join(folder, "absent.yaml"), {})).rejects.toBeInstanceOf(
+      ConfigError,
+    );
   });
 
   it("serves echo alone without OPENAI_API_KEY, and OpenAI's families with it", () => {
     expect(Object.keys(configFromEnv({}).models)).toEqual(["echo"]);
-    const withKey = configFromEnv({ OPENAI_API_KEY: "sk-x", OPENAI_BASE_URL: "http://127.0.0.1:9/v1" });
+    const withKey = configFromEnv({
+      OPENAI_API_KEY: "sk-x",
+      OPENAI_BASE_URL: "http://127.0.0.1:9/v1",
+    });
     expect(Object.keys(withKey.models)).toEqual([
       "echo",
       "gpt-*",

@@ -210,6 +210,7 @@ export async function resolveConfig(argv: string[], env: Environment): Promise<S
     if (!level.success) throw new ConfigError(`LOG_LEVEL: ${level.error.issues[0]?.message}`);
     config.logging.level = level.data;
   }
-  if (env.LOG_FORMAT === "json" || env.LOG_FORMAT === "pretty") config.logging.format = env.LOG_FORMAT;
+  if (env.LOG_FORMAT === "json" || env.LOG_FORMAT === "pretty")
+    config.logging.format = env.LOG_FORMAT;
   return config;
 }

@@ -21,7 +21,10 @@ function createProvider(config: ProviderConfig): Provider {
     }
     default: {
       const { type, ...options } = config;
-      return createOpenAICompatible({ ...options, kind: type === "openai" ? "openai" : "compatible" });
+      return createOpenAICompatible({
+        ...options,
+        kind: type === "openai" ? "openai" : "compatible",
+      });
     }
   }
 }

@@ -14,19 +14,23 @@ export interface ServerProcess {
 }
 
 /** Starts the built CLI the way a user would, on a free port, and waits until it listens. */
-export async function runServer(args: string[], env: Record<string, string> = {}): Promise<ServerProcess> {
+export async function runServer(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<ServerProcess> {
   const child = spawn(process.execPath, [cli, ...args], {
     env: { PATH: process.env.PATH ?? "", PORT: "0", LOG_FORMAT: "json", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
+  const { stdout, stderr: errors } = child;
   const exited = once(child, "exit").then(([code]) => code as number | null);
   const lines: string[] = [];
   let stderr = "";
-  child.stderr?.on("data", (chunk) => {
+  errors.on("data", (chunk) => {
     stderr += chunk;
   });
   const url = await new Promise<string>((resolve, reject) => {
-    createInterface({ input: child.stdout! }).on("line", (line) => {
+    createInterface({ input: stdout }).on("line", (line) => {
       lines.push(line);
       const parsed = JSON.parse(line) as { url?: string };
       if (parsed.url) resolve(parsed.url);

@@ -38,7 +38,11 @@ export async function readJsonBody(
   if (parsed === undefined) {
     const text = await readText(request, limitBytes);
     if (text.trim() === "") {
-      throw invalidRequest("The request body is empty; expected a JSON object.", null, "invalid_json");
+      throw invalidRequest(
+        "The request body is empty; expected a JSON object.",
+        null,
+        "invalid_json",
+      );
     }
     try {
       parsed = JSON.parse(text);

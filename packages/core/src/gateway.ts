@@ -4,8 +4,8 @@ import {
   type Endpoint,
   type Provider,
   type ProviderResponse,
-  type SseEvent,
   retryDelay,
+  type SseEvent,
   sleep,
   type TokenUsage,
 } from "@aigw/provider";
@@ -239,7 +239,14 @@ export function createGateway(options: GatewayOptions): Gateway {
         } catch (error) {
           if (signal.aborted) throw signal.reason;
           const failure = toAigwError(error);
-          emitAttempt(context, target.providerName, attempts, failure.status, attemptStarted, failure);
+          emitAttempt(
+            context,
+            target.providerName,
+            attempts,
+            failure.status,
+            attemptStarted,
+            failure,
+          );
           lastError = failure;
           if (retry >= target.provider.retry.maxRetries) break;
           const wait = retryDelay(failure, retry + 1, target.provider.retry, deadline - Date.now());

@@ -29,7 +29,8 @@ export async function handleNodeRequest(
 ): Promise<void> {
   const controller = new AbortController();
   response.once("close", () => {
-    if (!response.writableFinished) controller.abort(new Error("The client closed the connection."));
+    if (!response.writableFinished)
+      controller.abort(new Error("The client closed the connection."));
   });
   const parsed = options.parsedBody !== undefined;
   const gatewayResponse = await gateway.handle(

@@ -19,7 +19,13 @@ describe("createModelRouter", () => {
 
   const resolve = (model: string) => {
     const route = router.resolve(model);
-    return route && { name: route.name, target: route.targets[0]?.providerName, model: route.targets[0]?.model };
+    return (
+      route && {
+        name: route.name,
+        target: route.targets[0]?.providerName,
+        model: route.targets[0]?.model,
+      }
+    );
   };
 
   it("prefers an exact name, then an alias, then the longest wildcard", () => {

@@ -93,7 +93,7 @@ export interface GatewayHooks {
   beforeRequest?(call: UpstreamCall, context: RequestContext): Awaitable<void>;
   afterResponse?(response: HookResponse, context: RequestContext): Awaitable<void>;
   /** One SSE event on its way to the client: return a replacement, null to drop it, or nothing. */
-  onChunk?(event: SseEvent, context: RequestContext): SseEvent | null | undefined | void;
+  onChunk?(event: SseEvent, context: RequestContext): SseEvent | null | undefined;
   onError?(error: AigwError, context: RequestContext): Awaitable<void>;
   onAttempt?(event: AttemptEvent, context: RequestContext): void;
 }

@@ -38,7 +38,9 @@ describe("gateway.fetch", () => {
   });
 
   it("maps errors to OpenAI's shape", async () => {
-    const response = await gateway.fetch(new Request("http://gateway.local/v1/models", { method: "DELETE" }));
+    const response = await gateway.fetch(
+      new Request("http://gateway.local/v1/models", { method: "DELETE" }),
+    );
     expect(response.status).toBe(405);
   });
 });
@@ -47,7 +49,9 @@ describe("CORS", () => {
   it("is off by default: no CORS headers", async () => {
     const running = await startGateway({ providers: { echo: createEcho() }, models: {} });
     try {
-      const response = await fetch(`${running.url}/health`, { headers: { origin: "https://app.example" } });
+      const response = await fetch(`${running.url}/health`, {
+        headers: { origin: "https://app.example" },
+      });
       expect(response.headers.get("access-control-allow-origin")).toBeNull();
     } finally {
       await running.close();
@@ -71,7 +75,9 @@ describe("CORS", () => {
       });
       expect(preflight.status).toBe(204);
       expect(preflight.headers.get("access-control-allow-origin")).toBe("https://app.example");
-      expect(preflight.headers.get("access-control-allow-headers")).toBe("authorization, content-type");
+      expect(preflight.headers.get("access-control-allow-headers")).toBe(
+        "authorization, content-type",
+      );
       expect(preflight.headers.get("access-control-max-age")).toBe("120");
 
       const allowed = await fetch(`${running.url}/v1/chat/completions`, {

@@ -160,7 +160,10 @@ describe("errors in OpenAI's shape", () => {
       headers: { "content-type": "application/json" },
       body,
     });
-    return { status: response.status, body: (await response.json()) as { error: Record<string, unknown> } };
+    return {
+      status: response.status,
+      body: (await response.json()) as { error: Record<string, unknown> },
+    };
   }
 
   it("400 for a body that is not JSON", async () => {

@@ -50,7 +50,9 @@ function echoChatCompletion(request: ProviderRequest, signal: AbortSignal | unde
   }
   const lastUser = messages.findLast((message) => message?.role === "user");
   const reply = messageText(lastUser?.content);
-  const inputTokens = countTokens(messages.map((message) => messageText(message?.content)).join(""));
+  const inputTokens = countTokens(
+    messages.map((message) => messageText(message?.content)).join(""),
+  );
   const outputTokens = countTokens(reply);
   const usage: TokenUsage = {
     inputTokens,

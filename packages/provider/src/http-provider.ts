@@ -220,11 +220,13 @@ class UpstreamStream implements ProviderStream {
   }
 
   private async *events(): AsyncGenerator<SseEvent> {
-    const { endpoint, body, dropUsageChunk, requestText } = this.settings;
+    const { endpoint, body, dropUsageChunk, requestText, signal } = this.settings;
     let complete = !hasEndMarker(endpoint);
     let dataEvents = 0;
     try {
       for await (const event of parseSse(body)) {
+        // Events already parsed from the last chunk are not handed out after an abort.
+        signal?.throwIfAborted();
         if (!complete) complete = isEndMarker(endpoint, event);
         if (event.data !== "[DONE]") dataEvents++;
         if (carriesUsage(event.raw)) {
@@ -261,7 +263,9 @@ class UpstreamStream implements ProviderStream {
     }
     const network = createNetworkError(error, apiKey, upstreamRequestId);
     if (network === undefined) return error;
-    return network.status === 504 ? network : createStreamInterruptedError(upstreamRequestId, error);
+    return network.status === 504
+      ? network
+      : createStreamInterruptedError(upstreamRequestId, error);
   }
 }
 
@@ -354,7 +358,10 @@ export function createHttpProvider(settings: HttpProviderSettings): Provider {
     signal?.addEventListener("abort", forwardAbort, { once: true });
     const abortAfter = (milliseconds: number, message: string) =>
       setTimeout(() => controller.abort(createTimeoutError(message)), milliseconds);
-    let timer = abortAfter(attemptTimeout, `The upstream did not answer within ${attemptTimeout} ms`);
+    let timer = abortAfter(
+      attemptTimeout,
+      `The upstream did not answer within ${attemptTimeout} ms`,
+    );
     const release = () => {
       clearTimeout(timer);
       signal?.removeEventListener("abort", forwardAbort);

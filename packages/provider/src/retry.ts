@@ -38,7 +38,12 @@ export function resolveRetryOptions(options: RetryOptions = {}): ResolvedRetryOp
   const maxBackoff = options.maxBackoff ?? DEFAULT_RETRY.maxBackoff;
   const jitter = options.jitter ?? DEFAULT_RETRY.jitter;
   const retryableStatusCodes = options.retryableStatusCodes ?? DEFAULT_RETRY.retryableStatusCodes;
-  check(Number.isInteger(maxRetries) && maxRetries >= 0, "maxRetries", "an integer >= 0", maxRetries);
+  check(
+    Number.isInteger(maxRetries) && maxRetries >= 0,
+    "maxRetries",
+    "an integer >= 0",
+    maxRetries,
+  );
   check(
     Number.isFinite(initialBackoff) && initialBackoff >= 0,
     "initialBackoff",
@@ -55,7 +60,9 @@ export function resolveRetryOptions(options: RetryOptions = {}): ResolvedRetryOp
   );
   check(
     Array.isArray(retryableStatusCodes) &&
-      retryableStatusCodes.every((status) => Number.isInteger(status) && status >= 100 && status <= 599),
+      retryableStatusCodes.every(
+        (status) => Number.isInteger(status) && status >= 100 && status <= 599,
+      ),
     "retryableStatusCodes",
     "an array of HTTP status codes",
     retryableStatusCodes,

@@ -66,7 +66,9 @@ function parseBlock(raw: string): SseEvent | undefined {
  * blank line that ends it has arrived. Lines may end in "\n" or "\r\n". An unterminated
  * block at the end of the stream is dropped, as the SSE specification says.
  */
-export async function* parseSse(body: AsyncIterable<Uint8Array | string>): AsyncGenerator<SseEvent> {
+export async function* parseSse(
+  body: AsyncIterable<Uint8Array | string>,
+): AsyncGenerator<SseEvent> {
   const decoder = new TextDecoder();
   let buffer = "";
   // Where the pending event starts, and where the next line to examine starts.

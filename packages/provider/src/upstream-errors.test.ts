@@ -115,29 +115,28 @@ describe("createNetworkError", () => {
   const failure = (code: string, message = `failed with ${code}`) =>
     Object.assign(new Error(message), { code });
 
-  it.each([
-    "ECONNREFUSED",
-    "UND_ERR_CONNECT_TIMEOUT",
-  ])("maps %s to a retryable 502 upstream_unreachable", (code) => {
-    expect(createNetworkError(failure(code))).toMatchObject({
-      status: 502,
-      type: "upstream_error",
-      code: "upstream_unreachable",
-      isRetryable: true,
-    });
-  });
+  it.each(["ECONNREFUSED", "UND_ERR_CONNECT_TIMEOUT"])(
+    "maps %s to a retryable 502 upstream_unreachable",
+    (code) => {
+      expect(createNetworkError(failure(code))).toMatchObject({
+        status: 502,
+        type: "upstream_error",
+        code: "upstream_unreachable",
+        isRetryable: true,
+      });
+    },
+  );
 
-  it.each([
-    "ECONNRESET",
-    "UND_ERR_SOCKET",
-    "HPE_INVALID_CONSTANT",
-  ])("maps %s to a retryable 502", (code) => {
-    expect(createNetworkError(failure(code))).toMatchObject({
-      status: 502,
-      code: "upstream_connection_error",
-      isRetryable: true,
-    });
-  });
+  it.each(["ECONNRESET", "UND_ERR_SOCKET", "HPE_INVALID_CONSTANT"])(
+    "maps %s to a retryable 502",
+    (code) => {
+      expect(createNetworkError(failure(code))).toMatchObject({
+        status: 502,
+        code: "upstream_connection_error",
+        isRetryable: true,
+      });
+    },
+  );
 
   it.each(["UND_ERR_HEADERS_TIMEOUT", "UND_ERR_BODY_TIMEOUT"])("maps %s to a 504", (code) => {
     expect(createNetworkError(failure(code), undefined, "req_9")).toMatchObject({

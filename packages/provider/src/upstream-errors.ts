@@ -73,7 +73,8 @@ export function createUpstreamError(
   const retryAfterMs = parseRetryAfter(headers);
   const isRetryable = context.retryableStatusCodes.includes(status);
   const fields = readErrorFields(body);
-  const message = fields.message === undefined ? undefined : redactSecrets(fields.message, context.apiKey);
+  const message =
+    fields.message === undefined ? undefined : redactSecrets(fields.message, context.apiKey);
 
   if (status === 401 || status === 403) {
     // The upstream's message is dropped: some providers echo the rejected key in it.
@@ -145,7 +146,10 @@ export function createInvalidResponseError(
   });
 }
 
-export function createStreamInterruptedError(upstreamRequestId?: string, cause?: unknown): AigwError {
+export function createStreamInterruptedError(
+  upstreamRequestId?: string,
+  cause?: unknown,
+): AigwError {
   return new AigwError("The upstream stream ended before it was complete", {
     status: 502,
     type: "upstream_error",

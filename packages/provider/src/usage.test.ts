@@ -2,7 +2,8 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { AigwError } from "./errors.js";
 import { estimateTokens, LARGE_BODY_BYTES, readUsage, usageFromObject } from "./usage.js";
 
-const bytes = (value: unknown) => Buffer.from(typeof value === "string" ? value : JSON.stringify(value));
+const bytes = (value: unknown) =>
+  Buffer.from(typeof value === "string" ? value : JSON.stringify(value));
 
 /** An embeddings-like body of about `size` bytes with `usage` at its end. */
 function largeBody(size: number, usage: unknown = { prompt_tokens: 7, total_tokens: 7 }): Buffer {
@@ -36,7 +37,10 @@ describe("usageFromObject", () => {
 
 describe("readUsage", () => {
   it("reads usage from chat and responses bodies", () => {
-    const chat = { choices: [], usage: { prompt_tokens: 9, completion_tokens: 2, total_tokens: 11 } };
+    const chat = {
+      choices: [],
+      usage: { prompt_tokens: 9, completion_tokens: 2, total_tokens: 11 },
+    };
     expect(readUsage(bytes(chat))).toEqual({ inputTokens: 9, outputTokens: 2, totalTokens: 11 });
     const response = { output: [], usage: { input_tokens: 4, output_tokens: 1, total_tokens: 5 } };
     expect(readUsage(bytes(response))).toEqual({ inputTokens: 4, outputTokens: 1, totalTokens: 5 });

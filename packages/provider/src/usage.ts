@@ -128,7 +128,10 @@ export interface ReadUsageOptions {
  * parsed whole, a large one (float embeddings, images) only where its usage is. Throws a
  * 502 `invalid_upstream_response` AigwError when the body is not JSON.
  */
-export function readUsage(body: Uint8Array, options: ReadUsageOptions = {}): TokenUsage | undefined {
+export function readUsage(
+  body: Uint8Array,
+  options: ReadUsageOptions = {},
+): TokenUsage | undefined {
   const { requestText, upstreamRequestId } = options;
   let usage: unknown;
   let outputText = "";

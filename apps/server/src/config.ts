@@ -19,6 +19,7 @@ const transportFields = {
   headers: z.record(z.string(), z.string()).optional(),
   forwardHeaders: z.array(z.string()).optional(),
   timeout: positiveMs.optional(),
+  deadline: positiveMs.optional(),
   connectTimeout: positiveMs.optional(),
   readTimeout: positiveMs.optional(),
   streamTimeout: positiveMs.optional(),

@@ -207,8 +207,7 @@ export function createGateway(options: GatewayOptions): Gateway {
   ): Promise<UpstreamResult> {
     const signal = context.signal;
     const headers = flattenHeaders(request.headers);
-    const firstProvider = route.targets[0]?.provider;
-    const deadline = Date.now() + (firstProvider?.timeout ?? 600_000);
+    const deadline = Date.now() + (route.targets[0]?.provider.deadline ?? 600_000);
     let attempts = 0;
     let lastError: AigwError | undefined;
     for (const target of route.targets) {
@@ -239,14 +238,8 @@ export function createGateway(options: GatewayOptions): Gateway {
         } catch (error) {
           if (signal.aborted) throw signal.reason;
           const failure = toAigwError(error);
-          emitAttempt(
-            context,
-            target.providerName,
-            attempts,
-            failure.status,
-            attemptStarted,
-            failure,
-          );
+          const status = failure.upstreamStatus ?? failure.status;
+          emitAttempt(context, target.providerName, attempts, status, attemptStarted, failure);
           lastError = failure;
           if (retry >= target.provider.retry.maxRetries) break;
           const wait = retryDelay(failure, retry + 1, target.provider.retry, deadline - Date.now());

@@ -75,7 +75,7 @@ export interface AttemptEvent {
   providerName: string;
   /** 1 for the first attempt of the request, counting across targets. */
   attempt: number;
-  /** The upstream's status, or the status of the error the attempt ended with. */
+  /** The upstream's HTTP status, or the gateway's status for an attempt that got none (502, 504). */
   status: number;
   durationMs: number;
   error?: AigwError | undefined;

@@ -138,6 +138,7 @@ export function createEcho(): Provider {
     kind: "echo",
     retry: resolveRetryOptions(),
     timeout: 600_000,
+    deadline: 600_000,
     async send(request: ProviderRequest, options: SendOptions = {}): Promise<ProviderResponse> {
       options.signal?.throwIfAborted();
       if (request.endpoint === "chat/completions") {

@@ -18,6 +18,8 @@ export interface AigwErrorOptions {
   headers?: Record<string, string>;
   /** The upstream's own request id, when the error came from an upstream response. */
   upstreamRequestId?: string;
+  /** The HTTP status the upstream answered with, when the error is its answer. */
+  upstreamStatus?: number;
   cause?: unknown;
 }
 
@@ -35,6 +37,7 @@ export class AigwError extends Error {
   readonly retryAfterMs: number | undefined;
   readonly headers: Record<string, string>;
   readonly upstreamRequestId: string | undefined;
+  readonly upstreamStatus: number | undefined;
 
   constructor(message: string, options: AigwErrorOptions) {
     super(message, { cause: options.cause });
@@ -47,6 +50,7 @@ export class AigwError extends Error {
     this.retryAfterMs = options.retryAfterMs;
     this.headers = options.headers ?? {};
     this.upstreamRequestId = options.upstreamRequestId;
+    this.upstreamStatus = options.upstreamStatus;
   }
 
   static isInstance(value: unknown): value is AigwError {

@@ -41,6 +41,8 @@ export interface TransportOptions {
   forwardHeaders?: string[];
   /** Milliseconds one attempt may take; for a stream, until the response headers. Default 600_000. */
   timeout?: number;
+  /** Milliseconds a whole request may take, across attempts and the waits between them. Default: `timeout`. */
+  deadline?: number;
   /** Milliseconds to open a connection. Default 10_000. */
   connectTimeout?: number;
   /** Longest gap between two body chunks once a response has started. Default 120_000. */
@@ -276,6 +278,7 @@ class UpstreamStream implements ProviderStream {
 export function createHttpProvider(settings: HttpProviderSettings): Provider {
   const { kind, origin, pathFor, authHeaders, apiKey } = settings;
   const timeout = numberOption("timeout", settings.timeout, 600_000);
+  const deadline = numberOption("deadline", settings.deadline, timeout);
   const connectTimeout = numberOption("connectTimeout", settings.connectTimeout, 10_000);
   const readTimeout = numberOption("readTimeout", settings.readTimeout, 120_000);
   const streamTimeout =
@@ -427,6 +430,7 @@ export function createHttpProvider(settings: HttpProviderSettings): Provider {
     kind,
     retry,
     timeout,
+    deadline,
     send,
     close() {
       closing ??= pool.close();

@@ -71,12 +71,14 @@ export async function* parseSse(
 ): AsyncGenerator<SseEvent> {
   const decoder = new TextDecoder();
   let buffer = "";
-  // Where the pending event starts, and where the next line to examine starts.
+  // Where the pending event starts, and where the line being read starts.
   let eventStart = 0;
   let lineStart = 0;
   for await (const chunk of body) {
+    // Only new text is searched, so a long line arriving in many chunks is scanned once.
+    const searchFrom = buffer.length;
     buffer += typeof chunk === "string" ? chunk : decoder.decode(chunk, { stream: true });
-    let newline = buffer.indexOf("\n", lineStart);
+    let newline = buffer.indexOf("\n", searchFrom);
     while (newline !== -1) {
       const blank =
         newline === lineStart || (newline === lineStart + 1 && buffer.charCodeAt(lineStart) === 13);

@@ -71,14 +71,16 @@ export type ProviderResponse = ProviderJsonResponse | ProviderStreamResponse;
 
 /**
  * One upstream. `send` makes exactly one attempt; retries and fallbacks belong to the caller
- * (`withRetry`, or the gateway's request loop), which reads `retry` and `timeout` from here.
+ * (`withRetry`, or the gateway's request loop), which reads `retry` and `deadline` from here.
  */
 export interface Provider {
   /** The kind of upstream ("openai", "azure", "echo", ...). */
   readonly kind: string;
   readonly retry: Required<RetryOptions>;
-  /** Milliseconds one attempt may take; also the default deadline of a whole request. */
+  /** Milliseconds one attempt may take. */
   readonly timeout: number;
+  /** Milliseconds a whole request may take across attempts and waits (defaults to `timeout`). */
+  readonly deadline: number;
   send(request: ProviderRequest, options?: SendOptions): Promise<ProviderResponse>;
   close(): Promise<void>;
 }

@@ -80,7 +80,13 @@ export function createUpstreamError(
     // The upstream's message is dropped: some providers echo the rejected key in it.
     return new AigwError(
       `The upstream rejected the gateway's credentials for this provider (HTTP ${status})`,
-      { status: 502, type: "upstream_error", code: "upstream_auth_error", upstreamRequestId },
+      {
+        status: 502,
+        type: "upstream_error",
+        code: "upstream_auth_error",
+        upstreamRequestId,
+        upstreamStatus: status,
+      },
     );
   }
   if (status === 429) {
@@ -93,6 +99,7 @@ export function createUpstreamError(
       headers:
         retryAfterMs === undefined ? {} : { "retry-after": String(Math.ceil(retryAfterMs / 1000)) },
       upstreamRequestId,
+      upstreamStatus: status,
     });
   }
   if (status >= 400 && status < 500) {
@@ -104,6 +111,7 @@ export function createUpstreamError(
       isRetryable,
       retryAfterMs,
       upstreamRequestId,
+      upstreamStatus: status,
     });
   }
   const detail = message === undefined ? "" : `: ${message}`;
@@ -114,6 +122,7 @@ export function createUpstreamError(
     isRetryable,
     retryAfterMs,
     upstreamRequestId,
+    upstreamStatus: status,
   });
 }
 

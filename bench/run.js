@@ -2,6 +2,7 @@
 // upstream reached directly and through a bare undici pass-through, in interleaved rounds.
 import { spawn } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -10,6 +11,7 @@ import autocannon from "autocannon";
 const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
 const durationSeconds = Number(process.env.BENCH_SECONDS ?? 10);
 const connections = 50;
+const logLevel = process.env.BENCH_LOG_LEVEL ?? "info";
 const root = new URL("..", import.meta.url).pathname;
 const clockTicksPerSecond = 100;
 
@@ -57,7 +59,6 @@ const configFile = join(tmpdir(), `aigw-bench-${process.pid}.yaml`);
 writeFileSync(
   configFile,
   [
-    "server: { port: 0 }",
     "providers:",
     `  mock: { type: openai-compatible, baseURL: "${upstream.url}/v1", apiKey: bench }`,
     "models:",
@@ -66,22 +67,34 @@ writeFileSync(
 );
 const gateway = await startGateway();
 
+async function freePort() {
+  const server = createServer().listen(0, "127.0.0.1");
+  await new Promise((resolve) => server.once("listening", resolve));
+  const { port } = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
 async function startGateway() {
+  const port = await freePort();
   const child = spawn(process.execPath, ["apps/server/dist/cli.js", "--config", configFile], {
     cwd: root,
-    env: { ...process.env, LOG_FORMAT: "json", LOG_LEVEL: "info" },
+    env: { ...process.env, PORT: String(port), LOG_FORMAT: "json", LOG_LEVEL: logLevel },
+    // The access log goes to a pipe we drain, as it would go to a log collector.
     stdio: ["ignore", "pipe", "inherit"],
   });
-  const lines = createInterface({ input: child.stdout });
-  for await (const line of lines) {
-    const url = JSON.parse(line).url;
-    if (url) {
-      // The access log goes on to stdout: drain it so the gateway never blocks on the pipe.
-      lines.on("line", () => {});
-      return { child, url };
-    }
+  child.stdout.resume();
+  const url = `http://127.0.0.1:${port}`;
+  for (let tries = 0; tries < 100; tries++) {
+    if (child.exitCode !== null) break;
+    const ready = await fetch(`${url}/health`).then(
+      (response) => response.ok,
+      () => false,
+    );
+    if (ready) return { child, url };
+    await new Promise((resolve) => setTimeout(resolve, 100));
   }
-  throw new Error("the gateway exited before listening");
+  throw new Error("the gateway did not start");
 }
 
 const targets = { direct: upstream, passthrough, gateway };

@@ -4,60 +4,74 @@ import type { GatewayRequest } from "./types.js";
 
 const decoder = new TextDecoder();
 
-/** Reads the raw body up to `limitBytes`, failing with 413 as soon as it is exceeded. */
-async function readText(request: GatewayRequest, limitBytes: number): Promise<string> {
-  const declared = Number(request.headers["content-length"]);
-  if (declared > limitBytes) throw requestTooLarge(limitBytes);
-  const body = request.body;
-  if (body === undefined) return "";
-  if (typeof body === "string") {
-    if (Buffer.byteLength(body) > limitBytes) throw requestTooLarge(limitBytes);
-    return body;
-  }
-  if (body instanceof Uint8Array) {
-    if (body.byteLength > limitBytes) throw requestTooLarge(limitBytes);
-    return decoder.decode(body);
-  }
+function tooLarge(size: number, limitBytes: number) {
+  if (size > limitBytes) throw requestTooLarge(limitBytes);
+}
+
+/** Reads a streamed body up to `limitBytes`, failing with 413 as soon as it is exceeded. */
+async function readStream(
+  body: AsyncIterable<Uint8Array | string>,
+  limitBytes: number,
+): Promise<string> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of body) {
-    const buffer = typeof chunk === "string" ? Buffer.from(chunk) : Buffer.from(chunk);
+    const buffer = Buffer.from(chunk);
     size += buffer.byteLength;
-    if (size > limitBytes) throw requestTooLarge(limitBytes);
+    tooLarge(size, limitBytes);
     chunks.push(buffer);
   }
   return Buffer.concat(chunks, size).toString("utf8");
 }
 
-/** Parses the JSON body once; it must be an object. */
-export async function readJsonBody(
-  request: GatewayRequest,
-  limitBytes: number,
-): Promise<Record<string, unknown>> {
-  let parsed = request.parsedBody;
-  if (parsed === undefined) {
-    const text = await readText(request, limitBytes);
-    if (text.trim() === "") {
-      throw invalidRequest(
-        "The request body is empty; expected a JSON object.",
-        null,
-        "invalid_json",
-      );
-    }
-    try {
-      parsed = JSON.parse(text);
-    } catch (error) {
-      throw invalidRequest(
-        `The request body is not valid JSON: ${(error as Error).message}`,
-        null,
-        "invalid_json",
-      );
-    }
-  }
+function parseObject(parsed: unknown): Record<string, unknown> {
   if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
     throw invalidRequest("The request body must be a JSON object.", null, "invalid_json");
   }
   return parsed as Record<string, unknown>;
+}
+
+function parseText(text: string): Record<string, unknown> {
+  if (text.trim() === "") {
+    throw invalidRequest(
+      "The request body is empty; expected a JSON object.",
+      null,
+      "invalid_json",
+    );
+  }
+  try {
+    return parseObject(JSON.parse(text));
+  } catch (error) {
+    if (!(error instanceof SyntaxError)) throw error;
+    throw invalidRequest(
+      `The request body is not valid JSON: ${error.message}`,
+      null,
+      "invalid_json",
+    );
+  }
+}
+
+/**
+ * Parses the JSON body once; it must be an object. Bodies already in memory are parsed
+ * synchronously (the common path); streamed ones are read up to the limit first.
+ */
+export function readJsonBody(
+  request: GatewayRequest,
+  limitBytes: number,
+): Record<string, unknown> | Promise<Record<string, unknown>> {
+  if (request.parsedBody !== undefined) return parseObject(request.parsedBody);
+  tooLarge(Number(request.headers["content-length"]), limitBytes);
+  const body = request.body;
+  if (body === undefined) return parseText("");
+  if (typeof body === "string") {
+    tooLarge(Buffer.byteLength(body), limitBytes);
+    return parseText(body);
+  }
+  if (body instanceof Uint8Array) {
+    tooLarge(body.byteLength, limitBytes);
+    return parseText(decoder.decode(body));
+  }
+  return readStream(body, limitBytes).then(parseText);
 }
 
 type FieldCheck = (value: unknown) => boolean;

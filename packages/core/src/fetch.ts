@@ -1,3 +1,4 @@
+import { Cancellation } from "@aigw/provider";
 import type { Gateway } from "./gateway.js";
 
 const encoder = new TextEncoder();
@@ -10,8 +11,8 @@ export async function fetchHandler(gateway: Gateway, request: Request): Promise<
     headers[name] = value;
   });
   // Cancelling the returned stream must stop the upstream as surely as the client leaving.
-  const controller = new AbortController();
-  const abort = () => controller.abort(request.signal.reason);
+  const cancellation = new Cancellation();
+  const abort = () => cancellation.abort(request.signal.reason);
   if (request.signal.aborted) abort();
   else request.signal.addEventListener("abort", abort, { once: true });
 
@@ -22,7 +23,7 @@ export async function fetchHandler(gateway: Gateway, request: Request): Promise<
       headers,
       body: request.body ?? undefined,
     },
-    { signal: controller.signal },
+    { cancellation },
   );
   const body = response.body;
   if (body === undefined || typeof body === "string" || body instanceof Uint8Array) {
@@ -45,7 +46,7 @@ export async function fetchHandler(gateway: Gateway, request: Request): Promise<
       }
     },
     async cancel(reason) {
-      controller.abort(reason);
+      cancellation.abort(reason);
       await events.return?.();
     },
   });

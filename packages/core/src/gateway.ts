@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import {
   AigwError,
+  Cancellation,
   type Endpoint,
   type Provider,
   type ProviderResponse,
@@ -10,6 +11,7 @@ import {
   type TokenUsage,
 } from "@aigw/provider";
 import { readJsonBody, validateBody } from "./body.js";
+import { GatewayContext } from "./context.js";
 import { type CorsOptions, createCors } from "./cors.js";
 import {
   invalidRequest,
@@ -53,6 +55,8 @@ export interface DrainOptions {
 
 export interface Gateway {
   handle(request: GatewayRequest, options?: HandleOptions): Promise<GatewayResponse>;
+  /** The largest request body accepted, in bytes; adapters stop reading beyond it. */
+  readonly maxBodyBytes: number;
   /** The same gateway for fetch-style frameworks (Hono, Next.js route handlers on Node). */
   fetch(request: Request): Promise<Response>;
   /** Answers /health with 503 and new requests with 503, then waits for in-flight ones. */
@@ -92,8 +96,9 @@ interface Outcome {
 /** One request in flight: its context, its cancellation and what it ended with. */
 interface Exchange {
   context: RequestContext;
-  controller: AbortController;
-  clientSignal: AbortSignal | undefined;
+  cancellation: Cancellation;
+  /** Whether the request was cancelled by its client (not by a shutdown). */
+  clientGone(): boolean;
   outcome: Outcome;
   /** Stops listening to the client's signal. */
   detach(): void;
@@ -111,16 +116,6 @@ function headerText(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;
 }
 
-/** Client headers as the provider receives them; it forwards only those it allows. */
-function flattenHeaders(headers: GatewayRequest["headers"]): Record<string, string> {
-  const flat: Record<string, string> = {};
-  for (const name in headers) {
-    const value = headers[name];
-    if (value !== undefined) flat[name] = Array.isArray(value) ? value.join(", ") : value;
-  }
-  return flat;
-}
-
 function pathname(path: string): string {
   const query = path.indexOf("?");
   const bare = query === -1 ? path : path.slice(0, query);
@@ -136,7 +131,8 @@ export function createGateway(options: GatewayOptions): Gateway {
   const maxBodyBytes = options.maxBodyBytes ?? 32 * 2 ** 20;
   const keepAliveIntervalMs = options.keepAliveIntervalMs ?? 15_000;
   const logger = options.logger;
-  const inFlight = new Set<AbortController>();
+  const inFlight = new Set<Cancellation>();
+  const shutdownReason = unavailable();
   let draining = false;
   let drained: (() => void) | undefined;
 
@@ -153,9 +149,9 @@ export function createGateway(options: GatewayOptions): Gateway {
     };
   }
 
-  function finish({ context, controller, outcome, detach }: Exchange) {
+  function finish({ context, cancellation, outcome, detach }: Exchange) {
     detach();
-    inFlight.delete(controller);
+    inFlight.delete(cancellation);
     if (inFlight.size === 0) drained?.();
     if (!logger) return;
     const line = {
@@ -203,22 +199,24 @@ export function createGateway(options: GatewayOptions): Gateway {
     call: UpstreamCall,
     requestedModel: string,
     request: GatewayRequest,
-    context: RequestContext,
+    exchange: Exchange,
   ): Promise<UpstreamResult> {
-    const signal = context.signal;
-    const headers = flattenHeaders(request.headers);
+    const { context, cancellation } = exchange;
     const deadline = Date.now() + (route.targets[0]?.provider.deadline ?? 600_000);
     let attempts = 0;
     let lastError: AigwError | undefined;
     for (const target of route.targets) {
       const model = call.model !== requestedModel ? call.model : (target.model ?? call.model);
       const body = model === call.body.model ? call.body : { ...call.body, model };
-      const providerRequest = { endpoint: call.endpoint, body, headers };
+      const providerRequest = { endpoint: call.endpoint, body, headers: request.headers };
       for (let retry = 0; ; retry++) {
         attempts++;
         const attemptStarted = performance.now();
         try {
-          const response = await target.provider.send(providerRequest, { signal, deadline });
+          const response = await target.provider.send(providerRequest, {
+            signal: cancellation,
+            deadline,
+          });
           let stream: UpstreamResult["stream"];
           if (response.kind === "stream") {
             const iterator = response.events[Symbol.asyncIterator]();
@@ -236,7 +234,7 @@ export function createGateway(options: GatewayOptions): Gateway {
           emitAttempt(context, target.providerName, attempts, response.status, attemptStarted);
           return { response, providerName: target.providerName, attempts, stream };
         } catch (error) {
-          if (signal.aborted) throw signal.reason;
+          if (cancellation.aborted) throw cancellation.reason;
           const failure = toAigwError(error);
           const status = failure.upstreamStatus ?? failure.status;
           emitAttempt(context, target.providerName, attempts, status, attemptStarted, failure);
@@ -244,7 +242,7 @@ export function createGateway(options: GatewayOptions): Gateway {
           if (retry >= target.provider.retry.maxRetries) break;
           const wait = retryDelay(failure, retry + 1, target.provider.retry, deadline - Date.now());
           if (wait === undefined) break;
-          await sleep(wait, signal);
+          await sleep(wait, cancellation);
         }
       }
     }
@@ -297,7 +295,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     result: UpstreamResult & { stream: NonNullable<UpstreamResult["stream"]> },
     responseHeaders: Record<string, string>,
   ): AsyncGenerator<SseEvent> {
-    const { context, controller, clientSignal, outcome } = exchange;
+    const { context, cancellation, outcome } = exchange;
     const { iterator, first } = result.stream;
     const events = result.response.kind === "stream" ? result.response.events : undefined;
     let completed = false;
@@ -323,11 +321,11 @@ export function createGateway(options: GatewayOptions): Gateway {
       };
       for (const hook of reversedHooks) await hook.afterResponse?.(hookResponse, context);
     } catch (error) {
-      if (clientSignal?.aborted) {
+      if (exchange.clientGone()) {
         outcome.status = 499;
         return;
       }
-      const failure = toAigwError(controller.signal.aborted ? controller.signal.reason : error);
+      const failure = toAigwError(cancellation.aborted ? cancellation.reason : error);
       outcome.status = failure.status;
       outcome.error = failure;
       for (const hook of reversedHooks) {
@@ -336,7 +334,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       yield streamErrorEvent(context.endpoint ?? "chat/completions", failure);
     } finally {
       if (!completed) {
-        controller.abort();
+        cancellation.abort();
         iterator.return?.().catch(() => {});
         if (outcome.status === 200) outcome.status = 499;
       }
@@ -351,7 +349,8 @@ export function createGateway(options: GatewayOptions): Gateway {
     exchange: Exchange,
   ): Promise<GatewayResponse> {
     const { context, outcome } = exchange;
-    const body = await readJsonBody(request, maxBodyBytes);
+    const parsing = readJsonBody(request, maxBodyBytes);
+    const body = parsing instanceof Promise ? await parsing : parsing;
     const model = validateBody(endpoint, body);
     context.endpoint = endpoint;
     context.model = model;
@@ -365,7 +364,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       throw invalidRequest("A beforeRequest hook left the model empty.", "model");
     }
 
-    const result = await callUpstream(route, call, model, request, context);
+    const result = await callUpstream(route, call, model, request, exchange);
     outcome.providerName = result.providerName;
     outcome.attempts = result.attempts;
     const headers = successHeaders(context, result);
@@ -413,29 +412,23 @@ export function createGateway(options: GatewayOptions): Gateway {
     handleOptions: HandleOptions = {},
   ): Promise<GatewayResponse> {
     const clientSignal = handleOptions.signal;
-    const controller = new AbortController();
-    const onClientAbort = () => controller.abort(clientSignal?.reason);
+    const cancellation = handleOptions.cancellation ?? new Cancellation();
+    const onClientAbort = () => cancellation.abort(clientSignal?.reason);
     if (clientSignal?.aborted) onClientAbort();
     else clientSignal?.addEventListener("abort", onClientAbort, { once: true });
-    inFlight.add(controller);
+    inFlight.add(cancellation);
 
     const incomingId = headerText(request.headers["x-request-id"]);
     const exchange: Exchange = {
-      context: {
-        requestId: incomingId && requestIdPattern.test(incomingId) ? incomingId : randomUUID(),
-        tenant: "anonymous",
-        method: request.method,
-        path: request.path,
-        signal: controller.signal,
+      context: new GatewayContext(
+        incomingId && requestIdPattern.test(incomingId) ? incomingId : randomUUID(),
+        request.method,
+        request.path,
         logger,
-        startedAt: performance.now(),
-        endpoint: undefined,
-        model: undefined,
-        route: undefined,
-        state: {},
-      },
-      controller,
-      clientSignal,
+        cancellation,
+      ),
+      cancellation,
+      clientGone: () => cancellation.aborted && cancellation.reason !== shutdownReason,
       outcome: { status: 200, attempts: 0, stream: false },
       detach: () => clientSignal?.removeEventListener("abort", onClientAbort),
     };
@@ -445,7 +438,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       response = await route(request, exchange);
     } catch (error) {
       outcome.stream = false;
-      if (clientSignal?.aborted) {
+      if (exchange.clientGone()) {
         outcome.status = 499;
         response = { status: 499, headers: {}, body: undefined };
       } else {
@@ -488,6 +481,7 @@ export function createGateway(options: GatewayOptions): Gateway {
 
   const gateway: Gateway = {
     handle,
+    maxBodyBytes,
     fetch: (request) => fetchHandler(gateway, request),
     async drain(drainOptions = {}) {
       draining = true;
@@ -501,8 +495,7 @@ export function createGateway(options: GatewayOptions): Gateway {
           };
         });
       }
-      const reason = unavailable();
-      for (const controller of inFlight) controller.abort(reason);
+      for (const cancellation of inFlight) cancellation.abort(shutdownReason);
       if (inFlight.size > 0) {
         // Ended streams still write their error event; give them a moment to do it.
         await new Promise<void>((resolve) => {

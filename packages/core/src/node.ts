@@ -1,5 +1,6 @@
 import { once } from "node:events";
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { Cancellation } from "@aigw/provider";
 import type { Gateway } from "./gateway.js";
 import type { GatewayResponse } from "./types.js";
 
@@ -13,7 +14,7 @@ export interface NodeRequestOptions {
 /** A `(req, res)` listener for `http.createServer`, writing straight to the socket. */
 export function toNodeListener(gateway: Gateway) {
   return (request: IncomingMessage, response: ServerResponse): void => {
-    void handleNodeRequest(gateway, request, response);
+    handleNodeRequest(gateway, request, response).catch(() => response.destroy());
   };
 }
 
@@ -27,10 +28,10 @@ export async function handleNodeRequest(
   response: ServerResponse,
   options: NodeRequestOptions = {},
 ): Promise<void> {
-  const controller = new AbortController();
+  const cancellation = new Cancellation();
   response.once("close", () => {
     if (!response.writableFinished)
-      controller.abort(new Error("The client closed the connection."));
+      cancellation.abort(new Error("The client closed the connection."));
   });
   const parsed = options.parsedBody !== undefined;
   const gatewayResponse = await gateway.handle(
@@ -38,20 +39,43 @@ export async function handleNodeRequest(
       method: request.method ?? "GET",
       path: options.path ?? request.url ?? "/",
       headers: request.headers,
-      // Leaving early (413) must not destroy the socket the error is written to.
-      body: parsed ? undefined : request.iterator({ destroyOnReturn: false }),
+      body: parsed ? undefined : await readBody(request, gateway.maxBodyBytes),
       parsedBody: options.parsedBody,
       clientAddress: request.socket.remoteAddress,
     },
-    { signal: controller.signal },
+    { cancellation },
   );
-  await writeNodeResponse(response, gatewayResponse, controller.signal);
+  await writeNodeResponse(response, gatewayResponse, cancellation);
+}
+
+/**
+ * Collects the body with plain events (cheaper than async iteration). Past the limit it stops
+ * reading without destroying the socket, so the gateway's 413 can still be written; Node
+ * discards the rest once the response ends.
+ */
+function readBody(request: IncomingMessage, limitBytes: number): Promise<Buffer | undefined> {
+  if (request.method === "GET" || request.method === "HEAD") return Promise.resolve(undefined);
+  if (Number(request.headers["content-length"]) > limitBytes) return Promise.resolve(undefined);
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const finish = () => {
+      request.off("data", onData).off("end", finish).off("error", reject);
+      resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size));
+    };
+    const onData = (chunk: Buffer) => {
+      chunks.push(chunk);
+      size += chunk.length;
+      if (size > limitBytes) finish();
+    };
+    request.on("data", onData).on("end", finish).on("error", reject);
+  });
 }
 
 export async function writeNodeResponse(
   response: ServerResponse,
   gatewayResponse: GatewayResponse,
-  signal: AbortSignal,
+  cancellation: Cancellation,
 ): Promise<void> {
   const { status, headers, body } = gatewayResponse;
   if (response.destroyed) {
@@ -70,7 +94,9 @@ export async function writeNodeResponse(
   response.flushHeaders();
   try {
     for await (const event of body) {
-      if (!response.write(event.raw)) await once(response, "drain", { signal });
+      if (!response.write(event.raw)) {
+        await once(response, "drain", { signal: cancellation.signal });
+      }
     }
     response.end();
   } catch {

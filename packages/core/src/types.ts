@@ -1,4 +1,4 @@
-import type { AigwError, Endpoint, SseEvent, TokenUsage } from "@aigw/provider";
+import type { AigwError, Cancellation, Endpoint, SseEvent, TokenUsage } from "@aigw/provider";
 
 export type HeaderValue = string | string[] | undefined;
 
@@ -26,6 +26,12 @@ export interface GatewayResponse {
 export interface HandleOptions {
   /** Fires when the client went away: cancels everything the request started. */
   signal?: AbortSignal | undefined;
+  /**
+   * For adapters that own the request's lifetime: a Cancellation the adapter fires when the
+   * client goes away. The gateway uses it as the request's own (and fires it on shutdown);
+   * it is much cheaper than linking an AbortSignal.
+   */
+  cancellation?: Cancellation | undefined;
 }
 
 /** The subset of a pino logger the gateway uses. */
@@ -41,6 +47,7 @@ export interface RequestContext {
   tenant: string;
   readonly method: string;
   readonly path: string;
+  /** Fires when the client went away or the gateway shuts down (made on first use). */
   readonly signal: AbortSignal;
   readonly logger: Logger | undefined;
   /** performance.now() when the request arrived. */

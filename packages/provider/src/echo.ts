@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import type { CancelSignal } from "./cancellation.js";
 import { AigwError } from "./errors.js";
 import { resolveRetryOptions } from "./retry.js";
 import { createSseEvent } from "./sse.js";
@@ -38,7 +39,7 @@ function jsonResponse(value: unknown): ProviderResponse {
   };
 }
 
-function echoChatCompletion(request: ProviderRequest, signal: AbortSignal | undefined) {
+function echoChatCompletion(request: ProviderRequest, signal: CancelSignal | undefined) {
   const body = request.body ?? {};
   const { messages } = body;
   if (!Array.isArray(messages)) {

@@ -1,5 +1,6 @@
 import type { Dispatcher } from "undici";
 import { Pool } from "undici";
+import type { CancelSignal } from "./cancellation.js";
 import { AigwError } from "./errors.js";
 import { type RetryOptions, resolveRetryOptions } from "./retry.js";
 import { parseSse } from "./sse.js";
@@ -156,14 +157,17 @@ function isEndMarker(endpoint: Endpoint, event: SseEvent): boolean {
     : RESPONSES_FINAL_EVENTS.has(event.event);
 }
 
+/** Ends a response body with a timeout error unless it is done first. */
+function destroyAfter(
+  body: Dispatcher.ResponseData["body"],
+  milliseconds: number,
+  message: string,
+) {
+  return setTimeout(() => body.destroy(createTimeoutError(message)), Math.max(milliseconds, 0));
+}
+
 async function readAll(body: Dispatcher.ResponseData["body"]): Promise<Uint8Array> {
-  const chunks: Buffer[] = [];
-  let length = 0;
-  for await (const chunk of body) {
-    chunks.push(chunk as Buffer);
-    length += (chunk as Buffer).length;
-  }
-  return chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, length);
+  return new Uint8Array(await body.arrayBuffer());
 }
 
 /** Reads an error body up to a limit; a longer one is cut off (and its connection closed). */
@@ -187,7 +191,7 @@ interface StreamSettings {
   requestText: string;
   upstreamRequestId: string | undefined;
   apiKey: string | undefined;
-  signal: AbortSignal | undefined;
+  signal: CancelSignal | undefined;
   /** Stops the attempt's timers and abort forwarding. */
   release(): void;
 }
@@ -312,9 +316,12 @@ export function createHttpProvider(settings: HttpProviderSettings): Provider {
 
   function headersFor(request: ProviderRequest, hasBody: boolean, stream: boolean) {
     const headers: Record<string, string> = {};
-    for (const [header, value] of Object.entries(request.headers ?? {})) {
-      const name = header.toLowerCase();
-      if (forwarded.has(name)) headers[name] = value;
+    const incoming = request.headers;
+    if (incoming) {
+      for (const name of forwarded) {
+        const value = incoming[name];
+        if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(", ") : value;
+      }
     }
     if (hasBody) headers["content-type"] = "application/json";
     headers.accept = stream ? "text/event-stream" : "application/json";
@@ -354,37 +361,24 @@ export function createHttpProvider(settings: HttpProviderSettings): Provider {
       throw createTimeoutError("The request's deadline passed before the upstream was called");
     }
 
-    // One controller carries both the caller's abort and this attempt's timeouts to undici,
-    // which destroys the request or the response body with its reason.
-    const controller = new AbortController();
-    const forwardAbort = () => controller.abort(signal?.reason);
-    signal?.addEventListener("abort", forwardAbort, { once: true });
-    const abortAfter = (milliseconds: number, message: string) =>
-      setTimeout(() => controller.abort(createTimeoutError(message)), milliseconds);
-    let timer = abortAfter(
-      attemptTimeout,
-      `The upstream did not answer within ${attemptTimeout} ms`,
-    );
-    const release = () => {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", forwardAbort);
-    };
-
     let upstreamRequestId: string | undefined;
     try {
+      // The caller's signal goes to undici as is, and undici's own timers bound the wait for
+      // headers and each idle gap: no controller or timer of ours on the common path.
       const response = await pool.request({
         path: pathFor(request),
         method: hasBody ? "POST" : "GET",
         headers: headersFor(request, hasBody, stream),
         body: hasBody ? requestText : null,
-        signal: controller.signal,
+        signal,
         headersTimeout: attemptTimeout,
-        bodyTimeout: readTimeout,
+        // A JSON body must also arrive within the attempt; a stream only needs to keep moving.
+        bodyTimeout: stream ? readTimeout : Math.min(readTimeout, attemptTimeout),
       });
-      const { statusCode: status, headers: responseHeaders } = response;
+      const { statusCode: status, headers: responseHeaders, body: responseBody } = response;
       upstreamRequestId = upstreamRequestIdOf(responseHeaders);
       if (status < 200 || status >= 300) {
-        const text = await readBounded(response.body);
+        const text = await readBounded(responseBody);
         throw createUpstreamError(status, responseHeaders, text, {
           apiKey,
           retryableStatusCodes: retry.retryableStatusCodes,
@@ -392,34 +386,33 @@ export function createHttpProvider(settings: HttpProviderSettings): Provider {
       }
       const headers = pickHeaders(responseHeaders);
       if (stream && !headers["content-type"]?.startsWith("application/json")) {
-        clearTimeout(timer);
-        if (streamTimeout !== undefined) {
-          timer = abortAfter(
-            streamTimeout - (Date.now() - startedAt),
-            `The upstream stream ran longer than ${streamTimeout} ms`,
-          );
-        }
+        const timer =
+          streamTimeout === undefined
+            ? undefined
+            : destroyAfter(
+                responseBody,
+                streamTimeout - (Date.now() - startedAt),
+                `The upstream stream ran longer than ${streamTimeout} ms`,
+              );
         const events = new UpstreamStream({
           endpoint: request.endpoint,
-          body: response.body,
+          body: responseBody,
           dropUsageChunk: injectUsage,
           requestText,
           upstreamRequestId,
           apiKey,
           signal,
-          release,
+          release: () => clearTimeout(timer),
         });
         return { kind: "stream", status, headers, events, upstreamRequestId };
       }
-      const bytes = await readAll(response.body);
-      release();
+      const bytes = await readAll(responseBody);
       const usage = readUsage(bytes, {
         requestText: hasBody ? requestText : undefined,
         upstreamRequestId,
       });
       return { kind: "json", status, headers, body: bytes, usage, upstreamRequestId };
     } catch (error) {
-      release();
       if (signal?.aborted) throw signal.reason;
       if (AigwError.isInstance(error)) throw error;
       throw createNetworkError(error, apiKey, upstreamRequestId) ?? error;

@@ -1,4 +1,5 @@
 export { type AzureOpenAIOptions, createAzureOpenAI } from "./azure.js";
+export { Cancellation, type CancelSignal, onAbort } from "./cancellation.js";
 export { createEcho } from "./echo.js";
 export { AigwError, type AigwErrorOptions, type ErrorBody } from "./errors.js";
 export type { PoolOptions, TransportOptions } from "./http-provider.js";

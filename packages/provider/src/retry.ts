@@ -1,3 +1,4 @@
+import { type CancelSignal, onAbort } from "./cancellation.js";
 import { AigwError } from "./errors.js";
 
 export interface RetryOptions {
@@ -141,27 +142,28 @@ export function retryDelay(
 }
 
 /** Waits `ms`; rejects with the signal's reason as soon as the signal fires. */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+export function sleep(ms: number, signal?: CancelSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) {
       reject(signal.reason);
       return;
     }
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal?.reason);
-    };
     const timer = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
+      stopListening?.();
       resolve();
     }, ms);
-    signal?.addEventListener("abort", onAbort, { once: true });
+    const stopListening =
+      signal &&
+      onAbort(signal, () => {
+        clearTimeout(timer);
+        reject(signal.reason);
+      });
   });
 }
 
 export interface WithRetryOptions extends RetryOptions {
   /** Stops waiting and retrying when it fires; its reason is thrown. */
-  signal?: AbortSignal | undefined;
+  signal?: CancelSignal | undefined;
   /** Epoch milliseconds after which no further attempt starts. */
   deadline?: number | undefined;
 }

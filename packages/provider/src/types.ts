@@ -1,3 +1,4 @@
+import type { CancelSignal } from "./cancellation.js";
 import type { RetryOptions } from "./retry.js";
 
 /** The OpenAI-compatible endpoints a provider can serve, as paths below its base URL. */
@@ -32,13 +33,16 @@ export interface ProviderRequest {
   endpoint: Endpoint;
   /** The parsed JSON body (model already rewritten); absent for GET endpoints. */
   body?: Record<string, unknown> | undefined;
-  /** Client headers the gateway chose to forward, lower-case names. Auth is the provider's. */
-  headers?: Record<string, string> | undefined;
+  /**
+   * The client's headers, lower-case names. The provider forwards only its allow-list
+   * (OpenAI's own headers, trace context, `forwardHeaders`); auth is always its own.
+   */
+  headers?: Record<string, string | string[] | undefined> | undefined;
 }
 
 export interface SendOptions {
   /** Fires when the client went away or the request was given up: cancels the upstream call. */
-  signal?: AbortSignal | undefined;
+  signal?: CancelSignal | undefined;
   /** Epoch milliseconds after which the attempt must not go on (the whole request's deadline). */
   deadline?: number | undefined;
 }

@@ -1,7 +1,7 @@
 import type { TokenUsage } from "./types.js";
 import { createInvalidResponseError } from "./upstream-errors.js";
 
-/** Bodies above this size are not parsed whole: only their `usage` object is. */
+/** Bodies above this size are never parsed whole, not even to estimate usage. */
 export const LARGE_BODY_BYTES = 1024 * 1024;
 // `usage` comes last in every OpenAI response shape; how far from the end it is looked for.
 const USAGE_SEARCH_BYTES = 64 * 1024;
@@ -106,7 +106,7 @@ function objectEnd(text: string, start: number): number | undefined {
   return undefined;
 }
 
-/** Finds the last `"usage": {...}` near the end of a large body and parses only that. */
+/** Finds the last `"usage": {...}` near the end of a body and parses only that. */
 function readTailUsage(body: Uint8Array): unknown {
   const tail = textDecoder.decode(body.subarray(Math.max(0, body.length - USAGE_SEARCH_BYTES)));
   const key = tail.lastIndexOf('"usage"');
@@ -124,9 +124,10 @@ export interface ReadUsageOptions {
 }
 
 /**
- * Reads the token usage of a JSON response, checking that it is JSON: a small body is
- * parsed whole, a large one (float embeddings, images) only where its usage is. Throws a
- * 502 `invalid_upstream_response` AigwError when the body is not JSON.
+ * Reads the token usage of a JSON response without parsing the whole body: `usage` comes
+ * last in every OpenAI response shape, so only that object is parsed. A body that does not
+ * look like one JSON object (cut, or not JSON) throws a 502 `invalid_upstream_response`
+ * AigwError. A small body without usage is parsed whole, to estimate from its text.
  */
 export function readUsage(
   body: Uint8Array,
@@ -136,16 +137,13 @@ export function readUsage(
   let usage: unknown;
   let outputText = "";
   try {
-    if (body.length > LARGE_BODY_BYTES) {
-      // 123 and 125 are "{" and "}": a cut or non-JSON body is caught without a parse.
-      if (firstNonWhitespace(body) !== 123 || lastNonWhitespace(body) !== 125) {
-        throw new SyntaxError("the body does not start with { and end with }");
-      }
-      usage = readTailUsage(body);
-    } else {
-      const parsed: unknown = JSON.parse(textDecoder.decode(body));
-      usage = (parsed as { usage?: unknown } | null)?.usage;
-      if (requestText !== undefined) outputText = outputTextOf(parsed);
+    // 123 and 125 are "{" and "}": a cut or non-JSON body is caught without a parse.
+    if (firstNonWhitespace(body) !== 123 || lastNonWhitespace(body) !== 125) {
+      throw new SyntaxError("the body does not start with { and end with }");
+    }
+    usage = readTailUsage(body);
+    if (usage === undefined && requestText !== undefined && body.length <= LARGE_BODY_BYTES) {
+      outputText = outputTextOf(JSON.parse(textDecoder.decode(body)));
     }
   } catch (error) {
     // The parser's message is left out: it quotes the body.

@@ -3,23 +3,18 @@ import { pino } from "pino";
 import { ConfigError, resolveConfig } from "./config.js";
 import { startServer } from "./server.js";
 
-/**
- * Access lines are written in batches of about 4 KiB instead of one write per request; a
- * timer flushes what a quiet gateway has buffered, and exit flushes the rest.
- */
-function bufferedStdout() {
-  const destination = pino.destination({ sync: false, minLength: 4096 });
-  setInterval(() => destination.flush(), 1_000).unref();
-  return destination;
-}
-
 async function main() {
   const config = await resolveConfig(process.argv.slice(2), process.env);
   const pretty =
     config.logging.format === "pretty" || (!config.logging.format && process.stdout.isTTY);
-  const logger = pretty
-    ? pino({ level: config.logging.level, base: undefined, transport: { target: "pino-pretty" } })
-    : pino({ level: config.logging.level, base: undefined }, bufferedStdout());
+  // Lines are written by a worker thread, so serving requests never waits on stdout.
+  const logger = pino({
+    level: config.logging.level,
+    base: undefined,
+    transport: pretty
+      ? { target: "pino-pretty" }
+      : { target: "pino/file", options: { destination: 1 } },
+  });
   const running = await startServer(config, logger);
   logger.info(
     { url: running.url, models: Object.keys(config.models) },

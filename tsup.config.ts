@@ -7,9 +7,9 @@ const manifest = JSON.parse(readFileSync("package.json", "utf8")) as {
   exports?: Record<string, unknown>;
   bin?: Record<string, string>;
 };
-const exportEntries = Object.keys(manifest.exports ?? { ".": null }).map((key) =>
-  key === "." ? "src/index.ts" : `src/${key.slice(2)}.ts`,
-);
+const exportEntries = Object.keys(manifest.exports ?? { ".": null })
+  .filter((key) => !key.endsWith(".json"))
+  .map((key) => (key === "." ? "src/index.ts" : `src/${key.slice(2)}.ts`));
 const binEntries = Object.values(manifest.bin ?? {}).map((file) =>
   file.replace(/^\.\/dist\//, "src/").replace(/\.js$/, ".ts"),
 );

@@ -55,17 +55,28 @@ const median = (values) => values.toSorted((a, b) => a - b)[Math.floor(values.le
 
 const upstream = await start(["bench/upstream.js"]);
 const passthrough = await start(["bench/passthrough.js", upstream.url]);
-const configFile = join(tmpdir(), `aigw-bench-${process.pid}.yaml`);
-writeFileSync(
-  configFile,
-  [
-    "providers:",
-    `  mock: { type: openai-compatible, baseURL: "${upstream.url}/v1", apiKey: bench }`,
-    "models:",
-    '  "gpt-*": { provider: mock }',
-  ].join("\n"),
+function writeConfig(name, extra) {
+  const file = join(tmpdir(), `aigw-bench-${process.pid}-${name}.yaml`);
+  writeFileSync(
+    file,
+    [
+      ...extra,
+      "providers:",
+      `  mock: { type: openai-compatible, baseURL: "${upstream.url}/v1", apiKey: bench }`,
+      "models:",
+      '  "gpt-*": { provider: mock }',
+    ].join("\n"),
+  );
+  return file;
+}
+// As apps/server ships: metrics and access logs on.
+const gateway = await startGateway(writeConfig("default", []));
+// The same with the request context in AsyncLocalStorage, to show what that option costs.
+const gatewayWithAsyncContext = await startGateway(
+  writeConfig("als", ["gateway: { asyncContext: true }"]),
 );
-const gateway = await startGateway();
+// The response cache on: every request is the same, so after the warm-up every one is a hit.
+const gatewayWithCache = await startGateway(writeConfig("cache", ["cache: { store: memory }"]));
 
 async function freePort() {
   const server = createServer().listen(0, "127.0.0.1");
@@ -75,7 +86,7 @@ async function freePort() {
   return port;
 }
 
-async function startGateway() {
+async function startGateway(configFile) {
   const port = await freePort();
   const child = spawn(process.execPath, ["apps/server/dist/cli.js", "--config", configFile], {
     cwd: root,
@@ -97,7 +108,13 @@ async function startGateway() {
   throw new Error("the gateway did not start");
 }
 
-const targets = { direct: upstream, passthrough, gateway };
+const targets = {
+  direct: upstream,
+  passthrough,
+  gateway,
+  "gateway+als": gatewayWithAsyncContext,
+  "gateway+cache": gatewayWithCache,
+};
 const roundRatios = [];
 const results = Object.fromEntries(Object.keys(targets).map((name) => [name, []]));
 console.log(
@@ -123,7 +140,7 @@ for (let round = 1; round <= rounds; round++) {
   roundRatios.push(last("gateway") / last("passthrough"));
 }
 
-console.log("\ntarget        req/s   p50 ms   p99 ms   CPU ms/req   errors");
+console.log("\ntarget          req/s   p50 ms   p99 ms   CPU ms/req   errors");
 const summary = {};
 for (const [name, rows] of Object.entries(results)) {
   summary[name] = {
@@ -135,11 +152,17 @@ for (const [name, rows] of Object.entries(results)) {
   };
   const { rps, p50, p99, cpu, errors } = summary[name];
   console.log(
-    `${name.padEnd(12)} ${rps.toFixed(0).padStart(6)} ${p50.toFixed(1).padStart(8)} ${p99.toFixed(1).padStart(8)} ${cpu.toFixed(3).padStart(12)} ${String(errors).padStart(8)}`,
+    `${name.padEnd(14)} ${rps.toFixed(0).padStart(6)} ${p50.toFixed(1).padStart(8)} ${p99.toFixed(1).padStart(8)} ${cpu.toFixed(3).padStart(12)} ${String(errors).padStart(8)}`,
   );
 }
 const ratio = summary.gateway.rps / summary.passthrough.rps;
 console.log(`\ngateway / pass-through throughput: ${ratio.toFixed(2)} (target >= 0.80)`);
+const alsCost = summary["gateway+als"].cpu - summary.gateway.cpu;
+console.log(
+  `AsyncLocalStorage (asyncContext: true) costs ${(alsCost * 1000).toFixed(1)} us of CPU per request`,
+);
+const hitRatio = summary["gateway+cache"].rps / summary.gateway.rps;
+console.log(`cache hits / misses (upstream calls) throughput: ${hitRatio.toFixed(2)}`);
 // Neighbouring runs share the machine's mood, so each round's own ratio is steadier.
 console.log(
   `per-round ratios: ${roundRatios.map((value) => value.toFixed(2)).join(" ")}; median ${median(roundRatios).toFixed(2)}`,

@@ -1,9 +1,31 @@
 #!/usr/bin/env node
+import { randomBytes } from "node:crypto";
+import { hashApiKey } from "@aigw/core";
 import { pino } from "pino";
 import { ConfigError, resolveConfig } from "./config.js";
 import { startServer } from "./server.js";
 
+/** `aigw keys create`: a new gateway key and the digest that goes into the config. */
+function createKey() {
+  const key = `aigw-${randomBytes(32).toString("base64url")}`;
+  process.stdout.write(
+    [
+      `key:    ${key}`,
+      `sha256: ${hashApiKey(key)}`,
+      "",
+      "Give the key to its user and put the sha256 under tenants.<id>.keys in the config file.",
+      "The key itself is not stored anywhere: this is the only time it is shown.",
+      "",
+    ].join("\n"),
+  );
+}
+
 async function main() {
+  if (process.argv[2] === "keys") {
+    if (process.argv[3] !== "create") throw new ConfigError("usage: aigw keys create");
+    createKey();
+    return;
+  }
   const config = await resolveConfig(process.argv.slice(2), process.env);
   const pretty =
     config.logging.format === "pretty" || (!config.logging.format && process.stdout.isTTY);

@@ -65,6 +65,33 @@ describe("parseConfig", () => {
       parseConfig({ ...minimal, providers: { x: { type: "openai", baseURL: "${NOPE}" } } }, {}),
     ).toThrow(/providers\.x\.baseURL: environment variable NOPE is not set/);
   });
+
+  it("leaves the cache off unless its section is present, and validates it", () => {
+    expect(parseConfig(minimal).cache).toBeUndefined();
+    const config = parseConfig({
+      ...minimal,
+      models: { echo: { provider: "echo", cache: { ttlMs: 60_000, shared: true } } },
+      cache: {},
+    });
+    expect(config.cache).toEqual({
+      enabled: true,
+      store: "memory",
+      maxSizeBytes: 100 * 2 ** 20,
+      maxItems: 10_000,
+      ttlMs: 300_000,
+      shared: false,
+      chargeHits: false,
+      maxWaiters: 1000,
+    });
+    expect(config.models.echo?.cache).toEqual({ ttlMs: 60_000, shared: true });
+    expect(() => parseConfig({ ...minimal, cache: { store: "redis" } })).toThrow(
+      /cache\.redis: store redis needs cache\.redis\.url/,
+    );
+    expect(() => parseConfig({ ...minimal, cache: { ttlMs: 0 } })).toThrow(/cache\.ttlMs/);
+    expect(() =>
+      parseConfig({ ...minimal, models: { echo: { provider: "echo", cache: true } } }),
+    ).toThrow(/models\.echo\.cache: needs the top-level cache section/);
+  });
 });
 
 describe("loading files and the environment", () => {

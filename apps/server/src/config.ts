@@ -56,6 +56,44 @@ const logLevelSchema = z.enum(["fatal", "error", "warn", "info", "debug", "trace
 const modelSchema = z.strictObject({
   provider: z.string().min(1),
   model: z.string().min(1).optional(),
+  /** true or false, or the route's own cache settings over the top-level ones. */
+  cache: z
+    .union([
+      z.boolean(),
+      z.strictObject({
+        ttlMs: positiveMs.optional(),
+        maxTtlMs: positiveMs.optional(),
+        shared: z.boolean().optional(),
+      }),
+    ])
+    .optional(),
+});
+
+const redisFields = {
+  url: z.string().regex(/^rediss?:\/\//, "must be a redis:// or rediss:// URL"),
+  commandTimeoutMs: z.number().int().positive().default(500),
+};
+
+const limitSettingsSchema = z.strictObject({
+  requestsPerSecond: z.number().positive().optional(),
+  /** Requests allowed at once; default: requestsPerSecond × 2. */
+  burst: z.number().int().positive().optional(),
+  tokensPerMinute: z.number().int().positive().optional(),
+  quota: z
+    .strictObject({
+      tokens: z.number().int().positive(),
+      period: z.enum(["hour", "day", "week", "month"]),
+      timeZone: z.string().min(1).default("UTC"),
+    })
+    .optional(),
+});
+
+const tenantSchema = z.strictObject({
+  /** sha256 hex digests of the tenant's keys (`aigw keys create` prints one). */
+  keys: z.array(z.string().regex(/^[0-9a-fA-F]{64}$/, "must be a sha256 hex digest")).default([]),
+  /** Models or route patterns the tenant may use; every model when absent. */
+  models: z.array(z.string().min(1)).optional(),
+  limits: limitSettingsSchema.optional(),
 });
 
 export const configSchema = z.strictObject({
@@ -70,6 +108,8 @@ export const configSchema = z.strictObject({
   gateway: z
     .strictObject({
       maxBodyBytes: z.number().int().positive().optional(),
+      /** AsyncLocalStorage for the request context; costs CPU on every request. */
+      asyncContext: z.boolean().default(false),
       keepAliveIntervalMs: positiveMs.optional(),
       cors: z
         .strictObject({
@@ -80,6 +120,73 @@ export const configSchema = z.strictObject({
           credentials: z.boolean().optional(),
         })
         .optional(),
+    })
+    .prefault({}),
+  tenants: z.record(z.string().min(1), tenantSchema).default({}),
+  limits: z
+    .strictObject({
+      store: z.enum(["memory", "redis"]).default("memory"),
+      redis: z
+        .strictObject({ ...redisFields, keyPrefix: z.string().default("aigw:rl:") })
+        .optional(),
+      /** When the store is unreachable: "open" lets requests through, "closed" answers 503. */
+      failurePolicy: z.enum(["open", "closed"]).default("open"),
+      keyBy: z.enum(["tenant", "tenant+user"]).default("tenant"),
+      /** Where the user comes from with keyBy tenant+user, besides the body's `user`. */
+      userHeader: z.string().min(1).optional(),
+      /** Open mode: the header naming the client; the client address otherwise. */
+      clientHeader: z.string().min(1).optional(),
+      /** Limits for tenants without their own, and for everyone in open mode. */
+      default: limitSettingsSchema.optional(),
+    })
+    .prefault({})
+    .refine((limits) => limits.store !== "redis" || limits.redis, {
+      message: "store redis needs limits.redis.url",
+      path: ["redis"],
+    }),
+  /** The response cache: off unless this section is present. */
+  cache: z
+    .strictObject({
+      /** false: only models with their own `cache` setting are cached. */
+      enabled: z.boolean().default(true),
+      store: z.enum(["memory", "redis"]).default("memory"),
+      redis: z
+        .strictObject({ ...redisFields, keyPrefix: z.string().min(1).default("aigw:cache:") })
+        .optional(),
+      /** Memory store: most bytes and entries held. */
+      maxSizeBytes: z
+        .number()
+        .int()
+        .positive()
+        .default(100 * 2 ** 20),
+      maxItems: z.number().int().positive().default(10_000),
+      ttlMs: positiveMs.default(300_000),
+      /** Longest time to live a request may ask for with x-aigw-cache-ttl; default ttlMs. */
+      maxTtlMs: positiveMs.optional(),
+      /** One entry for all tenants instead of one per tenant. */
+      shared: z.boolean().default(false),
+      /** Charge cache hits against quotas and token budgets. */
+      chargeHits: z.boolean().default(false),
+      /** Most requests waiting on one coalesced upstream call. */
+      maxWaiters: z.number().int().positive().default(1000),
+    })
+    .refine((cache) => cache.store !== "redis" || cache.redis, {
+      message: "store redis needs cache.redis.url",
+      path: ["redis"],
+    })
+    .optional(),
+  metrics: z
+    .strictObject({
+      /** Serves GET /metrics and records every request. On by default for an operator's server. */
+      enabled: z.boolean().default(true),
+      namespace: z
+        .string()
+        .regex(/^[a-zA-Z_:][a-zA-Z0-9_:]*$/, "must be a Prometheus metric name prefix")
+        .default("aigw"),
+      /** Adds a tenant label to rate-limit metrics (unbounded with many tenants). */
+      tenantLabel: z.boolean().default(false),
+      /** Adds Node.js process metrics (memory, event loop, GC). */
+      processMetrics: z.boolean().default(true),
     })
     .prefault({}),
   logging: z
@@ -94,6 +201,8 @@ export const configSchema = z.strictObject({
 
 export type ServerConfig = z.output<typeof configSchema>;
 export type ProviderConfig = ServerConfig["providers"][string];
+export type LimitSettings = z.output<typeof limitSettingsSchema>;
+export type CacheSettings = NonNullable<ServerConfig["cache"]>;
 
 export class ConfigError extends Error {
   override name = "ConfigError";
@@ -132,6 +241,10 @@ function describeIssues(error: z.ZodError): string {
     .join("\n");
 }
 
+export function hasLimits(settings: LimitSettings): boolean {
+  return Boolean(settings.requestsPerSecond || settings.tokensPerMinute || settings.quota);
+}
+
 /** Validates a parsed config object; every message names the field at fault. */
 export function parseConfig(raw: unknown, env: Environment = {}): ServerConfig {
   const result = configSchema.safeParse(interpolateEnv(raw, env));
@@ -139,10 +252,20 @@ export function parseConfig(raw: unknown, env: Environment = {}): ServerConfig {
     throw new ConfigError(`Invalid configuration:\n${describeIssues(result.error)}`);
   }
   const config = result.data;
+  for (const [tenant, settings] of Object.entries(config.tenants)) {
+    if (settings.limits && !hasLimits(settings.limits)) {
+      throw new ConfigError(`Invalid configuration:\n  tenants.${tenant}.limits: sets no limit`);
+    }
+  }
   for (const [name, model] of Object.entries(config.models)) {
     if (!config.providers[model.provider]) {
       throw new ConfigError(
         `Invalid configuration:\n  models.${name}.provider: unknown provider '${model.provider}'`,
+      );
+    }
+    if (model.cache !== undefined && !config.cache) {
+      throw new ConfigError(
+        `Invalid configuration:\n  models.${name}.cache: needs the top-level cache section`,
       );
     }
   }

@@ -3,13 +3,16 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { createGateway, type Gateway, type Logger } from "@aigw/core";
 import { toNodeListener } from "@aigw/core/node";
+import { createMetrics } from "@aigw/metrics";
 import {
   createAzureOpenAI,
   createEcho,
   createOpenAICompatible,
   type Provider,
 } from "@aigw/provider";
+import { createServerCache } from "./cache.js";
 import type { ProviderConfig, ServerConfig } from "./config.js";
+import { createServerLimits } from "./limits.js";
 
 function createProvider(config: ProviderConfig): Provider {
   switch (config.type) {
@@ -29,18 +32,59 @@ function createProvider(config: ProviderConfig): Provider {
   }
 }
 
-export function createGatewayFromConfig(config: ServerConfig, logger: Logger): Gateway {
+export async function createGatewayFromConfig(
+  config: ServerConfig,
+  logger: Logger,
+): Promise<{ gateway: Gateway; close(): Promise<void> }> {
   const providers = Object.fromEntries(
     Object.entries(config.providers).map(([name, provider]) => [name, createProvider(provider)]),
   );
-  return createGateway({
+  const metrics = config.metrics.enabled
+    ? createMetrics({
+        namespace: config.metrics.namespace,
+        tenantLabel: config.metrics.tenantLabel,
+        collectDefaultMetrics: config.metrics.processMetrics,
+      })
+    : undefined;
+  const { tenants, limits, close: closeLimits } = createServerLimits(config, logger);
+  const cache = config.cache && (await createServerCache(config.cache, logger, metrics));
+  const gateway = createGateway({
     providers,
     models: config.models,
+    tenants,
+    limits,
+    cache,
     logger,
+    metrics,
+    asyncContext: config.gateway.asyncContext,
     cors: config.gateway.cors,
     maxBodyBytes: config.gateway.maxBodyBytes,
     keepAliveIntervalMs: config.gateway.keepAliveIntervalMs,
   });
+  async function close() {
+    await closeLimits();
+    await cache?.store.close();
+  }
+  return { gateway, close };
+}
+
+const loopbackHosts = new Set(["127.0.0.1", "::1", "localhost"]);
+
+/** Says at startup that nothing authenticates clients, loudly when others can connect. */
+function announceOpenMode(config: ServerConfig, logger: Logger) {
+  const keys = Object.values(config.tenants).reduce(
+    (count, tenant) => count + tenant.keys.length,
+    0,
+  );
+  if (keys > 0) return;
+  if (loopbackHosts.has(config.server.host)) {
+    logger.info({}, "no gateway keys configured: the gateway is open (listening on loopback only)");
+  } else {
+    logger.warn(
+      { host: config.server.host },
+      "no gateway keys configured and listening beyond loopback: anyone who can reach this port can use the upstreams",
+    );
+  }
 }
 
 export interface RunningServer {
@@ -52,7 +96,8 @@ export interface RunningServer {
 }
 
 export async function startServer(config: ServerConfig, logger: Logger): Promise<RunningServer> {
-  const gateway = createGatewayFromConfig(config, logger);
+  const { gateway, close: closeStores } = await createGatewayFromConfig(config, logger);
+  announceOpenMode(config, logger);
   const server = createServer(toNodeListener(gateway));
   // SDKs and proxies keep connections open; the gateway's own timeouts decide when to give up.
   server.requestTimeout = 0;
@@ -72,6 +117,7 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
     server.closeAllConnections();
     await closed;
     await gateway.close();
+    await closeStores();
   }
 
   return {

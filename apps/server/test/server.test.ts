@@ -26,6 +26,19 @@ async function writeConfig(text: string) {
   return file;
 }
 
+/** A config routing model "m" to the mock upstream, with the given shutdown grace period. */
+function upstreamConfig(shutdownGraceMs: number) {
+  return writeConfig(
+    [
+      `server: { shutdownGraceMs: ${shutdownGraceMs} }`,
+      "providers:",
+      `  up: { type: openai-compatible, baseURL: '${upstream.baseURL}', apiKey: sk-upstream-e2e }`,
+      "models:",
+      "  m: { provider: up }",
+    ].join("\n"),
+  );
+}
+
 describe("apps/server", () => {
   it("serves the echo model with no configuration, and logs one JSON line per request", async () => {
     running = await runServer([]);
@@ -97,16 +110,7 @@ describe("apps/server", () => {
   });
 
   it("drains on SIGTERM: /health 503, new requests 503, the open stream finishes, exit 0", async () => {
-    const file = await writeConfig(
-      [
-        "server: { shutdownGraceMs: 20000 }",
-        "providers:",
-        `  up: { type: openai-compatible, baseURL: '${upstream.baseURL}', apiKey: sk-upstream-e2e }`,
-        "models:",
-        "  m: { provider: up }",
-      ].join("\n"),
-    );
-    running = await runServer(["--config", file]);
+    running = await runServer(["--config", await upstreamConfig(20000)]);
     const gate = upstream.holdStream();
     const response = await fetch(`${running.url}/v1/chat/completions`, {
       method: "POST",
@@ -135,16 +139,7 @@ describe("apps/server", () => {
   });
 
   it("ends streams still open after the grace period with an SSE error event", async () => {
-    const file = await writeConfig(
-      [
-        "server: { shutdownGraceMs: 500 }",
-        "providers:",
-        `  up: { type: openai-compatible, baseURL: '${upstream.baseURL}', apiKey: sk-upstream-e2e }`,
-        "models:",
-        "  m: { provider: up }",
-      ].join("\n"),
-    );
-    running = await runServer(["--config", file]);
+    running = await runServer(["--config", await upstreamConfig(500)]);
     upstream.enqueue({ kind: "stallStream", afterEvents: 2 });
     const response = await fetch(`${running.url}/v1/chat/completions`, {
       method: "POST",

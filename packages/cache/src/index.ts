@@ -1,2 +1,11 @@
+export { type CacheKeyParts, cacheKey } from "./cache-key.js";
+export {
+  type Coalescer,
+  type CoalescerOptions,
+  type CoalescerRunOptions,
+  createCoalescer,
+  type WaiterSignal,
+} from "./coalescer.js";
 export { createMemoryCache, type MemoryCacheOptions } from "./memory-cache.js";
+export { createRedisCache, type RedisCacheOptions } from "./redis-cache.js";
 export type { Cache, CacheEntry, CacheSetOptions, CacheStats } from "./types.js";

@@ -1,4 +1,5 @@
 import { LRUCache } from "lru-cache";
+import { assertPositiveInteger } from "./assert.js";
 import type { Cache, CacheEntry, CacheSetOptions, CacheStats } from "./types.js";
 
 export interface MemoryCacheOptions {
@@ -8,12 +9,6 @@ export interface MemoryCacheOptions {
   maxItems?: number;
   /** Default time to live of an entry. Default 300,000 (5 minutes). */
   ttlMs?: number;
-}
-
-function assertPositiveInteger(field: string, value: number): void {
-  if (!Number.isSafeInteger(value) || value <= 0) {
-    throw new TypeError(`${field} must be a positive integer, got ${String(value)}`);
-  }
 }
 
 export function createMemoryCache(options: MemoryCacheOptions = {}): Cache {

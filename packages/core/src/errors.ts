@@ -65,3 +65,20 @@ export function internalError(cause?: unknown) {
 export function toAigwError(error: unknown): AigwError {
   return AigwError.isInstance(error) ? error : internalError(error);
 }
+
+export function invalidApiKey(message: string) {
+  return new AigwError(message, {
+    status: 401,
+    type: "authentication_error",
+    code: "invalid_api_key",
+  });
+}
+
+export function modelNotAllowed(model: string) {
+  return new AigwError(`This API key may not use the model '${model}'.`, {
+    status: 403,
+    type: "permission_error",
+    param: "model",
+    code: "model_not_allowed",
+  });
+}

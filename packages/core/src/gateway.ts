@@ -1,31 +1,48 @@
+import { AsyncLocalStorage } from "node:async_hooks";
 import { randomUUID } from "node:crypto";
 import {
-  AigwError,
+  type AigwError,
   Cancellation,
+  type CancelSignal,
   type Endpoint,
   type Provider,
-  type ProviderResponse,
-  retryDelay,
   type SseEvent,
-  sleep,
-  type TokenUsage,
 } from "@aigw/provider";
 import { readJsonBody, validateBody } from "./body.js";
-import { GatewayContext } from "./context.js";
+import { createResponseCache, type GatewayCacheOptions } from "./cache-step.js";
 import { type CorsOptions, createCors } from "./cors.js";
 import {
   invalidRequest,
   methodNotAllowed,
+  modelNotAllowed,
   modelNotFound,
   routeNotFound,
   toAigwError,
   unavailable,
 } from "./errors.js";
+import { type Exchange, GatewayContext } from "./exchange.js";
 import { fetchHandler } from "./fetch.js";
-import { createModelRouter, type ModelRouteOptions, type ResolvedRoute } from "./router.js";
-import { isIdleTick, keepAliveEvent, streamErrorEvent, withIdleTicks } from "./stream.js";
+import { createHookRunner } from "./hooks.js";
+import {
+  admissionError,
+  estimateTokens,
+  type LimitsOptions,
+  limitKey,
+  rateLimitHeaders,
+} from "./limits.js";
+import { createObserver } from "./observe.js";
+import { createModelRouter, type ModelRouteOptions } from "./router.js";
+import { streamToClient } from "./stream.js";
+import {
+  type Authenticate,
+  createTenantDirectory,
+  mayUseModel,
+  type TenantOptions,
+} from "./tenants.js";
+import { readTraceContext } from "./trace-context.js";
 import type {
   GatewayHooks,
+  GatewayMetrics,
   GatewayRequest,
   GatewayResponse,
   HandleOptions,
@@ -34,6 +51,7 @@ import type {
   RequestContext,
   UpstreamCall,
 } from "./types.js";
+import { callUpstream } from "./upstream-call.js";
 
 export interface GatewayOptions {
   providers: Record<string, Provider>;
@@ -41,11 +59,29 @@ export interface GatewayOptions {
   hooks?: GatewayHooks[];
   /** Any pino logger; one access line per request at info, failures at warn or error. */
   logger?: Logger;
+  /** Records every request (createMetrics() from @aigw/metrics); also serves GET /metrics. */
+  metrics?: GatewayMetrics;
+  /**
+   * Tenants by id, with their key digests, allowed models and limits. With no key anywhere
+   * (and no `authenticate`), the gateway runs open: every request is tenant "anonymous".
+   */
+  tenants?: Record<string, TenantOptions>;
+  /** Replaces key lookup: maps a request to its tenant id (undefined for a 401). */
+  authenticate?: Authenticate;
+  /** Rate limits, token budgets and quotas: see @aigw/ratelimit's Limiter. */
+  limits?: LimitsOptions;
+  /** The response cache: off unless given; routes may turn it off, or on with `enabled: false`. */
+  cache?: GatewayCacheOptions;
   cors?: CorsOptions;
   /** Largest accepted request body in bytes (32 MiB). */
   maxBodyBytes?: number;
   /** Idle gap after which a stream gets a ": keep-alive" comment (15 s). */
   keepAliveIntervalMs?: number;
+  /**
+   * Makes the request context reachable through `gateway.currentContext()` from anywhere in
+   * its async call tree (AsyncLocalStorage). Off by default: it costs CPU on every request.
+   */
+  asyncContext?: boolean;
 }
 
 export interface DrainOptions {
@@ -59,6 +95,8 @@ export interface Gateway {
   readonly maxBodyBytes: number;
   /** The same gateway for fetch-style frameworks (Hono, Next.js route handlers on Node). */
   fetch(request: Request): Promise<Response>;
+  /** The context of the request being served, when `asyncContext` is on. */
+  currentContext(): RequestContext | undefined;
   /** Answers /health with 503 and new requests with 503, then waits for in-flight ones. */
   drain(options?: DrainOptions): Promise<void>;
   /** Releases connection pools and timers. */
@@ -67,8 +105,7 @@ export interface Gateway {
 
 type EndpointRoute =
   | { kind: "upstream"; endpoint: Endpoint; method: "POST" }
-  | { kind: "models"; method: "GET" }
-  | { kind: "health"; method: "GET" };
+  | { kind: "models" | "usage" | "health" | "metrics"; method: "GET" };
 
 const endpointRoutes = new Map<string, EndpointRoute>([
   ["/v1/chat/completions", { kind: "upstream", endpoint: "chat/completions", method: "POST" }],
@@ -77,40 +114,13 @@ const endpointRoutes = new Map<string, EndpointRoute>([
   ["/v1/responses", { kind: "upstream", endpoint: "responses", method: "POST" }],
   ["/v1/images/generations", { kind: "upstream", endpoint: "images/generations", method: "POST" }],
   ["/v1/models", { kind: "models", method: "GET" }],
+  ["/v1/usage", { kind: "usage", method: "GET" }],
   ["/health", { kind: "health", method: "GET" }],
+  ["/metrics", { kind: "metrics", method: "GET" }],
 ]);
 
 const jsonContentType = "application/json";
 const requestIdPattern = /^[\w.:/+=-]{1,200}$/;
-
-/** What the request ended with, for the access log (and later metrics and quotas). */
-interface Outcome {
-  status: number;
-  providerName?: string | undefined;
-  attempts: number;
-  usage?: TokenUsage | undefined;
-  error?: AigwError | undefined;
-  stream: boolean;
-}
-
-/** One request in flight: its context, its cancellation and what it ended with. */
-interface Exchange {
-  context: RequestContext;
-  cancellation: Cancellation;
-  /** Whether the request was cancelled by its client (not by a shutdown). */
-  clientGone(): boolean;
-  outcome: Outcome;
-  /** Stops listening to the client's signal. */
-  detach(): void;
-}
-
-interface UpstreamResult {
-  response: ProviderResponse;
-  providerName: string;
-  attempts: number;
-  /** For streams: the iterator already started and its first event. */
-  stream?: { iterator: AsyncIterator<SseEvent>; first: SseEvent };
-}
 
 function headerText(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;
@@ -122,225 +132,75 @@ function pathname(path: string): string {
   return bare.length > 1 && bare.endsWith("/") ? bare.slice(0, -1) : bare;
 }
 
+function endpointLabel(route: EndpointRoute | undefined): string {
+  if (!route) return "unknown";
+  return route.kind === "upstream" ? route.endpoint : route.kind;
+}
+
 export function createGateway(options: GatewayOptions): Gateway {
   const router = createModelRouter(options.models ?? {}, options.providers);
-  const hooks = options.hooks ?? [];
-  const reversedHooks = [...hooks].reverse();
-  const onChunkHooks = reversedHooks.filter((hook) => hook.onChunk);
+  const logger = options.logger;
+  const metrics = options.metrics;
+  const hooks = createHookRunner(options.hooks ?? [], logger);
+  const observer = createObserver(metrics, logger);
   const cors = options.cors ? createCors(options.cors) : undefined;
+  const tenants = createTenantDirectory(options.tenants ?? {}, options.authenticate);
+  const limits = options.limits ?? {};
+  const responseCache = createResponseCache(options.cache, options.models ?? {}, metrics);
   const maxBodyBytes = options.maxBodyBytes ?? 32 * 2 ** 20;
   const keepAliveIntervalMs = options.keepAliveIntervalMs ?? 15_000;
-  const logger = options.logger;
+  const contextStorage = options.asyncContext ? new AsyncLocalStorage<RequestContext>() : undefined;
   const inFlight = new Set<Cancellation>();
   const shutdownReason = unavailable();
   let draining = false;
   let drained: (() => void) | undefined;
 
   function jsonResponse(
-    context: RequestContext,
+    context: GatewayContext,
     status: number,
     body: Uint8Array | string,
     headers: Record<string, string> = {},
   ): GatewayResponse {
     return {
       status,
-      headers: { "content-type": jsonContentType, "x-request-id": context.requestId, ...headers },
+      headers: {
+        "content-type": jsonContentType,
+        "x-request-id": context.requestId,
+        "x-trace-id": context.traceId,
+        ...headers,
+      },
       body,
     };
   }
 
-  function finish({ context, cancellation, outcome, detach }: Exchange) {
-    detach();
-    inFlight.delete(cancellation);
+  function finish(exchange: Exchange) {
+    const held = exchange.reservation;
+    if (held) {
+      const { outcome } = exchange;
+      // A request that failed before using tokens spends none; one cut off without a count
+      // (a client gone mid-stream) is charged its estimate; a cache hit, nothing by default.
+      const { usage } = outcome;
+      const cutOff = outcome.status === 499 && (!usage || usage.estimated);
+      const charged = cutOff
+        ? held.reservation.estimate
+        : (usage?.totalTokens ?? (outcome.error ? 0 : held.reservation.estimate));
+      const used = outcome.cache === "HIT" && !responseCache?.chargeHits ? 0 : charged;
+      held.limiter.settle(held.reservation, used).catch(() => {});
+    }
+    exchange.detach();
+    inFlight.delete(exchange.cancellation);
     if (inFlight.size === 0) drained?.();
-    if (!logger) return;
-    const line = {
-      requestId: context.requestId,
-      method: context.method,
-      path: context.path,
-      status: outcome.status,
-      model: context.model,
-      provider: outcome.providerName,
-      attempts: outcome.attempts,
-      stream: outcome.stream,
-      inputTokens: outcome.usage?.inputTokens,
-      outputTokens: outcome.usage?.outputTokens,
-      durationMs: Math.round(performance.now() - context.startedAt),
-      tenant: context.tenant,
-      errorType: outcome.error?.type,
-      errorCode: outcome.error?.code ?? undefined,
-    };
-    if (!outcome.error) logger.info(line, "request completed");
-    else if (outcome.status >= 500) logger.error(line, outcome.error.message);
-    else logger.warn(line, outcome.error.message);
+    observer.finish(exchange);
   }
 
-  async function errorResponse(
-    context: RequestContext,
-    error: AigwError,
-    extraHeaders: Record<string, string> = {},
-  ): Promise<GatewayResponse> {
-    for (const hook of reversedHooks) {
-      if (!hook.onError) continue;
-      try {
-        await hook.onError(error, context);
-      } catch (hookError) {
-        logger?.error({ requestId: context.requestId, err: hookError }, "onError hook failed");
-      }
-    }
-    return jsonResponse(context, error.status, JSON.stringify(error.toBody()), {
-      ...error.headers,
-      ...extraHeaders,
-    });
-  }
-
-  async function callUpstream(
-    route: ResolvedRoute,
-    call: UpstreamCall,
-    requestedModel: string,
-    request: GatewayRequest,
-    exchange: Exchange,
-  ): Promise<UpstreamResult> {
-    const { context, cancellation } = exchange;
-    const deadline = Date.now() + (route.targets[0]?.provider.deadline ?? 600_000);
-    let attempts = 0;
-    let lastError: AigwError | undefined;
-    for (const target of route.targets) {
-      const model = call.model !== requestedModel ? call.model : (target.model ?? call.model);
-      const body = model === call.body.model ? call.body : { ...call.body, model };
-      const providerRequest = { endpoint: call.endpoint, body, headers: request.headers };
-      for (let retry = 0; ; retry++) {
-        attempts++;
-        const attemptStarted = performance.now();
-        try {
-          const response = await target.provider.send(providerRequest, {
-            signal: cancellation,
-            deadline,
-          });
-          let stream: UpstreamResult["stream"];
-          if (response.kind === "stream") {
-            const iterator = response.events[Symbol.asyncIterator]();
-            const first = await iterator.next();
-            if (first.done) {
-              throw new AigwError("The upstream ended the stream before sending any event.", {
-                status: 502,
-                type: "upstream_error",
-                code: "stream_interrupted",
-                isRetryable: true,
-              });
-            }
-            stream = { iterator, first: first.value };
-          }
-          emitAttempt(context, target.providerName, attempts, response.status, attemptStarted);
-          return { response, providerName: target.providerName, attempts, stream };
-        } catch (error) {
-          if (cancellation.aborted) throw cancellation.reason;
-          const failure = toAigwError(error);
-          const status = failure.upstreamStatus ?? failure.status;
-          emitAttempt(context, target.providerName, attempts, status, attemptStarted, failure);
-          lastError = failure;
-          if (retry >= target.provider.retry.maxRetries) break;
-          const wait = retryDelay(failure, retry + 1, target.provider.retry, deadline - Date.now());
-          if (wait === undefined) break;
-          await sleep(wait, cancellation);
-        }
-      }
-    }
-    if (!lastError) throw new TypeError(`route '${route.name}' has no targets`);
-    // The gateway already spent the retries this error deserved; SDKs must not multiply them.
-    lastError.headers["x-should-retry"] = "false";
-    lastError.headers["x-aigw-attempts"] = `${attempts}`;
-    throw lastError;
-  }
-
-  function emitAttempt(
-    context: RequestContext,
-    providerName: string,
-    attempt: number,
-    status: number,
-    startedAt: number,
-    error?: AigwError,
-  ) {
-    for (const hook of hooks) {
-      hook.onAttempt?.(
-        { providerName, attempt, status, durationMs: performance.now() - startedAt, error },
-        context,
-      );
-    }
-  }
-
-  function successHeaders(context: RequestContext, result: UpstreamResult) {
-    const headers: Record<string, string> = {
-      "x-request-id": context.requestId,
-      "x-aigw-provider": result.providerName,
-      "x-aigw-attempts": `${result.attempts}`,
-    };
-    const upstreamRequestId = result.response.upstreamRequestId;
-    if (upstreamRequestId) headers["x-upstream-request-id"] = upstreamRequestId;
-    return headers;
-  }
-
-  function applyChunkHooks(event: SseEvent, context: RequestContext): SseEvent | null {
-    let current: SseEvent = event;
-    for (const hook of onChunkHooks) {
-      const replaced = hook.onChunk?.(current, context);
-      if (replaced === null) return null;
-      if (replaced) current = replaced;
-    }
-    return current;
-  }
-
-  async function* streamToClient(
-    exchange: Exchange,
-    result: UpstreamResult & { stream: NonNullable<UpstreamResult["stream"]> },
-    responseHeaders: Record<string, string>,
-  ): AsyncGenerator<SseEvent> {
-    const { context, cancellation, outcome } = exchange;
-    const { iterator, first } = result.stream;
-    const events = result.response.kind === "stream" ? result.response.events : undefined;
-    let completed = false;
-    try {
-      const firstOut = onChunkHooks.length ? applyChunkHooks(first, context) : first;
-      if (firstOut) yield firstOut;
-      for await (const item of withIdleTicks(iterator, keepAliveIntervalMs)) {
-        if (isIdleTick(item)) {
-          yield keepAliveEvent;
-          continue;
-        }
-        const out = onChunkHooks.length ? applyChunkHooks(item, context) : item;
-        if (out) yield out;
-      }
-      completed = true;
-      outcome.usage = events?.usage;
-      const hookResponse: HookResponse = {
-        status: 200,
-        headers: responseHeaders,
-        body: undefined,
-        stream: true,
-        usage: outcome.usage,
-      };
-      for (const hook of reversedHooks) await hook.afterResponse?.(hookResponse, context);
-    } catch (error) {
-      if (exchange.clientGone()) {
-        outcome.status = 499;
-        return;
-      }
-      const failure = toAigwError(cancellation.aborted ? cancellation.reason : error);
-      outcome.status = failure.status;
-      outcome.error = failure;
-      for (const hook of reversedHooks) {
-        await Promise.resolve(hook.onError?.(failure, context)).catch(() => {});
-      }
-      yield streamErrorEvent(context.endpoint ?? "chat/completions", failure);
-    } finally {
-      if (!completed) {
-        cancellation.abort();
-        iterator.return?.().catch(() => {});
-        if (outcome.status === 200) outcome.status = 499;
-      }
-      outcome.usage ??= events?.usage;
-      finish(exchange);
-    }
+  async function errorResponse(exchange: Exchange, error: AigwError): Promise<GatewayResponse> {
+    await hooks.onError(error, exchange.context);
+    return jsonResponse(
+      exchange.context,
+      error.status,
+      JSON.stringify(error.toBody()),
+      error.headers,
+    );
   }
 
   async function handleUpstream(
@@ -357,30 +217,41 @@ export function createGateway(options: GatewayOptions): Gateway {
     const route = router.resolve(model);
     if (!route) throw modelNotFound(model);
     context.route = route.name;
+    if (!mayUseModel(exchange.tenant, model, route.name)) throw modelNotAllowed(model);
+    await admit(exchange, request, endpoint, body);
 
     const call: UpstreamCall = { endpoint, model, body };
-    for (const hook of hooks) await hook.beforeRequest?.(call, context);
+    await hooks.beforeRequest(call, context);
     if (typeof call.model !== "string" || call.model === "") {
       throw invalidRequest("A beforeRequest hook left the model empty.", "model");
     }
 
-    const result = await callUpstream(route, call, model, request, exchange);
-    outcome.providerName = result.providerName;
-    outcome.attempts = result.attempts;
-    const headers = successHeaders(context, result);
+    const loop = (signal: CancelSignal) =>
+      callUpstream(route, call, model, request, exchange, hooks, observer, signal);
+    const result = responseCache
+      ? await responseCache.serve(exchange, request, route, call, model, loop)
+      : await loop(exchange.cancellation);
+    const headers: Record<string, string> = {
+      "x-request-id": context.requestId,
+      "x-trace-id": context.traceId,
+      "x-aigw-provider": result.providerName,
+      "x-aigw-attempts": `${result.attempts}`,
+    };
+    const upstreamRequestId = result.response.upstreamRequestId;
+    if (upstreamRequestId) headers["x-upstream-request-id"] = upstreamRequestId;
+    if (result.cacheHeaders) Object.assign(headers, result.cacheHeaders);
 
     if (result.stream) {
       outcome.stream = true;
-      Object.assign(headers, {
-        "content-type": "text/event-stream; charset=utf-8",
-        "cache-control": "no-cache",
-        "x-accel-buffering": "no",
+      headers["content-type"] = "text/event-stream; charset=utf-8";
+      headers["cache-control"] = "no-cache";
+      headers["x-accel-buffering"] = "no";
+      const events = streamToClient(exchange, { ...result, stream: result.stream }, headers, {
+        hooks,
+        keepAliveIntervalMs,
+        finish,
       });
-      return {
-        status: 200,
-        headers,
-        body: streamToClient(exchange, { ...result, stream: result.stream }, headers),
-      };
+      return { status: 200, headers, body: contextStorage ? bindContext(events, context) : events };
     }
     if (result.response.kind !== "json") throw new TypeError("unexpected upstream response");
     headers["content-type"] = result.response.headers["content-type"] ?? jsonContentType;
@@ -392,19 +263,123 @@ export function createGateway(options: GatewayOptions): Gateway {
       stream: false,
       usage: result.response.usage,
     };
-    for (const hook of reversedHooks) await hook.afterResponse?.(hookResponse, context);
+    await hooks.afterResponse(hookResponse, context);
     outcome.status = hookResponse.status;
     return { status: hookResponse.status, headers: hookResponse.headers, body: hookResponse.body };
   }
 
-  function modelsResponse(context: RequestContext): GatewayResponse {
-    const data = router.listModels().map(({ id, providerName }) => ({
+  /** Charges the request against its tenant's limits, in one atomic step, or refuses it. */
+  async function admit(
+    exchange: Exchange,
+    request: GatewayRequest,
+    endpoint: Endpoint,
+    body: Record<string, unknown>,
+  ) {
+    const limiter = exchange.tenant.options.limiter ?? limits.limiter;
+    if (!limiter) return;
+    const key = limitKey(limits, exchange.tenant, tenants.open, request, body);
+    const admission = await limiter.admit(key, {
+      requests: 1,
+      tokens: estimateTokens(endpoint, body),
+    });
+    if (admission.unavailable) metrics?.storeError({ store: "ratelimit" });
+    exchange.limitHeaders = rateLimitHeaders(admission);
+    if (!admission.allowed) {
+      if (!admission.unavailable) {
+        metrics?.rateLimited({ endpoint, tenant: exchange.tenant.id });
+      }
+      throw admissionError(admission, exchange.limitHeaders);
+    }
+    if (admission.reservation)
+      exchange.reservation = { limiter, reservation: admission.reservation };
+  }
+
+  async function usageResponse(
+    exchange: Exchange,
+    request: GatewayRequest,
+  ): Promise<GatewayResponse> {
+    const limiter = exchange.tenant.options.limiter ?? limits.limiter;
+    const key = limitKey(limits, exchange.tenant, tenants.open, request, undefined);
+    const quota = await limiter?.usage(key);
+    return jsonResponse(
+      exchange.context,
+      200,
+      JSON.stringify({
+        object: "usage",
+        tenant: exchange.tenant.id,
+        quota: quota && {
+          limit: quota.limit,
+          used: quota.used,
+          reserved: quota.reserved,
+          remaining: quota.remaining,
+          period_start: Math.floor(quota.periodStart / 1000),
+          period_end: Math.floor(quota.periodEnd / 1000),
+        },
+      }),
+    );
+  }
+
+  /** Keeps a stream's later steps (onChunk hooks, finish) inside the request's async context. */
+  function bindContext(events: AsyncGenerator<SseEvent>, context: RequestContext) {
+    const storage = contextStorage as AsyncLocalStorage<RequestContext>;
+    return {
+      [Symbol.asyncIterator]: () => ({
+        next: () => storage.run(context, () => events.next()),
+        return: (value?: unknown) => storage.run(context, () => events.return(value)),
+      }),
+    };
+  }
+
+  function modelsResponse({ context, tenant }: Exchange): GatewayResponse {
+    const visible = router.listModels().filter(({ id }) => mayUseModel(tenant, id, id));
+    const data = visible.map(({ id, providerName }) => ({
       id,
       object: "model",
       created: 0,
       owned_by: providerName,
     }));
     return jsonResponse(context, 200, JSON.stringify({ object: "list", data }));
+  }
+
+  async function route(
+    request: GatewayRequest,
+    endpointRoute: EndpointRoute | undefined,
+    path: string,
+    exchange: Exchange,
+  ): Promise<GatewayResponse> {
+    const { context } = exchange;
+    const preflight = cors?.preflight(request.method, request.headers);
+    if (preflight) return { status: preflight.status, headers: preflight.headers, body: undefined };
+    if (!endpointRoute || (endpointRoute.kind === "metrics" && !metrics)) {
+      throw routeNotFound(request.method, path);
+    }
+    if (request.method !== endpointRoute.method) {
+      throw methodNotAllowed(request.method, path, endpointRoute.method);
+    }
+    switch (endpointRoute.kind) {
+      case "health":
+        return draining
+          ? jsonResponse(context, 503, '{"status":"draining"}')
+          : jsonResponse(context, 200, '{"status":"ok"}');
+      case "metrics":
+        return {
+          status: 200,
+          headers: { "content-type": metrics?.contentType ?? "text/plain" },
+          body: (await metrics?.expose()) ?? "",
+        };
+    }
+    if (draining) throw unavailable();
+    exchange.tenant = await tenants.identify(request, context);
+    context.tenant = exchange.tenant.id;
+    await hooks.onRequest(request, context);
+    switch (endpointRoute.kind) {
+      case "upstream":
+        return handleUpstream(endpointRoute.endpoint, request, exchange);
+      case "usage":
+        return usageResponse(exchange, request);
+      default:
+        return modelsResponse(exchange);
+    }
   }
 
   async function handle(
@@ -418,24 +393,48 @@ export function createGateway(options: GatewayOptions): Gateway {
     else clientSignal?.addEventListener("abort", onClientAbort, { once: true });
     inFlight.add(cancellation);
 
+    const path = pathname(request.path);
+    const endpointRoute = endpointRoutes.get(path);
     const incomingId = headerText(request.headers["x-request-id"]);
-    const exchange: Exchange = {
-      context: new GatewayContext(
-        incomingId && requestIdPattern.test(incomingId) ? incomingId : randomUUID(),
-        request.method,
-        request.path,
-        logger,
-        cancellation,
-      ),
+    const context = new GatewayContext(
+      incomingId && requestIdPattern.test(incomingId) ? incomingId : randomUUID(),
+      request.method,
+      request.path,
+      logger,
       cancellation,
+      readTraceContext(request.headers),
+    );
+    const exchange: Exchange = {
+      context,
+      cancellation,
+      endpointLabel: endpointLabel(endpointRoute),
+      outcome: {
+        status: 200,
+        providerName: undefined,
+        attempts: 0,
+        usage: undefined,
+        error: undefined,
+        stream: false,
+        upstreamMs: 0,
+        firstEventMs: undefined,
+        responseModel: undefined,
+        cache: undefined,
+      },
+      serverSpan: undefined,
+      streamSpan: undefined,
+      tenant: { id: "anonymous", options: {} },
+      limitHeaders: undefined,
+      reservation: undefined,
       clientGone: () => cancellation.aborted && cancellation.reason !== shutdownReason,
-      outcome: { status: 200, attempts: 0, stream: false },
       detach: () => clientSignal?.removeEventListener("abort", onClientAbort),
     };
-    const { context, outcome } = exchange;
+    observer.start(exchange);
+    const { outcome } = exchange;
     let response: GatewayResponse;
     try {
-      response = await route(request, exchange);
+      response = contextStorage
+        ? await contextStorage.run(context, () => route(request, endpointRoute, path, exchange))
+        : await route(request, endpointRoute, path, exchange);
     } catch (error) {
       outcome.stream = false;
       if (exchange.clientGone()) {
@@ -448,41 +447,23 @@ export function createGateway(options: GatewayOptions): Gateway {
         }
         outcome.error = failure;
         outcome.status = failure.status;
-        response = await errorResponse(context, failure);
+        response = await errorResponse(exchange, failure);
       }
     }
-    // A stream is finished by its own end; anything else here, exactly once.
-    if (!outcome.stream) finish(exchange);
+    if (!outcome.stream) {
+      outcome.status = response.status;
+      finish(exchange);
+    }
+    if (exchange.limitHeaders) Object.assign(response.headers, exchange.limitHeaders);
     if (cors) Object.assign(response.headers, cors.responseHeaders(request.headers.origin));
     return response;
-  }
-
-  async function route(request: GatewayRequest, exchange: Exchange): Promise<GatewayResponse> {
-    const { context } = exchange;
-    const preflight = cors?.preflight(request.method, request.headers);
-    if (preflight) return { status: preflight.status, headers: preflight.headers, body: undefined };
-
-    const path = pathname(request.path);
-    const endpointRoute = endpointRoutes.get(path);
-    if (!endpointRoute) throw routeNotFound(request.method, path);
-    if (request.method !== endpointRoute.method) {
-      throw methodNotAllowed(request.method, path, endpointRoute.method);
-    }
-    if (endpointRoute.kind === "health") {
-      return draining
-        ? jsonResponse(context, 503, '{"status":"draining"}')
-        : jsonResponse(context, 200, '{"status":"ok"}');
-    }
-    if (draining) throw unavailable();
-    for (const hook of hooks) await hook.onRequest?.(request, context);
-    if (endpointRoute.kind === "models") return modelsResponse(context);
-    return handleUpstream(endpointRoute.endpoint, request, exchange);
   }
 
   const gateway: Gateway = {
     handle,
     maxBodyBytes,
     fetch: (request) => fetchHandler(gateway, request),
+    currentContext: () => contextStorage?.getStore(),
     async drain(drainOptions = {}) {
       draining = true;
       if (inFlight.size > 0) {

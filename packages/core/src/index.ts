@@ -1,10 +1,13 @@
 export type { AigwErrorOptions, ErrorBody, SseEvent, TokenUsage } from "@aigw/provider";
 export { AigwError } from "@aigw/provider";
+export type { CacheStatus, GatewayCacheOptions, RouteCacheOptions } from "./cache-step.js";
 export type { CorsOptions } from "./cors.js";
 export {
   internalError,
+  invalidApiKey,
   invalidRequest,
   methodNotAllowed,
+  modelNotAllowed,
   modelNotFound,
   requestTooLarge,
   routeNotFound,
@@ -12,10 +15,13 @@ export {
 } from "./errors.js";
 export type { DrainOptions, Gateway, GatewayOptions } from "./gateway.js";
 export { createGateway } from "./gateway.js";
+export type { LimitsOptions } from "./limits.js";
 export type { ModelRouteOptions } from "./router.js";
+export { type Authenticate, hashApiKey, type TenantOptions } from "./tenants.js";
 export type {
   AttemptEvent,
   GatewayHooks,
+  GatewayMetrics,
   GatewayRequest,
   GatewayResponse,
   HandleOptions,

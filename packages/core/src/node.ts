@@ -1,14 +1,24 @@
 import { once } from "node:events";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { Cancellation } from "@aigw/provider";
+import { Readable } from "node:stream";
+import { Cancellation, type SseEvent } from "@aigw/provider";
 import type { Gateway } from "./gateway.js";
-import type { GatewayResponse } from "./types.js";
+import type { GatewayRequest, GatewayResponse } from "./types.js";
 
 export interface NodeRequestOptions {
   /** The path below the mount point, when a framework mounted the gateway under a prefix. */
   path?: string;
   /** A body a framework already parsed as JSON. */
   parsedBody?: unknown;
+  /** The raw body a framework already read, or the stream to read instead of the request. */
+  body?: Uint8Array | string | Readable;
+}
+
+/** The gateway's answer for a framework that sends it itself; a stream is a lazy Readable. */
+export interface NodeResponse {
+  status: number;
+  headers: Record<string, string>;
+  body: Buffer | string | Readable | undefined;
 }
 
 /** A `(req, res)` listener for `http.createServer`, writing straight to the socket. */
@@ -16,6 +26,16 @@ export function toNodeListener(gateway: Gateway) {
   return (request: IncomingMessage, response: ServerResponse): void => {
     handleNodeRequest(gateway, request, response).catch(() => response.destroy());
   };
+}
+
+/**
+ * The options for what a framework's body parser left (`req.body`, `ctx.request.body`). It
+ * counts only once the request stream was read: Express 4 and @koa/bodyparser set `{}` for
+ * content types they skip. Text or bytes (express.text(), express.raw()) go to the gateway raw.
+ */
+export function parsedBodyOptions(request: IncomingMessage, body: unknown): NodeRequestOptions {
+  if (!request.readableEnded || body === undefined) return {};
+  return typeof body === "string" || body instanceof Uint8Array ? { body } : { parsedBody: body };
 }
 
 /**
@@ -28,24 +48,83 @@ export async function handleNodeRequest(
   response: ServerResponse,
   options: NodeRequestOptions = {},
 ): Promise<void> {
+  const cancellation = cancelOnClose(response);
+  const gatewayResponse = await gateway.handle(await toGatewayRequest(gateway, request, options), {
+    cancellation,
+  });
+  await writeNodeResponse(response, gatewayResponse, cancellation);
+}
+
+/**
+ * Like `handleNodeRequest`, for frameworks that send the answer themselves (Koa's `ctx.body`,
+ * Fastify's `reply.send`): a stream becomes a Readable that pulls the next event only when the
+ * client has read the previous ones, and destroying it cancels the upstream.
+ */
+export async function dispatchNodeRequest(
+  gateway: Gateway,
+  request: IncomingMessage,
+  response: ServerResponse,
+  options: NodeRequestOptions = {},
+): Promise<NodeResponse> {
+  const cancellation = cancelOnClose(response);
+  const { status, headers, body } = await gateway.handle(
+    await toGatewayRequest(gateway, request, options),
+    { cancellation },
+  );
+  if (body === undefined || typeof body === "string") return { status, headers, body };
+  if (body instanceof Uint8Array) {
+    return { status, headers, body: Buffer.from(body.buffer, body.byteOffset, body.byteLength) };
+  }
+  if (response.destroyed) {
+    await discard(body);
+    return { status, headers, body: undefined };
+  }
+  return { status, headers, body: Readable.from(rawEvents(body), { objectMode: false }) };
+}
+
+async function* rawEvents(events: AsyncIterable<SseEvent>): AsyncGenerator<string> {
+  for await (const event of events) yield event.raw;
+}
+
+/** An async generator's `return()` before its first `next()` skips its `finally`: start it. */
+async function discard(events: AsyncIterable<SseEvent>): Promise<void> {
+  const iterator = events[Symbol.asyncIterator]();
+  await iterator.next();
+  await iterator.return?.();
+}
+
+function cancelOnClose(response: ServerResponse): Cancellation {
   const cancellation = new Cancellation();
   response.once("close", () => {
     if (!response.writableFinished)
       cancellation.abort(new Error("The client closed the connection."));
   });
-  const parsed = options.parsedBody !== undefined;
-  const gatewayResponse = await gateway.handle(
-    {
-      method: request.method ?? "GET",
-      path: options.path ?? request.url ?? "/",
-      headers: request.headers,
-      body: parsed ? undefined : await readBody(request, gateway.maxBodyBytes),
-      parsedBody: options.parsedBody,
-      clientAddress: request.socket.remoteAddress,
-    },
-    { cancellation },
-  );
-  await writeNodeResponse(response, gatewayResponse, cancellation);
+  return cancellation;
+}
+
+async function toGatewayRequest(
+  gateway: Gateway,
+  request: IncomingMessage,
+  { path, parsedBody, body }: NodeRequestOptions,
+): Promise<GatewayRequest> {
+  const limit = gateway.maxBodyBytes;
+  // A parser in front may allow more than the gateway: its limit still holds.
+  if (Number(request.headers["content-length"]) > limit) parsedBody = undefined;
+  let rawBody: Uint8Array | string | undefined;
+  if (parsedBody === undefined) {
+    rawBody =
+      typeof body === "string" || body instanceof Uint8Array
+        ? body
+        : await readBody(body ?? request, request, limit);
+  }
+  return {
+    method: request.method ?? "GET",
+    path: path ?? request.url ?? "/",
+    headers: request.headers,
+    body: rawBody,
+    parsedBody,
+    clientAddress: request.socket.remoteAddress,
+  };
 }
 
 /**
@@ -53,14 +132,20 @@ export async function handleNodeRequest(
  * reading without destroying the socket, so the gateway's 413 can still be written; Node
  * discards the rest once the response ends.
  */
-function readBody(request: IncomingMessage, limitBytes: number): Promise<Buffer | undefined> {
+function readBody(
+  stream: Readable,
+  request: IncomingMessage,
+  limitBytes: number,
+): Promise<Buffer | undefined> {
   if (request.method === "GET" || request.method === "HEAD") return Promise.resolve(undefined);
   if (Number(request.headers["content-length"]) > limitBytes) return Promise.resolve(undefined);
+  // Something before us read the stream and kept nothing: waiting for "end" would hang.
+  if (stream.readableEnded) return Promise.resolve(undefined);
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
     const finish = () => {
-      request.off("data", onData).off("end", finish).off("error", reject);
+      stream.off("data", onData).off("end", finish).off("error", reject);
       resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size));
     };
     const onData = (chunk: Buffer) => {
@@ -68,7 +153,7 @@ function readBody(request: IncomingMessage, limitBytes: number): Promise<Buffer 
       size += chunk.length;
       if (size > limitBytes) finish();
     };
-    request.on("data", onData).on("end", finish).on("error", reject);
+    stream.on("data", onData).on("end", finish).on("error", reject);
   });
 }
 
@@ -80,7 +165,7 @@ export async function writeNodeResponse(
   const { status, headers, body } = gatewayResponse;
   if (response.destroyed) {
     if (body !== undefined && typeof body === "object" && Symbol.asyncIterator in body) {
-      await body[Symbol.asyncIterator]().return?.();
+      await discard(body);
     }
     return;
   }

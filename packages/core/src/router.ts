@@ -1,10 +1,13 @@
 import type { Provider } from "@aigw/provider";
+import type { RouteCacheOptions } from "./cache-step.js";
 
 export interface ModelRouteOptions {
   /** The name of a configured provider. */
   provider: string;
   /** The model sent upstream; when set, the route is an alias that rewrites the request. */
   model?: string;
+  /** Caching for this route, over the gateway's `cache` settings (which must give a store). */
+  cache?: RouteCacheOptions;
 }
 
 export interface RouteTarget {

@@ -44,6 +44,10 @@ export interface Logger {
 /** Per-request state, passed explicitly to every hook and internal step. */
 export interface RequestContext {
   readonly requestId: string;
+  /** The W3C trace this request belongs to (continued from the caller, or new). */
+  readonly traceId: string;
+  /** The gateway's own span in that trace: the parent of its upstream calls. */
+  readonly spanId: string;
   tenant: string;
   readonly method: string;
   readonly path: string;
@@ -103,4 +107,35 @@ export interface GatewayHooks {
   onChunk?(event: SseEvent, context: RequestContext): SseEvent | null | undefined;
   onError?(error: AigwError, context: RequestContext): Awaitable<void>;
   onAttempt?(event: AttemptEvent, context: RequestContext): void;
+}
+
+/**
+ * What the gateway records into; `createMetrics()` of @aigw/metrics is one. Labels given to
+ * it are bounded: configured routes, known endpoints and methods.
+ */
+export interface GatewayMetrics {
+  readonly contentType: string;
+  expose(): Promise<string>;
+  requestStarted(): void;
+  requestFinished(request: {
+    method: string;
+    endpoint: string;
+    model: string;
+    status: number;
+    durationSeconds: number;
+    errorType?: string | undefined;
+    upstreamSeconds?: number | undefined;
+    timeToFirstTokenSeconds?: number | undefined;
+    inputTokens?: number | undefined;
+    outputTokens?: number | undefined;
+  }): void;
+  attempt(attempt: {
+    provider: string;
+    status: number;
+    durationSeconds: number;
+    retry: boolean;
+  }): void;
+  cacheLookup(lookup: { endpoint: string; hit: boolean }): void;
+  rateLimited(request: { endpoint: string; tenant?: string }): void;
+  storeError(failure: { store: string }): void;
 }

@@ -323,6 +323,8 @@ export function createHttpProvider(settings: HttpProviderSettings): Provider {
         if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(", ") : value;
       }
     }
+    if (request.requestId) headers["x-request-id"] = request.requestId;
+    if (request.traceparent) headers.traceparent = request.traceparent;
     if (hasBody) headers["content-type"] = "application/json";
     headers.accept = stream ? "text/event-stream" : "application/json";
     return Object.assign(headers, authHeaders, extraHeaders);

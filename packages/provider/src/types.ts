@@ -38,6 +38,10 @@ export interface ProviderRequest {
    * (OpenAI's own headers, trace context, `forwardHeaders`); auth is always its own.
    */
   headers?: Record<string, string | string[] | undefined> | undefined;
+  /** Sent as `x-request-id` instead of the client's (the gateway's request id). */
+  requestId?: string | undefined;
+  /** Sent as `traceparent` instead of the client's (the gateway continues the trace). */
+  traceparent?: string | undefined;
 }
 
 export interface SendOptions {

@@ -157,11 +157,12 @@ describe("holdStream", () => {
     await waitFor(() => events.length === 5);
     await new Promise((resolve) => setTimeout(resolve, 50));
     expect(events.map((event) => event.data)).not.toContain("[DONE]");
-    expect(mock.requests[0]?.finished).toBe(false);
+    expect(mock.requests[0]).toMatchObject({ finished: false, eventsWritten: 5 });
     gate.release();
     const { error } = await drained;
     expect(error).toBeUndefined();
     expect(events).toHaveLength(7);
+    expect(mock.requests[0]?.eventsWritten).toBe(7);
     expect(events.at(-1)?.data).toBe("[DONE]");
     await waitFor(() => mock.requests[0]?.finished);
   });

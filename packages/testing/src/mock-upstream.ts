@@ -23,6 +23,8 @@ export interface RecordedRequest {
   clientClosed: boolean;
   /** The mock wrote its full response. */
   finished: boolean;
+  /** Events of a streamed reply handed to the socket so far (they stop while nobody reads). */
+  eventsWritten: number;
 }
 
 export type Behaviour =
@@ -183,6 +185,7 @@ export async function startMockUpstream(options: MockUpstreamOptions = {}): Prom
     reply: Extract<Reply, { type: "stream" }>,
     fault: StreamFault | undefined,
     destroy: () => void,
+    record: RecordedRequest,
   ): Promise<void> {
     const gate = gates.shift();
     response.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
@@ -199,6 +202,7 @@ export async function startMockUpstream(options: MockUpstreamOptions = {}): Prom
       }
       if (response.destroyed) return;
       await write(response, reply.events[index] as string);
+      record.eventsWritten += 1;
     }
     if (fault?.kind === "cutStream") destroy();
     else if (!stopsAfter && !response.destroyed) response.end();
@@ -216,6 +220,7 @@ export async function startMockUpstream(options: MockUpstreamOptions = {}): Prom
       rawBody: "",
       clientClosed: false,
       finished: false,
+      eventsWritten: 0,
     };
     let destroyedByMock = false;
     const destroy = () => {
@@ -284,7 +289,7 @@ export async function startMockUpstream(options: MockUpstreamOptions = {}): Prom
       behaviour?.kind === "delayEvents"
         ? behaviour
         : undefined;
-    if (reply.type === "stream") await sendStream(response, reply, fault, destroy);
+    if (reply.type === "stream") await sendStream(response, reply, fault, destroy, record);
     else await sendJson(response, reply.status, JSON.stringify(reply.body), fault, destroy);
   }
 

@@ -1,0 +1,80 @@
+import { execFileSync } from "node:child_process";
+import { mkdtemp, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type MockUpstream, type RedisServer, startMockUpstream, startRedis } from "@aigw/testing";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { runServer, type ServerProcess } from "./run-server.js";
+
+const cli = new URL("../dist/cli.js", import.meta.url).pathname;
+let upstream: MockUpstream;
+let redis: RedisServer;
+const servers: ServerProcess[] = [];
+
+beforeAll(async () => {
+  upstream = await startMockUpstream();
+  redis = await startRedis();
+});
+afterAll(async () => {
+  await Promise.all(servers.map((server) => server.stop()));
+  await upstream?.close();
+  await redis?.stop();
+});
+
+function createKey() {
+  const output = execFileSync(process.execPath, [cli, "keys", "create"], { encoding: "utf8" });
+  const key = /^key:\s+(\S+)$/m.exec(output)?.[1];
+  const hash = /^sha256:\s+([0-9a-f]{64})$/m.exec(output)?.[1];
+  if (!key || !hash) throw new Error(`unexpected output: ${output}`);
+  return { key, hash };
+}
+
+describe("limits across gateway instances", () => {
+  it("`aigw keys create` prints a key and the sha256 the config stores", () => {
+    const first = createKey();
+    const second = createKey();
+    expect(first.key).not.toBe(second.key);
+    expect(first.key).toMatch(/^aigw-[\w-]{40,}$/);
+  });
+
+  it("two gateways sharing one Redis: burst 10, refill 1/min, 100 requests → exactly 10 succeed", async () => {
+    const { key, hash } = createKey();
+    const folder = await mkdtemp(join(tmpdir(), "aigw-limits-"));
+    const file = join(folder, "aigw.yaml");
+    await writeFile(
+      file,
+      [
+        "providers:",
+        `  up: { type: openai-compatible, baseURL: '${upstream.baseURL}' }`,
+        "models:",
+        "  m: { provider: up }",
+        "tenants:",
+        `  acme: { keys: ['${hash}'], limits: { requestsPerSecond: ${1 / 60}, burst: 10 } }`,
+        "limits:",
+        "  store: redis",
+        `  redis: { url: '${redis.url}' }`,
+      ].join("\n"),
+    );
+    servers.push(await runServer(["--config", file]), await runServer(["--config", file]));
+    const statuses = await Promise.all(
+      Array.from({ length: 100 }, async (_, index) => {
+        const server = servers[index % 2] as ServerProcess;
+        const response = await fetch(`${server.url}/v1/chat/completions`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${key}` },
+          body: JSON.stringify({ model: "m", messages: [{ role: "user", content: `n${index}` }] }),
+        });
+        await response.arrayBuffer();
+        return response.status;
+      }),
+    );
+    expect(statuses.filter((status) => status === 200)).toHaveLength(10);
+    expect(statuses.filter((status) => status === 429)).toHaveLength(90);
+    expect(upstream.requests).toHaveLength(10);
+    const unauthorized = await fetch(`${servers[0]?.url}/v1/chat/completions`, {
+      method: "POST",
+      body: JSON.stringify({ model: "m", messages: [] }),
+    });
+    expect(unauthorized.status).toBe(401);
+  });
+});

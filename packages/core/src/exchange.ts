@@ -1,0 +1,74 @@
+import type { AigwError, Cancellation, Endpoint, TokenUsage } from "@aigw/provider";
+import type { Limiter, Reservation } from "@aigw/ratelimit";
+import type { Span } from "@opentelemetry/api";
+import type { CacheStatus } from "./cache-step.js";
+import type { Tenant } from "./tenants.js";
+import type { TraceContext } from "./trace-context.js";
+import type { Logger, RequestContext } from "./types.js";
+
+/** The request context hooks see; a class so every request's context has the same shape. */
+export class GatewayContext implements RequestContext {
+  tenant = "anonymous";
+  endpoint: Endpoint | undefined = undefined;
+  model: string | undefined = undefined;
+  route: string | undefined = undefined;
+  readonly state: Record<string, unknown> = {};
+  readonly startedAt = performance.now();
+  traceId: string;
+  spanId: string;
+
+  constructor(
+    readonly requestId: string,
+    readonly method: string,
+    readonly path: string,
+    readonly logger: Logger | undefined,
+    private readonly cancellation: Cancellation,
+    readonly traceContext: TraceContext,
+  ) {
+    this.traceId = traceContext.traceId;
+    this.spanId = traceContext.spanId;
+  }
+
+  get signal(): AbortSignal {
+    return this.cancellation.signal;
+  }
+}
+
+/** What a request ended with, for the access log, metrics and spans. */
+export interface Outcome {
+  status: number;
+  providerName: string | undefined;
+  attempts: number;
+  usage: TokenUsage | undefined;
+  error: AigwError | undefined;
+  stream: boolean;
+  /** Milliseconds spent waiting on upstreams (streams: until their last event). */
+  upstreamMs: number;
+  /** Milliseconds from arrival to a stream's first upstream event. */
+  firstEventMs: number | undefined;
+  /** The model the upstream says it answered with. */
+  responseModel: string | undefined;
+  /** How the response cache took part, when one is configured. */
+  cache: CacheStatus | undefined;
+}
+
+/** One request in flight: its context, its cancellation, its spans and its outcome. */
+export interface Exchange {
+  context: GatewayContext;
+  cancellation: Cancellation;
+  /** The endpoint's label for metrics and span names ("chat/completions", "health", ...). */
+  endpointLabel: string;
+  outcome: Outcome;
+  serverSpan: Span | undefined;
+  /** The client span of a streaming attempt, open until the stream ends. */
+  streamSpan: Span | undefined;
+  tenant: Tenant;
+  /** The gateway's x-ratelimit-* headers, once the request was admitted or refused. */
+  limitHeaders: Record<string, string> | undefined;
+  /** Tokens held for this request, settled to its real usage when it ends. */
+  reservation: { limiter: Limiter; reservation: Reservation } | undefined;
+  /** Whether the request was cancelled by its client (not by a shutdown). */
+  clientGone(): boolean;
+  /** Stops listening to the client's signal. */
+  detach(): void;
+}

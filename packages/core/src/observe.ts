@@ -1,0 +1,169 @@
+import type { AigwError, TokenUsage } from "@aigw/provider";
+import type { Span, Tracer } from "@opentelemetry/api";
+import type { Exchange } from "./exchange.js";
+import {
+  activeTracer,
+  endSpan,
+  genAiAttributes,
+  responseModelOf,
+  startClientSpan,
+  startServerSpan,
+  usageAttributes,
+} from "./telemetry.js";
+import { formatTraceparent } from "./trace-context.js";
+import type { AttemptEvent, GatewayMetrics, Logger } from "./types.js";
+
+const knownMethods = new Set(["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]);
+const headDecoder = new TextDecoder();
+/** The model label of requests that matched no configured route. */
+const noRoute = "none";
+
+export interface Observer {
+  /** Continues or starts the trace; counts the request as active. */
+  start(exchange: Exchange): void;
+  /** Opens an attempt's client span (when tracing) and gives the traceparent to send upstream. */
+  startAttempt(
+    exchange: Exchange,
+    providerKind: string,
+  ): { traceparent: string; span: Span | undefined };
+  /** Records an attempt; its span ends unless it is a stream's, which ends with the stream. */
+  endAttempt(
+    exchange: Exchange,
+    event: AttemptEvent,
+    span: Span | undefined,
+    streaming: boolean,
+  ): void;
+  /** Notes the model the upstream answered with (a JSON body, or a stream's first event). */
+  responseStarted(exchange: Exchange, head: Uint8Array | string): void;
+  /** Metrics, spans and the access line, once per request. */
+  finish(exchange: Exchange): void;
+}
+
+export function createObserver(
+  metrics: GatewayMetrics | undefined,
+  logger: Logger | undefined,
+): Observer {
+  let tracer: Tracer | undefined;
+
+  function logLine(exchange: Exchange, durationMs: number) {
+    if (!logger) return;
+    const { context, outcome } = exchange;
+    const error: AigwError | undefined = outcome.error;
+    const usage: TokenUsage | undefined = outcome.usage;
+    const line = {
+      requestId: context.requestId,
+      traceId: context.traceId,
+      spanId: context.spanId,
+      method: context.method,
+      path: exchange.endpointLabel === "unknown" ? undefined : context.path.split("?")[0],
+      status: outcome.status,
+      model: context.model,
+      provider: outcome.providerName,
+      attempts: outcome.attempts,
+      stream: outcome.stream || undefined,
+      inputTokens: usage?.inputTokens,
+      outputTokens: usage?.outputTokens,
+      tokensEstimated: usage?.estimated,
+      durationMs: Math.round(durationMs),
+      ttftMs: outcome.firstEventMs === undefined ? undefined : Math.round(outcome.firstEventMs),
+      tenant: context.tenant,
+      cache: outcome.cache,
+      errorType: error?.type,
+      errorCode: error?.code ?? undefined,
+    };
+    if (!error) logger.info(line, "request completed");
+    else if (outcome.status >= 500) logger.error(line, error.message);
+    else logger.warn(line, error.message);
+  }
+
+  return {
+    start(exchange) {
+      metrics?.requestStarted();
+      tracer = activeTracer();
+      if (!tracer) return;
+      const { context } = exchange;
+      const span = startServerSpan(
+        tracer,
+        `${context.method} ${exchange.endpointLabel}`,
+        context.traceContext,
+        { "http.request.method": context.method, "url.path": context.path.split("?")[0] },
+      );
+      const spanContext = span.spanContext();
+      context.traceId = spanContext.traceId;
+      context.spanId = spanContext.spanId;
+      exchange.serverSpan = span;
+    },
+    startAttempt(exchange, providerKind) {
+      const { context, serverSpan } = exchange;
+      if (tracer && serverSpan && context.endpoint) {
+        const span = startClientSpan(
+          tracer,
+          serverSpan,
+          context.endpoint,
+          providerKind,
+          context.model ?? "",
+        );
+        const { traceId, spanId } = span.spanContext();
+        return { traceparent: formatTraceparent(traceId, spanId, "01"), span };
+      }
+      const { traceId, spanId, traceContext } = context;
+      return {
+        traceparent: formatTraceparent(traceId, spanId, traceContext.flags),
+        span: undefined,
+      };
+    },
+    endAttempt(exchange, event, span, streaming) {
+      exchange.outcome.upstreamMs += event.durationMs;
+      metrics?.attempt({
+        provider: event.providerName,
+        status: event.status,
+        durationSeconds: event.durationMs / 1000,
+        retry: event.attempt > 1,
+      });
+      if (!span) return;
+      if (streaming) {
+        exchange.streamSpan = span;
+        return;
+      }
+      endSpan(span, event.status, event.error?.type);
+    },
+    responseStarted(exchange, head) {
+      if (!exchange.serverSpan?.isRecording()) return;
+      const text = typeof head === "string" ? head : headDecoder.decode(head.subarray(0, 512));
+      exchange.outcome.responseModel = responseModelOf(text);
+    },
+    finish(exchange) {
+      const { context, outcome } = exchange;
+      const durationMs = performance.now() - context.startedAt;
+      metrics?.requestFinished({
+        method: knownMethods.has(context.method) ? context.method : "OTHER",
+        endpoint: exchange.endpointLabel,
+        model: context.route ?? noRoute,
+        status: outcome.status,
+        durationSeconds: durationMs / 1000,
+        errorType: outcome.error?.type,
+        upstreamSeconds: outcome.attempts > 0 ? outcome.upstreamMs / 1000 : undefined,
+        timeToFirstTokenSeconds:
+          outcome.firstEventMs === undefined ? undefined : outcome.firstEventMs / 1000,
+        inputTokens: outcome.usage?.inputTokens,
+        outputTokens: outcome.usage?.outputTokens,
+      });
+      const attributes = {
+        ...(context.endpoint ? genAiAttributes(context.endpoint, context.model ?? "") : {}),
+        ...(outcome.responseModel ? { "gen_ai.response.model": outcome.responseModel } : {}),
+        ...usageAttributes(outcome.usage),
+      };
+      const errorType =
+        outcome.error?.type ?? (outcome.status === 499 ? "client_closed" : undefined);
+      if (exchange.streamSpan) {
+        exchange.streamSpan.setAttributes(attributes);
+        endSpan(exchange.streamSpan, outcome.status, errorType);
+      }
+      if (exchange.serverSpan) {
+        exchange.serverSpan.setAttributes(attributes);
+        endSpan(exchange.serverSpan, outcome.status, errorType);
+      }
+      logLine(exchange, durationMs);
+    },
+  };
+}

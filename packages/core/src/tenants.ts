@@ -1,0 +1,93 @@
+import { createHash, timingSafeEqual } from "node:crypto";
+import type { Limiter } from "@aigw/ratelimit";
+import { invalidApiKey } from "./errors.js";
+import type { GatewayRequest, HeaderValue, RequestContext } from "./types.js";
+
+export interface TenantOptions {
+  /** sha256 hex digests of the tenant's gateway keys; the keys themselves are never stored. */
+  keyHashes?: string[];
+  /** Configured model names or route patterns the tenant may use; every model when absent. */
+  models?: string[];
+  /** The tenant's own limits; otherwise the gateway's default limiter applies. */
+  limiter?: Limiter;
+}
+
+/** Replaces key lookup: returns the tenant id, or undefined for a 401. May throw an AigwError. */
+export type Authenticate = (
+  request: GatewayRequest,
+  context: RequestContext,
+) => string | undefined | Promise<string | undefined>;
+
+export interface Tenant {
+  id: string;
+  options: TenantOptions;
+}
+
+/** The hex sha256 digest under which a gateway key is configured. */
+export function hashApiKey(key: string): string {
+  return createHash("sha256").update(key).digest("hex");
+}
+
+function presentedKey(headers: Record<string, HeaderValue>): string | undefined {
+  const authorization = headers.authorization;
+  if (typeof authorization === "string" && authorization.startsWith("Bearer ")) {
+    return authorization.slice(7).trim() || undefined;
+  }
+  const apiKey = headers["x-api-key"];
+  return typeof apiKey === "string" && apiKey ? apiKey : undefined;
+}
+
+export interface TenantDirectory {
+  /** True when no key is configured and no authenticate hook given: everyone is "anonymous". */
+  readonly open: boolean;
+  identify(request: GatewayRequest, context: RequestContext): Promise<Tenant>;
+}
+
+export function createTenantDirectory(
+  tenants: Record<string, TenantOptions>,
+  authenticate: Authenticate | undefined,
+): TenantDirectory {
+  const keys: { digest: Buffer; tenantId: string }[] = [];
+  for (const [tenantId, options] of Object.entries(tenants)) {
+    for (const hash of options.keyHashes ?? []) {
+      if (!/^[0-9a-f]{64}$/i.test(hash)) {
+        throw new TypeError(`tenants.${tenantId}.keyHashes: '${hash}' is not a sha256 hex digest`);
+      }
+      keys.push({ digest: Buffer.from(hash, "hex"), tenantId });
+    }
+  }
+  const open = keys.length === 0 && !authenticate;
+  const tenant = (id: string): Tenant => ({ id, options: tenants[id] ?? {} });
+
+  return {
+    open,
+    async identify(request, context) {
+      if (authenticate) {
+        const id = await authenticate(request, context);
+        if (!id) throw invalidApiKey("Invalid or missing API key.");
+        return tenant(id);
+      }
+      if (open) return tenant("anonymous");
+      const key = presentedKey(request.headers);
+      if (!key) {
+        throw invalidApiKey(
+          "Missing API key: send it as 'Authorization: Bearer <key>' or in 'x-api-key'.",
+        );
+      }
+      const digest = createHash("sha256").update(key).digest();
+      // Every configured digest is compared, in constant time, whichever one matches.
+      let match: string | undefined;
+      for (const entry of keys) {
+        if (timingSafeEqual(entry.digest, digest)) match = entry.tenantId;
+      }
+      if (!match) throw invalidApiKey("Incorrect API key provided.");
+      return tenant(match);
+    },
+  };
+}
+
+/** Whether a tenant may use a model: by its name or by the configured route it matched. */
+export function mayUseModel(tenant: Tenant, model: string, routeName: string): boolean {
+  const allowed = tenant.options.models;
+  return !allowed || allowed.includes(model) || allowed.includes(routeName);
+}

@@ -1,0 +1,71 @@
+import { randomUUID } from "node:crypto";
+import type { HeaderValue } from "./types.js";
+
+/** The W3C trace context of one request, as the gateway continues it. */
+export interface TraceContext {
+  traceId: string;
+  /** The caller's span: from `traceparent`, or `x-span-id`. */
+  parentSpanId: string | undefined;
+  /** The gateway's own span, the parent of its upstream calls. */
+  spanId: string;
+  flags: string;
+  tracestate: string | undefined;
+}
+
+const traceparentPattern = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$/;
+const traceIdPattern = /^[0-9a-f]{32}$/;
+const spanIdPattern = /^[0-9a-f]{16}$/;
+const zeros = /^0+$/;
+
+function single(value: HeaderValue): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
+
+/** New random ids: 32 hex digits for a trace, 16 for a span. */
+export function newTraceId(): string {
+  return randomUUID().replaceAll("-", "");
+}
+
+export function newSpanId(): string {
+  return randomUUID().replaceAll("-", "").slice(16);
+}
+
+function validId(value: string | undefined, pattern: RegExp): string | undefined {
+  const lower = value?.trim().toLowerCase();
+  return lower && pattern.test(lower) && !zeros.test(lower) ? lower : undefined;
+}
+
+/**
+ * A valid `traceparent` is continued; an invalid one is replaced. Without one, `x-trace-id`
+ * and `x-span-id` are used when they are valid ids, and new ids otherwise.
+ */
+export function readTraceContext(headers: Record<string, HeaderValue>): TraceContext {
+  const parsed = traceparentPattern.exec(single(headers.traceparent)?.trim().toLowerCase() ?? "");
+  const [, version, traceId, parentSpanId, flags, rest] = parsed ?? [];
+  const valid =
+    parsed &&
+    version !== "ff" &&
+    !(version === "00" && rest) &&
+    !zeros.test(traceId ?? "") &&
+    !zeros.test(parentSpanId ?? "");
+  if (valid && traceId && parentSpanId && flags) {
+    return {
+      traceId,
+      parentSpanId,
+      spanId: newSpanId(),
+      flags,
+      tracestate: single(headers.tracestate),
+    };
+  }
+  return {
+    traceId: validId(single(headers["x-trace-id"]), traceIdPattern) ?? newTraceId(),
+    parentSpanId: validId(single(headers["x-span-id"]), spanIdPattern),
+    spanId: newSpanId(),
+    flags: "01",
+    tracestate: undefined,
+  };
+}
+
+export function formatTraceparent(traceId: string, spanId: string, flags: string): string {
+  return `00-${traceId}-${spanId}-${flags}`;
+}

@@ -1,0 +1,145 @@
+import {
+  AigwError,
+  type CancelSignal,
+  type ProviderRequest,
+  type ProviderResponse,
+  retryDelay,
+  type SseEvent,
+  sleep,
+} from "@aigw/provider";
+import type { Span } from "@opentelemetry/api";
+import { toAigwError } from "./errors.js";
+import type { Exchange } from "./exchange.js";
+import type { HookRunner } from "./hooks.js";
+import type { Observer } from "./observe.js";
+import type { ResolvedRoute, RouteTarget } from "./router.js";
+import type { GatewayRequest, UpstreamCall } from "./types.js";
+
+export interface UpstreamResult {
+  response: ProviderResponse;
+  providerName: string;
+  attempts: number;
+  /** For streams: the iterator already started, and its first event. */
+  stream?: { iterator: AsyncIterator<SseEvent>; first: SseEvent } | undefined;
+  /** Set by the response cache: `x-aigw-cache`, and `Age` on hits. */
+  cacheHeaders?: Record<string, string> | undefined;
+}
+
+function emptyStreamError() {
+  return new AigwError("The upstream ended the stream before sending any event.", {
+    status: 502,
+    type: "upstream_error",
+    code: "stream_interrupted",
+    isRetryable: true,
+  });
+}
+
+/** What `target` is sent: a model a beforeRequest hook chose wins over the route's rewrite. */
+export function targetRequest(
+  call: UpstreamCall,
+  requestedModel: string,
+  target: RouteTarget,
+): { model: string; body: Record<string, unknown> } {
+  const model = call.model !== requestedModel ? call.model : (target.model ?? call.model);
+  return { model, body: model === call.body.model ? call.body : { ...call.body, model } };
+}
+
+/**
+ * The request loop: for each target of the route, attempts with backoff, all within the
+ * first target's deadline. A stream's attempt only succeeds once its first event arrived,
+ * so failures before it are retried like any other. `signal` cancels it: the request's own
+ * cancellation, or a coalesced call's, which outlives the client that started it.
+ */
+export async function callUpstream(
+  route: ResolvedRoute,
+  call: UpstreamCall,
+  requestedModel: string,
+  request: GatewayRequest,
+  exchange: Exchange,
+  hooks: HookRunner,
+  observer: Observer,
+  signal: CancelSignal,
+): Promise<UpstreamResult> {
+  const { context, outcome } = exchange;
+  const deadline = Date.now() + (route.targets[0]?.provider.deadline ?? 600_000);
+  let attempts = 0;
+  let lastError: AigwError | undefined;
+
+  function recordAttempt(
+    providerName: string,
+    status: number,
+    startedAt: number,
+    span: Span | undefined,
+    streaming: boolean,
+    error?: AigwError,
+  ) {
+    const event = {
+      providerName,
+      attempt: attempts,
+      status,
+      durationMs: performance.now() - startedAt,
+      error,
+    };
+    outcome.attempts = attempts;
+    outcome.providerName = providerName;
+    hooks.onAttempt(event, context);
+    observer.endAttempt(exchange, event, span, streaming);
+  }
+
+  for (const target of route.targets) {
+    const { body } = targetRequest(call, requestedModel, target);
+    for (let retry = 0; ; retry++) {
+      attempts++;
+      const attemptStarted = performance.now();
+      const { traceparent, span } = observer.startAttempt(exchange, target.provider.kind);
+      const providerRequest: ProviderRequest = {
+        endpoint: call.endpoint,
+        body,
+        headers: request.headers,
+        requestId: context.requestId,
+        traceparent,
+      };
+      try {
+        const response = await target.provider.send(providerRequest, {
+          signal,
+          deadline,
+        });
+        if (response.kind === "json") {
+          observer.responseStarted(exchange, response.body);
+          recordAttempt(target.providerName, response.status, attemptStarted, span, false);
+          return { response, providerName: target.providerName, attempts };
+        }
+        const iterator = response.events[Symbol.asyncIterator]();
+        const first = await iterator.next();
+        if (first.done) throw emptyStreamError();
+        outcome.firstEventMs = performance.now() - context.startedAt;
+        observer.responseStarted(exchange, first.value.data);
+        recordAttempt(target.providerName, response.status, attemptStarted, span, true);
+        return {
+          response,
+          providerName: target.providerName,
+          attempts,
+          stream: { iterator, first: first.value },
+        };
+      } catch (error) {
+        if (signal.aborted) {
+          span?.end();
+          throw signal.reason;
+        }
+        const failure = toAigwError(error);
+        const status = failure.upstreamStatus ?? failure.status;
+        recordAttempt(target.providerName, status, attemptStarted, span, false, failure);
+        lastError = failure;
+        if (retry >= target.provider.retry.maxRetries) break;
+        const wait = retryDelay(failure, retry + 1, target.provider.retry, deadline - Date.now());
+        if (wait === undefined) break;
+        await sleep(wait, signal);
+      }
+    }
+  }
+  if (!lastError) throw new TypeError(`route '${route.name}' has no targets`);
+  // The gateway already spent the retries this error deserved; SDKs must not multiply them.
+  lastError.headers["x-should-retry"] = "false";
+  lastError.headers["x-aigw-attempts"] = `${attempts}`;
+  throw lastError;
+}

@@ -37,6 +37,17 @@ describe("limits across gateway instances", () => {
     expect(first.key).toMatch(/^aigw-[\w-]{40,}$/);
   });
 
+  it("says at startup that it runs open, and warns when it listens beyond loopback", async () => {
+    const local = await runServer([]);
+    servers.push(local);
+    const open = await runServer([], { HOST: "0.0.0.0" });
+    servers.push(open);
+    const notice = (lines: string[]) =>
+      lines.map((line) => JSON.parse(line)).find((line) => /no gateway keys/.test(line.msg));
+    expect(notice(local.lines)).toMatchObject({ level: 30 });
+    expect(notice(open.lines)).toMatchObject({ level: 40, host: "0.0.0.0" });
+  });
+
   it("two gateways sharing one Redis: burst 10, refill 1/min, 100 requests → exactly 10 succeed", async () => {
     const { key, hash } = createKey();
     const folder = await mkdtemp(join(tmpdir(), "aigw-limits-"));
@@ -55,10 +66,11 @@ describe("limits across gateway instances", () => {
         `  redis: { url: '${redis.url}' }`,
       ].join("\n"),
     );
-    servers.push(await runServer(["--config", file]), await runServer(["--config", file]));
+    const pair = [await runServer(["--config", file]), await runServer(["--config", file])];
+    servers.push(...pair);
     const statuses = await Promise.all(
       Array.from({ length: 100 }, async (_, index) => {
-        const server = servers[index % 2] as ServerProcess;
+        const server = pair[index % 2] as ServerProcess;
         const response = await fetch(`${server.url}/v1/chat/completions`, {
           method: "POST",
           headers: { authorization: `Bearer ${key}` },
@@ -71,7 +83,7 @@ describe("limits across gateway instances", () => {
     expect(statuses.filter((status) => status === 200)).toHaveLength(10);
     expect(statuses.filter((status) => status === 429)).toHaveLength(90);
     expect(upstream.requests).toHaveLength(10);
-    const unauthorized = await fetch(`${servers[0]?.url}/v1/chat/completions`, {
+    const unauthorized = await fetch(`${pair[0]?.url}/v1/chat/completions`, {
       method: "POST",
       body: JSON.stringify({ model: "m", messages: [] }),
     });

@@ -320,12 +320,19 @@ export function createGateway(options: GatewayOptions): Gateway {
   }
 
   /** Keeps a stream's later steps (onChunk hooks, finish) inside the request's async context. */
-  function bindContext(events: AsyncGenerator<SseEvent>, context: RequestContext) {
+  function bindContext(events: AsyncIterable<SseEvent>, context: RequestContext) {
     const storage = contextStorage as AsyncLocalStorage<RequestContext>;
+    const iterator = events[Symbol.asyncIterator]();
     return {
       [Symbol.asyncIterator]: () => ({
-        next: () => storage.run(context, () => events.next()),
-        return: (value?: unknown) => storage.run(context, () => events.return(value)),
+        next: () => storage.run(context, () => iterator.next()),
+        return: (value?: unknown) =>
+          storage.run(
+            context,
+            () =>
+              iterator.return?.(value) ??
+              Promise.resolve({ done: true as const, value: undefined }),
+          ),
       }),
     };
   }

@@ -86,11 +86,9 @@ async function* rawEvents(events: AsyncIterable<SseEvent>): AsyncGenerator<strin
   for await (const event of events) yield event.raw;
 }
 
-/** An async generator's `return()` before its first `next()` skips its `finally`: start it. */
+/** Closes a stream nobody will read; the gateway's end-of-request work still runs. */
 async function discard(events: AsyncIterable<SseEvent>): Promise<void> {
-  const iterator = events[Symbol.asyncIterator]();
-  await iterator.next();
-  await iterator.return?.();
+  await events[Symbol.asyncIterator]().return?.();
 }
 
 function cancelOnClose(response: ServerResponse): Cancellation {

@@ -39,6 +39,21 @@ export interface Observer {
   finish(exchange: Exchange): void;
 }
 
+function endSpans(exchange: Exchange) {
+  const { context, outcome } = exchange;
+  const attributes = {
+    ...(context.endpoint ? genAiAttributes(context.endpoint, context.model ?? "") : {}),
+    ...(outcome.responseModel ? { "gen_ai.response.model": outcome.responseModel } : {}),
+    ...usageAttributes(outcome.usage),
+  };
+  const errorType = outcome.error?.type ?? (outcome.status === 499 ? "client_closed" : undefined);
+  for (const span of [exchange.streamSpan, exchange.serverSpan]) {
+    if (!span) continue;
+    span.setAttributes(attributes);
+    endSpan(span, outcome.status, errorType);
+  }
+}
+
 export function createObserver(
   metrics: GatewayMetrics | undefined,
   logger: Logger | undefined,
@@ -148,21 +163,7 @@ export function createObserver(
         inputTokens: outcome.usage?.inputTokens,
         outputTokens: outcome.usage?.outputTokens,
       });
-      const attributes = {
-        ...(context.endpoint ? genAiAttributes(context.endpoint, context.model ?? "") : {}),
-        ...(outcome.responseModel ? { "gen_ai.response.model": outcome.responseModel } : {}),
-        ...usageAttributes(outcome.usage),
-      };
-      const errorType =
-        outcome.error?.type ?? (outcome.status === 499 ? "client_closed" : undefined);
-      if (exchange.streamSpan) {
-        exchange.streamSpan.setAttributes(attributes);
-        endSpan(exchange.streamSpan, outcome.status, errorType);
-      }
-      if (exchange.serverSpan) {
-        exchange.serverSpan.setAttributes(attributes);
-        endSpan(exchange.serverSpan, outcome.status, errorType);
-      }
+      if (exchange.serverSpan) endSpans(exchange);
       logLine(exchange, durationMs);
     },
   };

@@ -72,7 +72,33 @@ export interface StreamSettings {
  * comments when idle, and on failure one error event in the endpoint's form. Its end (normal,
  * failed, or the client gone) finishes the request.
  */
-export async function* streamToClient(
+export function streamToClient(
+  exchange: Exchange,
+  result: UpstreamResult & { stream: NonNullable<UpstreamResult["stream"]> },
+  responseHeaders: Record<string, string>,
+  settings: StreamSettings,
+): AsyncIterable<SseEvent> {
+  const events = clientEvents(exchange, result, responseHeaders, settings);
+  let started = false;
+  const iterator: AsyncIterator<SseEvent> = {
+    next() {
+      started = true;
+      return events.next();
+    },
+    // An async generator closed before its first next() skips its finally, and with it the
+    // request's finish: start it first (its first event is already in hand).
+    async return(value?: unknown) {
+      if (!started) {
+        started = true;
+        await events.next();
+      }
+      return events.return(value);
+    },
+  };
+  return { [Symbol.asyncIterator]: () => iterator };
+}
+
+async function* clientEvents(
   exchange: Exchange,
   result: UpstreamResult & { stream: NonNullable<UpstreamResult["stream"]> },
   responseHeaders: Record<string, string>,

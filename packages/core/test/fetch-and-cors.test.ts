@@ -1,3 +1,4 @@
+import { createMetrics } from "@aigw/metrics";
 import { createEcho } from "@aigw/provider";
 import { readSse } from "@aigw/testing";
 import { describe, expect, it } from "vitest";
@@ -97,5 +98,27 @@ describe("CORS", () => {
     } finally {
       await running.close();
     }
+  });
+});
+
+describe("a stream nobody reads", () => {
+  it("still finishes the request when closed before its first event was read", async () => {
+    const metrics = createMetrics();
+    const gateway = createGateway({
+      providers: { echo: createEcho() },
+      models: { echo: { provider: "echo" } },
+      metrics,
+    });
+    const response = await gateway.handle({
+      method: "POST",
+      path: "/v1/chat/completions",
+      headers: {},
+      body: JSON.stringify({ ...chat, stream: true }),
+    });
+    const body = response.body as AsyncIterable<unknown>;
+    await body[Symbol.asyncIterator]().return?.();
+    const text = await metrics.expose();
+    expect(text).toContain("aigw_active_requests 0");
+    expect(text).toMatch(/aigw_requests_total\{[^}]*status="499"[^}]*\} 1/);
   });
 });

@@ -307,14 +307,16 @@ export function createGateway(options: GatewayOptions): Gateway {
       JSON.stringify({
         object: "usage",
         tenant: exchange.tenant.id,
-        quota: quota && {
-          limit: quota.limit,
-          used: quota.used,
-          reserved: quota.reserved,
-          remaining: quota.remaining,
-          period_start: Math.floor(quota.periodStart / 1000),
-          period_end: Math.floor(quota.periodEnd / 1000),
-        },
+        quota: quota
+          ? {
+              limit: quota.limit,
+              used: quota.used,
+              reserved: quota.reserved,
+              remaining: quota.remaining,
+              period_start: Math.floor(quota.periodStart / 1000),
+              period_end: Math.floor(quota.periodEnd / 1000),
+            }
+          : null,
       }),
     );
   }

@@ -127,7 +127,12 @@ export const configSchema = z.strictObject({
     .strictObject({
       store: z.enum(["memory", "redis"]).default("memory"),
       redis: z
-        .strictObject({ ...redisFields, keyPrefix: z.string().default("aigw:rl:") })
+        .strictObject({
+          ...redisFields,
+          keyPrefix: z.string().default("aigw:rl:"),
+          /** After a failure, skip Redis this long: an outage then costs requests no latency. */
+          cooldownMs: z.number().int().min(0).default(1_000),
+        })
         .optional(),
       /** When the store is unreachable: "open" lets requests through, "closed" answers 503. */
       failurePolicy: z.enum(["open", "closed"]).default("open"),

@@ -65,6 +65,7 @@ export function createServerLimits(config: ServerConfig, logger: Logger): Server
         keyPrefix: limits.redis.keyPrefix,
         failurePolicy: limits.failurePolicy,
         commandTimeoutMs: limits.redis.commandTimeoutMs,
+        cooldownMs: limits.redis.cooldownMs,
         onStoreError,
       });
     } else {

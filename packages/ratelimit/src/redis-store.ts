@@ -32,6 +32,11 @@ export interface RedisStoreOptions {
   onStoreError?: (error: RateLimitStoreError) => void;
   /** The longest a call waits for Redis before the failure policy decides. Default 500. */
   commandTimeoutMs?: number;
+  /**
+   * After a failure, calls fail at once for this long instead of each waiting for Redis, so an
+   * outage costs requests no latency; the first call after it tries Redis again. Default 1,000.
+   */
+  cooldownMs?: number;
 }
 
 /** A Redis call that failed or timed out; the original error, if any, is its `cause`. */
@@ -101,6 +106,7 @@ export function createRedisStore(
     failurePolicy = "open",
     onStoreError,
     commandTimeoutMs = 500,
+    cooldownMs = 1_000,
   } = options;
   if (
     redis === undefined ||
@@ -119,6 +125,10 @@ export function createRedisStore(
     throw new TypeError("onStoreError must be a function");
   }
   assertPositive("commandTimeoutMs", commandTimeoutMs, true);
+  if (!Number.isFinite(cooldownMs) || cooldownMs < 0) {
+    throw new TypeError(`cooldownMs must be a finite number >= 0, got ${String(cooldownMs)}`);
+  }
+  let failingUntil = 0;
 
   let ownClient: Promise<OwnClient> | undefined;
   let firstReady: Promise<void> | undefined;
@@ -163,6 +173,13 @@ export function createRedisStore(
     keyPrefix,
     failurePolicy,
     async run(script, keys, args) {
+      if (Date.now() < failingUntil) {
+        const error = new RateLimitStoreError(
+          "Redis failed moments ago; not waiting for it again yet",
+        );
+        onStoreError?.(error);
+        throw error;
+      }
       let timer: NodeJS.Timeout | undefined;
       const timeout = new Promise<never>((_, reject) => {
         timer = setTimeout(
@@ -181,6 +198,7 @@ export function createRedisStore(
                 `Redis call failed: ${cause instanceof Error ? cause.message : String(cause)}`,
                 { cause },
               );
+        failingUntil = Date.now() + cooldownMs;
         onStoreError?.(error);
         throw error;
       } finally {

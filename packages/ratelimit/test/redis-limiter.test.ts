@@ -125,6 +125,8 @@ describe("when Redis does not answer", () => {
     const limiter = createRedisLimiter({
       redis: server.url,
       commandTimeoutMs,
+      // Every call goes to Redis here: the cooldown has its own test.
+      cooldownMs: 0,
       requests: { rate: 1000, burst: 1000 },
       quota: { limit: 1_000_000, period: "day" },
       onStoreError: (error) => errors.push(error),
@@ -151,6 +153,7 @@ describe("when Redis does not answer", () => {
     const limiter = createRedisLimiter({
       redis: server.url,
       commandTimeoutMs,
+      cooldownMs: 0,
       failurePolicy: "closed",
       requests: { rate: 1000, burst: 1000 },
     });
@@ -167,6 +170,28 @@ describe("when Redis does not answer", () => {
       commandTimeoutMs + slackMs,
     );
     expect(calls.at(-1)?.admission).toMatchObject({ allowed: true, requests: { limit: 1000 } });
+  });
+
+  it("after one timeout, fails at once for the cooldown instead of waiting on Redis again", async () => {
+    const limiter = createLimiter({
+      commandTimeoutMs,
+      cooldownMs: 60_000,
+      requests: { rate: 1000, burst: 1000 },
+    });
+    const key = uniqueKey();
+    expect((await limiter.admit(key)).allowed).toBe(true);
+    server.pause();
+    try {
+      const first = performance.now();
+      expect(await limiter.admit(key)).toMatchObject({ unavailable: true });
+      expect(performance.now() - first).toBeGreaterThanOrEqual(commandTimeoutMs - 50);
+      const next = performance.now();
+      const during = await Promise.all(Array.from({ length: 10 }, () => limiter.admit(key)));
+      expect(performance.now() - next).toBeLessThan(commandTimeoutMs / 2);
+      expect(during.every((admission) => admission.unavailable)).toBe(true);
+    } finally {
+      server.resume();
+    }
   });
 
   it("bounds calls on a client passed in without a command timeout", async () => {

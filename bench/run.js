@@ -1,7 +1,7 @@
 // pnpm bench: the gateway (as apps/server ships it, metrics and logs on) against the same mock
 // upstream reached directly and through a bare undici pass-through, in interleaved rounds.
 import { spawn } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -55,8 +55,15 @@ const median = (values) => values.toSorted((a, b) => a - b)[Math.floor(values.le
 
 const upstream = await start(["bench/upstream.js"]);
 const passthrough = await start(["bench/passthrough.js", upstream.url]);
+const temporaryFiles = [];
+function temporaryFile(name) {
+  const file = join(tmpdir(), `aigw-bench-${process.pid}-${name}`);
+  temporaryFiles.push(file);
+  return file;
+}
+
 function writeConfig(name, extra) {
-  const file = join(tmpdir(), `aigw-bench-${process.pid}-${name}.yaml`);
+  const file = temporaryFile(`${name}.yaml`);
   writeFileSync(
     file,
     [
@@ -91,10 +98,10 @@ async function startGateway(configFile) {
   const child = spawn(process.execPath, ["apps/server/dist/cli.js", "--config", configFile], {
     cwd: root,
     env: { ...process.env, PORT: String(port), LOG_FORMAT: "json", LOG_LEVEL: logLevel },
-    // The access log goes to a pipe we drain, as it would go to a log collector.
-    stdio: ["ignore", "pipe", "inherit"],
+    // The access log goes to a file, as in production: draining a pipe here instead would spend
+    // this process's CPU, which drives the load, on the gateway's behalf.
+    stdio: ["ignore", openSync(temporaryFile(`${port}.log`), "w"), "inherit"],
   });
-  child.stdout.resume();
   const url = `http://127.0.0.1:${port}`;
   for (let tries = 0; tries < 100; tries++) {
     if (child.exitCode !== null) break;
@@ -169,3 +176,4 @@ console.log(
 );
 
 for (const target of Object.values(targets)) target.child.kill("SIGTERM");
+for (const file of temporaryFiles) rmSync(file, { force: true });

@@ -56,6 +56,8 @@ export interface Outcome {
 export interface Exchange {
   context: GatewayContext;
   cancellation: Cancellation;
+  /** The request's path without its query: what logs and spans show. */
+  pathname: string;
   /** The endpoint's label for metrics and span names ("chat/completions", "health", ...). */
   endpointLabel: string;
   outcome: Outcome;

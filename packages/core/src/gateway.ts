@@ -5,6 +5,7 @@ import {
   Cancellation,
   type CancelSignal,
   type Endpoint,
+  firstHeader,
   type Provider,
   type SseEvent,
 } from "@aigw/provider";
@@ -121,10 +122,6 @@ const endpointRoutes = new Map<string, EndpointRoute>([
 
 const jsonContentType = "application/json";
 const requestIdPattern = /^[\w.:/+=-]{1,200}$/;
-
-function headerText(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value[0] : value;
-}
 
 function pathname(path: string): string {
   const query = path.indexOf("?");
@@ -404,7 +401,7 @@ export function createGateway(options: GatewayOptions): Gateway {
 
     const path = pathname(request.path);
     const endpointRoute = endpointRoutes.get(path);
-    const incomingId = headerText(request.headers["x-request-id"]);
+    const incomingId = firstHeader(request.headers["x-request-id"]);
     const context = new GatewayContext(
       incomingId && requestIdPattern.test(incomingId) ? incomingId : randomUUID(),
       request.method,
@@ -416,6 +413,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     const exchange: Exchange = {
       context,
       cancellation,
+      pathname: path,
       endpointLabel: endpointLabel(endpointRoute),
       outcome: {
         status: 200,

@@ -1,4 +1,4 @@
-import { AigwError, type Endpoint } from "@aigw/provider";
+import { AigwError, type Endpoint, firstHeader } from "@aigw/provider";
 import type { Admission, Limiter } from "@aigw/ratelimit";
 import type { Tenant } from "./tenants.js";
 import type { GatewayRequest } from "./types.js";
@@ -34,8 +34,7 @@ export function estimateTokens(endpoint: Endpoint, body: Record<string, unknown>
 }
 
 function headerValue(request: GatewayRequest, name: string | undefined): string | undefined {
-  const value = name ? request.headers[name.toLowerCase()] : undefined;
-  return Array.isArray(value) ? value[0] : value;
+  return name ? firstHeader(request.headers[name.toLowerCase()]) : undefined;
 }
 
 /** Whose budget a request spends. */

@@ -70,7 +70,7 @@ export function createObserver(
       traceId: context.traceId,
       spanId: context.spanId,
       method: context.method,
-      path: exchange.endpointLabel === "unknown" ? undefined : context.path.split("?")[0],
+      path: exchange.endpointLabel === "unknown" ? undefined : exchange.pathname,
       status: outcome.status,
       model: context.model,
       provider: outcome.providerName,
@@ -101,7 +101,7 @@ export function createObserver(
         tracer,
         `${context.method} ${exchange.endpointLabel}`,
         context.traceContext,
-        { "http.request.method": context.method, "url.path": context.path.split("?")[0] },
+        { "http.request.method": context.method, "url.path": exchange.pathname },
       );
       const spanContext = span.spanContext();
       context.traceId = spanContext.traceId;

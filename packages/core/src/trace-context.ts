@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { firstHeader } from "@aigw/provider";
 import type { HeaderValue } from "./types.js";
 
 /** The W3C trace context of one request, as the gateway continues it. */
@@ -16,10 +17,6 @@ const traceparentPattern = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-
 const traceIdPattern = /^[0-9a-f]{32}$/;
 const spanIdPattern = /^[0-9a-f]{16}$/;
 const zeros = /^0+$/;
-
-function single(value: HeaderValue): string | undefined {
-  return Array.isArray(value) ? value[0] : value;
-}
 
 /** New random ids: 32 hex digits for a trace, 16 for a span. */
 export function newTraceId(): string {
@@ -43,7 +40,9 @@ function validId(value: string | undefined, pattern: RegExp): string | undefined
  * and `x-span-id` are used when they are valid ids, and new ids otherwise.
  */
 export function readTraceContext(headers: Record<string, HeaderValue>): TraceContext {
-  const parsed = traceparentPattern.exec(single(headers.traceparent)?.trim().toLowerCase() ?? "");
+  const parsed = traceparentPattern.exec(
+    firstHeader(headers.traceparent)?.trim().toLowerCase() ?? "",
+  );
   const [, version, traceId, parentSpanId, flags, rest] = parsed ?? [];
   const valid =
     parsed &&
@@ -57,12 +56,12 @@ export function readTraceContext(headers: Record<string, HeaderValue>): TraceCon
       parentSpanId,
       spanId: newSpanId(),
       flags,
-      tracestate: single(headers.tracestate),
+      tracestate: firstHeader(headers.tracestate),
     };
   }
   return {
-    traceId: validId(single(headers["x-trace-id"]), traceIdPattern) ?? newTraceId(),
-    parentSpanId: validId(single(headers["x-span-id"]), spanIdPattern),
+    traceId: validId(firstHeader(headers["x-trace-id"]), traceIdPattern) ?? newTraceId(),
+    parentSpanId: validId(firstHeader(headers["x-span-id"]), spanIdPattern),
     spanId: newSpanId(),
     flags: "01",
     tracestate: undefined,

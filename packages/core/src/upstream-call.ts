@@ -1,6 +1,7 @@
 import {
-  AigwError,
+  type AigwError,
   type CancelSignal,
+  createStreamInterruptedError,
   type ProviderRequest,
   type ProviderResponse,
   retryDelay,
@@ -23,15 +24,6 @@ export interface UpstreamResult {
   stream?: { iterator: AsyncIterator<SseEvent>; first: SseEvent } | undefined;
   /** Set by the response cache: `x-aigw-cache`, and `Age` on hits. */
   cacheHeaders?: Record<string, string> | undefined;
-}
-
-function emptyStreamError() {
-  return new AigwError("The upstream ended the stream before sending any event.", {
-    status: 502,
-    type: "upstream_error",
-    code: "stream_interrupted",
-    isRetryable: true,
-  });
 }
 
 /** What `target` is sent: a model a beforeRequest hook chose wins over the route's rewrite. */
@@ -111,7 +103,7 @@ export async function callUpstream(
         }
         const iterator = response.events[Symbol.asyncIterator]();
         const first = await iterator.next();
-        if (first.done) throw emptyStreamError();
+        if (first.done) throw createStreamInterruptedError(response.upstreamRequestId);
         outcome.firstEventMs = performance.now() - context.startedAt;
         observer.responseStarted(exchange, first.value.data);
         recordAttempt(target.providerName, response.status, attemptStarted, span, true);

@@ -7,6 +7,7 @@ export { createOpenAICompatible, type OpenAICompatibleOptions } from "./openai-c
 export {
   backoffDelay,
   DEFAULT_RETRY,
+  firstHeader,
   parseRetryAfter,
   type ResolvedRetryOptions,
   type RetryOptions,
@@ -29,5 +30,9 @@ export type {
   SseEvent,
   TokenUsage,
 } from "./types.js";
-export { createUpstreamError, redactSecrets } from "./upstream-errors.js";
+export {
+  createStreamInterruptedError,
+  createUpstreamError,
+  redactSecrets,
+} from "./upstream-errors.js";
 export { estimateTokens, readUsage, usageFromObject } from "./usage.js";

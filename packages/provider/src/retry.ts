@@ -95,7 +95,8 @@ export function backoffDelay(
   return delay - delay * options.jitter * random();
 }
 
-function firstHeader(value: string | string[] | undefined): string | undefined {
+/** The first value of a header that may have been repeated. */
+export function firstHeader(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;
 }
 

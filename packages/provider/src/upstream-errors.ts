@@ -1,5 +1,5 @@
 import { AigwError } from "./errors.js";
-import { parseRetryAfter } from "./retry.js";
+import { firstHeader, parseRetryAfter } from "./retry.js";
 
 export type ResponseHeaders = Record<string, string | string[] | undefined>;
 
@@ -18,13 +18,8 @@ export function redactSecrets(text: string, apiKey?: string): string {
   return withoutKey.replace(keyShaped, REDACTED);
 }
 
-function headerValue(headers: ResponseHeaders, name: string): string | undefined {
-  const value = headers[name];
-  return Array.isArray(value) ? value[0] : value;
-}
-
 export function upstreamRequestIdOf(headers: ResponseHeaders): string | undefined {
-  return headerValue(headers, "x-request-id");
+  return firstHeader(headers["x-request-id"]);
 }
 
 interface UpstreamErrorFields {

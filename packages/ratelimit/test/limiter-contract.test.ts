@@ -1,6 +1,5 @@
-import { type RedisServer, startRedis, waitFor } from "@aigw/testing";
-import { Redis } from "ioredis";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { waitFor } from "@aigw/testing";
+import { describe, expect, it } from "vitest";
 import {
   createMemoryLimiter,
   createRedisLimiter,
@@ -9,25 +8,9 @@ import {
   quotaPeriodAt,
   type Reservation,
 } from "../src/index.js";
+import { client, closeAfterAll, uniqueKey } from "./redis-fixture.js";
 
 // The same behaviour from both stores, on the real clock.
-let server: RedisServer;
-let client: Redis;
-const limiters: Limiter[] = [];
-
-beforeAll(async () => {
-  server = await startRedis();
-  client = new Redis(server.port);
-});
-
-afterAll(async () => {
-  await Promise.all(limiters.map((limiter) => limiter.close()));
-  client?.disconnect();
-  await server?.stop();
-});
-
-let keyCount = 0;
-const uniqueKey = () => `tenant-${++keyCount}`;
 
 const stores: Array<[string, (options: LimiterOptions) => Limiter]> = [
   ["memory", (options) => createMemoryLimiter(options)],
@@ -40,7 +23,7 @@ const reservationOf = (admission: { reservation?: Reservation }): Reservation =>
 describe.each(stores)("a %s limiter", (_store, create) => {
   const createLimiter = (options: LimiterOptions) => {
     const limiter = create(options);
-    limiters.push(limiter);
+    closeAfterAll(limiter);
     return limiter;
   };
   const allLimits: LimiterOptions = {

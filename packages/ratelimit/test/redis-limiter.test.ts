@@ -1,6 +1,6 @@
-import { getFreePort, type RedisServer, startRedis, waitFor } from "@aigw/testing";
+import { getFreePort, waitFor } from "@aigw/testing";
 import { Redis } from "ioredis";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import {
   type Admission,
   createRedisLimiter,
@@ -10,30 +10,13 @@ import {
   RateLimitStoreError,
   type RedisLimiterOptions,
 } from "../src/index.js";
-
-let server: RedisServer;
-let client: Redis;
-const closables: Array<{ close(): Promise<void> }> = [];
-
-beforeAll(async () => {
-  server = await startRedis();
-  client = new Redis(server.port);
-});
-
-afterAll(async () => {
-  await Promise.all(closables.map((closable) => closable.close()));
-  client?.disconnect();
-  await server?.stop();
-});
-
-let keyCount = 0;
-const uniqueKey = () => `tenant-${++keyCount}`;
+import { client, closeAfterAll, server, uniqueKey } from "./redis-fixture.js";
 
 function createLimiter(
   options: Omit<RedisLimiterOptions, "redis"> & Partial<RedisLimiterOptions>,
 ): Limiter {
   const limiter = createRedisLimiter({ redis: client, ...options });
-  closables.push(limiter);
+  closeAfterAll(limiter);
   return limiter;
 }
 
@@ -131,7 +114,7 @@ describe("when Redis does not answer", () => {
       quota: { limit: 1_000_000, period: "day" },
       onStoreError: (error) => errors.push(error),
     });
-    closables.push(limiter);
+    closeAfterAll(limiter);
     const key = uniqueKey();
     const calls = await trafficThroughPause(() => limiter.admit(key, { tokens: 1 }));
 
@@ -157,7 +140,7 @@ describe("when Redis does not answer", () => {
       failurePolicy: "closed",
       requests: { rate: 1000, burst: 1000 },
     });
-    closables.push(limiter);
+    closeAfterAll(limiter);
     const key = uniqueKey();
     const calls = await trafficThroughPause(() => limiter.admit(key));
 

@@ -1,35 +1,12 @@
-import { type RedisServer, startRedis, waitFor } from "@aigw/testing";
-import { Redis } from "ioredis";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  createRedisTokenBucket,
-  createTokenBucket,
-  type RateLimiter,
-  type RateLimitResult,
-} from "../src/index.js";
-
-let server: RedisServer;
-let client: Redis;
-const limiters: RateLimiter[] = [];
-
-beforeAll(async () => {
-  server = await startRedis();
-  client = new Redis(server.port);
-});
-
-afterAll(async () => {
-  await Promise.all(limiters.map((limiter) => limiter.close()));
-  client?.disconnect();
-  await server?.stop();
-});
-
-let keyCount = 0;
-const uniqueKey = () => `tenant-${++keyCount}`;
+import { waitFor } from "@aigw/testing";
+import { describe, expect, it } from "vitest";
+import { createRedisTokenBucket, createTokenBucket, type RateLimitResult } from "../src/index.js";
+import { client, closeAfterAll, server, uniqueKey } from "./redis-fixture.js";
 
 function createBoth(rate: number, burst: number) {
   const memory = createTokenBucket({ rate, burst });
   const redis = createRedisTokenBucket({ redis: client, rate, burst });
-  limiters.push(memory, redis);
+  closeAfterAll(memory, redis);
   return { memory, redis };
 }
 
@@ -61,7 +38,7 @@ describe("createRedisTokenBucket", () => {
 
   it("refills by Redis's clock and tells when to retry", async () => {
     const bucket = createRedisTokenBucket({ redis: client, rate: 20, burst: 2 });
-    limiters.push(bucket);
+    closeAfterAll(bucket);
     const key = uniqueKey();
     await bucket.take(key, 2);
     const denied = await bucket.take(key);
@@ -87,7 +64,7 @@ describe("createRedisTokenBucket", () => {
       burst: 5,
       keyPrefix: "test:",
     });
-    limiters.push(bucket);
+    closeAfterAll(bucket);
     const key = uniqueKey();
     const { resetMs } = await bucket.take(key, 3);
     const redisKey = `test:{${key}}:requests`;
@@ -103,7 +80,7 @@ describe("createRedisTokenBucket", () => {
 
   it("runs its script with EVALSHA, and loads it again after SCRIPT FLUSH", async () => {
     const bucket = createRedisTokenBucket({ redis: client, rate: 0.001, burst: 10 });
-    limiters.push(bucket);
+    closeAfterAll(bucket);
     const key = uniqueKey();
     await bucket.take(key);
     await bucket.take(key);
@@ -121,7 +98,7 @@ describe("createRedisTokenBucket", () => {
     const instances = [1, 2].map(() =>
       createRedisTokenBucket({ redis: server.url, rate: 1 / 60, burst: 10 }),
     );
-    limiters.push(...instances);
+    closeAfterAll(...instances);
     const key = uniqueKey();
     const results = await Promise.all(
       Array.from({ length: 100 }, (_, index) => instances[index % 2]?.take(key)),
@@ -141,7 +118,7 @@ describe("createRedisTokenBucket", () => {
     );
     expect(() => createRedisTokenBucket({ redis: 42 as unknown as string })).toThrow(/redis/);
     const bucket = createRedisTokenBucket({ redis: client });
-    limiters.push(bucket);
+    closeAfterAll(bucket);
     await expect(bucket.take("key", -1)).rejects.toThrow(/cost/);
   });
 });

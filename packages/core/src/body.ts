@@ -2,8 +2,6 @@ import type { Endpoint } from "@aigw/provider";
 import { invalidRequest, requestTooLarge } from "./errors.js";
 import type { GatewayRequest } from "./types.js";
 
-const decoder = new TextDecoder();
-
 function tooLarge(size: number, limitBytes: number) {
   if (size > limitBytes) throw requestTooLarge(limitBytes);
 }
@@ -21,7 +19,7 @@ async function readStream(
     tooLarge(size, limitBytes);
     chunks.push(buffer);
   }
-  return Buffer.concat(chunks, size).toString("utf8");
+  return utf8Text(Buffer.concat(chunks, size));
 }
 
 function parseObject(parsed: unknown): Record<string, unknown> {
@@ -32,23 +30,40 @@ function parseObject(parsed: unknown): Record<string, unknown> {
 }
 
 function parseText(text: string): Record<string, unknown> {
-  if (text.trim() === "") {
-    throw invalidRequest(
-      "The request body is empty; expected a JSON object.",
-      null,
-      "invalid_json",
-    );
-  }
   try {
     return parseObject(JSON.parse(text));
   } catch (error) {
     if (!(error instanceof SyntaxError)) throw error;
+    if (text.trim() === "") {
+      throw invalidRequest(
+        "The request body is empty; expected a JSON object.",
+        null,
+        "invalid_json",
+      );
+    }
     throw invalidRequest(
       `The request body is not valid JSON: ${error.message}`,
       null,
       "invalid_json",
     );
   }
+}
+
+function startsWithBom(bytes: Uint8Array): boolean {
+  return bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf;
+}
+
+/** UTF-8 text of a body, without a byte order mark (JSON.parse refuses one). */
+function utf8Text(bytes: Uint8Array): string {
+  const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return buffer.toString("utf8", startsWithBom(buffer) ? 3 : 0);
+}
+
+/** The JSON the client sent, when it was read whole and can go upstream byte for byte. */
+export function receivedJson(request: GatewayRequest): Uint8Array | string | undefined {
+  const { body } = request;
+  if (typeof body === "string") return body;
+  return body instanceof Uint8Array && !startsWithBom(body) ? body : undefined;
 }
 
 /**
@@ -69,7 +84,7 @@ export function readJsonBody(
   }
   if (body instanceof Uint8Array) {
     tooLarge(body.byteLength, limitBytes);
-    return parseText(decoder.decode(body));
+    return parseText(utf8Text(body));
   }
   return readStream(body, limitBytes).then(parseText);
 }

@@ -9,6 +9,7 @@ import {
   type Provider,
   type SseEvent,
 } from "@aigw/provider";
+import type { Limiter } from "@aigw/ratelimit";
 import { readJsonBody, validateBody } from "./body.js";
 import { createResponseCache, type GatewayCacheOptions } from "./cache-step.js";
 import { type CorsOptions, createCors } from "./cors.js";
@@ -215,7 +216,8 @@ export function createGateway(options: GatewayOptions): Gateway {
     if (!route) throw modelNotFound(model);
     context.route = route.name;
     if (!mayUseModel(exchange.tenant, model, route.name)) throw modelNotAllowed(model);
-    await admit(exchange, request, endpoint, body);
+    const limiter = exchange.tenant.options.limiter ?? limits.limiter;
+    if (limiter) await admit(limiter, exchange, request, endpoint, body);
 
     const call: UpstreamCall = { endpoint, model, body };
     await hooks.beforeRequest(call, context);
@@ -267,13 +269,12 @@ export function createGateway(options: GatewayOptions): Gateway {
 
   /** Charges the request against its tenant's limits, in one atomic step, or refuses it. */
   async function admit(
+    limiter: Limiter,
     exchange: Exchange,
     request: GatewayRequest,
     endpoint: Endpoint,
     body: Record<string, unknown>,
   ) {
-    const limiter = exchange.tenant.options.limiter ?? limits.limiter;
-    if (!limiter) return;
     const key = limitKey(limits, exchange.tenant, tenants.open, request, body);
     const admission = await limiter.admit(key, {
       requests: 1,
@@ -375,7 +376,8 @@ export function createGateway(options: GatewayOptions): Gateway {
         };
     }
     if (draining) throw unavailable();
-    exchange.tenant = await tenants.identify(request, context);
+    const identified = tenants.identify(request, context);
+    exchange.tenant = identified instanceof Promise ? await identified : identified;
     context.tenant = exchange.tenant.id;
     await hooks.onRequest(request, context);
     switch (endpointRoute.kind) {

@@ -12,17 +12,27 @@ import type {
 /** Runs hooks in DESIGN order: "before" hooks as given, "after" hooks in reverse. */
 export interface HookRunner {
   readonly hasChunkHooks: boolean;
-  onRequest(request: GatewayRequest, context: RequestContext): Promise<void>;
-  beforeRequest(call: UpstreamCall, context: RequestContext): Promise<void>;
-  afterResponse(response: HookResponse, context: RequestContext): Promise<void>;
+  /** Whether a beforeRequest hook may have changed an upstream call. */
+  readonly hasBeforeRequest: boolean;
+  // Each returns nothing at all when no hook of its kind is set: no promise on the hot path.
+  onRequest(request: GatewayRequest, context: RequestContext): Promise<void> | undefined;
+  beforeRequest(call: UpstreamCall, context: RequestContext): Promise<void> | undefined;
+  afterResponse(response: HookResponse, context: RequestContext): Promise<void> | undefined;
   /** The event to send after every onChunk hook, or null when one dropped it. */
   onChunk(event: SseEvent, context: RequestContext): SseEvent | null;
   /** Never throws: a failing onError hook is logged, the original error stands. */
-  onError(error: AigwError, context: RequestContext): Promise<void>;
+  onError(error: AigwError, context: RequestContext): Promise<void> | undefined;
   onAttempt(event: AttemptEvent, context: RequestContext): void;
 }
 
 type HookName = keyof GatewayHooks;
+
+function unlessEmpty<Args extends unknown[]>(
+  hooks: unknown[],
+  run: (...args: Args) => Promise<void>,
+): (...args: Args) => Promise<void> | undefined {
+  return hooks.length === 0 ? () => undefined : run;
+}
 
 export function createHookRunner(hooks: GatewayHooks[], logger: Logger | undefined): HookRunner {
   const inOrder = <Name extends HookName>(name: Name) =>
@@ -37,15 +47,16 @@ export function createHookRunner(hooks: GatewayHooks[], logger: Logger | undefin
 
   return {
     hasChunkHooks: onChunkHooks.length > 0,
-    async onRequest(request, context) {
+    hasBeforeRequest: beforeRequestHooks.length > 0,
+    onRequest: unlessEmpty(onRequestHooks, async (request, context) => {
       for (const hook of onRequestHooks) await hook.onRequest(request, context);
-    },
-    async beforeRequest(call, context) {
+    }),
+    beforeRequest: unlessEmpty(beforeRequestHooks, async (call, context) => {
       for (const hook of beforeRequestHooks) await hook.beforeRequest(call, context);
-    },
-    async afterResponse(response, context) {
+    }),
+    afterResponse: unlessEmpty(afterResponseHooks, async (response, context) => {
       for (const hook of afterResponseHooks) await hook.afterResponse(response, context);
-    },
+    }),
     onChunk(event, context) {
       let current = event;
       for (const hook of onChunkHooks) {
@@ -55,7 +66,7 @@ export function createHookRunner(hooks: GatewayHooks[], logger: Logger | undefin
       }
       return current;
     },
-    async onError(error, context) {
+    onError: unlessEmpty(onErrorHooks, async (error, context) => {
       for (const hook of onErrorHooks) {
         try {
           await hook.onError(error, context);
@@ -63,7 +74,7 @@ export function createHookRunner(hooks: GatewayHooks[], logger: Logger | undefin
           logger?.error({ requestId: context.requestId, err: hookError }, "onError hook failed");
         }
       }
-    },
+    }),
     onAttempt(event, context) {
       for (const hook of onAttemptHooks) hook.onAttempt(event, context);
     },

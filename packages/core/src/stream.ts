@@ -135,7 +135,7 @@ async function* clientEvents(
         },
         context,
       )
-      .catch((hookError: unknown) =>
+      ?.catch((hookError: unknown) =>
         context.logger?.error(
           { requestId: context.requestId, err: hookError },
           "afterResponse hook failed",

@@ -40,7 +40,8 @@ function presentedKey(headers: Record<string, HeaderValue>): string | undefined 
 export interface TenantDirectory {
   /** True when no key is configured and no authenticate hook given: everyone is "anonymous". */
   readonly open: boolean;
-  identify(request: GatewayRequest, context: RequestContext): Promise<Tenant>;
+  /** The tenant at once when the gateway runs open; a promise when a key must be checked. */
+  identify(request: GatewayRequest, context: RequestContext): Tenant | Promise<Tenant>;
 }
 
 export function createTenantDirectory(
@@ -58,30 +59,40 @@ export function createTenantDirectory(
   }
   const open = keys.length === 0 && !authenticate;
   const tenant = (id: string): Tenant => ({ id, options: tenants[id] ?? {} });
+  const anonymous = tenant("anonymous");
+
+  async function authenticated(
+    request: GatewayRequest,
+    context: RequestContext,
+    hook: Authenticate,
+  ): Promise<Tenant> {
+    const id = await hook(request, context);
+    if (!id) throw invalidApiKey("Invalid or missing API key.");
+    return tenant(id);
+  }
+
+  function byKey(request: GatewayRequest): Tenant {
+    const key = presentedKey(request.headers);
+    if (!key) {
+      throw invalidApiKey(
+        "Missing API key: send it as 'Authorization: Bearer <key>' or in 'x-api-key'.",
+      );
+    }
+    const digest = createHash("sha256").update(key).digest();
+    // Every configured digest is compared, in constant time, whichever one matches.
+    let match: string | undefined;
+    for (const entry of keys) {
+      if (timingSafeEqual(entry.digest, digest)) match = entry.tenantId;
+    }
+    if (!match) throw invalidApiKey("Incorrect API key provided.");
+    return tenant(match);
+  }
 
   return {
     open,
-    async identify(request, context) {
-      if (authenticate) {
-        const id = await authenticate(request, context);
-        if (!id) throw invalidApiKey("Invalid or missing API key.");
-        return tenant(id);
-      }
-      if (open) return tenant("anonymous");
-      const key = presentedKey(request.headers);
-      if (!key) {
-        throw invalidApiKey(
-          "Missing API key: send it as 'Authorization: Bearer <key>' or in 'x-api-key'.",
-        );
-      }
-      const digest = createHash("sha256").update(key).digest();
-      // Every configured digest is compared, in constant time, whichever one matches.
-      let match: string | undefined;
-      for (const entry of keys) {
-        if (timingSafeEqual(entry.digest, digest)) match = entry.tenantId;
-      }
-      if (!match) throw invalidApiKey("Incorrect API key provided.");
-      return tenant(match);
+    identify(request, context) {
+      if (authenticate) return authenticated(request, context, authenticate);
+      return open ? anonymous : byKey(request);
     },
   };
 }

@@ -9,6 +9,7 @@ import {
   sleep,
 } from "@aigw/provider";
 import type { Span } from "@opentelemetry/api";
+import { receivedJson } from "./body.js";
 import { toAigwError } from "./errors.js";
 import type { Exchange } from "./exchange.js";
 import type { HookRunner } from "./hooks.js";
@@ -80,6 +81,8 @@ export async function callUpstream(
 
   for (const target of route.targets) {
     const { body } = targetRequest(call, requestedModel, target);
+    const unchanged = body === call.body && !hooks.hasBeforeRequest;
+    const rawBody = unchanged ? receivedJson(request) : undefined;
     for (let retry = 0; ; retry++) {
       attempts++;
       const attemptStarted = performance.now();
@@ -87,6 +90,7 @@ export async function callUpstream(
       const providerRequest: ProviderRequest = {
         endpoint: call.endpoint,
         body,
+        rawBody,
         headers: request.headers,
         requestId: context.requestId,
         traceparent,

@@ -26,6 +26,7 @@ function recordingHook(name: string): GatewayHooks {
     beforeRequest(call) {
       calls.push(`${name}.beforeRequest`);
       if (name === "first" && call.model === "rewrite-me") call.model = "gpt-rewritten";
+      if (name === "second" && call.body.metadata === "stamp-me") call.body.metadata = "stamped";
     },
     afterResponse(response) {
       calls.push(`${name}.afterResponse:${response.stream ? "stream" : "json"}`);
@@ -163,6 +164,15 @@ describe("what hooks can change", () => {
       messages: [{ role: "user", content: "hi" }],
     });
     expect(upstream.requests[0]?.body).toMatchObject({ model: "gpt-rewritten" });
+  });
+
+  it("beforeRequest may edit the body in place", async () => {
+    await post("/v1/chat/completions", {
+      model: "gpt-x",
+      metadata: "stamp-me",
+      messages: [{ role: "user", content: "hi" }],
+    });
+    expect(upstream.requests[0]?.body).toMatchObject({ model: "gpt-x", metadata: "stamped" });
   });
 
   it("onChunk may replace or drop events", async () => {

@@ -60,6 +60,28 @@ describe("chat completions through the gateway", () => {
     expect(received).toEqual({ ...body, model: "gpt-4o-mini" });
   });
 
+  it("sends the client's JSON byte for byte when nothing changes it", async () => {
+    // JSON.parse would round this seed and drop the spacing: the upstream sees neither loss.
+    const text =
+      '{ "model": "gpt-4o-mini", "seed": 12345678901234567890,\n "messages": [{"role": "user", "content": "exact"}] }';
+    const response = await fetch(`${running.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: text,
+    });
+    expect(response.status).toBe(200);
+    expect(upstream.requests[0]?.rawBody).toBe(text);
+    // A body the gateway changes (an alias's model) is serialised again.
+    await fetch(`${running.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: text.replace("gpt-4o-mini", "fast"),
+    });
+    expect(upstream.requests[1]?.rawBody).toBe(
+      JSON.stringify({ ...JSON.parse(text), model: "gpt-4o-mini" }),
+    );
+  });
+
   it("routes wildcards, and strips a provider prefix", async () => {
     await running.client.chat.completions.create({
       model: "gpt-5-nano",

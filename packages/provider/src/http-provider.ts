@@ -166,10 +166,6 @@ function destroyAfter(
   return setTimeout(() => body.destroy(createTimeoutError(message)), Math.max(milliseconds, 0));
 }
 
-async function readAll(body: Dispatcher.ResponseData["body"]): Promise<Uint8Array> {
-  return new Uint8Array(await body.arrayBuffer());
-}
-
 /** Reads an error body up to a limit; a longer one is cut off (and its connection closed). */
 async function readBounded(body: Dispatcher.ResponseData["body"]): Promise<string> {
   let text = "";
@@ -188,7 +184,8 @@ interface StreamSettings {
   body: Dispatcher.ResponseData["body"];
   /** The usage-only chunk was asked for by us, not by the client: hide it. */
   dropUsageChunk: boolean;
-  requestText: string;
+  /** The request's JSON, for an estimate when the upstream reports no usage. */
+  requestBody: string | Uint8Array;
   upstreamRequestId: string | undefined;
   apiKey: string | undefined;
   signal: CancelSignal | undefined;
@@ -226,7 +223,7 @@ class UpstreamStream implements ProviderStream {
   }
 
   private async *events(): AsyncGenerator<SseEvent> {
-    const { endpoint, body, dropUsageChunk, requestText, signal } = this.settings;
+    const { endpoint, body, dropUsageChunk, requestBody, signal } = this.settings;
     let complete = !hasEndMarker(endpoint);
     let dataEvents = 0;
     try {
@@ -252,7 +249,7 @@ class UpstreamStream implements ProviderStream {
     } finally {
       this.close();
       // Streaming servers send about one token per event.
-      this.usage ??= estimateUsage(requestText, dataEvents);
+      this.usage ??= estimateUsage(requestBody, dataEvents);
     }
   }
 
@@ -356,7 +353,11 @@ export function createHttpProvider(settings: HttpProviderSettings): Provider {
     const hasBody = request.endpoint !== "models";
     const stream = hasBody && request.body?.stream === true;
     const { body, injectUsage } = upstreamBody(request, stream);
-    const requestText = hasBody ? JSON.stringify(body) : "";
+    const requestBody = !hasBody
+      ? ""
+      : body === request.body && request.rawBody !== undefined
+        ? request.rawBody
+        : JSON.stringify(body);
     const attemptTimeout =
       deadline === undefined ? timeout : Math.min(timeout, deadline - startedAt);
     if (attemptTimeout <= 0) {
@@ -371,7 +372,7 @@ export function createHttpProvider(settings: HttpProviderSettings): Provider {
         path: pathFor(request),
         method: hasBody ? "POST" : "GET",
         headers: headersFor(request, hasBody, stream),
-        body: hasBody ? requestText : null,
+        body: hasBody ? requestBody : null,
         signal,
         headersTimeout: attemptTimeout,
         // A JSON body must also arrive within the attempt; a stream only needs to keep moving.
@@ -400,7 +401,7 @@ export function createHttpProvider(settings: HttpProviderSettings): Provider {
           endpoint: request.endpoint,
           body: responseBody,
           dropUsageChunk: injectUsage,
-          requestText,
+          requestBody,
           upstreamRequestId,
           apiKey,
           signal,
@@ -408,9 +409,9 @@ export function createHttpProvider(settings: HttpProviderSettings): Provider {
         });
         return { kind: "stream", status, headers, events, upstreamRequestId };
       }
-      const bytes = await readAll(responseBody);
+      const bytes = new Uint8Array(await responseBody.arrayBuffer());
       const usage = readUsage(bytes, {
-        requestText: hasBody ? requestText : undefined,
+        requestBody: hasBody ? requestBody : undefined,
         upstreamRequestId,
       });
       return { kind: "json", status, headers, body: bytes, usage, upstreamRequestId };

@@ -14,11 +14,12 @@ export interface OpenAICompatibleOptions extends TransportOptions {
 export function createOpenAICompatible(options: OpenAICompatibleOptions): Provider {
   const url = parseUpstreamUrl(options.baseURL, "baseURL");
   const prefix = url.pathname.replace(/\/+$/, "");
+  const query = url.search;
   return createHttpProvider({
     ...options,
     kind: options.kind ?? "openai",
     origin: url.origin,
-    pathFor: (request) => `${prefix}/${request.endpoint}${url.search}`,
+    pathFor: (request) => `${prefix}/${request.endpoint}${query}`,
     authHeaders: options.apiKey ? { authorization: `Bearer ${options.apiKey}` } : {},
   });
 }

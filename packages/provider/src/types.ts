@@ -34,6 +34,12 @@ export interface ProviderRequest {
   /** The parsed JSON body (model already rewritten); absent for GET endpoints. */
   body?: Record<string, unknown> | undefined;
   /**
+   * The client's own JSON text of `body`, when nothing changed it: sent as is (integers past
+   * 2^53 and key order survive, and nothing is serialised again) unless the provider must
+   * add to the body.
+   */
+  rawBody?: Uint8Array | string | undefined;
+  /**
    * The client's headers, lower-case names. The provider forwards only its allow-list
    * (OpenAI's own headers, trace context, `forwardHeaders`); auth is always its own.
    */

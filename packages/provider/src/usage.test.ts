@@ -48,7 +48,7 @@ describe("readUsage", () => {
 
   it("estimates from the request and the output text when there is no usage", () => {
     const body = { choices: [{ message: { content: "12345678" } }] };
-    expect(readUsage(bytes(body), { requestText: "abcd" })).toEqual({
+    expect(readUsage(bytes(body), { requestBody: "abcd" })).toEqual({
       inputTokens: 1,
       outputTokens: 2,
       totalTokens: 3,

@@ -6,12 +6,13 @@ export const LARGE_BODY_BYTES = 1024 * 1024;
 // `usage` comes last in every OpenAI response shape; how far from the end it is looked for.
 const USAGE_SEARCH_BYTES = 64 * 1024;
 
-const textEncoder = new TextEncoder();
 const textDecoder = new TextDecoder();
+const usageKey = Buffer.from('"usage"');
 
 /** A rough count for when the upstream reports none: one token per four bytes of UTF-8. */
-export function estimateTokens(text: string): number {
-  return Math.ceil(textEncoder.encode(text).length / 4);
+export function estimateTokens(text: string | Uint8Array): number {
+  const bytes = typeof text === "string" ? Buffer.byteLength(text) : text.byteLength;
+  return Math.ceil(bytes / 4);
 }
 
 function count(value: unknown): number | undefined {
@@ -62,8 +63,8 @@ function outputTextOf(value: unknown): string {
   return text;
 }
 
-export function estimateUsage(inputText: string, outputTokens: number): TokenUsage {
-  const inputTokens = estimateTokens(inputText);
+export function estimateUsage(request: string | Uint8Array, outputTokens: number): TokenUsage {
+  const inputTokens = estimateTokens(request);
   return { inputTokens, outputTokens, totalTokens: inputTokens + outputTokens, estimated: true };
 }
 
@@ -86,19 +87,20 @@ function lastNonWhitespace(body: Uint8Array): number | undefined {
 }
 
 /** The end (exclusive) of the JSON object starting at `start`, strings and escapes skipped. */
-function objectEnd(text: string, start: number): number | undefined {
+function objectEnd(bytes: Uint8Array, start: number): number | undefined {
   let depth = 0;
   let inString = false;
-  for (let index = start; index < text.length; index++) {
-    const character = text[index];
+  // Bytes of multi-byte UTF-8 characters are all >= 0x80, so they never look like these.
+  for (let index = start; index < bytes.length; index++) {
+    const byte = bytes[index];
     if (inString) {
-      if (character === "\\") index++;
-      else if (character === '"') inString = false;
-    } else if (character === '"') {
+      if (byte === 92 /* backslash */) index++;
+      else if (byte === 34 /* " */) inString = false;
+    } else if (byte === 34) {
       inString = true;
-    } else if (character === "{") {
+    } else if (byte === 123 /* { */) {
       depth++;
-    } else if (character === "}") {
+    } else if (byte === 125 /* } */) {
       depth--;
       if (depth === 0) return index + 1;
     }
@@ -106,20 +108,28 @@ function objectEnd(text: string, start: number): number | undefined {
   return undefined;
 }
 
+function skipWhitespace(bytes: Uint8Array, index: number): number {
+  while (index < bytes.length && isWhitespace(bytes[index] as number)) index++;
+  return index;
+}
+
 /** Finds the last `"usage": {...}` near the end of a body and parses only that. */
 function readTailUsage(body: Uint8Array): unknown {
-  const tail = textDecoder.decode(body.subarray(Math.max(0, body.length - USAGE_SEARCH_BYTES)));
-  const key = tail.lastIndexOf('"usage"');
+  const from = Math.max(0, body.length - USAGE_SEARCH_BYTES);
+  const tail = Buffer.from(body.buffer, body.byteOffset + from, body.length - from);
+  const key = tail.lastIndexOf(usageKey);
   if (key === -1) return undefined;
-  const start = tail.indexOf("{", key);
-  if (start === -1 || tail.slice(key + 7, start).trim() !== ":") return undefined;
+  const colon = skipWhitespace(tail, key + usageKey.length);
+  if (tail[colon] !== 58 /* : */) return undefined;
+  const start = skipWhitespace(tail, colon + 1);
+  if (tail[start] !== 123) return undefined;
   const end = objectEnd(tail, start);
-  return end === undefined ? undefined : JSON.parse(tail.slice(start, end));
+  return end === undefined ? undefined : JSON.parse(tail.toString("utf8", start, end));
 }
 
 export interface ReadUsageOptions {
-  /** The request's JSON; when given, a body without usage yields an estimate. */
-  requestText?: string | undefined;
+  /** The request's JSON, text or bytes; when given, a body without usage yields an estimate. */
+  requestBody?: string | Uint8Array | undefined;
   upstreamRequestId?: string | undefined;
 }
 
@@ -133,7 +143,7 @@ export function readUsage(
   body: Uint8Array,
   options: ReadUsageOptions = {},
 ): TokenUsage | undefined {
-  const { requestText, upstreamRequestId } = options;
+  const { requestBody, upstreamRequestId } = options;
   let usage: unknown;
   let outputText = "";
   try {
@@ -142,7 +152,7 @@ export function readUsage(
       throw new SyntaxError("the body does not start with { and end with }");
     }
     usage = readTailUsage(body);
-    if (usage === undefined && requestText !== undefined && body.length <= LARGE_BODY_BYTES) {
+    if (usage === undefined && requestBody !== undefined && body.length <= LARGE_BODY_BYTES) {
       outputText = outputTextOf(JSON.parse(textDecoder.decode(body)));
     }
   } catch (error) {
@@ -154,6 +164,6 @@ export function readUsage(
     );
   }
   const reported = usageFromObject(usage);
-  if (reported !== undefined || requestText === undefined) return reported;
-  return estimateUsage(requestText, estimateTokens(outputText));
+  if (reported !== undefined || requestBody === undefined) return reported;
+  return estimateUsage(requestBody, estimateTokens(outputText));
 }

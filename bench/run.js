@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import autocannon from "autocannon";
 
-const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
+const rounds = Number(process.env.BENCH_ROUNDS ?? 5);
 const durationSeconds = Number(process.env.BENCH_SECONDS ?? 10);
 const connections = 50;
 const logLevel = process.env.BENCH_LOG_LEVEL ?? "info";

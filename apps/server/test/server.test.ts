@@ -1,7 +1,13 @@
 import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type MockUpstream, readSse, startMockUpstream, waitFor } from "@aigw/testing";
+import {
+  type MockUpstream,
+  readChatStream,
+  readSse,
+  startMockUpstream,
+  waitFor,
+} from "@aigw/testing";
 import OpenAI from "openai";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { runServer, type ServerProcess } from "./run-server.js";
@@ -69,8 +75,7 @@ describe("apps/server", () => {
       messages: [{ role: "user", content: "stream me" }],
       stream: true,
     });
-    let text = "";
-    for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? "";
+    const { text } = await readChatStream(stream);
     expect(text).toBe("mock: stream me");
     expect(upstream.requests[0]?.headers.authorization).toBe("Bearer sk-upstream-e2e");
     const prefixed = await client.chat.completions.create({

@@ -6,6 +6,7 @@ import { createMemoryLimiter } from "@aigw/ratelimit";
 import {
   type MockUpstream,
   type RedisServer,
+  readChatStream,
   readSse,
   startMockUpstream,
   startRedis,
@@ -270,8 +271,7 @@ describe.each(Object.keys(stores))("response cache (%s store)", (storeName) => {
       ...hello,
       stream: true,
     });
-    let text = "";
-    for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? "";
+    const { text } = await readChatStream(stream);
     expect(text).toBe("mock: hello there");
 
     const replayed = await streamEvents({ ...hello, stream: true });
@@ -311,12 +311,7 @@ describe.each(Object.keys(stores))("response cache (%s store)", (storeName) => {
       .create({ ...hello, stream: true, stream_options: { include_usage: true } })
       .withResponse();
     expect(stream.response.headers.get("x-aigw-cache")).toBe("HIT");
-    let text = "";
-    let usage: OpenAI.CompletionUsage | undefined | null;
-    for await (const chunk of stream.data) {
-      text += chunk.choices[0]?.delta.content ?? "";
-      usage ??= chunk.usage;
-    }
+    const { text, usage } = await readChatStream(stream.data);
     expect(text).toBe(first.data.choices[0]?.message.content);
     expect(usage).toEqual(first.data.usage);
 

@@ -1,5 +1,5 @@
 import { createOpenAICompatible, createSseEvent } from "@aigw/provider";
-import { type MockUpstream, readSse, startMockUpstream } from "@aigw/testing";
+import { type MockUpstream, readChatStream, readSse, startMockUpstream } from "@aigw/testing";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { AigwError, type GatewayHooks } from "../src/index.js";
 import { type RunningGateway, startGateway } from "./start-gateway.js";
@@ -200,8 +200,7 @@ describe("what hooks can change", () => {
         messages: [{ role: "user", content: "quiet words" }],
         stream: true,
       });
-      let text = "";
-      for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? "";
+      const { text } = await readChatStream(stream);
       expect(text).toBe("MOCK: QUIET WORDS");
     } finally {
       await shouting.close();

@@ -1,5 +1,11 @@
 import { createEcho, createOpenAICompatible } from "@aigw/provider";
-import { getFreePort, type MockUpstream, startMockUpstream, waitFor } from "@aigw/testing";
+import {
+  getFreePort,
+  type MockUpstream,
+  readChatStream,
+  startMockUpstream,
+  waitFor,
+} from "@aigw/testing";
 import OpenAI from "openai";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { type RunningGateway, startGateway } from "./start-gateway.js";
@@ -152,12 +158,7 @@ describe("chat completions through the gateway", () => {
       stream: true,
       stream_options: { include_usage: true },
     });
-    let text = "";
-    let usage: unknown;
-    for await (const chunk of stream) {
-      text += chunk.choices[0]?.delta.content ?? "";
-      usage ??= chunk.usage ?? undefined;
-    }
+    const { text, usage } = await readChatStream(stream);
     expect(text).toBe("and this");
     expect(usage).toBeTruthy();
   });

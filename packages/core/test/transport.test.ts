@@ -1,6 +1,12 @@
 import { Writable } from "node:stream";
 import { createOpenAICompatible } from "@aigw/provider";
-import { type MockUpstream, readSse, startMockUpstream, waitFor } from "@aigw/testing";
+import {
+  type MockUpstream,
+  readChatStream,
+  readSse,
+  startMockUpstream,
+  waitFor,
+} from "@aigw/testing";
 import OpenAI from "openai";
 import { pino } from "pino";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -224,9 +230,7 @@ describe("streams at scale and secrets", () => {
           messages: [{ role: "user", content: `stream number ${index}` }],
           stream: true,
         });
-        let text = "";
-        for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? "";
-        return text;
+        return (await readChatStream(stream)).text;
       }),
     );
     results.forEach((text, index) => {

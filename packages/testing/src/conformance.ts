@@ -2,6 +2,7 @@ import { once } from "node:events";
 import { request as httpRequest, type IncomingMessage } from "node:http";
 import OpenAI from "openai";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { readChatStream } from "./chat-stream.js";
 import { type MockUpstream, startMockUpstream } from "./mock-upstream.js";
 import { readSse, type SseEvent } from "./sse.js";
 import { waitFor } from "./wait-for.js";
@@ -121,12 +122,7 @@ export function describeGatewayConformance<G extends ConformanceGateway>(
         stream: true,
         stream_options: { include_usage: true },
       });
-      let text = "";
-      let usage: unknown;
-      for await (const chunk of stream) {
-        text += chunk.choices[0]?.delta.content ?? "";
-        usage ??= chunk.usage ?? undefined;
-      }
+      const { text, usage } = await readChatStream(stream);
       expect(text).toBe("mock: one two three");
       expect(usage).toMatchObject({ completion_tokens: 4 });
     });

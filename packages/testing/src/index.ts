@@ -1,3 +1,4 @@
+export { type ChatStreamChunk, readChatStream } from "./chat-stream.js";
 export {
   type Behaviour,
   type MockUpstream,

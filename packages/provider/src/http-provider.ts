@@ -24,6 +24,7 @@ import {
   upstreamRequestIdOf,
 } from "./upstream-errors.js";
 import { estimateUsage, readUsage, usageFromObject } from "./usage.js";
+import { requestWhole } from "./whole-response.js";
 
 export interface PoolOptions {
   /** Most connections open to the upstream at once. Default 128. */
@@ -165,6 +166,12 @@ function destroyAfter(
 ) {
   return setTimeout(() => body.destroy(createTimeoutError(message)), Math.max(milliseconds, 0));
 }
+
+const isSuccess = (status: number) => status >= 200 && status < 300;
+
+/** How much of an answer is read: all of a success, the start of an error. */
+const bodyLimit = (status: number) =>
+  isSuccess(status) ? Number.POSITIVE_INFINITY : ERROR_BODY_LIMIT;
 
 /** Reads an error body up to a limit; a longer one is cut off (and its connection closed). */
 async function readBounded(body: Dispatcher.ResponseData["body"]): Promise<string> {
@@ -343,6 +350,13 @@ export function createHttpProvider(settings: HttpProviderSettings): Provider {
     };
   }
 
+  function upstreamFailure(status: number, headers: ResponseHeaders, text: string) {
+    return createUpstreamError(status, headers, text, {
+      apiKey,
+      retryableStatusCodes: retry.retryableStatusCodes,
+    });
+  }
+
   async function send(
     request: ProviderRequest,
     options: SendOptions = {},
@@ -364,31 +378,40 @@ export function createHttpProvider(settings: HttpProviderSettings): Provider {
       throw createTimeoutError("The request's deadline passed before the upstream was called");
     }
 
+    const requestOptions = {
+      path: pathFor(request),
+      method: hasBody ? ("POST" as const) : ("GET" as const),
+      headers: headersFor(request, hasBody, stream),
+      body: hasBody ? requestBody : null,
+      headersTimeout: attemptTimeout,
+      // A JSON body must also arrive within the attempt; a stream only needs to keep moving.
+      bodyTimeout: stream ? readTimeout : Math.min(readTimeout, attemptTimeout),
+    };
     let upstreamRequestId: string | undefined;
     try {
+      if (!stream) {
+        const response = await requestWhole(pool, requestOptions, signal, bodyLimit);
+        const { status, body: bytes } = response;
+        upstreamRequestId = upstreamRequestIdOf(response.headers);
+        if (!isSuccess(status))
+          throw upstreamFailure(status, response.headers, bytes.toString("utf8"));
+        const usage = readUsage(bytes, {
+          requestBody: hasBody ? requestBody : undefined,
+          upstreamRequestId,
+        });
+        const headers = pickHeaders(response.headers);
+        return { kind: "json", status, headers, body: bytes, usage, upstreamRequestId };
+      }
       // The caller's signal goes to undici as is, and undici's own timers bound the wait for
       // headers and each idle gap: no controller or timer of ours on the common path.
-      const response = await pool.request({
-        path: pathFor(request),
-        method: hasBody ? "POST" : "GET",
-        headers: headersFor(request, hasBody, stream),
-        body: hasBody ? requestBody : null,
-        signal,
-        headersTimeout: attemptTimeout,
-        // A JSON body must also arrive within the attempt; a stream only needs to keep moving.
-        bodyTimeout: stream ? readTimeout : Math.min(readTimeout, attemptTimeout),
-      });
+      const response = await pool.request({ ...requestOptions, signal });
       const { statusCode: status, headers: responseHeaders, body: responseBody } = response;
       upstreamRequestId = upstreamRequestIdOf(responseHeaders);
-      if (status < 200 || status >= 300) {
-        const text = await readBounded(responseBody);
-        throw createUpstreamError(status, responseHeaders, text, {
-          apiKey,
-          retryableStatusCodes: retry.retryableStatusCodes,
-        });
+      if (!isSuccess(status)) {
+        throw upstreamFailure(status, responseHeaders, await readBounded(responseBody));
       }
       const headers = pickHeaders(responseHeaders);
-      if (stream && !headers["content-type"]?.startsWith("application/json")) {
+      if (!headers["content-type"]?.startsWith("application/json")) {
         const timer =
           streamTimeout === undefined
             ? undefined
@@ -409,11 +432,9 @@ export function createHttpProvider(settings: HttpProviderSettings): Provider {
         });
         return { kind: "stream", status, headers, events, upstreamRequestId };
       }
-      const bytes = new Uint8Array(await responseBody.arrayBuffer());
-      const usage = readUsage(bytes, {
-        requestBody: hasBody ? requestBody : undefined,
-        upstreamRequestId,
-      });
+      // A server that answers a stream request with plain JSON.
+      const bytes = Buffer.from(await responseBody.arrayBuffer());
+      const usage = readUsage(bytes, { requestBody, upstreamRequestId });
       return { kind: "json", status, headers, body: bytes, usage, upstreamRequestId };
     } catch (error) {
       if (signal?.aborted) throw signal.reason;

@@ -2,6 +2,7 @@ import { getFreePort, type MockUpstream, startMockUpstream, waitFor } from "@aig
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import {
   AigwError,
+  Cancellation,
   createOpenAICompatible,
   type OpenAICompatibleOptions,
   type Provider,
@@ -474,6 +475,39 @@ describe("upstream errors", () => {
     controller.abort(reason);
     await expect(sending).rejects.toBe(reason);
     await waitFor(() => mock.requests[0]?.clientClosed);
+  });
+});
+
+describe("cancellation and limits of JSON requests", () => {
+  it("a Cancellation aborts a JSON request, and nothing keeps listening to it afterwards", async () => {
+    const done = new Cancellation();
+    jsonOf(await provider.send(chat("hi"), { signal: done }));
+    expect(done.listenerCount("abort")).toBe(0);
+
+    mock.enqueue({ kind: "stall" });
+    const cancelled = new Cancellation();
+    const reason = new Error("client went away");
+    const sending = provider.send(chat("hi"), { signal: cancelled });
+    await mock.waitForRequests(2);
+    expect(cancelled.listenerCount("abort")).toBe(1);
+    cancelled.abort(reason);
+    await expect(sending).rejects.toBe(reason);
+    expect(cancelled.listenerCount("abort")).toBe(0);
+    await waitFor(() => mock.requests[1]?.clientClosed);
+  });
+
+  it("reads only the first 64 KiB of an error body, then closes the connection", async () => {
+    const own = createProvider();
+    const before = mock.openConnections();
+    mock.enqueue({
+      kind: "status",
+      status: 500,
+      body: { error: { message: "x".repeat(4 * 1024 * 1024), type: "server_error" } },
+    });
+    const error = await failure(own.send(chat("hi")));
+    expect(error).toMatchObject({ status: 502, type: "upstream_error", isRetryable: true });
+    expect(error.message.length).toBeLessThan(70 * 1024);
+    await waitFor(() => mock.openConnections() === before);
   });
 });
 

@@ -1,0 +1,76 @@
+import type { IncomingHttpHeaders } from "node:http";
+import type { Dispatcher } from "undici";
+import { type CancelSignal, onAbort } from "./cancellation.js";
+
+export interface WholeResponse {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: Buffer;
+}
+
+/**
+ * Sends one request and gathers its answer in memory through undici's `dispatch`, without the
+ * Readable, async resource and promise layers that `request()` puts around every body: the
+ * gateway reads JSON answers whole anyway. A body past `limitFor(status)` bytes is cut off
+ * there and its connection closed. `signal` aborts the request at any point.
+ */
+export function requestWhole(
+  dispatcher: Dispatcher,
+  options: Dispatcher.DispatchOptions,
+  signal: CancelSignal | undefined,
+  limitFor: (status: number) => number,
+): Promise<WholeResponse> {
+  return new Promise((resolve, reject) => {
+    let status = 0;
+    let headers: IncomingHttpHeaders = {};
+    let limit = Number.POSITIVE_INFINITY;
+    let chunks: Buffer[] = [];
+    let size = 0;
+    let settled = false;
+    let stopListening: (() => void) | undefined;
+
+    const settle = (error: Error | undefined) => {
+      if (settled) return;
+      settled = true;
+      stopListening?.();
+      if (error) reject(error);
+      else
+        resolve({
+          status,
+          headers,
+          body: chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size),
+        });
+      chunks = [];
+    };
+
+    dispatcher.dispatch(options, {
+      onRequestStart(controller) {
+        if (!signal) return;
+        if (signal.aborted) {
+          controller.abort(signal.reason as Error);
+          return;
+        }
+        stopListening = onAbort(signal, () => controller.abort(signal.reason as Error));
+      },
+      onResponseStart(_controller, statusCode, responseHeaders) {
+        status = statusCode;
+        headers = responseHeaders;
+        limit = limitFor(statusCode);
+      },
+      onResponseData(controller, chunk) {
+        if (settled) return;
+        chunks.push(chunk);
+        size += chunk.length;
+        if (size <= limit) return;
+        settle(undefined);
+        controller.abort(new Error("The response body is larger than the gateway reads"));
+      },
+      onResponseEnd() {
+        settle(undefined);
+      },
+      onResponseError(_controller, error) {
+        settle(error);
+      },
+    });
+  });
+}

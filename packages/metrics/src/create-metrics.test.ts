@@ -139,6 +139,37 @@ describe("createMetrics", () => {
     expect(await valuesOf(metrics, "aigw_errors_total")).toEqual([]);
   });
 
+  it("counts every request and attempt once, however often and however it is scraped", async () => {
+    const metrics = createMetrics();
+    const finish = (inputTokens?: number) => {
+      metrics.requestFinished({ ...request, status: 200, durationSeconds: 0.1, inputTokens });
+      metrics.attempt({ provider: "openai", status: 200, durationSeconds: 0.1, retry: false });
+    };
+    const { model } = request;
+    finish(5);
+    finish();
+    expect(await seriesValue(metrics, "aigw_requests_total", { ...request, status: 200 })).toBe(2);
+    expect(await seriesValue(metrics, "aigw_tokens_used_total", { model, type: "input" })).toBe(5);
+    expect(await seriesValue(metrics, "aigw_tokens_used_total", { model, type: "output" })).toBe(
+      undefined,
+    );
+    finish(7);
+    const exposition = await metrics.expose();
+    expect(exposition).toContain(
+      'aigw_requests_total{method="POST",endpoint="/v1/chat/completions",status="200",model="gpt-4o-mini"} 3',
+    );
+    expect(exposition).toContain('aigw_tokens_used_total{model="gpt-4o-mini",type="input"} 12');
+    expect(exposition).toContain('aigw_tokens_used_total{model="gpt-4o-mini",type="total"} 12');
+    expect(exposition).toContain('aigw_provider_requests_total{provider="openai",status="200"} 3');
+    expect(await metrics.expose()).toBe(exposition);
+    expect(
+      await seriesValue(metrics, "aigw_provider_requests_total", {
+        provider: "openai",
+        status: 200,
+      }),
+    ).toBe(3);
+  });
+
   it("leaves optional series alone when their fields are missing", async () => {
     const metrics = createMetrics();
     metrics.requestFinished({ ...request, status: 200, durationSeconds: 0.1 });

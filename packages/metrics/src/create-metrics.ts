@@ -63,6 +63,19 @@ export interface Metrics {
   storeError(failure: StoreFailure): void;
 }
 
+interface RequestCounts {
+  labels: { method: string; endpoint: string; status: number; model: string };
+  requests: number;
+  inputTokens?: number | undefined;
+  outputTokens?: number | undefined;
+  totalTokens?: number | undefined;
+}
+
+interface AttemptCounts {
+  labels: { provider: string; status: number | "error" };
+  attempts: number;
+}
+
 const durationBuckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 const overheadBuckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1];
 // Advisory buckets of the OpenTelemetry GenAI semantic conventions.
@@ -94,6 +107,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     help: "Requests handled, by final status.",
     labelNames: ["method", "endpoint", "status", "model"] as const,
     registers,
+    collect: () => publishRequestCounts(),
   });
   const requestDuration = new Histogram({
     name: name("request_duration_seconds"),
@@ -107,6 +121,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     help: "Tokens reported by upstreams, by type (input, output, total).",
     labelNames: ["model", "type"] as const,
     registers,
+    collect: () => publishRequestCounts(),
   });
   const errorsTotal = new Counter({
     name: name("errors_total"),
@@ -142,6 +157,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     help: "Upstream attempts, by provider and upstream status (or error).",
     labelNames: ["provider", "status"] as const,
     registers,
+    collect: () => publishAttemptCounts(),
   });
   const providerDuration = new Histogram({
     name: name("provider_request_duration_seconds"),
@@ -184,6 +200,37 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     registers,
   });
 
+  // The request path's counters are summed here per label set, in plain numbers, and handed to
+  // prom-client when the registry is read (its collect hook): one Map lookup per request and
+  // attempt, where prom-client would hash and validate the labels of every counter each time.
+  const requestCounts = new Map<string, RequestCounts>();
+  const attemptCounts = new Map<string, AttemptCounts>();
+
+  function publishRequestCounts() {
+    for (const counts of requestCounts.values()) {
+      if (counts.requests > 0) requestsTotal.inc(counts.labels, counts.requests);
+      const { model } = counts.labels;
+      if (counts.inputTokens !== undefined) {
+        tokensUsed.inc({ model, type: "input" }, counts.inputTokens);
+      }
+      if (counts.outputTokens !== undefined) {
+        tokensUsed.inc({ model, type: "output" }, counts.outputTokens);
+      }
+      if (counts.totalTokens !== undefined) {
+        tokensUsed.inc({ model, type: "total" }, counts.totalTokens);
+      }
+      counts.requests = 0;
+      counts.inputTokens = counts.outputTokens = counts.totalTokens = undefined;
+    }
+  }
+
+  function publishAttemptCounts() {
+    for (const counts of attemptCounts.values()) {
+      if (counts.attempts > 0) providerRequests.inc(counts.labels, counts.attempts);
+      counts.attempts = 0;
+    }
+  }
+
   return {
     registry,
     get contentType() {
@@ -194,9 +241,15 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       activeRequests.inc();
     },
     requestFinished(request) {
-      const { method, endpoint, model } = request;
+      const { method, endpoint, model, status } = request;
       activeRequests.dec();
-      requestsTotal.inc({ method, endpoint, model, status: request.status });
+      const key = `${method}\u0000${endpoint}\u0000${status}\u0000${model}`;
+      let counts = requestCounts.get(key);
+      if (!counts) {
+        counts = { labels: { method, endpoint, status, model }, requests: 0 };
+        requestCounts.set(key, counts);
+      }
+      counts.requests++;
       requestDuration.observe({ method, endpoint, model }, request.durationSeconds);
       if (request.errorType !== undefined) {
         errorsTotal.inc({ method, endpoint, model, error_type: request.errorType });
@@ -210,26 +263,32 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       }
       const { inputTokens, outputTokens } = request;
       if (inputTokens !== undefined) {
-        tokensUsed.inc({ model, type: "input" }, inputTokens);
+        counts.inputTokens = (counts.inputTokens ?? 0) + inputTokens;
         tokenUsage.observe(
           { gen_ai_request_model: model, gen_ai_token_type: "input" },
           inputTokens,
         );
       }
       if (outputTokens !== undefined) {
-        tokensUsed.inc({ model, type: "output" }, outputTokens);
+        counts.outputTokens = (counts.outputTokens ?? 0) + outputTokens;
         tokenUsage.observe(
           { gen_ai_request_model: model, gen_ai_token_type: "output" },
           outputTokens,
         );
       }
       if (inputTokens !== undefined || outputTokens !== undefined) {
-        tokensUsed.inc({ model, type: "total" }, (inputTokens ?? 0) + (outputTokens ?? 0));
+        counts.totalTokens = (counts.totalTokens ?? 0) + (inputTokens ?? 0) + (outputTokens ?? 0);
       }
     },
     attempt(attempt) {
-      const { provider } = attempt;
-      providerRequests.inc({ provider, status: attempt.status });
+      const { provider, status } = attempt;
+      const key = `${provider}\u0000${status}`;
+      let counts = attemptCounts.get(key);
+      if (!counts) {
+        counts = { labels: { provider, status }, attempts: 0 };
+        attemptCounts.set(key, counts);
+      }
+      counts.attempts++;
       providerDuration.observe({ provider }, attempt.durationSeconds);
       if (attempt.retry) {
         providerRetries.inc({ provider });

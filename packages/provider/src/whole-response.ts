@@ -12,7 +12,7 @@ export interface WholeResponse {
  * Sends one request and gathers its answer in memory through undici's `dispatch`, without the
  * Readable, async resource and promise layers that `request()` puts around every body: the
  * gateway reads JSON answers whole anyway. A body past `limitFor(status)` bytes is cut off
- * there and its connection closed. `signal` aborts the request at any point.
+ * there: the request is aborted. `signal` aborts the request at any point.
  */
 export function requestWhole(
   dispatcher: Dispatcher,
@@ -44,7 +44,10 @@ export function requestWhole(
     };
 
     dispatcher.dispatch(options, {
+      // Called again when undici retries the request on a fresh connection.
       onRequestStart(controller) {
+        stopListening?.();
+        stopListening = undefined;
         if (!signal) return;
         if (signal.aborted) {
           controller.abort(signal.reason as Error);
@@ -52,6 +55,7 @@ export function requestWhole(
         }
         stopListening = onAbort(signal, () => controller.abort(signal.reason as Error));
       },
+      // Informational (1xx) heads come first when sent; the final head wins.
       onResponseStart(_controller, statusCode, responseHeaders) {
         status = statusCode;
         headers = responseHeaders;

@@ -18,7 +18,13 @@ const minimal = {
 describe("parseConfig", () => {
   it("fills the server defaults", () => {
     const config = parseConfig(minimal);
-    expect(config.server).toEqual({ host: "127.0.0.1", port: 8080, shutdownGraceMs: 30_000 });
+    expect(config.server).toEqual({
+      host: "127.0.0.1",
+      port: 8080,
+      shutdownGraceMs: 30_000,
+      requestTimeoutMs: 60_000,
+      maxConnections: 4096,
+    });
     expect(config.logging.level).toBe("info");
   });
 

@@ -32,12 +32,16 @@ const transportFields = {
     .optional(),
   retry: retrySchema.optional(),
   includeStreamUsage: z.boolean().optional(),
+  maxResponseBytes: z.number().int().positive().optional(),
 };
 
 const providerSchema = z.discriminatedUnion("type", [
   z.strictObject({
     type: z.enum(["openai", "openai-compatible"]),
     baseURL: z.url(),
+    /** Sent as OpenAI-Organization / OpenAI-Project; clients cannot choose them. */
+    organization: z.string().min(1).optional(),
+    project: z.string().min(1).optional(),
     ...transportFields,
   }),
   z.strictObject({
@@ -103,6 +107,15 @@ export const configSchema = z.strictObject({
       port: z.number().int().min(0).max(65535).default(8080),
       /** How long in-flight requests may finish after SIGTERM/SIGINT. */
       shutdownGraceMs: z.number().int().min(0).default(30_000),
+      /** How long a client may take to send a request's headers and body, in ms. */
+      requestTimeoutMs: positiveMs.default(60_000),
+      /** Most client connections open at once; further ones are closed on arrival. */
+      maxConnections: z.number().int().positive().default(4096),
+      /**
+       * Host names clients may address (the Host header); "*" for any. Default: the loopback
+       * names when listening on loopback, any otherwise.
+       */
+      allowedHosts: z.union([z.literal("*"), z.array(z.string().min(1)).min(1)]).optional(),
     })
     .prefault({}),
   gateway: z
@@ -111,6 +124,8 @@ export const configSchema = z.strictObject({
       /** AsyncLocalStorage for the request context; costs CPU on every request. */
       asyncContext: z.boolean().default(false),
       keepAliveIntervalMs: positiveMs.optional(),
+      /** Longest pause while a request body arrives, in ms; then 408. */
+      bodyIdleTimeoutMs: positiveMs.optional(),
       cors: z
         .strictObject({
           origins: z.union([z.literal("*"), z.array(z.string().min(1))]),
@@ -118,6 +133,11 @@ export const configSchema = z.strictObject({
           headers: z.array(z.string()).optional(),
           maxAge: z.number().int().min(0).optional(),
           credentials: z.boolean().optional(),
+        })
+        .refine((cors) => !(cors.origins === "*" && cors.credentials), {
+          message:
+            'origins "*" cannot be combined with credentials: true (CORS forbids it: any web page could send requests with the user\'s credentials); list the allowed origins',
+          path: ["credentials"],
         })
         .optional(),
     })
@@ -136,7 +156,10 @@ export const configSchema = z.strictObject({
         .optional(),
       /** When the store is unreachable: "open" lets requests through, "closed" answers 503. */
       failurePolicy: z.enum(["open", "closed"]).default("open"),
+      /** tenant+user: each user of a tenant also gets the `perUser` limits, on top of the tenant's. */
       keyBy: z.enum(["tenant", "tenant+user"]).default("tenant"),
+      /** The limits of each user with keyBy tenant+user. */
+      perUser: limitSettingsSchema.optional(),
       /** Where the user comes from with keyBy tenant+user, besides the body's `user`. */
       userHeader: z.string().min(1).optional(),
       /** Open mode: the header naming the client; the client address otherwise. */
@@ -148,6 +171,11 @@ export const configSchema = z.strictObject({
     .refine((limits) => limits.store !== "redis" || limits.redis, {
       message: "store redis needs limits.redis.url",
       path: ["redis"],
+    })
+    .refine((limits) => limits.keyBy !== "tenant+user" || limits.perUser, {
+      message:
+        "keyBy tenant+user needs limits.perUser: the limits each user gets on top of the tenant's",
+      path: ["perUser"],
     }),
   /** The response cache: off unless this section is present. */
   cache: z
@@ -261,6 +289,9 @@ export function parseConfig(raw: unknown, env: Environment = {}): ServerConfig {
     if (settings.limits && !hasLimits(settings.limits)) {
       throw new ConfigError(`Invalid configuration:\n  tenants.${tenant}.limits: sets no limit`);
     }
+  }
+  if (config.limits.perUser && !hasLimits(config.limits.perUser)) {
+    throw new ConfigError("Invalid configuration:\n  limits.perUser: sets no limit");
   }
   for (const [name, model] of Object.entries(config.models)) {
     if (!config.providers[model.provider]) {

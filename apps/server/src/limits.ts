@@ -88,10 +88,13 @@ export function createServerLimits(config: ServerConfig, logger: Logger): Server
   );
   const defaults =
     limits.default && hasLimits(limits.default) ? createLimiter(limits.default) : undefined;
+  const perUser =
+    limits.perUser && hasLimits(limits.perUser) ? createLimiter(limits.perUser) : undefined;
   return {
     tenants,
     limits: {
       limiter: defaults,
+      userLimiter: perUser,
       keyBy: limits.keyBy,
       userHeader: limits.userHeader,
       clientHeader: limits.clientHeader,

@@ -58,7 +58,9 @@ export async function createGatewayFromConfig(
     metrics,
     asyncContext: config.gateway.asyncContext,
     cors: config.gateway.cors,
+    allowedHosts: allowedHosts(config),
     maxBodyBytes: config.gateway.maxBodyBytes,
+    bodyIdleTimeoutMs: config.gateway.bodyIdleTimeoutMs,
     keepAliveIntervalMs: config.gateway.keepAliveIntervalMs,
   });
   async function close() {
@@ -69,6 +71,17 @@ export async function createGatewayFromConfig(
 }
 
 const loopbackHosts = new Set(["127.0.0.1", "::1", "localhost"]);
+
+/**
+ * On a loopback listener only loopback names are accepted unless the config says otherwise:
+ * a web page could otherwise reach the gateway through a DNS name it controls.
+ */
+function allowedHosts(config: ServerConfig): string[] | undefined {
+  const { allowedHosts: configured, host } = config.server;
+  if (configured === "*") return undefined;
+  if (configured) return configured;
+  return loopbackHosts.has(host) ? [...loopbackHosts] : undefined;
+}
 
 /** Says at startup that nothing authenticates clients, loudly when others can connect. */
 function announceOpenMode(config: ServerConfig, logger: Logger) {
@@ -98,11 +111,19 @@ export interface RunningServer {
 export async function startServer(config: ServerConfig, logger: Logger): Promise<RunningServer> {
   const { gateway, close: closeStores } = await createGatewayFromConfig(config, logger);
   announceOpenMode(config, logger);
-  const server = createServer(toNodeListener(gateway));
-  // SDKs and proxies keep connections open; the gateway's own timeouts decide when to give up.
-  server.requestTimeout = 0;
-  server.headersTimeout = 60_000;
-  server.keepAliveTimeout = 65_000;
+  const { requestTimeoutMs } = config.server;
+  const server = createServer(
+    {
+      // Headers and body must arrive within this; answers, streams included, may take longer.
+      requestTimeout: requestTimeoutMs,
+      headersTimeout: requestTimeoutMs,
+      // How often Node checks those timeouts.
+      connectionsCheckingInterval: Math.min(30_000, Math.ceil(requestTimeoutMs / 4)),
+      keepAliveTimeout: 65_000,
+    },
+    toNodeListener(gateway),
+  );
+  server.maxConnections = config.server.maxConnections;
   server.listen(config.server.port, config.server.host);
   await once(server, "listening");
   const { port } = server.address() as AddressInfo;

@@ -73,7 +73,7 @@ describe("limits across gateway instances", () => {
         const server = pair[index % 2] as ServerProcess;
         const response = await fetch(`${server.url}/v1/chat/completions`, {
           method: "POST",
-          headers: { authorization: `Bearer ${key}` },
+          headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
           body: JSON.stringify({ model: "m", messages: [{ role: "user", content: `n${index}` }] }),
         });
         await response.arrayBuffer();
@@ -85,6 +85,7 @@ describe("limits across gateway instances", () => {
     expect(upstream.requests).toHaveLength(10);
     const unauthorized = await fetch(`${pair[0]?.url}/v1/chat/completions`, {
       method: "POST",
+      headers: { "content-type": "application/json" },
       body: JSON.stringify({ model: "m", messages: [] }),
     });
     expect(unauthorized.status).toBe(401);

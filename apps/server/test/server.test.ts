@@ -50,6 +50,7 @@ describe("apps/server", () => {
     running = await runServer([]);
     const response = await fetch(`${running.url}/v1/chat/completions`, {
       method: "POST",
+      headers: { "content-type": "application/json" },
       body: JSON.stringify({ model: "echo", messages: [{ role: "user", content: "hi" }] }),
     });
     expect(response.status).toBe(200);
@@ -119,6 +120,7 @@ describe("apps/server", () => {
     const gate = upstream.holdStream();
     const response = await fetch(`${running.url}/v1/chat/completions`, {
       method: "POST",
+      headers: { "content-type": "application/json" },
       body: JSON.stringify({
         model: "m",
         messages: [{ role: "user", content: "slow one" }],
@@ -132,6 +134,7 @@ describe("apps/server", () => {
     await waitFor(async () => (await fetch(`${running?.url}/health`)).status === 503);
     const refused = await fetch(`${running.url}/v1/chat/completions`, {
       method: "POST",
+      headers: { "content-type": "application/json" },
       body: JSON.stringify({ model: "m", messages: [{ role: "user", content: "late" }] }),
     });
     expect(refused.status).toBe(503);
@@ -148,6 +151,7 @@ describe("apps/server", () => {
     upstream.enqueue({ kind: "stallStream", afterEvents: 2 });
     const response = await fetch(`${running.url}/v1/chat/completions`, {
       method: "POST",
+      headers: { "content-type": "application/json" },
       body: JSON.stringify({
         model: "m",
         messages: [{ role: "user", content: "never ends" }],

@@ -1,25 +1,144 @@
-import type { Endpoint } from "@aigw/provider";
-import { invalidRequest, requestTooLarge } from "./errors.js";
-import type { GatewayRequest } from "./types.js";
+import { promisify } from "node:util";
+import { brotliDecompress, gunzip, inflate, type ZlibOptions } from "node:zlib";
+import { type Endpoint, firstHeader } from "@aigw/provider";
+import {
+  invalidRequest,
+  requestTimeout,
+  requestTooLarge,
+  shown,
+  unsupportedMediaType,
+} from "./errors.js";
+import type { GatewayRequest, HeaderValue } from "./types.js";
+
+/** How a request body is read: its size, how long it may pause, how deep its JSON may nest. */
+export interface BodyLimits {
+  /** Largest body in bytes, counted after decoding a Content-Encoding. */
+  maxBytes: number;
+  /** Longest pause between two chunks of a streamed body, in milliseconds. */
+  idleTimeoutMs: number;
+}
+
+/** The body as JSON, and its text as received when it can go upstream byte for byte. */
+export interface ReceivedBody {
+  body: Record<string, unknown>;
+  json: Uint8Array | string | undefined;
+}
+
+/**
+ * Arrays and objects nested deeper than this are refused with a 400: everything that walks a
+ * body (cache key, token estimate, serialisation) then stays far from the stack's end.
+ */
+export const maxJsonDepth = 128;
+/** Longest model name accepted, in characters. */
+export const maxModelLength = 256;
+
+const jsonMediaType = /^application\/(?:[\w.-]+\+)?json\s*(?:;|$)/i;
+
+type Decode = (bytes: Uint8Array, options: ZlibOptions) => Promise<Buffer>;
+const decoders: Record<string, Decode> = {
+  gzip: promisify(gunzip),
+  "x-gzip": promisify(gunzip),
+  deflate: promisify(inflate),
+  br: promisify(brotliDecompress) as Decode,
+};
+const maxCodings = 2;
 
 function tooLarge(size: number, limitBytes: number) {
   if (size > limitBytes) throw requestTooLarge(limitBytes);
 }
 
-/** Reads a streamed body up to `limitBytes`, failing with 413 as soon as it is exceeded. */
+/** The model APIs take JSON only: a form or text body is what a web page can send unasked. */
+export function requireJsonContentType(headers: Record<string, HeaderValue>): void {
+  const type = firstHeader(headers["content-type"]);
+  if (type === undefined || !jsonMediaType.test(type.trim())) {
+    throw unsupportedMediaType(
+      "The request body must be JSON, sent with 'Content-Type: application/json'.",
+    );
+  }
+}
+
+/** The content codings to undo, last applied first; identity is none. */
+function contentCodings(header: HeaderValue): string[] {
+  const value = Array.isArray(header) ? header.join(",") : header;
+  if (!value) return [];
+  const codings = value
+    .toLowerCase()
+    .split(",")
+    .map((coding) => coding.trim())
+    .filter((coding) => coding !== "" && coding !== "identity");
+  for (const coding of codings) {
+    if (!Object.hasOwn(decoders, coding)) {
+      throw unsupportedMediaType(
+        `Content-Encoding '${shown(coding, 40)}' is not supported; use gzip, deflate or br, or none.`,
+        "unsupported_content_encoding",
+      );
+    }
+  }
+  if (codings.length > maxCodings) {
+    throw unsupportedMediaType(
+      `At most ${maxCodings} content codings are accepted.`,
+      "unsupported_content_encoding",
+    );
+  }
+  return codings.reverse();
+}
+
+async function decode(
+  bytes: Uint8Array,
+  codings: string[],
+  limitBytes: number,
+): Promise<Uint8Array> {
+  let decoded = bytes;
+  for (const coding of codings) {
+    try {
+      decoded = await (decoders[coding] as Decode)(decoded, { maxOutputLength: limitBytes });
+    } catch (error) {
+      if ((error as { code?: unknown }).code === "ERR_BUFFER_TOO_LARGE") {
+        throw requestTooLarge(limitBytes);
+      }
+      throw invalidRequest(
+        `The request body is not valid ${coding} data.`,
+        null,
+        "invalid_content_encoding",
+      );
+    }
+  }
+  return decoded;
+}
+
+/**
+ * Reads a streamed body up to `limitBytes`, failing with 413 as soon as it is exceeded and
+ * with 408 when no chunk arrives for `idleTimeoutMs`.
+ */
 async function readStream(
   body: AsyncIterable<Uint8Array | string>,
-  limitBytes: number,
-): Promise<string> {
+  { maxBytes, idleTimeoutMs }: BodyLimits,
+): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of body) {
-    const buffer = Buffer.from(chunk);
-    size += buffer.byteLength;
-    tooLarge(size, limitBytes);
-    chunks.push(buffer);
+  const iterator = body[Symbol.asyncIterator]();
+  let timer: NodeJS.Timeout | undefined;
+  const idle = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(requestTimeout()), idleTimeoutMs);
+  });
+  idle.catch(() => {});
+  try {
+    for (;;) {
+      const next = await Promise.race([iterator.next(), idle]);
+      if (next.done) break;
+      timer?.refresh();
+      const buffer = Buffer.from(next.value);
+      size += buffer.byteLength;
+      tooLarge(size, maxBytes);
+      chunks.push(buffer);
+    }
+  } catch (error) {
+    iterator.return?.()?.catch(() => {});
+    throw error;
+  } finally {
+    clearTimeout(timer);
   }
-  return utf8Text(Buffer.concat(chunks, size));
+  return Buffer.concat(chunks, size);
 }
 
 function parseObject(parsed: unknown): Record<string, unknown> {
@@ -41,8 +160,10 @@ function parseText(text: string): Record<string, unknown> {
         "invalid_json",
       );
     }
+    // The parser's own message quotes the body: only the position is passed on.
+    const position = /at position (\d+)/.exec(error.message)?.[1];
     throw invalidRequest(
-      `The request body is not valid JSON: ${error.message}`,
+      `The request body is not valid JSON${position ? ` (at position ${position})` : ""}.`,
       null,
       "invalid_json",
     );
@@ -59,34 +180,108 @@ function utf8Text(bytes: Uint8Array): string {
   return buffer.toString("utf8", startsWithBom(buffer) ? 3 : 0);
 }
 
-/** The JSON the client sent, when it was read whole and can go upstream byte for byte. */
-export function receivedJson(request: GatewayRequest): Uint8Array | string | undefined {
-  const { body } = request;
-  if (typeof body === "string") return body;
-  return body instanceof Uint8Array && !startsWithBom(body) ? body : undefined;
+const OPEN_BRACE = 0x7b;
+const OPEN_BRACKET = 0x5b;
+const CLOSE_BRACE = 0x7d;
+const CLOSE_BRACKET = 0x5d;
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+
+/** Whether JSON text nests arrays and objects deeper than `max` (brackets in strings skipped). */
+function nestsDeeper(text: Uint8Array | string, max: number): boolean {
+  if (text.length <= max) return false;
+  const bytes = typeof text === "string" ? undefined : text;
+  const string = typeof text === "string" ? text : "";
+  let depth = 0;
+  let inString = false;
+  for (let index = 0; index < text.length; index++) {
+    const code = bytes ? (bytes[index] as number) : string.charCodeAt(index);
+    if (inString) {
+      if (code === BACKSLASH) index++;
+      else if (code === QUOTE) inString = false;
+    } else if (code === QUOTE) {
+      inString = true;
+    } else if (code === OPEN_BRACE || code === OPEN_BRACKET) {
+      if (++depth > max) return true;
+    } else if (code === CLOSE_BRACE || code === CLOSE_BRACKET) {
+      depth--;
+    }
+  }
+  return false;
 }
 
 /**
- * Parses the JSON body once; it must be an object. Bodies already in memory are parsed
- * synchronously (the common path); streamed ones are read up to the limit first.
+ * The path to the first array or object nested deeper than `max`, naming its first levels
+ * ("metadata.a.b"), or undefined when there is none. Walks without recursion.
+ */
+function tooDeepPath(value: unknown, max: number): string | undefined {
+  const pending: [node: unknown, depth: number, path: string][] = [[value, 1, ""]];
+  const namedLevels = 4;
+  for (let item = pending.pop(); item !== undefined; item = pending.pop()) {
+    const [node, depth, path] = item;
+    if (typeof node !== "object" || node === null) continue;
+    if (depth > max) return path;
+    const named = depth <= namedLevels;
+    if (Array.isArray(node)) {
+      for (let index = node.length - 1; index >= 0; index--) {
+        pending.push([node[index], depth + 1, named ? `${path}[${index}]` : path]);
+      }
+    } else {
+      for (const [key, child] of Object.entries(node).reverse()) {
+        const name = shown(key, 64);
+        pending.push([child, depth + 1, named ? (path ? `${path}.${name}` : name) : path]);
+      }
+    }
+  }
+  return undefined;
+}
+
+function checkDepth(body: Record<string, unknown>, path = tooDeepPath(body, maxJsonDepth)) {
+  if (path === undefined) return body;
+  throw invalidRequest(
+    `Invalid '${path}': arrays and objects may nest at most ${maxJsonDepth} levels deep.`,
+    path,
+    "too_deeply_nested",
+  );
+}
+
+function received(raw: Uint8Array | string | undefined, limitBytes: number): ReceivedBody {
+  if (raw === undefined) return { body: parseText(""), json: undefined };
+  const isText = typeof raw === "string";
+  tooLarge(isText ? Buffer.byteLength(raw) : raw.byteLength, limitBytes);
+  const body = parseText(isText ? raw : utf8Text(raw));
+  if (nestsDeeper(raw, maxJsonDepth)) checkDepth(body);
+  return { body, json: isText || !startsWithBom(raw) ? raw : undefined };
+}
+
+/**
+ * Parses the JSON body once; it must be an object. Bodies already in memory, not encoded,
+ * are parsed synchronously (the common path); streamed or encoded ones are read and decoded
+ * within the limits first.
  */
 export function readJsonBody(
   request: GatewayRequest,
-  limitBytes: number,
-): Record<string, unknown> | Promise<Record<string, unknown>> {
-  if (request.parsedBody !== undefined) return parseObject(request.parsedBody);
-  tooLarge(Number(request.headers["content-length"]), limitBytes);
-  const body = request.body;
-  if (body === undefined) return parseText("");
-  if (typeof body === "string") {
-    tooLarge(Buffer.byteLength(body), limitBytes);
-    return parseText(body);
+  limits: BodyLimits,
+): ReceivedBody | Promise<ReceivedBody> {
+  if (request.parsedBody !== undefined) {
+    return { body: checkDepth(parseObject(request.parsedBody)), json: undefined };
   }
-  if (body instanceof Uint8Array) {
-    tooLarge(body.byteLength, limitBytes);
-    return parseText(utf8Text(body));
-  }
-  return readStream(body, limitBytes).then(parseText);
+  tooLarge(Number(request.headers["content-length"]), limits.maxBytes);
+  const codings = contentCodings(request.headers["content-encoding"]);
+  const { body } = request;
+  const inMemory = body === undefined || typeof body === "string" || body instanceof Uint8Array;
+  if (inMemory && codings.length === 0) return received(body, limits.maxBytes);
+  return (async () => {
+    let raw = inMemory ? body : await readStream(body, limits);
+    if (codings.length > 0 && raw !== undefined) {
+      raw = await decode(
+        typeof raw === "string" ? Buffer.from(raw) : raw,
+        codings,
+        limits.maxBytes,
+      );
+    }
+    return received(raw, limits.maxBytes);
+  })();
 }
 
 type FieldCheck = (value: unknown) => boolean;
@@ -114,6 +309,13 @@ export function validateBody(endpoint: Endpoint, body: Record<string, unknown>):
         : "Invalid 'model': expected a non-empty string.",
       "model",
       model === undefined ? "missing_required_parameter" : "invalid_type",
+    );
+  }
+  if ((model as string).length > maxModelLength) {
+    throw invalidRequest(
+      `Invalid 'model': longer than ${maxModelLength} characters.`,
+      "model",
+      "invalid_value",
     );
   }
   for (const [field, check, expected] of requiredFields[endpoint]) {

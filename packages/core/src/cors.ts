@@ -1,7 +1,7 @@
 import type { HeaderValue } from "./types.js";
 
 export interface CorsOptions {
-  /** Allowed origins, or "*" for any. */
+  /** Allowed origins, or "*" for any (then without `credentials`). */
   origins: string[] | "*";
   methods?: string[];
   /** Request headers a browser may send; defaults to the ones the request asks for. */
@@ -24,15 +24,21 @@ export interface Cors {
   ): { status: number; headers: Record<string, string> } | undefined;
 }
 
+/** Throws a TypeError for `origins: "*"` with `credentials: true`, which CORS forbids. */
 export function createCors(options: CorsOptions): Cors {
   const allowAny = options.origins === "*";
+  if (allowAny && options.credentials) {
+    throw new TypeError(
+      'cors: origins "*" cannot be combined with credentials: true (the CORS standard forbids it: any web page could then send requests with the user\'s credentials); list the allowed origins instead',
+    );
+  }
   const allowed = new Set(allowAny ? [] : options.origins);
   const methods = (options.methods ?? ["GET", "POST", "OPTIONS"]).join(", ");
   const maxAge = String(options.maxAge ?? 600);
 
   function allowOrigin(origin: HeaderValue): string | undefined {
     if (typeof origin !== "string") return undefined;
-    if (allowAny) return options.credentials ? origin : "*";
+    if (allowAny) return "*";
     return allowed.has(origin) ? origin : undefined;
   }
 

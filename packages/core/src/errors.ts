@@ -1,5 +1,10 @@
 import { AigwError } from "@aigw/provider";
 
+/** A client-supplied value as it may appear in a message or log: cut to `max` characters. */
+export function shown(value: string, max = 200): string {
+  return value.length > max ? `${value.slice(0, max)}…` : value;
+}
+
 export function invalidRequest(message: string, param: string | null = null, code?: string) {
   return new AigwError(message, {
     status: 400,
@@ -19,7 +24,7 @@ export function modelNotFound(model: string) {
 }
 
 export function routeNotFound(method: string, path: string) {
-  return new AigwError(`Unknown request URL: ${method} ${path}.`, {
+  return new AigwError(`Unknown request URL: ${shown(method, 20)} ${shown(path)}.`, {
     status: 404,
     type: "invalid_request_error",
     code: "unknown_url",
@@ -27,7 +32,7 @@ export function routeNotFound(method: string, path: string) {
 }
 
 export function methodNotAllowed(method: string, path: string, allowed: string) {
-  return new AigwError(`${method} is not allowed on ${path}; use ${allowed}.`, {
+  return new AigwError(`${shown(method, 20)} is not allowed on ${shown(path)}; use ${allowed}.`, {
     status: 405,
     type: "invalid_request_error",
     code: "method_not_allowed",
@@ -35,11 +40,34 @@ export function methodNotAllowed(method: string, path: string, allowed: string) 
   });
 }
 
+// The rest of such a body is not read: the connection closes after the answer.
 export function requestTooLarge(limitBytes: number) {
   return new AigwError(`The request body exceeds the limit of ${limitBytes} bytes.`, {
     status: 413,
     type: "invalid_request_error",
     code: "request_too_large",
+    headers: { connection: "close" },
+  });
+}
+
+export function requestTimeout() {
+  return new AigwError("The request body did not arrive in time.", {
+    status: 408,
+    type: "invalid_request_error",
+    code: "request_timeout",
+    headers: { connection: "close" },
+  });
+}
+
+export function unsupportedMediaType(message: string, code = "unsupported_media_type") {
+  return new AigwError(message, { status: 415, type: "invalid_request_error", code });
+}
+
+export function hostNotAllowed() {
+  return new AigwError("Requests for this host name are not accepted here.", {
+    status: 403,
+    type: "permission_error",
+    code: "host_not_allowed",
   });
 }
 

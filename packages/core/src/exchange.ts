@@ -67,8 +67,10 @@ export interface Exchange {
   tenant: Tenant;
   /** The gateway's x-ratelimit-* headers, once the request was admitted or refused. */
   limitHeaders: Record<string, string> | undefined;
-  /** Tokens held for this request, settled to its real usage when it ends. */
-  reservation: { limiter: Limiter; reservation: Reservation } | undefined;
+  /** Tokens held for this request (its user's, its tenant's), settled to its real usage when it ends. */
+  reservations: { limiter: Limiter; reservation: Reservation }[];
+  /** The JSON text the client sent, when it can go upstream byte for byte. */
+  receivedJson: Uint8Array | string | undefined;
   /** Whether the request was cancelled by its client (not by a shutdown). */
   clientGone(): boolean;
   /** Stops listening to the client's signal. */

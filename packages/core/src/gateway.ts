@@ -9,11 +9,12 @@ import {
   type Provider,
   type SseEvent,
 } from "@aigw/provider";
-import type { Limiter } from "@aigw/ratelimit";
-import { readJsonBody, validateBody } from "./body.js";
+import type { Admission, Limiter } from "@aigw/ratelimit";
+import { readJsonBody, requireJsonContentType, validateBody } from "./body.js";
 import { createResponseCache, type GatewayCacheOptions } from "./cache-step.js";
 import { type CorsOptions, createCors } from "./cors.js";
 import {
+  hostNotAllowed,
   invalidRequest,
   methodNotAllowed,
   modelNotAllowed,
@@ -25,11 +26,12 @@ import {
 import { type Exchange, GatewayContext } from "./exchange.js";
 import { fetchHandler } from "./fetch.js";
 import { createHookRunner } from "./hooks.js";
+import { createHostCheck } from "./hosts.js";
 import {
   admissionError,
   estimateTokens,
   type LimitsOptions,
-  limitKey,
+  limitKeys,
   rateLimitHeaders,
 } from "./limits.js";
 import { createObserver } from "./observe.js";
@@ -75,8 +77,17 @@ export interface GatewayOptions {
   /** The response cache: off unless given; routes may turn it off, or on with `enabled: false`. */
   cache?: GatewayCacheOptions;
   cors?: CorsOptions;
-  /** Largest accepted request body in bytes (32 MiB). */
+  /**
+   * Host names (the `Host` header, without the port) requests may be addressed to; others get
+   * a 403. A name starting with "." also allows its subdomains. Default: any host. Servers on
+   * a loopback address should list their loopback names, so a web page cannot reach them
+   * through a DNS name of its own (DNS rebinding).
+   */
+  allowedHosts?: string[];
+  /** Largest accepted request body in bytes, after decoding a Content-Encoding (32 MiB). */
   maxBodyBytes?: number;
+  /** Longest pause while a request body arrives, in milliseconds; then 408 (15,000). */
+  bodyIdleTimeoutMs?: number;
   /** Idle gap after which a stream gets a ": keep-alive" comment (15 s). */
   keepAliveIntervalMs?: number;
   /**
@@ -95,6 +106,8 @@ export interface Gateway {
   handle(request: GatewayRequest, options?: HandleOptions): Promise<GatewayResponse>;
   /** The largest request body accepted, in bytes; adapters stop reading beyond it. */
   readonly maxBodyBytes: number;
+  /** How long a request body may pause, in milliseconds; adapters stop waiting beyond it. */
+  readonly bodyIdleTimeoutMs: number;
   /** The same gateway for fetch-style frameworks (Hono, Next.js route handlers on Node). */
   fetch(request: Request): Promise<Response>;
   /** The context of the request being served, when `asyncContext` is on. */
@@ -130,6 +143,15 @@ function pathname(path: string): string {
   return bare.length > 1 && bare.endsWith("/") ? bare.slice(0, -1) : bare;
 }
 
+/** A GET answer as HEAD gets it: the same status and headers, the body's length, no body. */
+function withoutBody(response: GatewayResponse): GatewayResponse {
+  const { body } = response;
+  if (typeof body === "string" || body instanceof Uint8Array) {
+    response.headers["content-length"] = `${Buffer.byteLength(body)}`;
+  }
+  return { ...response, body: undefined };
+}
+
 function endpointLabel(route: EndpointRoute | undefined): string {
   if (!route) return "unknown";
   return route.kind === "upstream" ? route.endpoint : route.kind;
@@ -146,6 +168,14 @@ export function createGateway(options: GatewayOptions): Gateway {
   const limits = options.limits ?? {};
   const responseCache = createResponseCache(options.cache, options.models ?? {}, metrics);
   const maxBodyBytes = options.maxBodyBytes ?? 32 * 2 ** 20;
+  const bodyIdleTimeoutMs = options.bodyIdleTimeoutMs ?? 15_000;
+  const bodyLimits = { maxBytes: maxBodyBytes, idleTimeoutMs: bodyIdleTimeoutMs };
+  const hostAllowed = options.allowedHosts ? createHostCheck(options.allowedHosts) : undefined;
+  if (limits.keyBy === "tenant+user" && !limits.userLimiter) {
+    throw new TypeError(
+      "limits.keyBy 'tenant+user' needs limits.userLimiter: the limits each user gets on top of the tenant's",
+    );
+  }
   const keepAliveIntervalMs = options.keepAliveIntervalMs ?? 15_000;
   const contextStorage = options.asyncContext ? new AsyncLocalStorage<RequestContext>() : undefined;
   const inFlight = new Set<Cancellation>();
@@ -172,8 +202,7 @@ export function createGateway(options: GatewayOptions): Gateway {
   }
 
   function finish(exchange: Exchange) {
-    const held = exchange.reservation;
-    if (held) {
+    for (const held of exchange.reservations) {
       const { outcome } = exchange;
       // A request that failed before using tokens spends none; one cut off without a count
       // (a client gone mid-stream) is charged its estimate; a cache hit, nothing by default.
@@ -207,8 +236,10 @@ export function createGateway(options: GatewayOptions): Gateway {
     exchange: Exchange,
   ): Promise<GatewayResponse> {
     const { context, outcome } = exchange;
-    const parsing = readJsonBody(request, maxBodyBytes);
-    const body = parsing instanceof Promise ? await parsing : parsing;
+    requireJsonContentType(request.headers);
+    const reading = readJsonBody(request, bodyLimits);
+    const { body, json } = reading instanceof Promise ? await reading : reading;
+    exchange.receivedJson = json;
     const model = validateBody(endpoint, body);
     context.endpoint = endpoint;
     context.model = model;
@@ -216,8 +247,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     if (!route) throw modelNotFound(model);
     context.route = route.name;
     if (!mayUseModel(exchange.tenant, model, route.name)) throw modelNotAllowed(model);
-    const limiter = exchange.tenant.options.limiter ?? limits.limiter;
-    if (limiter) await admit(limiter, exchange, request, endpoint, body);
+    await admit(exchange, request, endpoint, body);
 
     const call: UpstreamCall = { endpoint, model, body };
     await hooks.beforeRequest(call, context);
@@ -267,29 +297,45 @@ export function createGateway(options: GatewayOptions): Gateway {
     return { status: hookResponse.status, headers: hookResponse.headers, body: hookResponse.body };
   }
 
-  /** Charges the request against its tenant's limits, in one atomic step, or refuses it. */
+  /**
+   * Charges the request against its user's limits (with keyBy "tenant+user"), then its
+   * tenant's, each in one atomic step, or refuses it. A request the tenant's limits refuse
+   * gives its user's tokens back.
+   */
   async function admit(
-    limiter: Limiter,
     exchange: Exchange,
     request: GatewayRequest,
     endpoint: Endpoint,
     body: Record<string, unknown>,
   ) {
-    const key = limitKey(limits, exchange.tenant, tenants.open, request, body);
-    const admission = await limiter.admit(key, {
-      requests: 1,
-      tokens: estimateTokens(endpoint, body),
-    });
-    if (admission.unavailable) metrics?.storeError({ store: "ratelimit" });
-    exchange.limitHeaders = rateLimitHeaders(admission);
-    if (!admission.allowed) {
-      if (!admission.unavailable) {
-        metrics?.rateLimited({ endpoint, tenant: exchange.tenant.id });
+    const tenantLimiter = exchange.tenant.options.limiter ?? limits.limiter;
+    const { key, userKey } = limitKeys(limits, exchange.tenant, tenants.open, request, body);
+    const steps: [Limiter, string][] = [];
+    if (userKey !== undefined && limits.userLimiter) steps.push([limits.userLimiter, userKey]);
+    if (tenantLimiter) steps.push([tenantLimiter, key]);
+    if (steps.length === 0) return;
+    const tokens = estimateTokens(endpoint, body);
+    const admissions: Admission[] = [];
+    for (const [limiter, limitKey] of steps) {
+      const admission = await limiter.admit(limitKey, { requests: 1, tokens });
+      admissions.push(admission);
+      if (admission.unavailable) metrics?.storeError({ store: "ratelimit" });
+      if (!admission.allowed) {
+        exchange.limitHeaders = rateLimitHeaders(admissions);
+        for (const held of exchange.reservations) {
+          held.limiter.settle(held.reservation, 0).catch(() => {});
+        }
+        exchange.reservations = [];
+        if (!admission.unavailable) {
+          metrics?.rateLimited({ endpoint, tenant: exchange.tenant.id });
+        }
+        throw admissionError(admission, exchange.limitHeaders);
       }
-      throw admissionError(admission, exchange.limitHeaders);
+      if (admission.reservation) {
+        exchange.reservations.push({ limiter, reservation: admission.reservation });
+      }
     }
-    if (admission.reservation)
-      exchange.reservation = { limiter, reservation: admission.reservation };
+    exchange.limitHeaders = rateLimitHeaders(admissions);
   }
 
   async function usageResponse(
@@ -297,7 +343,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     request: GatewayRequest,
   ): Promise<GatewayResponse> {
     const limiter = exchange.tenant.options.limiter ?? limits.limiter;
-    const key = limitKey(limits, exchange.tenant, tenants.open, request, undefined);
+    const { key } = limitKeys(limits, exchange.tenant, tenants.open, request, undefined);
     const quota = await limiter?.usage(key);
     return jsonResponse(
       exchange.context,
@@ -355,12 +401,15 @@ export function createGateway(options: GatewayOptions): Gateway {
     exchange: Exchange,
   ): Promise<GatewayResponse> {
     const { context } = exchange;
+    if (hostAllowed && !hostAllowed(request.headers.host)) throw hostNotAllowed();
     const preflight = cors?.preflight(request.method, request.headers);
     if (preflight) return { status: preflight.status, headers: preflight.headers, body: undefined };
     if (!endpointRoute || (endpointRoute.kind === "metrics" && !metrics)) {
       throw routeNotFound(request.method, path);
     }
-    if (request.method !== endpointRoute.method) {
+    const method =
+      request.method === "HEAD" && endpointRoute.method === "GET" ? "GET" : request.method;
+    if (method !== endpointRoute.method) {
       throw methodNotAllowed(request.method, path, endpointRoute.method);
     }
     switch (endpointRoute.kind) {
@@ -433,7 +482,8 @@ export function createGateway(options: GatewayOptions): Gateway {
       streamSpan: undefined,
       tenant: { id: "anonymous", options: {} },
       limitHeaders: undefined,
-      reservation: undefined,
+      reservations: [],
+      receivedJson: undefined,
       clientGone: () => cancellation.aborted && cancellation.reason !== shutdownReason,
       detach: () => clientSignal?.removeEventListener("abort", onClientAbort),
     };
@@ -465,12 +515,14 @@ export function createGateway(options: GatewayOptions): Gateway {
     }
     if (exchange.limitHeaders) Object.assign(response.headers, exchange.limitHeaders);
     if (cors) Object.assign(response.headers, cors.responseHeaders(request.headers.origin));
+    if (request.method === "HEAD") return withoutBody(response);
     return response;
   }
 
   const gateway: Gateway = {
     handle,
     maxBodyBytes,
+    bodyIdleTimeoutMs,
     fetch: (request) => fetchHandler(gateway, request),
     currentContext: () => contextStorage?.getStore(),
     async drain(drainOptions = {}) {

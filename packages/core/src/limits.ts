@@ -1,17 +1,26 @@
 import { AigwError, type Endpoint, firstHeader } from "@aigw/provider";
-import type { Admission, Limiter } from "@aigw/ratelimit";
+import type { Admission, Limiter, RateLimitResult } from "@aigw/ratelimit";
+import { invalidRequest } from "./errors.js";
 import type { Tenant } from "./tenants.js";
 import type { GatewayRequest } from "./types.js";
 
 export interface LimitsOptions {
   /** Limits for tenants without their own, and for everyone in open mode. */
   limiter?: Limiter;
-  /** Limit per tenant, or per tenant and user (the body's `user`, or `userHeader`). */
+  /**
+   * "tenant": one budget per tenant. "tenant+user": also one per user of a tenant (the body's
+   * `user`, or `userHeader`), from `userLimiter`, on top of the tenant's, never instead of it.
+   */
   keyBy?: "tenant" | "tenant+user";
+  /** Each user's own limits with keyBy "tenant+user" (required then). */
+  userLimiter?: Limiter;
   userHeader?: string;
   /** Open mode: the header that names the client; the client address otherwise. */
   clientHeader?: string;
 }
+
+/** Longest user or client name used as a limit key, in characters. */
+const maxKeyLength = 256;
 
 const defaultOutputTokens = 4096;
 
@@ -33,24 +42,44 @@ export function estimateTokens(endpoint: Endpoint, body: Record<string, unknown>
   return promptTokens + output;
 }
 
-function headerValue(request: GatewayRequest, name: string | undefined): string | undefined {
-  return name ? firstHeader(request.headers[name.toLowerCase()]) : undefined;
+/** A client-chosen name for a limit key, refused when it is too long to be one. */
+function keyPart(value: unknown, source: string): string | undefined {
+  if (typeof value !== "string" || value === "") return undefined;
+  if (value.length > maxKeyLength) {
+    throw invalidRequest(
+      `Invalid '${source}': longer than ${maxKeyLength} characters.`,
+      source,
+      "invalid_value",
+    );
+  }
+  return value;
 }
 
-/** Whose budget a request spends. */
-export function limitKey(
+function headerValue(request: GatewayRequest, name: string | undefined): string | undefined {
+  return name ? keyPart(firstHeader(request.headers[name.toLowerCase()]), name) : undefined;
+}
+
+/** Whose budgets a request spends: its tenant's (or client's, when open) and its user's. */
+export interface LimitKeys {
+  key: string;
+  /** With keyBy "tenant+user" and a user named: the user's key within the tenant. */
+  userKey: string | undefined;
+}
+
+export function limitKeys(
   options: LimitsOptions,
   tenant: Tenant,
   open: boolean,
   request: GatewayRequest,
   body: Record<string, unknown> | undefined,
-): string {
+): LimitKeys {
   if (open) {
-    return headerValue(request, options.clientHeader) ?? request.clientAddress ?? "anonymous";
+    const client = headerValue(request, options.clientHeader) ?? request.clientAddress;
+    return { key: client ?? "anonymous", userKey: undefined };
   }
-  if (options.keyBy !== "tenant+user") return tenant.id;
-  const user = headerValue(request, options.userHeader) ?? body?.user;
-  return typeof user === "string" && user ? `${tenant.id}:${user}` : tenant.id;
+  if (options.keyBy !== "tenant+user") return { key: tenant.id, userKey: undefined };
+  const user = headerValue(request, options.userHeader) ?? keyPart(body?.user, "user");
+  return { key: tenant.id, userKey: user === undefined ? undefined : `${tenant.id}:${user}` };
 }
 
 function duration(milliseconds: number): string {
@@ -59,12 +88,27 @@ function duration(milliseconds: number): string {
     : `${(milliseconds / 1000).toFixed(3).replace(/\.?0+$/, "")}s`;
 }
 
-/** OpenAI's x-ratelimit-* headers for what the admission saw; they replace the upstream's. */
-export function rateLimitHeaders(admission: Admission): Record<string, string> {
+function tightest(
+  admissions: Admission[],
+  pick: (admission: Admission) => RateLimitResult | undefined,
+): RateLimitResult | undefined {
+  let found: RateLimitResult | undefined;
+  for (const admission of admissions) {
+    const result = pick(admission);
+    if (result && (!found || result.remaining < found.remaining)) found = result;
+  }
+  return found;
+}
+
+/**
+ * OpenAI's x-ratelimit-* headers for what the admissions saw (the tightest limit of each
+ * kind, when a user's limits apply on top of the tenant's); they replace the upstream's.
+ */
+export function rateLimitHeaders(admissions: Admission[]): Record<string, string> {
   const headers: Record<string, string> = {};
   for (const [suffix, result] of [
-    ["requests", admission.requests],
-    ["tokens", admission.tokens],
+    ["requests", tightest(admissions, (admission) => admission.requests)],
+    ["tokens", tightest(admissions, (admission) => admission.tokens)],
   ] as const) {
     if (!result) continue;
     headers[`x-ratelimit-limit-${suffix}`] = `${result.limit}`;

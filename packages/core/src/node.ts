@@ -2,6 +2,7 @@ import { once } from "node:events";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { Readable } from "node:stream";
 import { Cancellation, type SseEvent } from "@aigw/provider";
+import { requestTimeout } from "./errors.js";
 import type { Gateway } from "./gateway.js";
 import type { GatewayRequest, GatewayResponse } from "./types.js";
 
@@ -108,12 +109,12 @@ async function toGatewayRequest(
   const limit = gateway.maxBodyBytes;
   // A parser in front may allow more than the gateway: its limit still holds.
   if (Number(request.headers["content-length"]) > limit) parsedBody = undefined;
-  let rawBody: Uint8Array | string | undefined;
+  let rawBody: GatewayRequest["body"];
   if (parsedBody === undefined) {
     rawBody =
       typeof body === "string" || body instanceof Uint8Array
         ? body
-        : await readBody(body ?? request, request, limit);
+        : await readBody(body ?? request, request, limit, gateway.bodyIdleTimeoutMs);
   }
   return {
     method: request.method ?? "GET",
@@ -125,16 +126,22 @@ async function toGatewayRequest(
   };
 }
 
+/** The body of a request whose client stopped sending: reading it fails with a 408. */
+const stalledBody: AsyncIterable<Uint8Array> = {
+  [Symbol.asyncIterator]: () => ({ next: () => Promise.reject(requestTimeout()) }),
+};
+
 /**
- * Collects the body with plain events (cheaper than async iteration). Past the limit it stops
- * reading without destroying the socket, so the gateway's 413 can still be written; Node
- * discards the rest once the response ends.
+ * Collects the body with plain events (cheaper than async iteration). Past the limit, or
+ * after a pause longer than `idleTimeoutMs`, it stops reading without destroying the socket,
+ * so the gateway's 413 or 408 can still be written; that answer closes the connection.
  */
 function readBody(
   stream: Readable,
   request: IncomingMessage,
   limitBytes: number,
-): Promise<Buffer | undefined> {
+  idleTimeoutMs: number,
+): Promise<GatewayRequest["body"]> {
   if (request.method === "GET" || request.method === "HEAD") return Promise.resolve(undefined);
   if (Number(request.headers["content-length"]) > limitBytes) return Promise.resolve(undefined);
   // Something before us read the stream and kept nothing: waiting for "end" would hang.
@@ -142,16 +149,29 @@ function readBody(
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
+    const stop = () => {
+      clearTimeout(timer);
+      stream.off("data", onData).off("end", finish).off("error", fail);
+    };
     const finish = () => {
-      stream.off("data", onData).off("end", finish).off("error", reject);
+      stop();
       resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size));
     };
+    const fail = (error: Error) => {
+      stop();
+      reject(error);
+    };
     const onData = (chunk: Buffer) => {
+      timer.refresh();
       chunks.push(chunk);
       size += chunk.length;
       if (size > limitBytes) finish();
     };
-    stream.on("data", onData).on("end", finish).on("error", reject);
+    const timer = setTimeout(() => {
+      stop();
+      resolve(stalledBody);
+    }, idleTimeoutMs);
+    stream.on("data", onData).on("end", finish).on("error", fail);
   });
 }
 

@@ -28,10 +28,13 @@ export function hashApiKey(key: string): string {
   return createHash("sha256").update(key).digest("hex");
 }
 
+// RFC 9110 section 11.1: the scheme name is case-insensitive.
+const bearerScheme = /^bearer[ \t]+/i;
+
 function presentedKey(headers: Record<string, HeaderValue>): string | undefined {
   const authorization = headers.authorization;
-  if (typeof authorization === "string" && authorization.startsWith("Bearer ")) {
-    return authorization.slice(7).trim() || undefined;
+  if (typeof authorization === "string" && bearerScheme.test(authorization)) {
+    return authorization.replace(bearerScheme, "").trim() || undefined;
   }
   const apiKey = headers["x-api-key"];
   return typeof apiKey === "string" && apiKey ? apiKey : undefined;

@@ -44,6 +44,35 @@ function newSpanId(): string {
   return zeros.test(id) ? newSpanId() : id;
 }
 
+// W3C Trace Context, section 3.3: list members, their keys and values, and the size limits.
+const tracestateMember =
+  /^(?:[a-z][a-z0-9_\-*/]{0,255}|[a-z0-9][a-z0-9_\-*/]{0,240}@[a-z][a-z0-9_\-*/]{0,13})=[\x20-\x2b\x2d-\x3c\x3e-\x7e]{0,255}[\x21-\x2b\x2d-\x3c\x3e-\x7e]$/;
+const maxTracestateMembers = 32;
+const maxTracestateLength = 512;
+const longTracestateMember = 128;
+
+/**
+ * The `tracestate` to pass on: undefined when any member is malformed or there are more than
+ * 32; otherwise cut to 512 characters the way the standard says (members over 128 characters
+ * go first, then members from the end).
+ */
+export function readTracestate(header: HeaderValue): string | undefined {
+  const value = Array.isArray(header) ? header.join(",") : header;
+  if (!value || value.length > 8192) return undefined;
+  let members = value
+    .split(",")
+    .map((member) => member.trim())
+    .filter((member) => member !== "");
+  if (members.length > maxTracestateMembers) return undefined;
+  if (!members.every((member) => tracestateMember.test(member))) return undefined;
+  const length = () => members.join(",").length;
+  if (length() > maxTracestateLength) {
+    members = members.filter((member) => member.length <= longTracestateMember);
+    while (members.length > 0 && length() > maxTracestateLength) members.pop();
+  }
+  return members.length > 0 ? members.join(",") : undefined;
+}
+
 function validId(value: string | undefined, pattern: RegExp): string | undefined {
   const lower = value?.trim().toLowerCase();
   return lower && pattern.test(lower) && !zeros.test(lower) ? lower : undefined;
@@ -70,7 +99,7 @@ export function readTraceContext(headers: Record<string, HeaderValue>): TraceCon
       parentSpanId,
       spanId: newSpanId(),
       flags,
-      tracestate: firstHeader(headers.tracestate),
+      tracestate: readTracestate(headers.tracestate),
     };
   }
   return {

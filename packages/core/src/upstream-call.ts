@@ -9,7 +9,6 @@ import {
   sleep,
 } from "@aigw/provider";
 import type { Span } from "@opentelemetry/api";
-import { receivedJson } from "./body.js";
 import { toAigwError } from "./errors.js";
 import type { Exchange } from "./exchange.js";
 import type { HookRunner } from "./hooks.js";
@@ -82,7 +81,7 @@ export async function callUpstream(
   for (const target of route.targets) {
     const { body } = targetRequest(call, requestedModel, target);
     const unchanged = body === call.body && !hooks.hasBeforeRequest;
-    const rawBody = unchanged ? receivedJson(request) : undefined;
+    const rawBody = unchanged ? exchange.receivedJson : undefined;
     for (let retry = 0; ; retry++) {
       attempts++;
       const attemptStarted = performance.now();
@@ -94,6 +93,7 @@ export async function callUpstream(
         headers: request.headers,
         requestId: context.requestId,
         traceparent,
+        tracestate: context.traceContext.tracestate,
       };
       try {
         const response = await target.provider.send(providerRequest, {

@@ -17,6 +17,7 @@ describe("gateway.fetch", () => {
     const response = await gateway.fetch(
       new Request("http://gateway.local/v1/chat/completions", {
         method: "POST",
+        headers: { "content-type": "application/json" },
         body: JSON.stringify(chat),
       }),
     );
@@ -29,6 +30,7 @@ describe("gateway.fetch", () => {
     const response = await gateway.fetch(
       new Request("http://gateway.local/v1/chat/completions", {
         method: "POST",
+        headers: { "content-type": "application/json" },
         body: JSON.stringify({ ...chat, stream: true }),
       }),
     );
@@ -83,7 +85,7 @@ describe("CORS", () => {
 
       const allowed = await fetch(`${running.url}/v1/chat/completions`, {
         method: "POST",
-        headers: { origin: "https://app.example" },
+        headers: { origin: "https://app.example", "content-type": "application/json" },
         body: JSON.stringify(chat),
       });
       expect(allowed.headers.get("access-control-allow-origin")).toBe("https://app.example");
@@ -91,7 +93,7 @@ describe("CORS", () => {
 
       const other = await fetch(`${running.url}/v1/chat/completions`, {
         method: "POST",
-        headers: { origin: "https://evil.example" },
+        headers: { origin: "https://evil.example", "content-type": "application/json" },
         body: JSON.stringify(chat),
       });
       expect(other.headers.get("access-control-allow-origin")).toBeNull();
@@ -112,7 +114,7 @@ describe("a stream nobody reads", () => {
     const response = await gateway.handle({
       method: "POST",
       path: "/v1/chat/completions",
-      headers: {},
+      headers: { "content-type": "application/json" },
       body: JSON.stringify({ ...chat, stream: true }),
     });
     const body = response.body as AsyncIterable<unknown>;

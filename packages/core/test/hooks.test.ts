@@ -141,6 +141,7 @@ describe.each(streamEndpoints)("hooks on streamed %s", (path, body) => {
     try {
       const response = await fetch(`${withProbe.url}${path}`, {
         method: "POST",
+        headers: { "content-type": "application/json" },
         body: JSON.stringify({ ...body, stream: true }),
       });
       const events = [];
@@ -221,6 +222,7 @@ describe("what hooks can change", () => {
     try {
       const response = await fetch(`${replacing.url}/v1/chat/completions`, {
         method: "POST",
+        headers: { "content-type": "application/json" },
         body: JSON.stringify({ model: "gpt-x", messages: [{ role: "user", content: "hi" }] }),
       });
       expect(await response.json()).toEqual({ replaced: true });

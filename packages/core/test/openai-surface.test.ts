@@ -203,6 +203,7 @@ describe("the rest of the OpenAI surface, through the SDK", () => {
     expect(floats.data[0]?.embedding).toHaveLength(8);
     const base64 = await fetch(`${running.url}/v1/embeddings`, {
       method: "POST",
+      headers: { "content-type": "application/json" },
       body: JSON.stringify({ model: "gpt-embed", input: "a", encoding_format: "base64" }),
     });
     const body = (await base64.json()) as { data: { embedding: string }[] };
@@ -340,6 +341,7 @@ describe("errors in OpenAI's shape", () => {
     try {
       const response = await fetch(`${wrongKey.url}/v1/chat/completions`, {
         method: "POST",
+        headers: { "content-type": "application/json" },
         body: JSON.stringify({ model: "m", messages: [{ role: "user", content: "x" }] }),
       });
       const text = await response.text();

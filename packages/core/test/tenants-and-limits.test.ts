@@ -64,6 +64,7 @@ describe("tenants and gateway keys", () => {
     );
     const missing = await fetch(`${running.url}/v1/chat/completions`, {
       method: "POST",
+      headers: { "content-type": "application/json" },
       body: JSON.stringify(hello),
     });
     expect(missing.status).toBe(401);
@@ -76,7 +77,7 @@ describe("tenants and gateway keys", () => {
     await client(acmeKey).chat.completions.create(hello);
     await fetch(`${running.url}/v1/chat/completions`, {
       method: "POST",
-      headers: { "x-api-key": globexKey },
+      headers: { "x-api-key": globexKey, "content-type": "application/json" },
       body: JSON.stringify(hello),
     });
     expect(seen).toEqual(["acme", "globex"]);
@@ -114,12 +115,13 @@ describe("tenants and gateway keys", () => {
     );
     const denied = await fetch(`${running.url}/v1/chat/completions`, {
       method: "POST",
+      headers: { "content-type": "application/json" },
       body: JSON.stringify(hello),
     });
     expect(denied.status).toBe(401);
     const allowed = await fetch(`${running.url}/v1/chat/completions`, {
       method: "POST",
-      headers: { "x-team": "blue" },
+      headers: { "x-team": "blue", "content-type": "application/json" },
       body: JSON.stringify(hello),
     });
     expect(allowed.status).toBe(200);
@@ -208,28 +210,34 @@ function describeLimits(storeName: string, factory: () => LimiterFactory) {
       );
       const response = await fetch(`${running.url}/v1/chat/completions`, {
         method: "POST",
+        headers: { "content-type": "application/json" },
         body: JSON.stringify({ ...hello, max_tokens: 5000 }),
       });
       expect(response.status).toBe(429);
       expect(response.headers.get("x-should-retry")).toBe("false");
       const small = await fetch(`${running.url}/v1/chat/completions`, {
         method: "POST",
+        headers: { "content-type": "application/json" },
         body: JSON.stringify({ ...hello, max_tokens: 50 }),
       });
       expect(small.status).toBe(200);
       expect(small.headers.get("x-ratelimit-limit-tokens")).toBe("1000");
     });
 
-    it("limits per tenant and user when asked, from the body's user or a header", async () => {
+    it("limits per user on top of the tenant's, the user from the body's user or a header", async () => {
       running = await startGateway(
         options({
           tenants: {
             acme: {
               keyHashes: [hashApiKey(acmeKey)],
-              limiter: limiter({ requests: { rate: 1 / 60, burst: 1 } }),
+              limiter: limiter({ requests: { rate: 1 / 60, burst: 3 } }),
             },
           },
-          limits: { keyBy: "tenant+user", userHeader: "x-user-id" },
+          limits: {
+            keyBy: "tenant+user",
+            userHeader: "x-user-id",
+            userLimiter: limiter({ requests: { rate: 1 / 60, burst: 1 } }),
+          },
         }),
       );
       const acme = client(acmeKey);
@@ -242,6 +250,55 @@ function describeLimits(storeName: string, factory: () => LimiterFactory) {
         .create(hello, { headers: { "x-user-id": "cid" } })
         .withResponse();
       expect(viaHeader.response.status).toBe(200);
+      // The tenant's burst of 3 is spent: a new user is refused too.
+      await expect(acme.chat.completions.create({ ...hello, user: "dan" })).rejects.toBeInstanceOf(
+        OpenAI.RateLimitError,
+      );
+      const tooLong = await fetch(`${running.url}/v1/chat/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${acmeKey}` },
+        body: JSON.stringify({ ...hello, user: "u".repeat(300) }),
+      });
+      expect(tooLong.status).toBe(400);
+      expect(((await tooLong.json()) as { error: { param: string } }).error.param).toBe("user");
+    });
+
+    it("500 concurrent requests, each naming another user, cannot get past the tenant's limits", async () => {
+      const tenantLimiter = limiter({
+        requests: { rate: 1 / 60, burst: 10 },
+        quota: { limit: 1_000_000, period: "day" },
+      });
+      running = await startGateway(
+        options({
+          tenants: { acme: { keyHashes: [hashApiKey(acmeKey)], limiter: tenantLimiter } },
+          limits: {
+            keyBy: "tenant+user",
+            userLimiter: limiter({ requests: { rate: 1, burst: 5 } }),
+          },
+        }),
+      );
+      const gateway = running;
+      const outcomes = await Promise.all(
+        Array.from({ length: 500 }, async (_, index) => {
+          const response = await fetch(`${gateway.url}/v1/chat/completions`, {
+            method: "POST",
+            headers: { "content-type": "application/json", authorization: `Bearer ${acmeKey}` },
+            body: JSON.stringify({ ...hello, user: `user-${index}` }),
+          });
+          const body = (await response.json()) as { usage?: { total_tokens: number } };
+          return { status: response.status, tokens: body.usage?.total_tokens ?? 0 };
+        }),
+      );
+      const admitted = outcomes.filter((outcome) => outcome.status === 200);
+      expect(admitted).toHaveLength(10);
+      expect(outcomes.filter((outcome) => outcome.status === 429)).toHaveLength(490);
+      expect(upstream.requests).toHaveLength(10);
+      const quota = await waitFor(async () => {
+        const state = await tenantLimiter.usage("acme");
+        return state && state.reserved === 0 ? state : undefined;
+      });
+      expect(quota.used).toBe(admitted.reduce((sum, outcome) => sum + outcome.tokens, 0));
+      expect(quota.used).toBeGreaterThan(0);
     });
 
     it("20 concurrent streams near the quota's end: never more admitted than fits; usage equals what the upstream reported", async () => {
@@ -263,6 +320,7 @@ function describeLimits(storeName: string, factory: () => LimiterFactory) {
         Array.from({ length: 20 }, async () => {
           const response = await fetch(`${gateway.url}/v1/chat/completions`, {
             method: "POST",
+            headers: { "content-type": "application/json" },
             body: JSON.stringify(body),
           });
           if (response.status !== 200) return { status: response.status, tokens: 0 };
@@ -300,7 +358,13 @@ describe("with a real redis-server", () => {
   });
   afterAll(() => redis?.stop());
 
-  describeLimits("redis", () => (limits) => createRedisLimiter({ ...limits, redis: redis.url }));
+  let prefixes = 0;
+  // Each limiter gets keys of its own: tests reuse tenant names on one Redis.
+  describeLimits(
+    "redis",
+    () => (limits) =>
+      createRedisLimiter({ ...limits, redis: redis.url, keyPrefix: `test${prefixes++}:` }),
+  );
 
   it.each([
     ["open", 200],
@@ -321,6 +385,7 @@ describe("with a real redis-server", () => {
         (
           await fetch(`${running.url}/v1/chat/completions`, {
             method: "POST",
+            headers: { "content-type": "application/json" },
             body: JSON.stringify(hello),
           })
         ).status,
@@ -332,6 +397,7 @@ describe("with a real redis-server", () => {
           Array.from({ length: 5 }, () =>
             fetch(`${running?.url}/v1/chat/completions`, {
               method: "POST",
+              headers: { "content-type": "application/json" },
               body: JSON.stringify(hello),
             }),
           ),

@@ -71,7 +71,11 @@ afterEach(() => {
 const chat = { model: "gpt-x", messages: [{ role: "user" as const, content: "hello" }] };
 
 function post(body: unknown, path = "/v1/chat/completions") {
-  return fetch(`${running.url}${path}`, { method: "POST", body: JSON.stringify(body) });
+  return fetch(`${running.url}${path}`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
 }
 
 async function rawText(response: Response) {
@@ -273,6 +277,7 @@ describe("client aborts", () => {
     const controller = new AbortController();
     const request = fetch(`${running.url}/v1/chat/completions`, {
       method: "POST",
+      headers: { "content-type": "application/json" },
       body: JSON.stringify({ ...chat, stream: true }),
       signal: controller.signal,
     }).catch((error: Error) => error.name);

@@ -26,10 +26,6 @@ function messageText(content: unknown): string {
     .join("\n");
 }
 
-function countTokens(text: string): number {
-  return Math.ceil(text.length / 4);
-}
-
 function jsonResponse(value: unknown): ProviderResponse {
   return {
     kind: "json",
@@ -51,10 +47,10 @@ function echoChatCompletion(request: ProviderRequest, signal: CancelSignal | und
   }
   const lastUser = messages.findLast((message) => message?.role === "user");
   const reply = messageText(lastUser?.content);
-  const inputTokens = countTokens(
-    messages.map((message) => messageText(message?.content)).join(""),
-  );
-  const outputTokens = countTokens(reply);
+  let inputLength = 0;
+  for (const message of messages) inputLength += messageText(message?.content).length;
+  const inputTokens = Math.ceil(inputLength / 4);
+  const outputTokens = Math.ceil(reply.length / 4);
   const usage: TokenUsage = {
     inputTokens,
     outputTokens,
@@ -98,21 +94,23 @@ function echoChatCompletion(request: ProviderRequest, signal: CancelSignal | und
     logprobs: null,
     finish_reason: finishReason,
   });
-  const words = reply === "" ? [] : reply.split(/(?<=\S)(?=\s)/);
   let streamUsage: TokenUsage | undefined;
 
+  // Each event is built when the reader asks for it: a long reply never sits in memory as
+  // events, however slowly the client reads.
   async function* events(): AsyncGenerator<SseEvent> {
-    const pending = [
-      chunk([delta({ role: "assistant", content: "" })]),
-      ...words.map((word) => chunk([delta({ content: word })])),
-      chunk([delta({}, "stop")]),
-      ...(includeUsage ? [chunk([], { usage: usageBody })] : []),
-      createSseEvent("[DONE]"),
-    ];
-    for (const event of pending) {
+    signal?.throwIfAborted();
+    yield chunk([delta({ role: "assistant", content: "" })]);
+    // A word with the white space before it; white space at the very end on its own.
+    const words = /\s*\S+|\s+/g;
+    for (let word = words.exec(reply); word !== null; word = words.exec(reply)) {
       signal?.throwIfAborted();
-      yield event;
+      yield chunk([delta({ content: word[0] })]);
     }
+    signal?.throwIfAborted();
+    yield chunk([delta({}, "stop")]);
+    if (includeUsage) yield chunk([], { usage: usageBody });
+    yield createSseEvent("[DONE]");
     streamUsage = usage;
   }
 

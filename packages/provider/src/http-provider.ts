@@ -3,7 +3,8 @@ import { Pool } from "undici";
 import type { CancelSignal } from "./cancellation.js";
 import { AigwError } from "./errors.js";
 import { type RetryOptions, resolveRetryOptions } from "./retry.js";
-import { parseSse } from "./sse.js";
+import { createSecretScrubber, type SecretScrubber } from "./secrets.js";
+import { createSseEvent, parseSse } from "./sse.js";
 import type {
   Endpoint,
   Provider,
@@ -21,6 +22,7 @@ import {
   createTimeoutError,
   createUpstreamError,
   type ResponseHeaders,
+  relayedErrorFields,
   upstreamRequestIdOf,
 } from "./upstream-errors.js";
 import { estimateUsage, readUsage, usageFromObject } from "./usage.js";
@@ -39,7 +41,11 @@ export interface PoolOptions {
 export interface TransportOptions {
   /** Extra headers sent with every request (they win over everything else). */
   headers?: Record<string, string>;
-  /** Client header names forwarded upstream on top of the default allow-list. */
+  /**
+   * Client header names forwarded upstream on top of the default allow-list (`openai-beta`).
+   * `openai-organization` and `openai-project` are forwarded only when listed here: they choose
+   * what the operator's key bills.
+   */
   forwardHeaders?: string[];
   /** Milliseconds one attempt may take; for a stream, until the response headers. Default 600_000. */
   timeout?: number;
@@ -55,6 +61,8 @@ export interface TransportOptions {
   retry?: RetryOptions;
   /** Ask chat and completions streams for usage (hidden from the client). Default true. */
   includeStreamUsage?: boolean;
+  /** Largest answer read from the upstream, in bytes (a stream's: its largest event). Default 256 MiB. */
+  maxResponseBytes?: number;
 }
 
 export interface HttpProviderSettings extends TransportOptions {
@@ -63,20 +71,13 @@ export interface HttpProviderSettings extends TransportOptions {
   origin: string;
   /** The path (and query) of a request on that origin. */
   pathFor(request: ProviderRequest): string;
-  /** The headers that authenticate the gateway upstream. */
+  /** The headers that authenticate the gateway upstream; their values never reach a client. */
   authHeaders: Record<string, string>;
-  /** Removed from every error message passed on. */
+  /** The provider's key, when it is not already a whole `authHeaders` value. */
   apiKey?: string | undefined;
 }
 
-const DEFAULT_FORWARDED_HEADERS = [
-  "openai-beta",
-  "openai-organization",
-  "openai-project",
-  "x-request-id",
-  "traceparent",
-  "tracestate",
-];
+const DEFAULT_FORWARDED_HEADERS = ["openai-beta"];
 const NEVER_FORWARDED_HEADERS = new Set([
   "authorization",
   "x-api-key",
@@ -92,8 +93,15 @@ const NEVER_FORWARDED_HEADERS = new Set([
   "trailer",
   "upgrade",
 ]);
-const RETURNED_HEADERS = ["content-type", "openai-processing-ms", "openai-model", "x-request-id"];
+/** Upstream response headers passed on, each only when its value has the expected form. */
+const RETURNED_HEADERS: [name: string, form: RegExp][] = [
+  ["content-type", /^[\w.+-]{1,64}\/[\w.+-]{1,64}(?:\s*;\s*[\w.+-]{1,64}=[\w.+"-]{1,64}){0,4}$/],
+  ["openai-processing-ms", /^\d{1,9}(?:\.\d{1,6})?$/],
+  ["openai-model", /^[\w.:/@-]{1,128}$/],
+];
 const ERROR_BODY_LIMIT = 64 * 1024;
+/** Header names whose configured values are credentials, kept out of everything relayed. */
+const credentialHeader = /auth|key|token|secret|password|signature|cookie/i;
 const RESPONSES_FINAL_EVENTS = new Set([
   "response.completed",
   "response.incomplete",
@@ -125,13 +133,74 @@ function numberOption(name: string, value: number | undefined, fallback: number,
   return resolved;
 }
 
-function pickHeaders(headers: ResponseHeaders): Record<string, string> {
+function pickHeaders(headers: ResponseHeaders, secrets: SecretScrubber): Record<string, string> {
   const picked: Record<string, string> = {};
-  for (const name of RETURNED_HEADERS) {
+  for (const [name, form] of RETURNED_HEADERS) {
     const value = headers[name];
-    if (value !== undefined) picked[name] = Array.isArray(value) ? value.join(", ") : value;
+    if (typeof value === "string" && form.test(value) && !secrets.reveals(value)) {
+      picked[name] = value;
+    }
   }
   return picked;
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function errorObject(fields: ReturnType<typeof relayedErrorFields>, fallback: string) {
+  return {
+    message: fields.message ?? fallback,
+    type: fields.type ?? "upstream_error",
+    param: fields.param ?? null,
+    code: fields.code ?? null,
+  };
+}
+
+/**
+ * An event that reports an error, rebuilt from its relayed fields only (chat and completions'
+ * `{"error": {...}}`, Responses' `error` event and `response.failed`); other events unchanged.
+ */
+function scrubErrorEvent(event: SseEvent, secrets: SecretScrubber): SseEvent {
+  let chunk: unknown;
+  try {
+    chunk = event.json();
+  } catch {
+    return event;
+  }
+  if (!isObject(chunk)) return event;
+  const fallback = "The upstream reported an error";
+  if (isObject(chunk.error)) {
+    return createSseEvent(
+      { error: errorObject(relayedErrorFields(chunk.error, secrets), fallback) },
+      event.event,
+    );
+  }
+  if (chunk.type === "error") {
+    const { message, param, code } = errorObject(relayedErrorFields(chunk, secrets), fallback);
+    const sequence = chunk.sequence_number;
+    return createSseEvent(
+      {
+        type: "error",
+        code,
+        message,
+        param,
+        ...(typeof sequence === "number" ? { sequence_number: sequence } : {}),
+      },
+      event.event,
+    );
+  }
+  if (isObject(chunk.response) && isObject(chunk.response.error)) {
+    const { message, code } = errorObject(
+      relayedErrorFields(chunk.response.error, secrets),
+      fallback,
+    );
+    return createSseEvent(
+      { ...chunk, response: { ...chunk.response, error: { code, message } } },
+      event.event,
+    );
+  }
+  return event;
 }
 
 /** Whether an event's JSON has a `"usage"` key holding an object (not `null`). */
@@ -169,21 +238,32 @@ function destroyAfter(
 
 const isSuccess = (status: number) => status >= 200 && status < 300;
 
-/** How much of an answer is read: all of a success, the start of an error. */
-const bodyLimit = (status: number) =>
-  isSuccess(status) ? Number.POSITIVE_INFINITY : ERROR_BODY_LIMIT;
-
-/** Reads an error body up to a limit; a longer one is cut off (and its connection closed). */
-async function readBounded(body: Dispatcher.ResponseData["body"]): Promise<string> {
-  let text = "";
+/**
+ * Reads a body up to `limit` bytes; a longer one is cut off there (and its connection closed).
+ * Returns the bytes read and whether the body went on beyond them.
+ */
+async function readBounded(
+  body: Dispatcher.ResponseData["body"],
+  limit: number,
+): Promise<{ bytes: Buffer; cut: boolean }> {
+  const chunks: Buffer[] = [];
+  let size = 0;
   for await (const chunk of body) {
-    text += (chunk as Buffer).toString("utf8");
-    if (text.length > ERROR_BODY_LIMIT) {
+    chunks.push(chunk as Buffer);
+    size += (chunk as Buffer).length;
+    if (size > limit) {
       body.destroy();
-      break;
+      return { bytes: Buffer.concat(chunks, size), cut: true };
     }
   }
-  return text;
+  return { bytes: Buffer.concat(chunks, size), cut: false };
+}
+
+function responseTooLarge(limit: number, upstreamRequestId: string | undefined) {
+  return createInvalidResponseError(
+    `The upstream's answer is larger than the gateway accepts (maxResponseBytes ${limit})`,
+    upstreamRequestId,
+  );
 }
 
 interface StreamSettings {
@@ -194,7 +274,8 @@ interface StreamSettings {
   /** The request's JSON, for an estimate when the upstream reports no usage. */
   requestBody: string | Uint8Array;
   upstreamRequestId: string | undefined;
-  apiKey: string | undefined;
+  secrets: SecretScrubber;
+  maxEventLength: number;
   signal: CancelSignal | undefined;
   /** Stops the attempt's timers and abort forwarding. */
   release(): void;
@@ -230,11 +311,13 @@ class UpstreamStream implements ProviderStream {
   }
 
   private async *events(): AsyncGenerator<SseEvent> {
-    const { endpoint, body, dropUsageChunk, requestBody, signal } = this.settings;
+    const { endpoint, body, dropUsageChunk, requestBody, signal, secrets, maxEventLength } =
+      this.settings;
     let complete = !hasEndMarker(endpoint);
     let dataEvents = 0;
     try {
-      for await (const event of parseSse(body)) {
+      for await (const parsed of parseSse(body, { maxEventLength })) {
+        const event = parsed.raw.includes('"error"') ? scrubErrorEvent(parsed, secrets) : parsed;
         // Events already parsed from the last chunk are not handed out after an abort.
         signal?.throwIfAborted();
         if (!complete) complete = isEndMarker(endpoint, event);
@@ -261,7 +344,7 @@ class UpstreamStream implements ProviderStream {
   }
 
   private failure(error: unknown): unknown {
-    const { signal, upstreamRequestId, apiKey } = this.settings;
+    const { signal, upstreamRequestId, secrets } = this.settings;
     if (signal?.aborted) return signal.reason;
     if (AigwError.isInstance(error)) return error;
     if (error instanceof SyntaxError) {
@@ -271,7 +354,7 @@ class UpstreamStream implements ProviderStream {
         error,
       );
     }
-    const network = createNetworkError(error, apiKey, upstreamRequestId);
+    const network = createNetworkError(error, secrets, upstreamRequestId);
     if (network === undefined) return error;
     return network.status === 504
       ? network
@@ -295,7 +378,17 @@ export function createHttpProvider(settings: HttpProviderSettings): Provider {
       : numberOption("streamTimeout", settings.streamTimeout, 0);
   const retry = resolveRetryOptions(settings.retry);
   const includeStreamUsage = settings.includeStreamUsage ?? true;
+  const maxResponseBytes = numberOption("maxResponseBytes", settings.maxResponseBytes, 2 ** 28);
   const extraHeaders = settings.headers ?? {};
+  /** How much of an answer is read: a success up to the limit, the start of an error. */
+  const bodyLimit = (status: number) => (isSuccess(status) ? maxResponseBytes : ERROR_BODY_LIMIT);
+  const secrets = createSecretScrubber([
+    apiKey,
+    ...Object.values(authHeaders),
+    ...Object.entries(extraHeaders)
+      .filter(([name]) => credentialHeader.test(name))
+      .map(([, value]) => value),
+  ]);
 
   const forwarded = new Set(DEFAULT_FORWARDED_HEADERS);
   for (const header of settings.forwardHeaders ?? []) {
@@ -329,6 +422,7 @@ export function createHttpProvider(settings: HttpProviderSettings): Provider {
     }
     if (request.requestId) headers["x-request-id"] = request.requestId;
     if (request.traceparent) headers.traceparent = request.traceparent;
+    if (request.tracestate) headers.tracestate = request.tracestate;
     if (hasBody) headers["content-type"] = "application/json";
     headers.accept = stream ? "text/event-stream" : "application/json";
     return Object.assign(headers, authHeaders, extraHeaders);
@@ -352,7 +446,7 @@ export function createHttpProvider(settings: HttpProviderSettings): Provider {
 
   function upstreamFailure(status: number, headers: ResponseHeaders, text: string) {
     return createUpstreamError(status, headers, text, {
-      apiKey,
+      secrets,
       retryableStatusCodes: retry.retryableStatusCodes,
     });
   }
@@ -392,25 +486,28 @@ export function createHttpProvider(settings: HttpProviderSettings): Provider {
       if (!stream) {
         const response = await requestWhole(pool, requestOptions, signal, bodyLimit);
         const { status, body: bytes } = response;
-        upstreamRequestId = upstreamRequestIdOf(response.headers);
+        upstreamRequestId = upstreamRequestIdOf(response.headers, secrets);
         if (!isSuccess(status))
           throw upstreamFailure(status, response.headers, bytes.toString("utf8"));
+        if (bytes.length > maxResponseBytes)
+          throw responseTooLarge(maxResponseBytes, upstreamRequestId);
         const usage = readUsage(bytes, {
           requestBody: hasBody ? requestBody : undefined,
           upstreamRequestId,
         });
-        const headers = pickHeaders(response.headers);
+        const headers = pickHeaders(response.headers, secrets);
         return { kind: "json", status, headers, body: bytes, usage, upstreamRequestId };
       }
       // The caller's signal goes to undici as is, and undici's own timers bound the wait for
       // headers and each idle gap: no controller or timer of ours on the common path.
       const response = await pool.request({ ...requestOptions, signal });
       const { statusCode: status, headers: responseHeaders, body: responseBody } = response;
-      upstreamRequestId = upstreamRequestIdOf(responseHeaders);
+      upstreamRequestId = upstreamRequestIdOf(responseHeaders, secrets);
       if (!isSuccess(status)) {
-        throw upstreamFailure(status, responseHeaders, await readBounded(responseBody));
+        const { bytes } = await readBounded(responseBody, ERROR_BODY_LIMIT);
+        throw upstreamFailure(status, responseHeaders, bytes.toString("utf8"));
       }
-      const headers = pickHeaders(responseHeaders);
+      const headers = pickHeaders(responseHeaders, secrets);
       if (!headers["content-type"]?.startsWith("application/json")) {
         const timer =
           streamTimeout === undefined
@@ -426,20 +523,22 @@ export function createHttpProvider(settings: HttpProviderSettings): Provider {
           dropUsageChunk: injectUsage,
           requestBody,
           upstreamRequestId,
-          apiKey,
+          secrets,
+          maxEventLength: maxResponseBytes,
           signal,
           release: () => clearTimeout(timer),
         });
         return { kind: "stream", status, headers, events, upstreamRequestId };
       }
       // A server that answers a stream request with plain JSON.
-      const bytes = Buffer.from(await responseBody.arrayBuffer());
+      const { bytes, cut } = await readBounded(responseBody, maxResponseBytes);
+      if (cut) throw responseTooLarge(maxResponseBytes, upstreamRequestId);
       const usage = readUsage(bytes, { requestBody, upstreamRequestId });
       return { kind: "json", status, headers, body: bytes, usage, upstreamRequestId };
     } catch (error) {
       if (signal?.aborted) throw signal.reason;
       if (AigwError.isInstance(error)) throw error;
-      throw createNetworkError(error, apiKey, upstreamRequestId) ?? error;
+      throw createNetworkError(error, secrets, upstreamRequestId) ?? error;
     }
   }
 

@@ -17,7 +17,8 @@ export {
   type WithRetryOptions,
   withRetry,
 } from "./retry.js";
-export { createSseEvent, parseSse } from "./sse.js";
+export { createSecretScrubber, type SecretScrubber } from "./secrets.js";
+export { createSseEvent, type ParseSseOptions, parseSse } from "./sse.js";
 export type {
   Endpoint,
   Provider,
@@ -33,6 +34,9 @@ export type {
 export {
   createStreamInterruptedError,
   createUpstreamError,
+  type RelayedErrorFields,
   redactSecrets,
+  relayedErrorFields,
+  type UpstreamErrorContext,
 } from "./upstream-errors.js";
 export { estimateTokens, readUsage, usageFromObject } from "./usage.js";

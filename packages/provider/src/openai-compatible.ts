@@ -6,6 +6,10 @@ export interface OpenAICompatibleOptions extends TransportOptions {
   baseURL: string;
   /** Sent as `authorization: Bearer <apiKey>`; omit for upstreams without auth. */
   apiKey?: string;
+  /** Sent as `OpenAI-Organization`: the organization the key bills. Clients cannot choose it. */
+  organization?: string;
+  /** Sent as `OpenAI-Project`: the project the key bills. Clients cannot choose it. */
+  project?: string;
   /** What the provider reports as its kind. Default "openai". */
   kind?: string;
 }
@@ -20,6 +24,11 @@ export function createOpenAICompatible(options: OpenAICompatibleOptions): Provid
     kind: options.kind ?? "openai",
     origin: url.origin,
     pathFor: (request) => `${prefix}/${request.endpoint}${query}`,
+    headers: {
+      ...(options.organization ? { "openai-organization": options.organization } : {}),
+      ...(options.project ? { "openai-project": options.project } : {}),
+      ...options.headers,
+    },
     authHeaders: options.apiKey ? { authorization: `Bearer ${options.apiKey}` } : {},
   });
 }

@@ -1,4 +1,5 @@
 import type { SseEvent } from "./types.js";
+import { createInvalidResponseError } from "./upstream-errors.js";
 
 const unparsed = Symbol("unparsed");
 
@@ -61,6 +62,15 @@ function parseBlock(raw: string): SseEvent | undefined {
   return new ServerSentEvent(raw, data ?? "", event);
 }
 
+export interface ParseSseOptions {
+  /**
+   * Longest event accepted, in characters of decoded text: a longer one (or a line that never
+   * ends) fails the stream with a 502 `invalid_upstream_response` instead of filling memory.
+   * Default 268,435,456 (256 Mi).
+   */
+  maxEventLength?: number;
+}
+
 /**
  * Parses a server-sent event stream incrementally: each event is yielded as soon as the
  * blank line that ends it has arrived. Lines may end in "\n" or "\r\n". An unterminated
@@ -68,7 +78,9 @@ function parseBlock(raw: string): SseEvent | undefined {
  */
 export async function* parseSse(
   body: AsyncIterable<Uint8Array | string>,
+  options: ParseSseOptions = {},
 ): AsyncGenerator<SseEvent> {
+  const maxEventLength = options.maxEventLength ?? 2 ** 28;
   const decoder = new TextDecoder();
   let buffer = "";
   // Where the pending event starts, and where the line being read starts.
@@ -94,6 +106,11 @@ export async function* parseSse(
       buffer = buffer.slice(eventStart);
       lineStart -= eventStart;
       eventStart = 0;
+    }
+    if (buffer.length > maxEventLength) {
+      throw createInvalidResponseError(
+        `The upstream sent an event longer than ${maxEventLength} characters`,
+      );
     }
   }
 }

@@ -41,13 +41,15 @@ export interface ProviderRequest {
   rawBody?: Uint8Array | string | undefined;
   /**
    * The client's headers, lower-case names. The provider forwards only its allow-list
-   * (OpenAI's own headers, trace context, `forwardHeaders`); auth is always its own.
+   * (`openai-beta` and `forwardHeaders`); auth is always its own.
    */
   headers?: Record<string, string | string[] | undefined> | undefined;
-  /** Sent as `x-request-id` instead of the client's (the gateway's request id). */
+  /** Sent as `x-request-id` (the gateway's request id). */
   requestId?: string | undefined;
-  /** Sent as `traceparent` instead of the client's (the gateway continues the trace). */
+  /** Sent as `traceparent` (the gateway continues the trace). */
   traceparent?: string | undefined;
+  /** Sent as `tracestate`, with `traceparent` (the client's header is never forwarded as is). */
+  tracestate?: string | undefined;
 }
 
 export interface SendOptions {

@@ -1,14 +1,18 @@
 import { describe, expect, it } from "vitest";
 import { AigwError } from "./errors.js";
+import { createSecretScrubber } from "./secrets.js";
 import { createNetworkError, createUpstreamError, redactSecrets } from "./upstream-errors.js";
 
-const context = { apiKey: "sk-provider-secret", retryableStatusCodes: [408, 429, 500, 502, 503] };
+const secrets = createSecretScrubber(["sk-provider-secret"]);
+const context = { secrets, retryableStatusCodes: [408, 429, 500, 502, 503] };
 const errorBody = (message: string, extra: object = {}) =>
   JSON.stringify({ error: { message, type: "invalid_request_error", ...extra } });
 
 describe("redactSecrets", () => {
   it("removes the provider's key and key-shaped strings", () => {
-    expect(redactSecrets("key abc123XYZ was wrong", "abc123XYZ")).toBe("key [redacted] was wrong");
+    expect(redactSecrets("key abc123XYZ was wrong", createSecretScrubber(["abc123XYZ"]))).toBe(
+      "key [redacted] was wrong",
+    );
     expect(redactSecrets("Incorrect API key provided: sk-proj-AbC_12-***xyz.")).toBe(
       "Incorrect API key provided: [redacted]",
     );
@@ -111,6 +115,53 @@ describe("createUpstreamError", () => {
   });
 });
 
+describe("createUpstreamError relays only what reveals no credential", () => {
+  const key = "sk-live-9fQ2mZxR7tLp4WvK8cYh";
+  const keyed = { secrets: createSecretScrubber([key]), retryableStatusCodes: [] };
+  const relayed = (fields: object) =>
+    createUpstreamError(400, {}, JSON.stringify({ error: fields }), keyed);
+
+  it.each(["param", "code", "type"])("drops %s when it holds the key", (field) => {
+    const error = relayed({ message: "bad", [field]: key });
+    expect(JSON.stringify(error.toBody())).not.toContain(key.slice(8));
+    expect(error.type).toBe("invalid_request_error");
+  });
+
+  it.each([
+    ["lowercased", key.toLowerCase()],
+    ["split", `${key.slice(0, 14)} / ${key.slice(14)}`],
+    ["base64", Buffer.from(key).toString("base64")],
+  ])("keeps a message with the key %s from the client", (_form, copy) => {
+    const error = relayed({ message: `you sent ${copy}` });
+    expect(error.message).toMatch(/withheld|^you sent \[redacted\]$/);
+    expect(createSecretScrubber([key]).reveals(error.message)).toBe(false);
+  });
+
+  it("redacts a verbatim key and keeps the rest of the message", () => {
+    expect(relayed({ message: `key ${key} is not valid here` }).message).toBe(
+      "key [redacted] is not valid here",
+    );
+  });
+
+  it("bounds every field: a long message is cut, long or odd identifiers are dropped", () => {
+    const error = relayed({
+      message: "x".repeat(100_000),
+      type: "t".repeat(500),
+      code: "has spaces and \n newlines",
+      param: "p".repeat(1000),
+    });
+    expect(error.message.length).toBeLessThanOrEqual(1025);
+    expect(error).toMatchObject({ type: "invalid_request_error", code: null, param: null });
+  });
+
+  it("drops an upstream request id that holds the key or is not an id", () => {
+    const withKey = createUpstreamError(400, { "x-request-id": key }, "{}", keyed);
+    const odd = createUpstreamError(400, { "x-request-id": "a b".repeat(200) }, "{}", keyed);
+    expect(withKey.upstreamRequestId).toBeUndefined();
+    expect(odd.upstreamRequestId).toBeUndefined();
+  });
+});
+
 describe("createNetworkError", () => {
   const failure = (code: string, message = `failed with ${code}`) =>
     Object.assign(new Error(message), { code });
@@ -151,7 +202,10 @@ describe("createNetworkError", () => {
   it("leaves other errors alone and scrubs messages", () => {
     expect(createNetworkError(new TypeError("bug"))).toBeUndefined();
     expect(createNetworkError(failure("UND_ERR_ABORTED"))).toBeUndefined();
-    const error = createNetworkError(failure("ECONNRESET", "reset near key-123"), "key-123");
+    const error = createNetworkError(
+      failure("ECONNRESET", "reset near key-12345"),
+      createSecretScrubber(["key-12345"]),
+    );
     expect(error?.message).toBe("The connection to the upstream failed: reset near [redacted]");
   });
 });

@@ -1,32 +1,47 @@
 import { AigwError } from "./errors.js";
 import { firstHeader, parseRetryAfter } from "./retry.js";
+import { createSecretScrubber, type SecretScrubber } from "./secrets.js";
 
 export type ResponseHeaders = Record<string, string | string[] | undefined>;
 
 export interface UpstreamErrorContext {
-  /** The provider's own key, removed from every message passed on. */
-  apiKey?: string | undefined;
+  /** The provider's credentials: a field holding one in any form is dropped or withheld. */
+  secrets: SecretScrubber;
   retryableStatusCodes: readonly number[];
 }
 
+/** The error fields an upstream may pass on to clients and logs, each checked and bounded. */
+export interface RelayedErrorFields {
+  message: string | undefined;
+  type: string | undefined;
+  param: string | undefined;
+  code: string | undefined;
+}
+
 const REDACTED = "[redacted]";
+const noSecrets = createSecretScrubber([]);
 const keyShaped = /\bsk-[\w*.-]+|(?<=\bBearer\s+)[\w.~+/=-]+/gi;
+/** Longest upstream message passed on, in characters; longer ones are cut. */
+const MAX_MESSAGE_LENGTH = 1024;
+const WITHHELD_MESSAGE =
+  "(the upstream's message was withheld: it contained the gateway's credentials)";
+const typePattern = /^[A-Za-z][\w.-]{0,63}$/;
+const codePattern = /^[\w.:-]{1,64}$/;
+const paramPattern = /^[\w.[\]$/-]{1,128}$/;
+const requestIdPattern = /^[\w.:/+=-]{1,200}$/;
 
-/** Removes the provider's key and anything shaped like a key from a message. */
-export function redactSecrets(text: string, apiKey?: string): string {
-  const withoutKey = apiKey ? text.replaceAll(apiKey, REDACTED) : text;
-  return withoutKey.replace(keyShaped, REDACTED);
+/** Removes the provider's credentials (verbatim copies) and anything shaped like a key. */
+export function redactSecrets(text: string, secrets?: SecretScrubber): string {
+  return (secrets ? secrets.redact(text) : text).replace(keyShaped, REDACTED);
 }
 
-export function upstreamRequestIdOf(headers: ResponseHeaders): string | undefined {
-  return firstHeader(headers["x-request-id"]);
-}
-
-interface UpstreamErrorFields {
-  message?: string;
-  type?: string;
-  param?: string;
-  code?: string;
+/** The upstream's request id, when it is a plain, bounded id that reveals no credential. */
+export function upstreamRequestIdOf(
+  headers: ResponseHeaders,
+  secrets?: SecretScrubber,
+): string | undefined {
+  const id = firstHeader(headers["x-request-id"]);
+  return id !== undefined && requestIdPattern.test(id) && !secrets?.reveals(id) ? id : undefined;
 }
 
 function asText(value: unknown): string | undefined {
@@ -34,27 +49,54 @@ function asText(value: unknown): string | undefined {
   return typeof value === "number" ? String(value) : undefined;
 }
 
+function token(value: unknown, pattern: RegExp, secrets: SecretScrubber): string | undefined {
+  const text = asText(value);
+  return text !== undefined && pattern.test(text) && !secrets.reveals(text) ? text : undefined;
+}
+
+function boundedMessage(value: unknown, secrets: SecretScrubber): string | undefined {
+  const text = asText(value);
+  if (text === undefined) return undefined;
+  const cut = text.length > MAX_MESSAGE_LENGTH ? `${text.slice(0, MAX_MESSAGE_LENGTH)}…` : text;
+  const withoutCopies = secrets.redact(cut);
+  // Checked before key-shaped strings are cut out, which could hide a longer copy's rest.
+  return secrets.reveals(withoutCopies) ? WITHHELD_MESSAGE : redactSecrets(withoutCopies);
+}
+
+/**
+ * What of an upstream's error object may reach the client and the logs: `type`, `code` and
+ * `param` when they are short identifiers that reveal no credential (dropped otherwise), and
+ * `message` cut to 1,024 characters, with credentials and key-shaped strings redacted (or
+ * withheld whole when a credential shows through in another form).
+ */
+export function relayedErrorFields(
+  fields: Record<string, unknown>,
+  secrets: SecretScrubber,
+): RelayedErrorFields {
+  return {
+    message: boundedMessage(fields.message, secrets),
+    type: token(fields.type, typePattern, secrets),
+    param: token(fields.param, paramPattern, secrets),
+    code: token(fields.code, codePattern, secrets),
+  };
+}
+
 /** Reads `{ error: { message, type, param, code } }`, `{ error: "..." }` or `{ message }`. */
-function readErrorFields(body: string): UpstreamErrorFields {
+function readErrorFields(body: string, secrets: SecretScrubber): RelayedErrorFields {
   let parsed: unknown;
   try {
     parsed = JSON.parse(body);
   } catch {
-    return {};
+    parsed = undefined;
   }
-  if (typeof parsed !== "object" || parsed === null) return {};
+  if (typeof parsed !== "object" || parsed === null) return relayedErrorFields({}, secrets);
   const { error } = parsed as { error?: unknown };
-  if (typeof error === "string") return { message: error };
+  if (typeof error === "string") return relayedErrorFields({ message: error }, secrets);
   const fields = (typeof error === "object" && error !== null ? error : parsed) as Record<
     string,
     unknown
   >;
-  return {
-    message: asText(fields.message),
-    type: asText(fields.type),
-    param: asText(fields.param),
-    code: asText(fields.code),
-  };
+  return relayedErrorFields(fields, secrets);
 }
 
 /** Turns an upstream's non-2xx response into the AigwError the client should see. */
@@ -64,12 +106,12 @@ export function createUpstreamError(
   body: string,
   context: UpstreamErrorContext,
 ): AigwError {
-  const upstreamRequestId = upstreamRequestIdOf(headers);
+  const { secrets } = context;
+  const upstreamRequestId = upstreamRequestIdOf(headers, secrets);
   const retryAfterMs = parseRetryAfter(headers);
   const isRetryable = context.retryableStatusCodes.includes(status);
-  const fields = readErrorFields(body);
-  const message =
-    fields.message === undefined ? undefined : redactSecrets(fields.message, context.apiKey);
+  const fields = readErrorFields(body, secrets);
+  const { message } = fields;
 
   if (status === 401 || status === 403) {
     // The upstream's message is dropped: some providers echo the rejected key in it.
@@ -193,7 +235,7 @@ function codeOf(error: unknown): string | undefined {
  */
 export function createNetworkError(
   error: unknown,
-  apiKey?: string,
+  secrets: SecretScrubber = noSecrets,
   upstreamRequestId?: string,
 ): AigwError | undefined {
   const code = codeOf(error);
@@ -214,7 +256,7 @@ export function createNetworkError(
   }
   const unreachable = unreachableCodes.has(code);
   if (!unreachable && !connectionCodes.has(code) && !code.startsWith("HPE_")) return undefined;
-  const reason = redactSecrets((error as Error).message || code, apiKey);
+  const reason = boundedMessage((error as Error).message || code, secrets);
   return new AigwError(
     unreachable
       ? `Could not reach the upstream: ${reason}`

@@ -78,7 +78,7 @@ describe("JSON endpoints", () => {
     expect(jsonOf(response).choices[0].message.content).toBe("mock: hello world");
     expect(response.kind === "json" && response.usage).toMatchObject({ outputTokens: 3 });
     expect(response.kind === "json" && response.usage?.estimated).toBeUndefined();
-    expect(Object.keys(response.headers).sort()).toEqual(["content-type", "x-request-id"]);
+    expect(Object.keys(response.headers)).toEqual(["content-type"]);
 
     const [received] = mock.requests;
     expect(received).toMatchObject({ method: "POST", path: "/v1/chat/completions" });
@@ -176,17 +176,52 @@ describe("headers sent upstream", () => {
     expect(headers).toMatchObject({
       authorization: `Bearer ${API_KEY}`,
       "openai-beta": "assistants=v2",
-      "openai-organization": "org-1",
-      "x-request-id": "client-req-1",
-      traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
       "x-tenant-tag": "blue",
       "x-gateway": "aigw",
     });
-    for (const name of ["x-api-key", "cookie", "proxy-authorization", "x-not-allowed"]) {
+    // Ids and trace context come from the gateway (requestId, traceparent, tracestate), and
+    // what the operator's key bills is the operator's choice.
+    for (const name of [
+      "x-api-key",
+      "cookie",
+      "proxy-authorization",
+      "x-not-allowed",
+      "openai-organization",
+      "x-request-id",
+      "traceparent",
+    ]) {
       expect(headers[name], name).toBeUndefined();
     }
     expect(headers.host).not.toBe("evil.example");
     expect(headers["accept-encoding"]).toBeUndefined();
+  });
+
+  it("sends the operator's organization and project; a client's only when forwardHeaders allows it", async () => {
+    const billed = createProvider({ organization: "org-operator", project: "proj-operator" });
+    const clientHeaders = { "openai-organization": "org-client", "openai-project": "proj-client" };
+    await billed.send({ ...chat("hi"), headers: clientHeaders });
+    expect(mock.requests[0]?.headers).toMatchObject({
+      "openai-organization": "org-operator",
+      "openai-project": "proj-operator",
+    });
+    const delegating = createProvider({ forwardHeaders: ["OpenAI-Organization"] });
+    await delegating.send({ ...chat("hi"), headers: clientHeaders });
+    expect(mock.requests[1]?.headers["openai-organization"]).toBe("org-client");
+    expect(mock.requests[1]?.headers["openai-project"]).toBeUndefined();
+  });
+
+  it("sends the request id and trace context it is given", async () => {
+    await provider.send({
+      ...chat("hi"),
+      requestId: "gw-req-1",
+      traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+      tracestate: "vendor=abc",
+    });
+    expect(mock.requests[0]?.headers).toMatchObject({
+      "x-request-id": "gw-req-1",
+      traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+      tracestate: "vendor=abc",
+    });
   });
 
   it("refuses to forward credentials or hop-by-hop headers", () => {

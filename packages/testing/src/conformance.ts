@@ -235,15 +235,25 @@ export function describeGatewayConformance<G extends ConformanceGateway>(
       }
     });
 
-    it("reads a JSON body whatever its content type says", async () => {
+    it("takes JSON only when sent as JSON: 415 for text, forms or no content type", async () => {
+      for (const contentType of ["text/plain", "application/x-www-form-urlencoded", undefined]) {
+        const response = await fetch(`${base}/v1/chat/completions`, {
+          method: "POST",
+          headers: contentType ? { "content-type": contentType } : {},
+          body: new Blob([chatBody("sent as text")]),
+        });
+        const error = await expectOpenAIError(response, 415, true);
+        expect(error?.code, contentType).toBe("unsupported_media_type");
+      }
+      expect(upstream.requests).toHaveLength(0);
       const response = await fetch(`${base}/v1/chat/completions`, {
         method: "POST",
-        headers: { "content-type": "text/plain" },
-        body: chatBody("sent as text"),
+        headers: { "content-type": "application/json; charset=utf-8" },
+        body: chatBody("sent as JSON"),
       });
       expect(response.status).toBe(200);
       const body = (await response.json()) as { choices: { message: { content: string } }[] };
-      expect(body.choices[0]?.message.content).toBe("mock: sent as text");
+      expect(body.choices[0]?.message.content).toBe("mock: sent as JSON");
     });
 
     it("accepts a 20 MB body through the openai SDK", async () => {

@@ -42,5 +42,6 @@ export async function createServerCache(
     shared: settings.shared,
     chargeHits: settings.chargeHits,
     maxWaiters: settings.maxWaiters,
+    maxEntryBytes: settings.maxEntryBytes,
   };
 }

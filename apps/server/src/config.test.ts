@@ -88,6 +88,7 @@ describe("parseConfig", () => {
       shared: false,
       chargeHits: false,
       maxWaiters: 1000,
+      maxEntryBytes: 16 * 2 ** 20,
     });
     expect(config.models.echo?.cache).toEqual({ ttlMs: 60_000, shared: true });
     expect(() => parseConfig({ ...minimal, cache: { store: "redis" } })).toThrow(
@@ -97,6 +98,40 @@ describe("parseConfig", () => {
     expect(() =>
       parseConfig({ ...minimal, models: { echo: { provider: "echo", cache: true } } }),
     ).toThrow(/models\.echo\.cache: needs the top-level cache section/);
+  });
+});
+
+describe("settings that would be unsafe", () => {
+  it("refuses CORS origins '*' with credentials", () => {
+    expect(() =>
+      parseConfig({ ...minimal, gateway: { cors: { origins: "*", credentials: true } } }),
+    ).toThrow(/gateway\.cors\.credentials: origins "\*" cannot be combined with credentials/);
+    expect(
+      parseConfig({ ...minimal, gateway: { cors: { origins: "*" } } }).gateway.cors?.origins,
+    ).toBe("*");
+  });
+
+  it("wants per-user limits with keyBy tenant+user, and a limit in them", () => {
+    expect(() => parseConfig({ ...minimal, limits: { keyBy: "tenant+user" } })).toThrow(
+      /limits\.perUser: keyBy tenant\+user needs limits\.perUser/,
+    );
+    expect(() =>
+      parseConfig({ ...minimal, limits: { keyBy: "tenant+user", perUser: {} } }),
+    ).toThrow(/limits\.perUser: sets no limit/);
+    const config = parseConfig({
+      ...minimal,
+      limits: { keyBy: "tenant+user", perUser: { requestsPerSecond: 1 } },
+    });
+    expect(config.limits.perUser).toEqual({ requestsPerSecond: 1 });
+  });
+
+  it("takes allowedHosts as a list of names or '*'", () => {
+    expect(parseConfig({ ...minimal, server: { allowedHosts: "*" } }).server.allowedHosts).toBe(
+      "*",
+    );
+    expect(() => parseConfig({ ...minimal, server: { allowedHosts: [] } })).toThrow(
+      /server\.allowedHosts/,
+    );
   });
 });
 

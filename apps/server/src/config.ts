@@ -202,6 +202,12 @@ export const configSchema = z.strictObject({
       chargeHits: z.boolean().default(false),
       /** Most requests waiting on one coalesced upstream call. */
       maxWaiters: z.number().int().positive().default(1000),
+      /** Largest answer stored, in bytes; a longer stream is not gathered past it. */
+      maxEntryBytes: z
+        .number()
+        .int()
+        .positive()
+        .default(16 * 2 ** 20),
     })
     .refine((cache) => cache.store !== "redis" || cache.redis, {
       message: "store redis needs cache.redis.url",

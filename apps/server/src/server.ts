@@ -12,6 +12,7 @@ import {
 } from "@aigw/provider";
 import { createServerCache } from "./cache.js";
 import type { ProviderConfig, ServerConfig } from "./config.js";
+import { closeSlowConnections } from "./connection-guard.js";
 import { createServerLimits } from "./limits.js";
 
 function createProvider(config: ProviderConfig): Provider {
@@ -112,6 +113,7 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
   const { gateway, close: closeStores } = await createGatewayFromConfig(config, logger);
   announceOpenMode(config, logger);
   const { requestTimeoutMs } = config.server;
+  const keepAliveTimeout = 65_000;
   const server = createServer(
     {
       // Headers and body must arrive within this; answers, streams included, may take longer.
@@ -119,10 +121,11 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
       headersTimeout: requestTimeoutMs,
       // How often Node checks those timeouts.
       connectionsCheckingInterval: Math.min(30_000, Math.ceil(requestTimeoutMs / 4)),
-      keepAliveTimeout: 65_000,
+      keepAliveTimeout,
     },
     toNodeListener(gateway),
   );
+  closeSlowConnections(server, requestTimeoutMs, keepAliveTimeout + requestTimeoutMs);
   server.maxConnections = config.server.maxConnections;
   server.listen(config.server.port, config.server.host);
   await once(server, "listening");

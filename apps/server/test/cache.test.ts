@@ -1,6 +1,3 @@
-import { mkdtemp, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import {
   type MockUpstream,
   type RedisServer,
@@ -10,7 +7,7 @@ import {
 } from "@aigw/testing";
 import OpenAI from "openai";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { runServer, type ServerProcess } from "./run-server.js";
+import { runServer, type ServerProcess, writeConfig } from "./run-server.js";
 
 let upstream: MockUpstream;
 let redis: RedisServer;
@@ -29,11 +26,8 @@ afterEach(async () => {
   upstream.reset();
 });
 
-async function redisCacheConfig(keyPrefix: string) {
-  const folder = await mkdtemp(join(tmpdir(), "aigw-cache-"));
-  const file = join(folder, "aigw.yaml");
-  await writeFile(
-    file,
+function redisCacheConfig(keyPrefix: string) {
+  return writeConfig(
     [
       "providers:",
       `  up: { type: openai-compatible, baseURL: '${upstream.baseURL}' }`,
@@ -44,7 +38,6 @@ async function redisCacheConfig(keyPrefix: string) {
       `  redis: { url: '${redis.url}', keyPrefix: '${keyPrefix}', commandTimeoutMs: 200 }`,
     ].join("\n"),
   );
-  return file;
 }
 
 const request = { model: "m", messages: [{ role: "user" as const, content: "shared answer" }] };

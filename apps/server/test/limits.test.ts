@@ -1,10 +1,7 @@
 import { execFileSync } from "node:child_process";
-import { mkdtemp, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { type MockUpstream, type RedisServer, startMockUpstream, startRedis } from "@aigw/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { runServer, type ServerProcess } from "./run-server.js";
+import { runServer, type ServerProcess, writeConfig } from "./run-server.js";
 
 const cli = new URL("../dist/cli.js", import.meta.url).pathname;
 let upstream: MockUpstream;
@@ -50,10 +47,7 @@ describe("limits across gateway instances", () => {
 
   it("two gateways sharing one Redis: burst 10, refill 1/min, 100 requests → exactly 10 succeed", async () => {
     const { key, hash } = createKey();
-    const folder = await mkdtemp(join(tmpdir(), "aigw-limits-"));
-    const file = join(folder, "aigw.yaml");
-    await writeFile(
-      file,
+    const file = await writeConfig(
       [
         "providers:",
         `  up: { type: openai-compatible, baseURL: '${upstream.baseURL}' }`,

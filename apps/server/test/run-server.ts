@@ -1,5 +1,8 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
+import { mkdtemp, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { createInterface } from "node:readline";
 
 const cli = new URL("../dist/cli.js", import.meta.url).pathname;
@@ -30,12 +33,23 @@ export async function runServer(
     stderr += chunk;
   });
   const url = await new Promise<string>((resolve, reject) => {
+    // A server that never says where it listens is killed, not left behind.
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`server did not start within 15 s: ${stderr}`));
+    }, 15_000);
     createInterface({ input: stdout }).on("line", (line) => {
       lines.push(line);
       const parsed = JSON.parse(line) as { url?: string };
-      if (parsed.url) resolve(parsed.url);
+      if (parsed.url) {
+        clearTimeout(timer);
+        resolve(parsed.url);
+      }
     });
-    exited.then((code) => reject(new Error(`server exited with ${code}: ${stderr}`)));
+    exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited with ${code}: ${stderr}`));
+    });
   });
   return {
     url,
@@ -49,4 +63,12 @@ export async function runServer(
       }
     },
   };
+}
+
+/** Writes a config file into a new temporary folder and returns its path. */
+export async function writeConfig(text: string): Promise<string> {
+  const folder = await mkdtemp(join(tmpdir(), "aigw-config-"));
+  const file = join(folder, "aigw.yaml");
+  await writeFile(file, text);
+  return file;
 }

@@ -1,6 +1,3 @@
-import { mkdtemp, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import {
   type MockUpstream,
   readChatStream,
@@ -10,7 +7,7 @@ import {
 } from "@aigw/testing";
 import OpenAI from "openai";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { runServer, type ServerProcess } from "./run-server.js";
+import { runServer, type ServerProcess, writeConfig } from "./run-server.js";
 
 let upstream: MockUpstream;
 let running: ServerProcess | undefined;
@@ -24,13 +21,6 @@ afterEach(async () => {
   running = undefined;
   upstream.reset();
 });
-
-async function writeConfig(text: string) {
-  const folder = await mkdtemp(join(tmpdir(), "aigw-server-"));
-  const file = join(folder, "aigw.yaml");
-  await writeFile(file, text);
-  return file;
-}
 
 /** A config routing model "m" to the mock upstream, with the given shutdown grace period. */
 function upstreamConfig(shutdownGraceMs: number) {

@@ -30,6 +30,11 @@ export interface GatewayCacheOptions {
   chargeHits?: boolean;
   /** Most requests waiting on one coalesced upstream call; later ones make their own (1,000). */
   maxWaiters?: number;
+  /**
+   * Largest answer stored, in bytes (16 MiB). A longer stream is no longer gathered once past
+   * it, so a stream that never ends costs the cache no memory; requests waiting on it get 502.
+   */
+  maxEntryBytes?: number;
 }
 
 /** A route's `cache`: on or off, or on with its own settings (over the gateway's). */
@@ -146,6 +151,13 @@ function streamCarriedError() {
   });
 }
 
+function answerTooLarge(maxEntryBytes: number) {
+  return new AigwError(
+    `The shared answer exceeded the cache's limit of ${maxEntryBytes} bytes; retry with 'Cache-Control: no-cache'.`,
+    { status: 502, type: "upstream_error", code: "answer_too_large", isRetryable: true },
+  );
+}
+
 /** Rejects when `client` goes away; `work` goes on for whoever else needs it. */
 function untilGone<T>(work: Promise<T>, client: Cancellation): Promise<T> {
   if (client.aborted) return Promise.reject(client.reason);
@@ -174,11 +186,12 @@ function recordStream(
   upstream: AsyncIterator<SseEvent>,
   first: SseEvent,
   endpoint: StreamedEndpoint,
+  maxEntryBytes: number,
   usage: () => TokenUsage | undefined,
   client: Cancellation,
   settle: (answer: Uint8Array | undefined, error?: unknown) => void,
 ): AsyncIterator<SseEvent> {
-  const assembler = createStreamAssembler(endpoint);
+  const assembler = createStreamAssembler(endpoint, maxEntryBytes);
   assembler.add(first);
   let pending: Promise<IteratorResult<SseEvent>> | undefined;
   const pull = () => {
@@ -187,7 +200,10 @@ function recordStream(
         if (result.done) {
           client.off("abort", detach);
           const answer = assembler.finish(usage());
-          settle(answer, answer ? undefined : streamCarriedError());
+          const failure = assembler.overflowed
+            ? answerTooLarge(maxEntryBytes)
+            : streamCarriedError();
+          settle(answer, answer ? undefined : failure);
         } else {
           assembler.add(result.value);
         }
@@ -235,6 +251,8 @@ export function createResponseCache(
   const { store } = options;
   const policies = createPolicies(options, models);
   const coalescer = createCoalescer<Uint8Array>({ maxWaiters: options.maxWaiters ?? 1000 });
+  const maxEntryBytes = options.maxEntryBytes ?? 16 * 2 ** 20;
+  positiveInteger("cache.maxEntryBytes", maxEntryBytes);
 
   const lookup = (key: string) =>
     store.get(key).catch(() => {
@@ -242,6 +260,7 @@ export function createResponseCache(
       return undefined;
     });
   const save = (key: string, answer: Uint8Array, ttlMs: number) => {
+    if (answer.byteLength > maxEntryBytes) return;
     store.set(key, answer, { ttlMs }).catch(() => metrics?.storeError({ store: "cache" }));
   };
 
@@ -315,6 +334,7 @@ export function createResponseCache(
         iterator,
         first,
         endpoint,
+        maxEntryBytes,
         () => events.usage,
         exchange.cancellation,
         (answer, error) => {

@@ -39,7 +39,8 @@ export function estimateTokens(endpoint: Endpoint, body: Record<string, unknown>
     typeof maxOutput === "number" && Number.isInteger(maxOutput) && maxOutput >= 0
       ? maxOutput
       : defaultOutputTokens;
-  return promptTokens + output;
+  // A client may ask for more output than a number can count exactly: reserve the most there is.
+  return Math.min(promptTokens + output, Number.MAX_SAFE_INTEGER);
 }
 
 /** A client-chosen name for a limit key, refused when it is too long to be one. */

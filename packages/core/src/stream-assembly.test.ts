@@ -40,7 +40,7 @@ const toolStream = [
 
 describe("createStreamAssembler", () => {
   it("merges tool calls by index, with the finish reason and the usage chunk", () => {
-    const assembler = createStreamAssembler("chat/completions");
+    const assembler = createStreamAssembler("chat/completions", 2 ** 20);
     for (const event of toolStream) assembler.add(event);
     expect(decoded(assembler.finish(undefined))).toEqual({
       id: "chatcmpl-1",
@@ -72,7 +72,7 @@ describe("createStreamAssembler", () => {
   });
 
   it("keeps several choices apart and takes usage the client did not see from the stream", () => {
-    const assembler = createStreamAssembler("chat/completions");
+    const assembler = createStreamAssembler("chat/completions", 2 ** 20);
     assembler.add(chunk([{ index: 1, delta: { role: "assistant", content: "B" } }]));
     assembler.add(chunk([{ index: 0, delta: { role: "assistant", content: "A" } }]));
     assembler.add(chunk([{ index: 0, delta: { content: "a" }, finish_reason: "stop" }]));
@@ -88,7 +88,7 @@ describe("createStreamAssembler", () => {
   });
 
   it("leaves out an estimated usage, and refuses a stream that carried an error", () => {
-    const estimated = createStreamAssembler("completions");
+    const estimated = createStreamAssembler("completions", 2 ** 20);
     estimated.add(
       createSseEvent({ ...head, object: "text_completion", choices: [{ text: "hi" }] }),
     );
@@ -98,16 +98,25 @@ describe("createStreamAssembler", () => {
     expect(body).toMatchObject({ object: "text_completion", choices: [{ text: "hi", index: 0 }] });
     expect(body.usage).toBeUndefined();
 
-    const failed = createStreamAssembler("chat/completions");
+    const failed = createStreamAssembler("chat/completions", 2 ** 20);
     failed.add(chunk([{ index: 0, delta: { content: "partial" } }]));
     failed.add(createSseEvent({ error: { message: "overloaded" } }));
     expect(failed.finish(undefined)).toBeUndefined();
+  });
+
+  it("stops gathering past its limit, so an endless stream costs it no memory", () => {
+    const bounded = createStreamAssembler("chat/completions", 4096);
+    for (let index = 0; index < 10_000; index++) {
+      bounded.add(chunk([{ index: 0, delta: { content: "x".repeat(100) } }]));
+    }
+    expect(bounded.overflowed).toBe(true);
+    expect(bounded.finish(undefined)).toBeUndefined();
   });
 });
 
 describe("replayEvents", () => {
   it("replays an assembled answer as the stream it came from, usage only when asked", () => {
-    const assembler = createStreamAssembler("chat/completions");
+    const assembler = createStreamAssembler("chat/completions", 2 ** 20);
     for (const event of toolStream) assembler.add(event);
     const answer = decoded(assembler.finish(undefined));
     const withoutUsage = replayEvents("chat/completions", answer, false);
@@ -115,7 +124,7 @@ describe("replayEvents", () => {
     expect(withoutUsage.some((event) => event.data.includes('"usage"'))).toBe(false);
 
     const events = replayEvents("chat/completions", answer, true);
-    const again = createStreamAssembler("chat/completions");
+    const again = createStreamAssembler("chat/completions", 2 ** 20);
     for (const event of events) again.add(event);
     expect(decoded(again.finish(undefined))).toEqual(answer);
     expect(events).toHaveLength(6);

@@ -43,9 +43,12 @@ function usageObject(usage: TokenUsage | undefined): JsonObject | undefined {
 
 export interface StreamAssembler {
   add(event: SseEvent): void;
+  /** The stream went past `maxBytes`: what it held is dropped and nothing more is kept. */
+  readonly overflowed: boolean;
   /**
    * The complete answer as the non-streamed endpoint would have sent it, or undefined when the
-   * stream carried an error. `usage` stands in for a usage chunk the client did not see.
+   * stream carried an error or overflowed. `usage` stands in for a usage chunk the client did
+   * not see.
    */
   finish(usage: TokenUsage | undefined): Uint8Array | undefined;
 }
@@ -53,12 +56,18 @@ export interface StreamAssembler {
 /**
  * Merges a chat or completions stream into a `chat.completion` / `text_completion` body: text
  * concatenated, tool calls merged by index, the last finish reason, the usage chunk's usage.
+ * It keeps at most about `maxBytes` (the events' text counted), however long the stream runs.
  */
-export function createStreamAssembler(endpoint: StreamedEndpoint): StreamAssembler {
+export function createStreamAssembler(
+  endpoint: StreamedEndpoint,
+  maxBytes: number,
+): StreamAssembler {
   const top: JsonObject = {};
   const choices = new Map<number, Choice>();
   let usage: unknown;
   let failed = false;
+  let overflowed = false;
+  let size = 0;
 
   function choiceAt(index: number): Choice {
     let choice = choices.get(index);
@@ -140,8 +149,17 @@ export function createStreamAssembler(endpoint: StreamedEndpoint): StreamAssembl
   }
 
   return {
+    get overflowed() {
+      return overflowed;
+    },
     add(event) {
-      if (event.data === "[DONE]" || event.data === "") return;
+      if (overflowed || event.data === "[DONE]" || event.data === "") return;
+      size += event.raw.length;
+      if (size > maxBytes) {
+        overflowed = true;
+        choices.clear();
+        return;
+      }
       let chunk: unknown;
       try {
         chunk = event.json();
@@ -161,7 +179,7 @@ export function createStreamAssembler(endpoint: StreamedEndpoint): StreamAssembl
       }
     },
     finish(reported) {
-      if (failed) return undefined;
+      if (failed || overflowed) return undefined;
       const ordered = [...choices.values()].sort((left, right) => left.index - right.index);
       const body: JsonObject = {
         id: top.id,

@@ -224,6 +224,19 @@ function describeLimits(storeName: string, factory: () => LimiterFactory) {
       expect(small.headers.get("x-ratelimit-limit-tokens")).toBe("1000");
     });
 
+    it("max_tokens past 2^53 reserves the most a limit can count: 429, never a 500", async () => {
+      running = await startGateway(
+        options({ limits: { limiter: limiter({ tokens: { perMinute: 1000 } }) } }),
+      );
+      const response = await fetch(`${running.url}/v1/chat/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: `{"model":"gpt-4o-mini","messages":[],"max_tokens":15283538489513957000}`,
+      });
+      expect(response.status).toBe(429);
+      expect(upstream.requests).toHaveLength(0);
+    });
+
     it("limits per user on top of the tenant's, the user from the body's user or a header", async () => {
       running = await startGateway(
         options({

@@ -7,6 +7,7 @@ export {
   type StreamGate,
   startMockUpstream,
 } from "./mock-upstream.js";
+export { type RawExchange, type RawPart, sendRaw } from "./raw-http.js";
 export { type RedisServer, startRedis } from "./redis.js";
 export { closeServer, getFreePort, listen } from "./server.js";
 export { readSse, type SseEvent } from "./sse.js";

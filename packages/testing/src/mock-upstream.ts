@@ -43,7 +43,9 @@ export type Behaviour =
   /** Waits between events; a JSON reply waits between its headers and its body. */
   | { kind: "delayEvents"; delayMs: number }
   /** A valid embeddings-like JSON reply of about that many bytes, `usage` last. */
-  | { kind: "largeBody"; bytes: number };
+  | { kind: "largeBody"; bytes: number }
+  /** A 200 event stream of exactly these events (objects are sent as JSON), as a hostile upstream might. */
+  | { kind: "events"; events: (string | object)[]; headers?: Record<string, string> };
 
 export interface StreamGate {
   /** Resolves once the held stream has written every event before the final ones. */
@@ -259,6 +261,16 @@ export async function startMockUpstream(options: MockUpstreamOptions = {}): Prom
         response.end(isText ? body : JSON.stringify(body));
         return;
       }
+      case "events":
+        response.writeHead(200, { "content-type": "text/event-stream", ...behaviour.headers });
+        for (const event of behaviour.events) {
+          await write(
+            response,
+            `data: ${typeof event === "string" ? event : JSON.stringify(event)}\n\n`,
+          );
+        }
+        response.end();
+        return;
       case "malformedJson":
         response.writeHead(200, { "content-type": "application/json" });
         response.end(MALFORMED_JSON);

@@ -173,6 +173,13 @@ describe("what a web page on the same machine can do", () => {
 
   it("refuses to start with CORS origins '*' and credentials", async () => {
     const file = await configWith("{}", ["gateway: { cors: { origins: '*', credentials: true } }"]);
-    await expect(runServer(["--config", file])).rejects.toThrow(/gateway\.cors\.credentials/);
+    const starting = runServer(["--config", file]);
+    starting.then(
+      (started) => {
+        running = started;
+      },
+      () => {},
+    );
+    await expect(starting).rejects.toThrow(/gateway\.cors\.credentials/);
   });
 });

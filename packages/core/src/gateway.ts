@@ -247,7 +247,9 @@ export function createGateway(options: GatewayOptions): Gateway {
     if (!route) throw modelNotFound(model);
     context.route = route.name;
     if (!mayUseModel(exchange.tenant, model, route.name)) throw modelNotAllowed(model);
-    await admit(exchange, request, endpoint, body);
+    if (exchange.tenant.options.limiter ?? limits.limiter ?? limits.userLimiter) {
+      await admit(exchange, request, endpoint, body);
+    }
 
     const call: UpstreamCall = { endpoint, model, body };
     await hooks.beforeRequest(call, context);

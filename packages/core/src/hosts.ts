@@ -21,12 +21,18 @@ export function createHostCheck(allowed: readonly string[]): (host: HeaderValue)
     if (entry.startsWith(".")) suffixes.push(hostName(entry));
     else exact.add(hostName(entry.includes(":") && !entry.startsWith("[") ? `[${entry}]` : entry));
   }
+  // A client sends the same Host on every request: remember the last few answers.
+  const verdicts = new Map<string, boolean>();
   return (host) => {
     if (typeof host !== "string" || host === "") return false;
+    const known = verdicts.get(host);
+    if (known !== undefined) return known;
     const name = hostName(host);
-    return (
+    const allowed =
       exact.has(name) ||
-      suffixes.some((suffix) => name.endsWith(suffix) || name === suffix.slice(1))
-    );
+      suffixes.some((suffix) => name.endsWith(suffix) || name === suffix.slice(1));
+    if (verdicts.size >= 64) verdicts.clear();
+    if (host.length <= 256) verdicts.set(host, allowed);
+    return allowed;
   };
 }

@@ -133,15 +133,28 @@ function numberOption(name: string, value: number | undefined, fallback: number,
   return resolved;
 }
 
-function pickHeaders(headers: ResponseHeaders, secrets: SecretScrubber): Record<string, string> {
-  const picked: Record<string, string> = {};
-  for (const [name, form] of RETURNED_HEADERS) {
-    const value = headers[name];
-    if (typeof value === "string" && form.test(value) && !secrets.reveals(value)) {
-      picked[name] = value;
-    }
-  }
-  return picked;
+/**
+ * The upstream headers passed on, each checked for its form and for the provider's secrets.
+ * Their values repeat from one answer to the next, so the last verdicts are remembered.
+ */
+function createHeaderPicker(secrets: SecretScrubber) {
+  const verdicts = RETURNED_HEADERS.map(() => new Map<string, boolean>());
+  return (headers: ResponseHeaders): Record<string, string> => {
+    const picked: Record<string, string> = {};
+    RETURNED_HEADERS.forEach(([name, form], index) => {
+      const value = headers[name];
+      if (typeof value !== "string") return;
+      const known = verdicts[index] as Map<string, boolean>;
+      let verdict = known.get(value);
+      if (verdict === undefined) {
+        verdict = form.test(value) && !secrets.reveals(value);
+        if (known.size >= 256) known.clear();
+        known.set(value, verdict);
+      }
+      if (verdict) picked[name] = value;
+    });
+    return picked;
+  };
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {
@@ -389,6 +402,7 @@ export function createHttpProvider(settings: HttpProviderSettings): Provider {
       .filter(([name]) => credentialHeader.test(name))
       .map(([, value]) => value),
   ]);
+  const pickHeaders = createHeaderPicker(secrets);
 
   const forwarded = new Set(DEFAULT_FORWARDED_HEADERS);
   for (const header of settings.forwardHeaders ?? []) {
@@ -495,7 +509,7 @@ export function createHttpProvider(settings: HttpProviderSettings): Provider {
           requestBody: hasBody ? requestBody : undefined,
           upstreamRequestId,
         });
-        const headers = pickHeaders(response.headers, secrets);
+        const headers = pickHeaders(response.headers);
         return { kind: "json", status, headers, body: bytes, usage, upstreamRequestId };
       }
       // The caller's signal goes to undici as is, and undici's own timers bound the wait for
@@ -507,7 +521,7 @@ export function createHttpProvider(settings: HttpProviderSettings): Provider {
         const { bytes } = await readBounded(responseBody, ERROR_BODY_LIMIT);
         throw upstreamFailure(status, responseHeaders, bytes.toString("utf8"));
       }
-      const headers = pickHeaders(responseHeaders, secrets);
+      const headers = pickHeaders(responseHeaders);
       if (!headers["content-type"]?.startsWith("application/json")) {
         const timer =
           streamTimeout === undefined

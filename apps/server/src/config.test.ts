@@ -23,7 +23,6 @@ describe("parseConfig", () => {
       port: 8080,
       shutdownGraceMs: 30_000,
       requestTimeoutMs: 60_000,
-      maxConnections: 4096,
     });
     expect(config.logging.level).toBe("info");
   });

@@ -109,8 +109,11 @@ export const configSchema = z.strictObject({
       shutdownGraceMs: z.number().int().min(0).default(30_000),
       /** How long a client may take to send a request's headers and body, in ms. */
       requestTimeoutMs: positiveMs.default(60_000),
-      /** Most client connections open at once; further ones are closed on arrival. */
-      maxConnections: z.number().int().positive().default(4096),
+      /**
+       * Most client connections open at once; further ones are closed on arrival. Default:
+       * half the process's open-file limit, at most 4,096.
+       */
+      maxConnections: z.number().int().positive().optional(),
       /**
        * Host names clients may address (the Host header); "*" for any. Default: the loopback
        * names when listening on loopback, any otherwise.

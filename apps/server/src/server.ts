@@ -1,4 +1,5 @@
 import { once } from "node:events";
+import { readFile } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { createGateway, type Gateway, type Logger } from "@aigw/core";
@@ -101,6 +102,16 @@ function announceOpenMode(config: ServerConfig, logger: Logger) {
   }
 }
 
+/**
+ * Half the process's open-file limit, leaving the rest for upstream connections and files, at
+ * most 4,096; 4,096 where the limit cannot be read (outside Linux).
+ */
+async function defaultMaxConnections(): Promise<number> {
+  const limits = await readFile("/proc/self/limits", "utf8").catch(() => "");
+  const openFiles = Number(/^Max open files\s+(\d+)/m.exec(limits)?.[1]);
+  return openFiles > 0 ? Math.max(16, Math.min(4096, Math.floor(openFiles / 2))) : 4096;
+}
+
 export interface RunningServer {
   server: Server;
   gateway: Gateway;
@@ -126,7 +137,7 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
     toNodeListener(gateway),
   );
   closeSlowConnections(server, requestTimeoutMs, keepAliveTimeout + requestTimeoutMs);
-  server.maxConnections = config.server.maxConnections;
+  server.maxConnections = config.server.maxConnections ?? (await defaultMaxConnections());
   server.listen(config.server.port, config.server.host);
   await once(server, "listening");
   const { port } = server.address() as AddressInfo;

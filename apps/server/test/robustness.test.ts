@@ -140,6 +140,21 @@ describe("slow and idle clients", () => {
     });
     expect(status).toBe(200);
   });
+
+  it("without maxConnections, the cap is half the open-file limit", async () => {
+    running = await runServer([], {}, { openFiles: 100 });
+    const { url } = running;
+    const held = await Promise.all(Array.from({ length: 50 }, () => openSocket(url)));
+    const refused = await sendRaw(url, ["GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n"], 3_000);
+    expect(refused.closed).toBe(true);
+    expect(refused.response).toBe("");
+    held.pop()?.destroy();
+    const status = await waitFor(async () => {
+      const response = await fetch(`${url}/health`).catch(() => undefined);
+      return response?.status;
+    });
+    expect(status).toBe(200);
+  });
 });
 
 describe("what a web page on the same machine can do", () => {

@@ -16,12 +16,21 @@ export interface ServerProcess {
   stop(): Promise<void>;
 }
 
-/** Starts the built CLI the way a user would, on a free port, and waits until it listens. */
+/**
+ * Starts the built CLI the way a user would, on a free port, and waits until it listens.
+ * `openFiles` lowers the process's open-file limit first (`ulimit -n`).
+ */
 export async function runServer(
   args: string[],
   env: Record<string, string> = {},
+  { openFiles }: { openFiles?: number } = {},
 ): Promise<ServerProcess> {
-  const child = spawn(process.execPath, [cli, ...args], {
+  const command = [process.execPath, cli, ...args];
+  const [file, ...rest] =
+    openFiles === undefined
+      ? command
+      : ["/bin/sh", "-c", `ulimit -n ${openFiles} && exec "$@"`, "sh", ...command];
+  const child = spawn(file as string, rest, {
     env: { PATH: process.env.PATH ?? "", PORT: "0", LOG_FORMAT: "json", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });

@@ -1,8 +1,13 @@
 import { spawnSync } from "node:child_process";
-import { Writable } from "node:stream";
 import { createMetrics } from "@aigw/metrics";
 import { createOpenAICompatible } from "@aigw/provider";
-import { type MockUpstream, readSse, startMockUpstream, waitFor } from "@aigw/testing";
+import {
+  collectLines,
+  type MockUpstream,
+  readSse,
+  startMockUpstream,
+  waitFor,
+} from "@aigw/testing";
 import { trace } from "@opentelemetry/api";
 import {
   BasicTracerProvider,
@@ -344,12 +349,9 @@ describe("access logs", () => {
     const raw: string[] = [];
     const logger = pino(
       { level: "info" },
-      new Writable({
-        write(chunk, _encoding, done) {
-          raw.push(String(chunk));
-          lines.push(JSON.parse(String(chunk)));
-          done();
-        },
+      collectLines((line) => {
+        raw.push(line);
+        lines.push(JSON.parse(line));
       }),
     );
     return { logger, lines, raw };

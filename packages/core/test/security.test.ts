@@ -1,5 +1,4 @@
 import { request as httpRequest } from "node:http";
-import { Writable } from "node:stream";
 import { brotliCompressSync, deflateSync, gzipSync } from "node:zlib";
 import { createMemoryCache } from "@aigw/cache";
 import {
@@ -9,7 +8,14 @@ import {
   createSecretScrubber,
 } from "@aigw/provider";
 import { createMemoryLimiter } from "@aigw/ratelimit";
-import { type MockUpstream, readSse, sendRaw, startMockUpstream, waitFor } from "@aigw/testing";
+import {
+  collectLines,
+  type MockUpstream,
+  readSse,
+  sendRaw,
+  startMockUpstream,
+  waitFor,
+} from "@aigw/testing";
 import { pino } from "pino";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createGateway, type GatewayOptions, hashApiKey } from "../src/index.js";
@@ -33,14 +39,7 @@ afterEach(async () => {
 });
 
 function logger() {
-  return pino(
-    new Writable({
-      write(chunk, _encoding, done) {
-        logLines.push(String(chunk));
-        done();
-      },
-    }),
-  );
+  return pino(collectLines((line) => logLines.push(line)));
 }
 
 function start(extra: Partial<GatewayOptions> = {}) {

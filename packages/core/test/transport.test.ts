@@ -1,6 +1,6 @@
-import { Writable } from "node:stream";
 import { createOpenAICompatible } from "@aigw/provider";
 import {
+  collectLines,
   type MockUpstream,
   readChatStream,
   readSse,
@@ -23,12 +23,7 @@ beforeAll(async () => {
   upstream = await startMockUpstream({ apiKey: upstreamKey });
   const logger = pino(
     { level: "debug" },
-    new Writable({
-      write(chunk, _encoding, done) {
-        logLines.push(String(chunk));
-        done();
-      },
-    }),
+    collectLines((line) => logLines.push(line)),
   );
   running = await startGateway({
     providers: {

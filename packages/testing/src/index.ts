@@ -1,4 +1,5 @@
 export { type ChatStreamChunk, readChatStream } from "./chat-stream.js";
+export { collectLines } from "./lines.js";
 export {
   type Behaviour,
   type MockUpstream,

@@ -129,6 +129,8 @@ export const configSchema = z.strictObject({
       keepAliveIntervalMs: positiveMs.optional(),
       /** Longest pause while a request body arrives, in ms; then 408. */
       bodyIdleTimeoutMs: positiveMs.optional(),
+      /** Longest an answer may wait for the client to read it, in ms; then the connection closes. */
+      sendTimeoutMs: positiveMs.optional(),
       cors: z
         .strictObject({
           origins: z.union([z.literal("*"), z.array(z.string().min(1))]),

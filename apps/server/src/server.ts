@@ -63,6 +63,7 @@ export async function createGatewayFromConfig(
     allowedHosts: allowedHosts(config),
     maxBodyBytes: config.gateway.maxBodyBytes,
     bodyIdleTimeoutMs: config.gateway.bodyIdleTimeoutMs,
+    sendTimeoutMs: config.gateway.sendTimeoutMs,
     keepAliveIntervalMs: config.gateway.keepAliveIntervalMs,
   });
   async function close() {

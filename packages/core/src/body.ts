@@ -10,7 +10,7 @@ import {
 } from "./errors.js";
 import type { GatewayRequest, HeaderValue } from "./types.js";
 
-/** How a request body is read: its size, how long it may pause, how deep its JSON may nest. */
+/** How a request body is read: its size, and how long it may pause while it arrives. */
 export interface BodyLimits {
   /** Largest body in bytes, counted after decoding a Content-Encoding. */
   maxBytes: number;
@@ -180,31 +180,23 @@ function utf8Text(bytes: Uint8Array): string {
   return buffer.toString("utf8", startsWithBom(buffer) ? 3 : 0);
 }
 
-const OPEN_BRACE = 0x7b;
-const OPEN_BRACKET = 0x5b;
-const CLOSE_BRACE = 0x7d;
-const CLOSE_BRACKET = 0x5d;
-const QUOTE = 0x22;
-const BACKSLASH = 0x5c;
-
-/** Whether JSON text nests arrays and objects deeper than `max` (brackets in strings skipped). */
-function nestsDeeper(text: Uint8Array | string, max: number): boolean {
-  if (text.length <= max) return false;
-  const bytes = typeof text === "string" ? undefined : text;
-  const string = typeof text === "string" ? text : "";
-  let depth = 0;
-  let inString = false;
-  for (let index = 0; index < text.length; index++) {
-    const code = bytes ? (bytes[index] as number) : string.charCodeAt(index);
-    if (inString) {
-      if (code === BACKSLASH) index++;
-      else if (code === QUOTE) inString = false;
-    } else if (code === QUOTE) {
-      inString = true;
-    } else if (code === OPEN_BRACE || code === OPEN_BRACKET) {
-      if (++depth > max) return true;
-    } else if (code === CLOSE_BRACE || code === CLOSE_BRACKET) {
-      depth--;
+/**
+ * Whether arrays and objects in a parsed body nest deeper than `max` (the body itself is level
+ * 1). Walks without recursion; strings and numbers are never looked into, so a long prompt
+ * costs nothing.
+ */
+function nestsDeeper(body: Record<string, unknown>, max: number): boolean {
+  const pending: unknown[] = [body];
+  const depths: number[] = [1];
+  for (let node = pending.pop(); node !== undefined; node = pending.pop()) {
+    const depth = depths.pop() as number;
+    if (depth > max) return true;
+    const children = Array.isArray(node) ? node : Object.values(node as object);
+    for (const child of children) {
+      if (typeof child === "object" && child !== null) {
+        pending.push(child);
+        depths.push(depth + 1);
+      }
     }
   }
   return false;
@@ -228,16 +220,18 @@ function tooDeepPath(value: unknown, max: number): string | undefined {
       }
     } else {
       for (const [key, child] of Object.entries(node).reverse()) {
-        const name = shown(key, 64);
-        pending.push([child, depth + 1, named ? (path ? `${path}.${name}` : name) : path]);
+        const childPath = named ? (path ? `${path}.${shown(key, 64)}` : shown(key, 64)) : path;
+        pending.push([child, depth + 1, childPath]);
       }
     }
   }
   return undefined;
 }
 
-function checkDepth(body: Record<string, unknown>, path = tooDeepPath(body, maxJsonDepth)) {
-  if (path === undefined) return body;
+/** The body, or a 400 naming the first field nested deeper than `maxJsonDepth`. */
+function checkDepth(body: Record<string, unknown>): Record<string, unknown> {
+  if (!nestsDeeper(body, maxJsonDepth)) return body;
+  const path = tooDeepPath(body, maxJsonDepth) ?? "";
   throw invalidRequest(
     `Invalid '${path}': arrays and objects may nest at most ${maxJsonDepth} levels deep.`,
     path,
@@ -249,8 +243,7 @@ function received(raw: Uint8Array | string | undefined, limitBytes: number): Rec
   if (raw === undefined) return { body: parseText(""), json: undefined };
   const isText = typeof raw === "string";
   tooLarge(isText ? Buffer.byteLength(raw) : raw.byteLength, limitBytes);
-  const body = parseText(isText ? raw : utf8Text(raw));
-  if (nestsDeeper(raw, maxJsonDepth)) checkDepth(body);
+  const body = checkDepth(parseText(isText ? raw : utf8Text(raw)));
   return { body, json: isText || !startsWithBom(raw) ? raw : undefined };
 }
 

@@ -31,8 +31,9 @@ export interface GatewayCacheOptions {
   /** Most requests waiting on one coalesced upstream call; later ones make their own (1,000). */
   maxWaiters?: number;
   /**
-   * Largest answer stored, in bytes (16 MiB). A longer stream is no longer gathered once past
-   * it, so a stream that never ends costs the cache no memory; requests waiting on it get 502.
+   * Largest answer stored, in bytes (16 MiB). A stream is no longer gathered once its events
+   * pass that many characters, so a stream that never ends costs the cache no memory; requests
+   * waiting on it get 502.
    */
   maxEntryBytes?: number;
 }

@@ -11,8 +11,23 @@ export interface CorsOptions {
   credentials?: boolean;
 }
 
-const exposedHeaders =
-  "x-request-id, x-aigw-provider, x-aigw-attempts, x-upstream-request-id, retry-after";
+const exposedHeaders = [
+  "x-request-id",
+  "x-trace-id",
+  "x-aigw-provider",
+  "x-aigw-attempts",
+  "x-aigw-cache",
+  "x-upstream-request-id",
+  "x-should-retry",
+  "retry-after",
+  "retry-after-ms",
+  "x-ratelimit-limit-requests",
+  "x-ratelimit-remaining-requests",
+  "x-ratelimit-reset-requests",
+  "x-ratelimit-limit-tokens",
+  "x-ratelimit-remaining-tokens",
+  "x-ratelimit-reset-tokens",
+].join(", ");
 
 export interface Cors {
   /** Headers to add to a response for this request's origin (empty when not allowed). */

@@ -6,6 +6,7 @@ import {
   type CancelSignal,
   type Endpoint,
   firstHeader,
+  isPlainRequestId,
   type Provider,
   type SseEvent,
 } from "@aigw/provider";
@@ -88,6 +89,12 @@ export interface GatewayOptions {
   maxBodyBytes?: number;
   /** Longest pause while a request body arrives, in milliseconds; then 408 (15,000). */
   bodyIdleTimeoutMs?: number;
+  /**
+   * Longest a stream, or an answer over 64 KiB, may wait for the client to read it before the
+   * connection is closed, in milliseconds (60,000). Must exceed `keepAliveIntervalMs`: idle
+   * streams are kept moving by their keep-alive comments.
+   */
+  sendTimeoutMs?: number;
   /** Idle gap after which a stream gets a ": keep-alive" comment (15 s). */
   keepAliveIntervalMs?: number;
   /**
@@ -108,6 +115,8 @@ export interface Gateway {
   readonly maxBodyBytes: number;
   /** How long a request body may pause, in milliseconds; adapters stop waiting beyond it. */
   readonly bodyIdleTimeoutMs: number;
+  /** How long an answer may wait for the client to read it, in milliseconds; then adapters close the connection. */
+  readonly sendTimeoutMs: number;
   /** The same gateway for fetch-style frameworks (Hono, Next.js route handlers on Node). */
   fetch(request: Request): Promise<Response>;
   /** The context of the request being served, when `asyncContext` is on. */
@@ -135,7 +144,6 @@ const endpointRoutes = new Map<string, EndpointRoute>([
 ]);
 
 const jsonContentType = "application/json";
-const requestIdPattern = /^[\w.:/+=-]{1,200}$/;
 
 function pathname(path: string): string {
   const query = path.indexOf("?");
@@ -169,6 +177,13 @@ export function createGateway(options: GatewayOptions): Gateway {
   const responseCache = createResponseCache(options.cache, options.models ?? {}, metrics);
   const maxBodyBytes = options.maxBodyBytes ?? 32 * 2 ** 20;
   const bodyIdleTimeoutMs = options.bodyIdleTimeoutMs ?? 15_000;
+  const keepAliveIntervalMs = options.keepAliveIntervalMs ?? 15_000;
+  const sendTimeoutMs = options.sendTimeoutMs ?? 60_000;
+  if (!(sendTimeoutMs > keepAliveIntervalMs)) {
+    throw new TypeError(
+      `sendTimeoutMs (${sendTimeoutMs}) must exceed keepAliveIntervalMs (${keepAliveIntervalMs}): idle streams would be closed between keep-alive comments`,
+    );
+  }
   const bodyLimits = { maxBytes: maxBodyBytes, idleTimeoutMs: bodyIdleTimeoutMs };
   const hostAllowed = options.allowedHosts ? createHostCheck(options.allowedHosts) : undefined;
   if (limits.keyBy === "tenant+user" && !limits.userLimiter) {
@@ -176,7 +191,6 @@ export function createGateway(options: GatewayOptions): Gateway {
       "limits.keyBy 'tenant+user' needs limits.userLimiter: the limits each user gets on top of the tenant's",
     );
   }
-  const keepAliveIntervalMs = options.keepAliveIntervalMs ?? 15_000;
   const contextStorage = options.asyncContext ? new AsyncLocalStorage<RequestContext>() : undefined;
   const inFlight = new Set<Cancellation>();
   const shutdownReason = unavailable();
@@ -456,7 +470,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     const endpointRoute = endpointRoutes.get(path);
     const incomingId = firstHeader(request.headers["x-request-id"]);
     const context = new GatewayContext(
-      incomingId && requestIdPattern.test(incomingId) ? incomingId : randomUUID(),
+      incomingId && isPlainRequestId(incomingId) ? incomingId : randomUUID(),
       request.method,
       request.path,
       logger,
@@ -525,6 +539,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     handle,
     maxBodyBytes,
     bodyIdleTimeoutMs,
+    sendTimeoutMs,
     fetch: (request) => fetchHandler(gateway, request),
     currentContext: () => contextStorage?.getStore(),
     async drain(drainOptions = {}) {

@@ -1,38 +1,53 @@
 import type { HeaderValue } from "./types.js";
 
-/** The host name of a `Host` header: lower case, without port, brackets or a final dot. */
-function hostName(host: string): string {
-  const trimmed = host.trim().toLowerCase();
-  const name = trimmed.startsWith("[")
-    ? trimmed.slice(1, trimmed.indexOf("]") === -1 ? undefined : trimmed.indexOf("]"))
-    : trimmed.replace(/:\d*$/, "");
-  return name.endsWith(".") ? name.slice(0, -1) : name;
+/**
+ * The host name of a `Host` header or an allowed entry: lower case, without the port, the
+ * brackets of an IPv6 address or a final dot. Undefined when it is not a host, or a host and
+ * a port ("[::1]x", "a:b:c" without brackets, "name:port:more").
+ */
+function hostName(value: string): string | undefined {
+  const host = value.trim().toLowerCase();
+  let name: string;
+  let rest: string;
+  if (host.startsWith("[")) {
+    const close = host.indexOf("]");
+    if (close === -1) return undefined;
+    name = host.slice(1, close);
+    rest = host.slice(close + 1);
+  } else {
+    const colon = host.indexOf(":");
+    name = colon === -1 ? host : host.slice(0, colon);
+    rest = colon === -1 ? "" : host.slice(colon);
+  }
+  if (rest !== "" && !/^:\d{1,5}$/.test(rest)) return undefined;
+  if (name.endsWith(".")) name = name.slice(0, -1);
+  return name === "" ? undefined : name;
 }
 
 /**
- * Checks the `Host` header against allowed names ("localhost", "::1", "gw.example.com"); a
- * name starting with "." allows the domain and its subdomains. A request without a `Host`
- * header is refused.
+ * Checks the `Host` header against allowed names ("localhost", "::1", "[::1]",
+ * "gw.example.com", with or without a port, which is ignored); a name starting with "." allows
+ * the domain and its subdomains. A request without a `Host` header, or with one that is not a
+ * host and port, is refused. Throws a TypeError for an entry that is not a host name.
  */
 export function createHostCheck(allowed: readonly string[]): (host: HeaderValue) => boolean {
   const exact = new Set<string>();
   const suffixes: string[] = [];
   for (const entry of allowed) {
-    if (entry.startsWith(".")) suffixes.push(hostName(entry));
-    else exact.add(hostName(entry.includes(":") && !entry.startsWith("[") ? `[${entry}]` : entry));
+    // A bare IPv6 address has colons of its own: it gets the brackets a Host header has.
+    const bare = !entry.startsWith("[") && (entry.match(/:/g)?.length ?? 0) > 1;
+    const name = hostName(bare ? `[${entry}]` : entry);
+    if (name === undefined) throw new TypeError(`allowedHosts: '${entry}' is not a host name`);
+    if (name.startsWith(".")) suffixes.push(name);
+    else exact.add(name);
   }
-  // A client sends the same Host on every request: remember the last few answers.
-  const verdicts = new Map<string, boolean>();
   return (host) => {
-    if (typeof host !== "string" || host === "") return false;
-    const known = verdicts.get(host);
-    if (known !== undefined) return known;
+    if (typeof host !== "string") return false;
     const name = hostName(host);
-    const allowed =
+    if (name === undefined) return false;
+    return (
       exact.has(name) ||
-      suffixes.some((suffix) => name.endsWith(suffix) || name === suffix.slice(1));
-    if (verdicts.size >= 64) verdicts.clear();
-    if (host.length <= 256) verdicts.set(host, allowed);
-    return allowed;
+      suffixes.some((suffix) => name.endsWith(suffix) || name === suffix.slice(1))
+    );
   };
 }

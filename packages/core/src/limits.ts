@@ -80,7 +80,9 @@ export function limitKeys(
   }
   if (options.keyBy !== "tenant+user") return { key: tenant.id, userKey: undefined };
   const user = headerValue(request, options.userHeader) ?? keyPart(body?.user, "user");
-  return { key: tenant.id, userKey: user === undefined ? undefined : `${tenant.id}:${user}` };
+  if (user === undefined) return { key: tenant.id, userKey: undefined };
+  // The tenant's id is encoded, so no tenant and user can make another pair's key.
+  return { key: tenant.id, userKey: `${encodeURIComponent(tenant.id)}:${user}` };
 }
 
 function duration(milliseconds: number): string {

@@ -53,7 +53,7 @@ export async function handleNodeRequest(
   const gatewayResponse = await gateway.handle(await toGatewayRequest(gateway, request, options), {
     cancellation,
   });
-  await writeNodeResponse(response, gatewayResponse, cancellation);
+  await writeNodeResponse(response, gatewayResponse, cancellation, gateway.sendTimeoutMs);
 }
 
 /**
@@ -80,7 +80,17 @@ export async function dispatchNodeRequest(
     await discard(body);
     return { status, headers, body: undefined };
   }
+  closeWhenUnread(response, gateway.sendTimeoutMs);
   return { status, headers, body: Readable.from(rawEvents(body), { objectMode: false }) };
+}
+
+/**
+ * Closes the connection when nothing could be written to it for `sendTimeoutMs`: a client
+ * that stops reading would otherwise hold its connection, and what the answer keeps in memory,
+ * for good. Every write (each event, each keep-alive comment) starts the wait again.
+ */
+function closeWhenUnread(response: ServerResponse, sendTimeoutMs: number): void {
+  response.setTimeout(sendTimeoutMs, () => response.destroy());
 }
 
 async function* rawEvents(events: AsyncIterable<SseEvent>): AsyncGenerator<string> {
@@ -116,10 +126,16 @@ async function toGatewayRequest(
         ? body
         : await readBody(body ?? request, request, limit, gateway.bodyIdleTimeoutMs);
   }
+  // A body a framework read or replaced was decoded by it (body parsers and request
+  // decompression inflate, and leave the header): only the request's own stream still is encoded.
+  const decodedByFramework = body !== undefined && body !== request;
   return {
     method: request.method ?? "GET",
     path: path ?? request.url ?? "/",
-    headers: request.headers,
+    headers:
+      decodedByFramework && request.headers["content-encoding"] !== undefined
+        ? { ...request.headers, "content-encoding": undefined }
+        : request.headers,
     body: rawBody,
     parsedBody,
     clientAddress: request.socket.remoteAddress,
@@ -175,10 +191,19 @@ function readBody(
   });
 }
 
+/** Answers up to this size are handed to the socket at once; larger ones in pieces. */
+const wholeWriteBytes = 64 * 1024;
+
+/**
+ * Writes the gateway's answer to `response`. Streams, and answers over 64 KiB, go out piece by
+ * piece as the client reads them, and the connection is closed when a piece waits longer than
+ * `sendTimeoutMs` (default 60,000) to be written.
+ */
 export async function writeNodeResponse(
   response: ServerResponse,
   gatewayResponse: GatewayResponse,
   cancellation: Cancellation,
+  sendTimeoutMs = 60_000,
 ): Promise<void> {
   const { status, headers, body } = gatewayResponse;
   if (response.destroyed) {
@@ -188,13 +213,30 @@ export async function writeNodeResponse(
     return;
   }
   if (body === undefined || typeof body === "string" || body instanceof Uint8Array) {
-    if (body !== undefined) headers["content-length"] = `${Buffer.byteLength(body)}`;
+    const bytes = body === undefined ? 0 : Buffer.byteLength(body);
+    if (body !== undefined) headers["content-length"] = `${bytes}`;
     response.writeHead(status, headers);
-    response.end(body);
+    if (body === undefined || bytes <= wholeWriteBytes) {
+      response.end(body);
+      return;
+    }
+    closeWhenUnread(response, sendTimeoutMs);
+    const whole = typeof body === "string" ? Buffer.from(body) : body;
+    try {
+      for (let start = 0; start < whole.byteLength; start += wholeWriteBytes) {
+        if (!response.write(whole.subarray(start, start + wholeWriteBytes))) {
+          await once(response, "drain", { signal: cancellation.signal });
+        }
+      }
+      response.end();
+    } catch {
+      response.destroy();
+    }
     return;
   }
   response.writeHead(status, headers);
   response.flushHeaders();
+  closeWhenUnread(response, sendTimeoutMs);
   try {
     for await (const event of body) {
       if (!response.write(event.raw)) {

@@ -43,7 +43,7 @@ function usageObject(usage: TokenUsage | undefined): JsonObject | undefined {
 
 export interface StreamAssembler {
   add(event: SseEvent): void;
-  /** The stream went past `maxBytes`: what it held is dropped and nothing more is kept. */
+  /** The stream went past `maxLength`: what it held is dropped and nothing more is kept. */
   readonly overflowed: boolean;
   /**
    * The complete answer as the non-streamed endpoint would have sent it, or undefined when the
@@ -56,11 +56,11 @@ export interface StreamAssembler {
 /**
  * Merges a chat or completions stream into a `chat.completion` / `text_completion` body: text
  * concatenated, tool calls merged by index, the last finish reason, the usage chunk's usage.
- * It keeps at most about `maxBytes` (the events' text counted), however long the stream runs.
+ * It gathers at most `maxLength` characters of events, however long the stream runs.
  */
 export function createStreamAssembler(
   endpoint: StreamedEndpoint,
-  maxBytes: number,
+  maxLength: number,
 ): StreamAssembler {
   const top: JsonObject = {};
   const choices = new Map<number, Choice>();
@@ -155,7 +155,7 @@ export function createStreamAssembler(
     add(event) {
       if (overflowed || event.data === "[DONE]" || event.data === "") return;
       size += event.raw.length;
-      if (size > maxBytes) {
+      if (size > maxLength) {
         overflowed = true;
         choices.clear();
         return;

@@ -128,6 +128,65 @@ describe("the upstream's key never reaches a client or the logs", () => {
     }
   }
 
+  it("not in fields that each hold a piece of it", async () => {
+    running = await start();
+    upstream.enqueue({
+      kind: "status",
+      status: 400,
+      body: {
+        error: {
+          type: upstreamKey.slice(0, 12).replace(/-/g, ""),
+          code: upstreamKey.slice(12, 24),
+          param: upstreamKey.slice(24),
+          message: "bad request",
+        },
+      },
+    });
+    const response = await post(hello);
+    expect(response.status).toBe(400);
+    const everything = await seen(response);
+    expect(reveals(everything), everything).toBe(false);
+  });
+
+  it("not in error events hidden by JSON escapes or cut short, nor copied into an answer", async () => {
+    running = await start();
+    const escaped = `{"\\u0065rror":{"message":"leaked ${upstreamKey}","code":"${upstreamKey}"}}`;
+    const truncated = `{"error":{"message":"leaked ${upstreamKey}","code":"x"}`;
+    for (const event of [escaped, truncated]) {
+      upstream.enqueue({ kind: "events", events: [event, "[DONE]"] });
+      const response = await post({ ...hello, stream: true });
+      const text = await response.text();
+      expect(text).toContain("error");
+      expect(reveals(text), text).toBe(false);
+    }
+    // An upstream that repeats the key in an answer: the copy is redacted, JSON and streamed.
+    upstream.enqueue({
+      kind: "events",
+      events: [
+        {
+          id: "c1",
+          object: "chat.completion.chunk",
+          choices: [{ index: 0, delta: { content: `your key is ${upstreamKey}` } }],
+        },
+        "[DONE]",
+      ],
+    });
+    const streamed = await (await post({ ...hello, stream: true })).text();
+    expect(streamed).toContain("your key is [redacted]");
+    upstream.enqueue({
+      kind: "status",
+      status: 200,
+      body: {
+        id: "c2",
+        object: "chat.completion",
+        choices: [{ index: 0, message: { role: "assistant", content: upstreamKey } }],
+      },
+    });
+    const whole = await (await post(hello)).text();
+    expect(whole).not.toContain(upstreamKey);
+    expect(JSON.parse(whole).choices[0].message.content).toBe("[redacted]");
+  });
+
   it("not in an error event inside a stream, in either stream shape", async () => {
     running = await start();
     upstream.enqueue({
@@ -357,8 +416,35 @@ describe("authentication and where requests may come from", () => {
     expect(await statusFor("gw.internal.example")).toBe(200);
     expect(await statusFor("attacker.example")).toBe(403);
     expect(await statusFor("localhost.attacker.example")).toBe(403);
+    expect(await statusFor("[::1]attacker.example")).toBe(403);
+    expect(await statusFor("localhost:80:80")).toBe(403);
     // Without a Host header, Node answers 400 itself; the gateway never serves it.
     expect(await statusFor(undefined)).toBeGreaterThanOrEqual(400);
+  });
+
+  it("takes allowed names with ports and IPv6 addresses in any form, and refuses what is not a host", async () => {
+    running = await start({ allowedHosts: ["gw.example.com:8443", "[::1]", "::2"] });
+    const { port } = new URL(running.url);
+    const statusFor = (host: string) =>
+      new Promise<number>((resolve, reject) => {
+        const request = httpRequest(
+          { host: "127.0.0.1", port, path: "/health", headers: { host }, setHost: false },
+          (response) => {
+            response.resume();
+            resolve(response.statusCode ?? 0);
+          },
+        );
+        request.on("error", reject);
+        request.end();
+      });
+    expect(await statusFor("gw.example.com:8443")).toBe(200);
+    expect(await statusFor("gw.example.com")).toBe(200);
+    expect(await statusFor("[::1]:8080")).toBe(200);
+    expect(await statusFor("[::2]")).toBe(200);
+    expect(await statusFor("other.example.com")).toBe(403);
+    expect(() =>
+      createGateway({ providers: { echo: createEcho() }, allowedHosts: ["a:b:c]"] }),
+    ).toThrow(TypeError);
   });
 
   it('refuses CORS origins "*" with credentials', () => {
@@ -420,6 +506,51 @@ describe("request bodies", () => {
       expect(exchange.elapsedMs).toBeLessThan(4_000);
     }
     expect(upstream.requests).toHaveLength(0);
+  });
+});
+
+describe("clients that stop reading", () => {
+  it("a stream nobody reads is closed after sendTimeoutMs, and its upstream call cancelled", async () => {
+    running = await start({ sendTimeoutMs: 1_000, keepAliveIntervalMs: 500 });
+    const { port } = new URL(running.url);
+    const body = JSON.stringify({
+      model: "echo",
+      stream: true,
+      messages: [{ role: "user", content: "word ".repeat(400_000) }],
+    });
+    const request = httpRequest({
+      host: "127.0.0.1",
+      port,
+      path: "/v1/chat/completions",
+      method: "POST",
+      headers: { "content-type": "application/json" },
+    });
+    request.on("error", () => {});
+    request.on("response", (response) => {
+      response.on("error", () => {});
+      response.pause();
+    });
+    request.end(body);
+    try {
+      // A client that stopped reading does not see the close itself: the gateway's log does.
+      const line = await waitFor(
+        () => logLines.find((logged) => logged.includes('"path":"/v1/chat/completions"')),
+        { timeoutMs: 10_000 },
+      );
+      expect(JSON.parse(line)).toMatchObject({ status: 499, stream: true });
+    } finally {
+      request.destroy();
+    }
+  });
+
+  it("sendTimeoutMs must exceed keepAliveIntervalMs", () => {
+    expect(() =>
+      createGateway({
+        providers: { echo: createEcho() },
+        sendTimeoutMs: 10_000,
+        keepAliveIntervalMs: 15_000,
+      }),
+    ).toThrow(/keepAliveIntervalMs/);
   });
 });
 

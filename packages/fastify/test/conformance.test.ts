@@ -1,5 +1,7 @@
+import { createGunzip, gzipSync } from "node:zlib";
 import { createGateway, type Gateway } from "@aigw/core";
 import { createOpenAICompatible } from "@aigw/provider";
+import { startMockUpstream } from "@aigw/testing";
 import { describeGatewayConformance } from "@aigw/testing/conformance";
 import Fastify, { type FastifyInstance } from "fastify";
 import { describe, expect, it } from "vitest";
@@ -30,6 +32,33 @@ describeGatewayConformance("fastify", {
 });
 
 describe("fastify app", () => {
+  it("takes a body a preParsing hook already decompressed, without decoding it again", async () => {
+    const upstream = await startMockUpstream();
+    const gateway = createMockGateway(upstream.baseURL, {});
+    const app = Fastify();
+    // What request decompression plugins do: a new payload stream, the header left as it was.
+    app.addHook("preParsing", async (request, _reply, payload) =>
+      request.headers["content-encoding"] === "gzip" ? payload.pipe(createGunzip()) : payload,
+    );
+    app.register(aigw, { gateway, prefix: "/ai" });
+    const running = await startApp(app);
+    try {
+      const response = await fetch(`${running.url}/ai/v1/chat/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json", "content-encoding": "gzip" },
+        body: gzipSync(
+          JSON.stringify({ model: "gpt-x", messages: [{ role: "user", content: "unzipped" }] }),
+        ),
+      });
+      expect(response.status).toBe(200);
+      expect(upstream.requests[0]?.body).toMatchObject({ model: "gpt-x" });
+    } finally {
+      await running.close();
+      await gateway.close();
+      await upstream.close();
+    }
+  });
+
   it("respects encapsulation: the app's routes keep Fastify's parser and limit", async () => {
     const gateway = createMockGateway("http://127.0.0.1:9/v1", {});
     const app = Fastify({ bodyLimit: 1024 });

@@ -161,6 +161,26 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
+/**
+ * What of an upstream event may go on: error events rebuilt from checked fields, verbatim
+ * copies of the provider's credentials redacted from any other event, the rest as it came.
+ * Only an event whose text holds "rror" or a JSON escape can decode to an error, so only
+ * those are parsed here.
+ */
+function screenEvent(event: SseEvent, secrets: SecretScrubber): SseEvent {
+  const { raw } = event;
+  if (raw.includes("rror") || raw.includes("\\u")) {
+    const scrubbed = scrubErrorEvent(event, secrets);
+    if (scrubbed !== event) return scrubbed;
+  }
+  return secrets.copiedIn(raw) ? createSseEvent(secrets.redact(event.data), event.event) : event;
+}
+
+/** A successful JSON answer, with verbatim copies of the provider's credentials redacted. */
+function screenBody(bytes: Buffer, secrets: SecretScrubber): Buffer {
+  return secrets.copiedIn(bytes) ? Buffer.from(secrets.redact(bytes.toString("utf8"))) : bytes;
+}
+
 function errorObject(fields: ReturnType<typeof relayedErrorFields>, fallback: string) {
   return {
     message: fields.message ?? fallback,
@@ -170,16 +190,26 @@ function errorObject(fields: ReturnType<typeof relayedErrorFields>, fallback: st
   };
 }
 
+const unreadableError = createSseEvent({
+  error: {
+    message: "The upstream sent an error the gateway could not read",
+    type: "upstream_error",
+    param: null,
+    code: "invalid_upstream_response",
+  },
+});
+
 /**
  * An event that reports an error, rebuilt from its relayed fields only (chat and completions'
  * `{"error": {...}}`, Responses' `error` event and `response.failed`); other events unchanged.
+ * One that is not JSON is replaced by a generic error.
  */
 function scrubErrorEvent(event: SseEvent, secrets: SecretScrubber): SseEvent {
   let chunk: unknown;
   try {
     chunk = event.json();
   } catch {
-    return event;
+    return unreadableError;
   }
   if (!isObject(chunk)) return event;
   const fallback = "The upstream reported an error";
@@ -330,7 +360,7 @@ class UpstreamStream implements ProviderStream {
     let dataEvents = 0;
     try {
       for await (const parsed of parseSse(body, { maxEventLength })) {
-        const event = parsed.raw.includes('"error"') ? scrubErrorEvent(parsed, secrets) : parsed;
+        const event = screenEvent(parsed, secrets);
         // Events already parsed from the last chunk are not handed out after an abort.
         signal?.throwIfAborted();
         if (!complete) complete = isEndMarker(endpoint, event);
@@ -505,12 +535,13 @@ export function createHttpProvider(settings: HttpProviderSettings): Provider {
           throw upstreamFailure(status, response.headers, bytes.toString("utf8"));
         if (bytes.length > maxResponseBytes)
           throw responseTooLarge(maxResponseBytes, upstreamRequestId);
-        const usage = readUsage(bytes, {
+        const body = screenBody(bytes, secrets);
+        const usage = readUsage(body, {
           requestBody: hasBody ? requestBody : undefined,
           upstreamRequestId,
         });
         const headers = pickHeaders(response.headers);
-        return { kind: "json", status, headers, body: bytes, usage, upstreamRequestId };
+        return { kind: "json", status, headers, body, usage, upstreamRequestId };
       }
       // The caller's signal goes to undici as is, and undici's own timers bound the wait for
       // headers and each idle gap: no controller or timer of ours on the common path.
@@ -547,8 +578,9 @@ export function createHttpProvider(settings: HttpProviderSettings): Provider {
       // A server that answers a stream request with plain JSON.
       const { bytes, cut } = await readBounded(responseBody, maxResponseBytes);
       if (cut) throw responseTooLarge(maxResponseBytes, upstreamRequestId);
-      const usage = readUsage(bytes, { requestBody, upstreamRequestId });
-      return { kind: "json", status, headers, body: bytes, usage, upstreamRequestId };
+      const answer = screenBody(bytes, secrets);
+      const usage = readUsage(answer, { requestBody, upstreamRequestId });
+      return { kind: "json", status, headers, body: answer, usage, upstreamRequestId };
     } catch (error) {
       if (signal?.aborted) throw signal.reason;
       if (AigwError.isInstance(error)) throw error;

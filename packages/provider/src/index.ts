@@ -17,7 +17,7 @@ export {
   type WithRetryOptions,
   withRetry,
 } from "./retry.js";
-export { createSecretScrubber, type SecretScrubber } from "./secrets.js";
+export { createSecretScrubber, REDACTED, type SecretScrubber } from "./secrets.js";
 export { createSseEvent, type ParseSseOptions, parseSse } from "./sse.js";
 export type {
   Endpoint,
@@ -34,6 +34,7 @@ export type {
 export {
   createStreamInterruptedError,
   createUpstreamError,
+  isPlainRequestId,
   type RelayedErrorFields,
   redactSecrets,
   relayedErrorFields,

@@ -8,11 +8,17 @@
 export interface SecretScrubber {
   /** Whether `text` holds one of the secrets in any of the forms above. */
   reveals(text: string): boolean;
+  /**
+   * Whether `content` holds a verbatim copy of a secret: a cheap search, for what is passed on
+   * whole (successful answers and their events), where a full `reveals` would cost too much.
+   */
+  copiedIn(content: string | Uint8Array): boolean;
   /** `text` with verbatim copies of the secrets (any letter case) replaced by "[redacted]". */
   redact(text: string): string;
 }
 
-const REDACTED = "[redacted]";
+/** What a secret is replaced by. */
+export const REDACTED = "[redacted]";
 /** Letters and digits of a secret that identify it; shorter secrets must appear whole. */
 const WINDOW = 16;
 /** Secrets shorter than this are too likely to occur by chance to be looked for. */
@@ -158,6 +164,17 @@ export function createSecretScrubber(secrets: readonly (string | undefined)[]): 
   }
 
   return {
+    copiedIn(content) {
+      for (const secret of kept) {
+        if (
+          typeof content === "string"
+            ? content.includes(secret)
+            : Buffer.from(content.buffer, content.byteOffset, content.byteLength).includes(secret)
+        )
+          return true;
+      }
+      return false;
+    },
     reveals(text) {
       if (kept.length === 0) return false;
       return lettersReveal(text) || (text.includes("%") && lettersReveal(percentDecoded(text)));

@@ -1,6 +1,6 @@
 import { AigwError } from "./errors.js";
 import { firstHeader, parseRetryAfter } from "./retry.js";
-import { createSecretScrubber, type SecretScrubber } from "./secrets.js";
+import { createSecretScrubber, REDACTED, type SecretScrubber } from "./secrets.js";
 
 export type ResponseHeaders = Record<string, string | string[] | undefined>;
 
@@ -18,7 +18,6 @@ export interface RelayedErrorFields {
   code: string | undefined;
 }
 
-const REDACTED = "[redacted]";
 const noSecrets = createSecretScrubber([]);
 const keyShaped = /\bsk-[\w*.-]+|(?<=\bBearer\s+)[\w.~+/=-]+/gi;
 /** Longest upstream message passed on, in characters; longer ones are cut. */
@@ -29,6 +28,11 @@ const typePattern = /^[A-Za-z][\w.-]{0,63}$/;
 const codePattern = /^[\w.:-]{1,64}$/;
 const paramPattern = /^[\w.[\]$/-]{1,128}$/;
 const requestIdPattern = /^[\w.:/+=-]{1,200}$/;
+
+/** Whether a request id (a client's, an upstream's) is a plain id of at most 200 characters. */
+export function isPlainRequestId(id: string): boolean {
+  return requestIdPattern.test(id);
+}
 
 /** Removes the provider's credentials (verbatim copies) and anything shaped like a key. */
 export function redactSecrets(text: string, secrets?: SecretScrubber): string {
@@ -41,7 +45,7 @@ export function upstreamRequestIdOf(
   secrets?: SecretScrubber,
 ): string | undefined {
   const id = firstHeader(headers["x-request-id"]);
-  return id !== undefined && requestIdPattern.test(id) && !secrets?.reveals(id) ? id : undefined;
+  return id !== undefined && isPlainRequestId(id) && !secrets?.reveals(id) ? id : undefined;
 }
 
 function asText(value: unknown): string | undefined {
@@ -73,12 +77,16 @@ export function relayedErrorFields(
   fields: Record<string, unknown>,
   secrets: SecretScrubber,
 ): RelayedErrorFields {
-  return {
+  const relayed = {
     message: boundedMessage(fields.message, secrets),
     type: token(fields.type, typePattern, secrets),
     param: token(fields.param, paramPattern, secrets),
     code: token(fields.code, codePattern, secrets),
   };
+  // A credential cut into pieces, each in another field, shows once they are read together.
+  const together = [relayed.type, relayed.code, relayed.param, relayed.message].join("");
+  if (!secrets.reveals(together)) return relayed;
+  return { message: WITHHELD_MESSAGE, type: undefined, param: undefined, code: undefined };
 }
 
 /** Reads `{ error: { message, type, param, code } }`, `{ error: "..." }` or `{ message }`. */

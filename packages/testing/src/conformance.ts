@@ -1,5 +1,6 @@
 import { once } from "node:events";
 import { request as httpRequest, type IncomingMessage } from "node:http";
+import { gzipSync } from "node:zlib";
 import OpenAI from "openai";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { readChatStream } from "./chat-stream.js";
@@ -254,6 +255,17 @@ export function describeGatewayConformance<G extends ConformanceGateway>(
       expect(response.status).toBe(200);
       const body = (await response.json()) as { choices: { message: { content: string } }[] };
       expect(body.choices[0]?.message.content).toBe("mock: sent as JSON");
+    });
+
+    it("takes a gzip body, decoded once whoever decodes it (the gateway or a parser in front)", async () => {
+      const response = await fetch(`${base}/v1/chat/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json", "content-encoding": "gzip" },
+        body: gzipSync(chatBody("zipped")),
+      });
+      expect(response.status).toBe(200);
+      const body = (await response.json()) as { choices: { message: { content: string } }[] };
+      expect(body.choices[0]?.message.content).toBe("mock: zipped");
     });
 
     it("accepts a 20 MB body through the openai SDK", async () => {

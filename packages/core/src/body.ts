@@ -243,7 +243,9 @@ function received(raw: Uint8Array | string | undefined, limitBytes: number): Rec
   if (raw === undefined) return { body: parseText(""), json: undefined };
   const isText = typeof raw === "string";
   tooLarge(isText ? Buffer.byteLength(raw) : raw.byteLength, limitBytes);
-  const body = checkDepth(parseText(isText ? raw : utf8Text(raw)));
+  const parsed = parseText(isText ? raw : utf8Text(raw));
+  // Each level takes two characters at least: a short body cannot nest too deep.
+  const body = raw.length > 2 * maxJsonDepth ? checkDepth(parsed) : parsed;
   return { body, json: isText || !startsWithBom(raw) ? raw : undefined };
 }
 

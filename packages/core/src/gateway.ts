@@ -91,7 +91,8 @@ export interface GatewayOptions {
   bodyIdleTimeoutMs?: number;
   /**
    * Longest a stream, or an answer over 64 KiB, may wait for the client to read it before the
-   * connection is closed, in milliseconds (60,000). Must exceed `keepAliveIntervalMs`: idle
+   * connection is closed, in milliseconds (60,000). Must exceed `keepAliveIntervalMs`: where a
+   * framework writes the answer (Koa, Fastify) the socket's silence is what is timed, and idle
    * streams are kept moving by their keep-alive comments.
    */
   sendTimeoutMs?: number;

@@ -85,12 +85,31 @@ export async function dispatchNodeRequest(
 }
 
 /**
- * Closes the connection when nothing could be written to it for `sendTimeoutMs`: a client
- * that stops reading would otherwise hold its connection, and what the answer keeps in memory,
- * for good. Every write (each event, each keep-alive comment) starts the wait again.
+ * For answers a framework writes: closes the connection when nothing could be written to it
+ * for `sendTimeoutMs` (the socket's inactivity timer, which every write, keep-alive comments
+ * included, starts again). A client that stops reading would otherwise hold its connection,
+ * and what the answer keeps in memory, for good.
  */
 function closeWhenUnread(response: ServerResponse, sendTimeoutMs: number): void {
   response.setTimeout(sendTimeoutMs, () => response.destroy());
+}
+
+/**
+ * Waits until the client has read what was written; after `sendTimeoutMs` without that, the
+ * connection is closed (and the wait fails). Only a write the socket could not take waits, so
+ * a client that keeps reading costs no timer at all.
+ */
+async function drained(
+  response: ServerResponse,
+  cancellation: Cancellation,
+  sendTimeoutMs: number,
+): Promise<void> {
+  const timer = setTimeout(() => response.destroy(), sendTimeoutMs);
+  try {
+    await once(response, "drain", { signal: cancellation.signal });
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 async function* rawEvents(events: AsyncIterable<SseEvent>): AsyncGenerator<string> {
@@ -220,12 +239,11 @@ export async function writeNodeResponse(
       response.end(body);
       return;
     }
-    closeWhenUnread(response, sendTimeoutMs);
     const whole = typeof body === "string" ? Buffer.from(body) : body;
     try {
       for (let start = 0; start < whole.byteLength; start += wholeWriteBytes) {
         if (!response.write(whole.subarray(start, start + wholeWriteBytes))) {
-          await once(response, "drain", { signal: cancellation.signal });
+          await drained(response, cancellation, sendTimeoutMs);
         }
       }
       response.end();
@@ -236,11 +254,10 @@ export async function writeNodeResponse(
   }
   response.writeHead(status, headers);
   response.flushHeaders();
-  closeWhenUnread(response, sendTimeoutMs);
   try {
     for await (const event of body) {
       if (!response.write(event.raw)) {
-        await once(response, "drain", { signal: cancellation.signal });
+        await drained(response, cancellation, sendTimeoutMs);
       }
     }
     response.end();

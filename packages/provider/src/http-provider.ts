@@ -141,9 +141,10 @@ function createHeaderPicker(secrets: SecretScrubber) {
   const verdicts = RETURNED_HEADERS.map(() => new Map<string, boolean>());
   return (headers: ResponseHeaders): Record<string, string> => {
     const picked: Record<string, string> = {};
-    RETURNED_HEADERS.forEach(([name, form], index) => {
+    for (let index = 0; index < RETURNED_HEADERS.length; index++) {
+      const [name, form] = RETURNED_HEADERS[index] as [string, RegExp];
       const value = headers[name];
-      if (typeof value !== "string") return;
+      if (typeof value !== "string") continue;
       const known = verdicts[index] as Map<string, boolean>;
       let verdict = known.get(value);
       if (verdict === undefined) {
@@ -152,7 +153,7 @@ function createHeaderPicker(secrets: SecretScrubber) {
         known.set(value, verdict);
       }
       if (verdict) picked[name] = value;
-    });
+    }
     return picked;
   };
 }

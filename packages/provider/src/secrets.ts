@@ -165,14 +165,11 @@ export function createSecretScrubber(secrets: readonly (string | undefined)[]): 
 
   return {
     copiedIn(content) {
-      for (const secret of kept) {
-        if (
-          typeof content === "string"
-            ? content.includes(secret)
-            : Buffer.from(content.buffer, content.byteOffset, content.byteLength).includes(secret)
-        )
-          return true;
-      }
+      const searched =
+        typeof content === "string" || Buffer.isBuffer(content)
+          ? content
+          : Buffer.from(content.buffer, content.byteOffset, content.byteLength);
+      for (const secret of kept) if (searched.includes(secret)) return true;
       return false;
     },
     reveals(text) {

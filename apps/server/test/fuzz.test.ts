@@ -226,11 +226,14 @@ const requests = fc
   }));
 
 describe("fuzzing the server with bodies, headers and paths", () => {
-  it(`${runs} requests: never a 500, never a hang, never a crash, memory back near where it was`, async () => {
+  it(`${runs} requests: never a 500, never a hang, never a crash, memory flat once warm`, async () => {
     const baseline = await rssMiB();
+    let halfway: number | undefined;
+    let count = 0;
     const statuses = new Map<number, number>();
     await fc.assert(
       fc.asyncProperty(requests, async (sample) => {
+        if (++count === Math.floor(runs / 2)) halfway = await rssMiB();
         const hasBody = sample.method !== "GET" && sample.method !== "HEAD";
         const encoded =
           hasBody && sample.gzipBody && sample.headers["content-encoding"] === "gzip"
@@ -256,6 +259,10 @@ describe("fuzzing the server with bodies, headers and paths", () => {
     // Some of every kind of answer, so the run went past the first checks.
     for (const status of [200, 400, 404, 415])
       expect(statuses.get(status) ?? 0, `${status}`).toBeGreaterThan(0);
-    expect((await rssMiB()) - baseline).toBeLessThan(200);
+    // Memory grows while code warms up and caches fill, then stays: the second half of the run
+    // may add little to what the first half took.
+    const end = await rssMiB();
+    expect(end - baseline).toBeLessThan(200);
+    expect(end - (halfway ?? end)).toBeLessThan(40);
   }, 600_000);
 });

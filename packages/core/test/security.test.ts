@@ -373,6 +373,22 @@ describe("headers the operator controls", () => {
   });
 });
 
+/** GET /health with the given Host header (none when undefined), as a browser cannot send it. */
+function healthStatus(url: string, host: string | undefined): Promise<number> {
+  const { port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const request = httpRequest(
+      { host: "127.0.0.1", port, path: "/health", headers: host ? { host } : {}, setHost: false },
+      (response) => {
+        response.resume();
+        resolve(response.statusCode ?? 0);
+      },
+    );
+    request.on("error", reject);
+    request.end();
+  });
+}
+
 describe("authentication and where requests may come from", () => {
   it("takes the bearer scheme in any letter case", async () => {
     const key = "aigw-case-key";
@@ -392,56 +408,25 @@ describe("authentication and where requests may come from", () => {
   it("allowedHosts refuses other Host names with 403, before anything else runs", async () => {
     running = await start({ allowedHosts: ["localhost", "127.0.0.1", "::1", ".internal.example"] });
     const { port } = new URL(running.url);
-    const statusFor = (host: string | undefined) =>
-      new Promise<number>((resolve, reject) => {
-        const request = httpRequest(
-          {
-            host: "127.0.0.1",
-            port,
-            path: "/health",
-            headers: host ? { host } : {},
-            setHost: false,
-          },
-          (response) => {
-            response.resume();
-            resolve(response.statusCode ?? 0);
-          },
-        );
-        request.on("error", reject);
-        request.end();
-      });
-    expect(await statusFor(`localhost:${port}`)).toBe(200);
-    expect(await statusFor(`127.0.0.1:${port}`)).toBe(200);
-    expect(await statusFor(`[::1]:${port}`)).toBe(200);
-    expect(await statusFor("gw.internal.example")).toBe(200);
-    expect(await statusFor("attacker.example")).toBe(403);
-    expect(await statusFor("localhost.attacker.example")).toBe(403);
-    expect(await statusFor("[::1]attacker.example")).toBe(403);
-    expect(await statusFor("localhost:80:80")).toBe(403);
+    expect(await healthStatus(running.url, `localhost:${port}`)).toBe(200);
+    expect(await healthStatus(running.url, `127.0.0.1:${port}`)).toBe(200);
+    expect(await healthStatus(running.url, `[::1]:${port}`)).toBe(200);
+    expect(await healthStatus(running.url, "gw.internal.example")).toBe(200);
+    expect(await healthStatus(running.url, "attacker.example")).toBe(403);
+    expect(await healthStatus(running.url, "localhost.attacker.example")).toBe(403);
+    expect(await healthStatus(running.url, "[::1]attacker.example")).toBe(403);
+    expect(await healthStatus(running.url, "localhost:80:80")).toBe(403);
     // Without a Host header, Node answers 400 itself; the gateway never serves it.
-    expect(await statusFor(undefined)).toBeGreaterThanOrEqual(400);
+    expect(await healthStatus(running.url, undefined)).toBeGreaterThanOrEqual(400);
   });
 
   it("takes allowed names with ports and IPv6 addresses in any form, and refuses what is not a host", async () => {
     running = await start({ allowedHosts: ["gw.example.com:8443", "[::1]", "::2"] });
-    const { port } = new URL(running.url);
-    const statusFor = (host: string) =>
-      new Promise<number>((resolve, reject) => {
-        const request = httpRequest(
-          { host: "127.0.0.1", port, path: "/health", headers: { host }, setHost: false },
-          (response) => {
-            response.resume();
-            resolve(response.statusCode ?? 0);
-          },
-        );
-        request.on("error", reject);
-        request.end();
-      });
-    expect(await statusFor("gw.example.com:8443")).toBe(200);
-    expect(await statusFor("gw.example.com")).toBe(200);
-    expect(await statusFor("[::1]:8080")).toBe(200);
-    expect(await statusFor("[::2]")).toBe(200);
-    expect(await statusFor("other.example.com")).toBe(403);
+    expect(await healthStatus(running.url, "gw.example.com:8443")).toBe(200);
+    expect(await healthStatus(running.url, "gw.example.com")).toBe(200);
+    expect(await healthStatus(running.url, "[::1]:8080")).toBe(200);
+    expect(await healthStatus(running.url, "[::2]")).toBe(200);
+    expect(await healthStatus(running.url, "other.example.com")).toBe(403);
     expect(() =>
       createGateway({ providers: { echo: createEcho() }, allowedHosts: ["a:b:c]"] }),
     ).toThrow(TypeError);

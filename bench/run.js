@@ -1,5 +1,6 @@
 // pnpm bench: the gateway (as apps/server ships it, metrics and logs on) against the same mock
-// upstream reached directly and through a bare undici pass-through, in interleaved rounds.
+// upstream reached directly and through a bare undici pass-through, in interleaved rounds, for
+// JSON answers and for streamed ones (about 15 events each).
 import { spawn } from "node:child_process";
 import { openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
@@ -37,7 +38,7 @@ function cpuSeconds(pid) {
   return (Number(fields[11]) + Number(fields[12])) / clockTicksPerSecond;
 }
 
-function drive(url) {
+function drive(url, stream) {
   return autocannon({
     url: `${url}/v1/chat/completions`,
     method: "POST",
@@ -46,7 +47,8 @@ function drive(url) {
     headers: { "content-type": "application/json" },
     body: JSON.stringify({
       model: "gpt-4o-mini",
-      messages: [{ role: "user", content: "Say hello to the benchmark, briefly." }],
+      stream,
+      messages: [{ role: "user", content: "Say hello to the benchmark, briefly, in a few words." }],
     }),
   });
 }
@@ -122,58 +124,73 @@ const targets = {
   "gateway+als": gatewayWithAsyncContext,
   "gateway+cache": gatewayWithCache,
 };
-const roundRatios = [];
-const results = Object.fromEntries(Object.keys(targets).map((name) => [name, []]));
-console.log(
-  `${rounds} rounds of ${durationSeconds}s, ${connections} connections, non-streaming chat`,
-);
-for (const target of Object.values(targets)) await drive(target.url); // warm-up
-for (let round = 1; round <= rounds; round++) {
-  for (const [name, target] of Object.entries(targets)) {
-    const cpuBefore = cpuSeconds(target.child.pid);
-    const result = await drive(target.url);
-    const cpu = cpuSeconds(target.child.pid) - cpuBefore;
-    const requests = result.requests.total;
-    results[name].push({
-      rps: result.requests.average,
-      p50: result.latency.p50,
-      p99: result.latency.p99,
-      cpuMsPerRequest: (cpu * 1000) / Math.max(requests, 1),
-      errors: result.errors + result.non2xx,
-    });
-    console.log(`round ${round} ${name}: ${result.requests.average.toFixed(0)} req/s`);
+
+/** Interleaved rounds over `names`; prints each round, then the medians. */
+async function measure(title, names, stream) {
+  const roundRatios = [];
+  const results = Object.fromEntries(names.map((name) => [name, []]));
+  console.log(`\n${title}: ${rounds} rounds of ${durationSeconds}s, ${connections} connections`);
+  for (const name of names) await drive(targets[name].url, stream); // warm-up
+  for (let round = 1; round <= rounds; round++) {
+    for (const name of names) {
+      const target = targets[name];
+      const cpuBefore = cpuSeconds(target.child.pid);
+      const result = await drive(target.url, stream);
+      const cpu = cpuSeconds(target.child.pid) - cpuBefore;
+      const requests = result.requests.total;
+      results[name].push({
+        rps: result.requests.average,
+        p50: result.latency.p50,
+        p99: result.latency.p99,
+        cpuMsPerRequest: (cpu * 1000) / Math.max(requests, 1),
+        errors: result.errors + result.non2xx,
+      });
+      console.log(`round ${round} ${name}: ${result.requests.average.toFixed(0)} req/s`);
+    }
+    const last = (name) => results[name].at(-1).rps;
+    roundRatios.push(last("gateway") / last("passthrough"));
   }
-  const last = (name) => results[name].at(-1).rps;
-  roundRatios.push(last("gateway") / last("passthrough"));
+  console.log("\ntarget          req/s   p50 ms   p99 ms   CPU ms/req   errors");
+  const summary = {};
+  for (const [name, rows] of Object.entries(results)) {
+    summary[name] = {
+      rps: median(rows.map((row) => row.rps)),
+      p50: median(rows.map((row) => row.p50)),
+      p99: median(rows.map((row) => row.p99)),
+      cpu: median(rows.map((row) => row.cpuMsPerRequest)),
+      errors: rows.reduce((sum, row) => sum + row.errors, 0),
+    };
+    const { rps, p50, p99, cpu, errors } = summary[name];
+    console.log(
+      `${name.padEnd(14)} ${rps.toFixed(0).padStart(6)} ${p50.toFixed(1).padStart(8)} ${p99.toFixed(1).padStart(8)} ${cpu.toFixed(3).padStart(12)} ${String(errors).padStart(8)}`,
+    );
+  }
+  // Neighbouring runs share the machine's mood, so each round's own ratio is steadier.
+  console.log(
+    `per-round gateway / pass-through ratios: ${roundRatios.map((value) => value.toFixed(2)).join(" ")}; median ${median(roundRatios).toFixed(2)}`,
+  );
+  return summary;
 }
 
-console.log("\ntarget          req/s   p50 ms   p99 ms   CPU ms/req   errors");
-const summary = {};
-for (const [name, rows] of Object.entries(results)) {
-  summary[name] = {
-    rps: median(rows.map((row) => row.rps)),
-    p50: median(rows.map((row) => row.p50)),
-    p99: median(rows.map((row) => row.p99)),
-    cpu: median(rows.map((row) => row.cpuMsPerRequest)),
-    errors: rows.reduce((sum, row) => sum + row.errors, 0),
-  };
-  const { rps, p50, p99, cpu, errors } = summary[name];
+const json = await measure("JSON chat", Object.keys(targets), false);
+const streamed = await measure("Streaming chat", ["direct", "passthrough", "gateway"], true);
+
+console.log("\nsummary");
+const ratioLine = (label, summary, target) => {
+  const ratio = summary.gateway.rps / summary.passthrough.rps;
+  const cpu = summary.gateway.cpu / summary.passthrough.cpu;
   console.log(
-    `${name.padEnd(14)} ${rps.toFixed(0).padStart(6)} ${p50.toFixed(1).padStart(8)} ${p99.toFixed(1).padStart(8)} ${cpu.toFixed(3).padStart(12)} ${String(errors).padStart(8)}`,
+    `${label} gateway / pass-through throughput: ${ratio.toFixed(2)} (target >= ${target}); CPU per request ${cpu.toFixed(2)}x`,
   );
-}
-const ratio = summary.gateway.rps / summary.passthrough.rps;
-console.log(`\ngateway / pass-through throughput: ${ratio.toFixed(2)} (target >= 0.80)`);
-const alsCost = summary["gateway+als"].cpu - summary.gateway.cpu;
+};
+ratioLine("JSON     ", json, 0.9);
+ratioLine("streaming", streamed, 0.85);
+const alsCost = json["gateway+als"].cpu - json.gateway.cpu;
 console.log(
   `AsyncLocalStorage (asyncContext: true) costs ${(alsCost * 1000).toFixed(1)} us of CPU per request`,
 );
-const hitRatio = summary["gateway+cache"].rps / summary.gateway.rps;
+const hitRatio = json["gateway+cache"].rps / json.gateway.rps;
 console.log(`cache hits / misses (upstream calls) throughput: ${hitRatio.toFixed(2)}`);
-// Neighbouring runs share the machine's mood, so each round's own ratio is steadier.
-console.log(
-  `per-round ratios: ${roundRatios.map((value) => value.toFixed(2)).join(" ")}; median ${median(roundRatios).toFixed(2)}`,
-);
 
 for (const target of Object.values(targets)) target.child.kill("SIGTERM");
 for (const file of temporaryFiles) rmSync(file, { force: true });

@@ -212,6 +212,8 @@ function readBody(
 
 /** Answers up to this size are handed to the socket at once; larger ones in pieces. */
 const wholeWriteBytes = 64 * 1024;
+/** Most characters of events gathered into one write. */
+const batchLength = 16 * 1024;
 
 /**
  * Writes the gateway's answer to `response`. Streams, and answers over 64 KiB, go out piece by
@@ -253,16 +255,45 @@ export async function writeNodeResponse(
     return;
   }
   response.writeHead(status, headers);
-  response.flushHeaders();
+  await writeEvents(response, body, cancellation, sendTimeoutMs);
+}
+
+/**
+ * Writes a stream's events. Events that arrive together (from one upstream read, handed on
+ * without waiting for I/O) are gathered and written once, at the end of the event loop's
+ * turn: one chunk and one system call where writing each would cost one per event. While the
+ * socket holds more than it takes, the next event waits for `drain`.
+ */
+async function writeEvents(
+  response: ServerResponse,
+  events: AsyncIterable<SseEvent>,
+  cancellation: Cancellation,
+  sendTimeoutMs: number,
+): Promise<void> {
+  let pending: string[] = [];
+  let pendingLength = 0;
+  let scheduled: NodeJS.Immediate | undefined;
+  const flush = () => {
+    clearImmediate(scheduled);
+    scheduled = undefined;
+    response.write(pending.length === 1 ? (pending[0] as string) : pending.join(""));
+    pending = [];
+    pendingLength = 0;
+  };
   try {
-    for await (const event of body) {
-      if (!response.write(event.raw)) {
-        await drained(response, cancellation, sendTimeoutMs);
-      }
+    for await (const event of events) {
+      pending.push(event.raw);
+      pendingLength += event.raw.length;
+      // A source that never waits (the echo model, a cache replay) is written as it goes.
+      if (pendingLength >= batchLength) flush();
+      else scheduled ??= setImmediate(flush);
+      if (response.writableNeedDrain) await drained(response, cancellation, sendTimeoutMs);
     }
+    if (scheduled) flush();
     response.end();
   } catch {
     // The client went away while we waited for drain: the stream's own cleanup already ran.
+    clearImmediate(scheduled);
     response.destroy();
   }
 }

@@ -24,40 +24,70 @@ export function streamErrorEvent(endpoint: Endpoint, error: AigwError): SseEvent
 
 const idle = Symbol("idle");
 
+type Waiter = {
+  resolve(value: IteratorResult<SseEvent> | typeof idle): void;
+  reject(error: unknown): void;
+};
+
 /**
- * Pulls events from `iterator`, yielding `idle` whenever `intervalMs` pass without one, so the
- * caller can keep the client's connection alive. One timer per stream, refreshed per event.
+ * Waits for `iterator`'s next event, or for `intervalMs` without one (then `idle`, and the
+ * same event is waited for again), so the caller can keep the client's connection alive. One
+ * timer per stream, refreshed per event, and one promise per wait: nothing piles up on a
+ * stream that never goes idle.
  */
-async function* withIdleTicks(
-  iterator: AsyncIterator<SseEvent>,
-  intervalMs: number,
-): AsyncGenerator<SseEvent | typeof idle> {
-  let wake: () => void = () => {};
-  let tick = new Promise<typeof idle>((resolve) => {
-    wake = () => resolve(idle);
-  });
-  const timer = setTimeout(() => wake(), intervalMs);
-  try {
-    let pending: Promise<IteratorResult<SseEvent>> | undefined;
-    for (;;) {
-      pending ??= iterator.next();
-      const result = await Promise.race([pending, tick]);
-      if (result === idle) {
-        tick = new Promise((resolve) => {
-          wake = () => resolve(idle);
-        });
-        timer.refresh();
-        yield idle;
-        continue;
+function createIdleWait(iterator: AsyncIterator<SseEvent>, intervalMs: number) {
+  let waiter: Waiter | undefined;
+  let pending = false;
+  // What arrived while nobody waited (after an idle tick, or a slow reader).
+  let arrived: { result: IteratorResult<SseEvent> } | { error: unknown } | undefined;
+  let ticked = false;
+  const timer = setTimeout(() => {
+    const current = waiter;
+    waiter = undefined;
+    if (current) current.resolve(idle);
+    else ticked = true;
+  }, intervalMs);
+  const settle = (outcome: { result: IteratorResult<SseEvent> } | { error: unknown }) => {
+    pending = false;
+    timer.refresh();
+    const current = waiter;
+    waiter = undefined;
+    if (!current) arrived = outcome;
+    else if ("result" in outcome) current.resolve(outcome.result);
+    else current.reject(outcome.error);
+  };
+  return {
+    next(): Promise<IteratorResult<SseEvent> | typeof idle> {
+      if (arrived) {
+        const outcome = arrived;
+        arrived = undefined;
+        return "result" in outcome
+          ? Promise.resolve(outcome.result)
+          : Promise.reject(outcome.error);
       }
-      pending = undefined;
-      if (result.done) return;
+      if (ticked) {
+        ticked = false;
+        return Promise.resolve(idle);
+      }
+      if (!pending) {
+        pending = true;
+        iterator.next().then(
+          (result) => settle({ result }),
+          (error: unknown) => settle({ error }),
+        );
+      }
+      return new Promise((resolve, reject) => {
+        waiter = { resolve, reject };
+      });
+    },
+    /** After an idle tick: the next tick is a whole interval away. */
+    rearm() {
       timer.refresh();
-      yield result.value;
-    }
-  } finally {
-    clearTimeout(timer);
-  }
+    },
+    stop() {
+      clearTimeout(timer);
+    },
+  };
 }
 
 export interface StreamSettings {
@@ -109,16 +139,20 @@ async function* clientEvents(
   const { iterator, first } = result.stream;
   const events = result.response.kind === "stream" ? result.response.events : undefined;
   const streamStarted = performance.now();
+  const waiting = createIdleWait(iterator, settings.keepAliveIntervalMs);
   let completed = false;
   try {
     const firstOut = hooks.hasChunkHooks ? hooks.onChunk(first, context) : first;
     if (firstOut) yield firstOut;
-    for await (const item of withIdleTicks(iterator, settings.keepAliveIntervalMs)) {
+    for (;;) {
+      const item = await waiting.next();
       if (item === idle) {
+        waiting.rearm();
         yield keepAliveEvent;
         continue;
       }
-      const out = hooks.hasChunkHooks ? hooks.onChunk(item, context) : item;
+      if (item.done) break;
+      const out = hooks.hasChunkHooks ? hooks.onChunk(item.value, context) : item.value;
       if (out) yield out;
     }
     completed = true;
@@ -152,6 +186,7 @@ async function* clientEvents(
     await hooks.onError(failure, context);
     yield streamErrorEvent(context.endpoint ?? "chat/completions", failure);
   } finally {
+    waiting.stop();
     if (!completed) {
       cancellation.abort();
       iterator.return?.().catch(() => {});

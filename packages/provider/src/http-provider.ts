@@ -4,7 +4,7 @@ import type { CancelSignal } from "./cancellation.js";
 import { AigwError } from "./errors.js";
 import { type RetryOptions, resolveRetryOptions } from "./retry.js";
 import { createSecretScrubber, type SecretScrubber } from "./secrets.js";
-import { createSseEvent, parseSse } from "./sse.js";
+import { createSseEvent, createSseParser } from "./sse.js";
 import type {
   Endpoint,
   Provider,
@@ -360,22 +360,26 @@ class UpstreamStream implements ProviderStream {
     let complete = !hasEndMarker(endpoint);
     let dataEvents = 0;
     try {
-      for await (const parsed of parseSse(body, { maxEventLength })) {
-        const event = screenEvent(parsed, secrets);
-        // Events already parsed from the last chunk are not handed out after an abort.
-        signal?.throwIfAborted();
-        if (!complete) complete = isEndMarker(endpoint, event);
-        if (event.data !== "[DONE]") dataEvents++;
-        if (carriesUsage(event.raw)) {
-          const chunk = event.json() as {
-            usage?: unknown;
-            response?: { usage?: unknown };
-            choices?: unknown[];
-          };
-          this.usage = usageFromObject(chunk.usage ?? chunk.response?.usage) ?? this.usage;
-          if (dropUsageChunk && chunk.choices?.length === 0) continue;
+      const parser = createSseParser({ maxEventLength });
+      for await (const chunk of body) {
+        for (const parsed of parser.push(chunk as Buffer)) {
+          const event = screenEvent(parsed, secrets);
+          // Events already parsed from the last chunk are not handed out after an abort.
+          signal?.throwIfAborted();
+          if (!complete) complete = isEndMarker(endpoint, event);
+          if (event.data !== "[DONE]") dataEvents++;
+          if (carriesUsage(event.raw)) {
+            const usageChunk = event.json() as {
+              usage?: unknown;
+              response?: { usage?: unknown };
+              choices?: unknown[];
+            };
+            this.usage =
+              usageFromObject(usageChunk.usage ?? usageChunk.response?.usage) ?? this.usage;
+            if (dropUsageChunk && usageChunk.choices?.length === 0) continue;
+          }
+          yield event;
         }
-        yield event;
       }
       if (!complete) throw createStreamInterruptedError(this.settings.upstreamRequestId);
     } catch (error) {

@@ -18,7 +18,13 @@ export {
   withRetry,
 } from "./retry.js";
 export { createSecretScrubber, REDACTED, type SecretScrubber } from "./secrets.js";
-export { createSseEvent, type ParseSseOptions, parseSse } from "./sse.js";
+export {
+  createSseEvent,
+  createSseParser,
+  type ParseSseOptions,
+  parseSse,
+  type SseParser,
+} from "./sse.js";
 export type {
   Endpoint,
   Provider,

@@ -71,46 +71,70 @@ export interface ParseSseOptions {
   maxEventLength?: number;
 }
 
+/** An incremental SSE parser: `push` takes the next chunk and returns the events it completed. */
+export interface SseParser {
+  push(chunk: Uint8Array | string): SseEvent[];
+}
+
+const noEvents: SseEvent[] = [];
+
 /**
- * Parses a server-sent event stream incrementally: each event is yielded as soon as the
- * blank line that ends it has arrived. Lines may end in "\n" or "\r\n". An unterminated
- * block at the end of the stream is dropped, as the SSE specification says.
+ * A parser for one stream: each event is returned as soon as the blank line that ends it has
+ * arrived. Lines may end in "\n" or "\r\n". Throws when an event passes `maxEventLength`.
  */
-export async function* parseSse(
-  body: AsyncIterable<Uint8Array | string>,
-  options: ParseSseOptions = {},
-): AsyncGenerator<SseEvent> {
+export function createSseParser(options: ParseSseOptions = {}): SseParser {
   const maxEventLength = options.maxEventLength ?? 2 ** 28;
   const decoder = new TextDecoder();
   let buffer = "";
   // Where the pending event starts, and where the line being read starts.
   let eventStart = 0;
   let lineStart = 0;
-  for await (const chunk of body) {
-    // Only new text is searched, so a long line arriving in many chunks is scanned once.
-    const searchFrom = buffer.length;
-    buffer += typeof chunk === "string" ? chunk : decoder.decode(chunk, { stream: true });
-    let newline = buffer.indexOf("\n", searchFrom);
-    while (newline !== -1) {
-      const blank =
-        newline === lineStart || (newline === lineStart + 1 && buffer.charCodeAt(lineStart) === 13);
-      lineStart = newline + 1;
-      if (blank) {
-        const event = parseBlock(buffer.slice(eventStart, lineStart));
-        eventStart = lineStart;
-        if (event !== undefined) yield event;
+  return {
+    push(chunk) {
+      // Only new text is searched, so a long line arriving in many chunks is scanned once.
+      const searchFrom = buffer.length;
+      buffer += typeof chunk === "string" ? chunk : decoder.decode(chunk, { stream: true });
+      let events = noEvents;
+      let newline = buffer.indexOf("\n", searchFrom);
+      while (newline !== -1) {
+        const blank =
+          newline === lineStart ||
+          (newline === lineStart + 1 && buffer.charCodeAt(lineStart) === 13);
+        lineStart = newline + 1;
+        if (blank) {
+          const event = parseBlock(buffer.slice(eventStart, lineStart));
+          eventStart = lineStart;
+          if (event !== undefined) {
+            if (events === noEvents) events = [];
+            events.push(event);
+          }
+        }
+        newline = buffer.indexOf("\n", lineStart);
       }
-      newline = buffer.indexOf("\n", lineStart);
-    }
-    if (eventStart > 0) {
-      buffer = buffer.slice(eventStart);
-      lineStart -= eventStart;
-      eventStart = 0;
-    }
-    if (buffer.length > maxEventLength) {
-      throw createInvalidResponseError(
-        `The upstream sent an event longer than ${maxEventLength} characters`,
-      );
-    }
-  }
+      if (eventStart > 0) {
+        buffer = buffer.slice(eventStart);
+        lineStart -= eventStart;
+        eventStart = 0;
+      }
+      if (buffer.length > maxEventLength) {
+        throw createInvalidResponseError(
+          `The upstream sent an event longer than ${maxEventLength} characters`,
+        );
+      }
+      return events;
+    },
+  };
+}
+
+/**
+ * Parses a server-sent event stream incrementally: each event is yielded as soon as the
+ * blank line that ends it has arrived. An unterminated block at the end of the stream is
+ * dropped, as the SSE specification says.
+ */
+export async function* parseSse(
+  body: AsyncIterable<Uint8Array | string>,
+  options: ParseSseOptions = {},
+): AsyncGenerator<SseEvent> {
+  const parser = createSseParser(options);
+  for await (const chunk of body) yield* parser.push(chunk);
 }

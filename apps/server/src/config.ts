@@ -127,6 +127,8 @@ export const configSchema = z.strictObject({
       /** AsyncLocalStorage for the request context; costs CPU on every request. */
       asyncContext: z.boolean().default(false),
       keepAliveIntervalMs: positiveMs.optional(),
+      /** How long a stream's 200 waits for the upstream's first event, in ms (1000). */
+      firstEventWaitMs: z.number().int().min(0).optional(),
       /** Longest pause while a request body arrives, in ms; then 408. */
       bodyIdleTimeoutMs: positiveMs.optional(),
       /** Longest an answer may wait for the client to read it, in ms; then the connection closes. */

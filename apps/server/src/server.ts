@@ -65,6 +65,7 @@ export async function createGatewayFromConfig(
     bodyIdleTimeoutMs: config.gateway.bodyIdleTimeoutMs,
     sendTimeoutMs: config.gateway.sendTimeoutMs,
     keepAliveIntervalMs: config.gateway.keepAliveIntervalMs,
+    firstEventWaitMs: config.gateway.firstEventWaitMs,
   });
   async function close() {
     await closeLimits();

@@ -185,7 +185,7 @@ function untilGone<T>(work: Promise<T>, client: Cancellation): Promise<T> {
  */
 function recordStream(
   upstream: AsyncIterator<SseEvent>,
-  first: SseEvent,
+  first: SseEvent | undefined,
   endpoint: StreamedEndpoint,
   maxEntryBytes: number,
   usage: () => TokenUsage | undefined,
@@ -193,7 +193,7 @@ function recordStream(
   settle: (answer: Uint8Array | undefined, error?: unknown) => void,
 ): AsyncIterator<SseEvent> {
   const assembler = createStreamAssembler(endpoint, maxEntryBytes);
-  assembler.add(first);
+  if (first) assembler.add(first);
   let pending: Promise<IteratorResult<SseEvent>> | undefined;
   const pull = () => {
     pending = upstream.next().then(

@@ -99,6 +99,13 @@ export interface GatewayOptions {
   /** Idle gap after which a stream gets a ": keep-alive" comment (15 s). */
   keepAliveIntervalMs?: number;
   /**
+   * How long a stream's 200 is held back, once the upstream answered, for its first event, in
+   * milliseconds (1,000). A failure within it is retried or becomes a JSON error; after it the
+   * client gets its headers and keep-alive comments while the model thinks, so proxies in front
+   * do not cut the request, and a failure ends the stream with an error event.
+   */
+  firstEventWaitMs?: number;
+  /**
    * Makes the request context reachable through `gateway.currentContext()` from anywhere in
    * its async call tree (AsyncLocalStorage). Off by default: it costs CPU on every request.
    */
@@ -179,6 +186,7 @@ export function createGateway(options: GatewayOptions): Gateway {
   const maxBodyBytes = options.maxBodyBytes ?? 32 * 2 ** 20;
   const bodyIdleTimeoutMs = options.bodyIdleTimeoutMs ?? 15_000;
   const keepAliveIntervalMs = options.keepAliveIntervalMs ?? 15_000;
+  const firstEventWaitMs = options.firstEventWaitMs ?? 1_000;
   const sendTimeoutMs = options.sendTimeoutMs ?? 60_000;
   if (!(sendTimeoutMs > keepAliveIntervalMs)) {
     throw new TypeError(
@@ -273,7 +281,17 @@ export function createGateway(options: GatewayOptions): Gateway {
     }
 
     const loop = (signal: CancelSignal) =>
-      callUpstream(route, call, model, request, exchange, hooks, observer, signal);
+      callUpstream(
+        route,
+        call,
+        model,
+        request,
+        exchange,
+        hooks,
+        observer,
+        signal,
+        firstEventWaitMs,
+      );
     const result = responseCache
       ? await responseCache.serve(exchange, request, route, call, model, loop)
       : await loop(exchange.cancellation);
@@ -295,6 +313,10 @@ export function createGateway(options: GatewayOptions): Gateway {
       const events = streamToClient(exchange, { ...result, stream: result.stream }, headers, {
         hooks,
         keepAliveIntervalMs,
+        lateFirstEvent(late, event) {
+          late.outcome.firstEventMs = performance.now() - late.context.startedAt;
+          observer.responseStarted(late, event.data);
+        },
         finish,
       });
       return { status: 200, headers, body: contextStorage ? bindContext(events, context) : events };

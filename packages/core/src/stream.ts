@@ -1,14 +1,15 @@
-import { type AigwError, createSseEvent, type Endpoint, type SseEvent } from "@aigw/provider";
+import {
+  type AigwError,
+  createSseEvent,
+  type Endpoint,
+  isComment,
+  keepAliveEvent,
+  type SseEvent,
+} from "@aigw/provider";
 import { toAigwError } from "./errors.js";
 import type { Exchange } from "./exchange.js";
 import type { HookRunner } from "./hooks.js";
 import type { UpstreamResult } from "./upstream-call.js";
-
-const keepAliveEvent: SseEvent = {
-  raw: ": keep-alive\n\n",
-  data: "",
-  json: () => undefined,
-};
 
 /** An error after a stream started, in the inbound protocol's own form (no [DONE] after it). */
 export function streamErrorEvent(endpoint: Endpoint, error: AigwError): SseEvent {
@@ -93,6 +94,8 @@ function createIdleWait(iterator: AsyncIterator<SseEvent>, intervalMs: number) {
 export interface StreamSettings {
   hooks: HookRunner;
   keepAliveIntervalMs: number;
+  /** Called with the stream's first event with data, when it came after the headers went out. */
+  lateFirstEvent(exchange: Exchange, event: SseEvent): void;
   /** Called exactly once, when the stream is over for whatever reason. */
   finish(exchange: Exchange): void;
 }
@@ -142,8 +145,14 @@ async function* clientEvents(
   const waiting = createIdleWait(iterator, settings.keepAliveIntervalMs);
   let completed = false;
   try {
-    const firstOut = hooks.hasChunkHooks ? hooks.onChunk(first, context) : first;
-    if (firstOut) yield firstOut;
+    let seenData = first !== undefined;
+    if (first) {
+      const firstOut = hooks.hasChunkHooks ? hooks.onChunk(first, context) : first;
+      if (firstOut) yield firstOut;
+    } else {
+      // The model is still thinking: the client gets its headers now, and a comment.
+      yield keepAliveEvent;
+    }
     for (;;) {
       const item = await waiting.next();
       if (item === idle) {
@@ -152,7 +161,17 @@ async function* clientEvents(
         continue;
       }
       if (item.done) break;
-      const out = hooks.hasChunkHooks ? hooks.onChunk(item.value, context) : item.value;
+      const event = item.value;
+      // The upstream's own comments keep the client's connection alive too; hooks see data only.
+      if (isComment(event)) {
+        yield keepAliveEvent;
+        continue;
+      }
+      if (!seenData) {
+        seenData = true;
+        settings.lateFirstEvent(exchange, event);
+      }
+      const out = hooks.hasChunkHooks ? hooks.onChunk(event, context) : event;
       if (out) yield out;
     }
     completed = true;

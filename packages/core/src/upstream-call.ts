@@ -2,6 +2,7 @@ import {
   type AigwError,
   type CancelSignal,
   createStreamInterruptedError,
+  isComment,
   type ProviderRequest,
   type ProviderResponse,
   retryDelay,
@@ -20,8 +21,11 @@ export interface UpstreamResult {
   response: ProviderResponse;
   providerName: string;
   attempts: number;
-  /** For streams: the iterator already started, and its first event. */
-  stream?: { iterator: AsyncIterator<SseEvent>; first: SseEvent } | undefined;
+  /**
+   * For streams: the iterator already started, and its first event; undefined when the
+   * upstream had sent none within `firstEventWaitMs` (the iterator hands it on when it comes).
+   */
+  stream?: { iterator: AsyncIterator<SseEvent>; first: SseEvent | undefined } | undefined;
   /** Set by the response cache: `x-aigw-cache`, and `Age` on hits. */
   cacheHeaders?: Record<string, string> | undefined;
 }
@@ -36,11 +40,70 @@ export function targetRequest(
   return { model, body: model === call.body.model ? call.body : { ...call.body, model } };
 }
 
+const timedOut = Symbol("timedOut");
+
+/** `pending`'s result, or `timedOut` once `milliseconds` passed without it. */
+function withinTime<T>(pending: Promise<T>, milliseconds: number): Promise<T | typeof timedOut> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => resolve(timedOut), milliseconds);
+    pending.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        reject(error);
+      },
+    );
+  });
+}
+
+/** An iterator that answers its first `next()` with `pending`, then goes on with `rest`. */
+function startingWith(
+  pending: Promise<IteratorResult<SseEvent>>,
+  rest: AsyncIterator<SseEvent>,
+): AsyncIterator<SseEvent> {
+  // Nobody may be waiting for it yet: its failure is read when it is asked for.
+  pending.catch(() => {});
+  let head: Promise<IteratorResult<SseEvent>> | undefined = pending;
+  return {
+    next() {
+      const next = head ?? rest.next();
+      head = undefined;
+      return next;
+    },
+    return: (value?: unknown) =>
+      rest.return?.(value) ?? Promise.resolve({ done: true as const, value: undefined }),
+  };
+}
+
+/**
+ * The stream's first event with data, waited for at most `waitMs` (the upstream's comments do
+ * not count). Without one by then, `first` is undefined: the client is answered while the
+ * model thinks, and the iterator returned hands the event on when it comes.
+ */
+async function firstEvent(
+  events: AsyncIterator<SseEvent>,
+  waitMs: number,
+  upstreamRequestId: string | undefined,
+): Promise<{ iterator: AsyncIterator<SseEvent>; first: SseEvent | undefined }> {
+  const until = performance.now() + waitMs;
+  for (;;) {
+    const pending = events.next();
+    const result = await withinTime(pending, until - performance.now());
+    if (result === timedOut) return { iterator: startingWith(pending, events), first: undefined };
+    if (result.done) throw createStreamInterruptedError(upstreamRequestId);
+    if (!isComment(result.value)) return { iterator: events, first: result.value };
+  }
+}
+
 /**
  * The request loop: for each target of the route, attempts with backoff, all within the
- * first target's deadline. A stream's attempt only succeeds once its first event arrived,
- * so failures before it are retried like any other. `signal` cancels it: the request's own
- * cancellation, or a coalesced call's, which outlives the client that started it.
+ * first target's deadline. A stream's attempt succeeds once its first event arrived, or once
+ * `firstEventWaitMs` passed after the upstream's 200 without one: failures before that are
+ * retried like any other. `signal` cancels it: the request's own cancellation, or a coalesced
+ * call's, which outlives the client that started it.
  */
 export async function callUpstream(
   route: ResolvedRoute,
@@ -51,6 +114,7 @@ export async function callUpstream(
   hooks: HookRunner,
   observer: Observer,
   signal: CancelSignal,
+  firstEventWaitMs: number,
 ): Promise<UpstreamResult> {
   const { context, outcome } = exchange;
   const deadline = Date.now() + (route.targets[0]?.provider.deadline ?? 600_000);
@@ -105,17 +169,21 @@ export async function callUpstream(
           recordAttempt(target.providerName, response.status, attemptStarted, span, false);
           return { response, providerName: target.providerName, attempts };
         }
-        const iterator = response.events[Symbol.asyncIterator]();
-        const first = await iterator.next();
-        if (first.done) throw createStreamInterruptedError(response.upstreamRequestId);
-        outcome.firstEventMs = performance.now() - context.startedAt;
-        observer.responseStarted(exchange, first.value.data);
+        const { iterator, first } = await firstEvent(
+          response.events[Symbol.asyncIterator](),
+          firstEventWaitMs,
+          response.upstreamRequestId,
+        );
+        if (first) {
+          outcome.firstEventMs = performance.now() - context.startedAt;
+          observer.responseStarted(exchange, first.data);
+        }
         recordAttempt(target.providerName, response.status, attemptStarted, span, true);
         return {
           response,
           providerName: target.providerName,
           attempts,
-          stream: { iterator, first: first.value },
+          stream: { iterator, first },
         };
       } catch (error) {
         if (signal.aborted) {

@@ -4,7 +4,7 @@ import type { CancelSignal } from "./cancellation.js";
 import { AigwError } from "./errors.js";
 import { type RetryOptions, resolveRetryOptions } from "./retry.js";
 import { createSecretScrubber, type SecretScrubber } from "./secrets.js";
-import { createSseEvent, createSseParser } from "./sse.js";
+import { createSseEvent, createSseParser, keepAliveEvent } from "./sse.js";
 import type {
   Endpoint,
   Provider,
@@ -360,9 +360,13 @@ class UpstreamStream implements ProviderStream {
     let complete = !hasEndMarker(endpoint);
     let dataEvents = 0;
     try {
-      const parser = createSseParser({ maxEventLength });
+      const parser = createSseParser({ maxEventLength, comments: true });
       for await (const chunk of body) {
         for (const parsed of parser.push(chunk as Buffer)) {
+          if (parsed === keepAliveEvent) {
+            yield parsed;
+            continue;
+          }
           const event = screenEvent(parsed, secrets);
           // Events already parsed from the last chunk are not handed out after an abort.
           signal?.throwIfAborted();

@@ -21,6 +21,8 @@ export { createSecretScrubber, REDACTED, type SecretScrubber } from "./secrets.j
 export {
   createSseEvent,
   createSseParser,
+  isComment,
+  keepAliveEvent,
   type ParseSseOptions,
   parseSse,
   type SseParser,

@@ -33,8 +33,22 @@ export function createSseEvent(data: string | object, event?: string): SseEvent 
   return new ServerSentEvent(`${raw}\n`, text, event, typeof data === "string" ? unparsed : data);
 }
 
-/** Reads the fields of one block of lines; undefined for a block with only comments. */
-function parseBlock(raw: string): SseEvent | undefined {
+/**
+ * The comment that keeps an idle stream's connection open: `: keep-alive`. Clients and SSE
+ * parsers skip it; it carries no data.
+ */
+export const keepAliveEvent: SseEvent = new ServerSentEvent(": keep-alive\n\n", "", undefined);
+
+/** Whether an event is a comment only (a keep-alive), not data. */
+export function isComment(event: SseEvent): boolean {
+  return event.raw.charCodeAt(0) === 58 /* ":" */ && event.data === "" && event.event === undefined;
+}
+
+/**
+ * Reads the fields of one block of lines; a block with only comments is `keepAliveEvent` when
+ * `comments` is set, else undefined.
+ */
+function parseBlock(raw: string, comments: boolean): SseEvent | undefined {
   let data: string | undefined;
   let event: string | undefined;
   let lineStart = 0;
@@ -58,7 +72,7 @@ function parseBlock(raw: string): SseEvent | undefined {
     }
     lineStart = nextLine;
   }
-  if (data === undefined && event === undefined) return undefined;
+  if (data === undefined && event === undefined) return comments ? keepAliveEvent : undefined;
   return new ServerSentEvent(raw, data ?? "", event);
 }
 
@@ -69,6 +83,11 @@ export interface ParseSseOptions {
    * Default 268,435,456 (256 Mi).
    */
   maxEventLength?: number;
+  /**
+   * Hand on comment-only blocks (an upstream's `: PROCESSING` while it thinks) as
+   * `keepAliveEvent`, never as the upstream wrote them. Default false: they are skipped.
+   */
+  comments?: boolean;
 }
 
 /** An incremental SSE parser: `push` takes the next chunk and returns the events it completed. */
@@ -84,6 +103,7 @@ const noEvents: SseEvent[] = [];
  */
 export function createSseParser(options: ParseSseOptions = {}): SseParser {
   const maxEventLength = options.maxEventLength ?? 2 ** 28;
+  const comments = options.comments ?? false;
   const decoder = new TextDecoder();
   let buffer = "";
   // Where the pending event starts, and where the line being read starts.
@@ -102,7 +122,7 @@ export function createSseParser(options: ParseSseOptions = {}): SseParser {
           (newline === lineStart + 1 && buffer.charCodeAt(lineStart) === 13);
         lineStart = newline + 1;
         if (blank) {
-          const event = parseBlock(buffer.slice(eventStart, lineStart));
+          const event = parseBlock(buffer.slice(eventStart, lineStart), comments);
           eventStart = lineStart;
           if (event !== undefined) {
             if (events === noEvents) events = [];

@@ -42,6 +42,12 @@ export type Behaviour =
   | { kind: "malformedJson" }
   /** Waits between events; a JSON reply waits between its headers and its body. */
   | { kind: "delayEvents"; delayMs: number }
+  /**
+   * A stream whose 200 goes out at once and whose first event only after `delayMs` (a model
+   * thinking), with a `: PROCESSING` comment every `commentEveryMs` meanwhile; `thenCut`
+   * destroys the socket instead of sending the first event.
+   */
+  | { kind: "slowFirstEvent"; delayMs: number; commentEveryMs?: number; thenCut?: boolean }
   /** A valid embeddings-like JSON reply of about that many bytes, `usage` last. */
   | { kind: "largeBody"; bytes: number }
   /** A 200 event stream of exactly these events (objects are sent as JSON), as a hostile upstream might. */
@@ -74,7 +80,10 @@ interface PendingGate {
   released: Promise<void>;
 }
 
-type StreamFault = Extract<Behaviour, { kind: "cutStream" | "stallStream" | "delayEvents" }>;
+type StreamFault = Extract<
+  Behaviour,
+  { kind: "cutStream" | "stallStream" | "delayEvents" | "slowFirstEvent" }
+>;
 
 const MALFORMED_JSON = '{"id": "chatcmpl-1", "choices": [';
 
@@ -192,6 +201,19 @@ export async function startMockUpstream(options: MockUpstreamOptions = {}): Prom
     const gate = gates.shift();
     response.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
     response.flushHeaders();
+    if (fault?.kind === "slowFirstEvent") {
+      const until = Date.now() + fault.delayMs;
+      while (fault.commentEveryMs !== undefined && Date.now() + fault.commentEveryMs < until) {
+        await sleep(fault.commentEveryMs);
+        if (response.destroyed) return;
+        await write(response, ": PROCESSING\n\n");
+      }
+      await sleep(Math.max(0, until - Date.now()));
+      if (fault.thenCut) {
+        destroy();
+        return;
+      }
+    }
     const stopsAfter = fault?.kind === "cutStream" || fault?.kind === "stallStream";
     const eventCount = stopsAfter
       ? Math.min(fault.afterEvents, reply.events.length)
@@ -298,7 +320,8 @@ export async function startMockUpstream(options: MockUpstreamOptions = {}): Prom
     const fault =
       behaviour?.kind === "cutStream" ||
       behaviour?.kind === "stallStream" ||
-      behaviour?.kind === "delayEvents"
+      behaviour?.kind === "delayEvents" ||
+      behaviour?.kind === "slowFirstEvent"
         ? behaviour
         : undefined;
     if (reply.type === "stream") await sendStream(response, reply, fault, destroy, record);

@@ -1,10 +1,10 @@
-import type { Dispatcher } from "undici";
 import { Pool } from "undici";
 import type { CancelSignal } from "./cancellation.js";
 import { AigwError } from "./errors.js";
 import { type RetryOptions, resolveRetryOptions } from "./retry.js";
 import { createSecretScrubber, type SecretScrubber } from "./secrets.js";
 import { createSseEvent, createSseParser, keepAliveEvent } from "./sse.js";
+import { type ChunkStream, requestStreamed } from "./streamed-response.js";
 import type {
   Endpoint,
   Provider,
@@ -272,11 +272,7 @@ function isEndMarker(endpoint: Endpoint, event: SseEvent): boolean {
 }
 
 /** Ends a response body with a timeout error unless it is done first. */
-function destroyAfter(
-  body: Dispatcher.ResponseData["body"],
-  milliseconds: number,
-  message: string,
-) {
+function destroyAfter(body: ChunkStream, milliseconds: number, message: string) {
   return setTimeout(() => body.destroy(createTimeoutError(message)), Math.max(milliseconds, 0));
 }
 
@@ -287,14 +283,14 @@ const isSuccess = (status: number) => status >= 200 && status < 300;
  * Returns the bytes read and whether the body went on beyond them.
  */
 async function readBounded(
-  body: Dispatcher.ResponseData["body"],
+  body: ChunkStream,
   limit: number,
 ): Promise<{ bytes: Buffer; cut: boolean }> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of body) {
-    chunks.push(chunk as Buffer);
-    size += (chunk as Buffer).length;
+    chunks.push(chunk);
+    size += chunk.length;
     if (size > limit) {
       body.destroy();
       return { bytes: Buffer.concat(chunks, size), cut: true };
@@ -312,7 +308,7 @@ function responseTooLarge(limit: number, upstreamRequestId: string | undefined) 
 
 interface StreamSettings {
   endpoint: Endpoint;
-  body: Dispatcher.ResponseData["body"];
+  body: ChunkStream;
   /** The usage-only chunk was asked for by us, not by the client: hide it. */
   dropUsageChunk: boolean;
   /** The request's JSON, for an estimate when the upstream reports no usage. */
@@ -351,7 +347,7 @@ class UpstreamStream implements ProviderStream {
     if (this.closed) return;
     this.closed = true;
     this.settings.release();
-    if (!this.settings.body.readableEnded) this.settings.body.destroy();
+    this.settings.body.destroy();
   }
 
   private async *events(): AsyncGenerator<SseEvent> {
@@ -362,7 +358,7 @@ class UpstreamStream implements ProviderStream {
     try {
       const parser = createSseParser({ maxEventLength, comments: true });
       for await (const chunk of body) {
-        for (const parsed of parser.push(chunk as Buffer)) {
+        for (const parsed of parser.push(chunk)) {
           if (parsed === keepAliveEvent) {
             yield parsed;
             continue;
@@ -550,12 +546,13 @@ export function createHttpProvider(settings: HttpProviderSettings): Provider {
           upstreamRequestId,
         });
         const headers = pickHeaders(response.headers);
-        return { kind: "json", status, headers, body, usage, upstreamRequestId };
+        const { waitMs } = response;
+        return { kind: "json", status, headers, body, usage, upstreamRequestId, waitMs };
       }
-      // The caller's signal goes to undici as is, and undici's own timers bound the wait for
-      // headers and each idle gap: no controller or timer of ours on the common path.
-      const response = await pool.request({ ...requestOptions, signal });
-      const { statusCode: status, headers: responseHeaders, body: responseBody } = response;
+      // undici's own timers bound the wait for headers and each idle gap: no timer of ours on
+      // the common path.
+      const response = await requestStreamed(pool, requestOptions, signal);
+      const { status, headers: responseHeaders, body: responseBody, waitMs } = response;
       upstreamRequestId = upstreamRequestIdOf(responseHeaders, secrets);
       if (!isSuccess(status)) {
         const { bytes } = await readBounded(responseBody, ERROR_BODY_LIMIT);
@@ -582,14 +579,14 @@ export function createHttpProvider(settings: HttpProviderSettings): Provider {
           signal,
           release: () => clearTimeout(timer),
         });
-        return { kind: "stream", status, headers, events, upstreamRequestId };
+        return { kind: "stream", status, headers, events, upstreamRequestId, waitMs };
       }
       // A server that answers a stream request with plain JSON.
       const { bytes, cut } = await readBounded(responseBody, maxResponseBytes);
       if (cut) throw responseTooLarge(maxResponseBytes, upstreamRequestId);
       const answer = screenBody(bytes, secrets);
       const usage = readUsage(answer, { requestBody, upstreamRequestId });
-      return { kind: "json", status, headers, body: answer, usage, upstreamRequestId };
+      return { kind: "json", status, headers, body: answer, usage, upstreamRequestId, waitMs };
     } catch (error) {
       if (signal?.aborted) throw signal.reason;
       if (AigwError.isInstance(error)) throw error;

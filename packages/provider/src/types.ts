@@ -69,6 +69,8 @@ interface ProviderResponseBase {
   /** Upstream response headers worth passing on (lower-case names). */
   headers: Record<string, string>;
   upstreamRequestId?: string | undefined;
+  /** Milliseconds the attempt waited for a free connection before it was sent. */
+  waitMs?: number | undefined;
 }
 
 export interface ProviderJsonResponse extends ProviderResponseBase {

@@ -6,6 +6,8 @@ export interface WholeResponse {
   status: number;
   headers: IncomingHttpHeaders;
   body: Buffer;
+  /** Milliseconds the request waited for a connection before it was sent. */
+  waitMs: number;
 }
 
 /**
@@ -20,7 +22,9 @@ export function requestWhole(
   signal: CancelSignal | undefined,
   limitFor: (status: number) => number,
 ): Promise<WholeResponse> {
+  const dispatchedAt = performance.now();
   return new Promise((resolve, reject) => {
+    let waitMs = 0;
     let status = 0;
     let headers: IncomingHttpHeaders = {};
     let limit = Number.POSITIVE_INFINITY;
@@ -39,6 +43,7 @@ export function requestWhole(
           status,
           headers,
           body: chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size),
+          waitMs,
         });
       chunks = [];
     };
@@ -46,6 +51,7 @@ export function requestWhole(
     dispatcher.dispatch(options, {
       // Called again when undici retries the request on a fresh connection.
       onRequestStart(controller) {
+        waitMs = performance.now() - dispatchedAt;
         stopListening?.();
         stopListening = undefined;
         if (!signal) return;

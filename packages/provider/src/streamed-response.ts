@@ -1,0 +1,142 @@
+import type { IncomingHttpHeaders } from "node:http";
+import type { Dispatcher } from "undici";
+import { type CancelSignal, onAbort } from "./cancellation.js";
+
+/** A response body read chunk by chunk as it arrives; reading slowly pauses the upstream. */
+export interface ChunkStream extends AsyncIterable<Buffer> {
+  /** Closes the body (and its connection); a read waiting on it fails with `error`, if given. */
+  destroy(error?: Error): void;
+}
+
+export interface StreamedResponse {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: ChunkStream;
+  /** Milliseconds the request waited for a connection before it was sent. */
+  waitMs: number;
+}
+
+/** Bytes held for the reader before the upstream is paused, and below which it resumes. */
+const highWater = 64 * 1024;
+const lowWater = 16 * 1024;
+
+/**
+ * Sends one request and resolves once its response headers arrived, with the body to read as
+ * it comes, through undici's `dispatch`: no Readable and no async iterator of Node streams
+ * between the socket and the reader. `signal` aborts the request at any point.
+ */
+export function requestStreamed(
+  dispatcher: Dispatcher,
+  options: Dispatcher.DispatchOptions,
+  signal: CancelSignal | undefined,
+): Promise<StreamedResponse> {
+  const dispatchedAt = performance.now();
+  return new Promise((resolve, reject) => {
+    let controller: Dispatcher.DispatchController | undefined;
+    let stopListening: (() => void) | undefined;
+    let waitMs = 0;
+    let headersIn = false;
+    const chunks: Buffer[] = [];
+    let next = 0;
+    let queuedBytes = 0;
+    let paused = false;
+    let ended = false;
+    /** Closed by the reader: nothing more is read, whatever undici reports after. */
+    let closed = false;
+    let failure: Error | undefined;
+    let wake: (() => void) | undefined;
+
+    const settle = () => {
+      stopListening?.();
+      stopListening = undefined;
+      wake?.();
+    };
+
+    const body: ChunkStream = {
+      destroy(error) {
+        if (ended || closed || failure) return;
+        if (error) failure = error;
+        else closed = true;
+        controller?.abort(error ?? new Error("The response body was closed"));
+        settle();
+      },
+      [Symbol.asyncIterator]() {
+        return {
+          next: async (): Promise<IteratorResult<Buffer>> => {
+            for (;;) {
+              if (next < chunks.length) {
+                const chunk = chunks[next] as Buffer;
+                chunks[next++] = undefined as unknown as Buffer;
+                if (next === chunks.length) {
+                  chunks.length = 0;
+                  next = 0;
+                }
+                queuedBytes -= chunk.length;
+                if (paused && queuedBytes < lowWater) {
+                  paused = false;
+                  controller?.resume();
+                }
+                return { done: false, value: chunk };
+              }
+              if (closed) return { done: true, value: undefined };
+              if (failure) throw failure;
+              if (ended) return { done: true, value: undefined };
+              await new Promise<void>((awake) => {
+                wake = awake;
+              });
+              wake = undefined;
+            }
+          },
+          return: async () => {
+            body.destroy();
+            return { done: true, value: undefined };
+          },
+        };
+      },
+    };
+
+    dispatcher.dispatch(options, {
+      // Called again when undici retries the request on a fresh connection.
+      onRequestStart(requestController) {
+        controller = requestController;
+        waitMs = performance.now() - dispatchedAt;
+        stopListening?.();
+        stopListening = undefined;
+        if (!signal) return;
+        if (signal.aborted) {
+          requestController.abort(signal.reason as Error);
+          return;
+        }
+        stopListening = onAbort(signal, () => requestController.abort(signal.reason as Error));
+      },
+      // Informational (1xx) heads come first when sent; the final head wins.
+      onResponseStart(_controller, statusCode, headers) {
+        if (statusCode < 200) return;
+        headersIn = true;
+        resolve({ status: statusCode, headers, body, waitMs });
+      },
+      onResponseData(responseController, chunk) {
+        chunks.push(chunk);
+        queuedBytes += chunk.length;
+        if (!paused && queuedBytes > highWater) {
+          paused = true;
+          responseController.pause();
+        }
+        wake?.();
+      },
+      onResponseEnd() {
+        ended = true;
+        settle();
+      },
+      onResponseError(_controller, error) {
+        if (!headersIn) {
+          stopListening?.();
+          reject(error);
+          return;
+        }
+        failure ??= error;
+        settle();
+      },
+    });
+  });
+}

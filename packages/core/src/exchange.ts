@@ -44,6 +44,8 @@ export interface Outcome {
   stream: boolean;
   /** Milliseconds spent waiting on upstreams (streams: until their last event). */
   upstreamMs: number;
+  /** Milliseconds the attempts waited for a free connection to their upstream. */
+  waitMs: number;
   /** Milliseconds from arrival to a stream's first upstream event. */
   firstEventMs: number | undefined;
   /** The model the upstream says it answered with. */

@@ -179,6 +179,12 @@ export function createGateway(options: GatewayOptions): Gateway {
   const metrics = options.metrics;
   const hooks = createHookRunner(options.hooks ?? [], logger);
   const observer = createObserver(metrics, logger);
+  metrics?.watchProviders?.(() =>
+    Object.entries(options.providers).map(([provider, { waiting }]) => ({
+      provider,
+      waiting: waiting ?? 0,
+    })),
+  );
   const cors = options.cors ? createCors(options.cors) : undefined;
   const tenants = createTenantDirectory(options.tenants ?? {}, options.authenticate);
   const limits = options.limits ?? {};
@@ -513,6 +519,7 @@ export function createGateway(options: GatewayOptions): Gateway {
         error: undefined,
         stream: false,
         upstreamMs: 0,
+        waitMs: 0,
         firstEventMs: undefined,
         responseModel: undefined,
         cache: undefined,

@@ -81,6 +81,7 @@ export function createObserver(
       tokensEstimated: usage?.estimated,
       durationMs: Math.round(durationMs),
       ttftMs: outcome.firstEventMs === undefined ? undefined : Math.round(outcome.firstEventMs),
+      waitMs: outcome.waitMs >= 1 ? Math.round(outcome.waitMs) : undefined,
       tenant: context.tenant,
       cache: outcome.cache,
       errorType: error?.type,
@@ -134,6 +135,7 @@ export function createObserver(
         status: event.status,
         durationSeconds: event.durationMs / 1000,
         retry: event.attempt > 1,
+        waitSeconds: event.waitMs === undefined ? undefined : event.waitMs / 1000,
       });
       if (!span) return;
       if (streaming) {

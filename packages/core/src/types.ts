@@ -89,6 +89,8 @@ export interface AttemptEvent {
   /** The upstream's HTTP status, or the gateway's status for an attempt that got none (502, 504). */
   status: number;
   durationMs: number;
+  /** Milliseconds the attempt waited for a free connection before it was sent, when known. */
+  waitMs?: number | undefined;
   error?: AigwError | undefined;
 }
 
@@ -134,7 +136,14 @@ export interface GatewayMetrics {
     status: number;
     durationSeconds: number;
     retry: boolean;
+    /** Seconds the attempt waited for a free connection, when known. */
+    waitSeconds?: number | undefined;
   }): void;
+  /**
+   * Given once, when the gateway is made: reads how many requests wait for a free connection
+   * to each provider, for a gauge read at scrape time.
+   */
+  watchProviders?(read: () => Iterable<{ provider: string; waiting: number }>): void;
   cacheLookup(lookup: { endpoint: string; hit: boolean }): void;
   rateLimited(request: { endpoint: string; tenant?: string }): void;
   storeError(failure: { store: string }): void;

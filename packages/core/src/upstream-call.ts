@@ -128,14 +128,17 @@ export async function callUpstream(
     span: Span | undefined,
     streaming: boolean,
     error?: AigwError,
+    waitMs?: number,
   ) {
     const event = {
       providerName,
       attempt: attempts,
       status,
       durationMs: performance.now() - startedAt,
+      waitMs,
       error,
     };
+    if (waitMs) outcome.waitMs += waitMs;
     outcome.attempts = attempts;
     outcome.providerName = providerName;
     hooks.onAttempt(event, context);
@@ -149,6 +152,7 @@ export async function callUpstream(
     for (let retry = 0; ; retry++) {
       attempts++;
       const attemptStarted = performance.now();
+      let waitMs: number | undefined;
       const { traceparent, span } = observer.startAttempt(exchange, target.provider.kind);
       const providerRequest: ProviderRequest = {
         endpoint: call.endpoint,
@@ -163,10 +167,21 @@ export async function callUpstream(
         const response = await target.provider.send(providerRequest, {
           signal,
           deadline,
+          onWait: (milliseconds) => {
+            waitMs = milliseconds;
+          },
         });
         if (response.kind === "json") {
           observer.responseStarted(exchange, response.body);
-          recordAttempt(target.providerName, response.status, attemptStarted, span, false);
+          recordAttempt(
+            target.providerName,
+            response.status,
+            attemptStarted,
+            span,
+            false,
+            undefined,
+            waitMs,
+          );
           return { response, providerName: target.providerName, attempts };
         }
         const { iterator, first } = await firstEvent(
@@ -178,7 +193,15 @@ export async function callUpstream(
           outcome.firstEventMs = performance.now() - context.startedAt;
           observer.responseStarted(exchange, first.data);
         }
-        recordAttempt(target.providerName, response.status, attemptStarted, span, true);
+        recordAttempt(
+          target.providerName,
+          response.status,
+          attemptStarted,
+          span,
+          true,
+          undefined,
+          waitMs,
+        );
         return {
           response,
           providerName: target.providerName,
@@ -192,7 +215,7 @@ export async function callUpstream(
         }
         const failure = toAigwError(error);
         const status = failure.upstreamStatus ?? failure.status;
-        recordAttempt(target.providerName, status, attemptStarted, span, false, failure);
+        recordAttempt(target.providerName, status, attemptStarted, span, false, failure, waitMs);
         lastError = failure;
         if (retry >= target.provider.retry.maxRetries) break;
         const wait = retryDelay(failure, retry + 1, target.provider.retry, deadline - Date.now());

@@ -32,6 +32,14 @@ export interface UpstreamAttempt {
   durationSeconds: number;
   /** True when this attempt retried an earlier one. */
   retry: boolean;
+  /** Seconds the attempt waited for a free connection before it was sent, when known. */
+  waitSeconds?: number | undefined;
+}
+
+/** How many requests wait for a free connection to one provider. */
+export interface ProviderWaiting {
+  provider: string;
+  waiting: number;
 }
 
 export interface CacheLookup {
@@ -61,6 +69,11 @@ export interface Metrics {
   cacheLookup(lookup: CacheLookup): void;
   rateLimited(request: RateLimitedRequest): void;
   storeError(failure: StoreFailure): void;
+  /**
+   * Reads `provider_waiting_requests` from `read` whenever the registry is read (the gateway
+   * passes one that asks its providers' connection pools). Later calls replace earlier ones.
+   */
+  watchProviders(read: () => Iterable<ProviderWaiting>): void;
 }
 
 interface RequestCounts {
@@ -165,6 +178,25 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     labelNames: ["provider"] as const,
     buckets: durationBuckets,
     registers,
+  });
+  const providerWait = new Histogram({
+    name: name("provider_connection_wait_seconds"),
+    help: "Time an upstream attempt waited for a free connection before it was sent, in seconds.",
+    labelNames: ["provider"] as const,
+    buckets: overheadBuckets.concat(2.5, 5, 10, 30),
+    registers,
+  });
+  let readWaiting: (() => Iterable<ProviderWaiting>) | undefined;
+  new Gauge({
+    name: name("provider_waiting_requests"),
+    help: "Upstream requests waiting for a free connection to their provider.",
+    labelNames: ["provider"] as const,
+    registers,
+    collect() {
+      if (!readWaiting) return;
+      this.reset();
+      for (const { provider, waiting } of readWaiting()) this.set({ provider }, waiting);
+    },
   });
   const providerRetries = new Counter({
     name: name("provider_retries_total"),
@@ -290,6 +322,9 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       }
       counts.attempts++;
       providerDuration.observe({ provider }, attempt.durationSeconds);
+      if (attempt.waitSeconds !== undefined) {
+        providerWait.observe({ provider }, attempt.waitSeconds);
+      }
       if (attempt.retry) {
         providerRetries.inc({ provider });
       }
@@ -306,6 +341,9 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     },
     storeError(failure) {
       storeErrors.inc({ store: failure.store });
+    },
+    watchProviders(read) {
+      readWaiting = read;
     },
   };
 }

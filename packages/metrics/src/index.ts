@@ -3,6 +3,7 @@ export type {
   FinishedRequest,
   Metrics,
   MetricsOptions,
+  ProviderWaiting,
   RateLimitedRequest,
   StoreFailure,
   UpstreamAttempt,

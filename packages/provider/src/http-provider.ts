@@ -29,7 +29,10 @@ import { estimateUsage, readUsage, usageFromObject } from "./usage.js";
 import { requestWhole } from "./whole-response.js";
 
 export interface PoolOptions {
-  /** Most connections open to the upstream at once. Default 128. */
+  /**
+   * Most connections open to the upstream at once. Default: no limit. With one, requests
+   * beyond it wait for a free connection; the wait counts against the attempt's timeout.
+   */
   connections?: number;
   /** Milliseconds an idle connection is kept open for reuse. Default 90_000. */
   keepAliveTimeout?: number;
@@ -448,8 +451,14 @@ export function createHttpProvider(settings: HttpProviderSettings): Provider {
     forwarded.add(name);
   }
 
+  const capped = settings.pool?.connections !== undefined;
   const pool = new Pool(origin, {
-    connections: numberOption("pool.connections", settings.pool?.connections, 128),
+    // No cap unless asked: LLM answers take seconds to minutes, and a capped pool would queue
+    // requests silently behind them.
+    connections:
+      settings.pool?.connections === undefined
+        ? null
+        : numberOption("pool.connections", settings.pool.connections, 1),
     keepAliveTimeout: numberOption(
       "pool.keepAliveTimeout",
       settings.pool?.keepAliveTimeout,
@@ -521,6 +530,11 @@ export function createHttpProvider(settings: HttpProviderSettings): Provider {
       throw createTimeoutError("The request's deadline passed before the upstream was called");
     }
 
+    // Only a capped pool makes requests wait for a connection: then the wait is timed too.
+    const wait = {
+      headersDeadline: capped ? performance.now() + attemptTimeout : undefined,
+      onWait: options.onWait,
+    };
     const requestOptions = {
       path: pathFor(request),
       method: hasBody ? ("POST" as const) : ("GET" as const),
@@ -533,7 +547,7 @@ export function createHttpProvider(settings: HttpProviderSettings): Provider {
     let upstreamRequestId: string | undefined;
     try {
       if (!stream) {
-        const response = await requestWhole(pool, requestOptions, signal, bodyLimit);
+        const response = await requestWhole(pool, requestOptions, signal, bodyLimit, wait);
         const { status, body: bytes } = response;
         upstreamRequestId = upstreamRequestIdOf(response.headers, secrets);
         if (!isSuccess(status))
@@ -546,13 +560,12 @@ export function createHttpProvider(settings: HttpProviderSettings): Provider {
           upstreamRequestId,
         });
         const headers = pickHeaders(response.headers);
-        const { waitMs } = response;
-        return { kind: "json", status, headers, body, usage, upstreamRequestId, waitMs };
+        return { kind: "json", status, headers, body, usage, upstreamRequestId };
       }
       // undici's own timers bound the wait for headers and each idle gap: no timer of ours on
       // the common path.
-      const response = await requestStreamed(pool, requestOptions, signal);
-      const { status, headers: responseHeaders, body: responseBody, waitMs } = response;
+      const response = await requestStreamed(pool, requestOptions, signal, wait);
+      const { status, headers: responseHeaders, body: responseBody } = response;
       upstreamRequestId = upstreamRequestIdOf(responseHeaders, secrets);
       if (!isSuccess(status)) {
         const { bytes } = await readBounded(responseBody, ERROR_BODY_LIMIT);
@@ -579,14 +592,14 @@ export function createHttpProvider(settings: HttpProviderSettings): Provider {
           signal,
           release: () => clearTimeout(timer),
         });
-        return { kind: "stream", status, headers, events, upstreamRequestId, waitMs };
+        return { kind: "stream", status, headers, events, upstreamRequestId };
       }
       // A server that answers a stream request with plain JSON.
       const { bytes, cut } = await readBounded(responseBody, maxResponseBytes);
       if (cut) throw responseTooLarge(maxResponseBytes, upstreamRequestId);
       const answer = screenBody(bytes, secrets);
       const usage = readUsage(answer, { requestBody, upstreamRequestId });
-      return { kind: "json", status, headers, body: answer, usage, upstreamRequestId, waitMs };
+      return { kind: "json", status, headers, body: answer, usage, upstreamRequestId };
     } catch (error) {
       if (signal?.aborted) throw signal.reason;
       if (AigwError.isInstance(error)) throw error;
@@ -599,6 +612,9 @@ export function createHttpProvider(settings: HttpProviderSettings): Provider {
     retry,
     timeout,
     deadline,
+    get waiting() {
+      return pool.stats.pending;
+    },
     send,
     close() {
       closing ??= pool.close();

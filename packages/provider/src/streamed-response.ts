@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders } from "node:http";
 import type { Dispatcher } from "undici";
 import { type CancelSignal, onAbort } from "./cancellation.js";
+import { type ConnectionWait, watchConnectionWait } from "./connection-wait.js";
 
 /** A response body read chunk by chunk as it arrives; reading slowly pauses the upstream. */
 export interface ChunkStream extends AsyncIterable<Buffer> {
@@ -12,8 +13,6 @@ export interface StreamedResponse {
   status: number;
   headers: IncomingHttpHeaders;
   body: ChunkStream;
-  /** Milliseconds the request waited for a connection before it was sent. */
-  waitMs: number;
 }
 
 /** Bytes held for the reader before the upstream is paused, and below which it resumes. */
@@ -23,18 +22,18 @@ const lowWater = 16 * 1024;
 /**
  * Sends one request and resolves once its response headers arrived, with the body to read as
  * it comes, through undici's `dispatch`: no Readable and no async iterator of Node streams
- * between the socket and the reader. `signal` aborts the request at any point.
+ * between the socket and the reader. `signal` aborts the request at any point; `wait` bounds
+ * and reports the wait for a connection.
  */
 export function requestStreamed(
   dispatcher: Dispatcher,
   options: Dispatcher.DispatchOptions,
   signal: CancelSignal | undefined,
+  wait: ConnectionWait = {},
 ): Promise<StreamedResponse> {
-  const dispatchedAt = performance.now();
   return new Promise((resolve, reject) => {
     let controller: Dispatcher.DispatchController | undefined;
     let stopListening: (() => void) | undefined;
-    let waitMs = 0;
     let headersIn = false;
     const chunks: Buffer[] = [];
     let next = 0;
@@ -45,8 +44,13 @@ export function requestStreamed(
     let closed = false;
     let failure: Error | undefined;
     let wake: (() => void) | undefined;
+    const watch = watchConnectionWait(wait, (error) => {
+      stopListening?.();
+      reject(error);
+    });
 
     const settle = () => {
+      watch.stop();
       stopListening?.();
       stopListening = undefined;
       wake?.();
@@ -98,8 +102,8 @@ export function requestStreamed(
     dispatcher.dispatch(options, {
       // Called again when undici retries the request on a fresh connection.
       onRequestStart(requestController) {
+        if (!watch.sent(requestController)) return;
         controller = requestController;
-        waitMs = performance.now() - dispatchedAt;
         stopListening?.();
         stopListening = undefined;
         if (!signal) return;
@@ -112,8 +116,9 @@ export function requestStreamed(
       // Informational (1xx) heads come first when sent; the final head wins.
       onResponseStart(_controller, statusCode, headers) {
         if (statusCode < 200) return;
+        watch.stop();
         headersIn = true;
-        resolve({ status: statusCode, headers, body, waitMs });
+        resolve({ status: statusCode, headers, body });
       },
       onResponseData(responseController, chunk) {
         chunks.push(chunk);
@@ -130,6 +135,7 @@ export function requestStreamed(
       },
       onResponseError(_controller, error) {
         if (!headersIn) {
+          watch.stop();
           stopListening?.();
           reject(error);
           return;

@@ -57,6 +57,8 @@ export interface SendOptions {
   signal?: CancelSignal | undefined;
   /** Epoch milliseconds after which the attempt must not go on (the whole request's deadline). */
   deadline?: number | undefined;
+  /** Told how long the attempt waited for a free connection, once it got one or gave up. */
+  onWait?: ((waitMs: number) => void) | undefined;
 }
 
 /** A stream of upstream events; `usage` is known once the stream has ended. */
@@ -69,8 +71,6 @@ interface ProviderResponseBase {
   /** Upstream response headers worth passing on (lower-case names). */
   headers: Record<string, string>;
   upstreamRequestId?: string | undefined;
-  /** Milliseconds the attempt waited for a free connection before it was sent. */
-  waitMs?: number | undefined;
 }
 
 export interface ProviderJsonResponse extends ProviderResponseBase {
@@ -99,6 +99,8 @@ export interface Provider {
   readonly timeout: number;
   /** Milliseconds a whole request may take across attempts and waits (defaults to `timeout`). */
   readonly deadline: number;
+  /** Requests waiting for a free connection to the upstream right now (when it has a pool). */
+  readonly waiting?: number;
   send(request: ProviderRequest, options?: SendOptions): Promise<ProviderResponse>;
   close(): Promise<void>;
 }

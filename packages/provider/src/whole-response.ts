@@ -1,30 +1,29 @@
 import type { IncomingHttpHeaders } from "node:http";
 import type { Dispatcher } from "undici";
 import { type CancelSignal, onAbort } from "./cancellation.js";
+import { type ConnectionWait, watchConnectionWait } from "./connection-wait.js";
 
 export interface WholeResponse {
   status: number;
   headers: IncomingHttpHeaders;
   body: Buffer;
-  /** Milliseconds the request waited for a connection before it was sent. */
-  waitMs: number;
 }
 
 /**
  * Sends one request and gathers its answer in memory through undici's `dispatch`, without the
  * Readable, async resource and promise layers that `request()` puts around every body: the
  * gateway reads JSON answers whole anyway. A body past `limitFor(status)` bytes is cut off
- * there: the request is aborted. `signal` aborts the request at any point.
+ * there: the request is aborted. `signal` aborts the request at any point; `wait` bounds and
+ * reports the wait for a connection.
  */
 export function requestWhole(
   dispatcher: Dispatcher,
   options: Dispatcher.DispatchOptions,
   signal: CancelSignal | undefined,
   limitFor: (status: number) => number,
+  wait: ConnectionWait = {},
 ): Promise<WholeResponse> {
-  const dispatchedAt = performance.now();
   return new Promise((resolve, reject) => {
-    let waitMs = 0;
     let status = 0;
     let headers: IncomingHttpHeaders = {};
     let limit = Number.POSITIVE_INFINITY;
@@ -36,6 +35,7 @@ export function requestWhole(
     const settle = (error: Error | undefined) => {
       if (settled) return;
       settled = true;
+      watch.stop();
       stopListening?.();
       if (error) reject(error);
       else
@@ -43,15 +43,15 @@ export function requestWhole(
           status,
           headers,
           body: chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size),
-          waitMs,
         });
       chunks = [];
     };
+    const watch = watchConnectionWait(wait, settle);
 
     dispatcher.dispatch(options, {
       // Called again when undici retries the request on a fresh connection.
       onRequestStart(controller) {
-        waitMs = performance.now() - dispatchedAt;
+        if (!watch.sent(controller)) return;
         stopListening?.();
         stopListening = undefined;
         if (!signal) return;
@@ -63,6 +63,7 @@ export function requestWhole(
       },
       // Informational (1xx) heads come first when sent; the final head wins.
       onResponseStart(_controller, statusCode, responseHeaders) {
+        watch.stop();
         status = statusCode;
         headers = responseHeaders;
         limit = limitFor(statusCode);

@@ -9,6 +9,11 @@ export interface CacheKeyParts {
   model: string;
   /** The parsed JSON request body, as sent upstream. */
   body: unknown;
+  /**
+   * Number literals of the body's text that its parsed form cannot hold exactly (a 20-digit
+   * `seed`), in the order written: two bodies that differ only there get different keys.
+   */
+  exactNumbers?: readonly string[];
 }
 
 // Top-level body fields that change how an answer is delivered or attributed, not the answer.
@@ -45,6 +50,7 @@ function canonicalJson(value: unknown, omitted?: ReadonlySet<string>): string | 
 export function cacheKey(parts: CacheKeyParts): string {
   const scope = [keyVersion, parts.tenant, parts.endpoint, parts.provider, parts.model];
   const body = canonicalJson(parts.body, nonSemanticFields) ?? "null";
-  const canonical = `[${scope.map((part) => JSON.stringify(part)).join(",")},${body}]`;
+  const numbers = parts.exactNumbers?.length ? `,${JSON.stringify(parts.exactNumbers)}` : "";
+  const canonical = `[${scope.map((part) => JSON.stringify(part)).join(",")},${body}${numbers}]`;
   return createHash("sha256").update(canonical).digest("hex");
 }

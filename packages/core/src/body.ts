@@ -1,6 +1,4 @@
-import { promisify } from "node:util";
-import { brotliDecompress, gunzip, inflate, type ZlibOptions } from "node:zlib";
-import { type Endpoint, firstHeader } from "@aigw/provider";
+import { contentCodings, decodeBody, type Endpoint, firstHeader } from "@aigw/provider";
 import {
   invalidRequest,
   requestTimeout,
@@ -34,15 +32,6 @@ export const maxModelLength = 256;
 
 const jsonMediaType = /^application\/(?:[\w.-]+\+)?json\s*(?:;|$)/i;
 
-type Decode = (bytes: Uint8Array, options: ZlibOptions) => Promise<Buffer>;
-const decoders: Record<string, Decode> = {
-  gzip: promisify(gunzip),
-  "x-gzip": promisify(gunzip),
-  deflate: promisify(inflate),
-  br: promisify(brotliDecompress) as Decode,
-};
-const maxCodings = 2;
-
 function tooLarge(size: number, limitBytes: number) {
   if (size > limitBytes) throw requestTooLarge(limitBytes);
 }
@@ -58,52 +47,34 @@ export function requireJsonContentType(headers: Record<string, HeaderValue>): vo
 }
 
 /** The content codings to undo, last applied first; identity is none. */
-function contentCodings(header: HeaderValue): string[] {
-  const value = Array.isArray(header) ? header.join(",") : header;
-  if (!value) return [];
-  const codings = value
-    .toLowerCase()
-    .split(",")
-    .map((coding) => coding.trim())
-    .filter((coding) => coding !== "" && coding !== "identity");
-  for (const coding of codings) {
-    if (!Object.hasOwn(decoders, coding)) {
-      throw unsupportedMediaType(
-        `Content-Encoding '${shown(coding, 40)}' is not supported; use gzip, deflate or br, or none.`,
-        "unsupported_content_encoding",
-      );
-    }
-  }
-  if (codings.length > maxCodings) {
+function requestCodings(header: HeaderValue): readonly string[] {
+  const codings = contentCodings(header);
+  if ("unsupported" in codings) {
     throw unsupportedMediaType(
-      `At most ${maxCodings} content codings are accepted.`,
+      `Content-Encoding '${shown(codings.unsupported, 40)}' is not supported; use gzip, deflate or br (at most two), or none.`,
       "unsupported_content_encoding",
     );
   }
-  return codings.reverse();
+  return codings;
 }
 
 async function decode(
   bytes: Uint8Array,
-  codings: string[],
+  codings: readonly string[],
   limitBytes: number,
 ): Promise<Uint8Array> {
-  let decoded = bytes;
-  for (const coding of codings) {
-    try {
-      decoded = await (decoders[coding] as Decode)(decoded, { maxOutputLength: limitBytes });
-    } catch (error) {
-      if ((error as { code?: unknown }).code === "ERR_BUFFER_TOO_LARGE") {
-        throw requestTooLarge(limitBytes);
-      }
-      throw invalidRequest(
-        `The request body is not valid ${coding} data.`,
-        null,
-        "invalid_content_encoding",
-      );
+  try {
+    return await decodeBody(bytes, codings, limitBytes);
+  } catch (error) {
+    if ((error as { code?: unknown }).code === "ERR_BUFFER_TOO_LARGE") {
+      throw requestTooLarge(limitBytes);
     }
+    throw invalidRequest(
+      `The request body is not valid ${codings.join(", ")} data.`,
+      null,
+      "invalid_content_encoding",
+    );
   }
-  return decoded;
 }
 
 /**
@@ -172,6 +143,12 @@ function parseText(text: string): Record<string, unknown> {
 
 function startsWithBom(bytes: Uint8Array): boolean {
   return bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf;
+}
+
+/** The text of a body received as JSON (which has no byte order mark by then). */
+export function jsonText(json: Uint8Array | string): string {
+  if (typeof json === "string") return json;
+  return Buffer.from(json.buffer, json.byteOffset, json.byteLength).toString("utf8");
 }
 
 /** UTF-8 text of a body, without a byte order mark (JSON.parse refuses one). */
@@ -262,7 +239,7 @@ export function readJsonBody(
     return { body: checkDepth(parseObject(request.parsedBody)), json: undefined };
   }
   tooLarge(Number(request.headers["content-length"]), limits.maxBytes);
-  const codings = contentCodings(request.headers["content-encoding"]);
+  const codings = requestCodings(request.headers["content-encoding"]);
   const { body } = request;
   const inMemory = body === undefined || typeof body === "string" || body instanceof Uint8Array;
   if (inMemory && codings.length === 0) return received(body, limits.maxBytes);

@@ -4,10 +4,12 @@ import {
   type Cancellation,
   type CancelSignal,
   type Endpoint,
+  impreciseNumbers,
   readUsage,
   type SseEvent,
   type TokenUsage,
 } from "@aigw/provider";
+import { jsonText } from "./body.js";
 import { invalidRequest } from "./errors.js";
 import type { Exchange } from "./exchange.js";
 import type { ModelRouteOptions, ResolvedRoute } from "./router.js";
@@ -361,12 +363,14 @@ export function createResponseCache(
       }
       const ttlMs = entryTtlMs(request, policy);
       const sent = targetRequest(call, requestedModel, target);
+      const received = exchange.receivedJson;
       const key = cacheKey({
         tenant: policy.shared ? sharedScope : exchange.tenant.id,
         endpoint: call.endpoint,
         provider: target.providerName,
         model: sent.model,
         body: sent.body,
+        exactNumbers: received === undefined ? undefined : impreciseNumbers(jsonText(received)),
       });
       const recordLookup = (hit: boolean) => {
         outcome.cache = hit ? "HIT" : "MISS";

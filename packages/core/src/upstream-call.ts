@@ -7,9 +7,11 @@ import {
   type ProviderResponse,
   retryDelay,
   type SseEvent,
+  setJsonFields,
   sleep,
 } from "@aigw/provider";
 import type { Span } from "@opentelemetry/api";
+import { jsonText } from "./body.js";
 import { toAigwError } from "./errors.js";
 import type { Exchange } from "./exchange.js";
 import type { HookRunner } from "./hooks.js";
@@ -28,6 +30,22 @@ export interface UpstreamResult {
   stream?: { iterator: AsyncIterator<SseEvent>; first: SseEvent | undefined } | undefined;
   /** Set by the response cache: `x-aigw-cache`, and `Age` on hits. */
   cacheHeaders?: Record<string, string> | undefined;
+}
+
+/**
+ * The client's JSON text for what `target` is sent, when it can go as written: unchanged, or
+ * with only its model rewritten in place (numbers past 2^53 and key order survive). Undefined
+ * after a beforeRequest hook, which may have changed anything: then the body is serialised.
+ */
+function sentText(
+  received: Uint8Array | string | undefined,
+  call: UpstreamCall,
+  body: Record<string, unknown>,
+  hooked: boolean,
+): Uint8Array | string | undefined {
+  if (received === undefined || hooked) return undefined;
+  if (body === call.body) return received;
+  return setJsonFields(jsonText(received), { model: body.model });
 }
 
 /** What `target` is sent: a model a beforeRequest hook chose wins over the route's rewrite. */
@@ -147,8 +165,7 @@ export async function callUpstream(
 
   for (const target of route.targets) {
     const { body } = targetRequest(call, requestedModel, target);
-    const unchanged = body === call.body && !hooks.hasBeforeRequest;
-    const rawBody = unchanged ? exchange.receivedJson : undefined;
+    const rawBody = sentText(exchange.receivedJson, call, body, hooks.hasBeforeRequest);
     for (let retry = 0; ; retry++) {
       attempts++;
       const attemptStarted = performance.now();

@@ -77,15 +77,29 @@ describe("chat completions through the gateway", () => {
     });
     expect(response.status).toBe(200);
     expect(upstream.requests[0]?.rawBody).toBe(text);
-    // A body the gateway changes (an alias's model) is serialised again.
+    // A body the gateway changes (an alias's model, a stream's usage option) is edited in
+    // place: the seed reaches the upstream as written.
     await fetch(`${running.url}/v1/chat/completions`, {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: text.replace("gpt-4o-mini", "fast"),
     });
-    expect(upstream.requests[1]?.rawBody).toBe(
-      JSON.stringify({ ...JSON.parse(text), model: "gpt-4o-mini" }),
-    );
+    const aliased = upstream.requests[1]?.rawBody ?? "";
+    expect(aliased).toContain('"seed": 12345678901234567890');
+    expect(JSON.parse(aliased).model).toBe("gpt-4o-mini");
+    const streamed = await fetch(`${running.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: text.replace("gpt-4o-mini", "fast").replace('"seed"', '"stream": true, "seed"'),
+    });
+    await streamed.text();
+    const sent = upstream.requests[2]?.rawBody ?? "";
+    expect(sent).toContain('"seed": 12345678901234567890');
+    expect(JSON.parse(sent)).toMatchObject({
+      model: "gpt-4o-mini",
+      stream: true,
+      stream_options: { include_usage: true },
+    });
   });
 
   it("routes wildcards, and strips a provider prefix", async () => {

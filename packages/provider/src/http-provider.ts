@@ -1,6 +1,8 @@
 import { Pool } from "undici";
 import type { CancelSignal } from "./cancellation.js";
+import { contentCodings, decodeBody, decodeChunks } from "./content-encoding.js";
 import { AigwError } from "./errors.js";
+import { setJsonFields } from "./json-text.js";
 import { type RetryOptions, resolveRetryOptions } from "./retry.js";
 import { createSecretScrubber, type SecretScrubber } from "./secrets.js";
 import { createSseEvent, createSseParser, keepAliveEvent } from "./sse.js";
@@ -302,6 +304,36 @@ async function readBounded(
   return { bytes: Buffer.concat(chunks, size), cut: false };
 }
 
+/**
+ * A response body's bytes with its Content-Encoding undone (some upstreams compress unasked),
+ * at most `maxBytes`. An error body (`partial`: it may have been cut short) that cannot be
+ * decoded reads as empty, so its error gets the generic message.
+ */
+async function decodedBody(
+  bytes: Buffer,
+  headers: ResponseHeaders,
+  maxBytes: number,
+  upstreamRequestId: string | undefined,
+  partial = false,
+): Promise<Buffer> {
+  const codings = contentCodings(headers["content-encoding"]);
+  if ("length" in codings && codings.length === 0) return bytes;
+  try {
+    if ("unsupported" in codings) throw new TypeError(`unsupported coding ${codings.unsupported}`);
+    return await decodeBody(bytes, codings, maxBytes, partial);
+  } catch (error) {
+    if (partial) return Buffer.alloc(0);
+    if ((error as { code?: unknown }).code === "ERR_BUFFER_TOO_LARGE") {
+      throw responseTooLarge(maxBytes, upstreamRequestId);
+    }
+    throw createInvalidResponseError(
+      "The upstream's answer is in a Content-Encoding the gateway could not decode",
+      upstreamRequestId,
+      error,
+    );
+  }
+}
+
 function responseTooLarge(limit: number, upstreamRequestId: string | undefined) {
   return createInvalidResponseError(
     `The upstream's answer is larger than the gateway accepts (maxResponseBytes ${limit})`,
@@ -311,7 +343,7 @@ function responseTooLarge(limit: number, upstreamRequestId: string | undefined) 
 
 interface StreamSettings {
   endpoint: Endpoint;
-  body: ChunkStream;
+  body: AsyncIterable<Buffer> & { destroy(error?: Error): void };
   /** The usage-only chunk was asked for by us, not by the client: hide it. */
   dropUsageChunk: boolean;
   /** The request's JSON, for an estimate when the upstream reports no usage. */
@@ -468,6 +500,8 @@ export function createHttpProvider(settings: HttpProviderSettings): Provider {
     connect: { timeout: connectTimeout },
   });
   let closing: Promise<void> | undefined;
+  /** The upstream refused `stream_options` when the gateway added it: it is not added again. */
+  let streamUsageRefused = false;
 
   function headersFor(request: ProviderRequest, hasBody: boolean, stream: boolean) {
     const headers: Record<string, string> = {};
@@ -493,6 +527,7 @@ export function createHttpProvider(settings: HttpProviderSettings): Provider {
     const injectUsage =
       stream &&
       includeStreamUsage &&
+      !streamUsageRefused &&
       (request.endpoint === "chat/completions" || request.endpoint === "completions") &&
       streamOptions?.include_usage !== true;
     if (!injectUsage) return { body, injectUsage };
@@ -500,6 +535,22 @@ export function createHttpProvider(settings: HttpProviderSettings): Provider {
       body: { ...body, stream_options: { ...streamOptions, include_usage: true } },
       injectUsage,
     };
+  }
+
+  /**
+   * The JSON sent: the client's own text when the body is unchanged, that text with only the
+   * fields the provider added set (so numbers past 2^53 and key order survive), or, without
+   * the text, the body serialised.
+   */
+  function requestText(
+    request: ProviderRequest,
+    body: Record<string, unknown>,
+  ): string | Uint8Array {
+    const raw = request.rawBody;
+    if (raw === undefined) return JSON.stringify(body);
+    if (body === request.body) return raw;
+    const text = typeof raw === "string" ? raw : Buffer.from(raw).toString("utf8");
+    return setJsonFields(text, { stream_options: body.stream_options }) ?? JSON.stringify(body);
   }
 
   function upstreamFailure(status: number, headers: ResponseHeaders, text: string) {
@@ -519,11 +570,7 @@ export function createHttpProvider(settings: HttpProviderSettings): Provider {
     const hasBody = request.endpoint !== "models";
     const stream = hasBody && request.body?.stream === true;
     const { body, injectUsage } = upstreamBody(request, stream);
-    const requestBody = !hasBody
-      ? ""
-      : body === request.body && request.rawBody !== undefined
-        ? request.rawBody
-        : JSON.stringify(body);
+    const requestBody = hasBody ? requestText(request, body) : "";
     const attemptTimeout =
       deadline === undefined ? timeout : Math.min(timeout, deadline - startedAt);
     if (attemptTimeout <= 0) {
@@ -548,12 +595,26 @@ export function createHttpProvider(settings: HttpProviderSettings): Provider {
     try {
       if (!stream) {
         const response = await requestWhole(pool, requestOptions, signal, bodyLimit, wait);
-        const { status, body: bytes } = response;
+        const { status, body: received } = response;
         upstreamRequestId = upstreamRequestIdOf(response.headers, secrets);
-        if (!isSuccess(status))
-          throw upstreamFailure(status, response.headers, bytes.toString("utf8"));
-        if (bytes.length > maxResponseBytes)
+        if (!isSuccess(status)) {
+          const error = await decodedBody(
+            received,
+            response.headers,
+            ERROR_BODY_LIMIT,
+            upstreamRequestId,
+            true,
+          );
+          throw upstreamFailure(status, response.headers, error.toString("utf8"));
+        }
+        if (received.length > maxResponseBytes)
           throw responseTooLarge(maxResponseBytes, upstreamRequestId);
+        const bytes = await decodedBody(
+          received,
+          response.headers,
+          maxResponseBytes,
+          upstreamRequestId,
+        );
         const body = screenBody(bytes, secrets);
         const usage = readUsage(body, {
           requestBody: hasBody ? requestBody : undefined,
@@ -568,8 +629,22 @@ export function createHttpProvider(settings: HttpProviderSettings): Provider {
       const { status, headers: responseHeaders, body: responseBody } = response;
       upstreamRequestId = upstreamRequestIdOf(responseHeaders, secrets);
       if (!isSuccess(status)) {
-        const { bytes } = await readBounded(responseBody, ERROR_BODY_LIMIT);
-        throw upstreamFailure(status, responseHeaders, bytes.toString("utf8"));
+        const { bytes: received } = await readBounded(responseBody, ERROR_BODY_LIMIT);
+        const bytes = await decodedBody(
+          received,
+          responseHeaders,
+          ERROR_BODY_LIMIT,
+          upstreamRequestId,
+          true,
+        );
+        const text = bytes.toString("utf8");
+        if (injectUsage && (status === 400 || status === 422) && text.includes("stream_options")) {
+          // A server that refuses the field the gateway added: the client's own request, once
+          // more, and never again to this upstream (usage is then estimated).
+          streamUsageRefused = true;
+          return send(request, options);
+        }
+        throw upstreamFailure(status, responseHeaders, text);
       }
       const headers = pickHeaders(responseHeaders);
       if (!headers["content-type"]?.startsWith("application/json")) {
@@ -581,9 +656,17 @@ export function createHttpProvider(settings: HttpProviderSettings): Provider {
                 streamTimeout - (Date.now() - startedAt),
                 `The upstream stream ran longer than ${streamTimeout} ms`,
               );
+        const codings = contentCodings(responseHeaders["content-encoding"]);
+        if ("unsupported" in codings) {
+          responseBody.destroy();
+          throw createInvalidResponseError(
+            "The upstream's stream is in a Content-Encoding the gateway cannot decode",
+            upstreamRequestId,
+          );
+        }
         const events = new UpstreamStream({
           endpoint: request.endpoint,
-          body: responseBody,
+          body: codings.length === 0 ? responseBody : decodeChunks(responseBody, codings),
           dropUsageChunk: injectUsage,
           requestBody,
           upstreamRequestId,
@@ -595,8 +678,14 @@ export function createHttpProvider(settings: HttpProviderSettings): Provider {
         return { kind: "stream", status, headers, events, upstreamRequestId };
       }
       // A server that answers a stream request with plain JSON.
-      const { bytes, cut } = await readBounded(responseBody, maxResponseBytes);
+      const { bytes: received, cut } = await readBounded(responseBody, maxResponseBytes);
       if (cut) throw responseTooLarge(maxResponseBytes, upstreamRequestId);
+      const bytes = await decodedBody(
+        received,
+        responseHeaders,
+        maxResponseBytes,
+        upstreamRequestId,
+      );
       const answer = screenBody(bytes, secrets);
       const usage = readUsage(answer, { requestBody, upstreamRequestId });
       return { kind: "json", status, headers, body: answer, usage, upstreamRequestId };

@@ -1,8 +1,10 @@
 export { type AzureOpenAIOptions, createAzureOpenAI } from "./azure.js";
 export { Cancellation, type CancelSignal, onAbort } from "./cancellation.js";
+export { contentCodings, decodeBody, decodeChunks } from "./content-encoding.js";
 export { createEcho } from "./echo.js";
 export { AigwError, type AigwErrorOptions, type ErrorBody } from "./errors.js";
 export type { PoolOptions, TransportOptions } from "./http-provider.js";
+export { impreciseNumbers, setJsonFields } from "./json-text.js";
 export { createOpenAICompatible, type OpenAICompatibleOptions } from "./openai-compatible.js";
 export {
   backoffDelay,

@@ -2,6 +2,7 @@ export { type ChatStreamChunk, readChatStream } from "./chat-stream.js";
 export { collectLines } from "./lines.js";
 export {
   type Behaviour,
+  type Compression,
   type MockUpstream,
   type MockUpstreamOptions,
   type RecordedRequest,

@@ -1,5 +1,14 @@
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { Socket } from "node:net";
+import type { Transform } from "node:stream";
+import {
+  brotliCompressSync,
+  createBrotliCompress,
+  createDeflate,
+  createGzip,
+  deflateSync,
+  gzipSync,
+} from "node:zlib";
 import { createReply, errorBody, errorForStatus, type Reply } from "./openai-replies.js";
 import { closeServer, listen } from "./server.js";
 import { waitFor } from "./wait-for.js";
@@ -28,8 +37,22 @@ export interface RecordedRequest {
 }
 
 export type Behaviour =
-  /** `body` defaults to an OpenAI-shaped error for the status; strings are sent as they are. */
-  | { kind: "status"; status: number; headers?: Record<string, string>; body?: unknown }
+  /**
+   * `body` defaults to an OpenAI-shaped error for the status; strings are sent as they are.
+   * `encoding` compresses the body (sent with that Content-Encoding).
+   */
+  | {
+      kind: "status";
+      status: number;
+      headers?: Record<string, string>;
+      body?: unknown;
+      encoding?: Compression;
+    }
+  /**
+   * The usual reply, compressed (sent with that Content-Encoding, as some upstreams do
+   * unasked); a stream is flushed event by event, `delayMs` apart.
+   */
+  | { kind: "compressed"; encoding: Compression; delayMs?: number }
   /** Destroys the socket without any response. */
   | { kind: "reset" }
   /** Never answers. */
@@ -52,6 +75,19 @@ export type Behaviour =
   | { kind: "largeBody"; bytes: number }
   /** A 200 event stream of exactly these events (objects are sent as JSON), as a hostile upstream might. */
   | { kind: "events"; events: (string | object)[]; headers?: Record<string, string> };
+
+export type Compression = "gzip" | "deflate" | "br";
+
+const compressors: Record<Compression, () => Transform & { flush(callback?: () => void): void }> = {
+  gzip: createGzip,
+  deflate: createDeflate,
+  br: createBrotliCompress,
+};
+const compressWhole: Record<Compression, (text: string) => Buffer> = {
+  gzip: (text) => gzipSync(text),
+  deflate: (text) => deflateSync(text),
+  br: (text) => brotliCompressSync(text),
+};
 
 export interface StreamGate {
   /** Resolves once the held stream has written every event before the final ones. */
@@ -232,6 +268,31 @@ export async function startMockUpstream(options: MockUpstreamOptions = {}): Prom
     else if (!stopsAfter && !response.destroyed) response.end();
   }
 
+  async function sendCompressed(
+    response: ServerResponse,
+    reply: Reply,
+    { encoding, delayMs }: Extract<Behaviour, { kind: "compressed" }>,
+  ): Promise<void> {
+    if (reply.type !== "stream") {
+      response.writeHead(reply.status, {
+        "content-type": "application/json",
+        "content-encoding": encoding,
+      });
+      response.end(compressWhole[encoding](JSON.stringify(reply.body)));
+      return;
+    }
+    response.writeHead(200, { "content-type": "text/event-stream", "content-encoding": encoding });
+    const compressor = compressors[encoding]();
+    compressor.pipe(response);
+    for (const [index, event] of reply.events.entries()) {
+      if (index > 0 && delayMs) await sleep(delayMs);
+      if (response.destroyed) return;
+      compressor.write(event);
+      await new Promise<void>((flushed) => compressor.flush(() => flushed()));
+    }
+    compressor.end();
+  }
+
   async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
     requestCount += 1;
     const requestNumber = requestCount;
@@ -276,11 +337,14 @@ export async function startMockUpstream(options: MockUpstreamOptions = {}): Prom
       case "status": {
         const body = behaviour.body ?? errorForStatus(behaviour.status);
         const isText = typeof body === "string";
+        const text = isText ? body : JSON.stringify(body);
+        const { encoding } = behaviour;
         response.writeHead(behaviour.status, {
           "content-type": isText ? "text/plain; charset=utf-8" : "application/json",
+          ...(encoding ? { "content-encoding": encoding } : {}),
           ...behaviour.headers,
         });
-        response.end(isText ? body : JSON.stringify(body));
+        response.end(encoding ? compressWhole[encoding](text) : text);
         return;
       }
       case "events":
@@ -324,6 +388,10 @@ export async function startMockUpstream(options: MockUpstreamOptions = {}): Prom
       behaviour?.kind === "slowFirstEvent"
         ? behaviour
         : undefined;
+    if (behaviour?.kind === "compressed") {
+      await sendCompressed(response, reply, behaviour);
+      return;
+    }
     if (reply.type === "stream") await sendStream(response, reply, fault, destroy, record);
     else await sendJson(response, reply.status, JSON.stringify(reply.body), fault, destroy);
   }

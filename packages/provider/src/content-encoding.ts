@@ -81,7 +81,7 @@ export function decodeChunks<T extends AsyncIterable<Buffer> & { destroy(error?:
   }
   const first = streams[0] as NodeJS.ReadWriteStream & { destroy(error?: Error): void };
   const last = streams.at(-1) as NodeJS.ReadWriteStream & { destroy(error?: Error): void };
-  let pumping: Promise<void> | undefined;
+  let pumping = false;
   const pump = async () => {
     try {
       for await (const chunk of chunks) {
@@ -98,7 +98,10 @@ export function decodeChunks<T extends AsyncIterable<Buffer> & { destroy(error?:
       for (const stream of streams) (stream as typeof first).destroy(error);
     },
     [Symbol.asyncIterator]() {
-      pumping ??= pump();
+      if (!pumping) {
+        pumping = true;
+        void pump();
+      }
       return (last as unknown as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
     },
   };

@@ -23,10 +23,8 @@ describe("setJsonFields", () => {
       expect(Object.keys(parsed)).toHaveLength(3);
       expect(removed).toContain("9007199254740993");
     }
-    expect(JSON.parse(setJsonFields(body, { model: undefined, x: undefined }) as string)).toEqual({
-      seed: 9007199254740993,
-      messages: [{ role: "user", content: 'a,}"{' }],
-    });
+    const rest = setJsonFields(body, { model: undefined, x: undefined }) as string;
+    expect(rest).toBe('{"seed":9007199254740993,"messages":[{"role":"user","content":"a,}\\"{"}]}');
     expect(JSON.parse(setJsonFields(" { } ", { a: 1 }) as string)).toEqual({ a: 1 });
   });
 

@@ -71,6 +71,26 @@ describe("createStreamAssembler", () => {
     });
   });
 
+  it("sets names, ids and finish reasons rather than joining them, when a server repeats or blanks them", () => {
+    const call = (fields: Record<string, unknown>) =>
+      chunk([{ index: 0, delta: { tool_calls: [{ index: 0, ...fields }] }, finish_reason: null }]);
+    const assembler = createStreamAssembler("chat/completions", 2 ** 20);
+    for (const event of [
+      call({ id: "call_a", type: "function", function: { name: "lookup", arguments: '{"q":' } }),
+      call({ id: "call_a", type: "function", function: { name: "lookup", arguments: '"x"}' } }),
+      call({ id: "", function: { name: "", arguments: "" } }),
+      chunk([{ index: 0, delta: {}, finish_reason: "tool_calls" }]),
+      chunk([{ index: 0, delta: {}, finish_reason: "tool_calls" }]),
+    ]) {
+      assembler.add(event);
+    }
+    const [choice] = decoded(assembler.finish(undefined)).choices;
+    expect(choice.message.tool_calls).toEqual([
+      { id: "call_a", type: "function", function: { name: "lookup", arguments: '{"q":"x"}' } },
+    ]);
+    expect(choice.finish_reason).toBe("tool_calls");
+  });
+
   it("keeps several choices apart and takes usage the client did not see from the stream", () => {
     const assembler = createStreamAssembler("chat/completions", 2 ** 20);
     assembler.add(chunk([{ index: 1, delta: { role: "assistant", content: "B" } }]));

@@ -5,31 +5,57 @@ export type StreamedEndpoint = "chat/completions" | "completions";
 
 type JsonObject = Record<string, unknown>;
 
-interface ToolCall {
-  id?: unknown;
-  type: unknown;
-  function: { name: string; arguments: string };
-}
-
-interface Choice {
-  index: number;
-  role: unknown;
-  content: string | null;
-  refusal: string | null;
-  toolCalls: ToolCall[];
-  logprobs: { content: unknown[] } | null;
-  finishReason: unknown;
-}
-
 const encoder = new TextEncoder();
-const topLevelFields = ["id", "created", "model", "system_fingerprint", "service_tier"];
+/** Top-level fields of a chunk that are not the answer's: the chunk's own kind and padding. */
+const chunkOnlyFields = new Set(["object", "choices", "usage", "obfuscation"]);
+/** Fields of a delta that name or type something: replaced, never joined. */
+const identityFields = new Set(["role", "id", "type", "name", "index", "expires_at"]);
 
 function isObject(value: unknown): value is JsonObject {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
-function appended(text: string | null, part: unknown): string | null {
-  return typeof part === "string" ? (text ?? "") + part : text;
+/**
+ * Merges one piece of a stream into what came before: lists are joined (tool calls by their
+ * `index`), objects are merged the same way, text is joined when `joinText` is set (a delta's
+ * content, reasoning, arguments) except for names and ids, and everything else is replaced by
+ * its latest value that is neither null nor empty. Fields the gateway does not know follow the
+ * same rules, so nothing a stream carried is lost.
+ */
+function mergeInto(target: JsonObject, piece: JsonObject, joinText: boolean): void {
+  for (const [name, value] of Object.entries(piece)) {
+    const current = target[name];
+    if (value === null || value === undefined || value === "") {
+      if (current === undefined || (value === "" && current === null)) target[name] = value ?? null;
+      continue;
+    }
+    if (name === "tool_calls" && Array.isArray(value)) {
+      const calls = Array.isArray(current) ? (current as unknown[]) : [];
+      for (const call of value) {
+        if (!isObject(call)) continue;
+        const { index, ...rest } = call;
+        const at = typeof index === "number" ? index : calls.length;
+        const existing = calls[at];
+        if (isObject(existing)) mergeInto(existing, rest, joinText);
+        else calls[at] = structuredClone(rest);
+      }
+      target[name] = calls;
+    } else if (
+      typeof value === "string" &&
+      typeof current === "string" &&
+      joinText &&
+      !identityFields.has(name)
+    ) {
+      target[name] = current + value;
+    } else if (Array.isArray(value) && Array.isArray(current)) {
+      current.push(...value);
+    } else if (isObject(value)) {
+      if (isObject(current)) mergeInto(current, value, joinText);
+      else target[name] = structuredClone(value);
+    } else {
+      target[name] = Array.isArray(value) ? [...value] : value;
+    }
+  }
 }
 
 function usageObject(usage: TokenUsage | undefined): JsonObject | undefined {
@@ -54,8 +80,10 @@ export interface StreamAssembler {
 }
 
 /**
- * Merges a chat or completions stream into a `chat.completion` / `text_completion` body: text
- * concatenated, tool calls merged by index, the last finish reason, the usage chunk's usage.
+ * Merges a chat or completions stream into a `chat.completion` / `text_completion` body: each
+ * choice's deltas merged into its message (text joined, tool calls merged by index, every other
+ * field kept, reasoning and unknown ones included), its logprobs joined, its last finish reason;
+ * the top-level fields of the first chunk that had them, and the usage chunk's usage.
  * It gathers at most `maxLength` characters of events, however long the stream runs.
  */
 export function createStreamAssembler(
@@ -63,89 +91,33 @@ export function createStreamAssembler(
   maxLength: number,
 ): StreamAssembler {
   const top: JsonObject = {};
-  const choices = new Map<number, Choice>();
+  const choices = new Map<number, JsonObject>();
   let usage: unknown;
   let failed = false;
   let overflowed = false;
   let size = 0;
 
-  function choiceAt(index: number): Choice {
+  function addChoice(part: JsonObject) {
+    const index = typeof part.index === "number" ? part.index : 0;
     let choice = choices.get(index);
     if (!choice) {
-      choice = {
-        index,
-        role: "assistant",
-        content: null,
-        refusal: null,
-        toolCalls: [],
-        logprobs: null,
-        finishReason: null,
-      };
+      choice =
+        endpoint === "completions"
+          ? { text: "", index, logprobs: null, finish_reason: null }
+          : {
+              index,
+              message: { role: "assistant", content: null, refusal: null },
+              logprobs: null,
+              finish_reason: null,
+            };
       choices.set(index, choice);
     }
-    return choice;
-  }
-
-  function addToolCalls(choice: Choice, deltas: unknown) {
-    if (!Array.isArray(deltas)) return;
-    for (const delta of deltas) {
-      if (!isObject(delta)) continue;
-      const index = typeof delta.index === "number" ? delta.index : choice.toolCalls.length;
-      let call = choice.toolCalls[index];
-      if (!call) {
-        call = { type: "function", function: { name: "", arguments: "" } };
-        choice.toolCalls[index] = call;
-      }
-      if (delta.id !== undefined) call.id = delta.id;
-      if (delta.type !== undefined) call.type = delta.type;
-      const fn = isObject(delta.function) ? delta.function : {};
-      if (typeof fn.name === "string") call.function.name += fn.name;
-      if (typeof fn.arguments === "string") call.function.arguments += fn.arguments;
+    const { delta, index: _index, text, ...rest } = part;
+    if (endpoint === "chat/completions" && isObject(delta)) {
+      mergeInto(choice.message as JsonObject, delta, true);
     }
-  }
-
-  function addChoice(part: JsonObject) {
-    const choice = choiceAt(typeof part.index === "number" ? part.index : 0);
-    if (part.finish_reason !== null && part.finish_reason !== undefined) {
-      choice.finishReason = part.finish_reason;
-    }
-    if (isObject(part.logprobs) && Array.isArray(part.logprobs.content)) {
-      choice.logprobs ??= { content: [] };
-      choice.logprobs.content.push(...part.logprobs.content);
-    }
-    if (endpoint === "completions") {
-      choice.content = appended(choice.content, part.text);
-      return;
-    }
-    const delta = isObject(part.delta) ? part.delta : {};
-    if (typeof delta.role === "string") choice.role = delta.role;
-    choice.content = appended(choice.content, delta.content);
-    choice.refusal = appended(choice.refusal, delta.refusal);
-    addToolCalls(choice, delta.tool_calls);
-  }
-
-  function chatChoice(choice: Choice): JsonObject {
-    const message: JsonObject = {
-      role: choice.role,
-      content: choice.content,
-      refusal: choice.refusal,
-    };
-    if (choice.toolCalls.length > 0) message.tool_calls = choice.toolCalls.filter(Boolean);
-    return {
-      index: choice.index,
-      message,
-      logprobs: choice.logprobs,
-      finish_reason: choice.finishReason,
-    };
-  }
-
-  function textChoice(choice: Choice): JsonObject {
-    return {
-      text: choice.content ?? "",
-      index: choice.index,
-      logprobs: choice.logprobs,
-      finish_reason: choice.finishReason,
-    };
+    if (endpoint === "completions" && typeof text === "string") choice.text += text;
+    mergeInto(choice, rest, false);
   }
 
   return {
@@ -170,8 +142,8 @@ export function createStreamAssembler(
         failed = true;
         return;
       }
-      for (const field of topLevelFields) {
-        if (chunk[field] !== undefined && top[field] === undefined) top[field] = chunk[field];
+      for (const [name, value] of Object.entries(chunk)) {
+        if (!chunkOnlyFields.has(name) && top[name] == null) top[name] = value;
       }
       if (isObject(chunk.usage)) usage = chunk.usage;
       if (Array.isArray(chunk.choices)) {
@@ -180,12 +152,13 @@ export function createStreamAssembler(
     },
     finish(reported) {
       if (failed || overflowed) return undefined;
-      const ordered = [...choices.values()].sort((left, right) => left.index - right.index);
       const body: JsonObject = {
         id: top.id,
         object: endpoint === "completions" ? "text_completion" : "chat.completion",
         ...top,
-        choices: ordered.map(endpoint === "completions" ? textChoice : chatChoice),
+        choices: [...choices.values()].sort(
+          (left, right) => (left.index as number) - (right.index as number),
+        ),
       };
       const finalUsage = usage ?? usageObject(reported);
       if (finalUsage !== undefined) body.usage = finalUsage;
@@ -195,50 +168,47 @@ export function createStreamAssembler(
 }
 
 /**
- * A stored answer as a stream, per choice: a role chunk, its content, its tool calls and its
- * finish reason; then the usage chunk when the client asked for it, then `[DONE]`.
+ * A stored answer as a stream, per choice: one chunk with the whole message as its delta and
+ * the choice's logprobs and other fields, a chunk per tool call, and one with the finish
+ * reason; then the usage chunk when the client asked for it, then `[DONE]`. Every field the
+ * answer carries is sent, so merging the replay gives the answer back.
  */
 export function replayEvents(
   endpoint: StreamedEndpoint,
   answer: JsonObject,
   includeUsage: boolean,
 ): SseEvent[] {
-  const base: JsonObject = {
-    object: endpoint === "completions" ? "text_completion" : "chat.completion.chunk",
-  };
-  for (const field of topLevelFields) {
-    if (answer[field] !== undefined) base[field] = answer[field];
+  const base: JsonObject = {};
+  for (const [name, value] of Object.entries(answer)) {
+    if (!chunkOnlyFields.has(name)) base[name] = value;
   }
+  base.object = endpoint === "completions" ? "text_completion" : "chat.completion.chunk";
   const chunk = (choice: JsonObject) => createSseEvent({ ...base, choices: [choice] });
   const events: SseEvent[] = [];
   const choices = Array.isArray(answer.choices) ? answer.choices.filter(isObject) : [];
   for (const choice of choices) {
-    const { index } = choice;
+    const { index, message, finish_reason: finishReason, ...fields } = choice;
     if (endpoint === "completions") {
-      events.push(chunk({ text: choice.text, index, logprobs: null, finish_reason: null }));
-      events.push(
-        chunk({ text: "", index, logprobs: null, finish_reason: choice.finish_reason ?? null }),
-      );
+      events.push(chunk({ index, ...fields, finish_reason: null }));
+      events.push(chunk({ index, text: "", logprobs: null, finish_reason: finishReason ?? null }));
       continue;
     }
-    const message = isObject(choice.message) ? choice.message : {};
-    const delta = (fields: JsonObject, finishReason: unknown = null) =>
-      chunk({ index, delta: fields, logprobs: null, finish_reason: finishReason });
-    const text = typeof message.content === "string" ? message.content : null;
-    events.push(
-      delta({
-        role: message.role ?? "assistant",
-        content: text === null ? null : "",
-        refusal: null,
-      }),
-    );
-    if (text) events.push(delta({ content: text }));
-    if (typeof message.refusal === "string") events.push(delta({ refusal: message.refusal }));
-    const toolCalls = Array.isArray(message.tool_calls) ? message.tool_calls : [];
-    toolCalls.forEach((call: unknown, callIndex) => {
-      if (isObject(call)) events.push(delta({ tool_calls: [{ index: callIndex, ...call }] }));
-    });
-    events.push(delta({}, choice.finish_reason ?? null));
+    const { tool_calls: toolCalls, ...said } = isObject(message) ? message : {};
+    events.push(chunk({ index, delta: said, ...fields, finish_reason: null }));
+    if (Array.isArray(toolCalls)) {
+      toolCalls.forEach((call: unknown, callIndex) => {
+        if (!isObject(call)) return;
+        events.push(
+          chunk({
+            index,
+            delta: { tool_calls: [{ index: callIndex, ...call }] },
+            logprobs: null,
+            finish_reason: null,
+          }),
+        );
+      });
+    }
+    events.push(chunk({ index, delta: {}, logprobs: null, finish_reason: finishReason ?? null }));
   }
   if (includeUsage && answer.usage !== undefined) {
     events.push(createSseEvent({ ...base, choices: [], usage: answer.usage }));

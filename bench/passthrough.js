@@ -2,7 +2,8 @@
 import { createServer } from "node:http";
 import { Pool } from "undici";
 
-const pool = new Pool(process.argv[2], { connections: 128 });
+// No cap on connections, as aigw by default: slow streams each hold one open upstream.
+const pool = new Pool(process.argv[2]);
 const server = createServer(async (request, response) => {
   try {
     const upstream = await pool.request({

@@ -1,42 +1,12 @@
 // pnpm bench: the gateway (as apps/server ships it, metrics and logs on) against the same mock
 // upstream reached directly and through a bare undici pass-through, in interleaved rounds, for
 // JSON answers and for streamed ones (about 15 events each).
-import { spawn } from "node:child_process";
-import { openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { createInterface } from "node:readline";
 import autocannon from "autocannon";
+import { cleanUp, cpuSeconds, startGateway, startScript, writeGatewayConfig } from "./processes.js";
 
 const rounds = Number(process.env.BENCH_ROUNDS ?? 5);
 const durationSeconds = Number(process.env.BENCH_SECONDS ?? 10);
 const connections = 50;
-const logLevel = process.env.BENCH_LOG_LEVEL ?? "info";
-const root = new URL("..", import.meta.url).pathname;
-const clockTicksPerSecond = 100;
-
-function start(args, env = {}) {
-  const child = spawn(process.execPath, args, {
-    cwd: root,
-    env: { ...process.env, ...env },
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  return new Promise((resolve, reject) => {
-    const lines = createInterface({ input: child.stdout });
-    lines.once("line", (line) => {
-      // Keep reading so a process that logs to stdout never blocks on a full pipe.
-      lines.on("line", () => {});
-      resolve({ child, url: line.trim() });
-    });
-    child.once("exit", (code) => reject(new Error(`${args.join(" ")} exited with ${code}`)));
-  });
-}
-
-function cpuSeconds(pid) {
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / clockTicksPerSecond;
-}
 
 function drive(url, stream) {
   return autocannon({
@@ -55,29 +25,10 @@ function drive(url, stream) {
 
 const median = (values) => values.toSorted((a, b) => a - b)[Math.floor(values.length / 2)];
 
-const upstream = await start(["bench/upstream.js"]);
-const passthrough = await start(["bench/passthrough.js", upstream.url]);
-const temporaryFiles = [];
-function temporaryFile(name) {
-  const file = join(tmpdir(), `aigw-bench-${process.pid}-${name}`);
-  temporaryFiles.push(file);
-  return file;
-}
+const upstream = await startScript(["bench/upstream.js"]);
+const passthrough = await startScript(["bench/passthrough.js", upstream.url]);
+const writeConfig = (name, extra) => writeGatewayConfig(name, upstream.url, extra);
 
-function writeConfig(name, extra) {
-  const file = temporaryFile(`${name}.yaml`);
-  writeFileSync(
-    file,
-    [
-      ...extra,
-      "providers:",
-      `  mock: { type: openai-compatible, baseURL: "${upstream.url}/v1", apiKey: bench }`,
-      "models:",
-      '  "gpt-*": { provider: mock }',
-    ].join("\n"),
-  );
-  return file;
-}
 // As apps/server ships: metrics and access logs on.
 const gateway = await startGateway(writeConfig("default", []));
 // The same with the request context in AsyncLocalStorage, to show what that option costs.
@@ -86,36 +37,6 @@ const gatewayWithAsyncContext = await startGateway(
 );
 // The response cache on: every request is the same, so after the warm-up every one is a hit.
 const gatewayWithCache = await startGateway(writeConfig("cache", ["cache: { store: memory }"]));
-
-async function freePort() {
-  const server = createServer().listen(0, "127.0.0.1");
-  await new Promise((resolve) => server.once("listening", resolve));
-  const { port } = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-async function startGateway(configFile) {
-  const port = await freePort();
-  const child = spawn(process.execPath, ["apps/server/dist/cli.js", "--config", configFile], {
-    cwd: root,
-    env: { ...process.env, PORT: String(port), LOG_FORMAT: "json", LOG_LEVEL: logLevel },
-    // The access log goes to a file, as in production: draining a pipe here instead would spend
-    // this process's CPU, which drives the load, on the gateway's behalf.
-    stdio: ["ignore", openSync(temporaryFile(`${port}.log`), "w"), "inherit"],
-  });
-  const url = `http://127.0.0.1:${port}`;
-  for (let tries = 0; tries < 100; tries++) {
-    if (child.exitCode !== null) break;
-    const ready = await fetch(`${url}/health`).then(
-      (response) => response.ok,
-      () => false,
-    );
-    if (ready) return { child, url };
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error("the gateway did not start");
-}
 
 const targets = {
   direct: upstream,
@@ -193,4 +114,4 @@ const hitRatio = json["gateway+cache"].rps / json.gateway.rps;
 console.log(`cache hits / misses (upstream calls) throughput: ${hitRatio.toFixed(2)}`);
 
 for (const target of Object.values(targets)) target.child.kill("SIGTERM");
-for (const file of temporaryFiles) rmSync(file, { force: true });
+cleanUp();

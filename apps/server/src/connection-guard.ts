@@ -35,6 +35,7 @@ export function closeSlowConnections(server: Server, firstMs: number, nextMs: nu
     if (!state) return;
     state.open++;
     clearTimeout(state.timer);
+    state.timer = undefined;
     response.once("close", () => {
       state.open--;
       if (state.open === 0 && !socket.destroyed) arm(socket, state, nextMs);

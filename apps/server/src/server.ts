@@ -48,7 +48,7 @@ export async function createGatewayFromConfig(
         collectDefaultMetrics: config.metrics.processMetrics,
       })
     : undefined;
-  const { tenants, limits, close: closeLimits } = createServerLimits(config, logger);
+  const { tenants, limits, close: closeLimits } = await createServerLimits(config, logger);
   const cache = config.cache && (await createServerCache(config.cache, logger, metrics));
   const gateway = createGateway({
     providers,

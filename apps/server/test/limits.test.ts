@@ -1,5 +1,12 @@
 import { execFileSync } from "node:child_process";
-import { type MockUpstream, type RedisServer, startMockUpstream, startRedis } from "@aigw/testing";
+import { fileURLToPath } from "node:url";
+import {
+  type MockUpstream,
+  type RedisServer,
+  startMockUpstream,
+  startRedis,
+  waitFor,
+} from "@aigw/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runServer, type ServerProcess, writeConfig } from "./run-server.js";
 
@@ -83,5 +90,33 @@ describe("limits across gateway instances", () => {
       body: JSON.stringify({ model: "m", messages: [] }),
     });
     expect(unauthorized.status).toBe(401);
+  });
+});
+
+describe("libraries a config does not use", () => {
+  const preload = fileURLToPath(new URL("fixtures/report-modules.cjs", import.meta.url));
+
+  async function loadedPackages(config: string[]): Promise<string[]> {
+    const server = await runServer(["--config", await writeConfig(config.join("\n"))], {
+      NODE_OPTIONS: `--require ${preload}`,
+    });
+    servers.push(server);
+    server.child.kill("SIGUSR2");
+    await waitFor(() => server.lines.some((line) => line.includes("loadedPackages")));
+    const report = server.lines.find((line) => line.includes("loadedPackages")) as string;
+    return (JSON.parse(report) as { loadedPackages: string[] }).loadedPackages;
+  }
+
+  it("are not loaded: ioredis only with a Redis store", async () => {
+    const base = [
+      "providers:",
+      `  up: { type: openai-compatible, baseURL: '${upstream.baseURL}' }`,
+      "models:",
+      "  m: { provider: up }",
+    ];
+    expect(await loadedPackages(base)).not.toContain("ioredis");
+    expect(await loadedPackages([...base, "cache: { store: memory }"])).not.toContain("ioredis");
+    const withRedis = [...base, "limits:", "  store: redis", `  redis: { url: '${redis.url}' }`];
+    expect(await loadedPackages(withRedis)).toContain("ioredis");
   });
 });

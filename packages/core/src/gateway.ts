@@ -37,7 +37,7 @@ import {
 } from "./limits.js";
 import { createObserver } from "./observe.js";
 import { createModelRouter, type ModelRouteOptions } from "./router.js";
-import { streamToClient } from "./stream.js";
+import { type StreamSettings, streamToClient } from "./stream.js";
 import {
   type Authenticate,
   createTenantDirectory,
@@ -249,6 +249,16 @@ export function createGateway(options: GatewayOptions): Gateway {
     observer.finish(exchange);
   }
 
+  const streamSettings: StreamSettings = {
+    hooks,
+    keepAliveIntervalMs,
+    lateFirstEvent(exchange, event) {
+      exchange.outcome.firstEventMs = performance.now() - exchange.context.startedAt;
+      observer.responseStarted(exchange, event.data);
+    },
+    finish,
+  };
+
   async function errorResponse(exchange: Exchange, error: AigwError): Promise<GatewayResponse> {
     await hooks.onError(error, exchange.context);
     return jsonResponse(
@@ -316,15 +326,14 @@ export function createGateway(options: GatewayOptions): Gateway {
       headers["content-type"] = "text/event-stream; charset=utf-8";
       headers["cache-control"] = "no-cache";
       headers["x-accel-buffering"] = "no";
-      const events = streamToClient(exchange, { ...result, stream: result.stream }, headers, {
-        hooks,
-        keepAliveIntervalMs,
-        lateFirstEvent(late, event) {
-          late.outcome.firstEventMs = performance.now() - late.context.startedAt;
-          observer.responseStarted(late, event.data);
-        },
-        finish,
-      });
+      // The request is sent: an open stream keeps neither its body nor this call's scope alive.
+      exchange.receivedJson = undefined;
+      const events = streamToClient(
+        exchange,
+        { ...result, stream: result.stream },
+        headers,
+        streamSettings,
+      );
       return { status: 200, headers, body: contextStorage ? bindContext(events, context) : events };
     }
     if (result.response.kind !== "json") throw new TypeError("unexpected upstream response");
@@ -537,9 +546,10 @@ export function createGateway(options: GatewayOptions): Gateway {
     const { outcome } = exchange;
     let response: GatewayResponse;
     try {
-      response = contextStorage
-        ? await contextStorage.run(context, () => route(request, endpointRoute, path, exchange))
-        : await route(request, endpointRoute, path, exchange);
+      // No closure over `request`: an open stream must not keep the request's body alive.
+      response = await (contextStorage
+        ? contextStorage.run(context, route, request, endpointRoute, path, exchange)
+        : route(request, endpointRoute, path, exchange));
     } catch (error) {
       outcome.stream = false;
       if (exchange.clientGone()) {

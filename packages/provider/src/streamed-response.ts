@@ -114,7 +114,10 @@ export function requestStreamed(
         stopListening = onAbort(signal, () => requestController.abort(signal.reason as Error));
       },
       // Informational (1xx) heads come first when sent; the final head wins.
-      onResponseStart(_controller, statusCode, headers) {
+      onResponseStart(responseController, statusCode, headers) {
+        // undici keeps the raw header buffers on the controller, which lives as long as the
+        // stream; `headers` has them all.
+        responseController.rawHeaders = null;
         if (statusCode < 200) return;
         watch.stop();
         headersIn = true;

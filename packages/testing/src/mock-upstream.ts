@@ -17,6 +17,8 @@ export interface MockUpstreamOptions {
   /** When set, requests must carry `authorization: Bearer <apiKey>` or `api-key: <apiKey>`. */
   apiKey?: string;
   host?: string;
+  /** Applies to every request for which no behaviour was enqueued (benchmarks' slow streams). */
+  defaultBehaviour?: Behaviour;
 }
 
 export interface RecordedRequest {
@@ -327,7 +329,7 @@ export async function startMockUpstream(options: MockUpstreamOptions = {}): Prom
     record.body = record.rawBody === "" ? undefined : parseJson(record.rawBody);
     requests.push(record);
 
-    const behaviour = behaviours.shift();
+    const behaviour = behaviours.shift() ?? options.defaultBehaviour;
     switch (behaviour?.kind) {
       case "reset":
         destroy();

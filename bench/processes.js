@@ -1,0 +1,102 @@
+// What bench/run.js and bench/memory.js share: the processes they measure, each started with
+// `node`, and the temporary files they leave behind until cleanUp().
+import { spawn } from "node:child_process";
+import { openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+
+export const root = new URL("..", import.meta.url).pathname;
+const clockTicksPerSecond = 100;
+const temporaryFiles = [];
+
+export function temporaryFile(name) {
+  const file = join(tmpdir(), `aigw-bench-${process.pid}-${name}`);
+  temporaryFiles.push(file);
+  return file;
+}
+
+export function cleanUp() {
+  for (const file of temporaryFiles) rmSync(file, { force: true });
+}
+
+/** Starts a script that prints its URL as its first line of stdout. */
+export function startScript(args, { env = {}, nodeArgs = [] } = {}) {
+  const child = spawn(process.execPath, [...nodeArgs, ...args], {
+    cwd: root,
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  return new Promise((resolve, reject) => {
+    const lines = createInterface({ input: child.stdout });
+    lines.once("line", (line) => {
+      // Keep reading so a process that logs to stdout never blocks on a full pipe.
+      lines.on("line", () => {});
+      resolve({ child, url: line.trim() });
+    });
+    child.once("exit", (code) => reject(new Error(`${args.join(" ")} exited with ${code}`)));
+  });
+}
+
+export function cpuSeconds(pid) {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / clockTicksPerSecond;
+}
+
+/** A gateway config: `extra` lines, then one OpenAI-compatible provider at the upstream. */
+export function writeGatewayConfig(name, upstreamURL, extra = []) {
+  const file = temporaryFile(`${name}.yaml`);
+  writeFileSync(
+    file,
+    [
+      ...extra,
+      "providers:",
+      `  mock: { type: openai-compatible, baseURL: "${upstreamURL}/v1", apiKey: bench }`,
+      "models:",
+      '  "gpt-*": { provider: mock }',
+    ].join("\n"),
+  );
+  return file;
+}
+
+async function freePort() {
+  const server = createServer().listen(0, "127.0.0.1");
+  await new Promise((resolve) => server.once("listening", resolve));
+  const { port } = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** Starts apps/server as it ships, its access log going to a file as in production. */
+export async function startGateway(configFile, { env = {}, nodeArgs = [] } = {}) {
+  const port = await freePort();
+  const child = spawn(
+    process.execPath,
+    [...nodeArgs, "apps/server/dist/cli.js", "--config", configFile],
+    {
+      cwd: root,
+      env: {
+        ...process.env,
+        PORT: String(port),
+        LOG_FORMAT: "json",
+        LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? "info",
+        ...env,
+      },
+      // Draining a pipe here instead would spend this process's CPU, which drives the load, on
+      // the gateway's behalf.
+      stdio: ["ignore", openSync(temporaryFile(`${port}.log`), "w"), "inherit"],
+    },
+  );
+  const url = `http://127.0.0.1:${port}`;
+  for (let tries = 0; tries < 100; tries++) {
+    if (child.exitCode !== null) break;
+    const ready = await fetch(`${url}/health`).then(
+      (response) => response.ok,
+      () => false,
+    );
+    if (ready) return { child, url };
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error("the gateway did not start");
+}

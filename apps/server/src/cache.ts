@@ -1,11 +1,10 @@
-import type { Cache } from "@aigw/cache";
+import { type Cache, createMemoryCache, createRedisCache } from "@aigw/cache";
 import type { GatewayCacheOptions, GatewayMetrics, Logger } from "@aigw/core";
 import type { CacheSettings } from "./config.js";
 
 /**
  * The response cache's store from the config. A Redis store reports each outage once, as it
- * starts: that becomes one warning and one `store_errors_total{store="cache"}`. The cache
- * package is loaded only when a config has a cache.
+ * starts: that becomes one warning and one `store_errors_total{store="cache"}`.
  */
 export async function createServerCache(
   settings: CacheSettings,
@@ -13,7 +12,6 @@ export async function createServerCache(
   metrics: GatewayMetrics | undefined,
 ): Promise<GatewayCacheOptions> {
   const { ttlMs } = settings;
-  const { createMemoryCache, createRedisCache } = await import("@aigw/cache");
   let store: Cache;
   if (settings.store === "redis" && settings.redis) {
     store = await createRedisCache({

@@ -197,18 +197,26 @@ function recordStream(
   const assembler = createStreamAssembler(endpoint, maxEntryBytes);
   if (first) assembler.add(first);
   let pending: Promise<IteratorResult<SseEvent>> | undefined;
+  let unstorable = false;
   const pull = () => {
     pending = upstream.next().then(
       (result) => {
-        if (result.done) {
-          client.off("abort", detach);
-          const answer = assembler.finish(usage());
-          const failure = assembler.overflowed
-            ? answerTooLarge(maxEntryBytes)
-            : streamCarriedError();
-          settle(answer, answer ? undefined : failure);
-        } else {
-          assembler.add(result.value);
+        if (unstorable) return result;
+        try {
+          if (result.done) {
+            client.off("abort", detach);
+            const answer = assembler.finish(usage());
+            const failure = assembler.overflowed
+              ? answerTooLarge(maxEntryBytes)
+              : streamCarriedError();
+            settle(answer, answer ? undefined : failure);
+          } else {
+            assembler.add(result.value);
+          }
+        } catch (error) {
+          // An answer the assembler cannot hold is not stored; its client still gets its stream.
+          unstorable = true;
+          settle(undefined, error);
         }
         return result;
       },

@@ -91,6 +91,50 @@ describe("createStreamAssembler", () => {
     expect(choice.finish_reason).toBe("tool_calls");
   });
 
+  it("withstands a hostile stream: __proto__ keys stay data, tool-call indexes only group, huge lists append", () => {
+    const assembler = createStreamAssembler("chat/completions", 2 ** 24);
+    const raw = (text: string) => createSseEvent(text);
+    assembler.add(
+      raw(
+        `{"id":"x","__proto__":{"polluted":1},"choices":[{"index":0,"__proto__":{"polluted":2},"delta":{"__proto__":{"polluted":3},"content":"a"}}]}`,
+      ),
+    );
+    const call = (index: number, fields: Record<string, unknown>) =>
+      chunk([{ index: 0, delta: { tool_calls: [{ index, ...fields }] } }]);
+    assembler.add(call(50_000_000, { id: "call_a", function: { name: "f", arguments: "{" } }));
+    assembler.add(call(50_000_000, { function: { arguments: "}" } }));
+    const many = Array.from({ length: 200_000 }, (_, n) => ({ token: `${n}`, logprob: 0 }));
+    assembler.add(chunk([{ index: 0, delta: {}, logprobs: { content: many } }]));
+    const answer = decoded(assembler.finish(undefined));
+
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    expect(Object.hasOwn(answer, "__proto__")).toBe(true);
+    const [choice] = answer.choices;
+    expect(choice.message.tool_calls).toEqual([
+      { type: "function", function: { name: "f", arguments: "{}" }, id: "call_a" },
+    ]);
+    expect(choice.message.content).toBe("a");
+    expect(choice.logprobs.content).toHaveLength(200_000);
+  });
+
+  it("takes each top-level field's latest value that is not empty (Azure's first chunk has none)", () => {
+    const assembler = createStreamAssembler("chat/completions", 2 ** 20);
+    assembler.add(
+      createSseEvent({
+        id: "",
+        object: "",
+        created: 0,
+        model: "",
+        choices: [],
+        prompt_filter_results: [{ prompt_index: 0, content_filter_results: {} }],
+      }),
+    );
+    for (const event of toolStream) assembler.add(event);
+    const answer = decoded(assembler.finish(undefined));
+    expect(answer).toMatchObject({ id: "chatcmpl-1", created: 1, model: "gpt-4o" });
+    expect(answer.prompt_filter_results).toHaveLength(1);
+  });
+
   it("keeps several choices apart and takes usage the client did not see from the stream", () => {
     const assembler = createStreamAssembler("chat/completions", 2 ** 20);
     assembler.add(chunk([{ index: 1, delta: { role: "assistant", content: "B" } }]));

@@ -15,6 +15,48 @@ function isObject(value: unknown): value is JsonObject {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
+/** Each merged tool-call list's calls by the `index` their pieces name. */
+const callIndexes = new WeakMap<JsonObject[], Map<unknown, JsonObject>>();
+
+/** Sets a field as an own property: a `__proto__` key from an upstream's JSON stays data. */
+function setField(target: JsonObject, name: string, value: unknown): void {
+  if (name === "__proto__") {
+    Object.defineProperty(target, name, {
+      value,
+      writable: true,
+      enumerable: true,
+      configurable: true,
+    });
+  } else {
+    target[name] = value;
+  }
+}
+
+/**
+ * Merges streamed tool-call pieces into the calls so far: a piece joins the call with the same
+ * `index` (kept on the call until the answer is finished), or starts a new one, a function
+ * call unless it says otherwise.
+ */
+function mergeToolCalls(calls: JsonObject[], pieces: unknown[], joinText: boolean): void {
+  let byIndex = callIndexes.get(calls);
+  if (!byIndex) {
+    byIndex = new Map();
+    callIndexes.set(calls, byIndex);
+  }
+  for (const piece of pieces) {
+    if (!isObject(piece)) continue;
+    const existing = piece.index === undefined ? undefined : byIndex.get(piece.index);
+    if (existing) {
+      mergeInto(existing, piece, joinText);
+    } else {
+      const call: JsonObject = { type: "function", function: { name: "", arguments: "" } };
+      mergeInto(call, piece, joinText);
+      calls.push(call);
+      if (piece.index !== undefined) byIndex.set(piece.index, call);
+    }
+  }
+}
+
 /**
  * Merges one piece of a stream into what came before: lists are joined (tool calls by their
  * `index`), objects are merged the same way, text is joined when `joinText` is set (a delta's
@@ -24,38 +66,42 @@ function isObject(value: unknown): value is JsonObject {
  */
 function mergeInto(target: JsonObject, piece: JsonObject, joinText: boolean): void {
   for (const [name, value] of Object.entries(piece)) {
-    const current = target[name];
+    const current = Object.hasOwn(target, name) ? target[name] : undefined;
     if (value === null || value === undefined || value === "") {
-      if (current === undefined || (value === "" && current === null)) target[name] = value ?? null;
+      if (current === undefined || (value === "" && current === null)) {
+        setField(target, name, value ?? null);
+      }
       continue;
     }
     if (name === "tool_calls" && Array.isArray(value)) {
-      const calls = Array.isArray(current) ? (current as unknown[]) : [];
-      for (const call of value) {
-        if (!isObject(call)) continue;
-        const { index, ...rest } = call;
-        const at = typeof index === "number" ? index : calls.length;
-        const existing = calls[at];
-        if (isObject(existing)) mergeInto(existing, rest, joinText);
-        else calls[at] = structuredClone(rest);
-      }
-      target[name] = calls;
+      const calls = Array.isArray(current) ? (current as JsonObject[]) : [];
+      mergeToolCalls(calls, value, joinText);
+      setField(target, name, calls);
     } else if (
       typeof value === "string" &&
       typeof current === "string" &&
       joinText &&
       !identityFields.has(name)
     ) {
-      target[name] = current + value;
+      setField(target, name, current + value);
     } else if (Array.isArray(value) && Array.isArray(current)) {
-      current.push(...value);
+      for (const item of value) current.push(item);
     } else if (isObject(value)) {
       if (isObject(current)) mergeInto(current, value, joinText);
-      else target[name] = structuredClone(value);
+      else setField(target, name, structuredClone(value));
     } else {
-      target[name] = Array.isArray(value) ? [...value] : value;
+      setField(target, name, Array.isArray(value) ? structuredClone(value) : value);
     }
   }
+}
+
+/** Tool calls lose the `index` that only placed their pieces. */
+function withoutCallIndexes(choice: JsonObject): JsonObject {
+  const message = choice.message;
+  if (isObject(message) && Array.isArray(message.tool_calls)) {
+    for (const call of message.tool_calls) if (isObject(call)) delete call.index;
+  }
+  return choice;
 }
 
 function usageObject(usage: TokenUsage | undefined): JsonObject | undefined {
@@ -112,12 +158,16 @@ export function createStreamAssembler(
             };
       choices.set(index, choice);
     }
-    const { delta, index: _index, text, ...rest } = part;
-    if (endpoint === "chat/completions" && isObject(delta)) {
-      mergeInto(choice.message as JsonObject, delta, true);
+    const { index: _index, ...rest } = part;
+    if (endpoint === "chat/completions") {
+      const { delta, ...fields } = rest;
+      if (isObject(delta)) mergeInto(choice.message as JsonObject, delta, true);
+      mergeInto(choice, fields, false);
+    } else {
+      const { text, ...fields } = rest;
+      if (typeof text === "string") choice.text += text;
+      mergeInto(choice, fields, false);
     }
-    if (endpoint === "completions" && typeof text === "string") choice.text += text;
-    mergeInto(choice, rest, false);
   }
 
   return {
@@ -142,9 +192,12 @@ export function createStreamAssembler(
         failed = true;
         return;
       }
+      // The latest value that is not empty: Azure's first chunk has an empty id and model.
+      const answerFields: JsonObject = {};
       for (const [name, value] of Object.entries(chunk)) {
-        if (!chunkOnlyFields.has(name) && top[name] == null) top[name] = value;
+        if (!chunkOnlyFields.has(name)) setField(answerFields, name, value);
       }
+      mergeInto(top, answerFields, false);
       if (isObject(chunk.usage)) usage = chunk.usage;
       if (Array.isArray(chunk.choices)) {
         for (const part of chunk.choices) if (isObject(part)) addChoice(part);
@@ -156,9 +209,9 @@ export function createStreamAssembler(
         id: top.id,
         object: endpoint === "completions" ? "text_completion" : "chat.completion",
         ...top,
-        choices: [...choices.values()].sort(
-          (left, right) => (left.index as number) - (right.index as number),
-        ),
+        choices: [...choices.values()]
+          .sort((left, right) => (left.index as number) - (right.index as number))
+          .map(withoutCallIndexes),
       };
       const finalUsage = usage ?? usageObject(reported);
       if (finalUsage !== undefined) body.usage = finalUsage;
@@ -180,7 +233,7 @@ export function replayEvents(
 ): SseEvent[] {
   const base: JsonObject = {};
   for (const [name, value] of Object.entries(answer)) {
-    if (!chunkOnlyFields.has(name)) base[name] = value;
+    if (!chunkOnlyFields.has(name)) setField(base, name, value);
   }
   base.object = endpoint === "completions" ? "text_completion" : "chat.completion.chunk";
   const chunk = (choice: JsonObject) => createSseEvent({ ...base, choices: [choice] });

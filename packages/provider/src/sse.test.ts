@@ -38,6 +38,13 @@ const EXPECTED = [
 ];
 
 describe("parseSse", () => {
+  it("drops a byte order mark at the start of the stream, whole or split across chunks", async () => {
+    const bytes = encoder.encode(`\uFEFF${STREAM}`);
+    expect(summary(await collect([bytes]))).toEqual(EXPECTED);
+    expect(summary(await collect([bytes.slice(0, 2), bytes.slice(2)]))).toEqual(EXPECTED);
+    expect(summary(await collect([`\uFEFF${STREAM}`]))).toEqual(EXPECTED);
+  });
+
   it("parses events, names, multi-line data and both line endings; skips comments", async () => {
     expect(summary(await collect([STREAM]))).toEqual(EXPECTED);
   });

@@ -107,6 +107,7 @@ export function createSseParser(options: ParseSseOptions = {}): SseParser {
   const comments = options.comments ?? false;
   // Lighter than a TextDecoder, which holds an ICU converter (about 1 KB) per open stream.
   const decoder = new StringDecoder("utf8");
+  let atStart = true;
   let buffer = "";
   // Where the pending event starts, and where the line being read starts.
   let eventStart = 0;
@@ -115,7 +116,13 @@ export function createSseParser(options: ParseSseOptions = {}): SseParser {
     push(chunk) {
       // Only new text is searched, so a long line arriving in many chunks is scanned once.
       const searchFrom = buffer.length;
-      buffer += typeof chunk === "string" ? chunk : decoder.write(chunk);
+      let text = typeof chunk === "string" ? chunk : decoder.write(chunk);
+      if (atStart && text !== "") {
+        atStart = false;
+        // A byte order mark at the start of a stream is not part of it (the SSE spec).
+        if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+      }
+      buffer += text;
       let events = noEvents;
       let newline = buffer.indexOf("\n", searchFrom);
       while (newline !== -1) {

@@ -580,7 +580,7 @@ export function createHttpProvider(settings: HttpProviderSettings): Provider {
     // Only a capped pool makes requests wait for a connection: then the wait is timed too.
     const wait = {
       headersDeadline: capped ? performance.now() + attemptTimeout : undefined,
-      onWait: options.onWait,
+      onWait: capped ? options.onWait : undefined,
     };
     const requestOptions = {
       path: pathFor(request),

@@ -57,7 +57,10 @@ export interface SendOptions {
   signal?: CancelSignal | undefined;
   /** Epoch milliseconds after which the attempt must not go on (the whole request's deadline). */
   deadline?: number | undefined;
-  /** Told how long the attempt waited for a free connection, once it got one or gave up. */
+  /**
+   * Told how long the attempt waited for a free connection, once it got one or gave up. Only
+   * a provider whose pool is capped tells: without a cap no request waits.
+   */
   onWait?: ((waitMs: number) => void) | undefined;
 }
 

@@ -7,6 +7,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import { Agent, request } from "undici";
 import {
   cleanUp,
+  median,
   startGateway,
   startScript,
   temporaryFile,
@@ -130,7 +131,6 @@ for (let round = 1; round <= rounds; round++) {
     );
   }
 }
-const median = (values) => values.toSorted((a, b) => a - b)[Math.floor(values.length / 2)];
 const medianOf = (name, field) => median(rows[name].map((row) => row[field]));
 console.log("\nmedians, gateway against pass-through:");
 console.log(

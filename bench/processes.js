@@ -39,6 +39,8 @@ export function startScript(args, { env = {}, nodeArgs = [] } = {}) {
   });
 }
 
+export const median = (values) => values.toSorted((a, b) => a - b)[Math.floor(values.length / 2)];
+
 export function cpuSeconds(pid) {
   const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
   return (Number(fields[11]) + Number(fields[12])) / clockTicksPerSecond;

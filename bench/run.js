@@ -2,7 +2,14 @@
 // upstream reached directly and through a bare undici pass-through, in interleaved rounds, for
 // JSON answers and for streamed ones (about 15 events each).
 import autocannon from "autocannon";
-import { cleanUp, cpuSeconds, startGateway, startScript, writeGatewayConfig } from "./processes.js";
+import {
+  cleanUp,
+  cpuSeconds,
+  median,
+  startGateway,
+  startScript,
+  writeGatewayConfig,
+} from "./processes.js";
 
 const rounds = Number(process.env.BENCH_ROUNDS ?? 5);
 const durationSeconds = Number(process.env.BENCH_SECONDS ?? 10);
@@ -22,8 +29,6 @@ function drive(url, stream) {
     }),
   });
 }
-
-const median = (values) => values.toSorted((a, b) => a - b)[Math.floor(values.length / 2)];
 
 const upstream = await startScript(["bench/upstream.js"]);
 const passthrough = await startScript(["bench/passthrough.js", upstream.url]);

@@ -4,11 +4,10 @@
 import { startMockUpstream } from "@aigw/testing";
 
 const delayMs = Number(process.env.BENCH_EVENT_DELAY_MS ?? 0);
-const upstream = await startMockUpstream(
-  delayMs > 0 ? { defaultBehaviour: { kind: "delayEvents", delayMs } } : {},
-);
-// The mock records every request for tests; over a benchmark's millions that would grow
-// without bound and slow the mock down round after round.
-setInterval(() => upstream.reset(), 1000).unref();
+const upstream = await startMockUpstream({
+  // Over a benchmark's millions of requests, recording them would grow without bound.
+  recordRequests: false,
+  ...(delayMs > 0 ? { defaultBehaviour: { kind: "delayEvents", delayMs } } : {}),
+});
 process.stdout.write(`${upstream.url}\n`);
 process.on("SIGTERM", () => upstream.close().then(() => process.exit(0)));

@@ -1,4 +1,4 @@
-import { contentCodings, decodeBody, type Endpoint, firstHeader } from "@aigw/provider";
+import { contentCodings, decodeBody, type Endpoint, firstHeader, jsonText } from "@aigw/provider";
 import {
   invalidRequest,
   requestTimeout,
@@ -145,18 +145,6 @@ function startsWithBom(bytes: Uint8Array): boolean {
   return bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf;
 }
 
-/** The text of a body received as JSON (which has no byte order mark by then). */
-export function jsonText(json: Uint8Array | string): string {
-  if (typeof json === "string") return json;
-  return Buffer.from(json.buffer, json.byteOffset, json.byteLength).toString("utf8");
-}
-
-/** UTF-8 text of a body, without a byte order mark (JSON.parse refuses one). */
-function utf8Text(bytes: Uint8Array): string {
-  const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  return buffer.toString("utf8", startsWithBom(buffer) ? 3 : 0);
-}
-
 /**
  * Whether arrays and objects in a parsed body nest deeper than `max` (the body itself is level
  * 1). Walks without recursion; strings and numbers are never looked into, so a long prompt
@@ -220,7 +208,7 @@ function received(raw: Uint8Array | string | undefined, limitBytes: number): Rec
   if (raw === undefined) return { body: parseText(""), json: undefined };
   const isText = typeof raw === "string";
   tooLarge(isText ? Buffer.byteLength(raw) : raw.byteLength, limitBytes);
-  const parsed = parseText(isText ? raw : utf8Text(raw));
+  const parsed = parseText(jsonText(raw));
   // Each level takes two characters at least: a short body cannot nest too deep.
   const body = raw.length > 2 * maxJsonDepth ? checkDepth(parsed) : parsed;
   return { body, json: isText || !startsWithBom(raw) ? raw : undefined };

@@ -5,11 +5,11 @@ import {
   type CancelSignal,
   type Endpoint,
   impreciseNumbers,
+  jsonText,
   readUsage,
   type SseEvent,
   type TokenUsage,
 } from "@aigw/provider";
-import { jsonText } from "./body.js";
 import { invalidRequest } from "./errors.js";
 import type { Exchange } from "./exchange.js";
 import type { ModelRouteOptions, ResolvedRoute } from "./router.js";

@@ -252,10 +252,7 @@ export function createGateway(options: GatewayOptions): Gateway {
   const streamSettings: StreamSettings = {
     hooks,
     keepAliveIntervalMs,
-    lateFirstEvent(exchange, event) {
-      exchange.outcome.firstEventMs = performance.now() - exchange.context.startedAt;
-      observer.responseStarted(exchange, event.data);
-    },
+    lateFirstEvent: (exchange, event) => observer.firstEvent(exchange, event.data),
     finish,
   };
 

@@ -35,6 +35,8 @@ export interface Observer {
   ): void;
   /** Notes the model the upstream answered with (a JSON body, or a stream's first event). */
   responseStarted(exchange: Exchange, head: Uint8Array | string): void;
+  /** A stream's first event with data: its time to first token, and its model. */
+  firstEvent(exchange: Exchange, data: string): void;
   /** Metrics, spans and the access line, once per request. */
   finish(exchange: Exchange): void;
 }
@@ -59,6 +61,12 @@ export function createObserver(
   logger: Logger | undefined,
 ): Observer {
   let tracer: Tracer | undefined;
+
+  function responseStarted(exchange: Exchange, head: Uint8Array | string) {
+    if (!exchange.serverSpan?.isRecording()) return;
+    const text = typeof head === "string" ? head : headDecoder.decode(head.subarray(0, 512));
+    exchange.outcome.responseModel = responseModelOf(text);
+  }
 
   function logLine(exchange: Exchange, durationMs: number) {
     if (!logger) return;
@@ -144,10 +152,10 @@ export function createObserver(
       }
       endSpan(span, event.status, event.error?.type);
     },
-    responseStarted(exchange, head) {
-      if (!exchange.serverSpan?.isRecording()) return;
-      const text = typeof head === "string" ? head : headDecoder.decode(head.subarray(0, 512));
-      exchange.outcome.responseModel = responseModelOf(text);
+    responseStarted,
+    firstEvent(exchange, data) {
+      exchange.outcome.firstEventMs = performance.now() - exchange.context.startedAt;
+      responseStarted(exchange, data);
     },
     finish(exchange) {
       const { context, outcome } = exchange;

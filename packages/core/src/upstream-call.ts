@@ -3,6 +3,7 @@ import {
   type CancelSignal,
   createStreamInterruptedError,
   isComment,
+  jsonText,
   type ProviderRequest,
   type ProviderResponse,
   retryDelay,
@@ -11,13 +12,12 @@ import {
   sleep,
 } from "@aigw/provider";
 import type { Span } from "@opentelemetry/api";
-import { jsonText } from "./body.js";
 import { toAigwError } from "./errors.js";
 import type { Exchange } from "./exchange.js";
 import type { HookRunner } from "./hooks.js";
 import type { Observer } from "./observe.js";
 import type { ResolvedRoute, RouteTarget } from "./router.js";
-import type { GatewayRequest, UpstreamCall } from "./types.js";
+import type { AttemptEvent, GatewayRequest, UpstreamCall } from "./types.js";
 
 export interface UpstreamResult {
   response: ProviderResponse;
@@ -139,26 +139,11 @@ export async function callUpstream(
   let attempts = 0;
   let lastError: AigwError | undefined;
 
-  function recordAttempt(
-    providerName: string,
-    status: number,
-    startedAt: number,
-    span: Span | undefined,
-    streaming: boolean,
-    error?: AigwError,
-    waitMs?: number,
-  ) {
-    const event = {
-      providerName,
-      attempt: attempts,
-      status,
-      durationMs: performance.now() - startedAt,
-      waitMs,
-      error,
-    };
-    if (waitMs) outcome.waitMs += waitMs;
+  /** Ends one attempt: its event for onAttempt hooks, its span and metrics, the outcome. */
+  function recordAttempt(event: AttemptEvent, span: Span | undefined, streaming: boolean) {
+    if (event.waitMs) outcome.waitMs += event.waitMs;
     outcome.attempts = attempts;
-    outcome.providerName = providerName;
+    outcome.providerName = event.providerName;
     hooks.onAttempt(event, context);
     observer.endAttempt(exchange, event, span, streaming);
   }
@@ -171,6 +156,19 @@ export async function callUpstream(
       const attemptStarted = performance.now();
       let waitMs: number | undefined;
       const { traceparent, span } = observer.startAttempt(exchange, target.provider.kind);
+      const ended = (status: number, streaming: boolean, error?: AigwError) =>
+        recordAttempt(
+          {
+            providerName: target.providerName,
+            attempt: attempts,
+            status,
+            durationMs: performance.now() - attemptStarted,
+            waitMs,
+            error,
+          },
+          span,
+          streaming,
+        );
       const providerRequest: ProviderRequest = {
         endpoint: call.endpoint,
         body,
@@ -190,15 +188,7 @@ export async function callUpstream(
         });
         if (response.kind === "json") {
           observer.responseStarted(exchange, response.body);
-          recordAttempt(
-            target.providerName,
-            response.status,
-            attemptStarted,
-            span,
-            false,
-            undefined,
-            waitMs,
-          );
+          ended(response.status, false);
           return { response, providerName: target.providerName, attempts };
         }
         const { iterator, first } = await firstEvent(
@@ -206,19 +196,8 @@ export async function callUpstream(
           firstEventWaitMs,
           response.upstreamRequestId,
         );
-        if (first) {
-          outcome.firstEventMs = performance.now() - context.startedAt;
-          observer.responseStarted(exchange, first.data);
-        }
-        recordAttempt(
-          target.providerName,
-          response.status,
-          attemptStarted,
-          span,
-          true,
-          undefined,
-          waitMs,
-        );
+        if (first) observer.firstEvent(exchange, first.data);
+        ended(response.status, true);
         return {
           response,
           providerName: target.providerName,
@@ -232,7 +211,7 @@ export async function callUpstream(
         }
         const failure = toAigwError(error);
         const status = failure.upstreamStatus ?? failure.status;
-        recordAttempt(target.providerName, status, attemptStarted, span, false, failure, waitMs);
+        ended(status, false, failure);
         lastError = failure;
         if (retry >= target.provider.retry.maxRetries) break;
         const wait = retryDelay(failure, retry + 1, target.provider.retry, deadline - Date.now());

@@ -2,7 +2,7 @@ import { Pool } from "undici";
 import type { CancelSignal } from "./cancellation.js";
 import { contentCodings, decodeBody, decodeChunks } from "./content-encoding.js";
 import { AigwError } from "./errors.js";
-import { setJsonFields } from "./json-text.js";
+import { jsonText, setJsonFields } from "./json-text.js";
 import { type RetryOptions, resolveRetryOptions } from "./retry.js";
 import { createSecretScrubber, type SecretScrubber } from "./secrets.js";
 import { createSseEvent, createSseParser, keepAliveEvent } from "./sse.js";
@@ -487,10 +487,7 @@ export function createHttpProvider(settings: HttpProviderSettings): Provider {
   const pool = new Pool(origin, {
     // No cap unless asked: LLM answers take seconds to minutes, and a capped pool would queue
     // requests silently behind them.
-    connections:
-      settings.pool?.connections === undefined
-        ? null
-        : numberOption("pool.connections", settings.pool.connections, 1),
+    connections: capped ? numberOption("pool.connections", settings.pool?.connections, 1) : null,
     keepAliveTimeout: numberOption(
       "pool.keepAliveTimeout",
       settings.pool?.keepAliveTimeout,
@@ -549,8 +546,9 @@ export function createHttpProvider(settings: HttpProviderSettings): Provider {
     const raw = request.rawBody;
     if (raw === undefined) return JSON.stringify(body);
     if (body === request.body) return raw;
-    const text = typeof raw === "string" ? raw : Buffer.from(raw).toString("utf8");
-    return setJsonFields(text, { stream_options: body.stream_options }) ?? JSON.stringify(body);
+    return (
+      setJsonFields(jsonText(raw), { stream_options: body.stream_options }) ?? JSON.stringify(body)
+    );
   }
 
   function upstreamFailure(status: number, headers: ResponseHeaders, text: string) {
@@ -648,14 +646,6 @@ export function createHttpProvider(settings: HttpProviderSettings): Provider {
       }
       const headers = pickHeaders(responseHeaders);
       if (!headers["content-type"]?.startsWith("application/json")) {
-        const timer =
-          streamTimeout === undefined
-            ? undefined
-            : destroyAfter(
-                responseBody,
-                streamTimeout - (Date.now() - startedAt),
-                `The upstream stream ran longer than ${streamTimeout} ms`,
-              );
         const codings = contentCodings(responseHeaders["content-encoding"]);
         if ("unsupported" in codings) {
           responseBody.destroy();
@@ -664,6 +654,14 @@ export function createHttpProvider(settings: HttpProviderSettings): Provider {
             upstreamRequestId,
           );
         }
+        const timer =
+          streamTimeout === undefined
+            ? undefined
+            : destroyAfter(
+                responseBody,
+                streamTimeout - (Date.now() - startedAt),
+                `The upstream stream ran longer than ${streamTimeout} ms`,
+              );
         const events = new UpstreamStream({
           endpoint: request.endpoint,
           body: codings.length === 0 ? responseBody : decodeChunks(responseBody, codings),

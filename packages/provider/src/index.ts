@@ -1,10 +1,10 @@
 export { type AzureOpenAIOptions, createAzureOpenAI } from "./azure.js";
 export { Cancellation, type CancelSignal, onAbort } from "./cancellation.js";
-export { contentCodings, decodeBody, decodeChunks } from "./content-encoding.js";
+export { contentCodings, decodeBody } from "./content-encoding.js";
 export { createEcho } from "./echo.js";
 export { AigwError, type AigwErrorOptions, type ErrorBody } from "./errors.js";
 export type { PoolOptions, TransportOptions } from "./http-provider.js";
-export { impreciseNumbers, setJsonFields } from "./json-text.js";
+export { impreciseNumbers, jsonText, setJsonFields } from "./json-text.js";
 export { createOpenAICompatible, type OpenAICompatibleOptions } from "./openai-compatible.js";
 export {
   backoffDelay,
@@ -19,15 +19,13 @@ export {
   type WithRetryOptions,
   withRetry,
 } from "./retry.js";
-export { createSecretScrubber, REDACTED, type SecretScrubber } from "./secrets.js";
+export { createSecretScrubber, type SecretScrubber } from "./secrets.js";
 export {
   createSseEvent,
-  createSseParser,
   isComment,
   keepAliveEvent,
   type ParseSseOptions,
   parseSse,
-  type SseParser,
 } from "./sse.js";
 export type {
   Endpoint,

@@ -1,3 +1,14 @@
+/**
+ * The UTF-8 text of a JSON body, without a byte order mark (which JSON.parse and the edits
+ * here would refuse). Bytes are read in place, not copied first.
+ */
+export function jsonText(json: Uint8Array | string): string {
+  if (typeof json === "string") return json;
+  const bytes = Buffer.from(json.buffer, json.byteOffset, json.byteLength);
+  const bom = bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf;
+  return bytes.toString("utf8", bom ? 3 : 0);
+}
+
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
 const COMMA = 0x2c;
@@ -145,6 +156,8 @@ const numberToken = /-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?/g;
 export function impreciseNumbers(text: string): string[] {
   const found: string[] = [];
   for (const [token] of text.matchAll(numberToken)) {
+    // Sixteen significant digits need at least sixteen characters.
+    if (token.length <= 15) continue;
     const mantissa = token.replace(/^-/, "").split(/[eE]/)[0] as string;
     const digits = mantissa.replace(".", "").replace(/^0+/, "");
     if (digits.length > 15) found.push(token);

@@ -19,6 +19,8 @@ export interface MockUpstreamOptions {
   host?: string;
   /** Applies to every request for which no behaviour was enqueued (benchmarks' slow streams). */
   defaultBehaviour?: Behaviour;
+  /** Keep each request in `requests` (true); benchmarks turn it off, or memory grows without bound. */
+  recordRequests?: boolean;
 }
 
 export interface RecordedRequest {
@@ -327,7 +329,7 @@ export async function startMockUpstream(options: MockUpstreamOptions = {}): Prom
       return; // the client went away while sending the body
     }
     record.body = record.rawBody === "" ? undefined : parseJson(record.rawBody);
-    requests.push(record);
+    if (options.recordRequests !== false) requests.push(record);
 
     const behaviour = behaviours.shift() ?? options.defaultBehaviour;
     switch (behaviour?.kind) {

@@ -1,4 +1,5 @@
 import type { Dispatcher } from "undici";
+import { type CancelSignal, onAbort } from "./cancellation.js";
 import type { AigwError } from "./errors.js";
 import { createTimeoutError } from "./upstream-errors.js";
 
@@ -13,26 +14,33 @@ export interface ConnectionWait {
   onWait?: ((waitMs: number) => void) | undefined;
 }
 
-export interface WaitWatch {
-  /** From `onRequestStart`: false when the request was given up on while it waited (it is aborted). */
+export interface RequestWatch {
+  /**
+   * From `onRequestStart` (again when undici retries on a fresh connection): false when the
+   * request was given up on while it waited, or was cancelled (it is aborted).
+   */
   sent(controller: Dispatcher.DispatchController): boolean;
-  /** The response head arrived, or the request ended: the deadline no longer applies. */
+  /** The response head arrived: the deadline no longer applies, cancellation still does. */
+  headersIn(): void;
+  /** The request ended: nothing is watched any more. */
   stop(): void;
 }
 
 /**
- * Watches one request from dispatch: reports its wait for a connection, and enforces
- * `headersDeadline` with one timer. A request still waiting at the deadline is given up on
- * (`giveUp` gets a 504 error) and aborted when the pool hands it a connection; one already
- * sent is aborted with that error.
+ * Watches one request from dispatch: `signal` aborts it at any point; its wait for a
+ * connection is reported; `headersDeadline` is enforced with one timer. A request still
+ * waiting at the deadline is given up on (`giveUp` gets a 504 error) and aborted when the pool
+ * hands it a connection; one already sent is aborted with that error.
  */
-export function watchConnectionWait(
+export function watchRequest(
+  signal: CancelSignal | undefined,
   wait: ConnectionWait,
   giveUp: (error: AigwError) => void,
-): WaitWatch {
+): RequestWatch {
   const dispatchedAt = performance.now();
   let controller: Dispatcher.DispatchController | undefined;
   let gaveUp = false;
+  let stopListening: (() => void) | undefined;
   const timeout = () =>
     createTimeoutError(
       controller
@@ -57,13 +65,26 @@ export function watchConnectionWait(
         requestController.abort(timeout());
         return false;
       }
-      // undici may send a request again on a fresh connection: the first wait is the one.
+      // The first wait is the one reported.
       if (!controller) wait.onWait?.(performance.now() - dispatchedAt);
       controller = requestController;
+      stopListening?.();
+      stopListening = undefined;
+      if (!signal) return true;
+      if (signal.aborted) {
+        requestController.abort(signal.reason as Error);
+        return false;
+      }
+      stopListening = onAbort(signal, () => requestController.abort(signal.reason as Error));
       return true;
+    },
+    headersIn() {
+      clearTimeout(timer);
     },
     stop() {
       clearTimeout(timer);
+      stopListening?.();
+      stopListening = undefined;
     },
   };
 }

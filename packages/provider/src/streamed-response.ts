@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders } from "node:http";
 import type { Dispatcher } from "undici";
-import { type CancelSignal, onAbort } from "./cancellation.js";
-import { type ConnectionWait, watchConnectionWait } from "./connection-wait.js";
+import type { CancelSignal } from "./cancellation.js";
+import { type ConnectionWait, watchRequest } from "./connection-wait.js";
 
 /** A response body read chunk by chunk as it arrives; reading slowly pauses the upstream. */
 export interface ChunkStream extends AsyncIterable<Buffer> {
@@ -33,7 +33,6 @@ export function requestStreamed(
 ): Promise<StreamedResponse> {
   return new Promise((resolve, reject) => {
     let controller: Dispatcher.DispatchController | undefined;
-    let stopListening: (() => void) | undefined;
     let headersIn = false;
     const chunks: Buffer[] = [];
     let next = 0;
@@ -44,15 +43,10 @@ export function requestStreamed(
     let closed = false;
     let failure: Error | undefined;
     let wake: (() => void) | undefined;
-    const watch = watchConnectionWait(wait, (error) => {
-      stopListening?.();
-      reject(error);
-    });
+    const watch = watchRequest(signal, wait, reject);
 
     const settle = () => {
       watch.stop();
-      stopListening?.();
-      stopListening = undefined;
       wake?.();
     };
 
@@ -102,16 +96,7 @@ export function requestStreamed(
     dispatcher.dispatch(options, {
       // Called again when undici retries the request on a fresh connection.
       onRequestStart(requestController) {
-        if (!watch.sent(requestController)) return;
-        controller = requestController;
-        stopListening?.();
-        stopListening = undefined;
-        if (!signal) return;
-        if (signal.aborted) {
-          requestController.abort(signal.reason as Error);
-          return;
-        }
-        stopListening = onAbort(signal, () => requestController.abort(signal.reason as Error));
+        if (watch.sent(requestController)) controller = requestController;
       },
       // Informational (1xx) heads come first when sent; the final head wins.
       onResponseStart(responseController, statusCode, headers) {
@@ -119,7 +104,7 @@ export function requestStreamed(
         // stream; `headers` has them all.
         responseController.rawHeaders = null;
         if (statusCode < 200) return;
-        watch.stop();
+        watch.headersIn();
         headersIn = true;
         resolve({ status: statusCode, headers, body });
       },
@@ -139,7 +124,6 @@ export function requestStreamed(
       onResponseError(_controller, error) {
         if (!headersIn) {
           watch.stop();
-          stopListening?.();
           reject(error);
           return;
         }

@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders } from "node:http";
 import type { Dispatcher } from "undici";
-import { type CancelSignal, onAbort } from "./cancellation.js";
-import { type ConnectionWait, watchConnectionWait } from "./connection-wait.js";
+import type { CancelSignal } from "./cancellation.js";
+import { type ConnectionWait, watchRequest } from "./connection-wait.js";
 
 export interface WholeResponse {
   status: number;
@@ -30,13 +30,11 @@ export function requestWhole(
     let chunks: Buffer[] = [];
     let size = 0;
     let settled = false;
-    let stopListening: (() => void) | undefined;
 
     const settle = (error: Error | undefined) => {
       if (settled) return;
       settled = true;
       watch.stop();
-      stopListening?.();
       if (error) reject(error);
       else
         resolve({
@@ -46,24 +44,16 @@ export function requestWhole(
         });
       chunks = [];
     };
-    const watch = watchConnectionWait(wait, settle);
+    const watch = watchRequest(signal, wait, settle);
 
     dispatcher.dispatch(options, {
       // Called again when undici retries the request on a fresh connection.
       onRequestStart(controller) {
-        if (!watch.sent(controller)) return;
-        stopListening?.();
-        stopListening = undefined;
-        if (!signal) return;
-        if (signal.aborted) {
-          controller.abort(signal.reason as Error);
-          return;
-        }
-        stopListening = onAbort(signal, () => controller.abort(signal.reason as Error));
+        watch.sent(controller);
       },
       // Informational (1xx) heads come first when sent; the final head wins.
       onResponseStart(_controller, statusCode, responseHeaders) {
-        watch.stop();
+        if (statusCode >= 200) watch.headersIn();
         status = statusCode;
         headers = responseHeaders;
         limit = limitFor(statusCode);

@@ -5,6 +5,7 @@ import {
   isComment,
   keepAliveEvent,
   type SseEvent,
+  type TokenUsage,
 } from "@aigw/provider";
 import { toAigwError } from "./errors.js";
 import type { Exchange } from "./exchange.js";
@@ -23,73 +24,12 @@ export function streamErrorEvent(endpoint: Endpoint, error: AigwError): SseEvent
   return createSseEvent({ error: details });
 }
 
-const idle = Symbol("idle");
+const over: IteratorReturnResult<undefined> = { done: true, value: undefined };
 
 type Waiter = {
-  resolve(value: IteratorResult<SseEvent> | typeof idle): void;
+  resolve(result: IteratorResult<SseEvent>): void;
   reject(error: unknown): void;
 };
-
-/**
- * Waits for `iterator`'s next event, or for `intervalMs` without one (then `idle`, and the
- * same event is waited for again), so the caller can keep the client's connection alive. One
- * timer per stream, refreshed per event, and one promise per wait: nothing piles up on a
- * stream that never goes idle.
- */
-function createIdleWait(iterator: AsyncIterator<SseEvent>, intervalMs: number) {
-  let waiter: Waiter | undefined;
-  let pending = false;
-  // What arrived while nobody waited (after an idle tick, or a slow reader).
-  let arrived: { result: IteratorResult<SseEvent> } | { error: unknown } | undefined;
-  let ticked = false;
-  const timer = setTimeout(() => {
-    const current = waiter;
-    waiter = undefined;
-    if (current) current.resolve(idle);
-    else ticked = true;
-  }, intervalMs);
-  const settle = (outcome: { result: IteratorResult<SseEvent> } | { error: unknown }) => {
-    pending = false;
-    timer.refresh();
-    const current = waiter;
-    waiter = undefined;
-    if (!current) arrived = outcome;
-    else if ("result" in outcome) current.resolve(outcome.result);
-    else current.reject(outcome.error);
-  };
-  return {
-    next(): Promise<IteratorResult<SseEvent> | typeof idle> {
-      if (arrived) {
-        const outcome = arrived;
-        arrived = undefined;
-        return "result" in outcome
-          ? Promise.resolve(outcome.result)
-          : Promise.reject(outcome.error);
-      }
-      if (ticked) {
-        ticked = false;
-        return Promise.resolve(idle);
-      }
-      if (!pending) {
-        pending = true;
-        iterator.next().then(
-          (result) => settle({ result }),
-          (error: unknown) => settle({ error }),
-        );
-      }
-      return new Promise((resolve, reject) => {
-        waiter = { resolve, reject };
-      });
-    },
-    /** After an idle tick: the next tick is a whole interval away. */
-    rearm() {
-      timer.refresh();
-    },
-    stop() {
-      clearTimeout(timer);
-    },
-  };
-}
 
 export interface StreamSettings {
   hooks: HookRunner;
@@ -111,77 +51,154 @@ export function streamToClient(
   responseHeaders: Record<string, string>,
   settings: StreamSettings,
 ): AsyncIterable<SseEvent> {
-  const events = clientEvents(exchange, result, responseHeaders, settings);
-  let started = false;
-  const iterator: AsyncIterator<SseEvent> = {
-    next() {
-      started = true;
-      return events.next();
-    },
-    // An async generator closed before its first next() skips its finally, and with it the
-    // request's finish: start it first (its first event is already in hand).
-    async return(value?: unknown) {
-      if (!started) {
-        started = true;
-        await events.next();
-      }
-      return events.return(value);
-    },
-  };
-  return { [Symbol.asyncIterator]: () => iterator };
+  const stream = new ClientStream(exchange, result, responseHeaders, settings);
+  return { [Symbol.asyncIterator]: () => stream };
 }
 
-async function* clientEvents(
-  exchange: Exchange,
-  result: UpstreamResult & { stream: NonNullable<UpstreamResult["stream"]> },
-  responseHeaders: Record<string, string>,
-  settings: StreamSettings,
-): AsyncGenerator<SseEvent> {
-  const { context, cancellation, outcome } = exchange;
-  const { hooks } = settings;
-  const { iterator, first } = result.stream;
-  const events = result.response.kind === "stream" ? result.response.events : undefined;
-  const streamStarted = performance.now();
-  const waiting = createIdleWait(iterator, settings.keepAliveIntervalMs);
-  let completed = false;
-  try {
-    let seenData = first !== undefined;
-    if (first) {
-      const firstOut = hooks.hasChunkHooks ? hooks.onChunk(first, context) : first;
-      if (firstOut) yield firstOut;
-    } else {
+/**
+ * One iterator over the upstream's, written by hand rather than as async generators layered
+ * on each other: a stream's cost is per event, and each layer would add promises to every one.
+ * One timer per stream, re-armed only when it fires, covers the silences.
+ */
+class ClientStream implements AsyncIterator<SseEvent> {
+  private readonly upstream: AsyncIterator<SseEvent>;
+  private readonly usageSource: { usage: TokenUsage | undefined } | undefined;
+  private readonly streamStarted = performance.now();
+  private lastEventAt = this.streamStarted;
+  private readonly idleTimer: NodeJS.Timeout;
+  private started = false;
+  private seenData: boolean;
+  /** An upstream read is in flight (it outlives a wait answered by a keep-alive). */
+  private reading = false;
+  private waiter: Waiter | undefined;
+  /** What came while nobody waited (after a keep-alive answered the wait). */
+  private arrived: IteratorResult<SseEvent> | undefined;
+  /** The upstream ended normally. */
+  private completed = false;
+  /** No more reads: the next `next()` ends the stream. */
+  private closing = false;
+  private finished = false;
+
+  constructor(
+    private readonly exchange: Exchange,
+    private readonly result: UpstreamResult & {
+      stream: NonNullable<UpstreamResult["stream"]>;
+    },
+    private readonly responseHeaders: Record<string, string>,
+    private readonly settings: StreamSettings,
+  ) {
+    this.upstream = result.stream.iterator;
+    this.usageSource = result.response.kind === "stream" ? result.response.events : undefined;
+    this.seenData = result.stream.first !== undefined;
+    this.idleTimer = setTimeout(this.onIdle, settings.keepAliveIntervalMs);
+  }
+
+  next(): Promise<IteratorResult<SseEvent>> {
+    if (this.finished) return Promise.resolve(over);
+    if (this.arrived) {
+      const result = this.arrived;
+      this.arrived = undefined;
+      return Promise.resolve(result);
+    }
+    if (this.closing) {
+      this.finish();
+      return Promise.resolve(over);
+    }
+    if (!this.started) {
+      this.started = true;
+      const { first } = this.result.stream;
       // The model is still thinking: the client gets its headers now, and a comment.
-      yield keepAliveEvent;
+      if (!first) return Promise.resolve({ done: false, value: keepAliveEvent });
+      const out = this.passHooks(first);
+      if (out) return Promise.resolve({ done: false, value: out });
     }
-    for (;;) {
-      const item = await waiting.next();
-      if (item === idle) {
-        waiting.rearm();
-        yield keepAliveEvent;
-        continue;
-      }
-      if (item.done) break;
-      const event = item.value;
-      // The upstream's own comments keep the client's connection alive too; hooks see data only.
-      if (isComment(event)) {
-        yield keepAliveEvent;
-        continue;
-      }
-      if (!seenData) {
-        seenData = true;
-        settings.lateFirstEvent(exchange, event);
-      }
-      const out = hooks.hasChunkHooks ? hooks.onChunk(event, context) : event;
-      if (out) yield out;
+    return new Promise((resolve, reject) => {
+      this.waiter = { resolve, reject };
+      if (!this.reading && !this.closing) this.read();
+    });
+  }
+
+  return(): Promise<IteratorResult<SseEvent>> {
+    this.finish();
+    return Promise.resolve(over);
+  }
+
+  private read(): void {
+    this.reading = true;
+    this.upstream.next().then(this.onResult, this.onFailure);
+  }
+
+  private readonly onResult = (result: IteratorResult<SseEvent>): void => {
+    this.reading = false;
+    if (this.finished) return;
+    this.lastEventAt = performance.now();
+    if (result.done) {
+      this.complete();
+      return;
     }
-    completed = true;
-    outcome.usage = events?.usage;
+    const event = result.value;
+    let out: SseEvent | undefined;
+    // The upstream's own comments keep the client's connection alive too; hooks see data only.
+    if (isComment(event)) out = keepAliveEvent;
+    else {
+      if (!this.seenData) {
+        this.seenData = true;
+        this.settings.lateFirstEvent(this.exchange, event);
+      }
+      out = this.passHooks(event);
+    }
+    if (out) this.hand({ done: false, value: out });
+    else if (!this.closing) this.read();
+  };
+
+  private readonly onFailure = (error: unknown): void => {
+    this.reading = false;
+    if (!this.finished) this.fail(error);
+  };
+
+  private readonly onIdle = (): void => {
+    const quiet = performance.now() - this.lastEventAt;
+    const interval = this.settings.keepAliveIntervalMs;
+    if (quiet < interval) {
+      this.idleTimer.refresh();
+      return;
+    }
+    this.lastEventAt = performance.now();
+    this.idleTimer.refresh();
+    // A reader busy writing (waiting for drain) gets no comment: its socket is not idle.
+    if (this.waiter && this.reading) this.hand({ done: false, value: keepAliveEvent });
+  };
+
+  /** The event after onChunk hooks (undefined: dropped); a failing hook fails the stream. */
+  private passHooks(event: SseEvent): SseEvent | undefined {
+    const { hooks } = this.settings;
+    if (!hooks.hasChunkHooks) return event;
+    try {
+      return hooks.onChunk(event, this.exchange.context) ?? undefined;
+    } catch (error) {
+      this.fail(error);
+      return undefined;
+    }
+  }
+
+  private hand(result: IteratorResult<SseEvent>): void {
+    const waiter = this.waiter;
+    this.waiter = undefined;
+    if (waiter) waiter.resolve(result);
+    else this.arrived = result;
+  }
+
+  private async complete(): Promise<void> {
+    this.completed = true;
+    this.closing = true;
+    const { outcome, context } = this.exchange;
+    outcome.usage = this.usageSource?.usage;
     // [DONE] is already out: a failing hook can no longer change what the client got.
-    await hooks
+    await this.settings.hooks
       .afterResponse(
         {
           status: 200,
-          headers: responseHeaders,
+          headers: this.responseHeaders,
           body: undefined,
           stream: true,
           usage: outcome.usage,
@@ -194,25 +211,43 @@ async function* clientEvents(
           "afterResponse hook failed",
         ),
       );
-  } catch (error) {
-    if (exchange.clientGone()) {
+    this.finish();
+  }
+
+  /** Ends the stream with one error event in the endpoint's form (none if the client left). */
+  private async fail(error: unknown): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    const { outcome, cancellation, context } = this.exchange;
+    if (this.exchange.clientGone()) {
       outcome.status = 499;
+      this.finish();
       return;
     }
     const failure = toAigwError(cancellation.aborted ? cancellation.reason : error);
     outcome.status = failure.status;
     outcome.error = failure;
-    await hooks.onError(failure, context);
-    yield streamErrorEvent(context.endpoint ?? "chat/completions", failure);
-  } finally {
-    waiting.stop();
-    if (!completed) {
+    await this.settings.hooks.onError(failure, context);
+    this.hand({
+      done: false,
+      value: streamErrorEvent(context.endpoint ?? "chat/completions", failure),
+    });
+  }
+
+  /** Runs once, however the stream ends; a reader still waiting gets the end. */
+  private finish(): void {
+    if (this.finished) return;
+    this.finished = true;
+    clearTimeout(this.idleTimer);
+    const { outcome, cancellation } = this.exchange;
+    if (!this.completed) {
       cancellation.abort();
-      iterator.return?.().catch(() => {});
+      this.upstream.return?.().catch(() => {});
       if (outcome.status === 200) outcome.status = 499;
     }
-    outcome.upstreamMs += performance.now() - streamStarted;
-    outcome.usage ??= events?.usage;
-    settings.finish(exchange);
+    outcome.upstreamMs += performance.now() - this.streamStarted;
+    outcome.usage ??= this.usageSource?.usage;
+    this.settings.finish(this.exchange);
+    this.hand(over);
   }
 }

@@ -5,7 +5,7 @@ import { AigwError } from "./errors.js";
 import { jsonText, setJsonFields } from "./json-text.js";
 import { type RetryOptions, resolveRetryOptions } from "./retry.js";
 import { createSecretScrubber, type SecretScrubber } from "./secrets.js";
-import { createSseEvent, createSseParser, keepAliveEvent } from "./sse.js";
+import { createSseEvent, createSseParser, keepAliveEvent, type SseParser } from "./sse.js";
 import { type ChunkStream, requestStreamed } from "./streamed-response.js";
 import type {
   Endpoint,
@@ -356,74 +356,115 @@ interface StreamSettings {
   release(): void;
 }
 
-class UpstreamStream implements ProviderStream {
+const ended: IteratorReturnResult<undefined> = { done: true, value: undefined };
+
+/**
+ * The upstream's events, read by hand rather than through an async generator: a stream's cost
+ * is per event, and each generator step adds promises to every one. Each chunk is parsed and
+ * screened as it is read; its events are then handed out one by one without waiting.
+ */
+class UpstreamStream implements ProviderStream, AsyncIterator<SseEvent> {
   usage: TokenUsage | undefined;
   private started = false;
-  private closed = false;
+  private over = false;
+  private readonly chunks: AsyncIterator<Buffer>;
+  private readonly parser: SseParser;
+  private queue: SseEvent[] = [];
+  private queued = 0;
+  private complete: boolean;
+  private dataEvents = 0;
 
-  constructor(private readonly settings: StreamSettings) {}
+  constructor(private readonly settings: StreamSettings) {
+    this.chunks = settings.body[Symbol.asyncIterator]();
+    this.parser = createSseParser({ maxEventLength: settings.maxEventLength, comments: true });
+    this.complete = !hasEndMarker(settings.endpoint);
+  }
 
   [Symbol.asyncIterator](): AsyncIterator<SseEvent> {
     if (this.started) throw new TypeError("An upstream stream can be iterated only once");
     this.started = true;
-    const events = this.events();
-    return {
-      next: () => events.next(),
-      // Closing first destroys the body even while a `next()` is still waiting for data,
-      // and even when iteration never began.
-      return: (value?: unknown) => {
-        this.close();
-        return events.return(value);
-      },
-    };
+    return this;
   }
 
-  private close(): void {
-    if (this.closed) return;
-    this.closed = true;
+  next(): Promise<IteratorResult<SseEvent>> {
+    // Events already parsed from the last chunk are not handed out after an abort.
+    if (this.queued < this.queue.length && !this.settings.signal?.aborted) {
+      return Promise.resolve({ done: false, value: this.take() });
+    }
+    if (this.over) return Promise.resolve(ended);
+    return this.read();
+  }
+
+  // Closing first destroys the body even while a `next()` is still waiting for data, and even
+  // when iteration never began.
+  return(): Promise<IteratorResult<SseEvent>> {
+    this.end();
+    return Promise.resolve(ended);
+  }
+
+  private take(): SseEvent {
+    const event = this.queue[this.queued++] as SseEvent;
+    if (this.queued === this.queue.length) {
+      this.queue = [];
+      this.queued = 0;
+    }
+    return event;
+  }
+
+  private async read(): Promise<IteratorResult<SseEvent>> {
+    try {
+      for (;;) {
+        this.settings.signal?.throwIfAborted();
+        const chunk = await this.chunks.next();
+        this.settings.signal?.throwIfAborted();
+        if (this.over) return ended;
+        if (chunk.done) {
+          if (!this.complete) throw createStreamInterruptedError(this.settings.upstreamRequestId);
+          this.end();
+          return ended;
+        }
+        this.accept(chunk.value);
+        if (this.queue.length > 0) return { done: false, value: this.take() };
+      }
+    } catch (error) {
+      this.end();
+      throw this.failure(error);
+    }
+  }
+
+  /** Parses a chunk and queues what of its events goes on, reading usage as it passes. */
+  private accept(chunk: Buffer): void {
+    const { endpoint, dropUsageChunk, secrets } = this.settings;
+    for (const parsed of this.parser.push(chunk)) {
+      if (parsed === keepAliveEvent) {
+        this.queue.push(parsed);
+        continue;
+      }
+      const event = screenEvent(parsed, secrets);
+      if (!this.complete) this.complete = isEndMarker(endpoint, event);
+      if (event.data !== "[DONE]") this.dataEvents++;
+      if (carriesUsage(event.raw)) {
+        const usageChunk = event.json() as {
+          usage?: unknown;
+          response?: { usage?: unknown };
+          choices?: unknown[];
+        };
+        this.usage = usageFromObject(usageChunk.usage ?? usageChunk.response?.usage) ?? this.usage;
+        if (dropUsageChunk && usageChunk.choices?.length === 0) continue;
+      }
+      this.queue.push(event);
+    }
+  }
+
+  private end(): void {
+    if (this.over) return;
+    this.over = true;
+    this.queue = [];
+    this.queued = 0;
     this.settings.release();
     this.settings.body.destroy();
-  }
-
-  private async *events(): AsyncGenerator<SseEvent> {
-    const { endpoint, body, dropUsageChunk, requestBody, signal, secrets, maxEventLength } =
-      this.settings;
-    let complete = !hasEndMarker(endpoint);
-    let dataEvents = 0;
-    try {
-      const parser = createSseParser({ maxEventLength, comments: true });
-      for await (const chunk of body) {
-        for (const parsed of parser.push(chunk)) {
-          if (parsed === keepAliveEvent) {
-            yield parsed;
-            continue;
-          }
-          const event = screenEvent(parsed, secrets);
-          // Events already parsed from the last chunk are not handed out after an abort.
-          signal?.throwIfAborted();
-          if (!complete) complete = isEndMarker(endpoint, event);
-          if (event.data !== "[DONE]") dataEvents++;
-          if (carriesUsage(event.raw)) {
-            const usageChunk = event.json() as {
-              usage?: unknown;
-              response?: { usage?: unknown };
-              choices?: unknown[];
-            };
-            this.usage =
-              usageFromObject(usageChunk.usage ?? usageChunk.response?.usage) ?? this.usage;
-            if (dropUsageChunk && usageChunk.choices?.length === 0) continue;
-          }
-          yield event;
-        }
-      }
-      if (!complete) throw createStreamInterruptedError(this.settings.upstreamRequestId);
-    } catch (error) {
-      throw this.failure(error);
-    } finally {
-      this.close();
-      // Streaming servers send about one token per event.
-      this.usage ??= estimateUsage(requestBody, dataEvents);
-    }
+    // Streaming servers send about one token per event.
+    this.usage ??= estimateUsage(this.settings.requestBody, this.dataEvents);
   }
 
   private failure(error: unknown): unknown {

@@ -33,6 +33,13 @@ describe("setJsonFields", () => {
     expect(JSON.parse(setJsonFields(repeated, { model: "c" }) as string)).toEqual({ model: "c" });
   });
 
+  it("tells escaped quotes from the ones that end a string, after any run of backslashes", () => {
+    const text = JSON.stringify({ a: "x\\", b: 'y\\"}', c: '\\\\"', d: 1 });
+    const edited = setJsonFields(text, { d: 2 }) as string;
+    expect(JSON.parse(edited)).toEqual({ ...JSON.parse(text), d: 2 });
+    expect(setJsonFields('{"a":"x\\"}', { b: 1 })).toBeUndefined();
+  });
+
   it("says undefined for what is not a JSON object", () => {
     for (const text of ["[]", "1", '{"a":', '{"a" 1}', "", '{"a":1,}']) {
       expect(setJsonFields(text, { a: 2 }), text).toBeUndefined();

@@ -24,10 +24,13 @@ function isSpace(code: number): boolean {
 
 /** The index just past the string that starts at `start` (an opening quote). */
 function stringEnd(text: string, start: number): number {
-  for (let index = start + 1; index < text.length; index++) {
-    const code = text.charCodeAt(index);
-    if (code === BACKSLASH) index++;
-    else if (code === QUOTE) return index + 1;
+  let quote = text.indexOf('"', start + 1);
+  while (quote !== -1) {
+    // A quote after an odd number of backslashes is escaped; the opening quote stops the count.
+    let backslashes = 0;
+    while (text.charCodeAt(quote - 1 - backslashes) === BACKSLASH) backslashes++;
+    if (backslashes % 2 === 0) return quote + 1;
+    quote = text.indexOf('"', quote + 1);
   }
   return -1;
 }

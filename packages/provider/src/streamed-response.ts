@@ -42,12 +42,46 @@ export function requestStreamed(
     /** Closed by the reader: nothing more is read, whatever undici reports after. */
     let closed = false;
     let failure: Error | undefined;
-    let wake: (() => void) | undefined;
+    let reader:
+      | { resolve(result: IteratorResult<Buffer>): void; reject(error: Error): void }
+      | undefined;
     const watch = watchRequest(signal, wait, reject);
+
+    /** The next chunk or the end, when there is one to give now; undefined: wait. */
+    const poll = (): IteratorResult<Buffer> | Error | undefined => {
+      if (next < chunks.length) {
+        const chunk = chunks[next] as Buffer;
+        chunks[next++] = undefined as unknown as Buffer;
+        if (next === chunks.length) {
+          chunks.length = 0;
+          next = 0;
+        }
+        queuedBytes -= chunk.length;
+        if (paused && queuedBytes < lowWater) {
+          paused = false;
+          controller?.resume();
+        }
+        return { done: false, value: chunk };
+      }
+      if (closed) return { done: true, value: undefined };
+      if (failure) return failure;
+      if (ended) return { done: true, value: undefined };
+      return undefined;
+    };
+
+    const wake = () => {
+      if (!reader) return;
+      const result = poll();
+      if (result === undefined) return;
+      const waiting = reader;
+      reader = undefined;
+      if (result instanceof Error) waiting.reject(result);
+      else waiting.resolve(result);
+    };
 
     const settle = () => {
       watch.stop();
-      wake?.();
+      wake();
     };
 
     const body: ChunkStream = {
@@ -60,30 +94,13 @@ export function requestStreamed(
       },
       [Symbol.asyncIterator]() {
         return {
-          next: async (): Promise<IteratorResult<Buffer>> => {
-            for (;;) {
-              if (next < chunks.length) {
-                const chunk = chunks[next] as Buffer;
-                chunks[next++] = undefined as unknown as Buffer;
-                if (next === chunks.length) {
-                  chunks.length = 0;
-                  next = 0;
-                }
-                queuedBytes -= chunk.length;
-                if (paused && queuedBytes < lowWater) {
-                  paused = false;
-                  controller?.resume();
-                }
-                return { done: false, value: chunk };
-              }
-              if (closed) return { done: true, value: undefined };
-              if (failure) throw failure;
-              if (ended) return { done: true, value: undefined };
-              await new Promise<void>((awake) => {
-                wake = awake;
-              });
-              wake = undefined;
-            }
+          next(): Promise<IteratorResult<Buffer>> {
+            const result = poll();
+            if (result instanceof Error) return Promise.reject(result);
+            if (result !== undefined) return Promise.resolve(result);
+            return new Promise((resolve, reject) => {
+              reader = { resolve, reject };
+            });
           },
           return: async () => {
             body.destroy();
@@ -115,7 +132,7 @@ export function requestStreamed(
           paused = true;
           responseController.pause();
         }
-        wake?.();
+        wake();
       },
       onResponseEnd() {
         ended = true;

@@ -63,7 +63,9 @@ const timedOut = Symbol("timedOut");
 /** `pending`'s result, or `timedOut` once `milliseconds` passed without it. */
 function withinTime<T>(pending: Promise<T>, milliseconds: number): Promise<T | typeof timedOut> {
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => resolve(timedOut), milliseconds);
+    // Whole milliseconds: Node keeps one timer list per distinct duration, and a fraction would
+    // make a new list (and a priority-queue insert) for every request.
+    const timer = setTimeout(() => resolve(timedOut), Math.ceil(milliseconds));
     pending.then(
       (value) => {
         clearTimeout(timer);

@@ -50,15 +50,18 @@ export function watchRequest(
   const timer =
     wait.headersDeadline === undefined
       ? undefined
-      : setTimeout(() => {
-          if (controller) {
-            controller.abort(timeout());
-            return;
-          }
-          gaveUp = true;
-          wait.onWait?.(performance.now() - dispatchedAt);
-          giveUp(timeout());
-        }, wait.headersDeadline - dispatchedAt);
+      : setTimeout(
+          () => {
+            if (controller) {
+              controller.abort(timeout());
+              return;
+            }
+            gaveUp = true;
+            wait.onWait?.(performance.now() - dispatchedAt);
+            giveUp(timeout());
+          },
+          Math.ceil(wait.headersDeadline - dispatchedAt),
+        );
   return {
     sent(requestController) {
       if (gaveUp) {

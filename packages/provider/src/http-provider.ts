@@ -2,7 +2,7 @@ import { Pool } from "undici";
 import type { CancelSignal } from "./cancellation.js";
 import { contentCodings, decodeBody, decodeChunks } from "./content-encoding.js";
 import { AigwError } from "./errors.js";
-import { jsonText, setJsonFields } from "./json-text.js";
+import { appendJsonMembers, jsonText, setJsonFields } from "./json-text.js";
 import { type RetryOptions, resolveRetryOptions } from "./retry.js";
 import { createSecretScrubber, type SecretScrubber } from "./secrets.js";
 import { createSseEvent, createSseParser, keepAliveEvent, type SseParser } from "./sse.js";
@@ -278,7 +278,10 @@ function isEndMarker(endpoint: Endpoint, event: SseEvent): boolean {
 
 /** Ends a response body with a timeout error unless it is done first. */
 function destroyAfter(body: ChunkStream, milliseconds: number, message: string) {
-  return setTimeout(() => body.destroy(createTimeoutError(message)), Math.max(milliseconds, 0));
+  return setTimeout(
+    () => body.destroy(createTimeoutError(message)),
+    Math.max(Math.ceil(milliseconds), 0),
+  );
 }
 
 const isSuccess = (status: number) => status >= 200 && status < 300;
@@ -558,38 +561,35 @@ export function createHttpProvider(settings: HttpProviderSettings): Provider {
     return Object.assign(headers, authHeaders, extraHeaders);
   }
 
-  /** The body sent upstream, with stream usage asked for when the client did not. */
-  function upstreamBody(request: ProviderRequest, stream: boolean) {
-    const body = request.body ?? {};
-    const streamOptions = body.stream_options as Record<string, unknown> | undefined;
+  /** The fields the provider adds to the body: stream usage, when the client did not ask. */
+  function addedFields(request: ProviderRequest, stream: boolean) {
+    const streamOptions = request.body?.stream_options as Record<string, unknown> | undefined;
     const injectUsage =
       stream &&
       includeStreamUsage &&
       !streamUsageRefused &&
       (request.endpoint === "chat/completions" || request.endpoint === "completions") &&
       streamOptions?.include_usage !== true;
-    if (!injectUsage) return { body, injectUsage };
-    return {
-      body: { ...body, stream_options: { ...streamOptions, include_usage: true } },
-      injectUsage,
-    };
+    return injectUsage ? { stream_options: { ...streamOptions, include_usage: true } } : undefined;
   }
 
   /**
-   * The JSON sent: the client's own text when the body is unchanged, that text with only the
-   * fields the provider added set (so numbers past 2^53 and key order survive), or, without
-   * the text, the body serialised.
+   * The JSON sent: the client's own text when nothing is added, that text with only the added
+   * fields set (so numbers past 2^53 and key order survive), or, without the text, the body
+   * serialised.
    */
   function requestText(
     request: ProviderRequest,
-    body: Record<string, unknown>,
+    added: Record<string, unknown> | undefined,
   ): string | Uint8Array {
+    const body = request.body ?? {};
     const raw = request.rawBody;
-    if (raw === undefined) return JSON.stringify(body);
-    if (body === request.body) return raw;
-    return (
-      setJsonFields(jsonText(raw), { stream_options: body.stream_options }) ?? JSON.stringify(body)
-    );
+    if (raw === undefined) return JSON.stringify(added ? { ...body, ...added } : body);
+    if (!added) return raw;
+    const edited = Object.keys(added).some((name) => Object.hasOwn(body, name))
+      ? setJsonFields(jsonText(raw), added)
+      : appendJsonMembers(raw, added);
+    return edited ?? JSON.stringify({ ...body, ...added });
   }
 
   function upstreamFailure(status: number, headers: ResponseHeaders, text: string) {
@@ -608,8 +608,9 @@ export function createHttpProvider(settings: HttpProviderSettings): Provider {
     const startedAt = Date.now();
     const hasBody = request.endpoint !== "models";
     const stream = hasBody && request.body?.stream === true;
-    const { body, injectUsage } = upstreamBody(request, stream);
-    const requestBody = hasBody ? requestText(request, body) : "";
+    const added = addedFields(request, stream);
+    const injectUsage = added !== undefined;
+    const requestBody = hasBody ? requestText(request, added) : "";
     const attemptTimeout =
       deadline === undefined ? timeout : Math.min(timeout, deadline - startedAt);
     if (attemptTimeout <= 0) {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { impreciseNumbers, setJsonFields } from "./json-text.js";
+import { appendJsonMembers, impreciseNumbers, setJsonFields } from "./json-text.js";
 
 describe("setJsonFields", () => {
   const body =
@@ -44,6 +44,39 @@ describe("setJsonFields", () => {
     for (const text of ["[]", "1", '{"a":', '{"a" 1}', "", '{"a":1,}']) {
       expect(setJsonFields(text, { a: 2 }), text).toBeUndefined();
     }
+  });
+});
+
+describe("appendJsonMembers", () => {
+  const added = { stream_options: { include_usage: true } };
+
+  it("adds members before the closing brace and leaves every other byte as it was", () => {
+    const text = '{"seed":9007199254740993,"messages":[{"content":"}"}]} \n';
+    const edited = appendJsonMembers(text, added) as string;
+    expect(edited).toBe(
+      '{"seed":9007199254740993,"messages":[{"content":"}"}],"stream_options":{"include_usage":true}} \n',
+    );
+    expect(appendJsonMembers(" { \n} ", added)).toBe(
+      ' { \n"stream_options":{"include_usage":true}} ',
+    );
+    expect(appendJsonMembers(text, { skipped: undefined })).toBe(text);
+  });
+
+  it("edits bytes as bytes, without a byte order mark", () => {
+    const bytes = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('{"a":"é"}')]);
+    const edited = appendJsonMembers(bytes, added) as Uint8Array;
+    expect(Buffer.isBuffer(edited)).toBe(true);
+    expect(JSON.parse(Buffer.from(edited).toString("utf8"))).toEqual({ a: "é", ...added });
+    expect(appendJsonMembers(Buffer.from("{}"), added)?.toString()).toBe(
+      '{"stream_options":{"include_usage":true}}',
+    );
+  });
+
+  it("says undefined for a text without a closing brace", () => {
+    expect(appendJsonMembers("[1]", added)).toBeUndefined();
+    expect(
+      appendJsonMembers(Buffer.from([0xef, 0xbb, 0xbf, 0x7d]).subarray(0, 3), added),
+    ).toBeUndefined();
   });
 });
 

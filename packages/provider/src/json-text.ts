@@ -149,6 +149,48 @@ export function setJsonFields(
   return head + pieces.join(",") + tail;
 }
 
+/**
+ * Adds members at the end of a JSON object's text without reading the rest of it: the caller
+ * knows (from the parsed object) that the object has none of them. Bytes stay bytes, so a large
+ * body is neither decoded nor encoded again; a byte order mark is dropped. `fields` maps a name
+ * to its value (serialised with JSON.stringify; undefined values are skipped). Returns undefined
+ * when the text does not end with an object's closing brace.
+ */
+export function appendJsonMembers(
+  json: Uint8Array | string,
+  fields: Readonly<Record<string, unknown>>,
+): Uint8Array | string | undefined {
+  const members = Object.entries(fields)
+    .filter(([, value]) => value !== undefined)
+    .map(([name, value]) => `${JSON.stringify(name)}:${JSON.stringify(value)}`)
+    .join(",");
+  if (typeof json === "string") {
+    const close = json.lastIndexOf("}");
+    if (close === -1) return undefined;
+    if (members === "") return json;
+    const separator = isEmptyBefore(close, (index) => json.charCodeAt(index)) ? "" : ",";
+    return `${json.slice(0, close)}${separator}${members}${json.slice(close)}`;
+  }
+  const bytes = Buffer.from(json.buffer, json.byteOffset, json.byteLength);
+  const start = bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? 3 : 0;
+  const close = bytes.lastIndexOf(CLOSE_BRACE);
+  if (close < start) return undefined;
+  if (members === "") return bytes.subarray(start);
+  const separator = isEmptyBefore(close, (index) => bytes[index] ?? 0) ? "" : ",";
+  return Buffer.concat([
+    bytes.subarray(start, close),
+    Buffer.from(separator + members),
+    bytes.subarray(close),
+  ]);
+}
+
+/** Whether the last character before `close` that is not white space opens the object. */
+function isEmptyBefore(close: number, codeAt: (index: number) => number): boolean {
+  let index = close - 1;
+  while (index >= 0 && isSpace(codeAt(index))) index--;
+  return codeAt(index) === OPEN_BRACE;
+}
+
 const numberToken = /-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?/g;
 
 /**

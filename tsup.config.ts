@@ -5,17 +5,13 @@ import { defineConfig } from "tsup";
 // maps to src/index.ts or src/name.ts, emitted as ESM + CJS + declarations.
 const manifest = JSON.parse(readFileSync("package.json", "utf8")) as {
   exports?: Record<string, unknown>;
-  bin?: Record<string, string>;
 };
 const exportEntries = Object.keys(manifest.exports ?? { ".": null })
   .filter((key) => !key.endsWith(".json"))
   .map((key) => (key === "." ? "src/index.ts" : `src/${key.slice(2)}.ts`));
-const binEntries = Object.values(manifest.bin ?? {}).map((file) =>
-  file.replace(/^\.\/dist\//, "src/").replace(/\.js$/, ".ts"),
-);
 
 export default defineConfig({
-  entry: [...new Set([...exportEntries, ...binEntries])],
+  entry: exportEntries,
   format: manifest.exports ? ["esm", "cjs"] : ["esm"],
   dts: Boolean(manifest.exports),
   clean: true,

@@ -1,18 +1,92 @@
 #!/usr/bin/env node
 import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { parseArgs } from "node:util";
 import { hashApiKey } from "@aigw/core";
 import { pino } from "pino";
-import { ConfigError, resolveConfig } from "./config.js";
+import { stringify as toYaml } from "yaml";
+import { ConfigError, maskSecrets, resolveConfig, type ServerConfig } from "./config.js";
 import { BufferedLogOutput } from "./log-output.js";
 import { startServer } from "./server.js";
 
+const usage = `Usage:
+  aigw [--config FILE]            start the gateway
+  aigw check [--config FILE]      validate a config and print it as it takes effect
+                                  (defaults filled in, secrets masked); exit 0 or 1
+  aigw keys create [--json]       make a gateway key and the sha256 that goes into the config
+
+Options:
+  -c, --config FILE   the config file (YAML or JSON); default: $AIGW_CONFIG, else none
+                      (the echo model, and OpenAI's models when OPENAI_API_KEY is set)
+      --json          keys create: print {"key", "sha256"} as JSON
+  -h, --help          print this help
+  -v, --version       print the version
+
+Environment: PORT, HOST, AIGW_CONFIG, LOG_LEVEL, LOG_FORMAT, OPENAI_API_KEY, OPENAI_BASE_URL.
+`;
+
+/** A mistake in the command line: the message, then the usage, and exit code 2. */
+class UsageError extends Error {}
+
+function version(): string {
+  const manifest = new URL("../package.json", import.meta.url);
+  return (JSON.parse(readFileSync(manifest, "utf8")) as { version: string }).version;
+}
+
+const options = {
+  config: { type: "string", short: "c" },
+  json: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+  version: { type: "boolean", short: "v" },
+} as const;
+
+function parseCommandLine(args: string[]) {
+  let parsed: ReturnType<typeof parseArgs<{ options: typeof options; allowPositionals: true }>>;
+  try {
+    parsed = parseArgs({ args, options, allowPositionals: true, strict: true });
+  } catch (error) {
+    // Node's own messages go on about positionals after "--"; the option is what matters.
+    const { code, message } = error as NodeJS.ErrnoException;
+    const option = /'([^']+)'/.exec(message)?.[1];
+    if (code === "ERR_PARSE_ARGS_UNKNOWN_OPTION" && option) {
+      throw new UsageError(`unknown option '${option}'`);
+    }
+    throw new UsageError(message);
+  }
+  const { values, positionals } = parsed;
+  const command = positionals.join(" ");
+  if (values.help || values.version) return { command: values.help ? "help" : "version", values };
+  if (!["", "check", "keys create"].includes(command)) {
+    throw new UsageError(
+      positionals[0] !== "keys"
+        ? `unknown command '${command}'`
+        : positionals.length === 1
+          ? "keys needs a command: keys create"
+          : `unknown keys command '${positionals.slice(1).join(" ")}'`,
+    );
+  }
+  if (values.config === "") throw new UsageError("--config needs a file path");
+  if (values.json && command !== "keys create") {
+    throw new UsageError("--json goes with keys create only");
+  }
+  if (values.config !== undefined && command === "keys create") {
+    throw new UsageError("keys create reads no config: leave out --config");
+  }
+  return { command, values };
+}
+
 /** `aigw keys create`: a new gateway key and the digest that goes into the config. */
-function createKey() {
+function createKey(json: boolean) {
   const key = `aigw-${randomBytes(32).toString("base64url")}`;
+  const sha256 = hashApiKey(key);
+  if (json) {
+    process.stdout.write(`${JSON.stringify({ key, sha256 })}\n`);
+    return;
+  }
   process.stdout.write(
     [
       `key:    ${key}`,
-      `sha256: ${hashApiKey(key)}`,
+      `sha256: ${sha256}`,
       "",
       "Give the key to its user and put the sha256 under tenants.<id>.keys in the config file.",
       "The key itself is not stored anywhere: this is the only time it is shown.",
@@ -21,13 +95,23 @@ function createKey() {
   );
 }
 
-async function main() {
-  if (process.argv[2] === "keys") {
-    if (process.argv[3] !== "create") throw new ConfigError("usage: aigw keys create");
-    createKey();
-    return;
-  }
-  const config = await resolveConfig(process.argv.slice(2), process.env);
+/** What the startup line says besides the URL: enough to tell which config is running. */
+function startupFields(config: ServerConfig, configFile: string | undefined, url: string) {
+  const { metrics, cache, limits } = config;
+  return {
+    url,
+    version: version(),
+    config: configFile ?? "none (environment)",
+    models: Object.keys(config.models),
+    tenants: Object.keys(config.tenants).length,
+    limitStore: limits.store,
+    cacheStore: cache?.enabled === false ? "off" : (cache?.store ?? "off"),
+    metrics: metrics.enabled ? `${url}/metrics` : "off",
+  };
+}
+
+async function serve(configFile: string | undefined) {
+  const config = await resolveConfig(configFile, process.env);
   const pretty =
     config.logging.format === "pretty" || (!config.logging.format && process.stdout.isTTY);
   const options = { level: config.logging.level, base: undefined };
@@ -37,8 +121,8 @@ async function main() {
   process.once("exit", () => logger.flush());
   const running = await startServer(config, logger);
   logger.info(
-    { url: running.url, models: Object.keys(config.models) },
-    `aigw listening on ${running.url}`,
+    startupFields(config, configFile, running.url),
+    `aigw ${version()} listening on ${running.url}`,
   );
   logger.flush();
 
@@ -52,7 +136,38 @@ async function main() {
   process.once("SIGINT", () => void stop("SIGINT"));
 }
 
+async function main() {
+  const args = process.argv.slice(2);
+  // `pnpm start -- --config F` hands the "--" on (npm drops it): it ends nothing here.
+  if (args[0] === "--") args.shift();
+  const { command, values } = parseCommandLine(args);
+  const configFile = values.config ?? (process.env.AIGW_CONFIG || undefined);
+  switch (command) {
+    case "help":
+      process.stdout.write(usage);
+      return;
+    case "version":
+      process.stdout.write(`${version()}\n`);
+      return;
+    case "keys create":
+      createKey(values.json === true);
+      return;
+    case "check": {
+      const config = await resolveConfig(configFile, process.env);
+      process.stdout.write(`# ${configFile ?? "no config file: from the environment"}\n`);
+      process.stdout.write(toYaml(maskSecrets(config)));
+      return;
+    }
+    default:
+      await serve(configFile);
+  }
+}
+
 main().catch((error: unknown) => {
+  if (error instanceof UsageError) {
+    process.stderr.write(`aigw: ${error.message}\n\n${usage}`);
+    process.exit(2);
+  }
   if (error instanceof ConfigError) {
     process.stderr.write(`aigw: ${error.message}\n`);
   } else {

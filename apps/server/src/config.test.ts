@@ -16,6 +16,30 @@ const minimal = {
 };
 
 describe("parseConfig", () => {
+  it("says what an empty or missing section needs, and which keys are valid where one is unknown", () => {
+    expect(() => parseConfig(null)).toThrow(/empty: it needs at least providers .* and models/);
+    expect(() => parseConfig(["providers"])).toThrow(/mapping of sections .* not a list/);
+    expect(() => parseConfig({ providers: minimal.providers })).toThrow(
+      /models: missing: the routes from model names to providers/,
+    );
+    expect(() =>
+      parseConfig({ ...minimal, tenants: { a: { limits: { rateLimit: 1, quota: {} } } } }),
+    ).toThrow(
+      /tenants\.a\.limits: unknown key 'rateLimit'; valid keys here: requestsPerSecond, burst, tokensPerMinute, quota/,
+    );
+    expect(() =>
+      parseConfig({
+        ...minimal,
+        providers: { x: { type: "azure", endpoint: "https://a", baseURL: "" } },
+      }),
+    ).toThrow(
+      /providers\.x: unknown key 'baseURL'; valid keys here: type, endpoint, apiVersion, deployments/,
+    );
+    expect(() =>
+      parseConfig({ ...minimal, providers: { x: { type: "echo", apiKey: "k" } } }),
+    ).toThrow(/providers\.x: unknown key 'apiKey'; valid keys here: type$/m);
+  });
+
   it("fills the server defaults", () => {
     const config = parseConfig(minimal);
     expect(config.server).toEqual({
@@ -41,7 +65,9 @@ describe("parseConfig", () => {
       }),
     ).toThrow(/providers\.openai\.timeout/);
     expect(() => parseConfig({ ...minimal, server: { port: "eighty" } })).toThrow(/server\.port/);
-    expect(() => parseConfig({ ...minimal, surprise: true })).toThrow(/surprise/);
+    expect(() => parseConfig({ ...minimal, surprise: true })).toThrow(
+      /\(root\): unknown key 'surprise'; valid keys here: server, gateway, tenants, limits, cache, metrics, logging, providers, models/,
+    );
     expect(() => parseConfig({ ...minimal, models: { m: { provider: "missing" } } })).toThrow(
       /models\.m\.provider: unknown provider 'missing'/,
     );
@@ -172,11 +198,14 @@ describe("loading files and the environment", () => {
   });
 
   it("applies PORT, HOST and LOG_LEVEL, and rejects bad values", async () => {
-    const config = await resolveConfig([], { PORT: "9090", HOST: "0.0.0.0", LOG_LEVEL: "warn" });
+    const config = await resolveConfig(undefined, {
+      PORT: "9090",
+      HOST: "0.0.0.0",
+      LOG_LEVEL: "warn",
+    });
     expect(config.server).toMatchObject({ port: 9090, host: "0.0.0.0" });
     expect(config.logging.level).toBe("warn");
-    await expect(resolveConfig([], { PORT: "http" })).rejects.toThrow(/PORT/);
-    await expect(resolveConfig([], { LOG_LEVEL: "loud" })).rejects.toThrow(/LOG_LEVEL/);
-    await expect(resolveConfig(["--config"], {})).rejects.toThrow(/--config/);
+    await expect(resolveConfig(undefined, { PORT: "http" })).rejects.toThrow(/PORT/);
+    await expect(resolveConfig(undefined, { LOG_LEVEL: "loud" })).rejects.toThrow(/LOG_LEVEL/);
   });
 });

@@ -281,10 +281,98 @@ export function interpolateEnv(value: unknown, env: Environment, path = ""): unk
   return value;
 }
 
-function describeIssues(error: z.ZodError): string {
-  return error.issues
-    .map((issue) => `  ${issue.path.join(".") || "(root)"}: ${issue.message}`)
-    .join("\n");
+/** What a missing required section is for, so that its error says what to write. */
+const requiredSections: Record<string, string> = {
+  providers: "the upstreams, for example `providers: { openai: { type: openai, apiKey: ... } }`",
+  models:
+    'the routes from model names to providers, for example `models: { "gpt-*": { provider: openai } }`',
+};
+
+/**
+ * The keys the schema accepts for the object at `path`, given the raw value there (a provider's
+ * `type` picks its variant). Undefined when the path does not lead to an object schema.
+ */
+function keysAt(path: readonly PropertyKey[], raw: unknown): string[] | undefined {
+  let schema = configSchema as z.ZodType;
+  let value = raw;
+  for (let index = 0; ; index++) {
+    schema = unwrap(schema, value);
+    const def = schema._zod.def as z.core.$ZodTypeDef & {
+      shape?: Record<string, z.ZodType>;
+      valueType?: z.ZodType;
+    };
+    if (index === path.length)
+      return def.type === "object" ? Object.keys(def.shape ?? {}) : undefined;
+    const key = path[index] as PropertyKey;
+    value = isRecord(value) ? value[key as string] : undefined;
+    if (def.type === "object") schema = def.shape?.[key as string] as z.ZodType;
+    else if (def.type === "record") schema = def.valueType as z.ZodType;
+    else return undefined;
+    if (!schema) return undefined;
+  }
+}
+
+/** The schema inside optional, default and union wrappers; a union's variant that fits `value`. */
+function unwrap(schema: z.ZodType, value: unknown): z.ZodType {
+  for (;;) {
+    const def = schema._zod.def as z.core.$ZodTypeDef & {
+      innerType?: z.ZodType;
+      options?: z.ZodType[];
+    };
+    if (def.innerType) schema = def.innerType;
+    else if (def.type === "union" && def.options) {
+      const fitting = def.options.find((option) => {
+        const shape = (option._zod.def as { shape?: Record<string, z.ZodType> }).shape;
+        return shape?.type?.safeParse(isRecord(value) ? value.type : undefined).success;
+      });
+      if (!fitting) return schema;
+      schema = fitting;
+    } else return schema;
+  }
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function describeIssue(issue: z.core.$ZodIssue, raw: unknown): string {
+  const where = issue.path.join(".") || "(root)";
+  if (issue.code === "unrecognized_keys") {
+    const valid = keysAt(issue.path, raw);
+    const unknown = issue.keys.map((key) => `'${key}'`).join(", ");
+    return `  ${where}: unknown ${issue.keys.length === 1 ? "key" : "keys"} ${unknown}${valid ? `; valid keys here: ${valid.join(", ")}` : ""}`;
+  }
+  if (issue.code === "invalid_type" && issue.message.endsWith("received undefined")) {
+    const section = issue.path.length === 1 ? requiredSections[String(issue.path[0])] : undefined;
+    return `  ${where}: missing${section ? `: ${section}` : ` (expected ${issue.expected})`}`;
+  }
+  return `  ${where}: ${issue.message}`;
+}
+
+function describeIssues(error: z.ZodError, raw: unknown): string {
+  return error.issues.map((issue) => describeIssue(issue, raw)).join("\n");
+}
+
+/**
+ * The configuration as it takes effect, with what must not be shown replaced by "***": API
+ * keys, every header sent upstream (they often carry credentials) and passwords in Redis URLs.
+ */
+export function maskSecrets(config: ServerConfig): unknown {
+  const masked = structuredClone(config) as ServerConfig;
+  for (const provider of Object.values(masked.providers)) {
+    if ("apiKey" in provider && provider.apiKey !== undefined) provider.apiKey = "***";
+    if ("headers" in provider && provider.headers) {
+      for (const name of Object.keys(provider.headers)) provider.headers[name] = "***";
+    }
+  }
+  for (const redis of [masked.limits.redis, masked.cache?.redis]) {
+    if (!redis) continue;
+    const url = new URL(redis.url);
+    if (url.password) url.password = "***";
+    else if (url.username) url.username = "***";
+    redis.url = url.href;
+  }
+  return masked;
 }
 
 export function hasLimits(settings: LimitSettings): boolean {
@@ -293,9 +381,20 @@ export function hasLimits(settings: LimitSettings): boolean {
 
 /** Validates a parsed config object; every message names the field at fault. */
 export function parseConfig(raw: unknown, env: Environment = {}): ServerConfig {
-  const result = configSchema.safeParse(interpolateEnv(raw, env));
+  if (raw === null || raw === undefined) {
+    throw new ConfigError(
+      `The configuration is empty: it needs at least providers (${requiredSections.providers}) and models (${requiredSections.models})`,
+    );
+  }
+  if (!isRecord(raw)) {
+    throw new ConfigError(
+      `The configuration must be a mapping of sections (server, providers, models, ...), not ${Array.isArray(raw) ? "a list" : `a ${typeof raw}`}`,
+    );
+  }
+  const interpolated = interpolateEnv(raw, env);
+  const result = configSchema.safeParse(interpolated);
   if (!result.success) {
-    throw new ConfigError(`Invalid configuration:\n${describeIssues(result.error)}`);
+    throw new ConfigError(`Invalid configuration:\n${describeIssues(result.error, interpolated)}`);
   }
   const config = result.data;
   for (const [tenant, settings] of Object.entries(config.tenants)) {
@@ -364,11 +463,14 @@ export function configFromEnv(env: Environment): ServerConfig {
   return parseConfig(raw);
 }
 
-/** Resolves the configuration from the CLI arguments and the environment. */
-export async function resolveConfig(argv: string[], env: Environment): Promise<ServerConfig> {
-  const flagIndex = argv.indexOf("--config");
-  const file = flagIndex === -1 ? env.AIGW_CONFIG : argv[flagIndex + 1];
-  if (flagIndex !== -1 && !file) throw new ConfigError("--config needs a file path");
+/**
+ * The configuration from `file` (YAML or JSON), or without one from the environment; PORT,
+ * HOST, LOG_LEVEL and LOG_FORMAT apply either way. Throws ConfigError naming what to change.
+ */
+export async function resolveConfig(
+  file: string | undefined,
+  env: Environment,
+): Promise<ServerConfig> {
   const config = file ? await loadConfigFile(file, env) : configFromEnv(env);
   if (env.PORT !== undefined) {
     const port = Number(env.PORT);

@@ -12,7 +12,7 @@ import {
   type Provider,
 } from "@aigw/provider";
 import { createServerCache } from "./cache.js";
-import type { ProviderConfig, ServerConfig } from "./config.js";
+import { ConfigError, type ProviderConfig, type ServerConfig } from "./config.js";
 import { closeSlowConnections } from "./connection-guard.js";
 import { createServerLimits } from "./limits.js";
 
@@ -114,6 +114,32 @@ async function defaultMaxConnections(): Promise<number> {
   return openFiles > 0 ? Math.max(16, Math.min(4096, Math.floor(openFiles / 2))) : 4096;
 }
 
+/** A listener that could not start, said as what to change. */
+function listenFailure(
+  error: NodeJS.ErrnoException,
+  { host, port }: ServerConfig["server"],
+): Error {
+  switch (error.code) {
+    case "EADDRINUSE":
+      return new ConfigError(
+        `Port ${port} on ${host} is already in use: stop what listens there, or choose another port with PORT or server.port`,
+      );
+    case "EACCES":
+      return new ConfigError(
+        `No permission to listen on port ${port}: choose a port above 1023 with PORT or server.port`,
+      );
+    case "EADDRNOTAVAIL":
+      return new ConfigError(
+        `${host} is not an address of this machine: set HOST or server.host to one of its addresses, or 0.0.0.0 for all`,
+      );
+    case "ENOTFOUND":
+    case "EAI_AGAIN":
+      return new ConfigError(`The host name ${host} cannot be resolved: fix HOST or server.host`);
+    default:
+      return error;
+  }
+}
+
 export interface RunningServer {
   server: Server;
   gateway: Gateway;
@@ -141,7 +167,13 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
   closeSlowConnections(server, requestTimeoutMs, keepAliveTimeout + requestTimeoutMs);
   server.maxConnections = config.server.maxConnections ?? (await defaultMaxConnections());
   server.listen(config.server.port, config.server.host);
-  await once(server, "listening");
+  try {
+    await once(server, "listening");
+  } catch (error) {
+    await gateway.close();
+    await closeStores();
+    throw listenFailure(error as NodeJS.ErrnoException, config.server);
+  }
   const { port } = server.address() as AddressInfo;
   const host = config.server.host.includes(":") ? `[${config.server.host}]` : config.server.host;
 

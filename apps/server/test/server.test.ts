@@ -1,3 +1,4 @@
+import { spawnSync } from "node:child_process";
 import {
   type MockUpstream,
   readChatStream,
@@ -75,6 +76,29 @@ describe("apps/server", () => {
     });
     expect(prefixed.model).toBe("gpt-4.1");
   });
+
+  // .ci/run installs promtool and sets REQUIRE_PROMTOOL, so there the check cannot be skipped.
+  it.skipIf(spawnSync("promtool", ["--version"]).status !== 0 && !process.env.REQUIRE_PROMTOOL)(
+    "serves /metrics, process metrics included, in a form promtool accepts",
+    async () => {
+      running = await runServer([]);
+      const chat = await fetch(`${running.url}/v1/chat/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ model: "echo", messages: [{ role: "user", content: "hi" }] }),
+      });
+      expect(chat.status).toBe(200);
+      const exposition = await (await fetch(`${running.url}/metrics`)).text();
+      expect(exposition).toContain("process_cpu_seconds_total");
+      expect(exposition).toContain("nodejs_active_handles{");
+      const check = spawnSync("promtool", ["check", "metrics"], {
+        input: exposition,
+        encoding: "utf8",
+      });
+      expect(check.stdout + check.stderr).toBe("");
+      expect(check.status).toBe(0);
+    },
+  );
 
   it("reads a YAML config file with ${ENV} interpolation", async () => {
     const file = await writeConfig(

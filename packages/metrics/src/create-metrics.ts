@@ -7,7 +7,11 @@ export interface MetricsOptions {
   registry?: Registry;
   /** Adds a `tenant` label to `rate_limit_exceeded_total`. Default false (unbounded cardinality). */
   tenantLabel?: boolean;
-  /** Also collects prom-client's default Node.js process metrics into the registry. Default false. */
+  /**
+   * Also collects prom-client's default Node.js process metrics into the registry, without its
+   * three gauges named `*_total` (promtool rejects them; their per-type series remain). Default
+   * false.
+   */
   collectDefaultMetrics?: boolean;
 }
 
@@ -97,6 +101,12 @@ const timeToFirstTokenBuckets = [
 ];
 const tokenCountBuckets = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576];
 
+const gaugesNamedLikeCounters = [
+  "nodejs_active_handles_total",
+  "nodejs_active_requests_total",
+  "nodejs_active_resources_total",
+];
+
 const namespacePattern = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 
 export function createMetrics(options: MetricsOptions = {}): Metrics {
@@ -110,6 +120,9 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   const tenantLabel = options.tenantLabel ?? false;
   if (options.collectDefaultMetrics) {
     collectDefaultMetrics({ register: registry });
+    // Gauges named like counters, which Prometheus' own lint rejects; the same numbers are the
+    // sums of nodejs_active_handles, nodejs_active_requests and nodejs_active_resources.
+    for (const gauge of gaugesNamedLikeCounters) registry.removeSingleMetric(gauge);
   }
 
   const registers = [registry];

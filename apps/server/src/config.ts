@@ -233,6 +233,11 @@ export const configSchema = z.strictObject({
       tenantLabel: z.boolean().default(false),
       /** Adds Node.js process metrics (memory, event loop, GC). */
       processMetrics: z.boolean().default(true),
+      /**
+       * Requested models labelled as themselves per route (a wildcard route matches many); past
+       * this, and for a failed request's unseen model, the label is the route.
+       */
+      maxModelsPerRoute: z.number().int().min(0).default(100),
     })
     .prefault({}),
   logging: z

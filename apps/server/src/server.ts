@@ -46,6 +46,7 @@ export async function createGatewayFromConfig(
         namespace: config.metrics.namespace,
         tenantLabel: config.metrics.tenantLabel,
         collectDefaultMetrics: config.metrics.processMetrics,
+        maxModelsPerRoute: config.metrics.maxModelsPerRoute,
       })
     : undefined;
   const { tenants, limits, close: closeLimits } = await createServerLimits(config, logger);

@@ -163,7 +163,9 @@ export function createObserver(
       metrics?.requestFinished({
         method: knownMethods.has(context.method) ? context.method : "OTHER",
         endpoint: exchange.endpointLabel,
-        model: context.route ?? noRoute,
+        route: context.route ?? noRoute,
+        model: context.route === undefined ? undefined : context.model,
+        cached: outcome.cache === "HIT",
         status: outcome.status,
         durationSeconds: durationMs / 1000,
         errorType: outcome.error?.type,

@@ -113,7 +113,8 @@ export interface GatewayHooks {
 
 /**
  * What the gateway records into; `createMetrics()` of @aigw/metrics is one. Labels given to
- * it are bounded: configured routes, known endpoints and methods.
+ * it are bounded (configured routes, known endpoints and methods) except a request's `model`,
+ * the client's own string, which the recorder must bound before it labels anything with it.
  */
 export interface GatewayMetrics {
   readonly contentType: string;
@@ -122,7 +123,12 @@ export interface GatewayMetrics {
   requestFinished(request: {
     method: string;
     endpoint: string;
-    model: string;
+    /** The route that matched, or "none". */
+    route: string;
+    /** The model the client asked for, when a route matched. */
+    model?: string | undefined;
+    /** Answered from the response cache. */
+    cached?: boolean | undefined;
     status: number;
     durationSeconds: number;
     errorType?: string | undefined;

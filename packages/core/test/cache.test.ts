@@ -452,6 +452,15 @@ describe.each(Object.keys(stores))("response cache (%s store)", (storeName) => {
     const exposition = await metrics.expose();
     expect(exposition).toContain('aigw_cache_hits_total{endpoint="chat/completions"} 2');
     expect(exposition).toContain('aigw_cache_misses_total{endpoint="chat/completions"} 1');
+    // Two answers came from upstream and two from the cache: their tokens are counted apart.
+    const tokens = (metric: string) =>
+      Number(
+        new RegExp(`^${metric}\\{model="gpt-4o-mini",type="total"\\} (\\d+)$`, "m").exec(
+          exposition,
+        )?.[1],
+      );
+    expect(tokens("aigw_tokens_used_total")).toBeGreaterThan(0);
+    expect(tokens("aigw_cache_tokens_served_total")).toBe(tokens("aigw_tokens_used_total"));
   });
 
   it("does not charge hits against quotas, unless chargeHits is on", async () => {

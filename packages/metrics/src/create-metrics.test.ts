@@ -47,6 +47,7 @@ describe("createMetrics", () => {
         "active_requests",
         "cache_hits_total",
         "cache_misses_total",
+        "cache_tokens_served_total",
         "errors_total",
         "gateway_overhead_seconds",
         "gen_ai_client_token_usage",
@@ -96,7 +97,12 @@ describe("createMetrics", () => {
     metrics.requestStarted();
     metrics.requestStarted();
     expect(await seriesValue(metrics, "aigw_active_requests", {})).toBe(2);
-    metrics.requestFinished({ ...request, status: 200, durationSeconds: 0.2 });
+    metrics.requestFinished({
+      ...request,
+      route: request.model,
+      status: 200,
+      durationSeconds: 0.2,
+    });
     expect(await seriesValue(metrics, "aigw_active_requests", {})).toBe(1);
   });
 
@@ -105,6 +111,7 @@ describe("createMetrics", () => {
     metrics.requestStarted();
     metrics.requestFinished({
       ...request,
+      route: request.model,
       status: 200,
       durationSeconds: 1.5,
       upstreamSeconds: 1.4,
@@ -144,7 +151,13 @@ describe("createMetrics", () => {
   it("counts every request and attempt once, however often and however it is scraped", async () => {
     const metrics = createMetrics();
     const finish = (inputTokens?: number) => {
-      metrics.requestFinished({ ...request, status: 200, durationSeconds: 0.1, inputTokens });
+      metrics.requestFinished({
+        ...request,
+        route: request.model,
+        status: 200,
+        durationSeconds: 0.1,
+        inputTokens,
+      });
       metrics.attempt({ provider: "openai", status: 200, durationSeconds: 0.1, retry: false });
     };
     const { model } = request;
@@ -174,7 +187,12 @@ describe("createMetrics", () => {
 
   it("leaves optional series alone when their fields are missing", async () => {
     const metrics = createMetrics();
-    metrics.requestFinished({ ...request, status: 200, durationSeconds: 0.1 });
+    metrics.requestFinished({
+      ...request,
+      route: request.model,
+      status: 200,
+      durationSeconds: 0.1,
+    });
     for (const name of [
       "aigw_tokens_used_total",
       "aigw_gateway_overhead_seconds",
@@ -189,6 +207,7 @@ describe("createMetrics", () => {
     const metrics = createMetrics();
     metrics.requestFinished({
       ...request,
+      route: request.model,
       status: 502,
       durationSeconds: 3,
       errorType: "upstream_error",
@@ -253,6 +272,61 @@ describe("createMetrics", () => {
     expect(await seriesValue(metrics, "aigw_store_errors_total", { store: "cache" })).toBe(2);
   });
 
+  it("labels the requested model of a wildcard route, bounded, and never a failed junk name", async () => {
+    const metrics = createMetrics({ maxModelsPerRoute: 2 });
+    const finish = (model: string | undefined, status = 200) =>
+      metrics.requestFinished({ ...request, route: "gpt-*", model, status, durationSeconds: 0.1 });
+    finish("gpt-4o");
+    finish("gpt-4o-mini");
+    finish("gpt-junk-1", 404);
+    finish("gpt-4.1"); // past the bound
+    finish("gpt-4o", 500); // known already: keeps its label
+    finish(undefined);
+    const labels = (await valuesOf(metrics, "aigw_requests_total")).map(
+      (entry) => `${entry.labels.model} ${entry.labels.status} ${entry.value}`,
+    );
+    expect(labels.sort()).toEqual([
+      "gpt-* 200 2",
+      "gpt-* 404 1",
+      "gpt-4o 200 1",
+      "gpt-4o 500 1",
+      "gpt-4o-mini 200 1",
+    ]);
+  });
+
+  it("keeps tokens served from the cache apart from tokens upstreams used", async () => {
+    const metrics = createMetrics();
+    const finish = (cached: boolean, inputTokens: number, outputTokens: number) =>
+      metrics.requestFinished({
+        ...request,
+        route: request.model,
+        status: 200,
+        durationSeconds: 0.1,
+        inputTokens,
+        outputTokens,
+        cached,
+      });
+    finish(false, 10, 20);
+    finish(true, 10, 20);
+    finish(true, 1, 2);
+    const { model } = request;
+    expect(await seriesValue(metrics, "aigw_tokens_used_total", { model, type: "total" })).toBe(30);
+    expect(
+      await seriesValue(metrics, "aigw_cache_tokens_served_total", { model, type: "input" }),
+    ).toBe(11);
+    expect(
+      await seriesValue(metrics, "aigw_cache_tokens_served_total", { model, type: "output" }),
+    ).toBe(22);
+    expect(
+      await seriesValue(metrics, "aigw_cache_tokens_served_total", { model, type: "total" }),
+    ).toBe(33);
+    const usage = await histogramOf(metrics, "aigw_gen_ai_client_token_usage", {
+      gen_ai_request_model: model,
+      gen_ai_token_type: "output",
+    });
+    expect(usage).toEqual({ sum: 20, count: 1 });
+  });
+
   it("collects default process metrics only when asked", async () => {
     expect(await createMetrics().expose()).not.toContain("process_cpu_seconds_total");
     expect(await createMetrics({ collectDefaultMetrics: true }).expose()).toContain(
@@ -269,6 +343,7 @@ describe("createMetrics", () => {
       metrics.requestStarted();
       metrics.requestFinished({
         ...request,
+        route: request.model,
         status: 500,
         durationSeconds: 0.7,
         upstreamSeconds: 0.6,

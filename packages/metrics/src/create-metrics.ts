@@ -13,12 +13,27 @@ export interface MetricsOptions {
    * false.
    */
   collectDefaultMetrics?: boolean;
+  /**
+   * Distinct requested models labelled as themselves per route (a wildcard route matches many);
+   * past this, and for a model whose request failed before it was ever seen, the label is the
+   * route. Default 100.
+   */
+  maxModelsPerRoute?: number;
 }
 
 export interface FinishedRequest {
   method: string;
   endpoint: string;
-  model: string;
+  /** The configured route that matched (a model name or a pattern such as `gpt-*`). */
+  route: string;
+  /**
+   * The model the client asked for. It becomes the `model` label when it matched `route` and
+   * the request succeeded, up to `maxModelsPerRoute` distinct models per route; the route
+   * otherwise.
+   */
+  model?: string | undefined;
+  /** The answer came from the response cache: its tokens count as served, not used. */
+  cached?: boolean | undefined;
   status: number;
   durationSeconds: number;
   /** Set when the request failed; counts into `errors_total`. */
@@ -80,12 +95,19 @@ export interface Metrics {
   watchProviders(read: () => Iterable<ProviderWaiting>): void;
 }
 
+interface TokenCounts {
+  input?: number | undefined;
+  output?: number | undefined;
+  total?: number | undefined;
+}
+
 interface RequestCounts {
   labels: { method: string; endpoint: string; status: number; model: string };
   requests: number;
-  inputTokens?: number | undefined;
-  outputTokens?: number | undefined;
-  totalTokens?: number | undefined;
+  /** Reported by upstreams. */
+  used: TokenCounts;
+  /** Of answers served from the response cache. */
+  served: TokenCounts;
 }
 
 interface AttemptCounts {
@@ -118,6 +140,24 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   }
   const registry = options.registry ?? new Registry();
   const tenantLabel = options.tenantLabel ?? false;
+  const maxModelsPerRoute = options.maxModelsPerRoute ?? 100;
+  const modelsByRoute = new Map<string, Set<string>>();
+
+  /** The requested model as a label when it is known or may become so; the route otherwise. */
+  function modelLabel({ route, model, status }: FinishedRequest): string {
+    if (model === undefined || model === route) return route;
+    let seen = modelsByRoute.get(route);
+    if (seen?.has(model)) return model;
+    // Only an answered request mints a label: junk names fail upstream and never do.
+    if (status >= 400) return route;
+    if (!seen) {
+      seen = new Set();
+      modelsByRoute.set(route, seen);
+    }
+    if (seen.size >= maxModelsPerRoute) return route;
+    seen.add(model);
+    return model;
+  }
   if (options.collectDefaultMetrics) {
     collectDefaultMetrics({ register: registry });
     // Gauges named like counters, which Prometheus' own lint rejects; the same numbers are the
@@ -132,6 +172,13 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     name: name("requests_total"),
     help: "Requests handled, by final status.",
     labelNames: ["method", "endpoint", "status", "model"] as const,
+    registers,
+    collect: () => publishRequestCounts(),
+  });
+  const tokensServed = new Counter({
+    name: name("cache_tokens_served_total"),
+    help: "Tokens of answers served from the response cache (no upstream used them), by type (input, output, total).",
+    labelNames: ["model", "type"] as const,
     registers,
     collect: () => publishRequestCounts(),
   });
@@ -255,17 +302,18 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     for (const counts of requestCounts.values()) {
       if (counts.requests > 0) requestsTotal.inc(counts.labels, counts.requests);
       const { model } = counts.labels;
-      if (counts.inputTokens !== undefined) {
-        tokensUsed.inc({ model, type: "input" }, counts.inputTokens);
-      }
-      if (counts.outputTokens !== undefined) {
-        tokensUsed.inc({ model, type: "output" }, counts.outputTokens);
-      }
-      if (counts.totalTokens !== undefined) {
-        tokensUsed.inc({ model, type: "total" }, counts.totalTokens);
+      for (const [tokens, counter] of [
+        [counts.used, tokensUsed],
+        [counts.served, tokensServed],
+      ] as const) {
+        for (const type of ["input", "output", "total"] as const) {
+          const value = tokens[type];
+          if (value !== undefined) counter.inc({ model, type }, value);
+        }
       }
       counts.requests = 0;
-      counts.inputTokens = counts.outputTokens = counts.totalTokens = undefined;
+      counts.used = {};
+      counts.served = {};
     }
   }
 
@@ -286,12 +334,13 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       activeRequests.inc();
     },
     requestFinished(request) {
-      const { method, endpoint, model, status } = request;
+      const { method, endpoint, status } = request;
+      const model = modelLabel(request);
       activeRequests.dec();
       const key = `${method}\u0000${endpoint}\u0000${status}\u0000${model}`;
       let counts = requestCounts.get(key);
       if (!counts) {
-        counts = { labels: { method, endpoint, status, model }, requests: 0 };
+        counts = { labels: { method, endpoint, status, model }, requests: 0, used: {}, served: {} };
         requestCounts.set(key, counts);
       }
       counts.requests++;
@@ -307,23 +356,27 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
         timeToFirstToken.observe({ gen_ai_request_model: model }, request.timeToFirstTokenSeconds);
       }
       const { inputTokens, outputTokens } = request;
+      if (inputTokens === undefined && outputTokens === undefined) return;
+      const tokens = request.cached ? counts.served : counts.used;
       if (inputTokens !== undefined) {
-        counts.inputTokens = (counts.inputTokens ?? 0) + inputTokens;
-        tokenUsage.observe(
-          { gen_ai_request_model: model, gen_ai_token_type: "input" },
-          inputTokens,
-        );
+        tokens.input = (tokens.input ?? 0) + inputTokens;
+        if (!request.cached) {
+          tokenUsage.observe(
+            { gen_ai_request_model: model, gen_ai_token_type: "input" },
+            inputTokens,
+          );
+        }
       }
       if (outputTokens !== undefined) {
-        counts.outputTokens = (counts.outputTokens ?? 0) + outputTokens;
-        tokenUsage.observe(
-          { gen_ai_request_model: model, gen_ai_token_type: "output" },
-          outputTokens,
-        );
+        tokens.output = (tokens.output ?? 0) + outputTokens;
+        if (!request.cached) {
+          tokenUsage.observe(
+            { gen_ai_request_model: model, gen_ai_token_type: "output" },
+            outputTokens,
+          );
+        }
       }
-      if (inputTokens !== undefined || outputTokens !== undefined) {
-        counts.totalTokens = (counts.totalTokens ?? 0) + (inputTokens ?? 0) + (outputTokens ?? 0);
-      }
+      tokens.total = (tokens.total ?? 0) + (inputTokens ?? 0) + (outputTokens ?? 0);
     },
     attempt(attempt) {
       const { provider, status } = attempt;

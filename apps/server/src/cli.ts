@@ -96,8 +96,12 @@ function createKey(json: boolean) {
 }
 
 /** What the startup line says besides the URL: enough to tell which config is running. */
-function startupFields(config: ServerConfig, configFile: string | undefined, url: string) {
-  const { metrics, cache, limits } = config;
+function startupFields(
+  config: ServerConfig,
+  configFile: string | undefined,
+  { url, metricsURL }: { url: string; metricsURL: string | undefined },
+) {
+  const { cache, limits } = config;
   return {
     url,
     version: version(),
@@ -106,7 +110,7 @@ function startupFields(config: ServerConfig, configFile: string | undefined, url
     tenants: Object.keys(config.tenants).length,
     limitStore: limits.store,
     cacheStore: cache?.enabled === false ? "off" : (cache?.store ?? "off"),
-    metrics: metrics.enabled ? `${url}/metrics` : "off",
+    metrics: metricsURL ?? "off",
   };
 }
 
@@ -121,7 +125,7 @@ async function serve(configFile: string | undefined) {
   process.once("exit", () => logger.flush());
   const running = await startServer(config, logger);
   logger.info(
-    startupFields(config, configFile, running.url),
+    startupFields(config, configFile, running),
     `aigw ${version()} listening on ${running.url}`,
   );
   logger.flush();

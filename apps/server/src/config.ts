@@ -238,6 +238,10 @@ export const configSchema = z.strictObject({
        * this, and for a failed request's unseen model, the label is the route.
        */
       maxModelsPerRoute: z.number().int().min(0).default(100),
+      /** Serves GET /metrics on this port of server.host instead of the gateway's own port. */
+      port: z.number().int().min(0).max(65535).optional(),
+      /** Requires `Authorization: Bearer <token>` on GET /metrics (wherever it is served). */
+      bearerToken: z.string().min(16, "must be at least 16 characters").optional(),
     })
     .prefault({}),
   logging: z
@@ -360,7 +364,8 @@ function describeIssues(error: z.ZodError, raw: unknown): string {
 
 /**
  * The configuration as it takes effect, with what must not be shown replaced by "***": API
- * keys, every header sent upstream (they often carry credentials) and passwords in Redis URLs.
+ * keys, every header sent upstream (they often carry credentials), the metrics bearer token and
+ * passwords in Redis URLs.
  */
 export function maskSecrets(config: ServerConfig): unknown {
   const masked = structuredClone(config) as ServerConfig;
@@ -370,6 +375,7 @@ export function maskSecrets(config: ServerConfig): unknown {
       for (const name of Object.keys(provider.headers)) provider.headers[name] = "***";
     }
   }
+  if (masked.metrics.bearerToken !== undefined) masked.metrics.bearerToken = "***";
   for (const redis of [masked.limits.redis, masked.cache?.redis]) {
     if (!redis) continue;
     const url = new URL(redis.url);

@@ -4,7 +4,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { createGateway, type Gateway, type Logger } from "@aigw/core";
 import { toNodeListener } from "@aigw/core/node";
-import { createMetrics } from "@aigw/metrics";
+import { createMetrics, type Metrics } from "@aigw/metrics";
 import {
   createAzureOpenAI,
   createEcho,
@@ -15,6 +15,7 @@ import { createServerCache } from "./cache.js";
 import { ConfigError, type ProviderConfig, type ServerConfig } from "./config.js";
 import { closeSlowConnections } from "./connection-guard.js";
 import { createServerLimits } from "./limits.js";
+import { metricsHandler } from "./metrics-listener.js";
 
 function createProvider(config: ProviderConfig): Provider {
   switch (config.type) {
@@ -37,7 +38,7 @@ function createProvider(config: ProviderConfig): Provider {
 export async function createGatewayFromConfig(
   config: ServerConfig,
   logger: Logger,
-): Promise<{ gateway: Gateway; close(): Promise<void> }> {
+): Promise<{ gateway: Gateway; metrics: Metrics | undefined; close(): Promise<void> }> {
   const providers = Object.fromEntries(
     Object.entries(config.providers).map(([name, provider]) => [name, createProvider(provider)]),
   );
@@ -59,6 +60,9 @@ export async function createGatewayFromConfig(
     cache,
     logger,
     metrics,
+    // A metrics port of its own takes /metrics off the gateway's listener.
+    metricsEndpoint:
+      config.metrics.port === undefined ? { bearerToken: config.metrics.bearerToken } : false,
     asyncContext: config.gateway.asyncContext,
     cors: config.gateway.cors,
     allowedHosts: allowedHosts(config),
@@ -72,7 +76,7 @@ export async function createGatewayFromConfig(
     await closeLimits();
     await cache?.store.close();
   }
-  return { gateway, close };
+  return { gateway, metrics, close };
 }
 
 const loopbackHosts = new Set(["127.0.0.1", "::1", "localhost"]);
@@ -115,19 +119,34 @@ async function defaultMaxConnections(): Promise<number> {
   return openFiles > 0 ? Math.max(16, Math.min(4096, Math.floor(openFiles / 2))) : 4096;
 }
 
-/** A listener that could not start, said as what to change. */
+/**
+ * Starts `server` listening and resolves with its port; a failure is one sentence that names
+ * `setting`, the place to change the port.
+ */
+async function listen(server: Server, host: string, port: number, setting: string) {
+  server.listen(port, host);
+  try {
+    await once(server, "listening");
+  } catch (error) {
+    throw listenFailure(error as NodeJS.ErrnoException, host, port, setting);
+  }
+  return (server.address() as AddressInfo).port;
+}
+
 function listenFailure(
   error: NodeJS.ErrnoException,
-  { host, port }: ServerConfig["server"],
+  host: string,
+  port: number,
+  setting: string,
 ): Error {
   switch (error.code) {
     case "EADDRINUSE":
       return new ConfigError(
-        `Port ${port} on ${host} is already in use: stop what listens there, or choose another port with PORT or server.port`,
+        `Port ${port} on ${host} is already in use: stop what listens there, or choose another port with ${setting}`,
       );
     case "EACCES":
       return new ConfigError(
-        `No permission to listen on port ${port}: choose a port above 1023 with PORT or server.port`,
+        `No permission to listen on port ${port}: choose a port above 1023 with ${setting}`,
       );
     case "EADDRNOTAVAIL":
       return new ConfigError(
@@ -145,12 +164,14 @@ export interface RunningServer {
   server: Server;
   gateway: Gateway;
   url: string;
+  /** Where GET /metrics is served, when metrics are on. */
+  metricsURL: string | undefined;
   /** Drains in-flight requests within the grace period, then closes the listener and pools. */
   shutdown(): Promise<void>;
 }
 
 export async function startServer(config: ServerConfig, logger: Logger): Promise<RunningServer> {
-  const { gateway, close: closeStores } = await createGatewayFromConfig(config, logger);
+  const { gateway, metrics, close: closeStores } = await createGatewayFromConfig(config, logger);
   announceOpenMode(config, logger);
   const { requestTimeoutMs } = config.server;
   const keepAliveTimeout = 65_000;
@@ -167,25 +188,39 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
   );
   closeSlowConnections(server, requestTimeoutMs, keepAliveTimeout + requestTimeoutMs);
   server.maxConnections = config.server.maxConnections ?? (await defaultMaxConnections());
-  server.listen(config.server.port, config.server.host);
+  const host = config.server.host.includes(":") ? `[${config.server.host}]` : config.server.host;
+  let port: number;
+  let metricsServer: Server | undefined;
+  let metricsURL: string | undefined;
   try {
-    await once(server, "listening");
+    port = await listen(server, config.server.host, config.server.port, "PORT or server.port");
+    const metricsPort = config.metrics.port;
+    if (metrics && metricsPort !== undefined) {
+      metricsServer = createServer(metricsHandler(metrics, config.metrics.bearerToken));
+      const bound = await listen(metricsServer, config.server.host, metricsPort, "metrics.port");
+      metricsURL = `http://${host}:${bound}/metrics`;
+    } else if (metrics) {
+      metricsURL = `http://${host}:${port}/metrics`;
+    }
   } catch (error) {
+    server.close();
+    metricsServer?.close();
     await gateway.close();
     await closeStores();
-    throw listenFailure(error as NodeJS.ErrnoException, config.server);
+    throw error;
   }
-  const { port } = server.address() as AddressInfo;
-  const host = config.server.host.includes(":") ? `[${config.server.host}]` : config.server.host;
 
   let shuttingDown: Promise<void> | undefined;
   // While draining the listener stays open, so load balancers can still ask /health and learn
   // (503) that this instance is going away; new requests get 503 too.
   async function shutdown() {
     await gateway.drain({ graceMs: config.server.shutdownGraceMs });
-    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-    server.closeAllConnections();
-    await closed;
+    const listeners = metricsServer ? [server, metricsServer] : [server];
+    const closed = listeners.map(
+      (listener) => new Promise<void>((resolve) => listener.close(() => resolve())),
+    );
+    for (const listener of listeners) listener.closeAllConnections();
+    await Promise.all(closed);
     await gateway.close();
     await closeStores();
   }
@@ -194,6 +229,7 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
     server,
     gateway,
     url: `http://${host}:${port}`,
+    metricsURL,
     shutdown: () => {
       shuttingDown ??= shutdown();
       return shuttingDown;

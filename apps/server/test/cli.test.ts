@@ -124,6 +124,44 @@ describe("the aigw command line", () => {
     expect(bare).toMatchObject({ config: "none (environment)", tenants: 0, cacheStore: "off" });
   });
 
+  it("serves /metrics on a port of its own, or behind a bearer token, when configured", async () => {
+    const token = "metrics-token-0123456789";
+    const startup = (server: ServerProcess) =>
+      JSON.parse(server.lines.find((line) => line.includes('"url"')) as string) as {
+        metrics: string;
+      };
+    const status = async (url: string, headers: Record<string, string> = {}) =>
+      (await fetch(url, { headers })).status;
+
+    running = await runServer(["-c", await writeConfig(`metrics: { port: 0 }\n${onlyHere}`)]);
+    const separate = startup(running).metrics;
+    expect(separate).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/metrics$/);
+    expect(separate).not.toBe(`${running.url}/metrics`);
+    expect(await status(`${running.url}/metrics`)).toBe(404);
+    const scraped = await fetch(separate);
+    expect(scraped.status).toBe(200);
+    expect(await scraped.text()).toContain("aigw_active_requests");
+    expect(await status(separate.replace("/metrics", "/v1/models"))).toBe(404);
+    await running.stop();
+
+    for (const extra of [`port: 0, bearerToken: ${token}`, `bearerToken: ${token}`]) {
+      running = await runServer(["-c", await writeConfig(`metrics: { ${extra} }\n${onlyHere}`)]);
+      const url = startup(running).metrics;
+      expect(await status(url)).toBe(401);
+      expect(await status(url, { authorization: "Bearer wrong-token-0123456789" })).toBe(401);
+      expect(await status(url, { authorization: `Bearer ${token}` })).toBe(200);
+      expect(await status(url, { authorization: `bearer ${token}` })).toBe(200);
+      await running.stop();
+    }
+    const checked = await aigw([
+      "check",
+      "-c",
+      await writeConfig(`metrics: { bearerToken: ${token} }\n${onlyHere}`),
+    ]);
+    expect(checked.stdout).not.toContain(token);
+    expect(checked.stdout).toContain('bearerToken: "***"');
+  });
+
   it("checks a config: the effective settings with secrets masked, exit 0; errors, exit 1", async () => {
     const secrets = ["sk-upstream-0123456789", "Bearer hdr-secret-42", "redis-pass-77"];
     const file = await writeConfig(

@@ -16,6 +16,7 @@ import { createResponseCache, type GatewayCacheOptions } from "./cache-step.js";
 import { type CorsOptions, createCors } from "./cors.js";
 import {
   hostNotAllowed,
+  invalidApiKey,
   invalidRequest,
   methodNotAllowed,
   modelNotAllowed,
@@ -40,6 +41,7 @@ import { createModelRouter, type ModelRouteOptions } from "./router.js";
 import { type StreamSettings, streamToClient } from "./stream.js";
 import {
   type Authenticate,
+  bearerTokenCheck,
   createTenantDirectory,
   mayUseModel,
   type TenantOptions,
@@ -66,6 +68,12 @@ export interface GatewayOptions {
   logger?: Logger;
   /** Records every request (createMetrics() from @aigw/metrics); also serves GET /metrics. */
   metrics?: GatewayMetrics;
+  /**
+   * Who may read GET /metrics when `metrics` is set: anyone (default), only requests sending
+   * `Authorization: Bearer <bearerToken>` (401 otherwise), or nobody (`false`: 404, for an
+   * operator who serves `metrics.expose()` on a listener of its own).
+   */
+  metricsEndpoint?: false | { bearerToken?: string | undefined };
   /**
    * Tenants by id, with their key digests, allowed models and limits. With no key anywhere
    * (and no `authenticate`), the gateway runs open: every request is tenant "anonymous".
@@ -177,6 +185,9 @@ export function createGateway(options: GatewayOptions): Gateway {
   const router = createModelRouter(options.models ?? {}, options.providers);
   const logger = options.logger;
   const metrics = options.metrics;
+  const servesMetrics = metrics !== undefined && options.metricsEndpoint !== false;
+  const metricsToken = options.metricsEndpoint ? options.metricsEndpoint.bearerToken : undefined;
+  const metricsReader = metricsToken ? bearerTokenCheck(metricsToken) : undefined;
   const hooks = createHookRunner(options.hooks ?? [], logger);
   const observer = createObserver(metrics, logger);
   metrics?.watchProviders?.(() =>
@@ -455,7 +466,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     if (hostAllowed && !hostAllowed(request.headers.host)) throw hostNotAllowed();
     const preflight = cors?.preflight(request.method, request.headers);
     if (preflight) return { status: preflight.status, headers: preflight.headers, body: undefined };
-    if (!endpointRoute || (endpointRoute.kind === "metrics" && !metrics)) {
+    if (!endpointRoute || (endpointRoute.kind === "metrics" && !servesMetrics)) {
       throw routeNotFound(request.method, path);
     }
     const method =
@@ -469,6 +480,9 @@ export function createGateway(options: GatewayOptions): Gateway {
           ? jsonResponse(context, 503, '{"status":"draining"}')
           : jsonResponse(context, 200, '{"status":"ok"}');
       case "metrics":
+        if (metricsReader && !metricsReader(request.headers)) {
+          throw invalidApiKey("GET /metrics needs 'Authorization: Bearer <token>' with its token.");
+        }
         return {
           status: 200,
           headers: { "content-type": metrics?.contentType ?? "text/plain" },

@@ -17,7 +17,12 @@ export type { DrainOptions, Gateway, GatewayOptions } from "./gateway.js";
 export { createGateway } from "./gateway.js";
 export type { LimitsOptions } from "./limits.js";
 export type { ModelRouteOptions } from "./router.js";
-export { type Authenticate, hashApiKey, type TenantOptions } from "./tenants.js";
+export {
+  type Authenticate,
+  bearerTokenCheck,
+  hashApiKey,
+  type TenantOptions,
+} from "./tenants.js";
 export type {
   AttemptEvent,
   GatewayHooks,

@@ -40,6 +40,20 @@ function presentedKey(headers: Record<string, HeaderValue>): string | undefined 
   return typeof apiKey === "string" && apiKey ? apiKey : undefined;
 }
 
+/**
+ * A check that a request sends `token` as `Authorization: Bearer <token>`, compared in constant
+ * time (for example to guard GET /metrics).
+ */
+export function bearerTokenCheck(token: string): (headers: Record<string, HeaderValue>) => boolean {
+  const expected = createHash("sha256").update(token).digest();
+  return (headers) => {
+    const authorization = headers.authorization;
+    if (typeof authorization !== "string" || !bearerScheme.test(authorization)) return false;
+    const presented = authorization.replace(bearerScheme, "").trim();
+    return timingSafeEqual(createHash("sha256").update(presented).digest(), expected);
+  };
+}
+
 export interface TenantDirectory {
   /** True when no key is configured and no authenticate hook given: everyone is "anonymous". */
   readonly open: boolean;

@@ -59,12 +59,14 @@ export async function createServerLimits(
     const options = limiterOptions(settings);
     let limiter: Limiter;
     if (RedisClient && limits.redis) {
-      redis ??= new RedisClient(limits.redis.url, {
-        enableOfflineQueue: false,
-        commandTimeout: limits.redis.commandTimeoutMs,
-        maxRetriesPerRequest: 1,
-      });
-      redis.on("error", () => {}); // reported through onStoreError when a call fails
+      if (!redis) {
+        redis = new RedisClient(limits.redis.url, {
+          enableOfflineQueue: false,
+          commandTimeout: limits.redis.commandTimeoutMs,
+          maxRetriesPerRequest: 1,
+        });
+        redis.on("error", () => {}); // reported through onStoreError when a call fails
+      }
       limiter = createRedisLimiter({
         ...options,
         redis,

@@ -52,6 +52,29 @@ describe("limits across gateway instances", () => {
     expect(notice(open.lines)).toMatchObject({ level: 40, host: "0.0.0.0" });
   });
 
+  it("gives a dozen tenants limiters on one Redis client without a listener warning", async () => {
+    const tenants = Array.from(
+      { length: 12 },
+      (_, index) => `  t${index}: { limits: { requestsPerSecond: 5 } }`,
+    );
+    const server = await runServer([
+      "--config",
+      await writeConfig(
+        [
+          "tenants:",
+          ...tenants,
+          "limits: { store: redis, redis: { url: 'redis://127.0.0.1:6379' } }",
+          "providers: { echo: { type: echo } }",
+          "models: { echo: { provider: echo } }",
+        ].join("\n"),
+      ),
+    ]);
+    servers.push(server);
+    // Warnings are printed on a later tick: let one request pass through first.
+    expect((await fetch(`${server.url}/health`)).status).toBe(200);
+    expect(server.stderr).toBe("");
+  });
+
   it("two gateways sharing one Redis: burst 10, refill 1/min, 100 requests → exactly 10 succeed", async () => {
     const { key, hash } = createKey();
     const file = await writeConfig(

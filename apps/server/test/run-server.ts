@@ -12,6 +12,8 @@ export interface ServerProcess {
   child: ChildProcess;
   /** Every line the server printed to stdout so far. */
   lines: string[];
+  /** What the server printed to stderr so far. */
+  readonly stderr: string;
   exited: Promise<number | null>;
   stop(): Promise<void>;
 }
@@ -64,6 +66,9 @@ export async function runServer(
     url,
     child,
     lines,
+    get stderr() {
+      return stderr;
+    },
     exited,
     async stop() {
       if (child.exitCode === null) {

@@ -1,11 +1,14 @@
 import { EventEmitter } from "node:events";
 
+const cancellationMarker = Symbol.for("aigw.cancellation");
+
 /**
  * A cancellation signal that costs a fraction of an AbortController on Node 20: undici takes
  * it as its `signal` (an EventEmitter with `aborted` and `reason`), and it can be turned into
  * a standard AbortSignal on demand. Gateways make one per request, on the hot path.
  */
 export class Cancellation extends EventEmitter {
+  readonly [cancellationMarker] = true;
   aborted = false;
   reason: unknown = undefined;
   private controller: AbortController | undefined;
@@ -20,6 +23,19 @@ export class Cancellation extends EventEmitter {
 
   throwIfAborted(): void {
     if (this.aborted) throw this.reason;
+  }
+
+  /**
+   * Whether `value` is a Cancellation, from this copy of the package or another (the ESM and
+   * CommonJS builds, or two installed versions, each have their own class): use this, not
+   * `instanceof`.
+   */
+  static isInstance(value: unknown): value is Cancellation {
+    return (
+      typeof value === "object" &&
+      value !== null &&
+      (value as Record<symbol, unknown>)[cancellationMarker] === true
+    );
   }
 
   /** A standard AbortSignal that fires with this cancellation; made on first use. */
@@ -37,7 +53,7 @@ export type CancelSignal = AbortSignal | Cancellation;
 
 /** Calls `listener` once when `signal` fires; returns the function that stops listening. */
 export function onAbort(signal: CancelSignal, listener: () => void): () => void {
-  if (signal instanceof Cancellation) {
+  if (Cancellation.isInstance(signal)) {
     signal.once("abort", listener);
     return () => signal.off("abort", listener);
   }

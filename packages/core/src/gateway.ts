@@ -31,10 +31,10 @@ import { createHookRunner } from "./hooks.js";
 import { createHostCheck } from "./hosts.js";
 import {
   admissionError,
-  estimateTokens,
   type LimitsOptions,
   limitKeys,
   rateLimitHeaders,
+  reservedTokens,
 } from "./limits.js";
 import { createObserver } from "./observe.js";
 import { createModelRouter, type ModelRouteOptions } from "./router.js";
@@ -376,7 +376,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     if (userKey !== undefined && limits.userLimiter) steps.push([limits.userLimiter, userKey]);
     if (tenantLimiter) steps.push([tenantLimiter, key]);
     if (steps.length === 0) return;
-    const tokens = estimateTokens(endpoint, body);
+    const tokens = reservedTokens(endpoint, body);
     const admissions: Admission[] = [];
     for (const [limiter, limitKey] of steps) {
       const admission = await limiter.admit(limitKey, { requests: 1, tokens });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { estimateTokens, limitKeys } from "./limits.js";
+import { limitKeys, reservedTokens } from "./limits.js";
 
 const request = (user?: string) => ({
   method: "POST",
@@ -26,9 +26,9 @@ describe("limitKeys", () => {
   });
 });
 
-describe("estimateTokens", () => {
+describe("reservedTokens", () => {
   it("never goes past what a number counts exactly", () => {
     const body = { messages: [], max_tokens: 2 ** 64 };
-    expect(estimateTokens("chat/completions", body)).toBe(Number.MAX_SAFE_INTEGER);
+    expect(reservedTokens("chat/completions", body)).toBe(Number.MAX_SAFE_INTEGER);
   });
 });

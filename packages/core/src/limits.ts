@@ -1,4 +1,4 @@
-import { AigwError, type Endpoint, firstHeader } from "@aigw/provider";
+import { AigwError, type Endpoint, estimateTokens, firstHeader } from "@aigw/provider";
 import type { Admission, Limiter, RateLimitResult } from "@aigw/ratelimit";
 import { invalidRequest } from "./errors.js";
 import type { Tenant } from "./tenants.js";
@@ -25,14 +25,12 @@ const maxKeyLength = 256;
 const defaultOutputTokens = 4096;
 
 /**
- * The tokens a request may use, reserved before it runs: a quarter of its prompt's bytes,
- * plus the output it allows (embeddings have none).
+ * The tokens a request may use, reserved before it runs: its prompt's estimate (see
+ * `estimateTokens` in @aigw/provider), plus the output it allows (embeddings have none).
  */
-export function estimateTokens(endpoint: Endpoint, body: Record<string, unknown>): number {
+export function reservedTokens(endpoint: Endpoint, body: Record<string, unknown>): number {
   const prompt = body.messages ?? body.input ?? body.prompt ?? "";
-  const promptTokens = Math.ceil(
-    Buffer.byteLength(typeof prompt === "string" ? prompt : JSON.stringify(prompt)) / 4,
-  );
+  const promptTokens = estimateTokens(typeof prompt === "string" ? prompt : JSON.stringify(prompt));
   if (endpoint === "embeddings") return promptTokens;
   const maxOutput = body.max_completion_tokens ?? body.max_tokens ?? body.max_output_tokens;
   const output =

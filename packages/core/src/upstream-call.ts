@@ -137,7 +137,7 @@ export async function callUpstream(
   firstEventWaitMs: number,
 ): Promise<UpstreamResult> {
   const { context, outcome } = exchange;
-  const deadline = Date.now() + (route.targets[0]?.provider.deadline ?? 600_000);
+  const deadlineAt = Date.now() + (route.targets[0]?.provider.deadline ?? 600_000);
   let attempts = 0;
   let lastError: AigwError | undefined;
 
@@ -183,7 +183,7 @@ export async function callUpstream(
       try {
         const response = await target.provider.send(providerRequest, {
           signal,
-          deadline,
+          deadlineAt,
           onWait: (milliseconds) => {
             waitMs = milliseconds;
           },
@@ -216,7 +216,7 @@ export async function callUpstream(
         ended(status, false, failure);
         lastError = failure;
         if (retry >= target.provider.retry.maxRetries) break;
-        const wait = retryDelay(failure, retry + 1, target.provider.retry, deadline - Date.now());
+        const wait = retryDelay(failure, retry + 1, target.provider.retry, deadlineAt - Date.now());
         if (wait === undefined) break;
         await sleep(wait, signal);
       }

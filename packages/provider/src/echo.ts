@@ -12,6 +12,7 @@ import type {
   SseEvent,
   TokenUsage,
 } from "./types.js";
+import { estimateTokens } from "./usage.js";
 
 const JSON_HEADERS = { "content-type": "application/json" };
 
@@ -47,10 +48,10 @@ function echoChatCompletion(request: ProviderRequest, signal: CancelSignal | und
   }
   const lastUser = messages.findLast((message) => message?.role === "user");
   const reply = messageText(lastUser?.content);
-  let inputLength = 0;
-  for (const message of messages) inputLength += messageText(message?.content).length;
-  const inputTokens = Math.ceil(inputLength / 4);
-  const outputTokens = Math.ceil(reply.length / 4);
+  const inputTokens = estimateTokens(
+    messages.map((message) => messageText(message?.content)).join(""),
+  );
+  const outputTokens = estimateTokens(reply);
   const usage: TokenUsage = {
     inputTokens,
     outputTokens,

@@ -603,7 +603,7 @@ export function createHttpProvider(settings: HttpProviderSettings): Provider {
     request: ProviderRequest,
     options: SendOptions = {},
   ): Promise<ProviderResponse> {
-    const { signal, deadline } = options;
+    const { signal, deadlineAt } = options;
     signal?.throwIfAborted();
     const startedAt = Date.now();
     const hasBody = request.endpoint !== "models";
@@ -612,7 +612,7 @@ export function createHttpProvider(settings: HttpProviderSettings): Provider {
     const injectUsage = added !== undefined;
     const requestBody = hasBody ? requestText(request, added) : "";
     const attemptTimeout =
-      deadline === undefined ? timeout : Math.min(timeout, deadline - startedAt);
+      deadlineAt === undefined ? timeout : Math.min(timeout, deadlineAt - startedAt);
     if (attemptTimeout <= 0) {
       throw createTimeoutError("The request's deadline passed before the upstream was called");
     }

@@ -195,7 +195,7 @@ describe("withRetry", () => {
           calls++;
           throw retryable();
         },
-        { deadline: Date.now() + 50, initialBackoff: 200 },
+        { deadlineAt: Date.now() + 50, initialBackoff: 200 },
       ),
     ).rejects.toBeInstanceOf(AigwError);
     expect(calls).toBe(1);

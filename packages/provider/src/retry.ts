@@ -166,7 +166,7 @@ export interface WithRetryOptions extends RetryOptions {
   /** Stops waiting and retrying when it fires; its reason is thrown. */
   signal?: CancelSignal | undefined;
   /** Epoch milliseconds after which no further attempt starts. */
-  deadline?: number | undefined;
+  deadlineAt?: number | undefined;
 }
 
 /**
@@ -177,7 +177,7 @@ export async function withRetry<T>(
   operation: (attempt: number) => Promise<T>,
   options: WithRetryOptions = {},
 ): Promise<T> {
-  const { signal, deadline, ...retry } = options;
+  const { signal, deadlineAt, ...retry } = options;
   const resolved = resolveRetryOptions(retry);
   for (let attempt = 1; ; attempt++) {
     signal?.throwIfAborted();
@@ -186,7 +186,8 @@ export async function withRetry<T>(
     } catch (error) {
       if (signal?.aborted) throw signal.reason;
       if (attempt > resolved.maxRetries) throw error;
-      const remainingMs = deadline === undefined ? Number.POSITIVE_INFINITY : deadline - Date.now();
+      const remainingMs =
+        deadlineAt === undefined ? Number.POSITIVE_INFINITY : deadlineAt - Date.now();
       const delay = retryDelay(error, attempt, resolved, remainingMs);
       if (delay === undefined) throw error;
       await sleep(delay, signal);

@@ -55,8 +55,11 @@ export interface ProviderRequest {
 export interface SendOptions {
   /** Fires when the client went away or the request was given up: cancels the upstream call. */
   signal?: CancelSignal | undefined;
-  /** Epoch milliseconds after which the attempt must not go on (the whole request's deadline). */
-  deadline?: number | undefined;
+  /**
+   * Epoch milliseconds after which the attempt must not go on: the whole request's deadline, a
+   * point in time (`Provider.deadline` is its duration).
+   */
+  deadlineAt?: number | undefined;
   /**
    * Told how long the attempt waited for a free connection, once it got one or gave up. Only
    * a provider whose pool is capped tells: without a cap no request waits.

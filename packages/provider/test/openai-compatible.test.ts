@@ -493,10 +493,10 @@ describe("upstream errors", () => {
 
     mock.enqueue({ kind: "slowHeaders", delayMs: 3000 });
     const started = Date.now();
-    const error = await failure(provider.send(chat("hi"), { deadline: Date.now() + 1000 }));
+    const error = await failure(provider.send(chat("hi"), { deadlineAt: Date.now() + 1000 }));
     expect(error).toMatchObject({ status: 504, code: "timeout" });
     expect(Date.now() - started).toBeLessThan(2500);
-    expect(await failure(provider.send(chat("hi"), { deadline: Date.now() - 1 }))).toMatchObject({
+    expect(await failure(provider.send(chat("hi"), { deadlineAt: Date.now() - 1 }))).toMatchObject({
       status: 504,
     });
   });

@@ -33,6 +33,7 @@ import {
   admissionError,
   type LimitsOptions,
   limitKeys,
+  outputCap,
   rateLimitHeaders,
   reservedTokens,
 } from "./limits.js";
@@ -391,7 +392,11 @@ export function createGateway(options: GatewayOptions): Gateway {
         if (!admission.unavailable) {
           metrics?.rateLimited({ endpoint, tenant: exchange.tenant.id });
         }
-        throw admissionError(admission, exchange.limitHeaders);
+        throw admissionError(admission, exchange.limitHeaders, {
+          tokens,
+          outputCapped: outputCap(body) !== undefined,
+          endpoint,
+        });
       }
       if (admission.reservation) {
         exchange.reservations.push({ limiter, reservation: admission.reservation });

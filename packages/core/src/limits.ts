@@ -32,14 +32,35 @@ export function reservedTokens(endpoint: Endpoint, body: Record<string, unknown>
   const prompt = body.messages ?? body.input ?? body.prompt ?? "";
   const promptTokens = estimateTokens(typeof prompt === "string" ? prompt : JSON.stringify(prompt));
   if (endpoint === "embeddings") return promptTokens;
-  const maxOutput = body.max_completion_tokens ?? body.max_tokens ?? body.max_output_tokens;
-  const output =
-    typeof maxOutput === "number" && Number.isInteger(maxOutput) && maxOutput >= 0
-      ? maxOutput
-      : defaultOutputTokens;
   // A client may ask for more output than a number can count exactly: reserve the most there is.
-  return Math.min(promptTokens + output, Number.MAX_SAFE_INTEGER);
+  return Math.min(promptTokens + (outputCap(body) ?? defaultOutputTokens), Number.MAX_SAFE_INTEGER);
 }
+
+/** The output a request allows (max_completion_tokens, max_tokens, max_output_tokens), if set. */
+export function outputCap(body: Record<string, unknown>): number | undefined {
+  const maxOutput = body.max_completion_tokens ?? body.max_tokens ?? body.max_output_tokens;
+  return typeof maxOutput === "number" && Number.isInteger(maxOutput) && maxOutput >= 0
+    ? maxOutput
+    : undefined;
+}
+
+/** What a refused request asked for, so its refusal can say why it cannot fit. */
+export interface TokenNeed {
+  /** The tokens reserved for it (`reservedTokens`). */
+  tokens: number;
+  /** Whether the request set its own output cap (else 4,096 output tokens were assumed). */
+  outputCapped: boolean;
+  endpoint: Endpoint;
+}
+
+function howToLower({ outputCapped, endpoint }: TokenNeed): string {
+  if (endpoint === "embeddings") return "send less input to lower it";
+  return outputCapped
+    ? "a lower max_tokens (or max_completion_tokens) lowers it"
+    : `without max_tokens, ${defaultOutputTokens.toLocaleString("en")} output tokens are assumed: set max_tokens (or max_completion_tokens) to lower it`;
+}
+
+const count = (tokens: number) => Math.max(0, tokens).toLocaleString("en");
 
 /** A client-chosen name for a limit key, refused when it is too long to be one. */
 function keyPart(value: unknown, source: string): string | undefined {
@@ -119,8 +140,16 @@ export function rateLimitHeaders(admissions: Admission[]): Record<string, string
   return headers;
 }
 
-/** The error for a denied admission: 503 when the store is down and limits fail closed. */
-export function admissionError(admission: Admission, headers: Record<string, string>): AigwError {
+/**
+ * The error for a denied admission, saying which limit refused and, when the request's own size
+ * is why, how large it was estimated and how to lower that; 503 when the store is down and
+ * limits fail closed.
+ */
+export function admissionError(
+  admission: Admission,
+  headers: Record<string, string>,
+  need: TokenNeed,
+): AigwError {
   if (admission.unavailable) {
     return new AigwError("Rate limits cannot be checked right now; retry shortly.", {
       status: 503,
@@ -137,23 +166,31 @@ export function admissionError(admission: Admission, headers: Record<string, str
         "retry-after": `${Math.max(1, Math.ceil(admission.retryAfterMs / 1000))}`,
         "retry-after-ms": `${Math.ceil(admission.retryAfterMs)}`,
       };
-  const quotaDenied = admission.quota && !admission.quota.allowed;
-  const bucketsAllow = (admission.requests?.allowed ?? true) && (admission.tokens?.allowed ?? true);
-  if (quotaDenied && bucketsAllow) {
-    return new AigwError(
-      "You exceeded your token quota for this period; it resets at the period's end.",
-      {
-        status: 429,
-        type: "insufficient_quota",
-        code: "insufficient_quota",
-        headers: { ...headers, ...retryHeaders, "x-should-retry": "false" },
-      },
-    );
+  const { quota, tokens } = admission;
+  const bucketsAllow = (admission.requests?.allowed ?? true) && (tokens?.allowed ?? true);
+  if (quota && !quota.allowed && bucketsAllow) {
+    const resets = `it resets in ${duration(quota.resetMs)}`;
+    const asked = `This request may use up to about ${count(need.tokens)} tokens`;
+    const message =
+      need.tokens > quota.limit
+        ? `${asked}, more than your whole token quota (${count(quota.limit)} this period); ${howToLower(need)}.`
+        : quota.remaining > 0
+          ? `${asked} and only ${count(quota.remaining)} of your token quota (${count(quota.limit)} this period) remain; ${howToLower(need)}, or wait: ${resets}.`
+          : `You used your token quota for this period (${count(quota.limit)} tokens); ${resets}.`;
+    return new AigwError(message, {
+      status: 429,
+      type: "insufficient_quota",
+      code: "insufficient_quota",
+      headers: { ...headers, ...retryHeaders, "x-should-retry": "false" },
+    });
   }
+  const tooLarge = tokens && !tokens.allowed && need.tokens > tokens.limit;
   return new AigwError(
-    never
-      ? "This request needs more tokens than the rate limit ever allows at once."
-      : "Rate limit reached; retry after the time in the Retry-After header.",
+    tooLarge
+      ? `This request may use up to about ${count(need.tokens)} tokens, more than the token rate limit ever allows at once (${count(tokens.limit)}); ${howToLower(need)}.`
+      : never
+        ? "This request needs more than the rate limit ever allows at once."
+        : "Rate limit reached; retry after the time in the Retry-After header.",
     {
       status: 429,
       type: "rate_limit_error",

@@ -202,6 +202,19 @@ function describeLimits(storeName: string, factory: () => LimiterFactory) {
       expect(error).toBeInstanceOf(OpenAI.RateLimitError);
       expect((error as InstanceType<typeof OpenAI.APIError>).code).toBe("insufficient_quota");
       expect((error as InstanceType<typeof OpenAI.APIError>).type).toBe("insufficient_quota");
+      expect((error as Error).message).toMatch(
+        /may use up to about 4,1\d\d tokens, more than your whole token quota \(600 this period\); without max_tokens, 4,096 output tokens are assumed: set max_tokens/,
+      );
+      // With max_tokens, one that does not fit what is left says so, and that waiting helps.
+      const left = usage.quota.remaining;
+      const tooMuch = await acme.chat.completions
+        .create({ ...hello, max_tokens: left })
+        .catch((caught: unknown) => caught as Error);
+      expect((tooMuch as Error).message).toMatch(
+        new RegExp(
+          `about \\d+ tokens and only ${left} of your token quota \\(600 this period\\) remain; a lower max_tokens \\(or max_completion_tokens\\) lowers it, or wait: it resets in \\d`,
+        ),
+      );
     });
 
     it("an estimate larger than the token bucket gets 429 with x-should-retry: false", async () => {
@@ -215,6 +228,10 @@ function describeLimits(storeName: string, factory: () => LimiterFactory) {
       });
       expect(response.status).toBe(429);
       expect(response.headers.get("x-should-retry")).toBe("false");
+      const { error } = (await response.json()) as { error: { message: string } };
+      expect(error.message).toMatch(
+        /^This request may use up to about 5,0\d\d tokens, more than the token rate limit ever allows at once \(1,000\); a lower max_tokens/,
+      );
       const small = await fetch(`${running.url}/v1/chat/completions`, {
         method: "POST",
         headers: { "content-type": "application/json" },

@@ -1,9 +1,9 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { fileURLToPath } from "node:url";
-import { waitFor } from "@aigw/testing";
+import { type MockUpstream, startMockUpstream, waitFor } from "@aigw/testing";
 import OpenAI from "openai";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 
 const examples = [
   { name: "express", prefix: "/ai" },
@@ -14,6 +14,12 @@ const examples = [
 ];
 
 let child: ChildProcess | undefined;
+let upstream: MockUpstream;
+
+beforeAll(async () => {
+  upstream = await startMockUpstream({ apiKey: "sk-example-upstream" });
+});
+afterAll(() => upstream?.close());
 
 afterEach(async () => {
   if (child && child.exitCode === null) {
@@ -25,11 +31,16 @@ afterEach(async () => {
 });
 
 describe.each(examples)("examples/$name", ({ name, prefix }) => {
-  it("starts with one command and serves the echo model, JSON and streamed", async () => {
+  it("starts with one command: echo, OpenAI models at OPENAI_BASE_URL, bad JSON answered as OpenAI does", async () => {
     const cwd = fileURLToPath(new URL(name, import.meta.url));
     const started = spawn(process.execPath, ["server.js"], {
       cwd,
-      env: { PATH: process.env.PATH, PORT: "0" },
+      env: {
+        PATH: process.env.PATH,
+        PORT: "0",
+        OPENAI_API_KEY: "sk-example-upstream",
+        OPENAI_BASE_URL: upstream.baseURL,
+      },
       stdio: ["ignore", "pipe", "inherit"],
     });
     child = started;
@@ -57,6 +68,23 @@ describe.each(examples)("examples/$name", ({ name, prefix }) => {
     for await (const chunk of stream) streamed += chunk.choices[0]?.delta.content ?? "";
     expect(streamed).toBe("one two");
     if (prefix) expect(await (await fetch(url)).text()).toContain("Hello from your app");
+
+    // OpenAI's models go where OPENAI_BASE_URL says.
+    const routed = await client.chat.completions.create({
+      model: "gpt-4o-mini",
+      messages: [{ role: "user", content: "through the mock" }],
+    });
+    expect(routed.model).toBe("gpt-4o-mini");
+    expect(upstream.requests.at(-1)?.body).toMatchObject({ model: "gpt-4o-mini" });
+
+    // Bad JSON is the gateway's to answer, in OpenAI's shape, not a body parser's.
+    const bad = await fetch(`${url}${prefix}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: '{"model": "echo", ',
+    });
+    expect(bad.status).toBe(400);
+    expect(await bad.json()).toMatchObject({ error: { type: "invalid_request_error" } });
 
     const exited = once(started, "exit");
     started.kill("SIGTERM");

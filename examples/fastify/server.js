@@ -4,13 +4,17 @@ import { aigw } from "@aigw/fastify";
 import { createEcho, createOpenAICompatible } from "@aigw/provider";
 import Fastify from "fastify";
 
-const { OPENAI_API_KEY, PORT = "3000" } = process.env;
+const {
+  OPENAI_API_KEY,
+  OPENAI_BASE_URL = "https://api.openai.com/v1",
+  PORT = "3000",
+} = process.env;
 const gateway = createGateway({
   providers: {
     echo: createEcho(),
     ...(OPENAI_API_KEY && {
       openai: createOpenAICompatible({
-        baseURL: "https://api.openai.com/v1",
+        baseURL: OPENAI_BASE_URL,
         apiKey: OPENAI_API_KEY,
       }),
     }),

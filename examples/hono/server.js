@@ -6,13 +6,17 @@ import { Hono } from "hono";
 import { logger } from "hono/logger";
 import { mount } from "hono/mount";
 
-const { OPENAI_API_KEY, PORT = "3000" } = process.env;
+const {
+  OPENAI_API_KEY,
+  OPENAI_BASE_URL = "https://api.openai.com/v1",
+  PORT = "3000",
+} = process.env;
 const gateway = createGateway({
   providers: {
     echo: createEcho(),
     ...(OPENAI_API_KEY && {
       openai: createOpenAICompatible({
-        baseURL: "https://api.openai.com/v1",
+        baseURL: OPENAI_BASE_URL,
         apiKey: OPENAI_API_KEY,
       }),
     }),

@@ -5,13 +5,17 @@ import { createEcho, createOpenAICompatible } from "@aigw/provider";
 import { bodyParser } from "@koa/bodyparser";
 import Koa from "koa";
 
-const { OPENAI_API_KEY, PORT = "3000" } = process.env;
+const {
+  OPENAI_API_KEY,
+  OPENAI_BASE_URL = "https://api.openai.com/v1",
+  PORT = "3000",
+} = process.env;
 const gateway = createGateway({
   providers: {
     echo: createEcho(),
     ...(OPENAI_API_KEY && {
       openai: createOpenAICompatible({
-        baseURL: "https://api.openai.com/v1",
+        baseURL: OPENAI_BASE_URL,
         apiKey: OPENAI_API_KEY,
       }),
     }),
@@ -23,14 +27,15 @@ const gateway = createGateway({
 });
 
 const app = new Koa();
-// Your own middleware keeps working; a body parser in front needs the gateway's limit.
+// Your own middleware keeps working.
 app.use(async (context, next) => {
   await next();
   console.log(context.method, context.url, context.status);
 });
-// Its form parsing would mangle JSON sent as a form (curl -d), so JSON only.
-app.use(bodyParser({ enableTypes: ["json"], jsonLimit: gateway.maxBodyBytes }));
+// The gateway before any body parser: it reads its own bodies (and answers bad JSON in
+// OpenAI's shape); requests outside /ai go on to your middleware.
 app.use(aigw(gateway, { prefix: "/ai" }));
+app.use(bodyParser({ enableTypes: ["json"] }));
 app.use((context) => {
   context.body = "Hello from your app; the gateway is under /ai/v1.\n";
 });

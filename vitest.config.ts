@@ -4,7 +4,11 @@ import { defineConfig } from "vitest/config";
 // time on these 2-core machines, with generous timeouts.
 export default defineConfig({
   test: {
-    include: ["{packages,apps}/*/{src,test}/**/*.test.ts", "examples/**/*.test.ts"],
+    include: [
+      "{packages,apps}/*/{src,test}/**/*.test.ts",
+      "examples/**/*.test.ts",
+      "scripts/**/*.test.ts",
+    ],
     fileParallelism: false,
     testTimeout: 30_000,
     hookTimeout: 30_000,

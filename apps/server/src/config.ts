@@ -2,176 +2,366 @@ import { readFile } from "node:fs/promises";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 
-const positiveMs = z.number().int().positive();
+// Every field says what it does, its unit and its default in `.describe()`: the config
+// reference (CONFIG.md) and the JSON Schema for editors are generated from this schema.
 
-const retrySchema = z.strictObject({
-  maxRetries: z.number().int().min(0).optional(),
-  initialBackoff: positiveMs.optional(),
-  multiplier: z.number().min(1).optional(),
-  maxBackoff: positiveMs.optional(),
-  jitter: z.number().min(0).max(1).optional(),
-  retryableStatusCodes: z.array(z.number().int().min(100).max(599)).optional(),
-});
+const milliseconds = (text: string) => z.number().int().positive().describe(text);
+
+const retrySchema = z
+  .strictObject({
+    maxRetries: z
+      .number()
+      .int()
+      .min(0)
+      .optional()
+      .describe("Retries after the first attempt, on the same provider. Default 3."),
+    initialBackoff: milliseconds("Wait before the first retry, in ms. Default 100.").optional(),
+    multiplier: z
+      .number()
+      .min(1)
+      .optional()
+      .describe("Each wait is the previous one times this. Default 2."),
+    maxBackoff: milliseconds(
+      "Longest single wait, in ms; a Retry-After longer than this is not waited for. Default 10,000.",
+    ).optional(),
+    jitter: z
+      .number()
+      .min(0)
+      .max(1)
+      .optional()
+      .describe("Random share taken off each wait (0 to 1). Default 0.25."),
+    retryableStatusCodes: z
+      .array(z.number().int().min(100).max(599))
+      .optional()
+      .describe("Upstream statuses worth a retry. Default [408, 429, 500, 502, 503, 504]."),
+  })
+  .describe("Retries of a failed attempt; network errors and timeouts are retried too.");
 
 /** Options every upstream over HTTP shares; defaults live in @aigw/provider. */
 const transportFields = {
-  apiKey: z.string().optional(),
-  headers: z.record(z.string(), z.string()).optional(),
-  forwardHeaders: z.array(z.string()).optional(),
-  timeout: positiveMs.optional(),
-  deadline: positiveMs.optional(),
-  connectTimeout: positiveMs.optional(),
-  readTimeout: positiveMs.optional(),
-  streamTimeout: positiveMs.optional(),
+  apiKey: z
+    .string()
+    .optional()
+    .describe("The upstream's API key, usually read from the environment. Never logged."),
+  headers: z
+    .record(z.string(), z.string())
+    .optional()
+    .describe("Extra headers sent upstream with every request."),
+  forwardHeaders: z
+    .array(z.string())
+    .optional()
+    .describe(
+      "Client headers passed on upstream besides the default ones (openai-beta); never credentials or hop-by-hop headers.",
+    ),
+  timeout: milliseconds(
+    "One attempt, in ms: to the last byte of a JSON answer, to the response headers of a stream. Default 600,000.",
+  ).optional(),
+  deadline: milliseconds(
+    "A whole request, in ms: every attempt and every wait between them. Default: timeout.",
+  ).optional(),
+  connectTimeout: milliseconds("Opening a connection, in ms. Default 10,000.").optional(),
+  readTimeout: milliseconds(
+    "Longest silence once a response has started, in ms. Default 120,000.",
+  ).optional(),
+  streamTimeout: milliseconds("Longest a whole stream may last, in ms. Default: none.").optional(),
   pool: z
     .strictObject({
-      connections: z.number().int().positive().optional(),
-      keepAliveTimeout: positiveMs.optional(),
-      pipelining: z.number().int().positive().optional(),
+      connections: z
+        .number()
+        .int()
+        .positive()
+        .optional()
+        .describe(
+          "Most connections to the upstream; further requests wait, and the wait counts against their timeout. Default: no limit.",
+        ),
+      keepAliveTimeout: milliseconds(
+        "How long an idle connection is kept, in ms. Default 90,000.",
+      ).optional(),
+      pipelining: z
+        .number()
+        .int()
+        .positive()
+        .optional()
+        .describe("Requests sent at once on one connection. Default 1."),
     })
-    .optional(),
+    .optional()
+    .describe("The upstream's connection pool."),
   retry: retrySchema.optional(),
-  includeStreamUsage: z.boolean().optional(),
-  maxResponseBytes: z.number().int().positive().optional(),
+  includeStreamUsage: z
+    .boolean()
+    .optional()
+    .describe(
+      "Ask streams for usage (stream_options.include_usage) when the client did not; an upstream that refuses it is asked again without. Default true.",
+    ),
+  maxResponseBytes: z
+    .number()
+    .int()
+    .positive()
+    .optional()
+    .describe(
+      "Largest answer, or stream event, read from the upstream, in bytes. Default 268,435,456 (256 MiB).",
+    ),
 };
 
-const providerSchema = z.discriminatedUnion("type", [
-  z.strictObject({
-    type: z.enum(["openai", "openai-compatible"]),
-    baseURL: z.url(),
-    /** Sent as OpenAI-Organization / OpenAI-Project; clients cannot choose them. */
-    organization: z.string().min(1).optional(),
-    project: z.string().min(1).optional(),
-    ...transportFields,
-  }),
-  z.strictObject({
-    type: z.literal("azure"),
-    endpoint: z.url(),
-    apiVersion: z.string().min(1),
-    deployments: z.record(z.string(), z.string()).optional(),
-    ...transportFields,
-    apiKey: z.string().min(1),
-  }),
-  z.strictObject({ type: z.literal("echo") }),
-]);
+const providerSchema = z
+  .discriminatedUnion("type", [
+    z.strictObject({
+      type: z
+        .enum(["openai", "openai-compatible"])
+        .describe("openai, or openai-compatible (vLLM, Ollama, LM Studio, Groq, Together, ...)."),
+      baseURL: z.url().describe("The API's base URL, with its /v1."),
+      organization: z
+        .string()
+        .min(1)
+        .optional()
+        .describe("Sent as OpenAI-Organization; clients cannot choose it."),
+      project: z
+        .string()
+        .min(1)
+        .optional()
+        .describe("Sent as OpenAI-Project; clients cannot choose it."),
+      ...transportFields,
+    }),
+    z.strictObject({
+      type: z.literal("azure").describe("Azure OpenAI."),
+      endpoint: z.url().describe("The resource's endpoint, https://NAME.openai.azure.com."),
+      apiVersion: z.string().min(1).describe("The api-version query parameter."),
+      deployments: z
+        .record(z.string(), z.string())
+        .optional()
+        .describe("Deployment name per model; a model not listed is its own deployment."),
+      ...transportFields,
+      apiKey: z.string().min(1).describe("The resource's key (sent as api-key)."),
+    }),
+    z.strictObject({
+      type: z.literal("echo").describe("Answers with the last user message; no network."),
+    }),
+  ])
+  .describe("An upstream, by type.");
 
 const logLevelSchema = z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]);
 
-const modelSchema = z.strictObject({
-  provider: z.string().min(1),
-  model: z.string().min(1).optional(),
-  /** true or false, or the route's own cache settings over the top-level ones. */
-  cache: z
-    .union([
-      z.boolean(),
-      z.strictObject({
-        ttlMs: positiveMs.optional(),
-        maxTtlMs: positiveMs.optional(),
-        shared: z.boolean().optional(),
-      }),
-    ])
-    .optional(),
-});
+const modelSchema = z
+  .strictObject({
+    provider: z.string().min(1).describe("The provider that serves the route."),
+    model: z
+      .string()
+      .min(1)
+      .optional()
+      .describe("The model sent upstream (an alias); default: the requested one."),
+    cache: z
+      .union([
+        z.boolean(),
+        z.strictObject({
+          ttlMs: milliseconds("Time to live of the route's entries, in ms.").optional(),
+          maxTtlMs: milliseconds("Longest time to live a request may ask for, in ms.").optional(),
+          shared: z.boolean().optional().describe("One entry for all tenants."),
+        }),
+      ])
+      .optional()
+      .describe(
+        "true or false to cache the route or not, or its own cache settings over the top-level ones.",
+      ),
+  })
+  .describe(
+    "A route: a model name, a pattern with * (the longest match wins), or openai/* (the prefix is removed upstream).",
+  );
 
 const redisFields = {
-  url: z.string().regex(/^rediss?:\/\//, "must be a redis:// or rediss:// URL"),
-  commandTimeoutMs: z.number().int().positive().default(500),
+  url: z
+    .string()
+    .regex(/^rediss?:\/\//, "must be a redis:// or rediss:// URL")
+    .describe("redis:// or rediss:// URL; a password in it is never shown."),
+  commandTimeoutMs: milliseconds("Longest wait for one Redis command, in ms.").default(500),
 };
 
-const limitSettingsSchema = z.strictObject({
-  requestsPerSecond: z.number().positive().optional(),
-  /** Requests allowed at once; default: requestsPerSecond × 2. */
-  burst: z.number().int().positive().optional(),
-  tokensPerMinute: z.number().int().positive().optional(),
-  quota: z
-    .strictObject({
-      tokens: z.number().int().positive(),
-      period: z.enum(["hour", "day", "week", "month"]),
-      timeZone: z.string().min(1).default("UTC"),
-    })
-    .optional(),
-});
+const limitSettingsSchema = z
+  .strictObject({
+    requestsPerSecond: z.number().positive().optional().describe("Requests per second."),
+    burst: z
+      .number()
+      .int()
+      .positive()
+      .optional()
+      .describe("Requests allowed at once. Default: requestsPerSecond × 2."),
+    tokensPerMinute: z
+      .number()
+      .int()
+      .positive()
+      .optional()
+      .describe(
+        "Tokens per minute (prompt estimate plus max_tokens, settled to the reported usage).",
+      ),
+    quota: z
+      .strictObject({
+        tokens: z.number().int().positive().describe("Tokens per period."),
+        period: z.enum(["hour", "day", "week", "month"]).describe("Calendar period."),
+        timeZone: z
+          .string()
+          .min(1)
+          .default("UTC")
+          .describe("IANA time zone whose calendar the periods follow."),
+      })
+      .optional()
+      .describe("A token quota per calendar period."),
+  })
+  .describe("Limits: at least one of requestsPerSecond, tokensPerMinute or quota.");
 
-const tenantSchema = z.strictObject({
-  /** sha256 hex digests of the tenant's keys (`aigw keys create` prints one). */
-  keys: z.array(z.string().regex(/^[0-9a-fA-F]{64}$/, "must be a sha256 hex digest")).default([]),
-  /** Models or route patterns the tenant may use; every model when absent. */
-  models: z.array(z.string().min(1)).optional(),
-  limits: limitSettingsSchema.optional(),
-});
+const tenantSchema = z
+  .strictObject({
+    keys: z
+      .array(z.string().regex(/^[0-9a-fA-F]{64}$/, "must be a sha256 hex digest"))
+      .default([])
+      .describe("sha256 hex digests of the tenant's gateway keys (aigw keys create prints one)."),
+    models: z
+      .array(z.string().min(1))
+      .optional()
+      .describe("Models or route patterns the tenant may use. Default: every model."),
+    limits: limitSettingsSchema.optional(),
+  })
+  .describe("A tenant: its keys, models and limits.");
 
 export const configSchema = z.strictObject({
   server: z
     .strictObject({
-      host: z.string().min(1).default("127.0.0.1"),
-      port: z.number().int().min(0).max(65535).default(8080),
-      /** How long in-flight requests may finish after SIGTERM/SIGINT. */
-      shutdownGraceMs: z.number().int().min(0).default(30_000),
-      /** How long a client may take to send a request's headers and body, in ms. */
-      requestTimeoutMs: positiveMs.default(60_000),
-      /**
-       * Most client connections open at once; further ones are closed on arrival. Default:
-       * half the process's open-file limit, at most 4,096.
-       */
-      maxConnections: z.number().int().positive().optional(),
-      /**
-       * Host names clients may address (the Host header); "*" for any. Default: the loopback
-       * names when listening on loopback, any otherwise.
-       */
-      allowedHosts: z.union([z.literal("*"), z.array(z.string().min(1)).min(1)]).optional(),
+      host: z
+        .string()
+        .min(1)
+        .default("127.0.0.1")
+        .describe("Address to listen on; 0.0.0.0 for every interface. HOST overrides it."),
+      port: z
+        .number()
+        .int()
+        .min(0)
+        .max(65535)
+        .default(8080)
+        .describe("Port to listen on. PORT overrides it."),
+      shutdownGraceMs: z
+        .number()
+        .int()
+        .min(0)
+        .default(30_000)
+        .describe("How long in-flight requests may finish after SIGTERM or SIGINT, in ms."),
+      requestTimeoutMs: milliseconds(
+        "How long a client may take to send a request's headers and body, in ms.",
+      ).default(60_000),
+      maxConnections: z
+        .number()
+        .int()
+        .positive()
+        .optional()
+        .describe(
+          "Most client connections open at once; further ones are closed on arrival. Default: half the open-file limit, at most 4,096.",
+        ),
+      allowedHosts: z
+        .union([z.literal("*"), z.array(z.string().min(1)).min(1)])
+        .optional()
+        .describe(
+          'Host names clients may address (the Host header); "*" for any. Default: the loopback names on loopback, any otherwise.',
+        ),
     })
-    .prefault({}),
+    .prefault({})
+    .describe("The HTTP listener."),
   gateway: z
     .strictObject({
-      maxBodyBytes: z.number().int().positive().optional(),
-      /** AsyncLocalStorage for the request context; costs CPU on every request. */
-      asyncContext: z.boolean().default(false),
-      keepAliveIntervalMs: positiveMs.optional(),
-      /** How long a stream's 200 waits for the upstream's first event, in ms (1000). */
-      firstEventWaitMs: z.number().int().min(0).optional(),
-      /** Longest pause while a request body arrives, in ms; then 408. */
-      bodyIdleTimeoutMs: positiveMs.optional(),
-      /** Longest an answer may wait for the client to read it, in ms; then the connection closes. */
-      sendTimeoutMs: positiveMs.optional(),
+      maxBodyBytes: z
+        .number()
+        .int()
+        .positive()
+        .optional()
+        .describe(
+          "Largest request body, in bytes, after decoding; larger ones get 413. Default 33,554,432 (32 MiB).",
+        ),
+      asyncContext: z
+        .boolean()
+        .default(false)
+        .describe("Keep the request context in AsyncLocalStorage; costs CPU on every request."),
+      keepAliveIntervalMs: milliseconds(
+        'Silence on a stream after which a ": keep-alive" comment is sent, in ms. Default 15,000.',
+      ).optional(),
+      firstEventWaitMs: z
+        .number()
+        .int()
+        .min(0)
+        .optional()
+        .describe(
+          "How long a stream's 200 waits for the upstream's first event, in ms (a fast failure is still retried). Default 1,000.",
+        ),
+      bodyIdleTimeoutMs: milliseconds(
+        "Longest pause while a request body arrives, in ms; then 408. Default 15,000.",
+      ).optional(),
+      sendTimeoutMs: milliseconds(
+        "Longest an answer may wait for the client to read it, in ms; then the connection closes. Default 60,000.",
+      ).optional(),
       cors: z
         .strictObject({
-          origins: z.union([z.literal("*"), z.array(z.string().min(1))]),
-          methods: z.array(z.string()).optional(),
-          headers: z.array(z.string()).optional(),
-          maxAge: z.number().int().min(0).optional(),
-          credentials: z.boolean().optional(),
+          origins: z
+            .union([z.literal("*"), z.array(z.string().min(1))])
+            .describe('Allowed origins, or "*" (then without credentials).'),
+          methods: z.array(z.string()).optional().describe("Allowed methods."),
+          headers: z.array(z.string()).optional().describe("Allowed request headers."),
+          maxAge: z
+            .number()
+            .int()
+            .min(0)
+            .optional()
+            .describe("How long browsers may keep a preflight's answer, in seconds."),
+          credentials: z.boolean().optional().describe("Allow credentials (cookies)."),
         })
         .refine((cors) => !(cors.origins === "*" && cors.credentials), {
           message:
             'origins "*" cannot be combined with credentials: true (CORS forbids it: any web page could send requests with the user\'s credentials); list the allowed origins',
           path: ["credentials"],
         })
-        .optional(),
+        .optional()
+        .describe("CORS for browser clients; off unless set."),
     })
-    .prefault({}),
-  tenants: z.record(z.string().min(1), tenantSchema).default({}),
+    .prefault({})
+    .describe("The request path."),
+  tenants: z
+    .record(z.string().min(1), tenantSchema)
+    .default({})
+    .describe("Tenants by id. With no key anywhere, the gateway runs open."),
   limits: z
     .strictObject({
-      store: z.enum(["memory", "redis"]).default("memory"),
+      store: z
+        .enum(["memory", "redis"])
+        .default("memory")
+        .describe("Where limits are counted: this process, or Redis shared by every instance."),
       redis: z
         .strictObject({
           ...redisFields,
-          keyPrefix: z.string().default("aigw:rl:"),
-          /** After a failure, skip Redis this long: an outage then costs requests no latency. */
-          cooldownMs: z.number().int().min(0).default(1_000),
+          keyPrefix: z.string().default("aigw:rl:").describe("Prefix of every key."),
+          cooldownMs: z
+            .number()
+            .int()
+            .min(0)
+            .default(1_000)
+            .describe(
+              "After a failure, skip Redis this long, in ms: an outage then costs requests no latency.",
+            ),
         })
-        .optional(),
-      /** When the store is unreachable: "open" lets requests through, "closed" answers 503. */
-      failurePolicy: z.enum(["open", "closed"]).default("open"),
-      /** tenant+user: each user of a tenant also gets the `perUser` limits, on top of the tenant's. */
-      keyBy: z.enum(["tenant", "tenant+user"]).default("tenant"),
-      /** The limits of each user with keyBy tenant+user. */
+        .optional()
+        .describe("The Redis store (with store: redis)."),
+      failurePolicy: z
+        .enum(["open", "closed"])
+        .default("open")
+        .describe("When the store is unreachable: open lets requests through, closed answers 503."),
+      keyBy: z
+        .enum(["tenant", "tenant+user"])
+        .default("tenant")
+        .describe("tenant+user: each user of a tenant also gets the perUser limits."),
       perUser: limitSettingsSchema.optional(),
-      /** Where the user comes from with keyBy tenant+user, besides the body's `user`. */
-      userHeader: z.string().min(1).optional(),
-      /** Open mode: the header naming the client; the client address otherwise. */
-      clientHeader: z.string().min(1).optional(),
-      /** Limits for tenants without their own, and for everyone in open mode. */
+      userHeader: z
+        .string()
+        .min(1)
+        .optional()
+        .describe("With keyBy tenant+user: a header naming the user, besides the body's user."),
+      clientHeader: z
+        .string()
+        .min(1)
+        .optional()
+        .describe("Open mode: a header naming the client; the client address otherwise."),
       default: limitSettingsSchema.optional(),
     })
     .prefault({})
@@ -183,75 +373,112 @@ export const configSchema = z.strictObject({
       message:
         "keyBy tenant+user needs limits.perUser: the limits each user gets on top of the tenant's",
       path: ["perUser"],
-    }),
-  /** The response cache: off unless this section is present. */
+    })
+    .describe(
+      "Rate limits and quotas: `default` for tenants without their own (and everyone in open mode), `perUser` on top with keyBy tenant+user.",
+    ),
   cache: z
     .strictObject({
-      /** false: only models with their own `cache` setting are cached. */
-      enabled: z.boolean().default(true),
-      store: z.enum(["memory", "redis"]).default("memory"),
+      enabled: z
+        .boolean()
+        .default(true)
+        .describe("false: only routes with their own cache setting are cached."),
+      store: z.enum(["memory", "redis"]).default("memory").describe("Where entries are kept."),
       redis: z
-        .strictObject({ ...redisFields, keyPrefix: z.string().min(1).default("aigw:cache:") })
-        .optional(),
-      /** Memory store: most bytes and entries held. */
+        .strictObject({
+          ...redisFields,
+          keyPrefix: z.string().min(1).default("aigw:cache:").describe("Prefix of every key."),
+        })
+        .optional()
+        .describe("The Redis store (with store: redis)."),
       maxSizeBytes: z
         .number()
         .int()
         .positive()
-        .default(100 * 2 ** 20),
-      maxItems: z.number().int().positive().default(10_000),
-      ttlMs: positiveMs.default(300_000),
-      /** Longest time to live a request may ask for with x-aigw-cache-ttl; default ttlMs. */
-      maxTtlMs: positiveMs.optional(),
-      /** One entry for all tenants instead of one per tenant. */
-      shared: z.boolean().default(false),
-      /** Charge cache hits against quotas and token budgets. */
-      chargeHits: z.boolean().default(false),
-      /** Most requests waiting on one coalesced upstream call. */
-      maxWaiters: z.number().int().positive().default(1000),
-      /** Largest answer stored, in bytes; a longer stream is not gathered past it. */
+        .default(100 * 2 ** 20)
+        .describe("Memory store: most bytes held."),
+      maxItems: z.number().int().positive().default(10_000).describe("Memory store: most entries."),
+      ttlMs: milliseconds("Time to live of an entry, in ms.").default(300_000),
+      maxTtlMs: milliseconds(
+        "Longest time to live a request may ask for with x-aigw-cache-ttl, in ms. Default: ttlMs.",
+      ).optional(),
+      shared: z.boolean().default(false).describe("One entry for all tenants instead of one each."),
+      chargeHits: z
+        .boolean()
+        .default(false)
+        .describe("Charge cache hits against quotas and token budgets."),
+      maxWaiters: z
+        .number()
+        .int()
+        .positive()
+        .default(1000)
+        .describe("Most requests waiting on one coalesced upstream call."),
       maxEntryBytes: z
         .number()
         .int()
         .positive()
-        .default(16 * 2 ** 20),
+        .default(16 * 2 ** 20)
+        .describe("Largest answer stored, in bytes; a longer stream is not gathered past it."),
     })
     .refine((cache) => cache.store !== "redis" || cache.redis, {
       message: "store redis needs cache.redis.url",
       path: ["redis"],
     })
-    .optional(),
+    .optional()
+    .describe("The response cache: off unless this section is present."),
   metrics: z
     .strictObject({
-      /** Serves GET /metrics and records every request. On by default for an operator's server. */
-      enabled: z.boolean().default(true),
+      enabled: z.boolean().default(true).describe("Serve GET /metrics and record every request."),
       namespace: z
         .string()
         .regex(/^[a-zA-Z_:][a-zA-Z0-9_:]*$/, "must be a Prometheus metric name prefix")
-        .default("aigw"),
-      /** Adds a tenant label to rate-limit metrics (unbounded with many tenants). */
-      tenantLabel: z.boolean().default(false),
-      /** Adds Node.js process metrics (memory, event loop, GC). */
-      processMetrics: z.boolean().default(true),
-      /**
-       * Requested models labelled as themselves per route (a wildcard route matches many); past
-       * this, and for a failed request's unseen model, the label is the route.
-       */
-      maxModelsPerRoute: z.number().int().min(0).default(100),
-      /** Serves GET /metrics on this port of server.host instead of the gateway's own port. */
-      port: z.number().int().min(0).max(65535).optional(),
-      /** Requires `Authorization: Bearer <token>` on GET /metrics (wherever it is served). */
-      bearerToken: z.string().min(16, "must be at least 16 characters").optional(),
+        .default("aigw")
+        .describe("Prefix of every metric name."),
+      tenantLabel: z
+        .boolean()
+        .default(false)
+        .describe("Add a tenant label to rate-limit metrics (unbounded with many tenants)."),
+      processMetrics: z
+        .boolean()
+        .default(true)
+        .describe("Add Node.js process metrics (memory, event loop, GC)."),
+      maxModelsPerRoute: z
+        .number()
+        .int()
+        .min(0)
+        .default(100)
+        .describe(
+          "Requested models labelled as themselves per route; past this, and for a failed request's unseen model, the label is the route.",
+        ),
+      port: z
+        .number()
+        .int()
+        .min(0)
+        .max(65535)
+        .optional()
+        .describe("Serve GET /metrics on this port of server.host instead of the gateway's own."),
+      bearerToken: z
+        .string()
+        .min(16, "must be at least 16 characters")
+        .optional()
+        .describe("Require Authorization: Bearer <token> on GET /metrics, wherever it is served."),
     })
-    .prefault({}),
+    .prefault({})
+    .describe("Prometheus metrics."),
   logging: z
     .strictObject({
-      level: logLevelSchema.default("info"),
-      format: z.enum(["json", "pretty"]).optional(),
+      level: logLevelSchema.default("info").describe("Least level logged. LOG_LEVEL overrides it."),
+      format: z
+        .enum(["json", "pretty"])
+        .optional()
+        .describe("json lines, or pretty; default: pretty on a terminal. LOG_FORMAT overrides it."),
     })
-    .prefault({}),
-  providers: z.record(z.string().min(1), providerSchema),
-  models: z.record(z.string().min(1), modelSchema),
+    .prefault({})
+    .describe("Logs: one JSON line per request on stdout."),
+  providers: z.record(z.string().min(1), providerSchema).describe("The upstreams, by name."),
+  models: z
+    .record(z.string().min(1), modelSchema)
+    .describe("The routes from requested model names to providers."),
 });
 
 export type ServerConfig = z.output<typeof configSchema>;

@@ -37,6 +37,7 @@ import {
   rateLimitHeaders,
   reservedTokens,
 } from "./limits.js";
+import { createModelCatalog, type ModelCatalogOptions } from "./model-catalog.js";
 import { createObserver } from "./observe.js";
 import { createModelRouter, type ModelRouteOptions } from "./router.js";
 import { type StreamSettings, streamToClient } from "./stream.js";
@@ -75,6 +76,11 @@ export interface GatewayOptions {
    * operator who serves `metrics.expose()` on a listener of its own).
    */
   metricsEndpoint?: false | { bearerToken?: string | undefined };
+  /**
+   * GET /v1/models lists exact routes and aliases, and for each wildcard route the upstream's
+   * own matching models, read from its GET /models and kept a while (see ModelCatalogOptions).
+   */
+  modelListing?: ModelCatalogOptions;
   /**
    * Tenants by id, with their key digests, allowed models and limits. With no key anywhere
    * (and no `authenticate`), the gateway runs open: every request is tenant "anonymous".
@@ -146,7 +152,21 @@ export interface Gateway {
 
 type EndpointRoute =
   | { kind: "upstream"; endpoint: Endpoint; method: "POST" }
-  | { kind: "models" | "usage" | "health" | "metrics"; method: "GET" };
+  | { kind: "models" | "model" | "usage" | "health" | "metrics"; method: "GET" };
+
+const modelPathPrefix = "/v1/models/";
+/** Longest model id looked up by GET /v1/models/{id}. */
+const maxModelIdLength = 256;
+const oneModel: EndpointRoute = { kind: "model", method: "GET" };
+
+/** The endpoint a path names: a fixed one, or GET /v1/models/{id}. */
+function endpointFor(path: string): EndpointRoute | undefined {
+  const fixed = endpointRoutes.get(path);
+  if (fixed || !path.startsWith(modelPathPrefix) || path.length === modelPathPrefix.length) {
+    return fixed;
+  }
+  return oneModel;
+}
 
 const endpointRoutes = new Map<string, EndpointRoute>([
   ["/v1/chat/completions", { kind: "upstream", endpoint: "chat/completions", method: "POST" }],
@@ -184,6 +204,7 @@ function endpointLabel(route: EndpointRoute | undefined): string {
 
 export function createGateway(options: GatewayOptions): Gateway {
   const router = createModelRouter(options.models ?? {}, options.providers);
+  const catalog = createModelCatalog(router, options.providers, options.modelListing);
   const logger = options.logger;
   const metrics = options.metrics;
   const servesMetrics = metrics !== undefined && options.metricsEndpoint !== false;
@@ -450,15 +471,21 @@ export function createGateway(options: GatewayOptions): Gateway {
     };
   }
 
-  function modelsResponse({ context, tenant }: Exchange): GatewayResponse {
-    const visible = router.listModels().filter(({ id }) => mayUseModel(tenant, id, id));
-    const data = visible.map(({ id, providerName }) => ({
-      id,
-      object: "model",
-      created: 0,
-      owned_by: providerName,
-    }));
+  async function modelsResponse({ context, tenant }: Exchange): Promise<GatewayResponse> {
+    const data = await catalog.list(tenant);
     return jsonResponse(context, 200, JSON.stringify({ object: "list", data }));
+  }
+
+  async function modelResponse({ context, tenant, pathname }: Exchange) {
+    let id: string;
+    try {
+      id = decodeURIComponent(pathname.slice(modelPathPrefix.length));
+    } catch {
+      throw modelNotFound(pathname.slice(modelPathPrefix.length));
+    }
+    const model = id.length <= maxModelIdLength ? await catalog.find(tenant, id) : undefined;
+    if (!model) throw modelNotFound(id);
+    return jsonResponse(context, 200, JSON.stringify(model));
   }
 
   async function route(
@@ -504,6 +531,8 @@ export function createGateway(options: GatewayOptions): Gateway {
         return handleUpstream(endpointRoute.endpoint, request, exchange);
       case "usage":
         return usageResponse(exchange, request);
+      case "model":
+        return modelResponse(exchange);
       default:
         return modelsResponse(exchange);
     }
@@ -521,7 +550,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     inFlight.add(cancellation);
 
     const path = pathname(request.path);
-    const endpointRoute = endpointRoutes.get(path);
+    const endpointRoute = endpointFor(path);
     const incomingId = firstHeader(request.headers["x-request-id"]);
     const context = new GatewayContext(
       incomingId && isPlainRequestId(incomingId) ? incomingId : randomUUID(),

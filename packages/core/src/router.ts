@@ -31,10 +31,24 @@ interface WildcardRoute {
   stripsPrefix: boolean;
 }
 
+/** A wildcard route as listings see it. */
+export interface WildcardListing {
+  /** The route's configured name ("gpt-*"). */
+  name: string;
+  /** What a model must start with ("gpt-"). */
+  prefix: string;
+  stripsPrefix: boolean;
+  providerName: string;
+  /** The route sends one model whatever is asked: the upstream's list says nothing of it. */
+  fixedModel: boolean;
+}
+
 export interface ModelRouter {
   resolve(model: string): ResolvedRoute | undefined;
   /** Configured names and aliases, without wildcards. */
   listModels(): { id: string; providerName: string }[];
+  /** Wildcard routes, longest prefix first. */
+  listWildcards(): WildcardListing[];
 }
 
 /**
@@ -88,6 +102,15 @@ export function createModelRouter(
       return [...exact].map(([id, route]) => ({
         id,
         providerName: route.targets[0]?.providerName ?? "",
+      }));
+    },
+    listWildcards() {
+      return wildcards.map(({ prefix, route, stripsPrefix }) => ({
+        name: route.name,
+        prefix,
+        stripsPrefix,
+        providerName: route.targets[0]?.providerName ?? "",
+        fixedModel: route.targets[0]?.model !== undefined,
       }));
     },
   };

@@ -177,10 +177,21 @@ describe("chat completions through the gateway", () => {
     expect(usage).toBeTruthy();
   });
 
-  it("lists configured models and aliases, without wildcards", async () => {
+  it("lists configured models and aliases, and the upstream's models behind wildcards", async () => {
     const models = await running.client.models.list();
     const ids = models.data.map((model) => model.id).sort();
-    expect(ids).toEqual(["echo", "fast", "gpt-4o-mini"]);
+    expect(ids).toEqual([
+      "echo",
+      "fast",
+      "gpt-3.5-turbo-instruct",
+      "gpt-4o",
+      "gpt-4o-mini",
+      "mock/dall-e-3",
+      "mock/gpt-3.5-turbo-instruct",
+      "mock/gpt-4o",
+      "mock/gpt-4o-mini",
+      "mock/text-embedding-3-small",
+    ]);
   });
 
   it("answers /health", async () => {

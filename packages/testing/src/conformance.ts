@@ -224,7 +224,7 @@ export function describeGatewayConformance<G extends ConformanceGateway>(
         body: chatBody("queried"),
       });
       expect(withQuery.status).toBe(200);
-      expect(upstream.requests[0]?.body).toMatchObject({ model });
+      expect(upstream.requests.at(-1)?.body).toMatchObject({ model });
 
       const root = await serve(undefined, "");
       try {

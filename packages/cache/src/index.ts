@@ -7,5 +7,10 @@ export {
   type WaiterSignal,
 } from "./coalescer.js";
 export { createMemoryCache, type MemoryCacheOptions } from "./memory-cache.js";
-export { createRedisCache, type RedisCacheOptions } from "./redis-cache.js";
+export {
+  createRedisCache,
+  type RedisCacheClient,
+  type RedisCacheConnectionOptions,
+  type RedisCacheOptions,
+} from "./redis-cache.js";
 export type { Cache, CacheEntry, CacheSetOptions, CacheStats } from "./types.js";

@@ -2,12 +2,31 @@ import type { Redis, RedisOptions } from "ioredis";
 import { assertPositiveInteger } from "./assert.js";
 import type { Cache, CacheEntry, CacheSetOptions, CacheStats } from "./types.js";
 
+/**
+ * The part of an ioredis client that tells it apart from options: pass the client itself. Typed
+ * here rather than imported, so that the declarations need no ioredis (an optional peer).
+ */
+export interface RedisCacheClient {
+  getBuffer(key: string): Promise<Buffer | null>;
+  readonly options: { keyPrefix?: string | undefined };
+}
+
+/** ioredis options for a client the cache creates itself (any ioredis option is passed on). */
+export interface RedisCacheConnectionOptions {
+  host?: string;
+  port?: number;
+  username?: string;
+  password?: string;
+  db?: number;
+  [option: string]: unknown;
+}
+
 export interface RedisCacheOptions {
   /**
    * An ioredis client, which stays the caller's to close; or a `redis://` URL or ioredis
    * options, from which the cache creates its own client and closes it on `close()`.
    */
-  redis: Redis | RedisOptions | string;
+  redis: RedisCacheClient | RedisCacheConnectionOptions | string;
   /** Put before every key; `clear()` removes only keys under it. Default `"aigw:cache:"`. */
   keyPrefix?: string;
   /** Default time to live of an entry, kept by Redis. Default 300,000 (5 minutes). */
@@ -45,7 +64,7 @@ function decode(stored: Buffer): CacheEntry | undefined {
   };
 }
 
-function isClient(redis: RedisCacheOptions["redis"]): redis is Redis {
+function isClient(redis: RedisCacheOptions["redis"]): redis is RedisCacheClient {
   return typeof redis === "object" && typeof (redis as Redis).getBuffer === "function";
 }
 
@@ -54,7 +73,7 @@ function toError(error: unknown): Error {
 }
 
 async function createClient(
-  connection: RedisOptions | string,
+  connection: RedisCacheConnectionOptions | string,
   commandTimeoutMs: number,
 ): Promise<Redis> {
   let RedisClient: typeof Redis;
@@ -66,7 +85,7 @@ async function createClient(
     });
   }
   const options: RedisOptions = {
-    ...(typeof connection === "string" ? {} : connection),
+    ...(typeof connection === "string" ? {} : (connection as RedisOptions)),
     enableOfflineQueue: false,
     commandTimeout: commandTimeoutMs,
   };
@@ -132,7 +151,8 @@ export async function createRedisCache(options: RedisCacheOptions): Promise<Cach
   let client: Redis;
   let connected: Promise<void>;
   if (isClient(connection)) {
-    client = connection;
+    // A caller's client is an ioredis client: only its type is not imported.
+    client = connection as unknown as Redis;
     connected = Promise.resolve();
   } else {
     client = await createClient(connection, commandTimeoutMs);

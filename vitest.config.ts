@@ -12,6 +12,10 @@ export default defineConfig({
     fileParallelism: false,
     testTimeout: 30_000,
     hookTimeout: 30_000,
-    reporters: ["default", ["json", { outputFile: ".vitest-results.json" }]],
+    // .ci/run names another report file for the runs on other Node versions.
+    reporters: [
+      "default",
+      ["json", { outputFile: process.env.VITEST_RESULTS_FILE ?? ".vitest-results.json" }],
+    ],
   },
 });

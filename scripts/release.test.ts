@@ -45,89 +45,102 @@ const published = readdirSync(join(root, "packages"))
   .map((name) => ({ name, manifest: readJson(join(root, "packages", name, "package.json")) }))
   .filter(({ manifest }) => !manifest.private);
 
+// npm, pnpm and tsc each take a while on a busy machine: these tests get their own time.
+const slow = 300_000;
+
 describe("the release path", () => {
-  it("changeset version bumps versions, internal dependents and changelogs", async () => {
-    const copy = join(scratch, "version");
-    for (const file of ["package.json", "pnpm-workspace.yaml", ...manifests]) {
-      mkdirSync(dirname(join(copy, file)), { recursive: true });
-      cpSync(join(root, file), join(copy, file));
-    }
-    cpSync(join(root, ".changeset"), join(copy, ".changeset"), { recursive: true });
-    writeFileSync(
-      join(copy, ".changeset", "release-check.md"),
-      '---\n"@aigw/provider": patch\n---\n\nA change to release.\n',
-    );
-    const changeset = join(root, "node_modules/.bin/changeset");
-    const { code, output } = await run(changeset, ["version"], copy);
-    expect(output).toContain("All files have been updated");
-    expect(code).toBe(0);
-    for (const { name } of published) {
-      const manifest = readJson(join(copy, "packages", name, "package.json"));
-      expect(manifest.version, name).not.toBe("0.0.0");
-      expect(readFileSync(join(copy, "packages", name, "CHANGELOG.md"), "utf8")).toContain(
-        `# @aigw/${name}`,
+  it(
+    "changeset version bumps versions, internal dependents and changelogs",
+    async () => {
+      const copy = join(scratch, "version");
+      for (const file of ["package.json", "pnpm-workspace.yaml", ...manifests]) {
+        mkdirSync(dirname(join(copy, file)), { recursive: true });
+        cpSync(join(root, file), join(copy, file));
+      }
+      cpSync(join(root, ".changeset"), join(copy, ".changeset"), { recursive: true });
+      writeFileSync(
+        join(copy, ".changeset", "release-check.md"),
+        '---\n"@aigw/provider": patch\n---\n\nA change to release.\n',
       );
-    }
-    expect(readFileSync(join(copy, "packages/provider/CHANGELOG.md"), "utf8")).toContain(
-      "A change to release.",
-    );
-    expect(readdirSync(join(copy, ".changeset"))).toEqual(["config.json"]);
-  });
+      const changeset = join(root, "node_modules/.bin/changeset");
+      const { code, output } = await run(changeset, ["version"], copy);
+      expect(output).toContain("All files have been updated");
+      expect(code).toBe(0);
+      for (const { name } of published) {
+        const manifest = readJson(join(copy, "packages", name, "package.json"));
+        expect(manifest.version, name).not.toBe("0.0.0");
+        expect(readFileSync(join(copy, "packages", name, "CHANGELOG.md"), "utf8")).toContain(
+          `# @aigw/${name}`,
+        );
+      }
+      expect(readFileSync(join(copy, "packages/provider/CHANGELOG.md"), "utf8")).toContain(
+        "A change to release.",
+      );
+      expect(readdirSync(join(copy, ".changeset"))).toEqual(["config.json"]);
+    },
+    slow,
+  );
 
-  it("publishes every public package in a dry run", async () => {
-    const { code, output } = await run(
-      "pnpm",
-      ["-r", "publish", "--dry-run", "--no-git-checks"],
-      root,
-    );
-    expect(code, output).toBe(0);
-    for (const { manifest } of published) {
-      expect(output).toContain(`${manifest.name}@${manifest.version}`);
-    }
-    expect(output).not.toContain("@aigw/testing@");
-    expect(output).not.toContain("@aigw/server@");
-  });
+  it(
+    "publishes every public package in a dry run",
+    async () => {
+      const { code, output } = await run(
+        "pnpm",
+        ["-r", "publish", "--dry-run", "--no-git-checks"],
+        root,
+      );
+      expect(code, output).toBe(0);
+      for (const { manifest } of published) {
+        expect(output).toContain(`${manifest.name}@${manifest.version}`);
+      }
+      expect(output).not.toContain("@aigw/testing@");
+      expect(output).not.toContain("@aigw/server@");
+    },
+    slow,
+  );
 
-  it("installs the packed tarballs into a fresh project, usable from ESM, CommonJS and TypeScript", async () => {
-    const packs = join(scratch, "packs");
-    const packed = await run(
-      "pnpm",
-      [
-        "-r",
-        "--filter",
-        "./packages/*",
-        "--filter",
-        "!@aigw/testing",
-        "pack",
-        "--pack-destination",
-        packs,
-      ],
-      root,
-    );
-    expect(packed.code, packed.output).toBe(0);
-    const tarballs = readdirSync(packs);
-    const project = join(scratch, "project");
-    mkdirSync(project);
-    const uses = ["core", "provider", "cache", "ratelimit", "metrics"];
-    const dependencies = Object.fromEntries(
-      uses.map((name) => {
-        const tarball = tarballs.find((file) => file.startsWith(`aigw-${name}-`)) as string;
-        return [`@aigw/${name}`, `file:${join(packs, tarball)}`];
-      }),
-    );
-    writeFileSync(
-      join(project, "package.json"),
-      JSON.stringify({
-        name: "fresh-project",
-        private: true,
-        type: "module",
-        dependencies: { ...dependencies, "@types/node": "^20.19.0" },
-      }),
-    );
-    const installed = await run("npm", ["install", "--no-audit", "--no-fund"], project);
-    expect(installed.code, installed.output).toBe(0);
+  it(
+    "installs the packed tarballs into a fresh project, usable from ESM, CommonJS and TypeScript",
+    async () => {
+      const packs = join(scratch, "packs");
+      const packed = await run(
+        "pnpm",
+        [
+          "-r",
+          "--filter",
+          "./packages/*",
+          "--filter",
+          "!@aigw/testing",
+          "pack",
+          "--pack-destination",
+          packs,
+        ],
+        root,
+      );
+      expect(packed.code, packed.output).toBe(0);
+      const tarballs = readdirSync(packs);
+      const project = join(scratch, "project");
+      mkdirSync(project);
+      const uses = ["core", "provider", "cache", "ratelimit", "metrics"];
+      const dependencies = Object.fromEntries(
+        uses.map((name) => {
+          const tarball = tarballs.find((file) => file.startsWith(`aigw-${name}-`)) as string;
+          return [`@aigw/${name}`, `file:${join(packs, tarball)}`];
+        }),
+      );
+      writeFileSync(
+        join(project, "package.json"),
+        JSON.stringify({
+          name: "fresh-project",
+          private: true,
+          type: "module",
+          dependencies: { ...dependencies, "@types/node": "^20.19.0" },
+        }),
+      );
+      const installed = await run("npm", ["install", "--no-audit", "--no-fund"], project);
+      expect(installed.code, installed.output).toBe(0);
 
-    const usage = `
+      const usage = `
       import { createGateway } from "@aigw/core";
       import { createEcho } from "@aigw/provider";
       import { createMemoryCache } from "@aigw/cache";
@@ -163,43 +176,45 @@ describe("the release path", () => {
         metrics: exposition.includes("aigw_requests_total"),
       }));
     `;
-    writeFileSync(join(project, "use.ts"), usage);
-    writeFileSync(
-      join(project, "tsconfig.json"),
-      JSON.stringify({
-        compilerOptions: {
-          target: "ES2022",
-          module: "NodeNext",
-          moduleResolution: "NodeNext",
-          strict: true,
-          skipLibCheck: false,
-          types: ["node"],
-          lib: ["ES2023", "DOM"],
-          outDir: "out",
-        },
-        files: ["use.ts"],
-      }),
-    );
-    const tsc = join(root, "node_modules/typescript/bin/tsc");
-    const compiled = await run(process.execPath, [tsc, "-p", "."], project);
-    expect(compiled.output).toBe("");
-    expect(compiled.code).toBe(0);
-    const ran = await run(process.execPath, ["out/use.js"], project);
-    expect(ran.code, ran.output).toBe(0);
-    expect(JSON.parse(ran.output)).toEqual({
-      status: 200,
-      content: "from a tarball",
-      cache: "HIT",
-      metrics: true,
-    });
+      writeFileSync(join(project, "use.ts"), usage);
+      writeFileSync(
+        join(project, "tsconfig.json"),
+        JSON.stringify({
+          compilerOptions: {
+            target: "ES2022",
+            module: "NodeNext",
+            moduleResolution: "NodeNext",
+            strict: true,
+            skipLibCheck: false,
+            types: ["node"],
+            lib: ["ES2023", "DOM"],
+            outDir: "out",
+          },
+          files: ["use.ts"],
+        }),
+      );
+      const tsc = join(root, "node_modules/typescript/bin/tsc");
+      const compiled = await run(process.execPath, [tsc, "-p", "."], project);
+      expect(compiled.output).toBe("");
+      expect(compiled.code).toBe(0);
+      const ran = await run(process.execPath, ["out/use.js"], project);
+      expect(ran.code, ran.output).toBe(0);
+      expect(JSON.parse(ran.output)).toEqual({
+        status: 200,
+        content: "from a tarball",
+        cache: "HIT",
+        metrics: true,
+      });
 
-    writeFileSync(
-      join(project, "use.cjs"),
-      uses
-        .map((name) => `if (typeof require("@aigw/${name}") !== "object") process.exit(1);`)
-        .join("\n"),
-    );
-    const required = await run(process.execPath, ["use.cjs"], project);
-    expect(required.code, required.output).toBe(0);
-  });
+      writeFileSync(
+        join(project, "use.cjs"),
+        uses
+          .map((name) => `if (typeof require("@aigw/${name}") !== "object") process.exit(1);`)
+          .join("\n"),
+      );
+      const required = await run(process.execPath, ["use.cjs"], project);
+      expect(required.code, required.output).toBe(0);
+    },
+    slow,
+  );
 });

@@ -589,10 +589,24 @@ function describeIssues(error: z.ZodError, raw: unknown): string {
   return error.issues.map((issue) => describeIssue(issue, raw)).join("\n");
 }
 
+/** A URL with its user info and query values replaced by "***" (all of it when unreadable). */
+function maskURL(text: string): string {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return "***";
+  }
+  if (url.password) url.password = "***";
+  else if (url.username) url.username = "***";
+  for (const name of new Set(url.searchParams.keys())) url.searchParams.set(name, "***");
+  return url.href;
+}
+
 /**
  * The configuration as it takes effect, with what must not be shown replaced by "***": API
- * keys, every header sent upstream (they often carry credentials), the metrics bearer token and
- * passwords in Redis URLs.
+ * keys, every header sent upstream (they often carry credentials), the metrics bearer token,
+ * and user info and query values in URLs (Redis passwords included).
  */
 export function maskSecrets(config: ServerConfig): unknown {
   const masked = structuredClone(config) as ServerConfig;
@@ -601,14 +615,12 @@ export function maskSecrets(config: ServerConfig): unknown {
     if ("headers" in provider && provider.headers) {
       for (const name of Object.keys(provider.headers)) provider.headers[name] = "***";
     }
+    if ("baseURL" in provider) provider.baseURL = maskURL(provider.baseURL);
+    if ("endpoint" in provider) provider.endpoint = maskURL(provider.endpoint);
   }
   if (masked.metrics.bearerToken !== undefined) masked.metrics.bearerToken = "***";
   for (const redis of [masked.limits.redis, masked.cache?.redis]) {
-    if (!redis) continue;
-    const url = new URL(redis.url);
-    if (url.password) url.password = "***";
-    else if (url.username) url.username = "***";
-    redis.url = url.href;
+    if (redis) redis.url = maskURL(redis.url);
   }
   return masked;
 }

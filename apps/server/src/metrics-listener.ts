@@ -25,7 +25,15 @@ export function metricsHandler(metrics: Metrics, bearerToken: string | undefined
         .end("GET /metrics needs 'Authorization: Bearer <token>' with its token.\n");
       return;
     }
-    const exposition = await metrics.expose();
+    let exposition: string;
+    try {
+      exposition = await metrics.expose();
+    } catch {
+      response
+        .writeHead(500, { "content-type": "text/plain" })
+        .end("The metrics could not be read.\n");
+      return;
+    }
     response.writeHead(200, { "content-type": metrics.contentType });
     response.end(request.method === "HEAD" ? undefined : exposition);
   };

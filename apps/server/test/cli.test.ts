@@ -163,11 +163,17 @@ describe("the aigw command line", () => {
   });
 
   it("checks a config: the effective settings with secrets masked, exit 0; errors, exit 1", async () => {
-    const secrets = ["sk-upstream-0123456789", "Bearer hdr-secret-42", "redis-pass-77"];
+    const secrets = [
+      "sk-upstream-0123456789",
+      "Bearer hdr-secret-42",
+      "redis-pass-77",
+      "url-pass-55",
+      "query-key-66",
+    ];
     const file = await writeConfig(
       [
         "providers:",
-        `  o: { type: openai, baseURL: "https://api.openai.com/v1", apiKey: ${secrets[0]}, headers: { authorization: "${secrets[1]}" } }`,
+        `  o: { type: openai, baseURL: "https://me:${secrets[3]}@api.openai.com/v1?key=${secrets[4]}", apiKey: ${secrets[0]}, headers: { authorization: "${secrets[1]}" } }`,
         'models: { "gpt-*": { provider: o } }',
         `limits: { store: redis, redis: { url: "redis://user:${secrets[2]}@127.0.0.1:6379" } }`,
         `cache: { store: redis, redis: { url: "redis://:${secrets[2]}@127.0.0.1:6379" } }`,

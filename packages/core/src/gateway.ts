@@ -22,6 +22,7 @@ import {
   modelNotAllowed,
   modelNotFound,
   routeNotFound,
+  shown,
   toAigwError,
   unavailable,
 } from "./errors.js";
@@ -481,10 +482,10 @@ export function createGateway(options: GatewayOptions): Gateway {
     try {
       id = decodeURIComponent(pathname.slice(modelPathPrefix.length));
     } catch {
-      throw modelNotFound(pathname.slice(modelPathPrefix.length));
+      throw modelNotFound(shown(pathname.slice(modelPathPrefix.length)));
     }
     const model = id.length <= maxModelIdLength ? await catalog.find(tenant, id) : undefined;
-    if (!model) throw modelNotFound(id);
+    if (!model) throw modelNotFound(shown(id));
     return jsonResponse(context, 200, JSON.stringify(model));
   }
 

@@ -21,6 +21,8 @@ export interface ModelCatalogOptions {
 
 /** Most models read from one upstream's list, and the longest id kept: lists are bounded. */
 const maxListedModels = 10_000;
+/** A longer list is not parsed (a hostile upstream could send up to its maxResponseBytes). */
+const maxListBytes = 8 * 2 ** 20;
 const maxIdLength = 256;
 
 interface Listing {
@@ -53,6 +55,7 @@ export function createModelCatalog(
         { deadlineAt: Date.now() + timeoutMs },
       );
       if (response.kind !== "json") throw new TypeError("not a JSON list");
+      if (response.body.byteLength > maxListBytes) throw new RangeError("list too large");
       const parsed = JSON.parse(Buffer.from(response.body).toString("utf8")) as {
         data?: unknown;
       };
@@ -79,8 +82,10 @@ export function createModelCatalog(
       pending.set(providerName, listing);
     }
     const fetched = await listing;
-    listings.set(providerName, fetched);
-    return fetched.models;
+    // A failed refresh keeps the last list that was read, until the next try.
+    const models = fetched.models ?? known?.models;
+    listings.set(providerName, { models, expiresAt: fetched.expiresAt });
+    return models;
   }
 
   async function list(tenant: Tenant): Promise<ModelEntry[]> {

@@ -1,5 +1,6 @@
 import type { AigwError, TokenUsage } from "@aigw/provider";
 import type { Span, Tracer } from "@opentelemetry/api";
+import { shown } from "./errors.js";
 import type { Exchange } from "./exchange.js";
 import {
   activeTracer,
@@ -78,7 +79,7 @@ export function createObserver(
       traceId: context.traceId,
       spanId: context.spanId,
       method: context.method,
-      path: exchange.endpointLabel === "unknown" ? undefined : exchange.pathname,
+      path: exchange.endpointLabel === "unknown" ? undefined : shown(exchange.pathname, 300),
       status: outcome.status,
       model: context.model,
       provider: outcome.providerName,

@@ -58,14 +58,19 @@ export function streamToClient(
 /**
  * One iterator over the upstream's, written by hand rather than as async generators layered
  * on each other: a stream's cost is per event, and each layer would add promises to every one.
- * One timer per stream, re-armed only when it fires, covers the silences.
+ * One timer per stream covers the silences, re-armed only when it fires.
+ *
+ * States: "open" reads the upstream; "ending" waits for a last hook (afterResponse, onError)
+ * and reads no more; "ended" has handed out its last event (an error event, if any), so the
+ * next `next()` finishes; "finished" ran `finish` and answers every `next()` with the end.
  */
 class ClientStream implements AsyncIterator<SseEvent> {
   private readonly upstream: AsyncIterator<SseEvent>;
   private readonly usageSource: { usage: TokenUsage | undefined } | undefined;
   private readonly streamStarted = performance.now();
   private lastEventAt = this.streamStarted;
-  private readonly idleTimer: NodeJS.Timeout;
+  private idleTimer: NodeJS.Timeout | undefined;
+  private state: "open" | "ending" | "ended" | "finished" = "open";
   private started = false;
   private seenData: boolean;
   /** An upstream read is in flight (it outlives a wait answered by a keep-alive). */
@@ -75,9 +80,6 @@ class ClientStream implements AsyncIterator<SseEvent> {
   private arrived: IteratorResult<SseEvent> | undefined;
   /** The upstream ended normally. */
   private completed = false;
-  /** No more reads: the next `next()` ends the stream. */
-  private closing = false;
-  private finished = false;
 
   constructor(
     private readonly exchange: Exchange,
@@ -90,31 +92,36 @@ class ClientStream implements AsyncIterator<SseEvent> {
     this.upstream = result.stream.iterator;
     this.usageSource = result.response.kind === "stream" ? result.response.events : undefined;
     this.seenData = result.stream.first !== undefined;
-    this.idleTimer = setTimeout(this.onIdle, settings.keepAliveIntervalMs);
   }
 
   next(): Promise<IteratorResult<SseEvent>> {
-    if (this.finished) return Promise.resolve(over);
-    if (this.arrived) {
-      const result = this.arrived;
-      this.arrived = undefined;
-      return Promise.resolve(result);
-    }
-    if (this.closing) {
-      this.finish();
-      return Promise.resolve(over);
+    if (this.state === "finished") return Promise.resolve(over);
+    if (this.waiter) {
+      return Promise.reject(new TypeError("next() was called before the last one settled"));
     }
     if (!this.started) {
       this.started = true;
+      this.idleTimer = setTimeout(this.onIdle, this.settings.keepAliveIntervalMs);
       const { first } = this.result.stream;
       // The model is still thinking: the client gets its headers now, and a comment.
       if (!first) return Promise.resolve({ done: false, value: keepAliveEvent });
       const out = this.passHooks(first);
       if (out) return Promise.resolve({ done: false, value: out });
     }
+    if (this.arrived) {
+      const result = this.arrived;
+      this.arrived = undefined;
+      return Promise.resolve(result);
+    }
+    // A hook that failed above may have ended the stream already.
+    if ((this.state as ClientStream["state"]) === "finished") return Promise.resolve(over);
+    if (this.state === "ended") {
+      this.finish();
+      return Promise.resolve(over);
+    }
     return new Promise((resolve, reject) => {
       this.waiter = { resolve, reject };
-      if (!this.reading && !this.closing) this.read();
+      if (this.state === "open" && !this.reading) this.read();
     });
   }
 
@@ -125,15 +132,15 @@ class ClientStream implements AsyncIterator<SseEvent> {
 
   private read(): void {
     this.reading = true;
-    this.upstream.next().then(this.onResult, this.onFailure);
+    this.upstream.next().then(this.onResult, this.onFailure).catch(this.onCrash);
   }
 
   private readonly onResult = (result: IteratorResult<SseEvent>): void => {
     this.reading = false;
-    if (this.finished) return;
+    if (this.state !== "open") return;
     this.lastEventAt = performance.now();
     if (result.done) {
-      this.complete();
+      this.complete().catch(this.onCrash);
       return;
     }
     const event = result.value;
@@ -148,23 +155,43 @@ class ClientStream implements AsyncIterator<SseEvent> {
       out = this.passHooks(event);
     }
     if (out) this.hand({ done: false, value: out });
-    else if (!this.closing) this.read();
+    else if (this.state === "open") this.read();
   };
 
   private readonly onFailure = (error: unknown): void => {
     this.reading = false;
-    if (!this.finished) this.fail(error);
+    if (this.state === "open") this.fail(error).catch(this.onCrash);
+  };
+
+  /**
+   * What no path expects (a throwing finish, logger or metrics recorder): logged, the stream
+   * ends for its reader, and nothing is left behind.
+   */
+  private readonly onCrash = (error: unknown): void => {
+    const { context } = this.exchange;
+    context.logger?.error({ requestId: context.requestId, err: error }, "stream failed");
+    const waiter = this.waiter;
+    this.waiter = undefined;
+    try {
+      this.finish();
+    } catch {
+      // Already logged once; the reader still gets its end below.
+    }
+    this.state = "finished";
+    clearTimeout(this.idleTimer);
+    waiter?.reject(error);
   };
 
   private readonly onIdle = (): void => {
-    const quiet = performance.now() - this.lastEventAt;
     const interval = this.settings.keepAliveIntervalMs;
+    const quiet = performance.now() - this.lastEventAt;
     if (quiet < interval) {
-      this.idleTimer.refresh();
+      // Events came meanwhile: the next comment is due an interval after the last of them.
+      this.idleTimer = setTimeout(this.onIdle, Math.ceil(interval - quiet));
       return;
     }
     this.lastEventAt = performance.now();
-    this.idleTimer.refresh();
+    this.idleTimer = setTimeout(this.onIdle, interval);
     // A reader busy writing (waiting for drain) gets no comment: its socket is not idle.
     if (this.waiter && this.reading) this.hand({ done: false, value: keepAliveEvent });
   };
@@ -176,7 +203,7 @@ class ClientStream implements AsyncIterator<SseEvent> {
     try {
       return hooks.onChunk(event, this.exchange.context) ?? undefined;
     } catch (error) {
-      this.fail(error);
+      this.fail(error).catch(this.onCrash);
       return undefined;
     }
   }
@@ -190,7 +217,7 @@ class ClientStream implements AsyncIterator<SseEvent> {
 
   private async complete(): Promise<void> {
     this.completed = true;
-    this.closing = true;
+    this.state = "ending";
     const { outcome, context } = this.exchange;
     outcome.usage = this.usageSource?.usage;
     // [DONE] is already out: a failing hook can no longer change what the client got.
@@ -216,8 +243,8 @@ class ClientStream implements AsyncIterator<SseEvent> {
 
   /** Ends the stream with one error event in the endpoint's form (none if the client left). */
   private async fail(error: unknown): Promise<void> {
-    if (this.closing) return;
-    this.closing = true;
+    if (this.state !== "open") return;
+    this.state = "ending";
     const { outcome, cancellation, context } = this.exchange;
     if (this.exchange.clientGone()) {
       outcome.status = 499;
@@ -228,6 +255,8 @@ class ClientStream implements AsyncIterator<SseEvent> {
     outcome.status = failure.status;
     outcome.error = failure;
     await this.settings.hooks.onError(failure, context);
+    if (this.state !== "ending") return;
+    this.state = "ended";
     this.hand({
       done: false,
       value: streamErrorEvent(context.endpoint ?? "chat/completions", failure),
@@ -236,8 +265,8 @@ class ClientStream implements AsyncIterator<SseEvent> {
 
   /** Runs once, however the stream ends; a reader still waiting gets the end. */
   private finish(): void {
-    if (this.finished) return;
-    this.finished = true;
+    if (this.state === "finished") return;
+    this.state = "finished";
     clearTimeout(this.idleTimer);
     const { outcome, cancellation } = this.exchange;
     if (!this.completed) {
@@ -247,7 +276,8 @@ class ClientStream implements AsyncIterator<SseEvent> {
     }
     outcome.upstreamMs += performance.now() - this.streamStarted;
     outcome.usage ??= this.usageSource?.usage;
-    this.settings.finish(this.exchange);
+    this.arrived = undefined;
     this.hand(over);
+    this.settings.finish(this.exchange);
   }
 }

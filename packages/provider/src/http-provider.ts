@@ -376,6 +376,8 @@ class UpstreamStream implements ProviderStream, AsyncIterator<SseEvent> {
   private queued = 0;
   private complete: boolean;
   private dataEvents = 0;
+  /** A chunk's bad event, thrown once the good events before it have gone out. */
+  private deferredFailure: unknown;
 
   constructor(private readonly settings: StreamSettings) {
     this.chunks = settings.body[Symbol.asyncIterator]();
@@ -416,6 +418,7 @@ class UpstreamStream implements ProviderStream, AsyncIterator<SseEvent> {
 
   private async read(): Promise<IteratorResult<SseEvent>> {
     try {
+      if (this.deferredFailure !== undefined) throw this.deferredFailure;
       for (;;) {
         this.settings.signal?.throwIfAborted();
         const chunk = await this.chunks.next();
@@ -426,7 +429,13 @@ class UpstreamStream implements ProviderStream, AsyncIterator<SseEvent> {
           this.end();
           return ended;
         }
-        this.accept(chunk.value);
+        try {
+          this.accept(chunk.value);
+        } catch (error) {
+          // The events before the bad one still go out; the failure comes after them.
+          if (this.queue.length === 0) throw error;
+          this.deferredFailure = error;
+        }
         if (this.queue.length > 0) return { done: false, value: this.take() };
       }
     } catch (error) {

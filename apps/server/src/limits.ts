@@ -1,9 +1,10 @@
-import type { LimitsOptions, Logger, TenantOptions } from "@aigw/core";
+import type { LimitsOptions, TenantOptions } from "@aigw/core";
 import {
   createMemoryLimiter,
   createRedisLimiter,
   type Limiter,
   type LimiterOptions,
+  type RedisOutage,
 } from "@aigw/ratelimit";
 import type { Redis } from "ioredis";
 import { hasLimits, type LimitSettings, type ServerConfig } from "./config.js";
@@ -35,25 +36,13 @@ export interface ServerLimits {
  */
 export async function createServerLimits(
   config: ServerConfig,
-  logger: Logger,
+  outage: RedisOutage | undefined,
 ): Promise<ServerLimits> {
   const { limits } = config;
   const RedisClient =
     limits.store === "redis" && limits.redis ? (await import("ioredis")).Redis : undefined;
   const limiters: Limiter[] = [];
   let redis: Redis | undefined;
-  let lastWarning = 0;
-  const onStoreError = (error: Error) => {
-    // One line per outage-ish period, not one per request.
-    if (Date.now() - lastWarning < 10_000) return;
-    lastWarning = Date.now();
-    logger.warn(
-      { store: "redis", failurePolicy: limits.failurePolicy, err: error.message },
-      limits.failurePolicy === "open"
-        ? "rate-limit store unreachable: letting requests through"
-        : "rate-limit store unreachable: refusing requests",
-    );
-  };
 
   function createLimiter(settings: LimitSettings): Limiter {
     const options = limiterOptions(settings);
@@ -73,8 +62,8 @@ export async function createServerLimits(
         keyPrefix: limits.redis.keyPrefix,
         failurePolicy: limits.failurePolicy,
         commandTimeoutMs: limits.redis.commandTimeoutMs,
-        cooldownMs: limits.redis.cooldownMs,
-        onStoreError,
+        // Reports the outage once, and shares it with the cache when both use this Redis.
+        outage,
       });
     } else {
       limiter = createMemoryLimiter(options);

@@ -11,6 +11,7 @@ import {
   createOpenAICompatible,
   type Provider,
 } from "@aigw/provider";
+import { createRedisOutage } from "@aigw/ratelimit";
 import { createServerCache } from "./cache.js";
 import { ConfigError, type ProviderConfig, type ServerConfig } from "./config.js";
 import { closeSlowConnections } from "./connection-guard.js";
@@ -50,8 +51,16 @@ export async function createGatewayFromConfig(
         maxModelsPerRoute: config.metrics.maxModelsPerRoute,
       })
     : undefined;
-  const { tenants, limits, close: closeLimits } = await createServerLimits(config, logger);
-  const cache = config.cache && (await createServerCache(config.cache, logger, metrics));
+  const outage = redisOutage(config, logger);
+  const { tenants, limits, close: closeLimits } = await createServerLimits(config, outage?.state);
+  const cache =
+    config.cache &&
+    (await createServerCache(
+      config.cache,
+      logger,
+      metrics,
+      outage?.sharedWithCache ? outage.state : undefined,
+    ));
   const gateway = createGateway({
     providers,
     models: config.models,
@@ -77,6 +86,34 @@ export async function createGatewayFromConfig(
     await cache?.store.close();
   }
   return { gateway, metrics, close };
+}
+
+/**
+ * The outage state of the rate limits' Redis: one warning as an outage starts, a line when it
+ * ends. Shared with the response cache when both use the same Redis, so that a request waits
+ * for a dead Redis once (one command timeout), not once per store.
+ */
+function redisOutage(config: ServerConfig, logger: Logger) {
+  const { limits, cache } = config;
+  const redis = limits.store === "redis" ? limits.redis : undefined;
+  if (!redis) return undefined;
+  const sharedWithCache = cache?.store === "redis" && cache.redis?.url === redis.url;
+  const stores = sharedWithCache ? "rate limits and response cache" : "rate limits";
+  const state = createRedisOutage({
+    cooldownMs: redis.cooldownMs,
+    onOutage(error) {
+      logger.warn(
+        { store: "redis", failurePolicy: limits.failurePolicy, err: error.message },
+        `Redis unreachable (${stores}): ${
+          limits.failurePolicy === "open" ? "letting requests through" : "refusing requests"
+        }${sharedWithCache ? ", serving without the cache" : ""}`,
+      );
+    },
+    onRecovery() {
+      logger.info({ store: "redis" }, `Redis reachable again (${stores})`);
+    },
+  });
+  return { state, sharedWithCache };
 }
 
 const loopbackHosts = new Set(["127.0.0.1", "::1", "localhost"]);

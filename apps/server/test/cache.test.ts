@@ -91,4 +91,55 @@ describe("response cache across gateway instances", () => {
     const metrics = await (await fetch(`${server.url}/metrics`)).text();
     expect(metrics).toContain('aigw_store_errors_total{store="cache"} 1');
   });
+
+  it("waits for a dead Redis once per request when limits and cache share it, and warns once", async () => {
+    const commandTimeoutMs = 1500;
+    const file = await writeConfig(
+      [
+        "providers:",
+        `  up: { type: openai-compatible, baseURL: '${upstream.baseURL}' }`,
+        "models:",
+        "  m: { provider: up }",
+        "limits:",
+        "  store: redis",
+        `  redis: { url: '${redis.url}', commandTimeoutMs: ${commandTimeoutMs}, cooldownMs: 60000 }`,
+        "  default: { requestsPerSecond: 100 }",
+        "cache:",
+        "  store: redis",
+        `  redis: { url: '${redis.url}', keyPrefix: 'aigw:cache:${process.pid}:both:', commandTimeoutMs: ${commandTimeoutMs} }`,
+      ].join("\n"),
+    );
+    const server = await runServer(["--config", file]);
+    servers.push(server);
+    await client(server).chat.completions.create(request);
+    redis.pause();
+    try {
+      for (const content of ["during one", "during two"]) {
+        const answer = await client(server)
+          .chat.completions.create({ model: "m", messages: [{ role: "user", content }] })
+          .withResponse();
+        expect(answer.response.status).toBe(200);
+      }
+    } finally {
+      redis.resume();
+    }
+    const lines = () => server.lines.map((line) => JSON.parse(line));
+    const during = await waitFor(() => {
+      const found = lines().filter((line) => line.path && line.status === 200);
+      return found.length === 3 && found.slice(1);
+    });
+    // The limiter's call timed out and the cache, seeing the outage, did not wait again: one
+    // command timeout in all (two, one per store, before they shared the outage); the next
+    // request, within the cooldown, waited for neither.
+    expect(during[0].durationMs).toBeLessThan(2 * commandTimeoutMs - 300);
+    expect(during[1].durationMs).toBeLessThan(commandTimeoutMs);
+    const warnings = lines().filter((line) => /^Redis unreachable/.test(line.msg));
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0].msg).toBe(
+      "Redis unreachable (rate limits and response cache): letting requests through, serving without the cache",
+    );
+    expect(
+      lines().some((line) => line.msg === "response cache unreachable: serving without it"),
+    ).toBe(false);
+  });
 });

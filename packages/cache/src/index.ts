@@ -12,5 +12,6 @@ export {
   type RedisCacheClient,
   type RedisCacheConnectionOptions,
   type RedisCacheOptions,
+  type RedisCacheOutage,
 } from "./redis-cache.js";
 export type { Cache, CacheEntry, CacheSetOptions, CacheStats } from "./types.js";

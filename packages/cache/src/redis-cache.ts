@@ -35,6 +35,19 @@ export interface RedisCacheOptions {
   commandTimeoutMs?: number;
   /** Called with the first failure of each outage: again only after a success ended it. */
   onError?: (error: Error) => void;
+  /**
+   * An outage state shared with other stores on the same Redis (`createRedisOutage` of
+   * `@aigw/ratelimit` makes one): while it says to skip Redis, lookups miss and writes are
+   * dropped at once, so a request waits for a dead Redis once, not once per store.
+   */
+  outage?: RedisCacheOutage;
+}
+
+/** See `RedisCacheOptions.outage`. */
+export interface RedisCacheOutage {
+  readonly skipping: boolean;
+  failed(error: Error): void;
+  succeeded(): void;
 }
 
 // A stored value: a format byte, storedAt and expiresAt (float64, big-endian), then the bytes.
@@ -160,7 +173,9 @@ export async function createRedisCache(options: RedisCacheOptions): Promise<Cach
     client.on("error", failed);
   }
 
+  const { outage } = options;
   const run = async <T>(command: (redis: Redis) => Promise<T>): Promise<T> => {
+    if (outage?.skipping) throw new Error("Redis failed moments ago; not waiting for it again yet");
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_resolve, reject) => {
       timer = setTimeout(
@@ -172,7 +187,12 @@ export async function createRedisCache(options: RedisCacheOptions): Promise<Cach
     // Once the timeout has won, a late failure of the command has nobody left to hear it.
     work.catch(() => {});
     try {
-      return await Promise.race([work, timeout]);
+      const result = await Promise.race([work, timeout]);
+      outage?.succeeded();
+      return result;
+    } catch (error) {
+      outage?.failed(toError(error));
+      throw error;
     } finally {
       clearTimeout(timer);
     }

@@ -4,6 +4,7 @@ export {
 } from "./memory-limiter.js";
 export { type QuotaWindow, quotaPeriodAt } from "./quota-period.js";
 export { createRedisLimiter, type RedisLimiterOptions } from "./redis-limiter.js";
+export { createRedisOutage, type RedisOutage, type RedisOutageOptions } from "./redis-outage.js";
 export {
   type FailurePolicy,
   RateLimitStoreError,

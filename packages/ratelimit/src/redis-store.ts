@@ -1,3 +1,4 @@
+import { createRedisOutage, type RedisOutage } from "./redis-outage.js";
 import { assertPositive } from "./validate.js";
 
 /** The part of an ioredis client (`Redis` or `Cluster`) that the Redis stores use. */
@@ -35,8 +36,11 @@ export interface RedisStoreOptions {
   /**
    * After a failure, calls fail at once for this long instead of each waiting for Redis, so an
    * outage costs requests no latency; the first call after it tries Redis again. Default 1,000.
+   * Ignored when `outage` is given (its own cooldown applies).
    */
   cooldownMs?: number;
+  /** An outage state shared with other stores on the same Redis (see `createRedisOutage`). */
+  outage?: RedisOutage;
 }
 
 /** A Redis call that failed or timed out; the original error, if any, is its `cause`. */
@@ -128,7 +132,7 @@ export function createRedisStore(
   if (!Number.isFinite(cooldownMs) || cooldownMs < 0) {
     throw new TypeError(`cooldownMs must be a finite number >= 0, got ${String(cooldownMs)}`);
   }
-  let failingUntil = 0;
+  const outage = options.outage ?? createRedisOutage({ cooldownMs });
 
   let ownClient: Promise<OwnClient> | undefined;
   let firstReady: Promise<void> | undefined;
@@ -173,7 +177,7 @@ export function createRedisStore(
     keyPrefix,
     failurePolicy,
     async run(script, keys, args) {
-      if (Date.now() < failingUntil) {
+      if (outage.skipping) {
         const error = new RateLimitStoreError(
           "Redis failed moments ago; not waiting for it again yet",
         );
@@ -189,7 +193,9 @@ export function createRedisStore(
         );
       });
       try {
-        return await Promise.race([call(script, keys, args), timeout]);
+        const result = await Promise.race([call(script, keys, args), timeout]);
+        outage.succeeded();
+        return result;
       } catch (cause) {
         const error =
           cause instanceof RateLimitStoreError
@@ -198,7 +204,7 @@ export function createRedisStore(
                 `Redis call failed: ${cause instanceof Error ? cause.message : String(cause)}`,
                 { cause },
               );
-        failingUntil = Date.now() + cooldownMs;
+        outage.failed(error);
         onStoreError?.(error);
         throw error;
       } finally {

@@ -15,6 +15,7 @@ export default defineConfig({
     // .ci/run names another report file for the runs on other Node versions.
     reporters: [
       "default",
+      // biome-ignore lint/suspicious/noUndeclaredEnvVars: vitest runs outside turbo
       ["json", { outputFile: process.env.VITEST_RESULTS_FILE ?? ".vitest-results.json" }],
     ],
   },

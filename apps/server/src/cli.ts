@@ -12,7 +12,7 @@ import { startServer } from "./server.js";
 const usage = `Usage:
   aigw [--config FILE]            start the gateway
   aigw check [--config FILE]      validate a config and print it as it takes effect
-                                  (defaults filled in, secrets masked); exit 0 or 1
+                                  (schema defaults filled in, secrets masked); exit 0 or 1
   aigw keys create [--json]       make a gateway key and the sha256 that goes into the config
 
 Options:

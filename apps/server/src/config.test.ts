@@ -38,6 +38,14 @@ describe("parseConfig", () => {
     expect(() =>
       parseConfig({ ...minimal, providers: { x: { type: "echo", apiKey: "k" } } }),
     ).toThrow(/providers\.x: unknown key 'apiKey'; valid keys here: type$/m);
+    for (const limits of [{ default: {} }, { default: { burst: 5 } }]) {
+      expect(() => parseConfig({ ...minimal, limits })).toThrow(
+        /limits\.default: sets no limit; give requestsPerSecond, tokensPerMinute or quota/,
+      );
+    }
+    expect(() => parseConfig({ ...minimal, models: { m: { provider: "lokal" } } })).toThrow(
+      /models\.m\.provider: unknown provider 'lokal'; configured providers: echo/,
+    );
   });
 
   it("fills the server defaults", () => {

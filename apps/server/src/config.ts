@@ -647,18 +647,26 @@ export function parseConfig(raw: unknown, env: Environment = {}): ServerConfig {
     throw new ConfigError(`Invalid configuration:\n${describeIssues(result.error, interpolated)}`);
   }
   const config = result.data;
-  for (const [tenant, settings] of Object.entries(config.tenants)) {
-    if (settings.limits && !hasLimits(settings.limits)) {
-      throw new ConfigError(`Invalid configuration:\n  tenants.${tenant}.limits: sets no limit`);
+  const limitSettings: [string, LimitSettings | undefined][] = [
+    ...Object.entries(config.tenants).map(
+      ([tenant, settings]) =>
+        [`tenants.${tenant}.limits`, settings.limits] as [string, LimitSettings | undefined],
+    ),
+    ["limits.default", config.limits.default],
+    ["limits.perUser", config.limits.perUser],
+  ];
+  for (const [path, settings] of limitSettings) {
+    if (settings && !hasLimits(settings)) {
+      throw new ConfigError(
+        `Invalid configuration:\n  ${path}: sets no limit; give requestsPerSecond, tokensPerMinute or quota`,
+      );
     }
-  }
-  if (config.limits.perUser && !hasLimits(config.limits.perUser)) {
-    throw new ConfigError("Invalid configuration:\n  limits.perUser: sets no limit");
   }
   for (const [name, model] of Object.entries(config.models)) {
     if (!config.providers[model.provider]) {
+      const known = Object.keys(config.providers).join(", ");
       throw new ConfigError(
-        `Invalid configuration:\n  models.${name}.provider: unknown provider '${model.provider}'`,
+        `Invalid configuration:\n  models.${name}.provider: unknown provider '${model.provider}'; configured providers: ${known}`,
       );
     }
     if (model.cache !== undefined && !config.cache) {

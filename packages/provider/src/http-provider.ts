@@ -480,7 +480,7 @@ class UpstreamStream implements ProviderStream, AsyncIterator<SseEvent> {
   }
 
   private failure(error: unknown): unknown {
-    const { signal, upstreamRequestId, secrets } = this.settings;
+    const { signal, upstreamRequestId } = this.settings;
     if (signal?.aborted) return signal.reason;
     if (AigwError.isInstance(error)) return error;
     if (error instanceof SyntaxError) {
@@ -490,7 +490,7 @@ class UpstreamStream implements ProviderStream, AsyncIterator<SseEvent> {
         error,
       );
     }
-    const network = createNetworkError(error, secrets, upstreamRequestId);
+    const network = createNetworkError(error, upstreamRequestId);
     if (network === undefined) return error;
     return network.status === 504
       ? network
@@ -741,7 +741,7 @@ export function createHttpProvider(settings: HttpProviderSettings): Provider {
     } catch (error) {
       if (signal?.aborted) throw signal.reason;
       if (AigwError.isInstance(error)) throw error;
-      throw createNetworkError(error, secrets, upstreamRequestId) ?? error;
+      throw createNetworkError(error, upstreamRequestId) ?? error;
     }
   }
 

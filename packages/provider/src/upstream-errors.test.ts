@@ -190,7 +190,7 @@ describe("createNetworkError", () => {
   );
 
   it.each(["UND_ERR_HEADERS_TIMEOUT", "UND_ERR_BODY_TIMEOUT"])("maps %s to a 504", (code) => {
-    expect(createNetworkError(failure(code), undefined, "req_9")).toMatchObject({
+    expect(createNetworkError(failure(code), "req_9")).toMatchObject({
       status: 504,
       type: "timeout",
       code: "timeout",
@@ -199,13 +199,14 @@ describe("createNetworkError", () => {
     });
   });
 
-  it("leaves other errors alone and scrubs messages", () => {
+  it("leaves other errors alone, and tells clients the kind of failure, not the address", () => {
     expect(createNetworkError(new TypeError("bug"))).toBeUndefined();
     expect(createNetworkError(failure("UND_ERR_ABORTED"))).toBeUndefined();
-    const error = createNetworkError(
-      failure("ECONNRESET", "reset near key-12345"),
-      createSecretScrubber(["key-12345"]),
+    const error = createNetworkError(failure("ECONNRESET", "reset near key-12345"));
+    expect(error?.message).toBe("The connection to the upstream failed (ECONNRESET)");
+    const refused = createNetworkError(
+      failure("ECONNREFUSED", "connect ECONNREFUSED 10.1.2.3:443"),
     );
-    expect(error?.message).toBe("The connection to the upstream failed: reset near [redacted]");
+    expect(refused?.message).toBe("Could not reach the upstream (ECONNREFUSED)");
   });
 });

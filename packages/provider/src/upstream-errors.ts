@@ -1,6 +1,6 @@
 import { AigwError } from "./errors.js";
 import { firstHeader, parseRetryAfter } from "./retry.js";
-import { createSecretScrubber, REDACTED, type SecretScrubber } from "./secrets.js";
+import { REDACTED, type SecretScrubber } from "./secrets.js";
 
 export type ResponseHeaders = Record<string, string | string[] | undefined>;
 
@@ -18,7 +18,6 @@ export interface RelayedErrorFields {
   code: string | undefined;
 }
 
-const noSecrets = createSecretScrubber([]);
 const keyShaped = /\bsk-[\w*.-]+|(?<=\bBearer\s+)[\w.~+/=-]+/gi;
 /** Longest upstream message passed on, in characters; longer ones are cut. */
 const MAX_MESSAGE_LENGTH = 1024;
@@ -243,7 +242,6 @@ function codeOf(error: unknown): string | undefined {
  */
 export function createNetworkError(
   error: unknown,
-  secrets: SecretScrubber = noSecrets,
   upstreamRequestId?: string,
 ): AigwError | undefined {
   const code = codeOf(error);
@@ -264,11 +262,11 @@ export function createNetworkError(
   }
   const unreachable = unreachableCodes.has(code);
   if (!unreachable && !connectionCodes.has(code) && !code.startsWith("HPE_")) return undefined;
-  const reason = boundedMessage((error as Error).message || code, secrets);
+  // Clients learn the kind of failure, never the upstream's address (it stays in `cause`).
   return new AigwError(
     unreachable
-      ? `Could not reach the upstream: ${reason}`
-      : `The connection to the upstream failed: ${reason}`,
+      ? `Could not reach the upstream (${code})`
+      : `The connection to the upstream failed (${code})`,
     {
       status: 502,
       type: "upstream_error",

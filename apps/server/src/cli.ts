@@ -109,7 +109,7 @@ function startupFields(
     models: Object.keys(config.models),
     tenants: Object.keys(config.tenants).length,
     limitStore: limits.store,
-    cacheStore: cache?.enabled === false ? "off" : (cache?.store ?? "off"),
+    cacheStore: cache?.store ?? "off",
     metrics: metricsURL ?? "off",
   };
 }

@@ -1,4 +1,4 @@
-import type { Provider } from "@aigw/provider";
+import { jsonText, type Provider } from "@aigw/provider";
 import type { ModelRouter } from "./router.js";
 import { mayUseModel, type Tenant } from "./tenants.js";
 
@@ -24,6 +24,13 @@ const maxListedModels = 10_000;
 /** A longer list is not parsed (a hostile upstream could send up to its maxResponseBytes). */
 const maxListBytes = 8 * 2 ** 20;
 const maxIdLength = 256;
+
+const entry = (id: string, ownedBy: string, created = 0): ModelEntry => ({
+  id,
+  object: "model",
+  created,
+  owned_by: ownedBy,
+});
 
 interface Listing {
   models: { id: string; created: number }[] | undefined;
@@ -56,7 +63,7 @@ export function createModelCatalog(
       );
       if (response.kind !== "json") throw new TypeError("not a JSON list");
       if (response.body.byteLength > maxListBytes) throw new RangeError("list too large");
-      const parsed = JSON.parse(Buffer.from(response.body).toString("utf8")) as {
+      const parsed = JSON.parse(jsonText(response.body)) as {
         data?: unknown;
       };
       if (!Array.isArray(parsed.data)) throw new TypeError("no data list");
@@ -92,7 +99,7 @@ export function createModelCatalog(
     const entries = new Map<string, ModelEntry>();
     const add = (id: string, routeName: string, ownedBy: string, created = 0) => {
       if (!entries.has(id) && mayUseModel(tenant, id, routeName)) {
-        entries.set(id, { id, object: "model", created, owned_by: ownedBy });
+        entries.set(id, entry(id, ownedBy, created));
       }
     };
     for (const { id, providerName } of router.listModels()) add(id, id, providerName);
@@ -126,16 +133,15 @@ export function createModelCatalog(
       const route = router.resolve(id);
       if (!route || !mayUseModel(tenant, id, route.name)) return undefined;
       const providerName = route.targets[0]?.providerName ?? "";
-      if (route.name === id || router.listModels().some((model) => model.id === id)) {
-        return { id, object: "model", created: 0, owned_by: providerName };
-      }
+      // An exact route or alias is its own name.
+      if (route.name === id) return entry(id, providerName);
       const wildcard = router.listWildcards().find((candidate) => candidate.name === route.name);
       const models = wildcard?.fixedModel ? undefined : await upstreamModels(providerName);
       const upstreamId = wildcard?.stripsPrefix ? id.slice(wildcard.prefix.length) : id;
       const listed = models?.find((model) => model.id === upstreamId);
       // An upstream that cannot list does not make a routed model unknown.
       if (models && !listed) return undefined;
-      return { id, object: "model", created: listed?.created ?? 0, owned_by: providerName };
+      return entry(id, providerName, listed?.created);
     },
   };
 }

@@ -1,4 +1,5 @@
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
+import { LabelledHistogram } from "./histogram.js";
 
 export interface MetricsOptions {
   /** Prefix of every metric name, as `<namespace>_<name>`. Default "aigw". */
@@ -182,12 +183,12 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     registers,
     collect: () => publishRequestCounts(),
   });
-  const requestDuration = new Histogram({
+  const requestDuration = new LabelledHistogram({
     name: name("request_duration_seconds"),
     help: "Time from receiving a request to its last byte, in seconds.",
     labelNames: ["method", "endpoint", "model"] as const,
     buckets: durationBuckets,
-    registers,
+    registry,
   });
   const tokensUsed = new Counter({
     name: name("tokens_used_total"),
@@ -202,10 +203,14 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     labelNames: ["method", "endpoint", "error_type", "model"] as const,
     registers,
   });
-  const activeRequests = new Gauge({
+  let activeRequests = 0;
+  new Gauge({
     name: name("active_requests"),
     help: "Requests in flight.",
     registers,
+    collect() {
+      this.set(activeRequests);
+    },
   });
   const cacheHits = new Counter({
     name: name("cache_hits_total"),
@@ -232,19 +237,19 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     registers,
     collect: () => publishAttemptCounts(),
   });
-  const providerDuration = new Histogram({
+  const providerDuration = new LabelledHistogram({
     name: name("provider_request_duration_seconds"),
     help: "Duration of one upstream attempt, in seconds.",
     labelNames: ["provider"] as const,
     buckets: durationBuckets,
-    registers,
+    registry,
   });
-  const providerWait = new Histogram({
+  const providerWait = new LabelledHistogram({
     name: name("provider_connection_wait_seconds"),
     help: "Time an upstream attempt waited for a free connection before it was sent, in seconds.",
     labelNames: ["provider"] as const,
     buckets: overheadBuckets.concat(2.5, 5, 10, 30),
-    registers,
+    registry,
   });
   let readWaiting: (() => Iterable<ProviderWaiting>) | undefined;
   new Gauge({
@@ -264,26 +269,26 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     labelNames: ["provider"] as const,
     registers,
   });
-  const gatewayOverhead = new Histogram({
+  const gatewayOverhead = new LabelledHistogram({
     name: name("gateway_overhead_seconds"),
     help: "Request duration minus time spent waiting on upstreams, in seconds.",
     labelNames: ["endpoint"] as const,
     buckets: overheadBuckets,
-    registers,
+    registry,
   });
-  const timeToFirstToken = new Histogram({
+  const timeToFirstToken = new LabelledHistogram({
     name: name("gen_ai_server_time_to_first_token_seconds"),
     help: "Time to the first output token of a streamed response, in seconds.",
     labelNames: ["gen_ai_request_model"] as const,
     buckets: timeToFirstTokenBuckets,
-    registers,
+    registry,
   });
-  const tokenUsage = new Histogram({
+  const tokenUsage = new LabelledHistogram({
     name: name("gen_ai_client_token_usage"),
     help: "Tokens per request, by token type (input, output).",
     labelNames: ["gen_ai_request_model", "gen_ai_token_type"] as const,
     buckets: tokenCountBuckets,
-    registers,
+    registry,
   });
   const storeErrors = new Counter({
     name: name("store_errors_total"),
@@ -331,12 +336,12 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     },
     expose: () => registry.metrics(),
     requestStarted() {
-      activeRequests.inc();
+      activeRequests++;
     },
     requestFinished(request) {
       const { method, endpoint, status } = request;
       const model = modelLabel(request);
-      activeRequests.dec();
+      activeRequests--;
       const key = `${method}\u0000${endpoint}\u0000${status}\u0000${model}`;
       let counts = requestCounts.get(key);
       if (!counts) {

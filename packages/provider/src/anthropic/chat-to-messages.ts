@@ -1,0 +1,400 @@
+import { createHash } from "node:crypto";
+import { AigwError } from "../errors.js";
+
+/**
+ * OpenAI chat completions request -> Anthropic Messages request.
+ * Sources: OpenAI's "Create chat completion" reference and Anthropic's Messages API reference
+ * (https://docs.anthropic.com/en/api/messages); what is refused, dropped or defaulted is listed
+ * in @aigw/provider's README.
+ */
+
+type Json = Record<string, unknown>;
+
+export interface ChatToMessagesOptions {
+  /** `max_tokens` sent when the request has neither it nor `max_completion_tokens` (required by Anthropic). */
+  defaultMaxTokens: number;
+  /**
+   * Drop what Anthropic cannot honour (`n` above 1, `temperature` above 1, `logprobs`,
+   * `top_logprobs`) instead of refusing the request. Default false: a 400 naming the parameter.
+   */
+  dropUnsupported?: boolean;
+  /** Told the name of each top-level field that has no Anthropic counterpart and was left out. */
+  onDroppedField?: (name: string) => void;
+}
+
+/** `thinking.budget_tokens` for each `reasoning_effort` (1,024 is Anthropic's minimum). */
+export const thinkingBudgets: Readonly<Record<string, number>> = {
+  minimal: 1024,
+  low: 1024,
+  medium: 2048,
+  high: 4096,
+};
+
+// Fields the translation reads, and those that only shape delivery to the client.
+const translatedFields = new Set([
+  "model",
+  "messages",
+  "max_tokens",
+  "max_completion_tokens",
+  "temperature",
+  "top_p",
+  "top_k",
+  "stop",
+  "stream",
+  "user",
+  "tools",
+  "tool_choice",
+  "parallel_tool_calls",
+  "response_format",
+  "reasoning_effort",
+  "thinking",
+  "n",
+  "logprobs",
+  "top_logprobs",
+]);
+const deliveryFields = new Set(["stream_options"]);
+const toolIdPattern = /^[a-zA-Z0-9_-]+$/;
+
+function refuse(message: string, param: string): never {
+  throw new AigwError(message, { status: 400, type: "invalid_request_error", param });
+}
+
+const isObject = (value: unknown): value is Json =>
+  typeof value === "object" && value !== null && !Array.isArray(value);
+
+/**
+ * An id in Anthropic's alphabet (`^[a-zA-Z0-9_-]+$`). Valid ids are kept; others have their
+ * other characters replaced and a digest of the original appended, so that a tool call and its
+ * result, translated apart, still agree and two different ids never meet.
+ */
+export function anthropicToolId(id: string): string {
+  if (toolIdPattern.test(id)) return id;
+  const digest = createHash("sha256").update(id).digest("hex").slice(0, 8);
+  return `${id.replace(/[^a-zA-Z0-9_-]/g, "_")}_${digest}`;
+}
+
+function cacheControlOf(source: Json): Json {
+  return source.cache_control === undefined ? {} : { cache_control: source.cache_control };
+}
+
+/** `data:<media type>[;parameters];base64,<data>`; the parameters are ignored. */
+function parseDataUrl(url: string): { mediaType: string; data: string } | undefined {
+  const match = /^data:([^;,]+)((?:;[^;,]*)*),(.*)$/s.exec(url);
+  if (!match || !(match[2] ?? "").split(";").includes("base64")) return undefined;
+  return { mediaType: (match[1] as string).toLowerCase(), data: match[3] as string };
+}
+
+function mediaBlock(url: unknown, param: string, extra: Json): Json {
+  if (typeof url !== "string") refuse("An image or file needs a URL or data URL.", param);
+  if (url.startsWith("data:")) {
+    const parsed = parseDataUrl(url);
+    if (!parsed) refuse("A data URL must be base64: data:<media type>;base64,<data>.", param);
+    const source = { type: "base64", media_type: parsed.mediaType, data: parsed.data };
+    const type = parsed.mediaType === "application/pdf" ? "document" : "image";
+    return { type, source, ...extra };
+  }
+  if (!/^https?:\/\//i.test(url)) refuse("A URL must be http(s) or a data URL.", param);
+  const type = /\.pdf(?:$|[?#])/i.test(url) ? "document" : "image";
+  return { type, source: { type: "url", url }, ...extra };
+}
+
+function contentPart(part: unknown, param: string): Json | undefined {
+  if (!isObject(part)) refuse("A content part must be an object.", param);
+  const extra = cacheControlOf(part);
+  switch (part.type) {
+    case "text":
+      if (typeof part.text !== "string") refuse("A text part needs its text.", `${param}.text`);
+      return part.text === "" ? undefined : { type: "text", text: part.text, ...extra };
+    case "image_url": {
+      const image = part.image_url;
+      return mediaBlock(isObject(image) ? image.url : image, `${param}.image_url.url`, extra);
+    }
+    case "file": {
+      const file = isObject(part.file) ? part.file : {};
+      if (file.file_id !== undefined) {
+        refuse("Anthropic cannot read OpenAI file ids; send file_data.", `${param}.file.file_id`);
+      }
+      return mediaBlock(file.file_data ?? file.file_url, `${param}.file.file_data`, extra);
+    }
+    default:
+      return refuse(
+        `Content parts of type ${JSON.stringify(part.type)} cannot be sent to Anthropic.`,
+        `${param}.type`,
+      );
+  }
+}
+
+/** A message's content as blocks; a message-level `cache_control` goes on its last block. */
+function contentBlocks(message: Json, param: string): Json[] {
+  const { content } = message;
+  let blocks: Json[];
+  if (content === undefined || content === null) blocks = [];
+  else if (typeof content === "string") {
+    blocks = content === "" ? [] : [{ type: "text", text: content }];
+  } else if (Array.isArray(content)) {
+    blocks = [];
+    content.forEach((part, index) => {
+      const block = contentPart(part, `${param}.content[${index}]`);
+      if (block) blocks.push(block);
+    });
+  } else return refuse("content must be a string or an array of parts.", `${param}.content`);
+  const last = blocks.at(-1);
+  if (last && message.cache_control !== undefined) last.cache_control = message.cache_control;
+  return blocks;
+}
+
+function toolUseBlock(call: unknown, param: string): Json {
+  if (!isObject(call) || !isObject(call.function) || typeof call.id !== "string") {
+    return refuse("A tool call needs an id and a function.", param);
+  }
+  const { name, arguments: text } = call.function;
+  let input: unknown = {};
+  if (typeof text === "string" && text.trim() !== "") {
+    try {
+      input = JSON.parse(text);
+    } catch {
+      refuse("A tool call's arguments must be JSON.", `${param}.function.arguments`);
+    }
+  }
+  if (!isObject(input)) refuse("A tool call's arguments must be a JSON object.", param);
+  return { type: "tool_use", id: anthropicToolId(call.id), name, input, ...cacheControlOf(call) };
+}
+
+function toolResultContent(message: Json, param: string): string | Json[] {
+  const { content } = message;
+  if (typeof content === "string") return content;
+  return contentBlocks({ content }, param);
+}
+
+interface Turn {
+  role: "user" | "assistant";
+  content: Json[];
+}
+
+/**
+ * A tool result answers a call of the assistant turn just before it, once; any other (no such
+ * call, or answered already) becomes text, which Anthropic would otherwise refuse.
+ */
+function addToolResult(turns: Turn[], message: Json, param: string) {
+  if (typeof message.tool_call_id !== "string") {
+    refuse("A tool message needs its tool_call_id.", `${param}.tool_call_id`);
+  }
+  const id = anthropicToolId(message.tool_call_id);
+  const content = toolResultContent(message, param);
+  let last = turns.at(-1);
+  const callTurn = last?.role === "user" ? turns.at(-2) : last;
+  const called =
+    callTurn?.role === "assistant" &&
+    callTurn.content.some((block) => block.type === "tool_use" && block.id === id);
+  const answered =
+    last?.role === "user" &&
+    last.content.some((block) => block.type === "tool_result" && block.tool_use_id === id);
+  let block: Json;
+  if (called && !answered) {
+    block = { type: "tool_result", tool_use_id: id, content, ...cacheControlOf(message) };
+  } else {
+    const text =
+      typeof content === "string"
+        ? content
+        : content.map((part) => (part.type === "text" ? part.text : "")).join("");
+    if (text === "") return;
+    block = { type: "text", text: `Tool result (${message.tool_call_id}): ${text}` };
+  }
+  if (last?.role !== "user") {
+    last = { role: "user", content: [] };
+    turns.push(last);
+  }
+  // Anthropic wants a turn's tool results before anything else in it.
+  const results = last.content.findIndex((existing) => existing.type !== "tool_result");
+  if (block.type === "tool_result" && results !== -1) last.content.splice(results, 0, block);
+  else last.content.push(block);
+}
+
+function addTurn(turns: Turn[], role: Turn["role"], content: Json[]) {
+  if (content.length === 0) return;
+  const last = turns.at(-1);
+  if (last?.role === role) last.content.push(...content);
+  else turns.push({ role, content });
+}
+
+function translateMessages(messages: unknown) {
+  if (!Array.isArray(messages)) return refuse("messages must be an array.", "messages");
+  const system: Json[] = [];
+  const turns: Turn[] = [];
+  messages.forEach((message, index) => {
+    const param = `messages[${index}]`;
+    if (!isObject(message)) refuse("A message must be an object.", param);
+    switch (message.role) {
+      case "system":
+      case "developer":
+        system.push(...contentBlocks(message, param));
+        break;
+      case "user":
+        addTurn(turns, "user", contentBlocks(message, param));
+        break;
+      case "assistant": {
+        const thinking = Array.isArray(message.thinking_blocks)
+          ? message.thinking_blocks.filter(isObject)
+          : [];
+        const calls = Array.isArray(message.tool_calls) ? message.tool_calls : [];
+        const toolUses = calls.map((call, callIndex) =>
+          toolUseBlock(call, `${param}.tool_calls[${callIndex}]`),
+        );
+        addTurn(turns, "assistant", [...thinking, ...contentBlocks(message, param), ...toolUses]);
+        break;
+      }
+      case "tool":
+        addToolResult(turns, message, param);
+        break;
+      default:
+        refuse(
+          `Messages of role ${JSON.stringify(message.role)} cannot be sent to Anthropic.`,
+          `${param}.role`,
+        );
+    }
+  });
+  // Anthropic refuses an assistant prefill that ends in white space.
+  const final = turns.at(-1);
+  const finalBlock = final?.role === "assistant" ? final.content.at(-1) : undefined;
+  if (finalBlock?.type === "text" && typeof finalBlock.text === "string") {
+    finalBlock.text = finalBlock.text.trimEnd();
+    if (finalBlock.text === "") final?.content.pop();
+    if (final?.content.length === 0) turns.pop();
+  }
+  return { system, turns };
+}
+
+function translateTools(tools: unknown): Json[] {
+  if (!Array.isArray(tools)) return refuse("tools must be an array.", "tools");
+  return tools.map((tool, index) => {
+    const param = `tools[${index}]`;
+    if (!isObject(tool) || tool.type !== "function" || !isObject(tool.function)) {
+      return refuse("Only function tools can be sent to Anthropic.", `${param}.type`);
+    }
+    const { name, description, parameters } = tool.function;
+    const schema = isObject(parameters) ? parameters : {};
+    return {
+      name,
+      ...(description === undefined ? {} : { description }),
+      input_schema: { type: "object", properties: {}, ...schema },
+      ...cacheControlOf(tool),
+    };
+  });
+}
+
+function translateToolChoice(choice: unknown, parallel: unknown): Json | undefined {
+  let translated: Json | undefined;
+  if (choice === "auto") translated = { type: "auto" };
+  else if (choice === "required") translated = { type: "any" };
+  else if (choice === "none") translated = { type: "none" };
+  else if (isObject(choice) && choice.type === "function" && isObject(choice.function)) {
+    translated = { type: "tool", name: choice.function.name };
+  } else if (choice !== undefined) {
+    return refuse("tool_choice must be auto, required, none or a named function.", "tool_choice");
+  }
+  if (parallel === false && translated?.type !== "none") {
+    return { ...(translated ?? { type: "auto" }), disable_parallel_tool_use: true };
+  }
+  return translated;
+}
+
+function translateStop(stop: unknown): string[] | undefined {
+  if (stop === undefined || stop === null) return undefined;
+  const sequences = typeof stop === "string" ? [stop] : stop;
+  if (!Array.isArray(sequences) || !sequences.every((item) => typeof item === "string")) {
+    return refuse("stop must be a string or an array of strings.", "stop");
+  }
+  if (sequences.some((sequence) => sequence.trim() === "")) {
+    refuse("Anthropic does not accept stop sequences that are only white space.", "stop");
+  }
+  return sequences;
+}
+
+function translateResponseFormat(format: unknown): Json | undefined {
+  if (!isObject(format) || format.type === "text") return undefined;
+  if (format.type === "json_schema" && isObject(format.json_schema)) {
+    return { format: { type: "json_schema", schema: format.json_schema.schema } };
+  }
+  return refuse(
+    "Anthropic takes structured output as response_format json_schema only (not json_object).",
+    "response_format",
+  );
+}
+
+/** Anthropic refuses a `metadata.user_id` that looks like an email address or phone number. */
+function usableUserId(user: unknown): user is string {
+  return (
+    typeof user === "string" &&
+    user !== "" &&
+    !user.includes("@") &&
+    !/^\+?[\d\s().-]{7,}$/.test(user)
+  );
+}
+
+/**
+ * Translates an OpenAI chat completions body into an Anthropic Messages body. Parts that only
+ * Anthropic knows (`cache_control` on messages, parts and tools, `thinking`, assistant
+ * `thinking_blocks` sent back) are carried as they are.
+ *
+ * @throws AigwError 400 `invalid_request_error`, with `param`, for what cannot be translated.
+ */
+export function chatToMessages(body: Json, options: ChatToMessagesOptions): Json {
+  const unsupported = (present: boolean, message: string, param: string) => {
+    if (present && !options.dropUnsupported) refuse(message, param);
+  };
+  unsupported(
+    typeof body.n === "number" && body.n > 1,
+    "Anthropic returns one choice: n must be 1.",
+    "n",
+  );
+  unsupported(
+    typeof body.temperature === "number" && body.temperature > 1,
+    "Anthropic takes a temperature from 0 to 1.",
+    "temperature",
+  );
+  unsupported(body.logprobs === true, "Anthropic does not return log probabilities.", "logprobs");
+  unsupported(
+    body.top_logprobs !== undefined,
+    "Anthropic does not return log probabilities.",
+    "top_logprobs",
+  );
+
+  const { system, turns } = translateMessages(body.messages);
+  const thinking = isObject(body.thinking)
+    ? body.thinking
+    : typeof body.reasoning_effort === "string" && thinkingBudgets[body.reasoning_effort]
+      ? { type: "enabled", budget_tokens: thinkingBudgets[body.reasoning_effort] }
+      : undefined;
+  const budget = typeof thinking?.budget_tokens === "number" ? thinking.budget_tokens : 0;
+  const requested = body.max_completion_tokens ?? body.max_tokens;
+  if (budget > 0 && typeof requested === "number" && requested <= budget) {
+    refuse(`max_tokens must exceed the thinking budget of ${budget} tokens.`, "max_tokens");
+  }
+  const maxTokens = typeof requested === "number" ? requested : options.defaultMaxTokens + budget;
+  const temperature =
+    typeof body.temperature === "number" && body.temperature <= 1 ? body.temperature : undefined;
+  const toolChoice = translateToolChoice(body.tool_choice, body.parallel_tool_calls);
+  const outputConfig = translateResponseFormat(body.response_format);
+  const stopSequences = translateStop(body.stop);
+
+  const translated: Json = {
+    model: body.model,
+    ...(system.length > 0 ? { system } : {}),
+    messages: turns,
+    max_tokens: maxTokens,
+    ...(temperature === undefined ? {} : { temperature }),
+    ...(body.top_p === undefined ? {} : { top_p: body.top_p }),
+    ...(body.top_k === undefined ? {} : { top_k: body.top_k }),
+    ...(stopSequences ? { stop_sequences: stopSequences } : {}),
+    ...(body.stream === true ? { stream: true } : {}),
+    ...(body.tools === undefined ? {} : { tools: translateTools(body.tools) }),
+    ...(toolChoice ? { tool_choice: toolChoice } : {}),
+    ...(thinking ? { thinking } : {}),
+    ...(outputConfig ? { output_config: outputConfig } : {}),
+    ...(usableUserId(body.user) ? { metadata: { user_id: body.user } } : {}),
+  };
+  for (const name of Object.keys(body)) {
+    if (!translatedFields.has(name) && !deliveryFields.has(name)) options.onDroppedField?.(name);
+  }
+  return translated;
+}

@@ -1,3 +1,19 @@
+export {
+  type AnthropicBehaviour,
+  type AnthropicMock,
+  type AnthropicMockOptions,
+  startAnthropicMock,
+} from "./anthropic-mock.js";
+export {
+  type AnthropicContentBlock,
+  type AnthropicErrorBody,
+  type AnthropicMessage,
+  type AnthropicScript,
+  type AnthropicUsage,
+  anthropicErrorBody,
+  anthropicErrorForStatus,
+  anthropicErrorType,
+} from "./anthropic-replies.js";
 export { type ChatStreamChunk, readChatStream } from "./chat-stream.js";
 export { collectLines } from "./lines.js";
 export {

@@ -21,10 +21,25 @@ export interface SseEvent {
   json(): unknown;
 }
 
+/** Token usage, one shape for every protocol and provider. */
 export interface TokenUsage {
+  /** Prompt tokens, those read from or written to the provider's prompt cache included. */
   inputTokens: number;
+  /** Completion tokens, reasoning included. */
   outputTokens: number;
   totalTokens: number;
+  /**
+   * Of `inputTokens`, read from the provider's prompt cache (OpenAI `cached_tokens`, Anthropic
+   * `cache_read_input_tokens`). Absent when the upstream did not say.
+   */
+  cacheReadTokens?: number;
+  /**
+   * Of `inputTokens`, written to the prompt cache, by how long the entry lives (Anthropic's
+   * `cache_creation`: 5 minutes or 1 hour, priced apart). Absent when the upstream did not say.
+   */
+  cacheWriteTokens?: { fiveMinutes: number; oneHour: number };
+  /** Of `outputTokens`, spent on reasoning (OpenAI `reasoning_tokens`), when reported. */
+  reasoningTokens?: number;
   /** True when the upstream reported no usage and the numbers are an estimate. */
   estimated?: boolean;
 }

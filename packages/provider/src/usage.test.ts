@@ -31,6 +31,32 @@ describe("usageFromObject", () => {
       totalTokens: 11,
     });
     expect(usageFromObject(null)).toBeUndefined();
+  });
+
+  it("reads cached and reasoning tokens from either scheme's details", () => {
+    expect(
+      usageFromObject({
+        prompt_tokens: 100,
+        completion_tokens: 40,
+        total_tokens: 140,
+        prompt_tokens_details: { cached_tokens: 64 },
+        completion_tokens_details: { reasoning_tokens: 30 },
+      }),
+    ).toEqual({
+      inputTokens: 100,
+      outputTokens: 40,
+      totalTokens: 140,
+      cacheReadTokens: 64,
+      reasoningTokens: 30,
+    });
+    expect(
+      usageFromObject({
+        input_tokens: 10,
+        output_tokens: 5,
+        input_tokens_details: { cached_tokens: 0 },
+        output_tokens_details: { reasoning_tokens: "many" },
+      }),
+    ).toEqual({ inputTokens: 10, outputTokens: 5, totalTokens: 15, cacheReadTokens: 0 });
     expect(usageFromObject({ foo: 1 })).toBeUndefined();
   });
 });

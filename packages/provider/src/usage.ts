@@ -31,11 +31,28 @@ export function usageFromObject(usage: unknown): TokenUsage | undefined {
   if (inputTokens === undefined && outputTokens === undefined) return undefined;
   const input = inputTokens ?? 0;
   const output = outputTokens ?? 0;
-  return {
+  const read: TokenUsage = {
     inputTokens: input,
     outputTokens: output,
     totalTokens: count(fields.total_tokens) ?? input + output,
   };
+  // Chat and completions name the details after prompt and completion; Responses after input
+  // and output.
+  const cacheRead = count(
+    detail(fields.prompt_tokens_details ?? fields.input_tokens_details, "cached_tokens"),
+  );
+  const reasoning = count(
+    detail(fields.completion_tokens_details ?? fields.output_tokens_details, "reasoning_tokens"),
+  );
+  if (cacheRead !== undefined) read.cacheReadTokens = cacheRead;
+  if (reasoning !== undefined) read.reasoningTokens = reasoning;
+  return read;
+}
+
+function detail(details: unknown, name: string): unknown {
+  return typeof details === "object" && details !== null
+    ? (details as Record<string, unknown>)[name]
+    : undefined;
 }
 
 /** Text the model produced, from a chat, completions or responses body. */

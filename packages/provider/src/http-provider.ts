@@ -2,13 +2,12 @@ import { Pool } from "undici";
 import type { CancelSignal } from "./cancellation.js";
 import { contentCodings, decodeBody, decodeChunks } from "./content-encoding.js";
 import { AigwError } from "./errors.js";
-import { appendJsonMembers, jsonText, setJsonFields } from "./json-text.js";
+import { createOpenAIFormat } from "./openai-format.js";
 import { type RetryOptions, resolveRetryOptions } from "./retry.js";
 import { createSecretScrubber, type SecretScrubber } from "./secrets.js";
-import { createSseEvent, createSseParser, keepAliveEvent, type SseParser } from "./sse.js";
+import { createSseParser, keepAliveEvent, type SseParser } from "./sse.js";
 import { type ChunkStream, requestStreamed } from "./streamed-response.js";
 import type {
-  Endpoint,
   Provider,
   ProviderRequest,
   ProviderResponse,
@@ -24,11 +23,11 @@ import {
   createTimeoutError,
   createUpstreamError,
   type ResponseHeaders,
-  relayedErrorFields,
   upstreamRequestIdOf,
 } from "./upstream-errors.js";
-import { estimateUsage, readUsage, usageFromObject } from "./usage.js";
+import { estimateUsage } from "./usage.js";
 import { requestWhole } from "./whole-response.js";
+import type { StreamReader, WireFormat } from "./wire-format.js";
 
 export interface PoolOptions {
   /**
@@ -80,9 +79,12 @@ export interface HttpProviderSettings extends TransportOptions {
   authHeaders: Record<string, string>;
   /** The provider's key, when it is not already a whole `authHeaders` value. */
   apiKey?: string | undefined;
+  /** What is sent and read. Default: OpenAI's API, as `createOpenAIFormat(settings)`. */
+  format?: WireFormat;
+  /** Client headers always forwarded (on top of `forwardHeaders`). Default `["openai-beta"]`. */
+  defaultForwardHeaders?: readonly string[];
 }
 
-const DEFAULT_FORWARDED_HEADERS = ["openai-beta"];
 const NEVER_FORWARDED_HEADERS = new Set([
   "authorization",
   "x-api-key",
@@ -107,16 +109,6 @@ const RETURNED_HEADERS: [name: string, form: RegExp][] = [
 const ERROR_BODY_LIMIT = 64 * 1024;
 /** Header names whose configured values are credentials, kept out of everything relayed. */
 const credentialHeader = /auth|key|token|secret|password|signature|cookie/i;
-const RESPONSES_FINAL_EVENTS = new Set([
-  "response.completed",
-  "response.incomplete",
-  "response.failed",
-  "error",
-]);
-// For servers that leave out `event:` lines. Quotes inside strings are escaped, so this
-// only matches the event's own `type`.
-const RESPONSES_FINAL_TYPE = /"type":\s*"(?:response\.(?:completed|incomplete|failed)|error)"/;
-
 /** Parses an upstream URL option; only http and https are accepted. */
 export function parseUpstreamUrl(value: string, name: string): URL {
   const url = URL.canParse(value) ? new URL(value) : undefined;
@@ -161,119 +153,6 @@ function createHeaderPicker(secrets: SecretScrubber) {
     }
     return picked;
   };
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
-/**
- * What of an upstream event may go on: error events rebuilt from checked fields, verbatim
- * copies of the provider's credentials redacted from any other event, the rest as it came.
- * Only an event whose text holds "rror" or a JSON escape can decode to an error, so only
- * those are parsed here.
- */
-function screenEvent(event: SseEvent, secrets: SecretScrubber): SseEvent {
-  const { raw } = event;
-  if (raw.includes("rror") || raw.includes("\\u")) {
-    const scrubbed = scrubErrorEvent(event, secrets);
-    if (scrubbed !== event) return scrubbed;
-  }
-  return secrets.copiedIn(raw) ? createSseEvent(secrets.redact(event.data), event.event) : event;
-}
-
-/** A successful JSON answer, with verbatim copies of the provider's credentials redacted. */
-function screenBody(bytes: Buffer, secrets: SecretScrubber): Buffer {
-  return secrets.copiedIn(bytes) ? Buffer.from(secrets.redact(bytes.toString("utf8"))) : bytes;
-}
-
-function errorObject(fields: ReturnType<typeof relayedErrorFields>, fallback: string) {
-  return {
-    message: fields.message ?? fallback,
-    type: fields.type ?? "upstream_error",
-    param: fields.param ?? null,
-    code: fields.code ?? null,
-  };
-}
-
-const unreadableError = createSseEvent({
-  error: {
-    message: "The upstream sent an error the gateway could not read",
-    type: "upstream_error",
-    param: null,
-    code: "invalid_upstream_response",
-  },
-});
-
-/**
- * An event that reports an error, rebuilt from its relayed fields only (chat and completions'
- * `{"error": {...}}`, Responses' `error` event and `response.failed`); other events unchanged.
- * One that is not JSON is replaced by a generic error.
- */
-function scrubErrorEvent(event: SseEvent, secrets: SecretScrubber): SseEvent {
-  let chunk: unknown;
-  try {
-    chunk = event.json();
-  } catch {
-    return unreadableError;
-  }
-  if (!isObject(chunk)) return event;
-  const fallback = "The upstream reported an error";
-  if (isObject(chunk.error)) {
-    return createSseEvent(
-      { error: errorObject(relayedErrorFields(chunk.error, secrets), fallback) },
-      event.event,
-    );
-  }
-  if (chunk.type === "error") {
-    const { message, param, code } = errorObject(relayedErrorFields(chunk, secrets), fallback);
-    const sequence = chunk.sequence_number;
-    return createSseEvent(
-      {
-        type: "error",
-        code,
-        message,
-        param,
-        ...(typeof sequence === "number" ? { sequence_number: sequence } : {}),
-      },
-      event.event,
-    );
-  }
-  if (isObject(chunk.response) && isObject(chunk.response.error)) {
-    const { message, code } = errorObject(
-      relayedErrorFields(chunk.response.error, secrets),
-      fallback,
-    );
-    return createSseEvent(
-      { ...chunk, response: { ...chunk.response, error: { code, message } } },
-      event.event,
-    );
-  }
-  return event;
-}
-
-/** Whether an event's JSON has a `"usage"` key holding an object (not `null`). */
-function carriesUsage(raw: string): boolean {
-  const key = raw.lastIndexOf('"usage"');
-  if (key === -1) return false;
-  let index = key + 7;
-  while (raw.charCodeAt(index) === 32) index++;
-  if (raw.charCodeAt(index) !== 58 /* ":" */) return false;
-  index++;
-  while (raw.charCodeAt(index) === 32) index++;
-  return raw.charCodeAt(index) === 123; /* "{" */
-}
-
-/** Whether an endpoint's streams end with a marker, so a missing one means a cut stream. */
-function hasEndMarker(endpoint: Endpoint): boolean {
-  return endpoint === "chat/completions" || endpoint === "completions" || endpoint === "responses";
-}
-
-function isEndMarker(endpoint: Endpoint, event: SseEvent): boolean {
-  if (endpoint !== "responses") return event.data === "[DONE]";
-  return event.event === undefined
-    ? RESPONSES_FINAL_TYPE.test(event.raw)
-    : RESPONSES_FINAL_EVENTS.has(event.event);
 }
 
 /** Ends a response body with a timeout error unless it is done first. */
@@ -345,14 +224,12 @@ function responseTooLarge(limit: number, upstreamRequestId: string | undefined) 
 }
 
 interface StreamSettings {
-  endpoint: Endpoint;
   body: AsyncIterable<Buffer> & { destroy(error?: Error): void };
-  /** The usage-only chunk was asked for by us, not by the client: hide it. */
-  dropUsageChunk: boolean;
+  /** What the wire format makes of each event. */
+  reader: StreamReader;
   /** The request's JSON, for an estimate when the upstream reports no usage. */
   requestBody: string | Uint8Array;
   upstreamRequestId: string | undefined;
-  secrets: SecretScrubber;
   maxEventLength: number;
   signal: CancelSignal | undefined;
   /** Stops the attempt's timers and abort forwarding. */
@@ -367,22 +244,25 @@ const ended: IteratorReturnResult<undefined> = { done: true, value: undefined };
  * screened as it is read; its events are then handed out one by one without waiting.
  */
 class UpstreamStream implements ProviderStream, AsyncIterator<SseEvent> {
-  usage: TokenUsage | undefined;
   private started = false;
   private over = false;
   private readonly chunks: AsyncIterator<Buffer>;
   private readonly parser: SseParser;
   private queue: SseEvent[] = [];
   private queued = 0;
-  private complete: boolean;
   private dataEvents = 0;
+  /** Set at the end when the upstream reported no usage. */
+  private estimate: TokenUsage | undefined;
   /** A chunk's bad event, thrown once the good events before it have gone out. */
   private deferredFailure: unknown;
 
   constructor(private readonly settings: StreamSettings) {
     this.chunks = settings.body[Symbol.asyncIterator]();
     this.parser = createSseParser({ maxEventLength: settings.maxEventLength, comments: true });
-    this.complete = !hasEndMarker(settings.endpoint);
+  }
+
+  get usage(): TokenUsage | undefined {
+    return this.settings.reader.usage ?? this.estimate;
   }
 
   [Symbol.asyncIterator](): AsyncIterator<SseEvent> {
@@ -425,7 +305,9 @@ class UpstreamStream implements ProviderStream, AsyncIterator<SseEvent> {
         this.settings.signal?.throwIfAborted();
         if (this.over) return ended;
         if (chunk.done) {
-          if (!this.complete) throw createStreamInterruptedError(this.settings.upstreamRequestId);
+          if (!this.settings.reader.complete) {
+            throw createStreamInterruptedError(this.settings.upstreamRequestId);
+          }
           this.end();
           return ended;
         }
@@ -444,27 +326,15 @@ class UpstreamStream implements ProviderStream, AsyncIterator<SseEvent> {
     }
   }
 
-  /** Parses a chunk and queues what of its events goes on, reading usage as it passes. */
+  /** Parses a chunk and queues what of its events goes on. */
   private accept(chunk: Buffer): void {
-    const { endpoint, dropUsageChunk, secrets } = this.settings;
-    for (const parsed of this.parser.push(chunk)) {
-      if (parsed === keepAliveEvent) {
-        this.queue.push(parsed);
-        continue;
+    const { reader } = this.settings;
+    for (const event of this.parser.push(chunk)) {
+      if (event === keepAliveEvent) this.queue.push(event);
+      else {
+        if (event.data !== "[DONE]") this.dataEvents++;
+        reader.accept(event, this.queue);
       }
-      const event = screenEvent(parsed, secrets);
-      if (!this.complete) this.complete = isEndMarker(endpoint, event);
-      if (event.data !== "[DONE]") this.dataEvents++;
-      if (carriesUsage(event.raw)) {
-        const usageChunk = event.json() as {
-          usage?: unknown;
-          response?: { usage?: unknown };
-          choices?: unknown[];
-        };
-        this.usage = usageFromObject(usageChunk.usage ?? usageChunk.response?.usage) ?? this.usage;
-        if (dropUsageChunk && usageChunk.choices?.length === 0) continue;
-      }
-      this.queue.push(event);
     }
   }
 
@@ -476,7 +346,9 @@ class UpstreamStream implements ProviderStream, AsyncIterator<SseEvent> {
     this.settings.release();
     this.settings.body.destroy();
     // Streaming servers send about one token per event.
-    this.usage ??= estimateUsage(this.settings.requestBody, this.dataEvents);
+    if (!this.settings.reader.usage) {
+      this.estimate = estimateUsage(this.settings.requestBody, this.dataEvents);
+    }
   }
 
   private failure(error: unknown): unknown {
@@ -513,7 +385,7 @@ export function createHttpProvider(settings: HttpProviderSettings): Provider {
       ? undefined
       : numberOption("streamTimeout", settings.streamTimeout, 0);
   const retry = resolveRetryOptions(settings.retry);
-  const includeStreamUsage = settings.includeStreamUsage ?? true;
+  const format = settings.format ?? createOpenAIFormat(settings);
   const maxResponseBytes = numberOption("maxResponseBytes", settings.maxResponseBytes, 2 ** 28);
   const extraHeaders = settings.headers ?? {};
   /** How much of an answer is read: a success up to the limit, the start of an error. */
@@ -527,7 +399,7 @@ export function createHttpProvider(settings: HttpProviderSettings): Provider {
   ]);
   const pickHeaders = createHeaderPicker(secrets);
 
-  const forwarded = new Set(DEFAULT_FORWARDED_HEADERS);
+  const forwarded = new Set(settings.defaultForwardHeaders ?? ["openai-beta"]);
   for (const header of settings.forwardHeaders ?? []) {
     const name = header.toLowerCase();
     if (isNeverForwarded(name)) {
@@ -550,8 +422,6 @@ export function createHttpProvider(settings: HttpProviderSettings): Provider {
     connect: { timeout: connectTimeout },
   });
   let closing: Promise<void> | undefined;
-  /** The upstream refused `stream_options` when the gateway added it: it is not added again. */
-  let streamUsageRefused = false;
 
   function headersFor(request: ProviderRequest, hasBody: boolean, stream: boolean) {
     const headers: Record<string, string> = {};
@@ -570,37 +440,6 @@ export function createHttpProvider(settings: HttpProviderSettings): Provider {
     return Object.assign(headers, authHeaders, extraHeaders);
   }
 
-  /** The fields the provider adds to the body: stream usage, when the client did not ask. */
-  function addedFields(request: ProviderRequest, stream: boolean) {
-    const streamOptions = request.body?.stream_options as Record<string, unknown> | undefined;
-    const injectUsage =
-      stream &&
-      includeStreamUsage &&
-      !streamUsageRefused &&
-      (request.endpoint === "chat/completions" || request.endpoint === "completions") &&
-      streamOptions?.include_usage !== true;
-    return injectUsage ? { stream_options: { ...streamOptions, include_usage: true } } : undefined;
-  }
-
-  /**
-   * The JSON sent: the client's own text when nothing is added, that text with only the added
-   * fields set (so numbers past 2^53 and key order survive), or, without the text, the body
-   * serialised.
-   */
-  function requestText(
-    request: ProviderRequest,
-    added: Record<string, unknown> | undefined,
-  ): string | Uint8Array {
-    const body = request.body ?? {};
-    const raw = request.rawBody;
-    if (raw === undefined) return JSON.stringify(added ? { ...body, ...added } : body);
-    if (!added) return raw;
-    const edited = Object.keys(added).some((name) => Object.hasOwn(body, name))
-      ? setJsonFields(jsonText(raw), added)
-      : appendJsonMembers(raw, added);
-    return edited ?? JSON.stringify({ ...body, ...added });
-  }
-
   function upstreamFailure(status: number, headers: ResponseHeaders, text: string) {
     return createUpstreamError(status, headers, text, {
       secrets,
@@ -617,9 +456,8 @@ export function createHttpProvider(settings: HttpProviderSettings): Provider {
     const startedAt = Date.now();
     const hasBody = request.endpoint !== "models";
     const stream = hasBody && request.body?.stream === true;
-    const added = addedFields(request, stream);
-    const injectUsage = added !== undefined;
-    const requestBody = hasBody ? requestText(request, added) : "";
+    const encoded = format.encode(request, stream);
+    const requestBody = encoded.body;
     const attemptTimeout =
       deadlineAt === undefined ? timeout : Math.min(timeout, deadlineAt - startedAt);
     if (attemptTimeout <= 0) {
@@ -664,11 +502,7 @@ export function createHttpProvider(settings: HttpProviderSettings): Provider {
           maxResponseBytes,
           upstreamRequestId,
         );
-        const body = screenBody(bytes, secrets);
-        const usage = readUsage(body, {
-          requestBody: hasBody ? requestBody : undefined,
-          upstreamRequestId,
-        });
+        const { body, usage } = encoded.readAnswer(bytes, { secrets, upstreamRequestId });
         const headers = pickHeaders(response.headers);
         return { kind: "json", status, headers, body, usage, upstreamRequestId };
       }
@@ -687,12 +521,7 @@ export function createHttpProvider(settings: HttpProviderSettings): Provider {
           true,
         );
         const text = bytes.toString("utf8");
-        if (injectUsage && (status === 400 || status === 422) && text.includes("stream_options")) {
-          // A server that refuses the field the gateway added: the client's own request, once
-          // more, and never again to this upstream (usage is then estimated).
-          streamUsageRefused = true;
-          return send(request, options);
-        }
+        if (encoded.refusedAddition?.(status, text)) return send(request, options);
         throw upstreamFailure(status, responseHeaders, text);
       }
       const headers = pickHeaders(responseHeaders);
@@ -714,12 +543,10 @@ export function createHttpProvider(settings: HttpProviderSettings): Provider {
                 `The upstream stream ran longer than ${streamTimeout} ms`,
               );
         const events = new UpstreamStream({
-          endpoint: request.endpoint,
           body: codings.length === 0 ? responseBody : decodeChunks(responseBody, codings),
-          dropUsageChunk: injectUsage,
+          reader: encoded.readStream({ secrets, upstreamRequestId }),
           requestBody,
           upstreamRequestId,
-          secrets,
           maxEventLength: maxResponseBytes,
           signal,
           release: () => clearTimeout(timer),
@@ -735,9 +562,8 @@ export function createHttpProvider(settings: HttpProviderSettings): Provider {
         maxResponseBytes,
         upstreamRequestId,
       );
-      const answer = screenBody(bytes, secrets);
-      const usage = readUsage(answer, { requestBody, upstreamRequestId });
-      return { kind: "json", status, headers, body: answer, usage, upstreamRequestId };
+      const { body, usage } = encoded.readAnswer(bytes, { secrets, upstreamRequestId });
+      return { kind: "json", status, headers, body, usage, upstreamRequestId };
     } catch (error) {
       if (signal?.aborted) throw signal.reason;
       if (AigwError.isInstance(error)) throw error;

@@ -181,3 +181,8 @@ export function createSecretScrubber(secrets: readonly (string | undefined)[]): 
     },
   };
 }
+
+/** A successful answer, with verbatim copies of the provider's credentials redacted. */
+export function screenBody(bytes: Buffer, secrets: SecretScrubber): Buffer {
+  return secrets.copiedIn(bytes) ? Buffer.from(secrets.redact(bytes.toString("utf8"))) : bytes;
+}

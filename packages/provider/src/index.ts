@@ -1,3 +1,4 @@
+export { type AnthropicOptions, createAnthropic } from "./anthropic/provider.js";
 export { type AzureOpenAIOptions, createAzureOpenAI } from "./azure.js";
 export { Cancellation, type CancelSignal, onAbort } from "./cancellation.js";
 export { contentCodings, decodeBody } from "./content-encoding.js";

@@ -159,6 +159,18 @@ export function createUpstreamError(
     });
   }
   const detail = message === undefined ? "" : `: ${message}`;
+  if (status === 529) {
+    // Anthropic's "overloaded": a status OpenAI clients do not know, and a passing one.
+    return new AigwError(`The upstream is overloaded (HTTP 529)${detail}`, {
+      status: 503,
+      type: "upstream_error",
+      code: "upstream_overloaded",
+      isRetryable,
+      retryAfterMs,
+      upstreamRequestId,
+      upstreamStatus: status,
+    });
+  }
   return new AigwError(`The upstream failed with HTTP ${status}${detail}`, {
     status: 502,
     type: "upstream_error",

@@ -1,0 +1,160 @@
+import { AigwError } from "../errors.js";
+import { type SecretScrubber, screenBody } from "../secrets.js";
+import { createSseEvent } from "../sse.js";
+import type { SseEvent, TokenUsage } from "../types.js";
+import { createInvalidResponseError } from "../upstream-errors.js";
+import type { EncodedRequest, StreamReader, WireFormat } from "../wire-format.js";
+import { type ChatToMessagesOptions, chatToMessages } from "./chat-to-messages.js";
+import { MessagesStreamTranslator, messagesToChat, usageOfMessage } from "./messages-to-chat.js";
+
+type Json = Record<string, unknown>;
+
+const isObject = (value: unknown): value is Json =>
+  typeof value === "object" && value !== null && !Array.isArray(value);
+
+const doneEvent = createSseEvent("[DONE]");
+const nowInSeconds = () => Math.floor(Date.now() / 1000);
+
+/** A chunk as an event, with verbatim copies of the provider's credentials redacted. */
+function chunkEvent(chunk: Json, secrets: SecretScrubber): SseEvent {
+  const text = JSON.stringify(chunk);
+  return createSseEvent(secrets.copiedIn(text) ? secrets.redact(text) : chunk);
+}
+
+function isContentBearing(chunk: Json): boolean {
+  const choices = chunk.choices as { delta?: Json; finish_reason?: unknown }[];
+  const choice = choices[0];
+  if (!choice) return true;
+  if (choice.finish_reason !== null && choice.finish_reason !== undefined) return true;
+  const delta = choice.delta ?? {};
+  return Object.entries(delta).some(
+    ([name, value]) => name !== "role" && value !== "" && value !== undefined,
+  );
+}
+
+/**
+ * An Anthropic stream as OpenAI chunks, ending with `[DONE]` after `message_stop`. The role-only
+ * chunk of `message_start` is held back until the first chunk that carries something, so that
+ * an error before any content still counts as a failure before the first event (retried or
+ * failed over) rather than a stream cut after its start.
+ */
+class AnthropicStreamReader implements StreamReader {
+  private readonly translator: MessagesStreamTranslator;
+  private held: Json[] = [];
+  private started = false;
+
+  constructor(private readonly secrets: SecretScrubber) {
+    this.translator = new MessagesStreamTranslator(nowInSeconds(), secrets);
+  }
+
+  get complete(): boolean {
+    return this.translator.done;
+  }
+
+  get usage(): TokenUsage | undefined {
+    return this.translator.usage;
+  }
+
+  accept(event: SseEvent, queue: SseEvent[]): void {
+    if (event.data === "") return;
+    for (const chunk of this.translator.push(event.event, event.json())) {
+      if (!this.started) {
+        this.held.push(chunk);
+        if (!isContentBearing(chunk)) continue;
+        this.started = true;
+        for (const held of this.held) queue.push(chunkEvent(held, this.secrets));
+        this.held = [];
+        continue;
+      }
+      queue.push(chunkEvent(chunk, this.secrets));
+    }
+    if (this.translator.done) queue.push(doneEvent);
+  }
+}
+
+/** Anthropic's model list -> OpenAI's (`created` from `created_at`). */
+function modelList(list: unknown): Json {
+  const models = isObject(list) && Array.isArray(list.data) ? list.data.filter(isObject) : [];
+  return {
+    object: "list",
+    data: models.map((model) => {
+      const created = Date.parse(String(model.created_at));
+      return {
+        id: model.id,
+        object: "model",
+        created: Number.isNaN(created) ? 0 : Math.floor(created / 1000),
+        owned_by: "anthropic",
+      };
+    }),
+  };
+}
+
+function parseAnswer(bytes: Buffer, upstreamRequestId: string | undefined): unknown {
+  try {
+    return JSON.parse(bytes.toString("utf8"));
+  } catch (error) {
+    throw createInvalidResponseError(
+      "The upstream answered with malformed JSON",
+      upstreamRequestId,
+      error,
+    );
+  }
+}
+
+/**
+ * Anthropic's Messages API for OpenAI chat completions requests: each request translated to
+ * Messages, each answer and stream event back to OpenAI's shapes; `models` lists Anthropic's
+ * models as OpenAI's list. Other endpoints are a 400 `unsupported_endpoint`.
+ */
+export function createAnthropicFormat(options: ChatToMessagesOptions): WireFormat {
+  const reported = new Set<string>();
+  const translation: ChatToMessagesOptions = {
+    ...options,
+    onDroppedField(name) {
+      if (reported.has(name)) return;
+      reported.add(name);
+      options.onDroppedField?.(name);
+    },
+  };
+  return {
+    encode(request): EncodedRequest {
+      if (request.endpoint === "models") {
+        return {
+          body: "",
+          readAnswer(bytes, { secrets, upstreamRequestId }) {
+            const list = modelList(parseAnswer(bytes, upstreamRequestId));
+            return {
+              body: screenBody(Buffer.from(JSON.stringify(list)), secrets),
+              usage: undefined,
+            };
+          },
+          readStream: ({ secrets }) => new AnthropicStreamReader(secrets),
+        };
+      }
+      if (request.endpoint !== "chat/completions") {
+        throw new AigwError(
+          `Anthropic upstreams serve chat completions only, not ${request.endpoint}`,
+          { status: 400, type: "invalid_request_error", code: "unsupported_endpoint" },
+        );
+      }
+      return {
+        body: JSON.stringify(chatToMessages(request.body ?? {}, translation)),
+        readAnswer(bytes, { secrets, upstreamRequestId }) {
+          const message = parseAnswer(bytes, upstreamRequestId);
+          if (!isObject(message) || !Array.isArray(message.content)) {
+            throw createInvalidResponseError(
+              "The upstream's answer is not an Anthropic message",
+              upstreamRequestId,
+            );
+          }
+          const chat = messagesToChat(message, nowInSeconds());
+          return {
+            body: screenBody(Buffer.from(JSON.stringify(chat)), secrets),
+            usage: usageOfMessage(isObject(message.usage) ? message.usage : {}),
+          };
+        },
+        readStream: ({ secrets }) => new AnthropicStreamReader(secrets),
+      };
+    },
+  };
+}

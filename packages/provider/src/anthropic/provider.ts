@@ -1,0 +1,58 @@
+import { createHttpProvider, parseUpstreamUrl, type TransportOptions } from "../http-provider.js";
+import { DEFAULT_RETRY } from "../retry.js";
+import type { Provider } from "../types.js";
+import { createAnthropicFormat } from "./format.js";
+
+export interface AnthropicOptions extends TransportOptions {
+  /** Sent as `x-api-key`. */
+  apiKey: string;
+  /** The API's base URL, endpoints are appended to it. Default "https://api.anthropic.com/v1". */
+  baseURL?: string;
+  /** Sent as `anthropic-version`. Default "2023-06-01". */
+  version?: string;
+  /** `max_tokens` sent when a request has none (Anthropic requires it). Default 4,096. */
+  defaultMaxTokens?: number;
+  /**
+   * Drop what Anthropic cannot honour (`n` above 1, `temperature` above 1, `logprobs`) instead
+   * of answering 400. Default false.
+   */
+  dropUnsupportedParams?: boolean;
+  /** Told, once per name, of each request field that has no Anthropic counterpart and was left out. */
+  onDroppedField?: (name: string) => void;
+}
+
+/**
+ * A provider for Anthropic's Messages API, serving OpenAI chat completions requests (JSON and
+ * streams) translated both ways, and the model list. The client's `anthropic-beta` header is
+ * passed on. HTTP 529 (overloaded) is retried by default and reaches clients as 503.
+ */
+export function createAnthropic(options: AnthropicOptions): Provider {
+  const url = parseUpstreamUrl(options.baseURL ?? "https://api.anthropic.com/v1", "baseURL");
+  const prefix = url.pathname.replace(/\/+$/, "");
+  const defaultMaxTokens = options.defaultMaxTokens ?? 4096;
+  if (!Number.isSafeInteger(defaultMaxTokens) || defaultMaxTokens < 1) {
+    throw new TypeError(`defaultMaxTokens must be an integer >= 1, got ${defaultMaxTokens}`);
+  }
+  return createHttpProvider({
+    ...options,
+    kind: "anthropic",
+    origin: url.origin,
+    pathFor: (request) =>
+      `${prefix}/${request.endpoint === "models" ? "models" : "messages"}${url.search}`,
+    headers: { "anthropic-version": options.version ?? "2023-06-01", ...options.headers },
+    authHeaders: { "x-api-key": options.apiKey },
+    defaultForwardHeaders: ["anthropic-beta"],
+    retry: {
+      ...options.retry,
+      retryableStatusCodes: options.retry?.retryableStatusCodes ?? [
+        ...DEFAULT_RETRY.retryableStatusCodes,
+        529,
+      ],
+    },
+    format: createAnthropicFormat({
+      defaultMaxTokens,
+      dropUnsupported: options.dropUnsupportedParams ?? false,
+      onDroppedField: options.onDroppedField,
+    }),
+  });
+}

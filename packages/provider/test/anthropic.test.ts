@@ -1,0 +1,181 @@
+import { type AnthropicMock, startAnthropicMock } from "@aigw/testing";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import {
+  AigwError,
+  createAnthropic,
+  type Provider,
+  type ProviderResponse,
+  type SseEvent,
+} from "../src/index.js";
+
+const API_KEY = "sk-ant-0123456789abcdef0123456789abcdef";
+let mock: AnthropicMock;
+let provider: Provider;
+const dropped: string[] = [];
+
+beforeAll(async () => {
+  mock = await startAnthropicMock({ apiKey: API_KEY });
+  provider = createAnthropic({
+    apiKey: API_KEY,
+    baseURL: `${mock.url}/v1`,
+    retry: { maxRetries: 0 },
+    onDroppedField: (name) => dropped.push(name),
+  });
+});
+
+afterEach(() => mock.reset());
+
+afterAll(async () => {
+  await provider.close();
+  await mock.close();
+});
+
+const chat = (extra: Record<string, unknown> = {}) => ({
+  endpoint: "chat/completions" as const,
+  body: {
+    model: "claude-sonnet-4-5",
+    messages: [{ role: "user", content: "Hello" }],
+    ...extra,
+  },
+});
+
+async function collect(response: ProviderResponse) {
+  if (response.kind !== "stream") throw new Error("expected a stream");
+  const events: SseEvent[] = [];
+  for await (const event of response.events) events.push(event);
+  return { events, usage: response.events.usage };
+}
+
+async function failure(promise: Promise<unknown>) {
+  try {
+    await promise;
+  } catch (error) {
+    if (AigwError.isInstance(error)) return error;
+    throw error;
+  }
+  throw new Error("expected a failure");
+}
+
+describe("createAnthropic", () => {
+  it("sends Messages with its own key and version, the client's beta, and a max_tokens", async () => {
+    const response = await provider.send({
+      ...chat({ seed: 1 }),
+      headers: { authorization: "Bearer client-key", "anthropic-beta": "prompt-caching" },
+    });
+    expect(response.kind).toBe("json");
+    const [request] = mock.requests;
+    expect(request?.path).toBe("/v1/messages");
+    expect(request?.headers).toMatchObject({
+      "x-api-key": API_KEY,
+      "anthropic-version": "2023-06-01",
+      "anthropic-beta": "prompt-caching",
+    });
+    expect(request?.headers.authorization).toBeUndefined();
+    expect(request?.body).toEqual({
+      model: "claude-sonnet-4-5",
+      messages: [{ role: "user", content: [{ type: "text", text: "Hello" }] }],
+      max_tokens: 4096,
+    });
+    expect(dropped).toEqual(["seed"]);
+  });
+
+  it("answers a chat completion with the message translated and usage read", async () => {
+    mock.enqueue({
+      kind: "reply",
+      content: [
+        { type: "text", text: "Sunny." },
+        { type: "tool_use", id: "toolu_1", name: "get_weather", input: { city: "Paris" } },
+      ],
+      stopReason: "tool_use",
+      usage: { input_tokens: 12, output_tokens: 8, cache_read_input_tokens: 100 },
+    });
+    const response = await provider.send(chat());
+    if (response.kind !== "json") throw new Error("expected JSON");
+    const body = JSON.parse(Buffer.from(response.body).toString("utf8"));
+    expect(body).toMatchObject({
+      object: "chat.completion",
+      model: "claude-sonnet-4-5",
+      choices: [
+        {
+          finish_reason: "tool_calls",
+          message: {
+            content: "Sunny.",
+            tool_calls: [{ id: "toolu_1", function: { arguments: '{"city":"Paris"}' } }],
+          },
+        },
+      ],
+      usage: { prompt_tokens: 112, prompt_tokens_details: { cached_tokens: 100 } },
+    });
+    expect(response.usage).toMatchObject({
+      inputTokens: 112,
+      outputTokens: 8,
+      cacheReadTokens: 100,
+    });
+  });
+
+  it("streams OpenAI chunks, the role held back until content, and [DONE] after message_stop", async () => {
+    const { events, usage } = await collect(await provider.send(chat({ stream: true })));
+    expect(events.at(-1)?.data).toBe("[DONE]");
+    const chunks = events.slice(0, -1).map((event) => event.json() as Record<string, never>);
+    expect(chunks[0]).toMatchObject({ choices: [{ delta: { role: "assistant" } }] });
+    expect(chunks[1]).toMatchObject({ choices: [{ delta: { content: expect.any(String) } }] });
+    expect(chunks.at(-2)).toMatchObject({ choices: [{ finish_reason: "stop" }] });
+    expect(chunks.at(-1)).toMatchObject({
+      choices: [],
+      usage: { prompt_tokens: expect.any(Number) },
+    });
+    expect(usage?.outputTokens).toBeGreaterThan(0);
+    expect(usage?.estimated).toBeUndefined();
+  });
+
+  it("a 529 is a retryable 503, the mock's message kept and the key never shown", async () => {
+    mock.enqueue({ kind: "status", status: 529 });
+    const error = await failure(provider.send(chat()));
+    expect(error).toMatchObject({ status: 503, isRetryable: true, upstreamStatus: 529 });
+    expect(JSON.stringify(error.toBody())).not.toContain(API_KEY);
+  });
+
+  it("an error before any content fails the stream before its first event", async () => {
+    mock.enqueue({ kind: "midStreamError", afterEvents: 2 });
+    const response = await provider.send(chat({ stream: true }));
+    if (response.kind !== "stream") throw new Error("expected a stream");
+    const iterator = response.events[Symbol.asyncIterator]();
+    const error = await failure(iterator.next());
+    expect(error).toMatchObject({ status: 503, code: "overloaded_error", isRetryable: true });
+  });
+
+  it("an error after content, a cut stream, or an end without message_stop is a failure", async () => {
+    const behaviours = [
+      { kind: "midStreamError", afterEvents: 5 },
+      { kind: "cutStream", afterEvents: 5 },
+      { kind: "endWithoutStop" },
+    ] as const;
+    for (const behaviour of behaviours) {
+      mock.enqueue(behaviour);
+      const response = await provider.send(chat({ stream: true }));
+      if (response.kind !== "stream") throw new Error("expected a stream");
+      const seen: SseEvent[] = [];
+      const error = await failure(
+        (async () => {
+          for await (const event of response.events) seen.push(event);
+        })(),
+      );
+      expect(seen.length, behaviour.kind).toBeGreaterThan(0);
+      expect(
+        seen.some((event) => event.data === "[DONE]"),
+        behaviour.kind,
+      ).toBe(false);
+      expect(error.status, behaviour.kind).toBeGreaterThanOrEqual(500);
+    }
+  });
+
+  it("refuses what it cannot serve without calling the upstream", async () => {
+    const unsupported = await failure(
+      provider.send({ endpoint: "embeddings", body: { model: "claude", input: "x" } }),
+    );
+    expect(unsupported).toMatchObject({ status: 400, code: "unsupported_endpoint" });
+    const n = await failure(provider.send(chat({ n: 2 })));
+    expect(n).toMatchObject({ status: 400, type: "invalid_request_error", param: "n" });
+    expect(mock.requests).toHaveLength(0);
+  });
+});

@@ -17,12 +17,14 @@ const usage = `Usage:
 
 Options:
   -c, --config FILE   the config file (YAML or JSON); default: $AIGW_CONFIG, else none
-                      (the echo model, and OpenAI's models when OPENAI_API_KEY is set)
+                      (the echo model, OpenAI's models when OPENAI_API_KEY is set,
+                      Anthropic's when ANTHROPIC_API_KEY is set)
       --json          keys create: print {"key", "sha256"} as JSON
   -h, --help          print this help
   -v, --version       print the version
 
-Environment: PORT, HOST, AIGW_CONFIG, LOG_LEVEL, LOG_FORMAT, OPENAI_API_KEY, OPENAI_BASE_URL.
+Environment: PORT, HOST, AIGW_CONFIG, LOG_LEVEL, LOG_FORMAT, OPENAI_API_KEY, OPENAI_BASE_URL,
+ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL.
 `;
 
 /** A mistake in the command line: the message, then the usage, and exit code 2. */

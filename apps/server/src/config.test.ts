@@ -205,6 +205,21 @@ describe("loading files and the environment", () => {
     expect(openai?.type === "openai" && openai.baseURL).toBe("http://127.0.0.1:9/v1");
   });
 
+  it("routes Anthropic's families when ANTHROPIC_API_KEY is set, its base URL taken without /v1", () => {
+    const withKey = configFromEnv({
+      ANTHROPIC_API_KEY: "sk-ant-x",
+      ANTHROPIC_BASE_URL: "http://127.0.0.1:9/",
+    });
+    expect(Object.keys(withKey.models)).toEqual(["echo", "claude-*", "anthropic/*"]);
+    expect(withKey.providers.anthropic).toEqual({
+      type: "anthropic",
+      baseURL: "http://127.0.0.1:9/v1",
+      apiKey: "sk-ant-x",
+    });
+    const official = configFromEnv({ ANTHROPIC_API_KEY: "sk-ant-x" }).providers.anthropic;
+    expect(official?.type === "anthropic" && official.baseURL).toBe("https://api.anthropic.com/v1");
+  });
+
   it("applies PORT, HOST and LOG_LEVEL, and rejects bad values", async () => {
     const config = await resolveConfig(undefined, {
       PORT: "9090",

@@ -51,7 +51,7 @@ const transportFields = {
     .array(z.string())
     .optional()
     .describe(
-      "Client headers passed on upstream besides the default ones (openai-beta); never credentials or hop-by-hop headers.",
+      "Client headers passed on upstream besides the default ones (openai-beta; anthropic-beta to Anthropic); never credentials or hop-by-hop headers.",
     ),
   timeout: milliseconds(
     "One attempt, in ms: to the last byte of a JSON answer, to the response headers of a stream. Default 600,000.",
@@ -103,6 +103,9 @@ const transportFields = {
     ),
 };
 
+// Streams from Anthropic always carry their usage: nothing to ask for.
+const { includeStreamUsage: _, ...anthropicTransportFields } = transportFields;
+
 const providerSchema = z
   .discriminatedUnion("type", [
     z.strictObject({
@@ -132,6 +135,38 @@ const providerSchema = z
         .describe("Deployment name per model; a model not listed is its own deployment."),
       ...transportFields,
       apiKey: z.string().min(1).describe("The resource's key (sent as api-key)."),
+    }),
+    z.strictObject({
+      type: z
+        .literal("anthropic")
+        .describe(
+          "Anthropic's Messages API, serving OpenAI chat completions clients (translated).",
+        ),
+      baseURL: z
+        .url()
+        .optional()
+        .describe("The API's base URL, with its /v1. Default https://api.anthropic.com/v1."),
+      version: z
+        .string()
+        .min(1)
+        .optional()
+        .describe("Sent as anthropic-version. Default 2023-06-01."),
+      defaultMaxTokens: z
+        .number()
+        .int()
+        .positive()
+        .optional()
+        .describe(
+          "max_tokens sent when a request has none (Anthropic requires it). Default 4,096.",
+        ),
+      dropUnsupportedParams: z
+        .boolean()
+        .optional()
+        .describe(
+          "Leave out n above 1, temperature above 1 and logprobs instead of answering 400. Default false.",
+        ),
+      ...anthropicTransportFields,
+      apiKey: z.string().min(1).describe("The API key (sent as x-api-key)."),
     }),
     z.strictObject({
       type: z.literal("echo").describe("Answers with the last user message; no network."),
@@ -615,7 +650,9 @@ export function maskSecrets(config: ServerConfig): unknown {
     if ("headers" in provider && provider.headers) {
       for (const name of Object.keys(provider.headers)) provider.headers[name] = "***";
     }
-    if ("baseURL" in provider) provider.baseURL = maskURL(provider.baseURL);
+    if ("baseURL" in provider && provider.baseURL !== undefined) {
+      provider.baseURL = maskURL(provider.baseURL);
+    }
     if ("endpoint" in provider) provider.endpoint = maskURL(provider.endpoint);
   }
   if (masked.metrics.bearerToken !== undefined) masked.metrics.bearerToken = "***";
@@ -696,10 +733,12 @@ export async function loadConfigFile(file: string, env: Environment): Promise<Se
 }
 
 const openAIRoutes = ["gpt-*", "o1*", "o3*", "o4*", "chatgpt-*", "text-embedding-*", "openai/*"];
+const anthropicRoutes = ["claude-*", "anthropic/*"];
 
 /**
- * The configuration without a file: the echo model always, and OpenAI's model families when
- * OPENAI_API_KEY is set. PORT and HOST apply to file configurations too.
+ * The configuration without a file: the echo model always, OpenAI's model families when
+ * OPENAI_API_KEY is set, and Anthropic's when ANTHROPIC_API_KEY is set (ANTHROPIC_BASE_URL is
+ * without /v1, as the Anthropic SDKs take it). PORT and HOST apply to file configurations too.
  */
 export function configFromEnv(env: Environment): ServerConfig {
   const raw: Record<string, unknown> = {
@@ -716,6 +755,15 @@ export function configFromEnv(env: Environment): ServerConfig {
     });
     for (const route of openAIRoutes) {
       (raw.models as Record<string, unknown>)[route] = { provider: "openai" };
+    }
+  }
+  if (env.ANTHROPIC_API_KEY) {
+    const base = (env.ANTHROPIC_BASE_URL ?? "https://api.anthropic.com").replace(/\/+$/, "");
+    Object.assign(raw.providers as object, {
+      anthropic: { type: "anthropic", baseURL: `${base}/v1`, apiKey: env.ANTHROPIC_API_KEY },
+    });
+    for (const route of anthropicRoutes) {
+      (raw.models as Record<string, unknown>)[route] = { provider: "anthropic" };
     }
   }
   return parseConfig(raw);

@@ -6,6 +6,7 @@ import { createGateway, type Gateway, type Logger } from "@aigw/core";
 import { toNodeListener } from "@aigw/core/node";
 import { createMetrics, type Metrics } from "@aigw/metrics";
 import {
+  createAnthropic,
   createAzureOpenAI,
   createEcho,
   createOpenAICompatible,
@@ -18,10 +19,21 @@ import { closeSlowConnections } from "./connection-guard.js";
 import { createServerLimits } from "./limits.js";
 import { metricsHandler } from "./metrics-listener.js";
 
-function createProvider(config: ProviderConfig): Provider {
+function createProvider(name: string, config: ProviderConfig, logger: Logger): Provider {
   switch (config.type) {
     case "echo":
       return createEcho();
+    case "anthropic": {
+      const { type: _type, ...options } = config;
+      return createAnthropic({
+        ...options,
+        onDroppedField: (field) =>
+          logger.warn(
+            { provider: name, field },
+            "A request field Anthropic has no counterpart for was left out (said once per field)",
+          ),
+      });
+    }
     case "azure": {
       const { type: _type, ...options } = config;
       return createAzureOpenAI(options);
@@ -41,7 +53,10 @@ export async function createGatewayFromConfig(
   logger: Logger,
 ): Promise<{ gateway: Gateway; metrics: Metrics | undefined; close(): Promise<void> }> {
   const providers = Object.fromEntries(
-    Object.entries(config.providers).map(([name, provider]) => [name, createProvider(provider)]),
+    Object.entries(config.providers).map(([name, provider]) => [
+      name,
+      createProvider(name, provider, logger),
+    ]),
   );
   const metrics = config.metrics.enabled
     ? createMetrics({

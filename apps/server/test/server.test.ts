@@ -3,6 +3,7 @@ import {
   type MockUpstream,
   readChatStream,
   readSse,
+  startAnthropicMock,
   startMockUpstream,
   waitFor,
 } from "@aigw/testing";
@@ -120,6 +121,39 @@ describe("apps/server", () => {
     });
     expect(completion.choices[0]?.message.content).toBe("mock: from yaml");
     expect(upstream.requests[0]?.body).toMatchObject({ model: "real-model" });
+  });
+
+  it("serves OpenAI clients from an Anthropic provider, and says once which fields it left out", async () => {
+    const anthropic = await startAnthropicMock({ apiKey: "sk-ant-e2e-0123456789" });
+    try {
+      const file = await writeConfig(
+        [
+          "providers:",
+          `  claude: { type: anthropic, baseURL: '${anthropic.url}/v1', apiKey: sk-ant-e2e-0123456789 }`,
+          "models:",
+          "  'claude-*': { provider: claude }",
+        ].join("\n"),
+      );
+      running = await runServer(["--config", file]);
+      const client = new OpenAI({ baseURL: `${running.url}/v1`, apiKey: "local", maxRetries: 0 });
+      for (let turn = 0; turn < 2; turn++) {
+        const completion = await client.chat.completions.create({
+          model: "claude-sonnet-4-5",
+          messages: [{ role: "user", content: "hi" }],
+          seed: 7,
+        });
+        expect(completion.choices[0]?.message.content).toBeTruthy();
+      }
+      expect(anthropic.requests[0]?.headers["x-api-key"]).toBe("sk-ant-e2e-0123456789");
+      await waitFor(() => running?.lines.some((line) => line.includes('"field":"seed"')));
+      const notices = running.lines.filter((line) => line.includes('"field":"seed"'));
+      expect(notices).toHaveLength(1);
+      expect(JSON.parse(notices[0] as string)).toMatchObject({ level: 40, provider: "claude" });
+    } finally {
+      await running?.stop();
+      running = undefined;
+      await anthropic.close();
+    }
   });
 
   it("refuses to start on an invalid config, naming the field", async () => {

@@ -46,15 +46,19 @@ export function cpuSeconds(pid) {
   return (Number(fields[11]) + Number(fields[12])) / clockTicksPerSecond;
 }
 
-/** A gateway config: `extra` lines, then one OpenAI-compatible provider at the upstream. */
-export function writeGatewayConfig(name, upstreamURL, extra = []) {
+/**
+ * A gateway config: `extra` lines, then one provider at the upstream (OpenAI-compatible, or
+ * `type: anthropic` with `baseURL` including /v1) serving `gpt-*`.
+ */
+export function writeGatewayConfig(name, upstreamURL, extra = [], type = "openai-compatible") {
   const file = temporaryFile(`${name}.yaml`);
+  const baseURL = type === "anthropic" ? upstreamURL : `${upstreamURL}/v1`;
   writeFileSync(
     file,
     [
       ...extra,
       "providers:",
-      `  mock: { type: openai-compatible, baseURL: "${upstreamURL}/v1", apiKey: bench }`,
+      `  mock: { type: ${type}, baseURL: "${baseURL}", apiKey: bench }`,
       "models:",
       '  "gpt-*": { provider: mock }',
     ].join("\n"),

@@ -1,6 +1,7 @@
 // pnpm bench: the gateway (as apps/server ships it, metrics and logs on) against the same mock
 // upstream reached directly and through a bare undici pass-through, in interleaved rounds, for
-// JSON answers and for streamed ones (about 15 events each).
+// JSON answers and for streamed ones (about 15 events each); and streams from an Anthropic mock
+// translated for the same OpenAI requests, against those from the OpenAI mock.
 import autocannon from "autocannon";
 import {
   cleanUp,
@@ -42,6 +43,11 @@ const gatewayWithAsyncContext = await startGateway(
 );
 // The response cache on: every request is the same, so after the warm-up every one is a hit.
 const gatewayWithCache = await startGateway(writeConfig("cache", ["cache: { store: memory }"]));
+// An Anthropic upstream, translated for the same OpenAI requests.
+const anthropicUpstream = await startScript(["bench/anthropic-upstream.js"]);
+const gatewayToAnthropic = await startGateway(
+  writeGatewayConfig("anthropic", anthropicUpstream.url, [], "anthropic"),
+);
 
 const targets = {
   direct: upstream,
@@ -49,6 +55,7 @@ const targets = {
   gateway,
   "gateway+als": gatewayWithAsyncContext,
   "gateway+cache": gatewayWithCache,
+  "gateway>anthropic": gatewayToAnthropic,
 };
 
 /** Interleaved rounds over `names`; prints each round, then the medians. */
@@ -98,8 +105,16 @@ async function measure(title, names, stream) {
   return summary;
 }
 
-const json = await measure("JSON chat", Object.keys(targets), false);
-const streamed = await measure("Streaming chat", ["direct", "passthrough", "gateway"], true);
+const json = await measure(
+  "JSON chat",
+  ["direct", "passthrough", "gateway", "gateway+als", "gateway+cache"],
+  false,
+);
+const streamed = await measure(
+  "Streaming chat",
+  ["direct", "passthrough", "gateway", "gateway>anthropic"],
+  true,
+);
 
 console.log("\nsummary");
 const ratioLine = (label, summary, target) => {
@@ -117,6 +132,10 @@ console.log(
 );
 const hitRatio = json["gateway+cache"].rps / json.gateway.rps;
 console.log(`cache hits / misses (upstream calls) throughput: ${hitRatio.toFixed(2)}`);
+const anthropicRatio = streamed["gateway>anthropic"].rps / streamed.gateway.rps;
+console.log(
+  `streams from an Anthropic upstream, translated / from an OpenAI upstream: ${anthropicRatio.toFixed(2)} (target >= 0.8)`,
+);
 
-for (const target of Object.values(targets)) target.child.kill("SIGTERM");
+for (const target of [...Object.values(targets), anthropicUpstream]) target.child.kill("SIGTERM");
 cleanUp();

@@ -1,6 +1,6 @@
 import { AigwError } from "../errors.js";
 import { type SecretScrubber, screenBody } from "../secrets.js";
-import { createSseEvent } from "../sse.js";
+import { createJsonSseEvent, createSseEvent } from "../sse.js";
 import type { SseEvent, TokenUsage } from "../types.js";
 import { createInvalidResponseError } from "../upstream-errors.js";
 import type { EncodedRequest, StreamReader, WireFormat } from "../wire-format.js";
@@ -14,12 +14,6 @@ const isObject = (value: unknown): value is Json =>
 
 const doneEvent = createSseEvent("[DONE]");
 const nowInSeconds = () => Math.floor(Date.now() / 1000);
-
-/** A chunk as an event, with verbatim copies of the provider's credentials redacted. */
-function chunkEvent(chunk: Json, secrets: SecretScrubber): SseEvent {
-  const text = JSON.stringify(chunk);
-  return createSseEvent(secrets.copiedIn(text) ? secrets.redact(text) : chunk);
-}
 
 function isContentBearing(chunk: Json): boolean {
   const choices = chunk.choices as { delta?: Json; finish_reason?: unknown }[];
@@ -55,6 +49,14 @@ class AnthropicStreamReader implements StreamReader {
     return this.translator.usage;
   }
 
+  /** A chunk as an event, with verbatim copies of the provider's credentials redacted. */
+  private event(chunk: Json): SseEvent {
+    const json = this.translator.serialize(chunk);
+    return this.secrets.copiedIn(json)
+      ? createSseEvent(this.secrets.redact(json))
+      : createJsonSseEvent(chunk, json);
+  }
+
   accept(event: SseEvent, queue: SseEvent[]): void {
     if (event.data === "") return;
     for (const chunk of this.translator.push(event.event, event.json())) {
@@ -62,11 +64,11 @@ class AnthropicStreamReader implements StreamReader {
         this.held.push(chunk);
         if (!isContentBearing(chunk)) continue;
         this.started = true;
-        for (const held of this.held) queue.push(chunkEvent(held, this.secrets));
+        for (const held of this.held) queue.push(this.event(held));
         this.held = [];
         continue;
       }
-      queue.push(chunkEvent(chunk, this.secrets));
+      queue.push(this.event(chunk));
     }
     if (this.translator.done) queue.push(doneEvent);
   }

@@ -164,6 +164,9 @@ describe("MessagesStreamTranslator", () => {
       usage: { prompt_tokens: 10, completion_tokens: 30, total_tokens: 40 },
     });
     expect(translator.done).toBe(true);
+    for (const chunk of chunks) {
+      expect(translator.serialize(chunk)).toBe(JSON.stringify(chunk));
+    }
   });
 
   it("A.8 #2: a tool call with no input deltas gets arguments {}", () => {

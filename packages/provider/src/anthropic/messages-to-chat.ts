@@ -159,6 +159,8 @@ export class MessagesStreamTranslator {
   done = false;
   private id = "";
   private model = "";
+  /** The JSON every chunk starts with, once `message_start` told the id and model. */
+  private prefix: string | undefined;
   private readonly created: number;
   private rawUsage: Json = {};
   private readonly toolIndexByBlock = new Map<number, number>();
@@ -173,15 +175,25 @@ export class MessagesStreamTranslator {
     this.secrets = secrets;
   }
 
-  private chunk(delta: Json, finish: string | null = null, extra: Json = {}): Json {
+  private chunk(delta: Json, finish: string | null = null): Json {
     return {
       id: this.id,
       object: "chat.completion.chunk",
       created: this.created,
       model: this.model,
       choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }],
-      ...extra,
     };
+  }
+
+  /**
+   * A chunk of this stream as JSON, the same text as JSON.stringify's: what every chunk of a
+   * stream shares is serialised once, each chunk's own delta then.
+   */
+  serialize(chunk: Json): string {
+    const choice = (chunk.choices as Json[])[0];
+    if (!choice) return JSON.stringify(chunk);
+    this.prefix ??= `${JSON.stringify({ id: this.id, object: "chat.completion.chunk", created: this.created, model: this.model }).slice(0, -1)},"choices":[{"index":0,"delta":`;
+    return `${this.prefix}${JSON.stringify(choice.delta)},"logprobs":null,"finish_reason":${JSON.stringify(choice.finish_reason)}}]}`;
   }
 
   push(event: string | undefined, data: unknown): Json[] {
@@ -193,6 +205,7 @@ export class MessagesStreamTranslator {
         const message = isObject(data.message) ? data.message : {};
         this.id = typeof message.id === "string" ? message.id : "";
         this.model = typeof message.model === "string" ? message.model : "";
+        this.prefix = undefined;
         this.mergeUsage(message.usage);
         return [this.chunk({ role: "assistant", content: "" })];
       }

@@ -1,3 +1,4 @@
+import { MEDIA_TOKENS } from "@aigw/provider";
 import { describe, expect, it } from "vitest";
 import { limitKeys, reservedTokens } from "./limits.js";
 
@@ -30,5 +31,30 @@ describe("reservedTokens", () => {
   it("never goes past what a number counts exactly", () => {
     const body = { messages: [], max_tokens: 2 ** 64 };
     expect(reservedTokens("chat/completions", body)).toBe(Number.MAX_SAFE_INTEGER);
+  });
+
+  it("counts an image a fixed number of tokens, not its base64 bytes / 4", () => {
+    const image = `data:image/png;base64,${"A".repeat(4_000_000)}`;
+    const withImage = {
+      max_tokens: 10,
+      messages: [
+        {
+          role: "user",
+          content: [
+            { type: "text", text: "What is this?" },
+            { type: "image_url", image_url: { url: image } },
+          ],
+        },
+      ],
+    };
+    const textOnly = {
+      max_tokens: 10,
+      messages: [{ role: "user", content: [{ type: "text", text: "What is this?" }] }],
+    };
+    const difference =
+      reservedTokens("chat/completions", withImage) - reservedTokens("chat/completions", textOnly);
+    // The part itself leaves a `null` in the JSON counted.
+    expect(difference).toBeGreaterThanOrEqual(MEDIA_TOKENS.image);
+    expect(difference).toBeLessThan(MEDIA_TOKENS.image + 5);
   });
 });

@@ -1,4 +1,4 @@
-import { AigwError, type Endpoint, estimateTokens, firstHeader } from "@aigw/provider";
+import { AigwError, type Endpoint, estimatePromptTokens, firstHeader } from "@aigw/provider";
 import type { Admission, Limiter, RateLimitResult } from "@aigw/ratelimit";
 import { invalidRequest } from "./errors.js";
 import type { Tenant } from "./tenants.js";
@@ -26,11 +26,11 @@ const defaultOutputTokens = 4096;
 
 /**
  * The tokens a request may use, reserved before it runs: its prompt's estimate (see
- * `estimateTokens` in @aigw/provider), plus the output it allows (embeddings have none).
+ * `estimatePromptTokens` in @aigw/provider: an image or a file counts a fixed number), plus
+ * the output it allows (embeddings have none).
  */
 export function reservedTokens(endpoint: Endpoint, body: Record<string, unknown>): number {
-  const prompt = body.messages ?? body.input ?? body.prompt ?? "";
-  const promptTokens = estimateTokens(typeof prompt === "string" ? prompt : JSON.stringify(prompt));
+  const promptTokens = estimatePromptTokens(body.messages ?? body.input ?? body.prompt ?? "");
   if (endpoint === "embeddings") return promptTokens;
   // A client may ask for more output than a number can count exactly: reserve the most there is.
   return Math.min(promptTokens + (outputCap(body) ?? defaultOutputTokens), Number.MAX_SAFE_INTEGER);

@@ -49,4 +49,10 @@ export {
   relayedErrorFields,
   type UpstreamErrorContext,
 } from "./upstream-errors.js";
-export { estimateTokens, readUsage, usageFromObject } from "./usage.js";
+export {
+  estimatePromptTokens,
+  estimateTokens,
+  MEDIA_TOKENS,
+  readUsage,
+  usageFromObject,
+} from "./usage.js";

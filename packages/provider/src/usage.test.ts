@@ -1,6 +1,13 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { AigwError } from "./errors.js";
-import { estimateTokens, LARGE_BODY_BYTES, readUsage, usageFromObject } from "./usage.js";
+import {
+  estimatePromptTokens,
+  estimateTokens,
+  LARGE_BODY_BYTES,
+  MEDIA_TOKENS,
+  readUsage,
+  usageFromObject,
+} from "./usage.js";
 
 const bytes = (value: unknown) =>
   Buffer.from(typeof value === "string" ? value : JSON.stringify(value));
@@ -16,6 +23,30 @@ function largeBody(size: number, usage: unknown = { prompt_tokens: 7, total_toke
 
 afterEach(() => {
   vi.restoreAllMocks();
+});
+
+describe("estimatePromptTokens", () => {
+  it("counts media parts of every protocol a fixed number, and the rest as its JSON", () => {
+    const data = "B".repeat(100_000);
+    const prompt = [
+      {
+        role: "user",
+        content: [{ type: "image_url", image_url: { url: `data:;base64,${data}` } }],
+      },
+      { role: "user", content: [{ type: "input_image", image_url: `data:;base64,${data}` }] },
+      { role: "user", content: [{ type: "image", source: { type: "base64", data } }] },
+      { role: "user", content: [{ type: "document", source: { type: "base64", data } }] },
+      { role: "user", content: [{ type: "file", file: { file_data: data } }] },
+    ];
+    // Each part leaves a `null` in the JSON counted.
+    const withoutMedia = prompt.map((message) => ({ ...message, content: [null] }));
+    expect(estimatePromptTokens(prompt)).toBe(
+      estimateTokens(JSON.stringify(withoutMedia)) +
+        3 * MEDIA_TOKENS.image +
+        2 * MEDIA_TOKENS.document,
+    );
+    expect(estimatePromptTokens("twelve chars")).toBe(3);
+  });
 });
 
 describe("usageFromObject", () => {

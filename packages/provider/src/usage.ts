@@ -15,6 +15,37 @@ export function estimateTokens(text: string | Uint8Array): number {
   return Math.ceil(bytes / 4);
 }
 
+/**
+ * What one image, and one document, file or audio clip, counts for in `estimatePromptTokens`:
+ * about what providers bill for an image near a megapixel, and for a few pages of a PDF.
+ */
+export const MEDIA_TOKENS = { image: 1_600, document: 3_000 } as const;
+
+const imageParts = new Set(["image_url", "input_image", "image"]);
+const documentParts = new Set(["file", "input_file", "document", "input_audio"]);
+
+/**
+ * A rough count of a prompt's tokens (`messages`, `input`, `prompt` or a Messages body): its
+ * JSON text as `estimateTokens` counts it, except that each image part counts
+ * `MEDIA_TOKENS.image` and each file, document or audio part `MEDIA_TOKENS.document`, whatever
+ * the size of its base64 data. Parts are told by their `type` (OpenAI chat and Responses,
+ * Anthropic Messages).
+ */
+export function estimatePromptTokens(prompt: unknown): number {
+  if (typeof prompt === "string") return estimateTokens(prompt);
+  let media = 0;
+  const text = JSON.stringify(prompt, (_key, value: unknown) => {
+    if (typeof value !== "object" || value === null) return value;
+    const type = (value as { type?: unknown }).type;
+    if (typeof type !== "string") return value;
+    if (imageParts.has(type)) media += MEDIA_TOKENS.image;
+    else if (documentParts.has(type)) media += MEDIA_TOKENS.document;
+    else return value;
+    return undefined;
+  });
+  return estimateTokens(text ?? "") + media;
+}
+
 function count(value: unknown): number | undefined {
   return typeof value === "number" && Number.isFinite(value) ? value : undefined;
 }

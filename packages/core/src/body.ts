@@ -256,6 +256,7 @@ const requiredFields: Record<Endpoint, [field: string, check: FieldCheck, expect
   embeddings: [["input", isPresent, "a string or an array"]],
   responses: [],
   "images/generations": [["prompt", isNonEmptyString, "a non-empty string"]],
+  messages: [["messages", Array.isArray, "an array of messages"]],
   models: [],
 };
 

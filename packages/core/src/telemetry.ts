@@ -31,6 +31,7 @@ const operationNames: Record<Endpoint, string> = {
   embeddings: "embeddings",
   responses: "chat",
   "images/generations": "generate_content",
+  messages: "chat",
   models: "list_models",
 };
 

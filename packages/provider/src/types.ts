@@ -1,13 +1,17 @@
 import type { CancelSignal } from "./cancellation.js";
 import type { RetryOptions } from "./retry.js";
 
-/** The OpenAI-compatible endpoints a provider can serve, as paths below its base URL. */
+/**
+ * The endpoints a provider can serve, as paths below its base URL: OpenAI's, and Anthropic's
+ * Messages API (`messages`), which Anthropic upstreams serve natively.
+ */
 export type Endpoint =
   | "chat/completions"
   | "completions"
   | "embeddings"
   | "responses"
   | "images/generations"
+  | "messages"
   | "models";
 
 /** One server-sent event, as it came from the upstream. */

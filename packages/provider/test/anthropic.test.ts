@@ -169,6 +169,51 @@ describe("createAnthropic", () => {
     }
   });
 
+  it("passes native Messages requests through, bytes as they came both ways", async () => {
+    const rawBody =
+      '{"model":"claude-sonnet-4-5","max_tokens":64,  "messages":[{"role":"user","content":"Hi"}],"top_k":3,"future_field":{"x":1}}';
+    const json = await provider.send({
+      endpoint: "messages",
+      body: JSON.parse(rawBody),
+      rawBody,
+    });
+    if (json.kind !== "json") throw new Error("expected JSON");
+    expect(mock.requests[0]?.rawBody).toBe(rawBody);
+    const message = JSON.parse(Buffer.from(json.body).toString("utf8"));
+    expect(message).toMatchObject({ type: "message", role: "assistant" });
+    expect(json.usage?.inputTokens).toBe(message.usage.input_tokens);
+
+    const reply = {
+      kind: "reply" as const,
+      content: [
+        { type: "thinking" as const, thinking: "Hmm.", signature: "c2ln" },
+        { type: "text" as const, text: "Hello." },
+      ],
+      usage: { input_tokens: 4, output_tokens: 6, cache_read_input_tokens: 10 },
+    };
+    mock.enqueue(reply, reply);
+    const streamed =
+      '{"model":"claude-sonnet-4-5","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"Hi"}]}';
+    const { events, usage } = await collect(
+      await provider.send({ endpoint: "messages", body: JSON.parse(streamed), rawBody: streamed }),
+    );
+    const upstream = await fetch(`${mock.url}/v1/messages`, {
+      method: "POST",
+      headers: { "x-api-key": API_KEY, "anthropic-version": "2023-06-01" },
+      body: streamed,
+    });
+    // The mock's reply to the same request, event for event (ids aside, which count requests).
+    const expected = (await upstream.text()).replaceAll(/msg_mock\d+/g, "msg");
+    expect(
+      events
+        .map((event) => event.raw)
+        .join("")
+        .replaceAll(/msg_mock\d+/g, "msg"),
+    ).toBe(expected);
+    expect(events.map((event) => event.event)).toContain("message_stop");
+    expect(usage).toMatchObject({ inputTokens: 14, outputTokens: 6, cacheReadTokens: 10 });
+  });
+
   it("refuses what it cannot serve without calling the upstream", async () => {
     const unsupported = await failure(
       provider.send({ endpoint: "embeddings", body: { model: "claude", input: "x" } }),

@@ -5,7 +5,13 @@ import type { SseEvent, TokenUsage } from "../types.js";
 import { createInvalidResponseError } from "../upstream-errors.js";
 import type { EncodedRequest, StreamReader, WireFormat } from "../wire-format.js";
 import { type ChatToMessagesOptions, chatToMessages } from "./chat-to-messages.js";
-import { MessagesStreamTranslator, messagesToChat, usageOfMessage } from "./messages-to-chat.js";
+import {
+  MessagesStreamTranslator,
+  mergeStreamUsage,
+  messagesToChat,
+  streamErrorOf,
+  usageOfMessage,
+} from "./messages-to-chat.js";
 
 type Json = Record<string, unknown>;
 
@@ -74,6 +80,38 @@ class AnthropicStreamReader implements StreamReader {
   }
 }
 
+/**
+ * A native Messages stream, passed on event by event as it came (verbatim copies of the
+ * provider's credentials redacted), its usage read from message_start and message_delta. An
+ * `error` event fails the stream, as in a translated one.
+ */
+class NativeStreamReader implements StreamReader {
+  usage: TokenUsage | undefined;
+  complete = false;
+  private readonly counters: Json = {};
+
+  constructor(private readonly secrets: SecretScrubber) {}
+
+  accept(event: SseEvent, queue: SseEvent[]): void {
+    const type = event.event ?? (event.json() as Json | undefined)?.type;
+    if (type === "message_start" || type === "message_delta" || type === "error") {
+      const data = event.json();
+      if (!isObject(data)) return;
+      if (type === "error")
+        throw streamErrorOf(isObject(data.error) ? data.error : {}, this.secrets);
+      const usage =
+        type === "message_start" && isObject(data.message) ? data.message.usage : data.usage;
+      this.usage = mergeStreamUsage(this.counters, usage);
+    }
+    if (type === "message_stop") this.complete = true;
+    queue.push(
+      this.secrets.copiedIn(event.raw)
+        ? createSseEvent(this.secrets.redact(event.data), event.event)
+        : event,
+    );
+  }
+}
+
 /** Anthropic's model list -> OpenAI's (`created` from `created_at`). */
 function modelList(list: unknown): Json {
   const models = isObject(list) && Array.isArray(list.data) ? list.data.filter(isObject) : [];
@@ -104,9 +142,10 @@ function parseAnswer(bytes: Buffer, upstreamRequestId: string | undefined): unkn
 }
 
 /**
- * Anthropic's Messages API for OpenAI chat completions requests: each request translated to
- * Messages, each answer and stream event back to OpenAI's shapes; `models` lists Anthropic's
- * models as OpenAI's list. Other endpoints are a 400 `unsupported_endpoint`.
+ * Anthropic's Messages API. `messages` requests pass through as they came, both ways (native);
+ * OpenAI chat completions requests are translated to Messages, each answer and stream event back
+ * to OpenAI's shapes; `models` lists Anthropic's models as OpenAI's list. Other endpoints are a
+ * 400 `unsupported_endpoint`.
  */
 export function createAnthropicFormat(options: ChatToMessagesOptions): WireFormat {
   const reported = new Set<string>();
@@ -133,9 +172,20 @@ export function createAnthropicFormat(options: ChatToMessagesOptions): WireForma
           readStream: ({ secrets }) => new AnthropicStreamReader(secrets),
         };
       }
+      if (request.endpoint === "messages") {
+        return {
+          body: request.rawBody ?? JSON.stringify(request.body ?? {}),
+          readAnswer(bytes, { secrets, upstreamRequestId }) {
+            const message = parseAnswer(bytes, upstreamRequestId);
+            const usage = isObject(message) && isObject(message.usage) ? message.usage : {};
+            return { body: screenBody(bytes, secrets), usage: usageOfMessage(usage) };
+          },
+          readStream: ({ secrets }) => new NativeStreamReader(secrets),
+        };
+      }
       if (request.endpoint !== "chat/completions") {
         throw new AigwError(
-          `Anthropic upstreams serve chat completions only, not ${request.endpoint}`,
+          `Anthropic upstreams serve chat completions and messages only, not ${request.endpoint}`,
           { status: 400, type: "invalid_request_error", code: "unsupported_endpoint" },
         );
       }

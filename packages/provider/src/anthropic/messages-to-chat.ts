@@ -59,6 +59,20 @@ export function usageOfMessage(usage: Json): TokenUsage {
   };
 }
 
+/**
+ * Adds a stream event's `usage` (message_start's or message_delta's) to `counters`, the stream's
+ * so far, and reads them. Both count: some Anthropic-compatible upstreams report cache counters
+ * only in message_delta, whose output_tokens are cumulative.
+ */
+export function mergeStreamUsage(counters: Json, usage: unknown): TokenUsage {
+  if (isObject(usage)) {
+    for (const [name, value] of Object.entries(usage)) {
+      if (value !== null && value !== undefined) counters[name] = value;
+    }
+  }
+  return usageOfMessage(counters);
+}
+
 /** The neutral shape -> OpenAI's chat `usage` (cache writes have no OpenAI field). */
 export function chatUsage(usage: TokenUsage): Json {
   return {
@@ -231,13 +245,8 @@ export class MessagesStreamTranslator {
     }
   }
 
-  // Some Anthropic-compatible upstreams report cache counters only in message_delta: both count.
   private mergeUsage(usage: unknown) {
-    if (!isObject(usage)) return;
-    for (const [name, value] of Object.entries(usage)) {
-      if (value !== null && value !== undefined) this.rawUsage[name] = value;
-    }
-    this.usage = usageOfMessage(this.rawUsage);
+    this.usage = mergeStreamUsage(this.rawUsage, usage);
   }
 
   private blockStart(index: number, block: Json): Json[] {

@@ -1,5 +1,5 @@
 import { createAnthropic } from "@aigw/provider";
-import { type AnthropicMock, startAnthropicMock } from "@aigw/testing";
+import { type AnthropicMock, anthropicModelList, startAnthropicMock } from "@aigw/testing";
 import type OpenAI from "openai";
 import type { ChatCompletionChunk } from "openai/resources/chat/completions";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -401,6 +401,14 @@ describe("an Anthropic upstream for OpenAI clients", () => {
       ],
     });
     expect(sentTurns()[1]?.content).toEqual([{ type: "text", text: "{" }]);
+  });
+
+  it("lists Anthropic's own models under a wildcard route in GET /v1/models", async () => {
+    const ids = [];
+    for await (const listed of running.client.models.list()) ids.push(listed.id);
+    expect(ids).toEqual(expect.arrayContaining(anthropicModelList.data.map((listed) => listed.id)));
+    const one = await running.client.models.retrieve("claude-haiku-4-5-20251001");
+    expect(one.created).toBe(Date.parse("2025-10-01T00:00:00Z") / 1000);
   });
 
   it("a 529 is retried, then answered 503; an unsupported endpoint is a 400", async () => {

@@ -1,5 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { type AnthropicMock, startAnthropicMock } from "./anthropic-mock.js";
+import { type AnthropicMock, anthropicModelList, startAnthropicMock } from "./anthropic-mock.js";
 import type { AnthropicContentBlock } from "./anthropic-replies.js";
 import { readSse, type SseEvent } from "./sse.js";
 import { waitFor } from "./wait-for.js";
@@ -427,6 +427,14 @@ describe("refusals", () => {
       200,
     );
     await own.close();
+  });
+
+  it("lists its models in Anthropic's shape", async () => {
+    const response = await fetch(`${mock.url}/v1/models`, {
+      headers: { "x-api-key": "sk-ant-test", "anthropic-version": "2023-06-01" },
+    });
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual(anthropicModelList);
   });
 
   it("answers other paths with a 404 not_found_error", async () => {

@@ -62,7 +62,7 @@ export type AnthropicBehaviour =
   /** Waits between events; a JSON reply waits between its headers and its body. */
   | { kind: "delayEvents"; delayMs: number; reply?: AnthropicScript };
 
-/** A running mock of the Anthropic Messages API (`POST /v1/messages`). */
+/** A running mock of the Anthropic Messages API (`POST /v1/messages`, `GET /v1/models`). */
 export interface AnthropicMock {
   /** Root URL without `/v1`, as the Anthropic SDK's `baseURL` wants it. */
   url: string;
@@ -79,6 +79,27 @@ export interface AnthropicMock {
 }
 
 const OVERLOADED = { type: "overloaded_error", message: "Overloaded" };
+
+/** What `GET /v1/models` answers, in Anthropic's list shape. */
+export const anthropicModelList = {
+  data: [
+    {
+      type: "model",
+      id: "claude-sonnet-4-5-20250929",
+      display_name: "Claude Sonnet 4.5",
+      created_at: "2025-09-29T00:00:00Z",
+    },
+    {
+      type: "model",
+      id: "claude-haiku-4-5-20251001",
+      display_name: "Claude Haiku 4.5",
+      created_at: "2025-10-01T00:00:00Z",
+    },
+  ],
+  has_more: false,
+  first_id: "claude-sonnet-4-5-20250929",
+  last_id: "claude-haiku-4-5-20251001",
+};
 
 function readBody(request: IncomingMessage): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -263,6 +284,11 @@ export async function startAnthropicMock(
       return;
     }
     const pathname = record.path.split("?")[0];
+    if (record.method === "GET" && pathname === "/v1/models") {
+      response.writeHead(200, { "content-type": "application/json" });
+      response.end(JSON.stringify(anthropicModelList));
+      return;
+    }
     if (record.method !== "POST" || pathname !== "/v1/messages") {
       const message = `${record.method} ${pathname} not found`;
       sendError(response, 404, anthropicErrorBody("not_found_error", message, requestId));

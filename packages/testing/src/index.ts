@@ -2,6 +2,7 @@ export {
   type AnthropicBehaviour,
   type AnthropicMock,
   type AnthropicMockOptions,
+  anthropicModelList,
   startAnthropicMock,
 } from "./anthropic-mock.js";
 export {

@@ -1,4 +1,4 @@
-import { mkdtemp, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -14,6 +14,24 @@ const minimal = {
   providers: { echo: { type: "echo" } },
   models: { echo: { provider: "echo" } },
 };
+
+describe("the README's example config", () => {
+  it("is a valid config with the environment it names", async () => {
+    const readme = await readFile(new URL("../README.md", import.meta.url), "utf8");
+    const section = readme.slice(readme.indexOf("## Config file"));
+    const example = /```yaml\n([\s\S]*?)```/.exec(section)?.[1];
+    expect(example).toBeDefined();
+    const file = join(await mkdtemp(join(tmpdir(), "aigw-readme-")), "example.yaml");
+    await writeFile(file, example as string);
+    const config = await loadConfigFile(file, {
+      OPENAI_API_KEY: "sk-openai",
+      AZURE_OPENAI_KEY: "azure-key",
+      ANTHROPIC_API_KEY: "sk-ant",
+    });
+    expect(Object.keys(config.providers)).toContain("claude");
+    expect(config.models["claude-*"]?.provider).toBe("claude");
+  });
+});
 
 describe("parseConfig", () => {
   it("says what an empty or missing section needs, and which keys are valid where one is unknown", () => {

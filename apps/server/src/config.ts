@@ -197,6 +197,12 @@ const modelSchema = z
       .describe(
         "true or false to cache the route or not, or its own cache settings over the top-level ones.",
       ),
+    dropUnsupportedParams: z
+      .boolean()
+      .optional()
+      .describe(
+        "For a translating provider (anthropic): leave out what it cannot honour (n above 1, temperature above 1, logprobs) instead of answering 400. Default: the provider's setting.",
+      ),
   })
   .describe(
     "A route: a model name, a pattern with * (the longest match wins), or openai/* (the prefix is removed upstream).",

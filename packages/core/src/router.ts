@@ -8,6 +8,11 @@ export interface ModelRouteOptions {
   model?: string;
   /** Caching for this route, over the gateway's `cache` settings (which must give a store). */
   cache?: RouteCacheOptions;
+  /**
+   * Leave out what a translating upstream cannot honour (Anthropic: `n` above 1, `temperature`
+   * above 1, `logprobs`) instead of answering 400. Default: the provider's own setting.
+   */
+  dropUnsupportedParams?: boolean;
 }
 
 export interface RouteTarget {
@@ -15,6 +20,8 @@ export interface RouteTarget {
   provider: Provider;
   /** The model to send upstream, or undefined to send the requested one unchanged. */
   model: string | undefined;
+  /** See `ModelRouteOptions.dropUnsupportedParams`. */
+  dropUnsupportedParams?: boolean | undefined;
 }
 
 export interface ResolvedRoute {
@@ -70,7 +77,14 @@ export function createModelRouter(
     }
     const route: ResolvedRoute = {
       name,
-      targets: [{ providerName: options.provider, provider, model: options.model }],
+      targets: [
+        {
+          providerName: options.provider,
+          provider,
+          model: options.model,
+          dropUnsupportedParams: options.dropUnsupportedParams,
+        },
+      ],
     };
     const star = name.indexOf("*");
     if (star === -1) {

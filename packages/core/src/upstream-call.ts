@@ -179,6 +179,7 @@ export async function callUpstream(
         requestId: context.requestId,
         traceparent,
         tracestate: context.traceContext.tracestate,
+        dropUnsupportedParams: target.dropUnsupportedParams,
       };
       try {
         const response = await target.provider.send(providerRequest, {

@@ -16,7 +16,10 @@ beforeAll(async () => {
     providers: {
       anthropic: createAnthropic({ apiKey: API_KEY, baseURL: `${mock.url}/v1` }),
     },
-    models: { "claude-*": { provider: "anthropic" } },
+    models: {
+      "claude-*": { provider: "anthropic" },
+      lenient: { provider: "anthropic", model: "claude-sonnet-4-5", dropUnsupportedParams: true },
+    },
   });
 });
 afterEach(() => mock.reset());
@@ -239,6 +242,16 @@ describe("an Anthropic upstream for OpenAI clients", () => {
       expect(error.param).toBe(param);
     }
     expect(mock.requests).toHaveLength(0);
+    // A route may say to leave them out instead.
+    await running.client.chat.completions.create({
+      model: "lenient",
+      messages: [{ role: "user", content: "Hi" }],
+      temperature: 1.5,
+      n: 2,
+    });
+    const sent = mock.requests.at(-1)?.body as Record<string, unknown>;
+    expect(sent).not.toHaveProperty("temperature");
+    expect(sent).not.toHaveProperty("n");
   });
 
   it("A.8 #11: data URL and https images, and a PDF as a document", async () => {

@@ -69,6 +69,11 @@ export interface ProviderRequest {
   traceparent?: string | undefined;
   /** Sent as `tracestate`, with `traceparent` (the client's header is never forwarded as is). */
   tracestate?: string | undefined;
+  /**
+   * For a provider that translates: leave out what its upstream cannot honour instead of
+   * refusing the request (over the provider's own setting). Others ignore it.
+   */
+  dropUnsupportedParams?: boolean | undefined;
 }
 
 export interface SendOptions {

@@ -190,7 +190,12 @@ export function createAnthropicFormat(options: ChatToMessagesOptions): WireForma
         );
       }
       return {
-        body: JSON.stringify(chatToMessages(request.body ?? {}, translation)),
+        body: JSON.stringify(
+          chatToMessages(request.body ?? {}, {
+            ...translation,
+            dropUnsupported: request.dropUnsupportedParams ?? translation.dropUnsupported,
+          }),
+        ),
         readAnswer(bytes, { secrets, upstreamRequestId }) {
           const message = parseAnswer(bytes, upstreamRequestId);
           if (!isObject(message) || !Array.isArray(message.content)) {

@@ -1,4 +1,4 @@
-import { Histogram, Registry } from "prom-client";
+import { Histogram, Registry, type RegistryContentType } from "prom-client";
 import { describe, expect, it } from "vitest";
 import { LabelledHistogram } from "./histogram.js";
 
@@ -13,8 +13,8 @@ const observations: [Record<"provider" | "model", string>, number][] = [
 ];
 
 function pair() {
-  const ours = new Registry();
-  const theirs = new Registry();
+  const ours = new Registry<RegistryContentType>();
+  const theirs = new Registry<RegistryContentType>();
   const labelNames = ["provider", "model"] as const;
   const histogram = new LabelledHistogram({
     name: "latency_seconds",

@@ -1,4 +1,4 @@
-import type { Metric, Registry } from "prom-client";
+import type { Metric, Registry, RegistryContentType } from "prom-client";
 
 interface Series {
   labels: Record<string, string>;
@@ -21,7 +21,7 @@ export interface HistogramOptions<LabelName extends string> {
   labelNames: readonly LabelName[];
   /** Upper bounds of the buckets, ascending; `+Inf` is added. */
   buckets: readonly number[];
-  registry: Registry;
+  registry: Registry<RegistryContentType>;
 }
 
 /**

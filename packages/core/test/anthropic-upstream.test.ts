@@ -1,6 +1,6 @@
 import { createAnthropic } from "@aigw/provider";
 import { type AnthropicMock, anthropicModelList, startAnthropicMock } from "@aigw/testing";
-import type OpenAI from "openai";
+import OpenAI from "openai";
 import type { ChatCompletionChunk } from "openai/resources/chat/completions";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { type RunningGateway, startGateway } from "./start-gateway.js";
@@ -338,6 +338,7 @@ describe("an Anthropic upstream for OpenAI clients", () => {
 
   it("A.8 #14: a stream that ends without message_stop is an error, not a success", async () => {
     mock.enqueue({ kind: "endWithoutStop" });
+    const chunks: ChatCompletionChunk[] = [];
     const error = await rejection(
       (async () => {
         const stream = await running.client.chat.completions.create({
@@ -345,10 +346,13 @@ describe("an Anthropic upstream for OpenAI clients", () => {
           messages: [{ role: "user", content: "Tell me a story" }],
           stream: true,
         });
-        for await (const _ of stream);
+        for await (const chunk of stream) chunks.push(chunk);
       })(),
     );
-    expect(error).toBeInstanceOf(Error);
+    expect(error).toBeInstanceOf(OpenAI.APIError);
+    expect(error.message).toMatch(/ended before it was complete/);
+    expect(chunks.length).toBeGreaterThan(0);
+    expect(chunks.some((chunk) => chunk.choices[0]?.finish_reason)).toBe(false);
   });
 
   it("A.8 #15: thinking blocks come back signed, in order, and reach Anthropic again unchanged", async () => {

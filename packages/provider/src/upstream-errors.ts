@@ -38,12 +38,16 @@ export function redactSecrets(text: string, secrets?: SecretScrubber): string {
   return (secrets ? secrets.redact(text) : text).replace(keyShaped, REDACTED);
 }
 
-/** The upstream's request id, when it is a plain, bounded id that reveals no credential. */
+/**
+ * The upstream's request id (`x-request-id`, or Anthropic's `request-id`), when it is a plain,
+ * bounded id that reveals no credential.
+ */
 export function upstreamRequestIdOf(
   headers: ResponseHeaders,
   secrets?: SecretScrubber,
 ): string | undefined {
-  const id = firstHeader(headers["x-request-id"]);
+  // Anthropic names it request-id.
+  const id = firstHeader(headers["x-request-id"] ?? headers["request-id"]);
   return id !== undefined && isPlainRequestId(id) && !secrets?.reveals(id) ? id : undefined;
 }
 

@@ -76,7 +76,19 @@ describe("createAnthropic", () => {
       messages: [{ role: "user", content: [{ type: "text", text: "Hello" }] }],
       max_tokens: 4096,
     });
-    expect(dropped).toEqual(["seed"]);
+    expect(dropped).toContain("seed");
+    expect(response.upstreamRequestId).toMatch(/^req_mock_/);
+  });
+
+  it("tells at most 100 distinct dropped field names, each cut to 64 characters", async () => {
+    const body: Record<string, unknown> = {};
+    for (let field = 0; field < 500; field++) body[`made_up_${field}_${"x".repeat(100)}`] = 1;
+    await provider.send(chat(body));
+    await provider.send(chat(body));
+    const madeUp = dropped.filter((name) => name.startsWith("made_up_"));
+    expect(madeUp.length).toBeLessThanOrEqual(100);
+    expect(new Set(madeUp).size).toBe(madeUp.length);
+    expect(Math.max(...madeUp.map((name) => name.length))).toBe(64);
   });
 
   it("answers a chat completion with the message translated and usage read", async () => {
@@ -114,7 +126,11 @@ describe("createAnthropic", () => {
   });
 
   it("streams OpenAI chunks, the role held back until content, and [DONE] after message_stop", async () => {
-    const { events, usage } = await collect(await provider.send(chat({ stream: true })));
+    const { events: plain } = await collect(await provider.send(chat({ stream: true })));
+    expect(plain.some((event) => event.data.includes('"usage"'))).toBe(false);
+    const { events, usage } = await collect(
+      await provider.send(chat({ stream: true, stream_options: { include_usage: true } })),
+    );
     expect(events.at(-1)?.data).toBe("[DONE]");
     const chunks = events.slice(0, -1).map((event) => event.json() as Record<string, never>);
     expect(chunks[0]).toMatchObject({ choices: [{ delta: { role: "assistant" } }] });
@@ -141,7 +157,7 @@ describe("createAnthropic", () => {
     if (response.kind !== "stream") throw new Error("expected a stream");
     const iterator = response.events[Symbol.asyncIterator]();
     const error = await failure(iterator.next());
-    expect(error).toMatchObject({ status: 503, code: "overloaded_error", isRetryable: true });
+    expect(error).toMatchObject({ status: 503, code: "upstream_overloaded", isRetryable: true });
   });
 
   it("an error after content, a cut stream, or an end without message_stop is a failure", async () => {
@@ -165,7 +181,11 @@ describe("createAnthropic", () => {
         seen.some((event) => event.data === "[DONE]"),
         behaviour.kind,
       ).toBe(false);
-      expect(error.status, behaviour.kind).toBeGreaterThanOrEqual(500);
+      expect([error.status, error.code], behaviour.kind).toEqual(
+        behaviour.kind === "midStreamError"
+          ? [503, "upstream_overloaded"]
+          : [502, "stream_interrupted"],
+      );
     }
   });
 

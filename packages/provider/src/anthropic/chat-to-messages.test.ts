@@ -267,7 +267,6 @@ describe("chatToMessages", () => {
       reasoning_effort: "medium",
       stop: "END",
       top_p: 0.9,
-      top_k: 40,
       user: "user-123",
       response_format: {
         type: "json_schema",
@@ -279,11 +278,11 @@ describe("chatToMessages", () => {
       max_tokens: 4096 + 2048,
       stop_sequences: ["END"],
       top_p: 0.9,
-      top_k: 40,
       metadata: { user_id: "user-123" },
       output_config: { format: { type: "json_schema", schema: { type: "object" } } },
     });
     const messages = [{ role: "user", content: "Hi" }];
+    expect(translate({ messages, top_k: 40 }).top_k).toBe(40);
     expect(translate({ messages, user: "someone@example.com" })).not.toHaveProperty("metadata");
     expect(refusal({ messages, stop: ["  "] }).param).toBe("stop");
     expect(refusal({ messages, response_format: { type: "json_object" } }).param).toBe(
@@ -292,6 +291,64 @@ describe("chatToMessages", () => {
     expect(refusal({ messages, reasoning_effort: "high", max_tokens: 4000 }).param).toBe(
       "max_tokens",
     );
+  });
+
+  it("refuses what Anthropic refuses with thinking on, by name, or leaves it out when told", () => {
+    const base = { messages: [{ role: "user", content: "Hi" }], reasoning_effort: "low" };
+    expect(refusal({ ...base, temperature: 0.5 }).param).toBe("temperature");
+    expect(refusal({ ...base, top_k: 5 }).param).toBe("top_k");
+    expect(refusal({ ...base, tools: [weather], tool_choice: "required" }).param).toBe(
+      "tool_choice",
+    );
+    expect(translate({ ...base, temperature: 1 }).temperature).toBe(1);
+    const dropped: string[] = [];
+    const lenient = translate(
+      { ...base, temperature: 0.5, top_k: 5, n: 3 },
+      { dropUnsupported: true, onDroppedField: (name: string) => dropped.push(name) },
+    );
+    expect(lenient).not.toHaveProperty("temperature");
+    expect(lenient).not.toHaveProperty("top_k");
+    expect(dropped).toEqual(["n", "temperature", "top_k"]);
+  });
+
+  it("treats null parameters as absent", () => {
+    const body = translate({
+      messages: [{ role: "user", content: "Hi" }],
+      n: null,
+      temperature: null,
+      top_p: null,
+      top_k: null,
+      logprobs: null,
+      top_logprobs: null,
+      tools: null,
+      tool_choice: null,
+      stop: null,
+      response_format: null,
+      parallel_tool_calls: false,
+    });
+    expect(Object.keys(body).sort()).toEqual(["max_tokens", "messages", "model"]);
+  });
+
+  it("sends back only signed thinking blocks, and tool arguments only as JSON text", () => {
+    const assistant = (extra: Record<string, unknown>) => ({
+      messages: [
+        { role: "user", content: "Hi" },
+        { role: "assistant", content: "Hello", ...extra },
+      ],
+    });
+    expect(refusal(assistant({ thinking_blocks: [{ type: "text", text: "sneaky" }] })).param).toBe(
+      "messages[1].thinking_blocks[0]",
+    );
+    expect(
+      refusal(assistant({ thinking_blocks: [{ type: "thinking", thinking: "unsigned" }] })).param,
+    ).toBe("messages[1].thinking_blocks[0]");
+    expect(
+      refusal(
+        assistant({
+          tool_calls: [{ id: "a", type: "function", function: { name: "f", arguments: { x: 1 } } }],
+        }),
+      ).param,
+    ).toBe("messages[1].tool_calls[0].function.arguments");
   });
 
   it("leaves out fields Anthropic has no place for, and names each one", () => {

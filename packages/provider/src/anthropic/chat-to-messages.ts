@@ -148,6 +148,9 @@ function toolUseBlock(call: unknown, param: string): Json {
     return refuse("A tool call needs an id and a function.", param);
   }
   const { name, arguments: text } = call.function;
+  if (text != null && typeof text !== "string") {
+    refuse("A tool call's arguments must be a JSON string.", `${param}.function.arguments`);
+  }
   let input: unknown = {};
   if (typeof text === "string" && text.trim() !== "") {
     try {
@@ -164,6 +167,30 @@ function toolResultContent(message: Json, param: string): string | Json[] {
   const { content } = message;
   if (typeof content === "string") return content;
   return contentBlocks({ content }, param);
+}
+
+/**
+ * An assistant's `thinking_blocks`, sent back first and unchanged: only signed `thinking` and
+ * `redacted_thinking` blocks, which Anthropic checks against its signature.
+ */
+function thinkingBlocks(blocks: unknown, param: string): Json[] {
+  if (blocks == null) return [];
+  if (!Array.isArray(blocks)) return refuse("thinking_blocks must be an array.", param);
+  return blocks.map((block, index) => {
+    const valid =
+      isObject(block) &&
+      ((block.type === "thinking" &&
+        typeof block.thinking === "string" &&
+        typeof block.signature === "string") ||
+        (block.type === "redacted_thinking" && typeof block.data === "string"));
+    if (!valid) {
+      refuse(
+        "A thinking block must be a signed thinking or a redacted_thinking block.",
+        `${param}[${index}]`,
+      );
+    }
+    return block as Json;
+  });
 }
 
 interface Turn {
@@ -233,9 +260,7 @@ function translateMessages(messages: unknown) {
         addTurn(turns, "user", contentBlocks(message, param));
         break;
       case "assistant": {
-        const thinking = Array.isArray(message.thinking_blocks)
-          ? message.thinking_blocks.filter(isObject)
-          : [];
+        const thinking = thinkingBlocks(message.thinking_blocks, `${param}.thinking_blocks`);
         const calls = Array.isArray(message.tool_calls) ? message.tool_calls : [];
         const toolUses = calls.map((call, callIndex) =>
           toolUseBlock(call, `${param}.tool_calls[${callIndex}]`),
@@ -282,17 +307,20 @@ function translateTools(tools: unknown): Json[] {
   });
 }
 
-function translateToolChoice(choice: unknown, parallel: unknown): Json | undefined {
+function translateToolChoice(choice: unknown, parallel: unknown, tools: unknown): Json | undefined {
   let translated: Json | undefined;
-  if (choice === "auto") translated = { type: "auto" };
+  if (choice == null) translated = undefined;
+  else if (choice === "auto") translated = { type: "auto" };
   else if (choice === "required") translated = { type: "any" };
   else if (choice === "none") translated = { type: "none" };
   else if (isObject(choice) && choice.type === "function" && isObject(choice.function)) {
     translated = { type: "tool", name: choice.function.name };
-  } else if (choice !== undefined) {
+  } else {
     return refuse("tool_choice must be auto, required, none or a named function.", "tool_choice");
   }
-  if (parallel === false && translated?.type !== "none") {
+  // Anthropic refuses a tool_choice without tools: parallel_tool_calls alone means nothing then.
+  const hasTools = Array.isArray(tools) && tools.length > 0;
+  if (parallel === false && hasTools && translated?.type !== "none") {
     return { ...(translated ?? { type: "auto" }), disable_parallel_tool_use: true };
   }
   return translated;
@@ -339,41 +367,64 @@ function usableUserId(user: unknown): user is string {
  * @throws AigwError 400 `invalid_request_error`, with `param`, for what cannot be translated.
  */
 export function chatToMessages(body: Json, options: ChatToMessagesOptions): Json {
-  const unsupported = (present: boolean, message: string, param: string) => {
-    if (present && !options.dropUnsupported) refuse(message, param);
-  };
-  unsupported(
-    typeof body.n === "number" && body.n > 1,
-    "Anthropic returns one choice: n must be 1.",
-    "n",
-  );
-  unsupported(
-    typeof body.temperature === "number" && body.temperature > 1,
-    "Anthropic takes a temperature from 0 to 1.",
-    "temperature",
-  );
-  unsupported(body.logprobs === true, "Anthropic does not return log probabilities.", "logprobs");
-  unsupported(
-    body.top_logprobs !== undefined,
-    "Anthropic does not return log probabilities.",
-    "top_logprobs",
-  );
-
-  const { system, turns } = translateMessages(body.messages);
   const thinking = isObject(body.thinking)
     ? body.thinking
     : typeof body.reasoning_effort === "string" && thinkingBudgets[body.reasoning_effort]
       ? { type: "enabled", budget_tokens: thinkingBudgets[body.reasoning_effort] }
       : undefined;
+  const thinkingOn = thinking !== undefined && thinking.type !== "disabled";
+  const choice = translateToolChoice(body.tool_choice, body.parallel_tool_calls, body.tools);
+  // What Anthropic cannot honour: refused by name, or left out (and told) when the caller says.
+  const honoured = (name: string, cannot: boolean, message: string): boolean => {
+    if (!cannot) return true;
+    if (!options.dropUnsupported) refuse(message, name);
+    options.onDroppedField?.(name);
+    return false;
+  };
+  honoured(
+    "n",
+    typeof body.n === "number" && body.n > 1,
+    "Anthropic returns one choice: n must be 1.",
+  );
+  honoured("logprobs", body.logprobs === true, "Anthropic does not return log probabilities.");
+  honoured(
+    "top_logprobs",
+    body.top_logprobs != null,
+    "Anthropic does not return log probabilities.",
+  );
+  const temperature =
+    typeof body.temperature === "number" &&
+    honoured("temperature", body.temperature > 1, "Anthropic takes a temperature from 0 to 1.") &&
+    honoured(
+      "temperature",
+      thinkingOn && body.temperature !== 1,
+      "Anthropic takes no temperature but 1 with thinking (reasoning_effort).",
+    )
+      ? body.temperature
+      : undefined;
+  const topK =
+    body.top_k != null &&
+    honoured("top_k", thinkingOn, "Anthropic takes no top_k with thinking (reasoning_effort).")
+      ? body.top_k
+      : undefined;
+  const forced = choice?.type === "any" || choice?.type === "tool";
+  const toolChoice =
+    choice &&
+    honoured(
+      "tool_choice",
+      thinkingOn && forced,
+      "Anthropic cannot force a tool with thinking (reasoning_effort).",
+    )
+      ? choice
+      : undefined;
+
+  const { system, turns } = translateMessages(body.messages);
   const budget = typeof thinking?.budget_tokens === "number" ? thinking.budget_tokens : 0;
   const requested = body.max_completion_tokens ?? body.max_tokens;
   if (budget > 0 && typeof requested === "number" && requested <= budget) {
     refuse(`max_tokens must exceed the thinking budget of ${budget} tokens.`, "max_tokens");
   }
   const maxTokens = typeof requested === "number" ? requested : options.defaultMaxTokens + budget;
-  const temperature =
-    typeof body.temperature === "number" && body.temperature <= 1 ? body.temperature : undefined;
-  const toolChoice = translateToolChoice(body.tool_choice, body.parallel_tool_calls);
   const outputConfig = translateResponseFormat(body.response_format);
   const stopSequences = translateStop(body.stop);
 
@@ -383,11 +434,11 @@ export function chatToMessages(body: Json, options: ChatToMessagesOptions): Json
     messages: turns,
     max_tokens: maxTokens,
     ...(temperature === undefined ? {} : { temperature }),
-    ...(body.top_p === undefined ? {} : { top_p: body.top_p }),
-    ...(body.top_k === undefined ? {} : { top_k: body.top_k }),
+    ...(body.top_p == null ? {} : { top_p: body.top_p }),
+    ...(topK === undefined ? {} : { top_k: topK }),
     ...(stopSequences ? { stop_sequences: stopSequences } : {}),
     ...(body.stream === true ? { stream: true } : {}),
-    ...(body.tools === undefined ? {} : { tools: translateTools(body.tools) }),
+    ...(body.tools == null ? {} : { tools: translateTools(body.tools) }),
     ...(toolChoice ? { tool_choice: toolChoice } : {}),
     ...(thinking ? { thinking } : {}),
     ...(outputConfig ? { output_config: outputConfig } : {}),

@@ -7,8 +7,8 @@ import type { EncodedRequest, StreamReader, WireFormat } from "../wire-format.js
 import { type ChatToMessagesOptions, chatToMessages } from "./chat-to-messages.js";
 import {
   MessagesStreamTranslator,
-  mergeStreamUsage,
   messagesToChat,
+  StreamUsage,
   streamErrorOf,
   usageOfMessage,
 } from "./messages-to-chat.js";
@@ -19,6 +19,15 @@ const isObject = (value: unknown): value is Json =>
   typeof value === "object" && value !== null && !Array.isArray(value);
 
 const doneEvent = createSseEvent("[DONE]");
+/** Most distinct dropped field names told to `onDroppedField`, and their longest length. */
+const maxReportedFields = 100;
+const maxReportedLength = 64;
+
+/** Whether the client asked for the stream's usage chunk (`stream_options.include_usage`). */
+function wantsUsage(body: Json | undefined): boolean {
+  const options = body?.stream_options;
+  return isObject(options) && options.include_usage === true;
+}
 const nowInSeconds = () => Math.floor(Date.now() / 1000);
 
 function isContentBearing(chunk: Json): boolean {
@@ -43,8 +52,11 @@ class AnthropicStreamReader implements StreamReader {
   private held: Json[] = [];
   private started = false;
 
-  constructor(private readonly secrets: SecretScrubber) {
-    this.translator = new MessagesStreamTranslator(nowInSeconds(), secrets);
+  constructor(
+    private readonly secrets: SecretScrubber,
+    includeUsage: boolean,
+  ) {
+    this.translator = new MessagesStreamTranslator(nowInSeconds(), secrets, includeUsage);
   }
 
   get complete(): boolean {
@@ -64,7 +76,7 @@ class AnthropicStreamReader implements StreamReader {
   }
 
   accept(event: SseEvent, queue: SseEvent[]): void {
-    if (event.data === "") return;
+    if (event.data === "" || this.translator.done) return;
     for (const chunk of this.translator.push(event.event, event.json())) {
       if (!this.started) {
         this.held.push(chunk);
@@ -86,24 +98,29 @@ class AnthropicStreamReader implements StreamReader {
  * `error` event fails the stream, as in a translated one.
  */
 class NativeStreamReader implements StreamReader {
-  usage: TokenUsage | undefined;
   complete = false;
-  private readonly counters: Json = {};
+  private readonly counted = new StreamUsage();
 
   constructor(private readonly secrets: SecretScrubber) {}
 
+  get usage(): TokenUsage | undefined {
+    return this.counted.usage;
+  }
+
   accept(event: SseEvent, queue: SseEvent[]): void {
-    const type = event.event ?? (event.json() as Json | undefined)?.type;
-    if (type === "message_start" || type === "message_delta" || type === "error") {
+    if (this.complete) return;
+    const type = event.event ?? (isObject(event.json()) ? (event.json() as Json).type : undefined);
+    if (type === "content_block_delta") this.counted.countDelta();
+    else if (type === "message_start" || type === "message_delta" || type === "error") {
       const data = event.json();
       if (!isObject(data)) return;
-      if (type === "error")
+      if (type === "error") {
         throw streamErrorOf(isObject(data.error) ? data.error : {}, this.secrets);
-      const usage =
-        type === "message_start" && isObject(data.message) ? data.message.usage : data.usage;
-      this.usage = mergeStreamUsage(this.counters, usage);
-    }
-    if (type === "message_stop") this.complete = true;
+      }
+      if (type === "message_start") {
+        this.counted.add(isObject(data.message) ? data.message.usage : undefined, false);
+      } else this.counted.add(data.usage, true);
+    } else if (type === "message_stop") this.complete = true;
     queue.push(
       this.secrets.copiedIn(event.raw)
         ? createSseEvent(this.secrets.redact(event.data), event.event)
@@ -151,8 +168,10 @@ export function createAnthropicFormat(options: ChatToMessagesOptions): WireForma
   const reported = new Set<string>();
   const translation: ChatToMessagesOptions = {
     ...options,
-    onDroppedField(name) {
-      if (reported.has(name)) return;
+    // A client may send any number of made-up fields: the first distinct ones are told, cut short.
+    onDroppedField(field) {
+      const name = field.slice(0, maxReportedLength);
+      if (reported.has(name) || reported.size >= maxReportedFields) return;
       reported.add(name);
       options.onDroppedField?.(name);
     },
@@ -169,7 +188,7 @@ export function createAnthropicFormat(options: ChatToMessagesOptions): WireForma
               usage: undefined,
             };
           },
-          readStream: ({ secrets }) => new AnthropicStreamReader(secrets),
+          readStream: ({ secrets }) => new AnthropicStreamReader(secrets, false),
         };
       }
       if (request.endpoint === "messages") {
@@ -210,7 +229,7 @@ export function createAnthropicFormat(options: ChatToMessagesOptions): WireForma
             usage: usageOfMessage(isObject(message.usage) ? message.usage : {}),
           };
         },
-        readStream: ({ secrets }) => new AnthropicStreamReader(secrets),
+        readStream: ({ secrets }) => new AnthropicStreamReader(secrets, wantsUsage(request.body)),
       };
     },
   };

@@ -13,7 +13,7 @@ const secrets = createSecretScrubber(["sk-ant-secret-key-0123456789"]);
 const created = 1_700_000_000;
 
 function translateStream(events: [string, Record<string, unknown>][]) {
-  const translator = new MessagesStreamTranslator(created, secrets);
+  const translator = new MessagesStreamTranslator(created, secrets, true);
   const chunks = events.flatMap(([event, data]) => translator.push(event, data));
   return { translator, chunks: chunks as { choices: { delta: Record<string, unknown> }[] }[] };
 }
@@ -206,6 +206,57 @@ describe("MessagesStreamTranslator", () => {
     ]);
   });
 
+  it("sends the usage chunk only when the client asked, and nothing after message_stop", () => {
+    const events: [string, Record<string, unknown>][] = [
+      start(),
+      blockStart(0, { type: "text", text: "" }),
+      delta(0, { type: "text_delta", text: "Hi." }),
+      ["message_delta", { delta: { stop_reason: "end_turn" }, usage: { output_tokens: 2 } }],
+      ["message_stop", {}],
+      delta(0, { type: "text_delta", text: "late" }),
+      ["message_stop", {}],
+    ];
+    const asked = new MessagesStreamTranslator(created, secrets, true);
+    const notAsked = new MessagesStreamTranslator(created, secrets, false);
+    const withUsage = events.flatMap(([event, data]) => asked.push(event, data));
+    const without = events.flatMap(([event, data]) => notAsked.push(event, data));
+    expect(withUsage).toHaveLength(without.length + 1);
+    expect(withUsage.at(-1)).toMatchObject({ choices: [], usage: { completion_tokens: 2 } });
+    expect(JSON.stringify(without)).not.toContain("late");
+    expect(notAsked.usage).toMatchObject({ outputTokens: 2 });
+  });
+
+  it("bills a stream cut before message_delta at least a token per delta, marked estimated", () => {
+    const { translator } = translateStream([
+      start({ input_tokens: 7, output_tokens: 1 }),
+      blockStart(0, { type: "text", text: "" }),
+      delta(0, { type: "text_delta", text: "a" }),
+      delta(0, { type: "text_delta", text: "b" }),
+      delta(0, { type: "text_delta", text: "c" }),
+    ]);
+    expect(translator.usage).toMatchObject({ inputTokens: 7, outputTokens: 3, estimated: true });
+  });
+
+  it("uses a tool's input given at its start, and never gives two calls one index", () => {
+    const { chunks } = translateStream([
+      start(),
+      blockStart(0, { type: "tool_use", id: "toolu_a", name: "f", input: { x: 1 } }),
+      stop(0),
+      blockStart(0, { type: "tool_use", id: "toolu_b", name: "g", input: {} }),
+      delta(0, { type: "input_json_delta", partial_json: '{"y":2}' }),
+      stop(0),
+    ]);
+    const calls = chunks.flatMap(
+      (chunk) => (chunk.choices[0]?.delta.tool_calls as unknown[]) ?? [],
+    );
+    expect(calls).toEqual([
+      { index: 0, id: "toolu_a", type: "function", function: { name: "f", arguments: "" } },
+      { index: 0, function: { arguments: '{"x":1}' } },
+      { index: 1, id: "toolu_b", type: "function", function: { name: "g", arguments: "" } },
+      { index: 1, function: { arguments: '{"y":2}' } },
+    ]);
+  });
+
   it("reads cache usage from message_start and from message_delta", () => {
     const { translator } = translateStream([
       start({ input_tokens: 5, cache_read_input_tokens: 100, output_tokens: 1 }),
@@ -225,7 +276,7 @@ describe("MessagesStreamTranslator", () => {
   });
 
   it("A.8 #13: a mid-stream overloaded_error is an error, not a finish_reason", () => {
-    const translator = new MessagesStreamTranslator(created, secrets);
+    const translator = new MessagesStreamTranslator(created, secrets, true);
     translator.push(...start());
     let thrown: unknown;
     try {
@@ -237,17 +288,26 @@ describe("MessagesStreamTranslator", () => {
       thrown = error;
     }
     expect(AigwError.isInstance(thrown)).toBe(true);
-    expect(thrown).toMatchObject({
-      status: 503,
-      type: "service_unavailable",
-      code: "overloaded_error",
-      isRetryable: true,
-    });
+    expect(thrown).toMatchObject({ status: 503, type: "upstream_error", isRetryable: true });
     expect((thrown as Error).message).not.toContain("secret-key");
-    expect(streamErrorOf({ type: "something_new" }, secrets)).toMatchObject({
-      status: 502,
-      type: "upstream_error",
-      code: "something_new",
-    });
+    expect(thrown).toMatchObject({ status: 503, code: "upstream_overloaded" });
+    const mapped = (type: string) => {
+      const { status, type: openAIType, code, isRetryable } = streamErrorOf({ type }, secrets);
+      return [status, openAIType, code, isRetryable];
+    };
+    expect(mapped("timeout_error")).toEqual([504, "timeout", "timeout", true]);
+    expect(mapped("billing_error")).toEqual([
+      502,
+      "upstream_error",
+      "upstream_billing_error",
+      false,
+    ]);
+    expect(mapped("rate_limit_error")).toEqual([
+      429,
+      "rate_limit_error",
+      "rate_limit_exceeded",
+      true,
+    ]);
+    expect(mapped("something_new")).toEqual([502, "upstream_error", "upstream_error", true]);
   });
 });

@@ -59,20 +59,6 @@ export function usageOfMessage(usage: Json): TokenUsage {
   };
 }
 
-/**
- * Adds a stream event's `usage` (message_start's or message_delta's) to `counters`, the stream's
- * so far, and reads them. Both count: some Anthropic-compatible upstreams report cache counters
- * only in message_delta, whose output_tokens are cumulative.
- */
-export function mergeStreamUsage(counters: Json, usage: unknown): TokenUsage {
-  if (isObject(usage)) {
-    for (const [name, value] of Object.entries(usage)) {
-      if (value !== null && value !== undefined) counters[name] = value;
-    }
-  }
-  return usageOfMessage(counters);
-}
-
 /** The neutral shape -> OpenAI's chat `usage` (cache writes have no OpenAI field). */
 export function chatUsage(usage: TokenUsage): Json {
   return {
@@ -132,61 +118,116 @@ export function messagesToChat(message: Json, created: number): Json {
   };
 }
 
-// Anthropic error type -> status for OpenAI clients, OpenAI error type, and whether a retry may help.
-const errorTypes: Record<string, [status: number, type: string, isRetryable: boolean]> = {
-  invalid_request_error: [400, "invalid_request_error", false],
-  authentication_error: [502, "upstream_error", false],
-  permission_error: [502, "upstream_error", false],
-  not_found_error: [404, "invalid_request_error", false],
-  request_too_large: [413, "invalid_request_error", false],
-  rate_limit_error: [429, "rate_limit_error", true],
-  overloaded_error: [503, "service_unavailable", true],
+// Anthropic error type -> what OpenAI clients get: status, type, code, and whether a retry may
+// help. The same condition as an HTTP status (createUpstreamError) gets the same answer.
+const errorTypes: Record<string, [status: number, type: string, code: string, retry: boolean]> = {
+  invalid_request_error: [400, "invalid_request_error", "invalid_request_error", false],
+  authentication_error: [502, "upstream_error", "upstream_auth_error", false],
+  permission_error: [502, "upstream_error", "upstream_auth_error", false],
+  billing_error: [502, "upstream_error", "upstream_billing_error", false],
+  not_found_error: [404, "invalid_request_error", "not_found_error", false],
+  request_too_large: [413, "invalid_request_error", "request_too_large", false],
+  rate_limit_error: [429, "rate_limit_error", "rate_limit_exceeded", true],
+  timeout_error: [504, "timeout", "timeout", true],
+  overloaded_error: [503, "upstream_error", "upstream_overloaded", true],
 };
 
 /**
- * An Anthropic `error` event's error -> the AigwError OpenAI clients see: invalid_request_error
- * 400, not_found_error 404, request_too_large 413, rate_limit_error 429, overloaded_error 503
- * (retryable), the upstream's own credential errors 502, anything else 502 `upstream_error`
- * (retryable). The message is relayed with credentials redacted.
+ * An Anthropic `error` event's error -> the AigwError OpenAI clients see, as DESIGN's error
+ * table gives it for the same condition arriving as an HTTP status: invalid_request_error 400,
+ * not_found_error 404, request_too_large 413, rate_limit_error 429, timeout_error 504,
+ * overloaded_error 503 `upstream_overloaded` (retryable), the gateway's own credential or
+ * billing errors 502, anything else 502 `upstream_error` (retryable). The message is relayed
+ * with credentials redacted.
  */
 export function streamErrorOf(error: Json, secrets: SecretScrubber): AigwError {
   const fields = relayedErrorFields(error, secrets);
-  const anthropicType = fields.type ?? "api_error";
-  const [status, type, isRetryable] = errorTypes[anthropicType] ?? [502, "upstream_error", true];
+  const [status, type, code, isRetryable] = errorTypes[fields.type ?? ""] ?? [
+    502,
+    "upstream_error",
+    "upstream_error",
+    true,
+  ];
   return new AigwError(fields.message ?? "The upstream reported an error", {
     status,
     type,
-    code: anthropicType,
+    code,
     isRetryable,
   });
 }
 
 /**
+ * What a Messages stream's events say of its usage: message_start's counts, then
+ * message_delta's (output_tokens cumulative; some Anthropic-compatible upstreams report cache
+ * counters only there, so both count). Until message_delta, the output is at least one token
+ * per content delta seen, and the usage is marked estimated: a stream cut short is billed for
+ * what it sent.
+ */
+export class StreamUsage {
+  private readonly counters: Json = {};
+  private started = false;
+  private final = false;
+  private deltas = 0;
+
+  add(usage: unknown, final: boolean): void {
+    if (isObject(usage)) {
+      for (const [name, value] of Object.entries(usage)) {
+        if (value !== null && value !== undefined) this.counters[name] = value;
+      }
+    }
+    this.started = true;
+    if (final) this.final = true;
+  }
+
+  countDelta(): void {
+    this.deltas++;
+  }
+
+  get usage(): TokenUsage | undefined {
+    if (!this.started) return undefined;
+    const read = usageOfMessage(this.counters);
+    if (this.final) return read;
+    const outputTokens = Math.max(read.outputTokens, this.deltas);
+    return { ...read, outputTokens, totalTokens: read.inputTokens + outputTokens, estimated: true };
+  }
+}
+
+/**
  * Turns one Anthropic stream's events into OpenAI chat chunks, one instance per stream.
  * `push` takes an event's name and parsed data and gives the chunks it becomes (often none);
- * it throws the mapped AigwError for an `error` event. After `message_stop`, `done` is true;
- * a stream that ends before it must be treated as cut.
+ * it throws the mapped AigwError for an `error` event. After `message_stop`, `done` is true and
+ * later events are ignored; a stream that ends before it must be treated as cut.
  */
 export class MessagesStreamTranslator {
-  /** Known from `message_start`, completed by `message_delta`. */
-  usage: TokenUsage | undefined;
   done = false;
   private id = "";
   private model = "";
   /** The JSON every chunk starts with, once `message_start` told the id and model. */
   private prefix: string | undefined;
-  private readonly created: number;
-  private rawUsage: Json = {};
+  private readonly counted = new StreamUsage();
+  /** OpenAI tool index by Anthropic block index, and the calls' state by tool index. */
   private readonly toolIndexByBlock = new Map<number, number>();
-  private readonly toolArguments = new Map<number, boolean>();
+  private readonly calls: { input: unknown; streamed: boolean }[] = [];
   private readonly thinkingBlocks = new Map<number, Json>();
+  /**
+   * message_delta's finish chunk, held until message_stop: a stream that ends between the two
+   * is cut, and its client must not have seen a finish_reason.
+   */
+  private finish: Json | undefined;
 
-  private readonly secrets: SecretScrubber;
+  /**
+   * `created` in seconds; `secrets` are redacted from relayed error messages; `includeUsage`:
+   * the client asked for the usage chunk (`stream_options.include_usage`), sent before the end.
+   */
+  constructor(
+    private readonly created: number,
+    private readonly secrets: SecretScrubber,
+    private readonly includeUsage: boolean,
+  ) {}
 
-  /** `created` in seconds; `secrets` are redacted from relayed error messages. */
-  constructor(created: number, secrets: SecretScrubber) {
-    this.created = created;
-    this.secrets = secrets;
+  /** What the stream reported so far; estimated until message_delta (see `StreamUsage`). */
+  get usage(): TokenUsage | undefined {
+    return this.counted.usage;
   }
 
   private chunk(delta: Json, finish: string | null = null): Json {
@@ -211,7 +252,7 @@ export class MessagesStreamTranslator {
   }
 
   push(event: string | undefined, data: unknown): Json[] {
-    if (!isObject(data)) return [];
+    if (this.done || !isObject(data)) return [];
     const type = event ?? data.type;
     const index = typeof data.index === "number" ? data.index : -1;
     switch (type) {
@@ -220,23 +261,30 @@ export class MessagesStreamTranslator {
         this.id = typeof message.id === "string" ? message.id : "";
         this.model = typeof message.model === "string" ? message.model : "";
         this.prefix = undefined;
-        this.mergeUsage(message.usage);
+        this.counted.add(message.usage, false);
         return [this.chunk({ role: "assistant", content: "" })];
       }
       case "content_block_start":
         return this.blockStart(index, isObject(data.content_block) ? data.content_block : {});
       case "content_block_delta":
+        this.counted.countDelta();
         return this.blockDelta(index, isObject(data.delta) ? data.delta : {});
       case "content_block_stop":
         return this.blockStop(index);
       case "message_delta": {
-        this.mergeUsage(data.usage);
+        this.counted.add(data.usage, true);
         const delta = isObject(data.delta) ? data.delta : {};
-        return [this.chunk({}, finishReason(delta.stop_reason))];
+        this.finish = this.chunk({}, finishReason(delta.stop_reason));
+        return [];
       }
-      case "message_stop":
+      case "message_stop": {
         this.done = true;
-        return this.usage ? [{ ...this.chunk({}), choices: [], usage: chatUsage(this.usage) }] : [];
+        const { usage } = this;
+        const last = this.finish ? [this.finish] : [];
+        return usage && this.includeUsage
+          ? [...last, { ...this.chunk({}), choices: [], usage: chatUsage(usage) }]
+          : last;
+      }
       case "error":
         throw streamErrorOf(isObject(data.error) ? data.error : {}, this.secrets);
       default:
@@ -245,13 +293,11 @@ export class MessagesStreamTranslator {
     }
   }
 
-  private mergeUsage(usage: unknown) {
-    this.usage = mergeStreamUsage(this.rawUsage, usage);
-  }
-
   private blockStart(index: number, block: Json): Json[] {
     if (block.type === "tool_use") {
-      const toolIndex = this.toolIndexByBlock.size;
+      // A new call every time, even for a block index seen before: calls never share an index.
+      const toolIndex = this.calls.length;
+      this.calls.push({ input: block.input, streamed: false });
       this.toolIndexByBlock.set(index, toolIndex);
       const call = { index: toolIndex, id: block.id, type: "function" };
       return [
@@ -268,22 +314,29 @@ export class MessagesStreamTranslator {
   private blockDelta(index: number, delta: Json): Json[] {
     switch (delta.type) {
       case "text_delta":
-        return delta.text ? [this.chunk({ content: delta.text })] : [];
+        return typeof delta.text === "string" && delta.text !== ""
+          ? [this.chunk({ content: delta.text })]
+          : [];
       case "input_json_delta": {
         const toolIndex = this.toolIndexByBlock.get(index);
-        if (toolIndex === undefined || !delta.partial_json) return [];
-        this.toolArguments.set(toolIndex, true);
-        const call = { index: toolIndex, function: { arguments: delta.partial_json } };
-        return [this.chunk({ tool_calls: [call] })];
+        const call = toolIndex === undefined ? undefined : this.calls[toolIndex];
+        if (!call || typeof delta.partial_json !== "string" || delta.partial_json === "") return [];
+        call.streamed = true;
+        const arguments_ = { index: toolIndex, function: { arguments: delta.partial_json } };
+        return [this.chunk({ tool_calls: [arguments_] })];
       }
       case "thinking_delta": {
+        if (typeof delta.thinking !== "string") return [];
         const block = this.thinkingBlocks.get(index);
-        if (block) block.thinking = `${block.thinking ?? ""}${delta.thinking ?? ""}`;
-        return delta.thinking ? [this.chunk({ reasoning_content: delta.thinking })] : [];
+        if (block)
+          block.thinking = `${typeof block.thinking === "string" ? block.thinking : ""}${delta.thinking}`;
+        return delta.thinking === "" ? [] : [this.chunk({ reasoning_content: delta.thinking })];
       }
       case "signature_delta": {
         const block = this.thinkingBlocks.get(index);
-        if (block) block.signature = `${block.signature ?? ""}${delta.signature ?? ""}`;
+        if (block && typeof delta.signature === "string") {
+          block.signature = `${typeof block.signature === "string" ? block.signature : ""}${delta.signature}`;
+        }
         return [];
       }
       default:
@@ -291,7 +344,10 @@ export class MessagesStreamTranslator {
     }
   }
 
-  /** A thinking block goes out whole once it ends (its signature comes last); a tool call without input gets "{}". */
+  /**
+   * A thinking block goes out whole once it ends (its signature comes last). A tool call whose
+   * input came with its start and no deltas gets that input; one with neither gets "{}".
+   */
   private blockStop(index: number): Json[] {
     const thinking = this.thinkingBlocks.get(index);
     if (thinking) {
@@ -299,9 +355,11 @@ export class MessagesStreamTranslator {
       return [this.chunk({ thinking_blocks: [thinking] })];
     }
     const toolIndex = this.toolIndexByBlock.get(index);
-    if (toolIndex !== undefined && !this.toolArguments.get(toolIndex)) {
-      return [this.chunk({ tool_calls: [{ index: toolIndex, function: { arguments: "{}" } }] })];
-    }
-    return [];
+    const call = toolIndex === undefined ? undefined : this.calls[toolIndex];
+    if (toolIndex === undefined || !call || call.streamed) return [];
+    this.toolIndexByBlock.delete(index);
+    const hasInput = isObject(call.input) && Object.keys(call.input).length > 0;
+    const text = hasInput ? JSON.stringify(call.input) : "{}";
+    return [this.chunk({ tool_calls: [{ index: toolIndex, function: { arguments: text } }] })];
   }
 }

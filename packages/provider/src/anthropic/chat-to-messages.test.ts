@@ -194,6 +194,7 @@ describe("chatToMessages", () => {
               image_url: { url: "data:application/pdf;name=a.pdf;base64,JVBE" },
             },
             { type: "file", file: { file_data: "data:application/pdf;base64,JVBERi0=" } },
+            { type: "file", file: { file_data: "data:text/plain;base64,aGVsbG8=" } },
             { type: "text", text: "" },
           ],
         },
@@ -207,7 +208,18 @@ describe("chatToMessages", () => {
         type: "document",
         source: { type: "base64", media_type: "application/pdf", data: "JVBERi0=" },
       },
+      { type: "document", source: { type: "text", media_type: "text/plain", data: "hello" } },
     ]);
+    expect(
+      refusal({
+        messages: [
+          {
+            role: "user",
+            content: [{ type: "file", file: { file_data: "data:application/zip;base64,UEs=" } }],
+          },
+        ],
+      }).param,
+    ).toBe("messages[0].content[0].file.file_data");
     expect(
       refusal({
         messages: [

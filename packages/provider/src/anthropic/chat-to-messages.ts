@@ -89,9 +89,26 @@ function mediaBlock(url: unknown, param: string, extra: Json): Json {
   if (url.startsWith("data:")) {
     const parsed = parseDataUrl(url);
     if (!parsed) refuse("A data URL must be base64: data:<media type>;base64,<data>.", param);
-    const source = { type: "base64", media_type: parsed.mediaType, data: parsed.data };
-    const type = parsed.mediaType === "application/pdf" ? "document" : "image";
-    return { type, source, ...extra };
+    const { mediaType, data } = parsed;
+    if (mediaType.startsWith("image/")) {
+      return { type: "image", source: { type: "base64", media_type: mediaType, data }, ...extra };
+    }
+    if (mediaType === "application/pdf") {
+      return {
+        type: "document",
+        source: { type: "base64", media_type: mediaType, data },
+        ...extra,
+      };
+    }
+    if (mediaType === "text/plain") {
+      const text = Buffer.from(data, "base64").toString("utf8");
+      return {
+        type: "document",
+        source: { type: "text", media_type: mediaType, data: text },
+        ...extra,
+      };
+    }
+    return refuse(`Anthropic reads images, PDFs and plain text, not ${mediaType}.`, param);
   }
   if (!/^https?:\/\//i.test(url)) refuse("A URL must be http(s) or a data URL.", param);
   const type = /\.pdf(?:$|[?#])/i.test(url) ? "document" : "image";

@@ -38,10 +38,16 @@ const weather = {
 };
 
 type Block = Record<string, unknown>;
+/** The body of the last request the upstream received. */
+function lastBody<Body>(): Body {
+  const request = mock.requests.at(-1);
+  if (!request) throw new Error("the upstream received no request");
+  return request.body as Body;
+}
+
 /** The blocks of each turn the upstream received. */
 function sentTurns(): { role: string; content: Block[] }[] {
-  return (mock.requests.at(-1)?.body as { messages: { role: string; content: Block[] }[] })
-    .messages;
+  return lastBody<{ messages: { role: string; content: Block[] }[] }>().messages;
 }
 
 async function chunksOf(stream: AsyncIterable<ChatCompletionChunk>) {
@@ -212,7 +218,7 @@ describe("an Anthropic upstream for OpenAI clients", () => {
       messages: [{ role: "user", content: "Time?" }],
       tools: [{ type: "function", function: { name: "now" } }],
     });
-    expect((mock.requests.at(-1)?.body as { tools: unknown[] }).tools).toEqual([
+    expect(lastBody<{ tools: unknown[] }>().tools).toEqual([
       { name: "now", input_schema: { type: "object", properties: {} } },
     ]);
   });
@@ -222,7 +228,7 @@ describe("an Anthropic upstream for OpenAI clients", () => {
       model,
       messages: [{ role: "user", content: "Hi" }],
     });
-    expect((mock.requests.at(-1)?.body as { max_tokens: number }).max_tokens).toBe(4096);
+    expect(lastBody<{ max_tokens: number }>().max_tokens).toBe(4096);
   });
 
   it("A.8 #9 and #10: temperature 1.5 and n 2 are 400s naming the parameter", async () => {
@@ -404,9 +410,7 @@ describe("an Anthropic upstream for OpenAI clients", () => {
       messages: [{ role: "user", content: "Count" }],
     });
     expect(answer.choices[0]?.finish_reason).toBe("stop");
-    expect((mock.requests.at(-1)?.body as { stop_sequences: string[] }).stop_sequences).toEqual([
-      "4",
-    ]);
+    expect(lastBody<{ stop_sequences: string[] }>().stop_sequences).toEqual(["4"]);
   });
 
   it("A.8 #21: an assistant prefill ending in white space is trimmed", async () => {

@@ -4,17 +4,16 @@ import {
   createRedisCache,
   type RedisCacheOutage,
 } from "@aigw/cache";
-import type { GatewayCacheOptions, GatewayMetrics, Logger } from "@aigw/core";
+import type { GatewayCacheOptions, GatewayMetrics } from "@aigw/core";
 import type { CacheSettings } from "./config.js";
 
 /**
- * The response cache's store from the config. A Redis store reports each outage once, as it
- * starts: that becomes one `store_errors_total{store="cache"}`, and one warning unless the
- * cache shares `outage` with the rate limits (which then warn for both).
+ * The response cache's store from the config. A Redis store skips Redis while `outage` says so
+ * (its warnings are the outage's), and counts each outage once, as it starts, in
+ * `store_errors_total{store="cache"}`.
  */
 export async function createServerCache(
   settings: CacheSettings,
-  logger: Logger,
   metrics: GatewayMetrics | undefined,
   outage: RedisCacheOutage | undefined,
 ): Promise<GatewayCacheOptions> {
@@ -27,13 +26,8 @@ export async function createServerCache(
       commandTimeoutMs: settings.redis.commandTimeoutMs,
       ttlMs,
       outage,
-      onError(error) {
+      onError() {
         metrics?.storeError({ store: "cache" });
-        if (outage) return;
-        logger.warn(
-          { store: "redis", err: error.message },
-          "response cache unreachable: serving without it",
-        );
       },
     });
   } else {

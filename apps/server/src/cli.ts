@@ -176,6 +176,9 @@ main().catch((error: unknown) => {
   }
   if (error instanceof ConfigError) {
     process.stderr.write(`aigw: ${error.message}\n`);
+  } else if (error instanceof TypeError || error instanceof RangeError) {
+    // A value a package refused: its message names it; a stack would only bury that.
+    process.stderr.write(`aigw: failed to start: ${error.message}\n`);
   } else {
     process.stderr.write(`aigw: failed to start: ${(error as Error)?.stack ?? error}\n`);
   }

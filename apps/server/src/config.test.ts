@@ -2,6 +2,7 @@ import { mkdtemp, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { parse as parseYaml } from "yaml";
 import {
   ConfigError,
   configFromEnv,
@@ -34,6 +35,46 @@ describe("the README's example config", () => {
 });
 
 describe("parseConfig", () => {
+  it("refuses limits a limiter could not take, naming them, so that check catches them too", () => {
+    const withLimits = (limits: unknown) => parseConfig({ ...minimal, tenants: { a: { limits } } });
+    expect(() =>
+      withLimits({ quota: { tokens: 10, period: "day", timeZone: "Mars/Base" } }),
+    ).toThrow(/tenants\.a\.limits\.quota\.timeZone: must be an IANA time zone/);
+    expect(() => withLimits({ requestsPerSecond: 1e300 })).toThrow(
+      /tenants\.a\.limits\.requestsPerSecond/,
+    );
+    expect(() => withLimits({ tokensPerMinute: 2 ** 60 })).toThrow(
+      /tenants\.a\.limits\.tokensPerMinute/,
+    );
+    expect(
+      withLimits({ quota: { tokens: 10, period: "day", timeZone: "Europe/Paris" } }).tenants.a,
+    ).toBeDefined();
+  });
+
+  it("suggests providers that would parse as they are written", () => {
+    const hint = /for example `(providers: .*)`/.exec(
+      (() => {
+        try {
+          parseConfig({ models: minimal.models });
+        } catch (error) {
+          return (error as Error).message;
+        }
+        return "";
+      })(),
+    )?.[1];
+    expect(hint).toBeDefined();
+    const suggested = parseYaml(hint as string) as {
+      providers: Record<string, Record<string, string>>;
+    };
+    for (const provider of Object.values(suggested.providers)) provider.apiKey = "sk-x";
+    expect(() =>
+      parseConfig({
+        ...suggested,
+        models: { m: { provider: Object.keys(suggested.providers)[0] } },
+      }),
+    ).not.toThrow();
+  });
+
   it("says what an empty or missing section needs, and which keys are valid where one is unknown", () => {
     expect(() => parseConfig(null)).toThrow(/empty: it needs at least providers .* and models/);
     expect(() => parseConfig(["providers"])).toThrow(/mapping of sections .* not a list/);

@@ -216,9 +216,23 @@ const redisFields = {
   commandTimeoutMs: milliseconds("Longest wait for one Redis command, in ms.").default(500),
 };
 
+function isTimeZone(name: string): boolean {
+  try {
+    new Intl.DateTimeFormat("en", { timeZone: name });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 const limitSettingsSchema = z
   .strictObject({
-    requestsPerSecond: z.number().positive().optional().describe("Requests per second."),
+    requestsPerSecond: z
+      .number()
+      .positive()
+      .max(1_000_000_000)
+      .optional()
+      .describe("Requests per second (at most 1e9)."),
     burst: z
       .number()
       .int()
@@ -240,6 +254,7 @@ const limitSettingsSchema = z
         timeZone: z
           .string()
           .min(1)
+          .refine(isTimeZone, "must be an IANA time zone, such as UTC or Europe/Paris")
           .default("UTC")
           .describe("IANA time zone whose calendar the periods follow."),
       })
@@ -429,6 +444,14 @@ export const configSchema = z.strictObject({
         .strictObject({
           ...redisFields,
           keyPrefix: z.string().min(1).default("aigw:cache:").describe("Prefix of every key."),
+          cooldownMs: z
+            .number()
+            .int()
+            .min(0)
+            .default(1_000)
+            .describe(
+              "After a failure, skip Redis this long, in ms (limits.redis.cooldownMs when both use one Redis).",
+            ),
         })
         .optional()
         .describe("The Redis store (with store: redis)."),
@@ -560,7 +583,8 @@ export function interpolateEnv(value: unknown, env: Environment, path = ""): unk
 
 /** What a missing required section is for, so that its error says what to write. */
 const requiredSections: Record<string, string> = {
-  providers: "the upstreams, for example `providers: { openai: { type: openai, apiKey: ... } }`",
+  providers:
+    "the upstreams, for example `providers: { openai: { type: openai, baseURL: https://api.openai.com/v1, apiKey: ... } }`",
   models:
     'the routes from model names to providers, for example `models: { "gpt-*": { provider: openai } }`',
 };

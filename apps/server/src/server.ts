@@ -66,16 +66,9 @@ export async function createGatewayFromConfig(
         maxModelsPerRoute: config.metrics.maxModelsPerRoute,
       })
     : undefined;
-  const outage = redisOutage(config, logger);
-  const { tenants, limits, close: closeLimits } = await createServerLimits(config, outage?.state);
-  const cache =
-    config.cache &&
-    (await createServerCache(
-      config.cache,
-      logger,
-      metrics,
-      outage?.sharedWithCache ? outage.state : undefined,
-    ));
+  const outages = redisOutages(config, logger);
+  const { tenants, limits, close: closeLimits } = await createServerLimits(config, outages.limits);
+  const cache = config.cache && (await createServerCache(config.cache, metrics, outages.cache));
   const gateway = createGateway({
     providers,
     models: config.models,
@@ -103,32 +96,57 @@ export async function createGatewayFromConfig(
   return { gateway, metrics, close };
 }
 
+const loopbackNames = new Set(["127.0.0.1", "::1", "[::1]", "localhost"]);
+
+/** Whether two redis:// URLs name one database of one server (loopback names are alike). */
+function sameRedis(first: string, second: string): boolean {
+  const place = (text: string) => {
+    const url = new URL(text);
+    const host = loopbackNames.has(url.hostname) ? "loopback" : url.hostname.toLowerCase();
+    const database = url.pathname.replace(/^\//, "") || "0";
+    return `${url.protocol}//${host}:${url.port || "6379"}/${database}`;
+  };
+  return place(first) === place(second);
+}
+
 /**
- * The outage state of the rate limits' Redis: one warning as an outage starts, a line when it
- * ends. Shared with the response cache when both use the same Redis, so that a request waits
- * for a dead Redis once (one command timeout), not once per store.
+ * One outage state per Redis the config uses, shared by the rate limits and the response cache
+ * when both are on the same one: a request waits for a dead Redis once however many stores use
+ * it, and each outage is one warning as it starts and one line when it ends.
  */
-function redisOutage(config: ServerConfig, logger: Logger) {
+function redisOutages(config: ServerConfig, logger: Logger) {
   const { limits, cache } = config;
-  const redis = limits.store === "redis" ? limits.redis : undefined;
-  if (!redis) return undefined;
-  const sharedWithCache = cache?.store === "redis" && cache.redis?.url === redis.url;
-  const stores = sharedWithCache ? "rate limits and response cache" : "rate limits";
-  const state = createRedisOutage({
-    cooldownMs: redis.cooldownMs,
-    onOutage(error) {
-      logger.warn(
-        { store: "redis", failurePolicy: limits.failurePolicy, err: error.message },
-        `Redis unreachable (${stores}): ${
-          limits.failurePolicy === "open" ? "letting requests through" : "refusing requests"
-        }${sharedWithCache ? ", serving without the cache" : ""}`,
-      );
-    },
-    onRecovery() {
-      logger.info({ store: "redis" }, `Redis reachable again (${stores})`);
-    },
-  });
-  return { state, sharedWithCache };
+  const limitsRedis = limits.store === "redis" ? limits.redis : undefined;
+  const cacheRedis = cache?.store === "redis" ? cache.redis : undefined;
+  const shared =
+    limitsRedis !== undefined &&
+    cacheRedis !== undefined &&
+    sameRedis(limitsRedis.url, cacheRedis.url);
+  const watch = (stores: string, cooldownMs: number, outcome: string) =>
+    createRedisOutage({
+      cooldownMs,
+      onOutage(error) {
+        logger.warn(
+          { store: "redis", err: error.message },
+          `Redis unreachable (${stores}): ${outcome}`,
+        );
+      },
+      onRecovery() {
+        logger.info({ store: "redis" }, `Redis reachable again (${stores})`);
+      },
+    });
+  const policy = limits.failurePolicy === "open" ? "letting requests through" : "refusing requests";
+  const forLimits =
+    limitsRedis &&
+    watch(
+      shared ? "rate limits and response cache" : "rate limits",
+      limitsRedis.cooldownMs,
+      shared ? `${policy}, serving without the cache` : policy,
+    );
+  const forCache = shared
+    ? forLimits
+    : cacheRedis && watch("response cache", cacheRedis.cooldownMs, "serving without it");
+  return { limits: forLimits, cache: forCache };
 }
 
 const loopbackHosts = new Set(["127.0.0.1", "::1", "localhost"]);

@@ -83,7 +83,7 @@ async function measure(title, names, stream) {
     const last = (name) => results[name].at(-1).rps;
     roundRatios.push(last("gateway") / last("passthrough"));
   }
-  console.log("\ntarget          req/s   p50 ms   p99 ms   CPU ms/req   errors");
+  console.log("\ntarget              req/s   p50 ms   p99 ms   CPU ms/req   errors");
   const summary = {};
   for (const [name, rows] of Object.entries(results)) {
     summary[name] = {
@@ -95,7 +95,7 @@ async function measure(title, names, stream) {
     };
     const { rps, p50, p99, cpu, errors } = summary[name];
     console.log(
-      `${name.padEnd(14)} ${rps.toFixed(0).padStart(6)} ${p50.toFixed(1).padStart(8)} ${p99.toFixed(1).padStart(8)} ${cpu.toFixed(3).padStart(12)} ${String(errors).padStart(8)}`,
+      `${name.padEnd(18)} ${rps.toFixed(0).padStart(6)} ${p50.toFixed(1).padStart(8)} ${p99.toFixed(1).padStart(8)} ${cpu.toFixed(3).padStart(12)} ${String(errors).padStart(8)}`,
     );
   }
   // Neighbouring runs share the machine's mood, so each round's own ratio is steadier.

@@ -225,6 +225,9 @@ function isTimeZone(name: string): boolean {
   }
 }
 
+const cooldownMs = (description: string) =>
+  z.number().int().min(0).default(1_000).describe(description);
+
 const limitSettingsSchema = z
   .strictObject({
     requestsPerSecond: z
@@ -388,14 +391,9 @@ export const configSchema = z.strictObject({
         .strictObject({
           ...redisFields,
           keyPrefix: z.string().default("aigw:rl:").describe("Prefix of every key."),
-          cooldownMs: z
-            .number()
-            .int()
-            .min(0)
-            .default(1_000)
-            .describe(
-              "After a failure, skip Redis this long, in ms: an outage then costs requests no latency.",
-            ),
+          cooldownMs: cooldownMs(
+            "After a failure, skip Redis this long, in ms: an outage then costs requests no latency.",
+          ),
         })
         .optional()
         .describe("The Redis store (with store: redis)."),
@@ -444,14 +442,9 @@ export const configSchema = z.strictObject({
         .strictObject({
           ...redisFields,
           keyPrefix: z.string().min(1).default("aigw:cache:").describe("Prefix of every key."),
-          cooldownMs: z
-            .number()
-            .int()
-            .min(0)
-            .default(1_000)
-            .describe(
-              "After a failure, skip Redis this long, in ms (limits.redis.cooldownMs when both use one Redis).",
-            ),
+          cooldownMs: cooldownMs(
+            "After a failure, skip Redis this long, in ms (limits.redis.cooldownMs when both use one Redis).",
+          ),
         })
         .optional()
         .describe("The Redis store (with store: redis)."),

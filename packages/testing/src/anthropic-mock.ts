@@ -11,7 +11,7 @@ import {
   findRequestError,
   statusForErrorType,
 } from "./anthropic-replies.js";
-import type { RecordedRequest } from "./mock-upstream.js";
+import { type RecordedRequest, recordRequest } from "./recorded-request.js";
 import { closeServer, listen } from "./server.js";
 import { waitFor } from "./wait-for.js";
 
@@ -100,23 +100,6 @@ export const anthropicModelList = {
   first_id: "claude-sonnet-4-5-20250929",
   last_id: "claude-haiku-4-5-20251001",
 };
-
-function readBody(request: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    request.on("data", (chunk: Buffer) => chunks.push(chunk));
-    request.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
-    request.on("error", reject);
-  });
-}
-
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-}
 
 function authenticationError(headers: Record<string, string>, apiKey: string): string | undefined {
   const received = headers["x-api-key"];
@@ -223,39 +206,9 @@ export async function startAnthropicMock(
     requestCount += 1;
     const requestId = `req_mock_${requestCount}`;
     response.setHeader("request-id", requestId);
-    const record: RecordedRequest = {
-      method: request.method ?? "GET",
-      path: request.url ?? "/",
-      headers: Object.fromEntries(
-        Object.entries(request.headersDistinct).map(([name, values]) => [
-          name,
-          (values ?? []).join(", "),
-        ]),
-      ),
-      body: undefined,
-      rawBody: "",
-      clientClosed: false,
-      finished: false,
-      eventsWritten: 0,
-    };
-    let destroyedByMock = false;
-    const destroy = () => {
-      destroyedByMock = true;
-      request.socket.destroy();
-    };
-    response.on("finish", () => {
-      record.finished = true;
-    });
-    response.on("close", () => {
-      if (!response.writableFinished && !destroyedByMock && !closing) record.clientClosed = true;
-    });
-
-    try {
-      record.rawBody = await readBody(request);
-    } catch {
-      return; // the client went away while sending the body
-    }
-    record.body = record.rawBody === "" ? undefined : parseJson(record.rawBody);
+    const received = await recordRequest(request, response, () => closing);
+    if (!received) return; // the client went away while sending the body
+    const { record, destroy } = received;
     if (options.recordRequests !== false) requests.push(record);
 
     const behaviour = behaviours.shift() ?? options.defaultBehaviour;

@@ -22,11 +22,11 @@ export {
   type Compression,
   type MockUpstream,
   type MockUpstreamOptions,
-  type RecordedRequest,
   type StreamGate,
   startMockUpstream,
 } from "./mock-upstream.js";
 export { type RawExchange, type RawPart, sendRaw } from "./raw-http.js";
+export type { RecordedRequest } from "./recorded-request.js";
 export { type RedisServer, startRedis } from "./redis.js";
 export { closeServer, getFreePort, listen } from "./server.js";
 export { readSse, type SseEvent } from "./sse.js";

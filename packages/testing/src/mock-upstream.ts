@@ -10,6 +10,7 @@ import {
   gzipSync,
 } from "node:zlib";
 import { createReply, errorBody, errorForStatus, type Reply } from "./openai-replies.js";
+import { type RecordedRequest, recordRequest } from "./recorded-request.js";
 import { closeServer, listen } from "./server.js";
 import { waitFor } from "./wait-for.js";
 
@@ -21,23 +22,6 @@ export interface MockUpstreamOptions {
   defaultBehaviour?: Behaviour;
   /** Keep each request in `requests` (true); benchmarks turn it off, or memory grows without bound. */
   recordRequests?: boolean;
-}
-
-export interface RecordedRequest {
-  method: string;
-  /** Includes the query string. */
-  path: string;
-  /** Lower-case names; repeated headers are joined with ", ". */
-  headers: Record<string, string>;
-  /** Parsed JSON, or undefined when the body is empty or not JSON. */
-  body: unknown;
-  rawBody: string;
-  /** The client closed the connection before the mock finished responding. */
-  clientClosed: boolean;
-  /** The mock wrote its full response. */
-  finished: boolean;
-  /** Events of a streamed reply handed to the socket so far (they stop while nobody reads). */
-  eventsWritten: number;
 }
 
 export type Behaviour =
@@ -126,32 +110,6 @@ type StreamFault = Extract<
 >;
 
 const MALFORMED_JSON = '{"id": "chatcmpl-1", "choices": [';
-
-function readBody(request: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    request.on("data", (chunk: Buffer) => chunks.push(chunk));
-    request.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
-    request.on("error", reject);
-  });
-}
-
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-}
-
-function flattenHeaders(request: IncomingMessage): Record<string, string> {
-  return Object.fromEntries(
-    Object.entries(request.headersDistinct).map(([name, values]) => [
-      name,
-      (values ?? []).join(", "),
-    ]),
-  );
-}
 
 function authenticationError(headers: Record<string, string>, apiKey: string): Reply | undefined {
   const authorization = headers.authorization;
@@ -301,34 +259,9 @@ export async function startMockUpstream(options: MockUpstreamOptions = {}): Prom
     requestCount += 1;
     const requestNumber = requestCount;
     response.setHeader("x-request-id", `req_mock_${requestNumber}`);
-    const record: RecordedRequest = {
-      method: request.method ?? "GET",
-      path: request.url ?? "/",
-      headers: flattenHeaders(request),
-      body: undefined,
-      rawBody: "",
-      clientClosed: false,
-      finished: false,
-      eventsWritten: 0,
-    };
-    let destroyedByMock = false;
-    const destroy = () => {
-      destroyedByMock = true;
-      request.socket.destroy();
-    };
-    response.on("finish", () => {
-      record.finished = true;
-    });
-    response.on("close", () => {
-      if (!response.writableFinished && !destroyedByMock && !closing) record.clientClosed = true;
-    });
-
-    try {
-      record.rawBody = await readBody(request);
-    } catch {
-      return; // the client went away while sending the body
-    }
-    record.body = record.rawBody === "" ? undefined : parseJson(record.rawBody);
+    const received = await recordRequest(request, response, () => closing);
+    if (!received) return; // the client went away while sending the body
+    const { record, destroy } = received;
     if (options.recordRequests !== false) requests.push(record);
 
     const behaviour = behaviours.shift() ?? options.defaultBehaviour;

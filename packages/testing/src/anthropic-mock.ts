@@ -1,5 +1,4 @@
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import type { Socket } from "node:net";
+import type { ServerResponse } from "node:http";
 import {
   type AnthropicErrorBody,
   type AnthropicScript,
@@ -11,9 +10,8 @@ import {
   findRequestError,
   statusForErrorType,
 } from "./anthropic-replies.js";
-import { type RecordedRequest, recordRequest } from "./recorded-request.js";
-import { closeServer, listen } from "./server.js";
-import { waitFor } from "./wait-for.js";
+import { createMockServer, type ReceivedRequest } from "./mock-server.js";
+import type { RecordedRequest } from "./recorded-request.js";
 
 export interface AnthropicMockOptions {
   /**
@@ -117,26 +115,9 @@ function authenticationError(headers: Record<string, string>, apiKey: string): s
 export async function startAnthropicMock(
   options: AnthropicMockOptions = {},
 ): Promise<AnthropicMock> {
-  const requests: RecordedRequest[] = [];
   const behaviours: AnthropicBehaviour[] = [];
-  const sockets = new Set<Socket>();
-  const timers = new Set<NodeJS.Timeout>();
-  let requestCount = 0;
-  let closing = false;
-
-  // Timers are cleared by close(); the awaiting handler then never resumes, which is the point.
-  const sleep = (delayMs: number) =>
-    new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
-        timers.delete(timer);
-        resolve();
-      }, delayMs);
-      timers.add(timer);
-    });
-
-  // Waits until the chunk is handed to the socket, so a following destroy() cannot drop it.
-  const write = (response: ServerResponse, chunk: string) =>
-    new Promise<void>((resolve) => response.write(chunk, () => resolve()));
+  const mock = createMockServer("Anthropic mock", options.recordRequests !== false);
+  const { requests, sleep, write } = mock;
 
   function sendError(response: ServerResponse, status: number, body: AnthropicErrorBody): void {
     response.writeHead(status, { "content-type": "application/json" });
@@ -202,14 +183,12 @@ export async function startAnthropicMock(
     else if (behaviour?.kind !== "stall" && !response.destroyed) response.end();
   }
 
-  async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
-    requestCount += 1;
-    const requestId = `req_mock_${requestCount}`;
+  async function handle(
+    response: ServerResponse,
+    { record, number, destroy }: ReceivedRequest,
+  ): Promise<void> {
+    const requestId = `req_mock_${number}`;
     response.setHeader("request-id", requestId);
-    const received = await recordRequest(request, response, () => closing);
-    if (!received) return; // the client went away while sending the body
-    const { record, destroy } = received;
-    if (options.recordRequests !== false) requests.push(record);
 
     const behaviour = behaviours.shift() ?? options.defaultBehaviour;
     if (behaviour?.kind === "stall" && behaviour.afterEvents === undefined) return;
@@ -270,20 +249,13 @@ export async function startAnthropicMock(
         : behaviour && "reply" in behaviour
           ? behaviour.reply
           : undefined;
-    const message = createAnthropicMessage(body, script, requestCount);
+    const message = createAnthropicMessage(body, script, number);
     if (stream)
       await sendStream(response, createAnthropicEvents(message), behaviour, destroy, record);
     else await sendJson(response, JSON.stringify(message), behaviour, destroy);
   }
 
-  const server = createServer((request, response) => {
-    void handle(request, response);
-  });
-  server.on("connection", (socket) => {
-    sockets.add(socket);
-    socket.on("close", () => sockets.delete(socket));
-  });
-  const { url } = await listen(server, options.host);
+  const url = await mock.listen(options.host, handle);
 
   return {
     url,
@@ -291,26 +263,12 @@ export async function startAnthropicMock(
     enqueue(...queued) {
       behaviours.push(...queued);
     },
-    async waitForRequests(count, timeoutMs = 5000) {
-      try {
-        await waitFor(() => requests.length >= count, { timeoutMs });
-      } catch {
-        throw new Error(
-          `Anthropic mock expected ${count} requests within ${timeoutMs} ms, got ${requests.length}`,
-        );
-      }
-    },
+    waitForRequests: mock.waitForRequests,
     reset() {
       requests.length = 0;
       behaviours.length = 0;
     },
-    openConnections: () => sockets.size,
-    async close() {
-      closing = true;
-      for (const timer of timers) clearTimeout(timer);
-      timers.clear();
-      for (const socket of sockets) socket.destroy();
-      await closeServer(server);
-    },
+    openConnections: mock.openConnections,
+    close: mock.close,
   };
 }

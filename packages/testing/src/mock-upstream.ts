@@ -1,5 +1,4 @@
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import type { Socket } from "node:net";
+import type { ServerResponse } from "node:http";
 import type { Transform } from "node:stream";
 import {
   brotliCompressSync,
@@ -9,10 +8,9 @@ import {
   deflateSync,
   gzipSync,
 } from "node:zlib";
+import { createMockServer, type ReceivedRequest } from "./mock-server.js";
 import { createReply, errorBody, errorForStatus, type Reply } from "./openai-replies.js";
-import { type RecordedRequest, recordRequest } from "./recorded-request.js";
-import { closeServer, listen } from "./server.js";
-import { waitFor } from "./wait-for.js";
+import type { RecordedRequest } from "./recorded-request.js";
 
 export interface MockUpstreamOptions {
   /** When set, requests must carry `authorization: Bearer <apiKey>` or `api-key: <apiKey>`. */
@@ -144,27 +142,10 @@ function createLargeBody(bytes: number, model: unknown): string {
 }
 
 export async function startMockUpstream(options: MockUpstreamOptions = {}): Promise<MockUpstream> {
-  const requests: RecordedRequest[] = [];
   const behaviours: Behaviour[] = [];
   const gates: PendingGate[] = [];
-  const sockets = new Set<Socket>();
-  const timers = new Set<NodeJS.Timeout>();
-  let requestCount = 0;
-  let closing = false;
-
-  // Timers are cleared by close(); the awaiting handler then never resumes, which is the point.
-  const sleep = (delayMs: number) =>
-    new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
-        timers.delete(timer);
-        resolve();
-      }, delayMs);
-      timers.add(timer);
-    });
-
-  // Waits until the chunk is handed to the socket, so a following destroy() cannot drop it.
-  const write = (response: ServerResponse, chunk: string) =>
-    new Promise<void>((resolve) => response.write(chunk, () => resolve()));
+  const mock = createMockServer("Mock upstream", options.recordRequests !== false);
+  const { requests, sleep, write } = mock;
 
   async function sendJson(
     response: ServerResponse,
@@ -255,14 +236,12 @@ export async function startMockUpstream(options: MockUpstreamOptions = {}): Prom
     compressor.end();
   }
 
-  async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
-    requestCount += 1;
-    const requestNumber = requestCount;
+  async function handle(
+    response: ServerResponse,
+    { record, number, destroy }: ReceivedRequest,
+  ): Promise<void> {
+    const requestNumber = number;
     response.setHeader("x-request-id", `req_mock_${requestNumber}`);
-    const received = await recordRequest(request, response, () => closing);
-    if (!received) return; // the client went away while sending the body
-    const { record, destroy } = received;
-    if (options.recordRequests !== false) requests.push(record);
 
     const behaviour = behaviours.shift() ?? options.defaultBehaviour;
     switch (behaviour?.kind) {
@@ -333,14 +312,7 @@ export async function startMockUpstream(options: MockUpstreamOptions = {}): Prom
     else await sendJson(response, reply.status, JSON.stringify(reply.body), fault, destroy);
   }
 
-  const server = createServer((request, response) => {
-    void handle(request, response);
-  });
-  server.on("connection", (socket) => {
-    sockets.add(socket);
-    socket.on("close", () => sockets.delete(socket));
-  });
-  const { url } = await listen(server, options.host);
+  const url = await mock.listen(options.host, handle);
 
   return {
     url,
@@ -361,27 +333,13 @@ export async function startMockUpstream(options: MockUpstreamOptions = {}): Prom
       gates.push({ reach, released });
       return { reached, release };
     },
-    async waitForRequests(count, timeoutMs = 5000) {
-      try {
-        await waitFor(() => requests.length >= count, { timeoutMs });
-      } catch {
-        throw new Error(
-          `Mock upstream expected ${count} requests within ${timeoutMs} ms, got ${requests.length}`,
-        );
-      }
-    },
+    waitForRequests: mock.waitForRequests,
     reset() {
       requests.length = 0;
       behaviours.length = 0;
       gates.length = 0;
     },
-    openConnections: () => sockets.size,
-    async close() {
-      closing = true;
-      for (const timer of timers) clearTimeout(timer);
-      timers.clear();
-      for (const socket of sockets) socket.destroy();
-      await closeServer(server);
-    },
+    openConnections: mock.openConnections,
+    close: mock.close,
   };
 }

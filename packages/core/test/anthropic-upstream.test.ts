@@ -1,13 +1,17 @@
+import { createMemoryCache } from "@aigw/cache";
 import { createAnthropic } from "@aigw/provider";
+import { createMemoryLimiter } from "@aigw/ratelimit";
 import {
   type AnthropicBehaviour,
   type AnthropicMock,
   anthropicModelList,
   startAnthropicMock,
+  waitFor,
 } from "@aigw/testing";
 import OpenAI from "openai";
 import type { ChatCompletionChunk } from "openai/resources/chat/completions";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { hashApiKey } from "../src/index.js";
 import { type RunningGateway, startGateway } from "./start-gateway.js";
 
 // A.8 of the translation reference, through the gateway, with the openai SDK as the client.
@@ -428,6 +432,75 @@ describe("an Anthropic upstream for OpenAI clients", () => {
     expect(ids).toEqual(expect.arrayContaining(anthropicModelList.data.map((listed) => listed.id)));
     const one = await running.client.models.retrieve("claude-haiku-4-5-20251001");
     expect(one.created).toBe(Date.parse("2025-10-01T00:00:00Z") / 1000);
+  });
+
+  it("caches, counts against a quota and runs hooks for an Anthropic route as for any other", async () => {
+    const key = "sk-tenant-anthropic-0123456789";
+    const seen: string[] = [];
+    const gateway = await startGateway({
+      providers: { anthropic: createAnthropic({ apiKey: API_KEY, baseURL: `${mock.url}/v1` }) },
+      models: { "claude-*": { provider: "anthropic" } },
+      cache: { store: createMemoryCache() },
+      tenants: {
+        acme: {
+          keyHashes: [hashApiKey(key)],
+          limiter: createMemoryLimiter({ quota: { limit: 100_000, period: "day" } }),
+        },
+      },
+      hooks: [
+        {
+          onChunk(event) {
+            seen.push("chunk");
+            return event;
+          },
+          afterResponse(response) {
+            seen.push(response.stream ? "stream" : "json");
+          },
+        },
+      ],
+    });
+    try {
+      const client = new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: key, maxRetries: 0 });
+      const request = { model, messages: [{ role: "user" as const, content: "Cache me" }] };
+      const first = await client.chat.completions.create(request).withResponse();
+      const again = await client.chat.completions.create(request).withResponse();
+      expect(first.response.headers.get("x-aigw-cache")).toBe("MISS");
+      expect(again.response.headers.get("x-aigw-cache")).toBe("HIT");
+      expect(again.data).toEqual(first.data);
+      // Another prompt: a stream of the same one would be served from the JSON answer's entry.
+      const streamed = {
+        model,
+        messages: [{ role: "user" as const, content: "Stream me" }],
+        stream: true as const,
+        stream_options: { include_usage: true },
+      };
+      const live = await chunksOf(await client.chat.completions.create(streamed));
+      const replayed = await client.chat.completions.create(streamed).withResponse();
+      expect(replayed.response.headers.get("x-aigw-cache")).toBe("HIT");
+      const text = (chunks: ChatCompletionChunk[]) =>
+        chunks.map((chunk) => chunk.choices[0]?.delta.content ?? "").join("");
+      expect(text(await chunksOf(replayed.data))).toBe(text(live));
+      expect(mock.requests).toHaveLength(2);
+      expect(seen).toContain("json");
+      expect(seen).toContain("stream");
+      expect(seen).toContain("chunk");
+
+      const reported = first.data.usage?.total_tokens ?? 0;
+      const usage = await waitFor(async () => {
+        const body = (await (
+          await fetch(`${gateway.url}/v1/usage`, { headers: { authorization: `Bearer ${key}` } })
+        ).json()) as { quota: { used: number; reserved: number } };
+        return body.quota.reserved === 0 ? body.quota : undefined;
+      });
+      // The JSON miss and the live stream reached the upstream, and are charged what Anthropic
+      // reported; the hits are not charged.
+      const streamedTokens = live.at(-1)?.usage?.total_tokens ?? 0;
+      expect(reported).toBeGreaterThan(0);
+      expect(streamedTokens).toBeGreaterThan(0);
+      expect(usage.used).toBe(reported + streamedTokens);
+    } finally {
+      await gateway.close();
+    }
   });
 
   it("a 529 is retried, then answered 503; an unsupported endpoint is a 400", async () => {

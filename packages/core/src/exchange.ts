@@ -2,6 +2,7 @@ import type { AigwError, Cancellation, Endpoint, TokenUsage } from "@aigw/provid
 import type { Limiter, Reservation } from "@aigw/ratelimit";
 import type { Span } from "@opentelemetry/api";
 import type { CacheStatus } from "./cache-step.js";
+import type { Protocol } from "./protocols/protocol.js";
 import type { Tenant } from "./tenants.js";
 import type { TraceContext } from "./trace-context.js";
 import type { Logger, RequestContext } from "./types.js";
@@ -62,6 +63,8 @@ export interface Exchange {
   pathname: string;
   /** The endpoint's label for metrics and span names ("chat/completions", "health", ...). */
   endpointLabel: string;
+  /** The protocol the client speaks: its errors and stream frames are in that form. */
+  protocol: Protocol;
   outcome: Outcome;
   serverSpan: Span | undefined;
   /** The client span of a streaming attempt, open until the stream ends. */

@@ -11,7 +11,7 @@ import {
   type SseEvent,
 } from "@aigw/provider";
 import type { Admission, Limiter } from "@aigw/ratelimit";
-import { readJsonBody, requireJsonContentType, validateBody } from "./body.js";
+import { readJsonBody, requireJsonContentType } from "./body.js";
 import { createResponseCache, type GatewayCacheOptions } from "./cache-step.js";
 import { type CorsOptions, createCors } from "./cors.js";
 import {
@@ -40,6 +40,8 @@ import {
 } from "./limits.js";
 import { createModelCatalog, type ModelCatalogOptions } from "./model-catalog.js";
 import { createObserver } from "./observe.js";
+import { openAIProtocol } from "./protocols/openai.js";
+import type { Protocol } from "./protocols/protocol.js";
 import { createModelRouter, type ModelRouteOptions } from "./router.js";
 import { type StreamSettings, streamToClient } from "./stream.js";
 import {
@@ -152,7 +154,7 @@ export interface Gateway {
 }
 
 type EndpointRoute =
-  | { kind: "upstream"; endpoint: Endpoint; method: "POST" }
+  | { kind: "upstream"; endpoint: Endpoint; protocol: Protocol; method: "POST" }
   | { kind: "models" | "model" | "usage" | "health" | "metrics"; method: "GET" };
 
 const modelPathPrefix = "/v1/models/";
@@ -169,12 +171,17 @@ function endpointFor(path: string): EndpointRoute | undefined {
   return oneModel;
 }
 
+/** The protocols clients may speak; the first one's errors answer requests outside them all. */
+const protocols: readonly Protocol[] = [openAIProtocol];
+const defaultProtocol = openAIProtocol;
+
 const endpointRoutes = new Map<string, EndpointRoute>([
-  ["/v1/chat/completions", { kind: "upstream", endpoint: "chat/completions", method: "POST" }],
-  ["/v1/completions", { kind: "upstream", endpoint: "completions", method: "POST" }],
-  ["/v1/embeddings", { kind: "upstream", endpoint: "embeddings", method: "POST" }],
-  ["/v1/responses", { kind: "upstream", endpoint: "responses", method: "POST" }],
-  ["/v1/images/generations", { kind: "upstream", endpoint: "images/generations", method: "POST" }],
+  ...protocols.flatMap((protocol) =>
+    [...protocol.endpoints].map(([path, endpoint]): [string, EndpointRoute] => [
+      path,
+      { kind: "upstream", endpoint, protocol, method: "POST" },
+    ]),
+  ),
   ["/v1/models", { kind: "models", method: "GET" }],
   ["/v1/usage", { kind: "usage", method: "GET" }],
   ["/health", { kind: "health", method: "GET" }],
@@ -295,7 +302,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     return jsonResponse(
       exchange.context,
       error.status,
-      JSON.stringify(error.toBody()),
+      exchange.protocol.errorBody(error),
       error.headers,
     );
   }
@@ -310,7 +317,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     const reading = readJsonBody(request, bodyLimits);
     const { body, json } = reading instanceof Promise ? await reading : reading;
     exchange.receivedJson = json;
-    const model = validateBody(endpoint, body);
+    const model = exchange.protocol.validate(endpoint, body);
     context.endpoint = endpoint;
     context.model = model;
     const route = router.resolve(model);
@@ -566,6 +573,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       cancellation,
       pathname: path,
       endpointLabel: endpointLabel(endpointRoute),
+      protocol: endpointRoute?.kind === "upstream" ? endpointRoute.protocol : defaultProtocol,
       outcome: {
         status: 200,
         providerName: undefined,

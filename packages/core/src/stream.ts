@@ -1,28 +1,8 @@
-import {
-  type AigwError,
-  createSseEvent,
-  type Endpoint,
-  isComment,
-  keepAliveEvent,
-  type SseEvent,
-  type TokenUsage,
-} from "@aigw/provider";
+import { isComment, keepAliveEvent, type SseEvent, type TokenUsage } from "@aigw/provider";
 import { toAigwError } from "./errors.js";
 import type { Exchange } from "./exchange.js";
 import type { HookRunner } from "./hooks.js";
 import type { UpstreamResult } from "./upstream-call.js";
-
-/** An error after a stream started, in the inbound protocol's own form (no [DONE] after it). */
-export function streamErrorEvent(endpoint: Endpoint, error: AigwError): SseEvent {
-  const { error: details } = error.toBody();
-  if (endpoint === "responses") {
-    return createSseEvent(
-      { type: "error", code: details.code, message: details.message, param: details.param },
-      "error",
-    );
-  }
-  return createSseEvent({ error: details });
-}
 
 const over: IteratorReturnResult<undefined> = { done: true, value: undefined };
 
@@ -259,7 +239,10 @@ class ClientStream implements AsyncIterator<SseEvent> {
     this.state = "ended";
     this.hand({
       done: false,
-      value: streamErrorEvent(context.endpoint ?? "chat/completions", failure),
+      value: this.exchange.protocol.streamErrorEvent(
+        context.endpoint ?? "chat/completions",
+        failure,
+      ),
     });
   }
 

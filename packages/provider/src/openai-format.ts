@@ -1,3 +1,4 @@
+import { isObject } from "./json-object.js";
 import { appendJsonMembers, jsonText, setJsonFields } from "./json-text.js";
 import { type SecretScrubber, screenBody } from "./secrets.js";
 import { createSseEvent } from "./sse.js";
@@ -15,10 +16,6 @@ const RESPONSES_FINAL_EVENTS = new Set([
 // For servers that leave out `event:` lines. Quotes inside strings are escaped, so this
 // only matches the event's own `type`.
 const RESPONSES_FINAL_TYPE = /"type":\s*"(?:response\.(?:completed|incomplete|failed)|error)"/;
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
 
 /**
  * What of an upstream event may go on: error events rebuilt from checked fields, verbatim

@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import { AigwError } from "../errors.js";
+import { isObject, type JsonObject as Json } from "../json-object.js";
 
 /**
  * OpenAI chat completions request -> Anthropic Messages request.
@@ -7,8 +8,6 @@ import { AigwError } from "../errors.js";
  * (https://docs.anthropic.com/en/api/messages); what is refused, dropped or defaulted is listed
  * in @aigw/provider's README.
  */
-
-type Json = Record<string, unknown>;
 
 export interface ChatToMessagesOptions {
   /** `max_tokens` sent when the request has neither it nor `max_completion_tokens` (required by Anthropic). */
@@ -58,9 +57,6 @@ const toolIdPattern = /^[a-zA-Z0-9_-]+$/;
 function refuse(message: string, param: string): never {
   throw new AigwError(message, { status: 400, type: "invalid_request_error", param });
 }
-
-const isObject = (value: unknown): value is Json =>
-  typeof value === "object" && value !== null && !Array.isArray(value);
 
 /**
  * An id in Anthropic's alphabet (`^[a-zA-Z0-9_-]+$`). Valid ids are kept; others have their

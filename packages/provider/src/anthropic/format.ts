@@ -1,4 +1,5 @@
 import { AigwError } from "../errors.js";
+import { isObject, type JsonObject as Json } from "../json-object.js";
 import { type SecretScrubber, screenBody } from "../secrets.js";
 import { createJsonSseEvent, createSseEvent } from "../sse.js";
 import type { SseEvent, TokenUsage } from "../types.js";
@@ -12,11 +13,6 @@ import {
   streamErrorOf,
   usageOfMessage,
 } from "./messages-to-chat.js";
-
-type Json = Record<string, unknown>;
-
-const isObject = (value: unknown): value is Json =>
-  typeof value === "object" && value !== null && !Array.isArray(value);
 
 const doneEvent = createSseEvent("[DONE]");
 /** Most distinct dropped field names told to `onDroppedField`, and their longest length. */

@@ -1,4 +1,5 @@
 import { AigwError } from "../errors.js";
+import { isObject, type JsonObject as Json } from "../json-object.js";
 import type { SecretScrubber } from "../secrets.js";
 import type { TokenUsage } from "../types.js";
 import { relayedErrorFields } from "../upstream-errors.js";
@@ -9,11 +10,6 @@ import { relayedErrorFields } from "../upstream-errors.js";
  * (https://docs.anthropic.com/en/api/messages, https://docs.anthropic.com/en/docs/build-with-claude/streaming)
  * and OpenAI's chat completion object and chunk object references.
  */
-
-type Json = Record<string, unknown>;
-
-const isObject = (value: unknown): value is Json =>
-  typeof value === "object" && value !== null && !Array.isArray(value);
 
 const count = (value: unknown): number =>
   typeof value === "number" && Number.isFinite(value) && value > 0 ? value : 0;

@@ -35,6 +35,14 @@ describe("the README's example config", () => {
 });
 
 describe("parseConfig", () => {
+  it("says a pasted key is not its digest", () => {
+    expect(() =>
+      parseConfig({ ...minimal, tenants: { a: { keys: ["aigw-0123456789abcdef"] } } }),
+    ).toThrow(
+      /tenants\.a\.keys\.0: must be a sha256 hex digest: the sha256 that aigw keys create prints/,
+    );
+  });
+
   it("refuses limits a limiter could not take, naming them, so that check catches them too", () => {
     const withLimits = (limits: unknown) => parseConfig({ ...minimal, tenants: { a: { limits } } });
     expect(() =>
@@ -275,6 +283,11 @@ describe("loading files and the environment", () => {
       baseURL: "http://127.0.0.1:9/v1",
       apiKey: "sk-ant-x",
     });
+    const withV1 = configFromEnv({
+      ANTHROPIC_API_KEY: "sk-ant-x",
+      ANTHROPIC_BASE_URL: "http://127.0.0.1:9/v1/",
+    }).providers.anthropic;
+    expect(withV1?.type === "anthropic" && withV1.baseURL).toBe("http://127.0.0.1:9/v1");
     const official = configFromEnv({ ANTHROPIC_API_KEY: "sk-ant-x" }).providers.anthropic;
     expect(official?.type === "anthropic" && official.baseURL).toBe("https://api.anthropic.com/v1");
   });

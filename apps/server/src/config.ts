@@ -269,7 +269,14 @@ const limitSettingsSchema = z
 const tenantSchema = z
   .strictObject({
     keys: z
-      .array(z.string().regex(/^[0-9a-fA-F]{64}$/, "must be a sha256 hex digest"))
+      .array(
+        z
+          .string()
+          .regex(
+            /^[0-9a-fA-F]{64}$/,
+            "must be a sha256 hex digest: the sha256 that aigw keys create prints, never the key itself",
+          ),
+      )
       .default([])
       .describe("sha256 hex digests of the tenant's gateway keys (aigw keys create prints one)."),
     models: z
@@ -781,7 +788,10 @@ export function configFromEnv(env: Environment): ServerConfig {
     }
   }
   if (env.ANTHROPIC_API_KEY) {
-    const base = (env.ANTHROPIC_BASE_URL ?? "https://api.anthropic.com").replace(/\/+$/, "");
+    // Taken as Anthropic's SDKs take it, without /v1; one written with it is not doubled.
+    const base = (env.ANTHROPIC_BASE_URL ?? "https://api.anthropic.com")
+      .replace(/\/+$/, "")
+      .replace(/\/v1$/, "");
     Object.assign(raw.providers as object, {
       anthropic: { type: "anthropic", baseURL: `${base}/v1`, apiKey: env.ANTHROPIC_API_KEY },
     });

@@ -50,6 +50,17 @@ describe("cacheKey", () => {
     expect(cacheKey(nested)).not.toBe(cacheKey(withBody({ ...baseBody, metadata: {} })));
   });
 
+  it("leaves out the delivery fields it is given instead", () => {
+    const anthropic = (body: Record<string, unknown>) => ({
+      ...withBody(body),
+      deliveryFields: new Set(["stream", "metadata"]),
+    });
+    const tagged = anthropic({ ...baseBody, stream: true, metadata: { user_id: "u-1" } });
+    expect(cacheKey(tagged)).toBe(cacheKey(anthropic(baseBody)));
+    const withUser = anthropic({ ...baseBody, user: "u-1" });
+    expect(cacheKey(withUser)).not.toBe(cacheKey(anthropic(baseBody)));
+  });
+
   it("changes with any parameter", () => {
     const variants: Record<string, unknown>[] = [
       { ...baseBody, temperature: 0.3 },

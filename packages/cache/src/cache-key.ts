@@ -10,14 +10,18 @@ export interface CacheKeyParts {
   /** The parsed JSON request body, as sent upstream. */
   body: unknown;
   /**
+   * Top-level body fields that change only how an answer is delivered or attributed, not the
+   * answer, left out of the key. Default: OpenAI's `stream`, `stream_options` and `user`.
+   */
+  deliveryFields?: ReadonlySet<string>;
+  /**
    * Number literals of the body's text that its parsed form cannot hold exactly (a 20-digit
    * `seed`), in the order written: two bodies that differ only there get different keys.
    */
   exactNumbers?: readonly string[];
 }
 
-// Top-level body fields that change how an answer is delivered or attributed, not the answer.
-const nonSemanticFields: ReadonlySet<string> = new Set(["stream", "stream_options", "user"]);
+const openAIDeliveryFields: ReadonlySet<string> = new Set(["stream", "stream_options", "user"]);
 
 // Part of every key, so that a change of the canonical form never reads entries of the old one.
 const keyVersion = "aigw-cache-key-1";
@@ -44,12 +48,12 @@ function canonicalJson(value: unknown, omitted?: ReadonlySet<string>): string | 
 
 /**
  * A hex SHA-256 of the request's canonical form: the same for the same request whatever the
- * order of its object keys, and different for any change of a parameter. `stream`,
- * `stream_options` and `user` at the top of the body are left out.
+ * order of its object keys, and different for any change of a parameter. The `deliveryFields`
+ * at the top of the body are left out.
  */
 export function cacheKey(parts: CacheKeyParts): string {
   const scope = [keyVersion, parts.tenant, parts.endpoint, parts.provider, parts.model];
-  const body = canonicalJson(parts.body, nonSemanticFields) ?? "null";
+  const body = canonicalJson(parts.body, parts.deliveryFields ?? openAIDeliveryFields) ?? "null";
   const numbers = parts.exactNumbers?.length ? `,${JSON.stringify(parts.exactNumbers)}` : "";
   const canonical = `[${scope.map((part) => JSON.stringify(part)).join(",")},${body}${numbers}]`;
   return createHash("sha256").update(canonical).digest("hex");

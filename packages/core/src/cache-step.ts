@@ -3,17 +3,15 @@ import {
   AigwError,
   type Cancellation,
   type CancelSignal,
-  type Endpoint,
   impreciseNumbers,
   jsonText,
-  readUsage,
   type SseEvent,
   type TokenUsage,
 } from "@aigw/provider";
 import { invalidRequest } from "./errors.js";
 import type { Exchange } from "./exchange.js";
+import type { StreamRecording } from "./protocols/protocol.js";
 import type { ModelRouteOptions, ResolvedRoute } from "./router.js";
-import { createStreamAssembler, replayEvents, type StreamedEndpoint } from "./stream-assembly.js";
 import type { GatewayMetrics, GatewayRequest, UpstreamCall } from "./types.js";
 import { targetRequest, type UpstreamResult } from "./upstream-call.js";
 
@@ -67,12 +65,6 @@ export interface ResponseCache {
   ): Promise<UpstreamResult>;
 }
 
-const cachedEndpoints: ReadonlySet<Endpoint> = new Set([
-  "chat/completions",
-  "completions",
-  "embeddings",
-]);
-const decoder = new TextDecoder();
 // The tenant part of a shared route's keys: identifying a request never yields an empty tenant.
 const sharedScope = "";
 
@@ -135,17 +127,6 @@ function entryTtlMs(request: GatewayRequest, policy: CachePolicy): number {
   return Math.min(Number(asked) * 1000, policy.maxTtlMs);
 }
 
-function streamedEndpoint(endpoint: Endpoint): StreamedEndpoint | undefined {
-  return endpoint === "chat/completions" || endpoint === "completions" ? endpoint : undefined;
-}
-
-function wantsUsage(body: Record<string, unknown>): boolean {
-  const options = body.stream_options;
-  return typeof options === "object" && options !== null && "include_usage" in options
-    ? options.include_usage === true
-    : false;
-}
-
 function streamCarriedError() {
   return new AigwError("The upstream's stream ended with an error.", {
     status: 502,
@@ -188,13 +169,13 @@ function untilGone<T>(work: Promise<T>, client: Cancellation): Promise<T> {
 function recordStream(
   upstream: AsyncIterator<SseEvent>,
   first: SseEvent | undefined,
-  endpoint: StreamedEndpoint,
+  recording: StreamRecording,
   maxEntryBytes: number,
   usage: () => TokenUsage | undefined,
   client: Cancellation,
   settle: (answer: Uint8Array | undefined, error?: unknown) => void,
 ): AsyncIterator<SseEvent> {
-  const assembler = createStreamAssembler(endpoint, maxEntryBytes);
+  const assembler = recording.assemble(maxEntryBytes);
   if (first) assembler.add(first);
   let pending: Promise<IteratorResult<SseEvent>> | undefined;
   let unstorable = false;
@@ -277,6 +258,7 @@ export function createResponseCache(
 
   /** A stored or coalesced answer, in the form the client asked for. */
   function fromCache(
+    exchange: Exchange,
     answer: Uint8Array,
     storedAt: number,
     call: UpstreamCall,
@@ -284,10 +266,11 @@ export function createResponseCache(
   ): UpstreamResult {
     const age = Math.max(0, Math.floor((Date.now() - storedAt) / 1000));
     const cacheHeaders = { "x-aigw-cache": "HIT", age: `${age}` };
-    const usage = readUsage(answer);
+    const { protocol } = exchange;
+    const usage = protocol.readUsage(answer);
     const headers = { "content-type": "application/json" };
-    const endpoint = streamedEndpoint(call.endpoint);
-    if (call.body.stream !== true || !endpoint) {
+    const recording = protocol.streamRecording(call.endpoint);
+    if (call.body.stream !== true || !recording) {
       return {
         response: { kind: "json", status: 200, headers, body: answer, usage },
         providerName,
@@ -295,11 +278,7 @@ export function createResponseCache(
         cacheHeaders,
       };
     }
-    const [first, ...rest] = replayEvents(
-      endpoint,
-      JSON.parse(decoder.decode(answer)),
-      wantsUsage(call.body),
-    ) as [SseEvent, ...SseEvent[]];
+    const [first, ...rest] = recording.replay(answer, call.body) as [SseEvent, ...SseEvent[]];
     const replay = (async function* () {
       yield* rest;
     })();
@@ -336,15 +315,15 @@ export function createResponseCache(
       keep(response.body);
       return response.body;
     }
-    const endpoint = streamedEndpoint(call.endpoint);
-    if (!result.stream || !endpoint) throw new TypeError("unexpected upstream stream");
+    const recording = exchange.protocol.streamRecording(call.endpoint);
+    if (!result.stream || !recording) throw new TypeError("unexpected upstream stream");
     const { events } = response;
     const { iterator, first } = result.stream;
     return new Promise((resolve, reject) => {
       const recorded = recordStream(
         iterator,
         first,
-        endpoint,
+        recording,
         maxEntryBytes,
         () => events.usage,
         exchange.cancellation,
@@ -365,7 +344,8 @@ export function createResponseCache(
       const policy = policies.get(route.name);
       const control = cacheControl(request);
       const target = route.targets[0];
-      if (!policy || !target || !cachedEndpoints.has(call.endpoint) || control.noStore) {
+      const { protocol } = exchange;
+      if (!policy || !target || !protocol.cachedEndpoints.has(call.endpoint) || control.noStore) {
         outcome.cache = "BYPASS";
         return { ...(await loop(cancellation)), cacheHeaders: { "x-aigw-cache": "BYPASS" } };
       }
@@ -378,6 +358,7 @@ export function createResponseCache(
         provider: target.providerName,
         model: sent.model,
         body: sent.body,
+        deliveryFields: protocol.deliveryFields,
         exactNumbers: received === undefined ? undefined : impreciseNumbers(jsonText(received)),
       });
       const recordLookup = (hit: boolean) => {
@@ -390,7 +371,7 @@ export function createResponseCache(
         const entry = await lookup(key);
         if (entry) {
           recordLookup(true);
-          return fromCache(entry.value, entry.storedAt, call, target.providerName);
+          return fromCache(exchange, entry.value, entry.storedAt, call, target.providerName);
         }
       }
 
@@ -413,7 +394,7 @@ export function createResponseCache(
       }
       if (served instanceof Uint8Array) {
         recordLookup(true);
-        return fromCache(served, Date.now(), call, target.providerName);
+        return fromCache(exchange, served, Date.now(), call, target.providerName);
       }
       const status: CacheStatus = lookingUp ? "MISS" : "BYPASS";
       if (lookingUp) recordLookup(false);

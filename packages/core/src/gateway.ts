@@ -34,13 +34,12 @@ import {
   admissionError,
   type LimitsOptions,
   limitKeys,
-  outputCap,
   rateLimitHeaders,
-  reservedTokens,
+  tokenNeed,
 } from "./limits.js";
 import { createModelCatalog, type ModelCatalogOptions } from "./model-catalog.js";
 import { createObserver } from "./observe.js";
-import { openAIProtocol } from "./protocols/openai.js";
+import { openAIProtocol } from "./protocols/openai/index.js";
 import type { Protocol } from "./protocols/protocol.js";
 import { createModelRouter, type ModelRouteOptions } from "./router.js";
 import { type StreamSettings, streamToClient } from "./stream.js";
@@ -406,7 +405,8 @@ export function createGateway(options: GatewayOptions): Gateway {
     if (userKey !== undefined && limits.userLimiter) steps.push([limits.userLimiter, userKey]);
     if (tenantLimiter) steps.push([tenantLimiter, key]);
     if (steps.length === 0) return;
-    const tokens = reservedTokens(endpoint, body);
+    const need = tokenNeed(exchange.protocol, endpoint, body);
+    const { tokens } = need;
     const admissions: Admission[] = [];
     for (const [limiter, limitKey] of steps) {
       const admission = await limiter.admit(limitKey, { requests: 1, tokens });
@@ -421,11 +421,7 @@ export function createGateway(options: GatewayOptions): Gateway {
         if (!admission.unavailable) {
           metrics?.rateLimited({ endpoint, tenant: exchange.tenant.id });
         }
-        throw admissionError(admission, exchange.limitHeaders, {
-          tokens,
-          outputCapped: outputCap(body) !== undefined,
-          endpoint,
-        });
+        throw admissionError(admission, exchange.limitHeaders, need);
       }
       if (admission.reservation) {
         exchange.reservations.push({ limiter, reservation: admission.reservation });

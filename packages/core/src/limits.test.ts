@@ -1,6 +1,10 @@
 import { MEDIA_TOKENS } from "@aigw/provider";
 import { describe, expect, it } from "vitest";
-import { limitKeys, reservedTokens } from "./limits.js";
+import { limitKeys, tokenNeed } from "./limits.js";
+import { openAIProtocol } from "./protocols/openai/index.js";
+
+const reservedTokens = (endpoint: "chat/completions", body: Record<string, unknown>) =>
+  tokenNeed(openAIProtocol, endpoint, body).tokens;
 
 const request = (user?: string) => ({
   method: "POST",
@@ -27,7 +31,7 @@ describe("limitKeys", () => {
   });
 });
 
-describe("reservedTokens", () => {
+describe("tokenNeed", () => {
   it("never goes past what a number counts exactly", () => {
     const body = { messages: [], max_tokens: 2 ** 64 };
     expect(reservedTokens("chat/completions", body)).toBe(Number.MAX_SAFE_INTEGER);

@@ -1,6 +1,7 @@
-import { AigwError, type Endpoint, estimatePromptTokens, firstHeader } from "@aigw/provider";
+import { AigwError, type Endpoint, firstHeader } from "@aigw/provider";
 import type { Admission, Limiter, RateLimitResult } from "@aigw/ratelimit";
 import { invalidRequest } from "./errors.js";
+import type { Protocol } from "./protocols/protocol.js";
 import type { Tenant } from "./tenants.js";
 import type { GatewayRequest } from "./types.js";
 
@@ -25,28 +26,27 @@ const maxKeyLength = 256;
 const defaultOutputTokens = 4096;
 
 /**
- * The tokens a request may use, reserved before it runs: its prompt's estimate (see
- * `estimatePromptTokens` in @aigw/provider: an image or a file counts a fixed number), plus
- * the output it allows (embeddings have none).
+ * What a request may use, reserved before it runs: its prompt's estimate (an image or a file
+ * counts a fixed number), plus the output it allows (4,096 tokens when it sets no cap).
  */
-export function reservedTokens(endpoint: Endpoint, body: Record<string, unknown>): number {
-  const promptTokens = estimatePromptTokens(body.messages ?? body.input ?? body.prompt ?? "");
-  if (endpoint === "embeddings") return promptTokens;
+export function tokenNeed(
+  protocol: Protocol,
+  endpoint: Endpoint,
+  body: Record<string, unknown>,
+): TokenNeed {
+  const cap = protocol.outputCap(endpoint, body);
+  const tokens = protocol.promptTokens(endpoint, body) + (cap ?? defaultOutputTokens);
   // A client may ask for more output than a number can count exactly: reserve the most there is.
-  return Math.min(promptTokens + (outputCap(body) ?? defaultOutputTokens), Number.MAX_SAFE_INTEGER);
-}
-
-/** The output a request allows (max_completion_tokens, max_tokens, max_output_tokens), if set. */
-export function outputCap(body: Record<string, unknown>): number | undefined {
-  const maxOutput = body.max_completion_tokens ?? body.max_tokens ?? body.max_output_tokens;
-  return typeof maxOutput === "number" && Number.isInteger(maxOutput) && maxOutput >= 0
-    ? maxOutput
-    : undefined;
+  return {
+    tokens: Math.min(tokens, Number.MAX_SAFE_INTEGER),
+    outputCapped: cap !== undefined,
+    endpoint,
+  };
 }
 
 /** What a refused request asked for, so its refusal can say why it cannot fit. */
 export interface TokenNeed {
-  /** The tokens reserved for it (`reservedTokens`). */
+  /** The tokens reserved for it. */
   tokens: number;
   /** Whether the request set its own output cap (else 4,096 output tokens were assumed). */
   outputCapped: boolean;

@@ -152,7 +152,13 @@ export async function callUpstream(
 
   for (const target of route.targets) {
     const { body } = targetRequest(call, requestedModel, target);
-    const rawBody = sentText(exchange.receivedJson, call, body, hooks.hasBeforeRequest);
+    // A target that speaks the client's protocol gets the client's own text; any other gets
+    // the canonical shape (OpenAI's, which the OpenAI protocol's requests already are) and
+    // its provider writes its own wire format from that.
+    const native = target.provider.protocols.includes(exchange.protocol.name);
+    const rawBody = native
+      ? sentText(exchange.receivedJson, call, body, hooks.hasBeforeRequest)
+      : undefined;
     for (let retry = 0; ; retry++) {
       attempts++;
       const attemptStarted = performance.now();

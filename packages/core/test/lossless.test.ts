@@ -1,5 +1,5 @@
 import { createMemoryCache } from "@aigw/cache";
-import { createOpenAICompatible } from "@aigw/provider";
+import { createOpenAICompatible, type Provider } from "@aigw/provider";
 import { type MockUpstream, readSse, startMockUpstream } from "@aigw/testing";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { GatewayOptions } from "../src/index.js";
@@ -70,6 +70,30 @@ describe("numbers JSON cannot hold exactly", () => {
     const again = await post(seedBody("gpt-4o-mini", "9007199254740993"));
     expect(again.headers.get("x-aigw-cache")).toBe("HIT");
     expect(upstream.requests).toHaveLength(2);
+  });
+});
+
+describe("the protocol seam", () => {
+  it("sends the client's own text only to a target that speaks the client's protocol", async () => {
+    const openai = createOpenAICompatible({ baseURL: upstream.baseURL, retry: { maxRetries: 0 } });
+    // The same upstream, declared as speaking another protocol: it is sent the canonical body.
+    const foreign: Provider = {
+      ...openai,
+      protocols: ["another"],
+      send: (request, options) => openai.send(request, options),
+    };
+    running = await startGateway({
+      providers: { openai, foreign },
+      models: { native: { provider: "openai" }, translated: { provider: "foreign" } },
+    });
+    for (const model of ["native", "translated"]) {
+      const response = await post(seedBody(model, "9007199254740993"));
+      expect(response.status).toBe(200);
+      await response.text();
+    }
+    const [native, translated] = upstream.requests.map((request) => request.rawBody);
+    expect(native).toContain('"seed":9007199254740993');
+    expect(translated).toContain('"seed":9007199254740992');
   });
 });
 

@@ -136,6 +136,7 @@ function echoChatCompletion(request: ProviderRequest, signal: CancelSignal | und
 export function createEcho(): Provider {
   return {
     kind: "echo",
+    protocols: ["openai"],
     retry: resolveRetryOptions(),
     timeout: 600_000,
     deadline: 600_000,

@@ -573,6 +573,7 @@ export function createHttpProvider(settings: HttpProviderSettings): Provider {
 
   return {
     kind,
+    protocols: format.protocols,
     retry,
     timeout,
     deadline,

@@ -197,6 +197,7 @@ export function createOpenAIFormat(options: OpenAIFormatOptions = {}): WireForma
   }
 
   return {
+    protocols: ["openai"],
     encode(request, stream): EncodedRequest {
       const added = addedFields(request, stream);
       const body = request.endpoint === "models" ? "" : requestText(request, added);

@@ -124,6 +124,12 @@ export type ProviderResponse = ProviderJsonResponse | ProviderStreamResponse;
 export interface Provider {
   /** The kind of upstream ("openai", "azure", "echo", ...). */
   readonly kind: string;
+  /**
+   * The client protocols its upstream speaks natively ("openai", "anthropic"). A request in
+   * one of them is sent as the client wrote it; any other reaches `send` in the canonical
+   * shape, OpenAI's chat completions, which every provider accepts.
+   */
+  readonly protocols: readonly string[];
   readonly retry: Required<RetryOptions>;
   /** Milliseconds one attempt may take. */
   readonly timeout: number;

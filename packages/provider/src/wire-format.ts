@@ -8,6 +8,8 @@ import type { ProviderRequest, SseEvent, TokenUsage } from "./types.js";
  * translated.
  */
 export interface WireFormat {
+  /** The client protocols this format is: see `Provider.protocols`. */
+  readonly protocols: readonly string[];
   /** Prepares one attempt. `stream`: the client asked for a stream. */
   encode(request: ProviderRequest, stream: boolean): EncodedRequest;
 }

@@ -1,13 +1,16 @@
-import type { AigwError, Endpoint, SseEvent } from "@aigw/provider";
+import type { AigwError, Endpoint, SseEvent, TokenUsage } from "@aigw/provider";
 
 /**
  * A wire format clients speak to the gateway: OpenAI's API today, Anthropic's Messages API
  * next. What is specific to one lives behind this interface, and the request loop knows
- * protocols only through it; a new protocol is a new file in this folder, listed in
- * `gateway.ts`.
+ * protocols only through it; a new protocol is a new folder here, listed in `gateway.ts`.
+ *
+ * OpenAI's chat completions are the canonical shape: every provider accepts them, and a
+ * request whose protocol a target does not speak natively (`Provider.protocols`) reaches it
+ * in that shape.
  */
 export interface Protocol {
-  /** What logs and hooks call it ("openai"). */
+  /** What providers, logs and hooks call it ("openai"). */
   readonly name: string;
   /** The endpoints it serves, by request path ("/v1/chat/completions"). */
   readonly endpoints: ReadonlyMap<string, Endpoint>;
@@ -16,8 +19,66 @@ export interface Protocol {
    * @throws AigwError 400 `invalid_request_error` naming the field at fault.
    */
   validate(endpoint: Endpoint, body: Record<string, unknown>): string;
+  /**
+   * A rough count of the request's prompt tokens, for limits reserved before it runs: text as
+   * bytes / 4, each image or document a fixed number (`MEDIA_TOKENS` of @aigw/provider).
+   */
+  promptTokens(endpoint: Endpoint, body: Record<string, unknown>): number;
+  /** The most output tokens the request allows: its own cap, 0 when it makes none, else undefined. */
+  outputCap(endpoint: Endpoint, body: Record<string, unknown>): number | undefined;
+  /** Top-level body fields that change only how an answer is delivered; cache keys leave them out. */
+  readonly deliveryFields: ReadonlySet<string>;
+  /** The endpoints whose answers may be cached. */
+  readonly cachedEndpoints: ReadonlySet<Endpoint>;
+  /** The usage a JSON answer reports. @throws AigwError for an answer that is not JSON. */
+  readUsage(answer: Uint8Array): TokenUsage | undefined;
+  /** How a stream of `endpoint` is kept as one answer and played back; undefined: it is not. */
+  streamRecording(endpoint: Endpoint): StreamRecording | undefined;
+  /** The text of a request, in the order written. */
+  requestText(endpoint: Endpoint, body: Record<string, unknown>): TextPiece[];
+  /** The text of a JSON answer. */
+  answerText(endpoint: Endpoint, answer: unknown): TextPiece[];
+  /** The text one stream event adds. */
+  eventText(endpoint: Endpoint, event: SseEvent): TextPiece[];
   /** An error as the protocol's JSON error body. */
   errorBody(error: AigwError): string;
   /** An error after a stream started, as the protocol's frame; nothing follows it. */
   streamErrorEvent(endpoint: Endpoint, error: AigwError): SseEvent;
+}
+
+/**
+ * One piece of text of a request or an answer, whatever the protocol: what guardrails and the
+ * audit log read.
+ */
+export interface TextPiece {
+  /** Who it is from: system and developer instructions are "system"; tool results "tool". */
+  role: "system" | "user" | "assistant" | "tool";
+  /**
+   * "text" (a refusal included); "reasoning" (a model's thinking or its summary); "tool_call"
+   * (the arguments of a call, `name` naming the function); "tool_result" (what a call gave).
+   */
+  kind: "text" | "reasoning" | "tool_call" | "tool_result";
+  text: string;
+  /** The function a tool call names. */
+  name?: string;
+}
+
+/** A stream gathered into one answer, and played back from it, for the response cache. */
+export interface StreamRecording {
+  /** A fresh assembler for one stream, which gathers at most `maxLength` characters of events. */
+  assemble(maxLength: number): StreamAssembler;
+  /** A stored answer as the stream's events, for a client that sent `request`. */
+  replay(answer: Uint8Array, request: Record<string, unknown>): SseEvent[];
+}
+
+export interface StreamAssembler {
+  add(event: SseEvent): void;
+  /** The stream went past its `maxLength`: what it held is dropped and nothing more is kept. */
+  readonly overflowed: boolean;
+  /**
+   * The complete answer as the non-streamed endpoint would have sent it, or undefined when the
+   * stream carried an error or overflowed. `usage` stands in for a usage report the client did
+   * not see.
+   */
+  finish(usage: TokenUsage | undefined): Uint8Array | undefined;
 }

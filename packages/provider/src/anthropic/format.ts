@@ -173,6 +173,7 @@ export function createAnthropicFormat(options: ChatToMessagesOptions): WireForma
     },
   };
   return {
+    protocols: ["anthropic"],
     encode(request): EncodedRequest {
       if (request.endpoint === "models") {
         return {

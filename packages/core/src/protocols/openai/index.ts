@@ -1,7 +1,16 @@
-import { type AigwError, createSseEvent, type Endpoint, type SseEvent } from "@aigw/provider";
-import { maxModelLength } from "../body.js";
-import { invalidRequest } from "../errors.js";
-import type { Protocol } from "./protocol.js";
+import {
+  type AigwError,
+  createSseEvent,
+  type Endpoint,
+  estimatePromptTokens,
+  readUsage,
+  type SseEvent,
+} from "@aigw/provider";
+import { maxModelLength } from "../../body.js";
+import { invalidRequest } from "../../errors.js";
+import type { Protocol } from "../protocol.js";
+import { streamRecording } from "./stream-assembly.js";
+import { answerText, eventText, requestText } from "./text-view.js";
 
 type FieldCheck = (value: unknown) => boolean;
 
@@ -70,6 +79,18 @@ function streamErrorEvent(endpoint: Endpoint, error: AigwError): SseEvent {
   return createSseEvent({ error: details });
 }
 
+/** `max_completion_tokens`, `max_tokens` or `max_output_tokens`, when set; 0 for embeddings. */
+function outputCap(endpoint: Endpoint, body: Record<string, unknown>): number | undefined {
+  if (endpoint === "embeddings") return 0;
+  const maxOutput = body.max_completion_tokens ?? body.max_tokens ?? body.max_output_tokens;
+  return typeof maxOutput === "number" && Number.isInteger(maxOutput) && maxOutput >= 0
+    ? maxOutput
+    : undefined;
+}
+
+const chatRecording = streamRecording("chat/completions");
+const completionsRecording = streamRecording("completions");
+
 /** OpenAI's API: chat and text completions, embeddings, responses and image generation. */
 export const openAIProtocol: Protocol = {
   name: "openai",
@@ -81,6 +102,19 @@ export const openAIProtocol: Protocol = {
     ["/v1/images/generations", "images/generations"],
   ]),
   validate,
+  promptTokens: (_endpoint, body) =>
+    estimatePromptTokens(body.messages ?? body.input ?? body.prompt ?? ""),
+  outputCap,
+  deliveryFields: new Set(["stream", "stream_options", "user"]),
+  cachedEndpoints: new Set(["chat/completions", "completions", "embeddings"]),
+  readUsage: (answer) => readUsage(answer),
+  streamRecording(endpoint) {
+    if (endpoint === "chat/completions") return chatRecording;
+    return endpoint === "completions" ? completionsRecording : undefined;
+  },
+  requestText,
+  answerText,
+  eventText,
   errorBody: (error) => JSON.stringify(error.toBody()),
   streamErrorEvent,
 };

@@ -1,4 +1,5 @@
 import { createSseEvent, type SseEvent, type TokenUsage } from "@aigw/provider";
+import type { StreamAssembler, StreamRecording } from "../protocol.js";
 
 /** The endpoints whose streams are assembled into, and replayed from, one JSON answer. */
 export type StreamedEndpoint = "chat/completions" | "completions";
@@ -111,18 +112,6 @@ function usageObject(usage: TokenUsage | undefined): JsonObject | undefined {
     completion_tokens: usage.outputTokens,
     total_tokens: usage.totalTokens,
   };
-}
-
-export interface StreamAssembler {
-  add(event: SseEvent): void;
-  /** The stream went past `maxLength`: what it held is dropped and nothing more is kept. */
-  readonly overflowed: boolean;
-  /**
-   * The complete answer as the non-streamed endpoint would have sent it, or undefined when the
-   * stream carried an error or overflowed. `usage` stands in for a usage chunk the client did
-   * not see.
-   */
-  finish(usage: TokenUsage | undefined): Uint8Array | undefined;
 }
 
 /**
@@ -268,4 +257,21 @@ export function replayEvents(
   }
   events.push(createSseEvent("[DONE]"));
   return events;
+}
+
+const decoder = new TextDecoder();
+
+/** Whether a streamed request asked for the usage chunk (`stream_options.include_usage`). */
+function wantsUsage(body: Record<string, unknown>): boolean {
+  const options = body.stream_options;
+  return isObject(options) && options.include_usage === true;
+}
+
+/** Chat and completions streams, kept as their JSON answer and replayed from it. */
+export function streamRecording(endpoint: StreamedEndpoint): StreamRecording {
+  return {
+    assemble: (maxLength) => createStreamAssembler(endpoint, maxLength),
+    replay: (answer, request) =>
+      replayEvents(endpoint, JSON.parse(decoder.decode(answer)), wantsUsage(request)),
+  };
 }

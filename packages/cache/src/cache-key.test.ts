@@ -4,7 +4,7 @@ import { type CacheKeyParts, cacheKey } from "./index.js";
 const request: CacheKeyParts = {
   tenant: "acme",
   endpoint: "/v1/chat/completions",
-  provider: "openai",
+  upstream: "openai",
   model: "gpt-4o-mini",
   body: {
     model: "gpt-4o-mini",
@@ -77,12 +77,12 @@ describe("cacheKey", () => {
     expect(keys.size).toBe(variants.length + 1);
   });
 
-  it("changes with the tenant, endpoint, provider and model", () => {
+  it("changes with the tenant, endpoint, upstream and model", () => {
     const keys = new Set([
       cacheKey(request),
       cacheKey({ ...request, tenant: "other" }),
       cacheKey({ ...request, endpoint: "/v1/completions" }),
-      cacheKey({ ...request, provider: "azure" }),
+      cacheKey({ ...request, upstream: "azure" }),
       cacheKey({ ...request, model: "gpt-4o" }),
     ]);
     expect(keys.size).toBe(5);

@@ -4,10 +4,14 @@ export interface CacheKeyParts {
   tenant: string;
   /** The API path, such as "/v1/chat/completions". */
   endpoint: string;
-  provider: string;
-  /** The model sent upstream. */
+  /**
+   * Who answers: a provider, or a route that balances several (the key must not depend on
+   * which of them did).
+   */
+  upstream: string;
+  /** The model asked for. */
   model: string;
-  /** The parsed JSON request body, as sent upstream. */
+  /** The parsed JSON request body. */
   body: unknown;
   /**
    * Top-level body fields that change only how an answer is delivered or attributed, not the
@@ -52,7 +56,7 @@ function canonicalJson(value: unknown, omitted?: ReadonlySet<string>): string | 
  * at the top of the body are left out.
  */
 export function cacheKey(parts: CacheKeyParts): string {
-  const scope = [keyVersion, parts.tenant, parts.endpoint, parts.provider, parts.model];
+  const scope = [keyVersion, parts.tenant, parts.endpoint, parts.upstream, parts.model];
   const body = canonicalJson(parts.body, parts.deliveryFields ?? openAIDeliveryFields) ?? "null";
   const numbers = parts.exactNumbers?.length ? `,${JSON.stringify(parts.exactNumbers)}` : "";
   const canonical = `[${scope.map((part) => JSON.stringify(part)).join(",")},${body}${numbers}]`;

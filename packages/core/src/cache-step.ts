@@ -13,7 +13,7 @@ import type { Exchange } from "./exchange.js";
 import type { StreamRecording } from "./protocols/protocol.js";
 import type { ModelRouteOptions, ResolvedRoute } from "./router.js";
 import type { GatewayMetrics, GatewayRequest, UpstreamCall } from "./types.js";
-import { targetRequest, type UpstreamResult } from "./upstream-call.js";
+import type { UpstreamResult } from "./upstream-call.js";
 
 export interface GatewayCacheOptions {
   /** Where answers are kept: `createMemoryCache()` or `await createRedisCache()` of @aigw/cache. */
@@ -60,7 +60,6 @@ export interface ResponseCache {
     request: GatewayRequest,
     route: ResolvedRoute,
     call: UpstreamCall,
-    requestedModel: string,
     loop: UpstreamLoop,
   ): Promise<UpstreamResult>;
 }
@@ -339,7 +338,7 @@ export function createResponseCache(
 
   return {
     chargeHits: options.chargeHits ?? false,
-    async serve(exchange, request, route, call, requestedModel, loop) {
+    async serve(exchange, request, route, call, loop) {
       const { outcome, cancellation } = exchange;
       const policy = policies.get(route.name);
       const control = cacheControl(request);
@@ -350,14 +349,14 @@ export function createResponseCache(
         return { ...(await loop(cancellation)), cacheHeaders: { "x-aigw-cache": "BYPASS" } };
       }
       const ttlMs = entryTtlMs(request, policy);
-      const sent = targetRequest(call, requestedModel, target);
       const received = exchange.receivedJson;
+      // The route and what the client asked: whichever target answers, the answer is the same.
       const key = cacheKey({
         tenant: policy.shared ? sharedScope : exchange.tenant.id,
         endpoint: call.endpoint,
-        provider: target.providerName,
-        model: sent.model,
-        body: sent.body,
+        upstream: route.name,
+        model: call.model,
+        body: call.body,
         deliveryFields: protocol.deliveryFields,
         exactNumbers: received === undefined ? undefined : impreciseNumbers(jsonText(received)),
       });

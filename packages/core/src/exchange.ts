@@ -1,3 +1,4 @@
+import type { Attempt } from "@aigw/balancer";
 import type { AigwError, Cancellation, Endpoint, TokenUsage } from "@aigw/provider";
 import type { Limiter, Reservation } from "@aigw/ratelimit";
 import type { Span } from "@opentelemetry/api";
@@ -76,6 +77,8 @@ export interface Exchange {
   reservations: { limiter: Limiter; reservation: Reservation }[];
   /** The JSON text the client sent, when it can go upstream byte for byte. */
   receivedJson: Uint8Array | string | undefined;
+  /** The attempt whose stream is being served, ended with the stream. */
+  attempt: Attempt | undefined;
   /** Whether the request was cancelled by its client (not by a shutdown). */
   clientGone(): boolean;
   /** Stops listening to the client's signal. */

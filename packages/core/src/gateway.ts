@@ -1,5 +1,6 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { randomUUID } from "node:crypto";
+import { type CircuitBreaker, createCircuitBreaker } from "@aigw/balancer";
 import {
   type AigwError,
   Cancellation,
@@ -62,7 +63,7 @@ import type {
   RequestContext,
   UpstreamCall,
 } from "./types.js";
-import { callUpstream } from "./upstream-call.js";
+import { callUpstream, type LoopSettings } from "./upstream-call.js";
 
 export interface GatewayOptions {
   providers: Record<string, Provider>;
@@ -92,6 +93,12 @@ export interface GatewayOptions {
   authenticate?: Authenticate;
   /** Rate limits, token budgets and quotas: see @aigw/ratelimit's Limiter. */
   limits?: LimitsOptions;
+  /**
+   * How routes with several targets keep failing ones out of rotation: a circuit breaker of
+   * @aigw/balancer (`createRedisCircuitBreaker()` shares it between instances). Default: one
+   * in memory with its default settings.
+   */
+  routing?: { breaker?: CircuitBreaker };
   /** The response cache: off unless given; routes may turn it off, or on with `enabled: false`. */
   cache?: GatewayCacheOptions;
   cors?: CorsOptions;
@@ -210,7 +217,11 @@ function endpointLabel(route: EndpointRoute | undefined): string {
 }
 
 export function createGateway(options: GatewayOptions): Gateway {
-  const router = createModelRouter(options.models ?? {}, options.providers);
+  const router = createModelRouter(
+    options.models ?? {},
+    options.providers,
+    options.routing?.breaker ?? createCircuitBreaker(),
+  );
   const catalog = createModelCatalog(router, options.providers, options.modelListing);
   const logger = options.logger;
   const metrics = options.metrics;
@@ -271,8 +282,13 @@ export function createGateway(options: GatewayOptions): Gateway {
   }
 
   function finish(exchange: Exchange) {
+    const { attempt, outcome } = exchange;
+    if (attempt) {
+      // A stream ended: its target is no longer busy, and says how fast it wrote.
+      if (outcome.error && outcome.status >= 500) attempt.failed({ status: outcome.status });
+      else attempt.end(outcome.usage?.outputTokens);
+    }
     for (const held of exchange.reservations) {
-      const { outcome } = exchange;
       // A request that failed before using tokens spends none; one cut off without a count
       // (a client gone mid-stream) is charged its estimate; a cache hit, nothing by default.
       const { usage } = outcome;
@@ -289,6 +305,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     observer.finish(exchange);
   }
 
+  const loopSettings: LoopSettings = { hooks, observer, router, firstEventWaitMs };
   const streamSettings: StreamSettings = {
     hooks,
     keepAliveIntervalMs,
@@ -334,19 +351,9 @@ export function createGateway(options: GatewayOptions): Gateway {
     }
 
     const loop = (signal: CancelSignal) =>
-      callUpstream(
-        route,
-        call,
-        model,
-        request,
-        exchange,
-        hooks,
-        observer,
-        signal,
-        firstEventWaitMs,
-      );
+      callUpstream(route, call, model, request, exchange, loopSettings, signal);
     const result = responseCache
-      ? await responseCache.serve(exchange, request, route, call, model, loop)
+      ? await responseCache.serve(exchange, request, route, call, loop)
       : await loop(exchange.cancellation);
     const headers: Record<string, string> = {
       "x-request-id": context.requestId,
@@ -360,6 +367,7 @@ export function createGateway(options: GatewayOptions): Gateway {
 
     if (result.stream) {
       outcome.stream = true;
+      exchange.attempt = result.attempt;
       headers["content-type"] = "text/event-stream; charset=utf-8";
       headers["cache-control"] = "no-cache";
       headers["x-accel-buffering"] = "no";
@@ -589,6 +597,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       limitHeaders: undefined,
       reservations: [],
       receivedJson: undefined,
+      attempt: undefined,
       clientGone: () => cancellation.aborted && cancellation.reason !== shutdownReason,
       detach: () => clientSignal?.removeEventListener("abort", onClientAbort),
     };

@@ -1,13 +1,21 @@
+import {
+  type Balancer,
+  type CircuitBreaker,
+  createBalancer,
+  type Strategy,
+  strategies,
+} from "@aigw/balancer";
 import type { Provider } from "@aigw/provider";
 import type { RouteCacheOptions } from "./cache-step.js";
 
-export interface ModelRouteOptions {
+/** One upstream a route may send a request to. */
+export interface RouteTargetOptions {
   /** The name of a configured provider. */
   provider: string;
-  /** The model sent upstream; when set, the route is an alias that rewrites the request. */
+  /** The model sent upstream; without it, the requested model is sent unchanged. */
   model?: string;
-  /** Caching for this route, over the gateway's `cache` settings (which must give a store). */
-  cache?: RouteCacheOptions;
+  /** Its share with the `weighted` strategy (1); 0: never picked. */
+  weight?: number;
   /**
    * Leave out what a translating upstream cannot honour (Anthropic: `n` above 1, `temperature`
    * above 1, `logprobs`) instead of answering 400. Default: the provider's own setting.
@@ -15,20 +23,55 @@ export interface ModelRouteOptions {
   dropUnsupportedParams?: boolean;
 }
 
+/**
+ * A route: one target (`provider`, and `model` for an alias that rewrites the request), or
+ * several (`targets`) balanced by `strategy`, with routes to fall back to.
+ */
+export interface ModelRouteOptions {
+  /** The one target's provider (or give `targets`). */
+  provider?: string;
+  /** The one target's model. */
+  model?: string;
+  /** Several targets, in priority order (or give `provider`). */
+  targets?: RouteTargetOptions[];
+  /** How a target is picked for each attempt (see @aigw/balancer): "weighted" by default. */
+  strategy?: Strategy;
+  /**
+   * Upstream calls one request may make, across retries, other targets and fallback routes.
+   * Default: 1 + the first target's provider's `retry.maxRetries`.
+   */
+  maxAttempts?: number;
+  /** Routes tried in order once no target of this one can answer. */
+  fallbacks?: string[];
+  /** Routes tried in order when an upstream says the prompt is too long for its context. */
+  contextFallbacks?: string[];
+  /** Caching for this route, over the gateway's `cache` settings (which must give a store). */
+  cache?: RouteCacheOptions;
+  /** The one target's `dropUnsupportedParams` (see RouteTargetOptions). */
+  dropUnsupportedParams?: boolean;
+}
+
 export interface RouteTarget {
+  /** The target's name for the balancer and the breaker: "provider/model" ("provider/route"). */
+  id: string;
   providerName: string;
   provider: Provider;
   /** The model to send upstream, or undefined to send the requested one unchanged. */
   model: string | undefined;
-  /** See `ModelRouteOptions.dropUnsupportedParams`. */
+  /** See `RouteTargetOptions.dropUnsupportedParams`. */
   dropUnsupportedParams?: boolean | undefined;
 }
 
 export interface ResolvedRoute {
   /** The configured name that matched ("gpt-4o", "fast", "gpt-*"). */
   name: string;
-  /** Targets in the order the request loop tries them. */
+  /** Targets in priority order. */
   targets: RouteTarget[];
+  balancer: Balancer;
+  maxAttempts: number;
+  /** Routes tried, in order, once no target of this one can answer. */
+  fallbacks: readonly string[];
+  contextFallbacks: readonly string[];
 }
 
 interface WildcardRoute {
@@ -52,6 +95,8 @@ export interface WildcardListing {
 
 export interface ModelRouter {
   resolve(model: string): ResolvedRoute | undefined;
+  /** A configured route by its exact name (fallbacks name routes this way). */
+  route(name: string): ResolvedRoute | undefined;
   /** Configured names and aliases, without wildcards. */
   listModels(): { id: string; providerName: string }[];
   /** Wildcard routes, longest prefix first. */
@@ -66,32 +111,20 @@ export interface ModelRouter {
 export function createModelRouter(
   models: Record<string, ModelRouteOptions>,
   providers: Record<string, Provider>,
+  breaker?: CircuitBreaker,
 ): ModelRouter {
   const exact = new Map<string, ResolvedRoute>();
   const wildcards: WildcardRoute[] = [];
 
   for (const [name, options] of Object.entries(models)) {
-    const provider = providers[options.provider];
-    if (!provider) {
-      throw new TypeError(`models.${name}.provider: unknown provider '${options.provider}'`);
-    }
-    const route: ResolvedRoute = {
-      name,
-      targets: [
-        {
-          providerName: options.provider,
-          provider,
-          model: options.model,
-          dropUnsupportedParams: options.dropUnsupportedParams,
-        },
-      ],
-    };
+    const route = resolveRoute(name, options, models, providers, breaker);
     const star = name.indexOf("*");
     if (star === -1) {
       exact.set(name, route);
     } else if (star === name.length - 1) {
       const prefix = name.slice(0, -1);
-      wildcards.push({ prefix, route, stripsPrefix: prefix.endsWith("/") && !options.model });
+      const namesModels = route.targets.some((target) => target.model !== undefined);
+      wildcards.push({ prefix, route, stripsPrefix: prefix.endsWith("/") && !namesModels });
     } else {
       throw new TypeError(`models.${name}: '*' is only allowed at the end of a model name`);
     }
@@ -108,10 +141,11 @@ export function createModelRouter(
       const stripped = model.slice(wildcard.prefix.length);
       if (!stripped) return undefined;
       return {
-        name: wildcard.route.name,
+        ...wildcard.route,
         targets: wildcard.route.targets.map((target) => ({ ...target, model: stripped })),
       };
     },
+    route: (name) => exact.get(name),
     listModels() {
       return [...exact].map(([id, route]) => ({
         id,
@@ -127,5 +161,91 @@ export function createModelRouter(
         fixedModel: route.targets[0]?.model !== undefined,
       }));
     },
+  };
+}
+
+function targetsOf(name: string, options: ModelRouteOptions): RouteTargetOptions[] {
+  if (options.targets !== undefined) {
+    if (options.provider !== undefined || options.model !== undefined) {
+      throw new TypeError(`models.${name}: give either provider (and model) or targets, not both`);
+    }
+    if (!Array.isArray(options.targets) || options.targets.length === 0) {
+      throw new TypeError(`models.${name}.targets: expected at least one target`);
+    }
+    return options.targets;
+  }
+  if (options.provider === undefined) {
+    throw new TypeError(`models.${name}: needs a provider, or targets`);
+  }
+  return [
+    {
+      provider: options.provider,
+      model: options.model,
+      dropUnsupportedParams: options.dropUnsupportedParams,
+    },
+  ];
+}
+
+function checkRouteNames(name: string, field: string, names: unknown, models: object): string[] {
+  if (names === undefined) return [];
+  if (!Array.isArray(names)) throw new TypeError(`models.${name}.${field}: expected route names`);
+  for (const other of names) {
+    if (typeof other !== "string" || !Object.hasOwn(models, other) || other.includes("*")) {
+      throw new TypeError(
+        `models.${name}.${field}: '${String(other)}' is not a configured route without '*'`,
+      );
+    }
+    if (other === name)
+      throw new TypeError(`models.${name}.${field}: a route cannot fall back to itself`);
+  }
+  return names;
+}
+
+function resolveRoute(
+  name: string,
+  options: ModelRouteOptions,
+  models: Record<string, ModelRouteOptions>,
+  providers: Record<string, Provider>,
+  breaker: CircuitBreaker | undefined,
+): ResolvedRoute {
+  const targets: RouteTarget[] = targetsOf(name, options).map((target, index) => {
+    const provider = providers[target.provider];
+    if (!provider) {
+      const field = options.targets ? `targets[${index}].provider` : "provider";
+      throw new TypeError(`models.${name}.${field}: unknown provider '${target.provider}'`);
+    }
+    return {
+      id: `${target.provider}/${target.model ?? name}`,
+      providerName: target.provider,
+      provider,
+      model: target.model,
+      dropUnsupportedParams: target.dropUnsupportedParams,
+    };
+  });
+  if (options.strategy !== undefined && !strategies.includes(options.strategy)) {
+    throw new TypeError(
+      `models.${name}.strategy: expected one of ${strategies.join(", ")}, got '${String(options.strategy)}'`,
+    );
+  }
+  const first = targets[0] as RouteTarget;
+  const maxAttempts = options.maxAttempts ?? 1 + first.provider.retry.maxRetries;
+  if (!Number.isSafeInteger(maxAttempts) || maxAttempts < 1) {
+    throw new TypeError(`models.${name}.maxAttempts: expected a whole number >= 1`);
+  }
+  const balancer = createBalancer({
+    targets: targets.map((target, index) => ({
+      id: target.id,
+      weight: options.targets?.[index]?.weight,
+    })),
+    strategy: options.strategy,
+    breaker,
+  });
+  return {
+    name,
+    targets,
+    balancer,
+    maxAttempts,
+    fallbacks: checkRouteNames(name, "fallbacks", options.fallbacks, models),
+    contextFallbacks: checkRouteNames(name, "contextFallbacks", options.contextFallbacks, models),
   };
 }

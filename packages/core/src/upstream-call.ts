@@ -1,7 +1,9 @@
+import type { Attempt } from "@aigw/balancer";
 import {
-  type AigwError,
+  AigwError,
   type CancelSignal,
   createStreamInterruptedError,
+  DEFAULT_RETRY,
   isComment,
   jsonText,
   type ProviderRequest,
@@ -16,7 +18,7 @@ import { toAigwError } from "./errors.js";
 import type { Exchange } from "./exchange.js";
 import type { HookRunner } from "./hooks.js";
 import type { Observer } from "./observe.js";
-import type { ResolvedRoute, RouteTarget } from "./router.js";
+import type { ModelRouter, ResolvedRoute, RouteTarget } from "./router.js";
 import type { AttemptEvent, GatewayRequest, UpstreamCall } from "./types.js";
 
 export interface UpstreamResult {
@@ -28,6 +30,8 @@ export interface UpstreamResult {
    * upstream had sent none within `firstEventWaitMs` (the iterator hands it on when it comes).
    */
   stream?: { iterator: AsyncIterator<SseEvent>; first: SseEvent | undefined } | undefined;
+  /** A stream's attempt, ended when the stream ends (its target counts it in flight till then). */
+  attempt?: Attempt | undefined;
   /** Set by the response cache: `x-aigw-cache`, and `Age` on hits. */
   cacheHeaders?: Record<string, string> | undefined;
 }
@@ -118,12 +122,65 @@ async function firstEvent(
   }
 }
 
+/** What the request loop needs besides the request: set once per gateway. */
+export interface LoopSettings {
+  hooks: HookRunner;
+  observer: Observer;
+  /** Finds the routes a route falls back to. */
+  router: ModelRouter;
+  firstEventWaitMs: number;
+}
+
+/** How a failed attempt bears on the rest of the request. */
+type FailureKind = "target" | "context" | "request";
+
+// Codes with which upstreams say a prompt does not fit the model's context window.
+const contextCodes = new Set(["context_length_exceeded", "string_above_max_length"]);
+
 /**
- * The request loop: for each target of the route, attempts with backoff, all within the
- * first target's deadline. A stream's attempt succeeds once its first event arrived, or once
- * `firstEventWaitMs` passed after the upstream's 200 without one: failures before that are
- * retried like any other. `signal` cancels it: the request's own cancellation, or a coalesced
- * call's, which outlives the client that started it.
+ * "target": the target could not answer (connect errors, timeouts, 408, 429, 5xx, 529, or a
+ * 401/403/404 for the gateway's own credentials or configured model): another may. "context":
+ * the prompt is too long for this model. "request": the request itself is at fault.
+ */
+function failureKind(error: AigwError): FailureKind {
+  const status = error.upstreamStatus;
+  if (error.isRetryable || status === 401 || status === 403 || status === 404) return "target";
+  if (
+    (error.code !== null && contextCodes.has(error.code)) ||
+    /prompt is too long|context (length|window)|maximum context/i.test(error.message)
+  ) {
+    return "context";
+  }
+  return "request";
+}
+
+function allTargetsOut(retryAt: number | undefined, route: string): AigwError {
+  const retryAfterMs = retryAt === undefined ? undefined : Math.max(0, retryAt - Date.now());
+  const seconds =
+    retryAfterMs === undefined ? undefined : Math.max(1, Math.ceil(retryAfterMs / 1000));
+  return new AigwError(
+    `Every upstream of model route '${route}' is out of rotation after failures${seconds === undefined ? "" : `; retry in ${seconds} s`}.`,
+    {
+      status: 503,
+      type: "upstream_error",
+      code: "no_healthy_upstream",
+      isRetryable: true,
+      retryAfterMs,
+      headers: seconds === undefined ? {} : { "retry-after": `${seconds}` },
+    },
+  );
+}
+
+/**
+ * The request loop. Each attempt goes to a target its route's balancer picks, skipping the
+ * ones this request already tried; once a route has none left, its fallback routes follow in
+ * order, and after them the last route's targets are tried again, after a backoff, for
+ * failures worth retrying. A prompt too long for its model goes to the route's context
+ * fallbacks. One budget, the first route's `maxAttempts`, counts every upstream call, all
+ * within the first target's deadline. A stream's attempt succeeds once its first event
+ * arrived, or once `firstEventWaitMs` passed after the upstream's 200 without one: failures
+ * before that move on like any other. `signal` cancels it: the request's own cancellation,
+ * or a coalesced call's, which outlives the client that started it.
  */
 export async function callUpstream(
   route: ResolvedRoute,
@@ -131,15 +188,19 @@ export async function callUpstream(
   requestedModel: string,
   request: GatewayRequest,
   exchange: Exchange,
-  hooks: HookRunner,
-  observer: Observer,
+  settings: LoopSettings,
   signal: CancelSignal,
-  firstEventWaitMs: number,
 ): Promise<UpstreamResult> {
+  const { hooks, observer, router, firstEventWaitMs } = settings;
   const { context, outcome } = exchange;
   const deadlineAt = Date.now() + (route.targets[0]?.provider.deadline ?? 600_000);
+  const budget = route.maxAttempts;
   let attempts = 0;
   let lastError: AigwError | undefined;
+  let retries = 0;
+  let current = route;
+  let chain = [...route.fallbacks];
+  let tried = new Set<string>();
 
   /** Ends one attempt: its event for onAttempt hooks, its span and metrics, the outcome. */
   function recordAttempt(event: AttemptEvent, span: Span | undefined, streaming: boolean) {
@@ -150,7 +211,42 @@ export async function callUpstream(
     observer.endAttempt(exchange, event, span, streaming);
   }
 
-  for (const target of route.targets) {
+  /** Moves to the next route of `routes`; false when there is none. */
+  function nextRoute(): boolean {
+    for (;;) {
+      const name = chain.shift();
+      if (name === undefined) return false;
+      const next = router.route(name);
+      if (next) {
+        current = next;
+        tried = new Set();
+        return true;
+      }
+    }
+  }
+
+  while (attempts < budget) {
+    const picked = await current.balancer.pick({ exclude: tried });
+    if (!picked) {
+      if (nextRoute()) continue;
+      if (tried.size === 0 || !lastError)
+        throw allTargetsOut(current.balancer.soonestRecovery(), current.name);
+      // Every target of the last route failed once: the failure may pass, after a wait.
+      const wait = retryDelay(
+        lastError,
+        ++retries,
+        current.targets[0]?.provider.retry ?? DEFAULT_RETRY,
+        deadlineAt - Date.now(),
+      );
+      if (wait === undefined) break;
+      await sleep(wait, signal);
+      tried = new Set();
+      continue;
+    }
+    const target = current.targets.find(
+      (candidate) => candidate.id === picked.target,
+    ) as RouteTarget;
+    tried.add(target.id);
     const { body } = targetRequest(call, requestedModel, target);
     // A target that speaks the client's protocol gets the client's own text; any other gets
     // the canonical shape (OpenAI's, which the OpenAI protocol's requests already are) and
@@ -159,77 +255,87 @@ export async function callUpstream(
     const rawBody = native
       ? sentText(exchange.receivedJson, call, body, hooks.hasBeforeRequest)
       : undefined;
-    for (let retry = 0; ; retry++) {
-      attempts++;
-      const attemptStarted = performance.now();
-      let waitMs: number | undefined;
-      const { traceparent, span } = observer.startAttempt(exchange, target.provider.kind);
-      const ended = (status: number, streaming: boolean, error?: AigwError) =>
-        recordAttempt(
-          {
-            providerName: target.providerName,
-            attempt: attempts,
-            status,
-            durationMs: performance.now() - attemptStarted,
-            waitMs,
-            error,
-          },
-          span,
-          streaming,
-        );
-      const providerRequest: ProviderRequest = {
-        endpoint: call.endpoint,
-        body,
-        rawBody,
-        headers: request.headers,
-        requestId: context.requestId,
-        traceparent,
-        tracestate: context.traceContext.tracestate,
-        dropUnsupportedParams: target.dropUnsupportedParams,
-      };
-      try {
-        const response = await target.provider.send(providerRequest, {
-          signal,
-          deadlineAt,
-          onWait: (milliseconds) => {
-            waitMs = milliseconds;
-          },
-        });
-        if (response.kind === "json") {
-          observer.responseStarted(exchange, response.body);
-          ended(response.status, false);
-          return { response, providerName: target.providerName, attempts };
-        }
-        const { iterator, first } = await firstEvent(
-          response.events[Symbol.asyncIterator](),
-          firstEventWaitMs,
-          response.upstreamRequestId,
-        );
-        if (first) observer.firstEvent(exchange, first.data);
-        ended(response.status, true);
-        return {
-          response,
+    attempts++;
+    const attemptStarted = performance.now();
+    let waitMs: number | undefined;
+    const { traceparent, span } = observer.startAttempt(exchange, target.provider.kind);
+    const ended = (status: number, streaming: boolean, error?: AigwError) =>
+      recordAttempt(
+        {
           providerName: target.providerName,
-          attempts,
-          stream: { iterator, first },
-        };
-      } catch (error) {
-        if (signal.aborted) {
-          span?.end();
-          throw signal.reason;
-        }
-        const failure = toAigwError(error);
-        const status = failure.upstreamStatus ?? failure.status;
-        ended(status, false, failure);
-        lastError = failure;
-        if (retry >= target.provider.retry.maxRetries) break;
-        const wait = retryDelay(failure, retry + 1, target.provider.retry, deadlineAt - Date.now());
-        if (wait === undefined) break;
-        await sleep(wait, signal);
+          attempt: attempts,
+          status,
+          durationMs: performance.now() - attemptStarted,
+          waitMs,
+          error,
+        },
+        span,
+        streaming,
+      );
+    const providerRequest: ProviderRequest = {
+      endpoint: call.endpoint,
+      body,
+      rawBody,
+      headers: request.headers,
+      requestId: context.requestId,
+      traceparent,
+      tracestate: context.traceContext.tracestate,
+      dropUnsupportedParams: target.dropUnsupportedParams,
+    };
+    try {
+      const response = await target.provider.send(providerRequest, {
+        signal,
+        deadlineAt,
+        onWait: (milliseconds) => {
+          waitMs = milliseconds;
+        },
+      });
+      if (response.kind === "json") {
+        picked.answered();
+        picked.end(response.usage?.outputTokens);
+        observer.responseStarted(exchange, response.body);
+        ended(response.status, false);
+        return { response, providerName: target.providerName, attempts };
       }
+      const { iterator, first } = await firstEvent(
+        response.events[Symbol.asyncIterator](),
+        firstEventWaitMs,
+        response.upstreamRequestId,
+      );
+      picked.answered();
+      if (first) observer.firstEvent(exchange, first.data);
+      ended(response.status, true);
+      return {
+        response,
+        providerName: target.providerName,
+        attempts,
+        stream: { iterator, first },
+        attempt: picked,
+      };
+    } catch (error) {
+      if (signal.aborted) {
+        picked.end();
+        span?.end();
+        throw signal.reason;
+      }
+      const failure = toAigwError(error);
+      const status = failure.upstreamStatus ?? failure.status;
+      ended(status, false, failure);
+      lastError = failure;
+      const kind = failureKind(failure);
+      if (kind === "target") {
+        picked.failed({ status, retryAfterMs: failure.retryAfterMs });
+        continue;
+      }
+      picked.end();
+      if (kind === "context" && current.contextFallbacks.length > 0) {
+        chain = [...current.contextFallbacks];
+        if (nextRoute()) continue;
+      }
+      break;
     }
   }
-  if (!lastError) throw new TypeError(`route '${route.name}' has no targets`);
+  if (!lastError) throw allTargetsOut(current.balancer.soonestRecovery(), current.name);
   // The gateway already spent the retries this error deserved; SDKs must not multiply them.
   lastError.headers["x-should-retry"] = "false";
   lastError.headers["x-aigw-attempts"] = `${attempts}`;

@@ -1,3 +1,4 @@
+import { createCircuitBreaker } from "@aigw/balancer";
 import { createOpenAICompatible } from "@aigw/provider";
 import {
   collectLines,
@@ -48,6 +49,10 @@ beforeAll(async () => {
       patient: { provider: "patient" },
     },
     hooks: [{ onAttempt: (event) => void attempts.push(event) }],
+    // These tests fail one upstream on purpose, many times over: its breaker must not trip.
+    routing: {
+      breaker: createCircuitBreaker({ consecutiveFailures: 1_000, minimumRequests: 1_000 }),
+    },
     keepAliveIntervalMs: 500,
     logger,
   });

@@ -1,0 +1,367 @@
+import { createCircuitBreaker } from "@aigw/balancer";
+import { createAnthropic, createOpenAICompatible } from "@aigw/provider";
+import {
+  type AnthropicMock,
+  getFreePort,
+  type MockUpstream,
+  startAnthropicMock,
+  startMockUpstream,
+  waitFor,
+} from "@aigw/testing";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import type { GatewayOptions } from "../src/index.js";
+import { type RunningGateway, startGateway } from "./start-gateway.js";
+
+// Three upstreams: one that answers, one that fails, stalls or refuses on command, and Anthropic.
+let openai: MockUpstream;
+let flaky: MockUpstream;
+let anthropic: AnthropicMock;
+let running: RunningGateway | undefined;
+
+beforeAll(async () => {
+  openai = await startMockUpstream();
+  flaky = await startMockUpstream();
+  anthropic = await startAnthropicMock({ apiKey: "sk-ant-routing" });
+});
+afterAll(async () => {
+  await Promise.all([openai?.close(), flaky?.close(), anthropic?.close()]);
+});
+afterEach(async () => {
+  await running?.close();
+  running = undefined;
+  openai.reset();
+  flaky.reset();
+  anthropic.reset();
+});
+
+const noRetries = { maxRetries: 0 };
+
+async function start(extra: Partial<GatewayOptions> & Pick<GatewayOptions, "models">) {
+  running = await startGateway({
+    providers: {
+      openai: createOpenAICompatible({ baseURL: openai.baseURL, retry: noRetries }),
+      flaky: createOpenAICompatible({ baseURL: flaky.baseURL, retry: noRetries }),
+      anthropic: createAnthropic({
+        baseURL: `${anthropic.url}/v1`,
+        apiKey: "sk-ant-routing",
+        retry: noRetries,
+      }),
+    },
+    ...extra,
+  });
+  return running;
+}
+
+function chat(model: string, extra: Record<string, unknown> = {}) {
+  return fetch(`${running?.url}/v1/chat/completions`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({
+      model,
+      max_tokens: 20,
+      messages: [{ role: "user", content: "Hello" }],
+      ...extra,
+    }),
+  });
+}
+
+const modelsSent = (upstream: MockUpstream) =>
+  upstream.requests.map((request) => (request.body as { model: string }).model);
+
+describe("balancing", () => {
+  it("weighted: weights 5, 1, 1 give a a b a c a a, in order, through the gateway", async () => {
+    await start({
+      models: {
+        chat: {
+          targets: [
+            { provider: "openai", model: "a", weight: 5 },
+            { provider: "openai", model: "b", weight: 1 },
+            { provider: "openai", model: "c", weight: 1 },
+          ],
+        },
+      },
+    });
+    for (let index = 0; index < 14; index++) {
+      const response = await chat("chat");
+      expect(response.status).toBe(200);
+      await response.text();
+    }
+    expect(modelsSent(openai).join(" ")).toBe("a a b a c a a a a b a c a a");
+  });
+
+  it("latency: sends under 20 % to a target 300 ms slower", async () => {
+    await start({
+      models: {
+        chat: {
+          strategy: "latency",
+          targets: [
+            { provider: "openai", model: "fast" },
+            { provider: "flaky", model: "slow" },
+          ],
+        },
+      },
+    });
+    flaky.enqueue(
+      ...Array.from({ length: 40 }, () => ({ kind: "slowHeaders" as const, delayMs: 300 })),
+    );
+    for (let index = 0; index < 30; index++) {
+      const response = await chat("chat");
+      expect(response.status).toBe(200);
+      await response.text();
+    }
+    expect(flaky.requests.length).toBeLessThan(30 * 0.2);
+    expect(openai.requests.length + flaky.requests.length).toBe(30);
+  });
+
+  it("a dead target (connection refused) gives no client errors while another is up", async () => {
+    const closedPort = await getFreePort();
+    running = await startGateway({
+      providers: {
+        dead: createOpenAICompatible({
+          baseURL: `http://127.0.0.1:${closedPort}/v1`,
+          retry: noRetries,
+        }),
+        openai: createOpenAICompatible({ baseURL: openai.baseURL, retry: noRetries }),
+      },
+      models: {
+        chat: {
+          strategy: "round-robin",
+          maxAttempts: 2,
+          targets: [{ provider: "dead" }, { provider: "openai" }],
+        },
+      },
+    });
+    const statuses: number[] = [];
+    for (let index = 0; index < 20; index++) {
+      const response = await chat("chat");
+      statuses.push(response.status);
+      expect(response.headers.get("x-aigw-provider")).toBe("openai");
+      await response.text();
+    }
+    expect(statuses.every((status) => status === 200)).toBe(true);
+    expect(openai.requests.length).toBe(20);
+  });
+});
+
+describe("moving on", () => {
+  it("a 429 with Retry-After 47 and no retries left fails over within 1 s, in two upstream calls", async () => {
+    await start({
+      models: {
+        chat: {
+          strategy: "priority",
+          maxAttempts: 2,
+          targets: [{ provider: "flaky" }, { provider: "openai" }],
+        },
+      },
+    });
+    flaky.enqueue({ kind: "status", status: 429, headers: { "retry-after": "47" } });
+    const started = performance.now();
+    const response = await chat("chat");
+    expect(response.status).toBe(200);
+    expect(performance.now() - started).toBeLessThan(1_000);
+    expect(response.headers.get("x-aigw-provider")).toBe("openai");
+    expect(response.headers.get("x-aigw-attempts")).toBe("2");
+    expect(flaky.requests.length + openai.requests.length).toBe(2);
+  });
+
+  it("a 429 at the start of a stream falls back like any other", async () => {
+    await start({
+      models: {
+        chat: {
+          strategy: "priority",
+          maxAttempts: 2,
+          targets: [{ provider: "flaky" }, { provider: "openai" }],
+        },
+      },
+    });
+    flaky.enqueue({ kind: "status", status: 429 });
+    const response = await chat("chat", { stream: true });
+    expect(response.status).toBe(200);
+    expect(response.headers.get("x-aigw-provider")).toBe("openai");
+    expect(await response.text()).toContain("[DONE]");
+  });
+
+  it("never goes past the attempt budget across targets and fallback routes", async () => {
+    await start({
+      models: {
+        chat: {
+          maxAttempts: 3,
+          strategy: "priority",
+          targets: [
+            { provider: "flaky", model: "one" },
+            { provider: "flaky", model: "two" },
+          ],
+          fallbacks: ["backup"],
+        },
+        backup: {
+          targets: [
+            { provider: "flaky", model: "three" },
+            { provider: "flaky", model: "four" },
+          ],
+        },
+      },
+      routing: { breaker: createCircuitBreaker({ consecutiveFailures: 100 }) },
+    });
+    flaky.enqueue(...Array.from({ length: 10 }, () => ({ kind: "status" as const, status: 500 })));
+    const response = await chat("chat");
+    expect(response.status).toBe(502);
+    expect(response.headers.get("x-aigw-attempts")).toBe("3");
+    expect(response.headers.get("x-should-retry")).toBe("false");
+    expect(modelsSent(flaky)).toEqual(["one", "two", "three"]);
+  });
+
+  it("a 400 does not move on; a context-length error goes to the context fallbacks", async () => {
+    await start({
+      models: {
+        chat: {
+          strategy: "priority",
+          maxAttempts: 2,
+          targets: [{ provider: "flaky" }, { provider: "openai" }],
+          contextFallbacks: ["big"],
+        },
+        big: { provider: "openai", model: "big-context" },
+      },
+    });
+    flaky.enqueue({ kind: "status", status: 400 });
+    const refused = await chat("chat");
+    expect(refused.status).toBe(400);
+    expect(openai.requests.length).toBe(0);
+
+    flaky.enqueue({
+      kind: "status",
+      status: 400,
+      body: {
+        error: {
+          message: "This model's maximum context length is 8192 tokens.",
+          type: "invalid_request_error",
+          param: "messages",
+          code: "context_length_exceeded",
+        },
+      },
+    });
+    const moved = await chat("chat");
+    expect(moved.status).toBe(200);
+    expect(modelsSent(openai)).toEqual(["big-context"]);
+  });
+
+  it("answers an OpenAI client from an Anthropic fallback when the OpenAI target fails", async () => {
+    await start({
+      models: {
+        chat: { provider: "flaky", model: "gpt-4o-mini", maxAttempts: 2, fallbacks: ["claude"] },
+        claude: { provider: "anthropic", model: "claude-sonnet-4-5" },
+      },
+    });
+    flaky.enqueue({ kind: "status", status: 503 });
+    const completion = await running?.client.chat.completions.create({
+      model: "chat",
+      max_tokens: 20,
+      messages: [{ role: "user", content: "Hello" }],
+    });
+    expect(completion?.object).toBe("chat.completion");
+    expect(completion?.choices[0]?.message.content).toBeTruthy();
+    expect(anthropic.requests[0]?.path).toBe("/v1/messages");
+  });
+});
+
+describe("the circuit breaker", () => {
+  it("takes a target that answers 401 out after its failures, and moves on meanwhile", async () => {
+    const locked = await startMockUpstream({ apiKey: "sk-right" });
+    try {
+      running = await startGateway({
+        providers: {
+          locked: createOpenAICompatible({
+            baseURL: locked.baseURL,
+            apiKey: "sk-wrong",
+            retry: noRetries,
+          }),
+          openai: createOpenAICompatible({ baseURL: openai.baseURL, retry: noRetries }),
+        },
+        models: {
+          chat: {
+            strategy: "priority",
+            maxAttempts: 2,
+            targets: [{ provider: "locked" }, { provider: "openai" }],
+          },
+        },
+        routing: { breaker: createCircuitBreaker({ consecutiveFailures: 2, cooldownMs: 60_000 }) },
+      });
+      for (let index = 0; index < 5; index++) {
+        const response = await chat("chat");
+        expect(response.status).toBe(200);
+        await response.text();
+      }
+      expect(locked.requests.length).toBe(2);
+      expect(openai.requests.length).toBe(5);
+    } finally {
+      await locked.close();
+    }
+  });
+
+  it("answers 503 with Retry-After once every target is out, and lets a target back after it recovers", async () => {
+    await start({
+      models: { chat: { targets: [{ provider: "flaky" }] } },
+      routing: {
+        breaker: createCircuitBreaker({ consecutiveFailures: 2, cooldownMs: 1_000, probes: 1 }),
+      },
+    });
+    flaky.enqueue({ kind: "status", status: 500 }, { kind: "status", status: 500 });
+    expect((await chat("chat")).status).toBe(502);
+    expect((await chat("chat")).status).toBe(502);
+    const out = await chat("chat");
+    expect(out.status).toBe(503);
+    expect(out.headers.get("retry-after")).toBe("1");
+    expect(((await out.json()) as { error: { code: string } }).error.code).toBe(
+      "no_healthy_upstream",
+    );
+    expect(flaky.requests.length).toBe(2);
+    // After the cooldown, one probe goes through, and its success closes the breaker.
+    await waitFor(async () => (await chat("chat")).status === 200, { timeoutMs: 5_000 });
+    expect((await chat("chat")).status).toBe(200);
+    expect(flaky.requests.length).toBe(4);
+  });
+
+  it("passes a single target's 429 through instead of cooling it", async () => {
+    await start({
+      models: { chat: { provider: "flaky" } },
+      routing: { breaker: createCircuitBreaker({ consecutiveFailures: 1 }) },
+    });
+    flaky.enqueue(
+      ...Array.from({ length: 3 }, () => ({
+        kind: "status" as const,
+        status: 429,
+        headers: { "retry-after": "47" },
+      })),
+    );
+    for (let index = 0; index < 3; index++) {
+      const response = await chat("chat");
+      expect(response.status).toBe(429);
+      expect(response.headers.get("retry-after")).toBe("47");
+    }
+    expect((await chat("chat")).status).toBe(200);
+    expect(flaky.requests.length).toBe(4);
+  });
+});
+
+describe("the response cache", () => {
+  it("keys on the route and the requested model, never on the target that answered", async () => {
+    const { createMemoryCache } = await import("@aigw/cache");
+    await start({
+      models: {
+        chat: {
+          strategy: "round-robin",
+          targets: [
+            { provider: "openai", model: "a" },
+            { provider: "flaky", model: "b" },
+          ],
+        },
+      },
+      cache: { store: createMemoryCache() },
+    });
+    const first = await chat("chat");
+    expect(first.headers.get("x-aigw-cache")).toBe("MISS");
+    await first.text();
+    const second = await chat("chat");
+    expect(second.headers.get("x-aigw-cache")).toBe("HIT");
+    expect(openai.requests.length + flaky.requests.length).toBe(1);
+  });
+});

@@ -141,10 +141,46 @@ describe("parseConfig", () => {
     ).toThrow(/providers\.openai\.timeout/);
     expect(() => parseConfig({ ...minimal, server: { port: "eighty" } })).toThrow(/server\.port/);
     expect(() => parseConfig({ ...minimal, surprise: true })).toThrow(
-      /\(root\): unknown key 'surprise'; valid keys here: server, gateway, tenants, limits, cache, metrics, logging, providers, models/,
+      /\(root\): unknown key 'surprise'; valid keys here: server, gateway, tenants, limits, cache, metrics, logging, routing, admin, providers, models/,
     );
     expect(() => parseConfig({ ...minimal, models: { m: { provider: "missing" } } })).toThrow(
       /models\.m\.provider: unknown provider 'missing'/,
+    );
+  });
+
+  it("takes routes with several targets, and refuses ones that cannot work", () => {
+    const providers = { a: { type: "echo" }, b: { type: "echo" } };
+    const config = parseConfig({
+      providers,
+      models: {
+        chat: {
+          strategy: "latency",
+          maxAttempts: 4,
+          targets: [{ provider: "a", model: "x", weight: 3 }, { provider: "b" }],
+          fallbacks: ["backup"],
+        },
+        backup: { provider: "b" },
+      },
+      routing: { store: "memory", breaker: { consecutiveFailures: 3 } },
+    });
+    expect(config.models.chat?.targets?.length).toBe(2);
+    expect(config.routing.breaker).toMatchObject({ consecutiveFailures: 3, cooldownMs: 5_000 });
+    const refused = (models: Record<string, unknown>, routing?: unknown) => () =>
+      parseConfig({ providers, models, ...(routing ? { routing } : {}) });
+    expect(refused({ m: { targets: [{ provider: "missing" }] } })).toThrow(
+      /models\.m\.targets\[0\]\.provider: unknown provider 'missing'/,
+    );
+    expect(refused({ m: { provider: "a", targets: [{ provider: "b" }] } })).toThrow(
+      /models\.m: give either provider \(and model\) or targets/,
+    );
+    expect(refused({ m: { provider: "a", fallbacks: ["nowhere"] } })).toThrow(
+      /models\.m\.fallbacks: 'nowhere' is not another configured route/,
+    );
+    expect(refused({ m: { targets: [{ provider: "a" }], strategy: "fastest" } })).toThrow(
+      /models\.m\.strategy/,
+    );
+    expect(refused({ m: { provider: "a" } }, { store: "redis" })).toThrow(
+      /routing\.redis: store redis needs routing\.redis\.url/,
     );
   });
 

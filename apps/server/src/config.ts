@@ -1,4 +1,5 @@
 import { readFile } from "node:fs/promises";
+import { type Strategy, strategies } from "@aigw/balancer";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 
@@ -176,14 +177,82 @@ const providerSchema = z
 
 const logLevelSchema = z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]);
 
+const dropUnsupportedParamsSchema = z
+  .boolean()
+  .optional()
+  .describe(
+    "For a translating provider (anthropic): leave out what it cannot honour (n above 1, temperature above 1, logprobs) instead of answering 400. Default: the provider's setting.",
+  );
+
+const targetSchema = z
+  .strictObject({
+    provider: z.string().min(1).describe("The provider of this target."),
+    model: z
+      .string()
+      .min(1)
+      .optional()
+      .describe("The model sent upstream; default: the requested one."),
+    weight: z
+      .number()
+      .min(0)
+      .max(1_000_000)
+      .optional()
+      .describe("Its share with strategy weighted (1); 0: never picked."),
+    rpm: z
+      .number()
+      .int()
+      .positive()
+      .optional()
+      .describe("Requests per minute it may take (on the limits' store); past it, it is skipped."),
+    tpm: z
+      .number()
+      .int()
+      .positive()
+      .optional()
+      .describe(
+        "Tokens per minute it may take, by each request's estimate; past it, it is skipped.",
+      ),
+    dropUnsupportedParams: dropUnsupportedParamsSchema,
+  })
+  .describe("One upstream of a route.");
+
+const routeNames = (what: string) => z.array(z.string().min(1)).max(16).optional().describe(what);
+
 const modelSchema = z
   .strictObject({
-    provider: z.string().min(1).describe("The provider that serves the route."),
+    provider: z
+      .string()
+      .min(1)
+      .optional()
+      .describe("The provider that serves the route (or give targets)."),
     model: z
       .string()
       .min(1)
       .optional()
       .describe("The model sent upstream (an alias); default: the requested one."),
+    targets: z
+      .array(targetSchema)
+      .min(1)
+      .max(64)
+      .optional()
+      .describe("Several upstreams, in priority order, balanced by strategy (or give provider)."),
+    strategy: z
+      .enum(strategies as [Strategy, ...Strategy[]])
+      .optional()
+      .describe(
+        "How targets are picked: weighted (default), round-robin, least-busy, latency or priority.",
+      ),
+    maxAttempts: z
+      .number()
+      .int()
+      .min(1)
+      .max(20)
+      .optional()
+      .describe(
+        "Upstream calls one request may make across retries, targets and fallbacks; default 1 + the first provider's maxRetries.",
+      ),
+    fallbacks: routeNames("Routes tried in order once no target of this one can answer."),
+    contextFallbacks: routeNames("Routes tried in order when a prompt is too long for the model."),
     cache: z
       .union([
         z.boolean(),
@@ -197,12 +266,14 @@ const modelSchema = z
       .describe(
         "true or false to cache the route or not, or its own cache settings over the top-level ones.",
       ),
-    dropUnsupportedParams: z
-      .boolean()
-      .optional()
-      .describe(
-        "For a translating provider (anthropic): leave out what it cannot honour (n above 1, temperature above 1, logprobs) instead of answering 400. Default: the provider's setting.",
-      ),
+    dropUnsupportedParams: dropUnsupportedParamsSchema,
+  })
+  .refine((route) => (route.provider === undefined) !== (route.targets === undefined), {
+    message: "give either provider (and model) or targets",
+  })
+  .refine((route) => route.targets === undefined || route.model === undefined, {
+    message: "model belongs in each target when targets are given",
+    path: ["model"],
   })
   .describe(
     "A route: a model name, a pattern with * (the longest match wins), or openai/* (the prefix is removed upstream).",
@@ -539,6 +610,70 @@ export const configSchema = z.strictObject({
     })
     .prefault({})
     .describe("Logs: one JSON line per request on stdout."),
+  routing: z
+    .strictObject({
+      store: z
+        .enum(["memory", "redis"])
+        .default("memory")
+        .describe("Where breaker state is kept: this process, or Redis shared by every instance."),
+      redis: z
+        .strictObject({
+          ...redisFields,
+          keyPrefix: z.string().default("aigw:cb:").describe("Prefix of every key."),
+        })
+        .optional()
+        .describe("The Redis store (with store: redis)."),
+      breaker: z
+        .strictObject({
+          failureRatio: z
+            .number()
+            .gt(0)
+            .max(1)
+            .default(0.5)
+            .describe("Trips when this share of a window's outcomes failed..."),
+          minimumRequests: z
+            .number()
+            .int()
+            .positive()
+            .default(10)
+            .describe("...and the window holds at least this many."),
+          windowMs: milliseconds("The window of the ratio, in ms.").default(30_000),
+          consecutiveFailures: z
+            .number()
+            .int()
+            .positive()
+            .default(5)
+            .describe("Trips on this many failures in a row."),
+          cooldownMs: milliseconds(
+            "The first cooldown, in ms; doubled on each trip without a recovery.",
+          ).default(5_000),
+          maxCooldownMs: milliseconds("The longest cooldown, in ms.").default(300_000),
+          probes: z
+            .number()
+            .int()
+            .positive()
+            .max(100)
+            .default(3)
+            .describe("Probes a recovering target takes at once, and the successes that close it."),
+        })
+        .prefault({})
+        .describe("The circuit breaker of every target (provider and model)."),
+    })
+    .prefault({})
+    .refine((routing) => routing.store !== "redis" || routing.redis, {
+      message: "store redis needs routing.redis.url",
+      path: ["redis"],
+    })
+    .describe("Balancing and circuit breaking for routes with several targets."),
+  admin: z
+    .strictObject({
+      bearerToken: z
+        .string()
+        .min(16, "must be at least 16 characters")
+        .describe("Required as Authorization: Bearer <token> on the admin endpoints."),
+    })
+    .optional()
+    .describe("GET /admin/targets (each target's breaker state and cooldown end); off unless set."),
   providers: z.record(z.string().min(1), providerSchema).describe("The upstreams, by name."),
   models: z
     .record(z.string().min(1), modelSchema)
@@ -686,7 +821,8 @@ export function maskSecrets(config: ServerConfig): unknown {
     if ("endpoint" in provider) provider.endpoint = maskURL(provider.endpoint);
   }
   if (masked.metrics.bearerToken !== undefined) masked.metrics.bearerToken = "***";
-  for (const redis of [masked.limits.redis, masked.cache?.redis]) {
+  if (masked.admin) masked.admin.bearerToken = "***";
+  for (const redis of [masked.limits.redis, masked.cache?.redis, masked.routing.redis]) {
     if (redis) redis.url = maskURL(redis.url);
   }
   return masked;
@@ -730,11 +866,23 @@ export function parseConfig(raw: unknown, env: Environment = {}): ServerConfig {
     }
   }
   for (const [name, model] of Object.entries(config.models)) {
-    if (!config.providers[model.provider]) {
+    const targets = model.targets ?? [{ provider: model.provider as string }];
+    for (const [index, target] of targets.entries()) {
+      if (config.providers[target.provider]) continue;
       const known = Object.keys(config.providers).join(", ");
+      const field = model.targets ? `targets[${index}].provider` : "provider";
       throw new ConfigError(
-        `Invalid configuration:\n  models.${name}.provider: unknown provider '${model.provider}'; configured providers: ${known}`,
+        `Invalid configuration:\n  models.${name}.${field}: unknown provider '${target.provider}'; configured providers: ${known}`,
       );
+    }
+    for (const field of ["fallbacks", "contextFallbacks"] as const) {
+      for (const other of model[field] ?? []) {
+        if (other === name || other.includes("*") || !Object.hasOwn(config.models, other)) {
+          throw new ConfigError(
+            `Invalid configuration:\n  models.${name}.${field}: '${other}' is not another configured route without '*'`,
+          );
+        }
+      }
     }
     if (model.cache !== undefined && !config.cache) {
       throw new ConfigError(

@@ -25,6 +25,8 @@ function limiterOptions(settings: LimitSettings): LimiterOptions {
 export interface ServerLimits {
   tenants: Record<string, TenantOptions>;
   limits: LimitsOptions;
+  /** The limiter of a route target with its own rpm or tpm, on the same store. */
+  targetLimiter(options: LimiterOptions): Limiter;
   close(): Promise<void>;
 }
 
@@ -45,7 +47,11 @@ export async function createServerLimits(
   let redis: Redis | undefined;
 
   function createLimiter(settings: LimitSettings): Limiter {
-    const options = limiterOptions(settings);
+    return createLimiterWith(limiterOptions(settings), "");
+  }
+
+  /** `keySpace` keeps apart keys that could be alike: a tenant id and a target's name. */
+  function createLimiterWith(options: LimiterOptions, keySpace: string): Limiter {
     let limiter: Limiter;
     if (RedisClient && limits.redis) {
       if (!redis) {
@@ -59,7 +65,7 @@ export async function createServerLimits(
       limiter = createRedisLimiter({
         ...options,
         redis,
-        keyPrefix: limits.redis.keyPrefix,
+        keyPrefix: `${limits.redis.keyPrefix}${keySpace}`,
         failurePolicy: limits.failurePolicy,
         commandTimeoutMs: limits.redis.commandTimeoutMs,
         // Reports the outage once, and shares it with the cache when both use this Redis.
@@ -89,6 +95,7 @@ export async function createServerLimits(
     limits.perUser && hasLimits(limits.perUser) ? createLimiter(limits.perUser) : undefined;
   return {
     tenants,
+    targetLimiter: (options) => createLimiterWith(options, "target:"),
     limits: {
       limiter: defaults,
       userLimiter: perUser,

@@ -18,6 +18,7 @@ import { ConfigError, type ProviderConfig, type ServerConfig } from "./config.js
 import { closeSlowConnections } from "./connection-guard.js";
 import { createServerLimits } from "./limits.js";
 import { metricsHandler } from "./metrics-listener.js";
+import { createServerRouting } from "./routing.js";
 
 function createProvider(name: string, config: ProviderConfig, logger: Logger): Provider {
   switch (config.type) {
@@ -67,11 +68,18 @@ export async function createGatewayFromConfig(
       })
     : undefined;
   const outages = redisOutages(config, logger);
-  const { tenants, limits, close: closeLimits } = await createServerLimits(config, outages.limits);
+  const {
+    tenants,
+    limits,
+    targetLimiter,
+    close: closeLimits,
+  } = await createServerLimits(config, outages.limits);
   const cache = config.cache && (await createServerCache(config.cache, metrics, outages.cache));
+  const routing = await createServerRouting(config.routing, targetLimiter, metrics, logger);
   const gateway = createGateway({
     providers,
     models: config.models,
+    routing,
     tenants,
     limits,
     cache,
@@ -80,6 +88,7 @@ export async function createGatewayFromConfig(
     // A metrics port of its own takes /metrics off the gateway's listener.
     metricsEndpoint:
       config.metrics.port === undefined ? { bearerToken: config.metrics.bearerToken } : false,
+    adminEndpoint: config.admin,
     asyncContext: config.gateway.asyncContext,
     cors: config.gateway.cors,
     allowedHosts: allowedHosts(config),
@@ -92,6 +101,7 @@ export async function createGatewayFromConfig(
   async function close() {
     await closeLimits();
     await cache?.store.close();
+    await routing.close();
   }
   return { gateway, metrics, close };
 }

@@ -27,7 +27,7 @@ describe("createBalancer", () => {
     expect(await sequence(balancer, 14)).toBe("a a b a c a a a a b a c a a");
   });
 
-  it("weighted: skips a target the breaker holds out, and shares its weight among the rest", async () => {
+  it("(B.5 11) weighted: skips a target the breaker holds out, and shares its weight among the rest", async () => {
     let now = 0;
     const breaker = createCircuitBreaker({ consecutiveFailures: 1 }, () => now);
     const balancer = createBalancer({
@@ -72,7 +72,7 @@ describe("createBalancer", () => {
     expect(balancer.inFlight(second?.target as string)).toBe(1);
   });
 
-  it("latency: tries unknown targets, then prefers the faster one", async () => {
+  it("(B.5 12) latency: tries unknown targets first, then prefers the faster one", async () => {
     const balancer = createBalancer({
       targets: [{ id: "fast" }, { id: "slow" }],
       strategy: "latency",
@@ -88,6 +88,23 @@ describe("createBalancer", () => {
     await timed("slow", 30);
     const picks = (await sequence(balancer, 50)).split(" ");
     expect(picks.filter((id) => id === "slow").length).toBe(0);
+  });
+
+  it("(B.5 12) latency: weighs whole answers by their output tokens, so long ones do not lose", async () => {
+    const balancer = createBalancer({
+      targets: [{ id: "long" }, { id: "short" }],
+      strategy: "latency",
+    });
+    const answer = async (id: string, ms: number, tokens: number) => {
+      const attempt = await balancer.pick({ eligible: (target) => target === id });
+      const until = performance.now() + ms;
+      while (performance.now() < until) {}
+      attempt?.completed(tokens);
+    };
+    await answer("long", 40, 1_000); // 0.04 ms a token
+    await answer("short", 10, 10); // 1 ms a token
+    const picks = (await sequence(balancer, 20)).split(" ");
+    expect(picks.filter((id) => id === "long").length).toBe(20);
   });
 
   it("never counts a 429 against a route's only target", async () => {

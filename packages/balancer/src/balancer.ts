@@ -65,6 +65,12 @@ export interface Attempt {
    * gives the time per output token.
    */
   end(outputTokens?: number): void;
+  /**
+   * A whole answer arrived at once (not a stream): a success, and the ends of `answered` and
+   * `end` together. Its time over `outputTokens` is the time per token, so long answers do not
+   * make a target look slow; without a count, the whole time counts as time to first token.
+   */
+  completed(outputTokens?: number): void;
   /** The target failed: counts for its breaker, and ends the attempt. */
   failed(options?: { retryAfterMs?: number | undefined; status?: number | undefined }): void;
 }
@@ -142,8 +148,9 @@ export function createBalancer(options: BalancerOptions): Balancer {
   }
 
   function latencyScore(target: TargetStats, now: number): number {
-    if (target.ttftMs === undefined || now - target.sampledAt > latencyTtlMs) return 0;
-    const perAnswer = target.ttftMs + (target.perTokenMs ?? 0) * referenceTokens;
+    const unknown = target.ttftMs === undefined && target.perTokenMs === undefined;
+    if (unknown || now - target.sampledAt > latencyTtlMs) return 0;
+    const perAnswer = (target.ttftMs ?? 0) + (target.perTokenMs ?? 0) * referenceTokens;
     return perAnswer * (target.inFlight + 1);
   }
 
@@ -226,7 +233,19 @@ export function createBalancer(options: BalancerOptions): Balancer {
         if (outputTokens !== undefined && outputTokens > 0) {
           const perToken = (performance.now() - answeredAt) / outputTokens;
           target.perTokenMs = ewma(target.perTokenMs, perToken);
+          target.sampledAt = Date.now();
         }
+      },
+      completed(outputTokens) {
+        if (!finish()) return;
+        const elapsed = performance.now() - startedAt;
+        if (outputTokens !== undefined && outputTokens > 0) {
+          target.perTokenMs = ewma(target.perTokenMs, elapsed / outputTokens);
+        } else {
+          target.ttftMs = ewma(target.ttftMs, elapsed);
+        }
+        target.sampledAt = Date.now();
+        record({ ok: true });
       },
       failed(failure = {}) {
         if (!finish()) return;

@@ -32,7 +32,7 @@ describe("createCircuitBreaker", () => {
     expect(breaker.state("t").status).toBe("open");
   });
 
-  it("honours Retry-After, extends the cooldown on a failure during it, and doubles it on a failed probe", () => {
+  it("honours Retry-After, extends the cooldown on a failure during it (B.5 7), and doubles it on a failed probe", () => {
     const { time, now } = clock();
     const breaker = createCircuitBreaker(
       { consecutiveFailures: 1, cooldownMs: 1_000, probes: 2 },
@@ -62,6 +62,21 @@ describe("createCircuitBreaker", () => {
     expect(breaker.state("t").status).toBe("half_open");
     breaker.record("t", { ok: true }, true);
     expect(breaker.state("t")).toEqual({ status: "closed", until: 0, trips: 0 });
+  });
+
+  it("tells of each trip", () => {
+    const { time, now } = clock();
+    const trips: string[] = [];
+    const breaker = createCircuitBreaker(
+      { consecutiveFailures: 1, onTrip: (target) => trips.push(target) },
+      now,
+    );
+    breaker.record("a", { ok: false }, false);
+    breaker.record("a", { ok: false }, false); // during the cooldown: extends it, no new trip
+    time.now += 5_000;
+    breaker.claimProbe("a");
+    breaker.record("a", { ok: false }, true);
+    expect(trips).toEqual(["a", "a"]);
   });
 
   it("caps the doubled cooldown", () => {

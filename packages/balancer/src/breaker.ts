@@ -29,9 +29,14 @@ export interface BreakerOptions {
   maxCooldownMs?: number;
   /** Probes a half-open target takes at once, and the successes that close it (3). */
   probes?: number;
+  /**
+   * Told each time a target trips (closed or half-open to open). With shared state, only the
+   * instance whose outcomes tripped it is told. Must not throw.
+   */
+  onTrip?: ((target: string) => void) | undefined;
 }
 
-export type ResolvedBreakerOptions = Required<BreakerOptions>;
+export type ResolvedBreakerOptions = Required<Omit<BreakerOptions, "onTrip">>;
 
 /** What one attempt said about its target. */
 export type Outcome =
@@ -63,7 +68,9 @@ export interface CircuitBreaker {
   close(): Promise<void>;
 }
 
-export function resolveBreakerOptions(options: BreakerOptions = {}): ResolvedBreakerOptions {
+export function resolveBreakerOptions(
+  options: Omit<BreakerOptions, "onTrip"> = {},
+): ResolvedBreakerOptions {
   const resolved: ResolvedBreakerOptions = {
     failureRatio: options.failureRatio ?? 0.5,
     minimumRequests: options.minimumRequests ?? 10,
@@ -142,7 +149,7 @@ export function createCircuitBreaker(
     return found;
   }
 
-  function open(found: MemoryTarget, retryAfterMs: number | undefined) {
+  function open(target: string, found: MemoryTarget, retryAfterMs: number | undefined) {
     const trips = found.state.trips + 1;
     found.state = {
       status: "open",
@@ -151,6 +158,7 @@ export function createCircuitBreaker(
     };
     found.probesOut = 0;
     found.probeSuccesses = 0;
+    options.onTrip?.(target);
   }
 
   /** Open past its cooldown: half-open, with all its probe slots free. */
@@ -192,7 +200,7 @@ export function createCircuitBreaker(
         return;
       }
       if (status === "half_open") {
-        if (!outcome.ok) return open(found, outcome.retryAfterMs);
+        if (!outcome.ok) return open(target, found, outcome.retryAfterMs);
         if (probe && ++found.probeSuccesses >= resolved.probes) {
           targets.delete(target);
         }
@@ -216,7 +224,7 @@ export function createCircuitBreaker(
         found.consecutive >= resolved.consecutiveFailures ||
         (total >= resolved.minimumRequests && found.failures / total >= resolved.failureRatio)
       ) {
-        open(found, outcome.retryAfterMs);
+        open(target, found, outcome.retryAfterMs);
       }
     },
     async close() {},

@@ -61,7 +61,7 @@ local function save(key, s)
 end
 local function open(s, now, retry)
   s.trips = s.trips + 1; s.status = 'open'; s.till = now + cooldown(s.trips, retry)
-  s.out = 0; s.pok = 0
+  s.out = 0; s.pok = 0; s.tripped = (s.tripped or 0) + 1
 end
 `;
 
@@ -104,7 +104,7 @@ for i, key in ipairs(KEYS) do
     end
   end
   if ARGV[8 + i] ~= '' then save(key, s) end
-  states[i] = {s.status, tostring(s.till), tostring(s.trips)}
+  states[i] = {s.status, tostring(s.till), tostring(s.trips), tostring(s.tripped or 0)}
 end
 return {tostring(now), states}
 `;
@@ -192,11 +192,12 @@ export function createRedisCircuitBreaker(options: RedisBreakerOptions): Circuit
           ...settings,
           ...ids.map((id) => outcomes.get(id)?.join(",") ?? ""),
         ),
-      )) as [string, [string, string, string][]];
+      )) as [string, [string, string, string, string][]];
       const [redisNow, read] = reply;
       clockOffset = Number(redisNow) - Date.now();
       ids.forEach((id, index) => {
-        const [status, until, trips] = read[index] ?? ["closed", "0", "0"];
+        const [status, until, trips, tripped] = read[index] ?? ["closed", "0", "0", "0"];
+        for (let count = Number(tripped); count > 0; count--) options.onTrip?.(id);
         states.set(id, {
           status: status as TargetState["status"],
           until: Number(until) - clockOffset,
@@ -230,7 +231,11 @@ export function createRedisCircuitBreaker(options: RedisBreakerOptions): Circuit
     options: resolved,
     state(id) {
       const state = states.get(id);
-      if (!state) return closedState();
+      if (!state) {
+        // Read at the next flush: another instance may have tripped it.
+        states.set(id, closedState());
+        return closedState();
+      }
       if (state.status === "open" && Date.now() >= state.until) {
         return { status: "half_open", until: 0, trips: state.trips };
       }

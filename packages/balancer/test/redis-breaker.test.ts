@@ -43,10 +43,10 @@ describe("createRedisCircuitBreaker", () => {
   it("shares a trip between instances, within a flush or two", async () => {
     const [first, second] = pair({});
     first.record("openai/gpt-4o", { ok: false }, false);
-    second.record("openai/gpt-4o", { ok: false }, false);
+    first.record("openai/gpt-4o", { ok: false }, false);
     await waitFor(() => first.state("openai/gpt-4o").status === "open");
-    // The other instance never saw this target fail: it learns of the trip at its next read.
-    second.state("openai/gpt-4o");
+    // The other instance never sent this target anything: it learns of the trip as it asks.
+    expect(second.state("openai/gpt-4o").status).toBe("closed");
     await waitFor(() => second.state("openai/gpt-4o").status === "open");
     expect(second.state("openai/gpt-4o").until).toBeGreaterThan(Date.now() + 500);
     await Promise.all([first.close(), second.close()]);
@@ -71,6 +71,17 @@ describe("createRedisCircuitBreaker", () => {
     await waitFor(
       () => first.state(id).status === "closed" && second.state(id).status === "closed",
     );
+    await Promise.all([first.close(), second.close()]);
+  });
+
+  it("tells of a trip once, on the instance whose outcomes tripped it", async () => {
+    const trips: string[] = [];
+    const [first, second] = pair({ onTrip: (target: string) => trips.push(target) });
+    first.record("t", { ok: false }, false);
+    first.record("t", { ok: false }, false);
+    second.state("t");
+    await waitFor(() => second.state("t").status === "open" && first.state("t").status === "open");
+    expect(trips).toEqual(["t"]);
     await Promise.all([first.close(), second.close()]);
   });
 

@@ -37,10 +37,18 @@ export class GatewayContext implements RequestContext {
 }
 
 /** What a request ended with, for the access log, metrics and spans. */
+/** Tokens a limiter holds for a request until its real usage is known. */
+export interface HeldReservation {
+  limiter: Limiter;
+  reservation: Reservation;
+}
+
 export interface Outcome {
   status: number;
   providerName: string | undefined;
   attempts: number;
+  /** Each attempt for the access log: target, status, milliseconds, and a fallback's route. */
+  attemptLog: { target: string; status: number; ms: number; route?: string }[];
   usage: TokenUsage | undefined;
   error: AigwError | undefined;
   stream: boolean;
@@ -74,7 +82,7 @@ export interface Exchange {
   /** The gateway's x-ratelimit-* headers, once the request was admitted or refused. */
   limitHeaders: Record<string, string> | undefined;
   /** Tokens held for this request (its user's, its tenant's), settled to its real usage when it ends. */
-  reservations: { limiter: Limiter; reservation: Reservation }[];
+  reservations: HeldReservation[];
   /** The JSON text the client sent, when it can go upstream byte for byte. */
   receivedJson: Uint8Array | string | undefined;
   /** The attempt whose stream is being served, ended with the stream. */

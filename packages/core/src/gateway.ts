@@ -42,7 +42,7 @@ import { createModelCatalog, type ModelCatalogOptions } from "./model-catalog.js
 import { createObserver } from "./observe.js";
 import { openAIProtocol } from "./protocols/openai/index.js";
 import type { Protocol } from "./protocols/protocol.js";
-import { createModelRouter, type ModelRouteOptions } from "./router.js";
+import { createModelRouter, type ModelRouteOptions, type TargetLimiterFactory } from "./router.js";
 import { type StreamSettings, streamToClient } from "./stream.js";
 import {
   type Authenticate,
@@ -80,6 +80,12 @@ export interface GatewayOptions {
    */
   metricsEndpoint?: false | { bearerToken?: string | undefined };
   /**
+   * GET /admin/targets: every route target's circuit-breaker state, cooldown end and
+   * requests in flight. Off (404) unless set; with a `bearerToken`, only requests sending
+   * `Authorization: Bearer <bearerToken>` may read it (401 otherwise).
+   */
+  adminEndpoint?: { bearerToken?: string | undefined };
+  /**
    * GET /v1/models lists exact routes and aliases, and for each wildcard route the upstream's
    * own matching models, read from its GET /models and kept a while (see ModelCatalogOptions).
    */
@@ -98,7 +104,11 @@ export interface GatewayOptions {
    * @aigw/balancer (`createRedisCircuitBreaker()` shares it between instances). Default: one
    * in memory with its default settings.
    */
-  routing?: { breaker?: CircuitBreaker };
+  routing?: {
+    breaker?: CircuitBreaker;
+    /** Makes the limiter of each target with `rpm` or `tpm` (default: createMemoryLimiter). */
+    targetLimiter?: TargetLimiterFactory;
+  };
   /** The response cache: off unless given; routes may turn it off, or on with `enabled: false`. */
   cache?: GatewayCacheOptions;
   cors?: CorsOptions;
@@ -161,7 +171,7 @@ export interface Gateway {
 
 type EndpointRoute =
   | { kind: "upstream"; endpoint: Endpoint; protocol: Protocol; method: "POST" }
-  | { kind: "models" | "model" | "usage" | "health" | "metrics"; method: "GET" };
+  | { kind: "models" | "model" | "usage" | "health" | "metrics" | "targets"; method: "GET" };
 
 const modelPathPrefix = "/v1/models/";
 /** Longest model id looked up by GET /v1/models/{id}. */
@@ -192,6 +202,7 @@ const endpointRoutes = new Map<string, EndpointRoute>([
   ["/v1/usage", { kind: "usage", method: "GET" }],
   ["/health", { kind: "health", method: "GET" }],
   ["/metrics", { kind: "metrics", method: "GET" }],
+  ["/admin/targets", { kind: "targets", method: "GET" }],
 ]);
 
 const jsonContentType = "application/json";
@@ -217,10 +228,14 @@ function endpointLabel(route: EndpointRoute | undefined): string {
 }
 
 export function createGateway(options: GatewayOptions): Gateway {
+  const breaker =
+    options.routing?.breaker ??
+    createCircuitBreaker({ onTrip: (target) => options.metrics?.breakerTripped?.({ target }) });
   const router = createModelRouter(
     options.models ?? {},
     options.providers,
-    options.routing?.breaker ?? createCircuitBreaker(),
+    breaker,
+    options.routing?.targetLimiter,
   );
   const catalog = createModelCatalog(router, options.providers, options.modelListing);
   const logger = options.logger;
@@ -228,8 +243,13 @@ export function createGateway(options: GatewayOptions): Gateway {
   const servesMetrics = metrics !== undefined && options.metricsEndpoint !== false;
   const metricsToken = options.metricsEndpoint ? options.metricsEndpoint.bearerToken : undefined;
   const metricsReader = metricsToken ? bearerTokenCheck(metricsToken) : undefined;
+  const adminToken = options.adminEndpoint?.bearerToken;
+  const adminReader = adminToken ? bearerTokenCheck(adminToken) : undefined;
   const hooks = createHookRunner(options.hooks ?? [], logger);
   const observer = createObserver(metrics, logger);
+  metrics?.watchTargets?.(() =>
+    router.targetStates().map(({ id, status }) => ({ target: id, status })),
+  );
   metrics?.watchProviders?.(() =>
     Object.entries(options.providers).map(([provider, { waiting }]) => ({
       provider,
@@ -510,7 +530,11 @@ export function createGateway(options: GatewayOptions): Gateway {
     if (hostAllowed && !hostAllowed(request.headers.host)) throw hostNotAllowed();
     const preflight = cors?.preflight(request.method, request.headers);
     if (preflight) return { status: preflight.status, headers: preflight.headers, body: undefined };
-    if (!endpointRoute || (endpointRoute.kind === "metrics" && !servesMetrics)) {
+    if (
+      !endpointRoute ||
+      (endpointRoute.kind === "metrics" && !servesMetrics) ||
+      (endpointRoute.kind === "targets" && !options.adminEndpoint)
+    ) {
       throw routeNotFound(request.method, path);
     }
     const method =
@@ -532,6 +556,17 @@ export function createGateway(options: GatewayOptions): Gateway {
           headers: { "content-type": metrics?.contentType ?? "text/plain" },
           body: (await metrics?.expose()) ?? "",
         };
+      case "targets":
+        if (adminReader && !adminReader(request.headers)) {
+          throw invalidApiKey(
+            "GET /admin/targets needs 'Authorization: Bearer <token>' with its token.",
+          );
+        }
+        return jsonResponse(
+          context,
+          200,
+          JSON.stringify({ object: "list", data: router.targetStates() }),
+        );
     }
     if (draining) throw unavailable();
     const identified = tenants.identify(request, context);
@@ -582,6 +617,7 @@ export function createGateway(options: GatewayOptions): Gateway {
         status: 200,
         providerName: undefined,
         attempts: 0,
+        attemptLog: [],
         usage: undefined,
         error: undefined,
         stream: false,

@@ -17,7 +17,12 @@ export type { DrainOptions, Gateway, GatewayOptions } from "./gateway.js";
 export { createGateway } from "./gateway.js";
 export type { LimitsOptions } from "./limits.js";
 export type { ModelCatalogOptions, ModelEntry } from "./model-catalog.js";
-export type { ModelRouteOptions } from "./router.js";
+export type {
+  ModelRouteOptions,
+  RouteTargetOptions,
+  TargetLimiterFactory,
+  TargetReport,
+} from "./router.js";
 export {
   type Authenticate,
   bearerTokenCheck,

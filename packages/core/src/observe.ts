@@ -84,6 +84,8 @@ export function createObserver(
       model: context.model,
       provider: outcome.providerName,
       attempts: outcome.attempts,
+      // Each attempt's target, status and duration (and route, for a fallback's).
+      tried: outcome.attemptLog.length > 0 ? outcome.attemptLog : undefined,
       stream: outcome.stream || undefined,
       inputTokens: usage?.inputTokens,
       outputTokens: usage?.outputTokens,
@@ -145,6 +147,8 @@ export function createObserver(
         durationSeconds: event.durationMs / 1000,
         retry: event.attempt > 1,
         waitSeconds: event.waitMs === undefined ? undefined : event.waitMs / 1000,
+        target: event.target,
+        fallbackRoute: event.route === exchange.context.route ? undefined : event.route,
       });
       if (!span) return;
       if (streaming) {

@@ -1,11 +1,13 @@
 import {
   type Balancer,
+  type BreakerStatus,
   type CircuitBreaker,
   createBalancer,
   type Strategy,
   strategies,
 } from "@aigw/balancer";
 import type { Provider } from "@aigw/provider";
+import { createMemoryLimiter, type Limiter, type LimiterOptions } from "@aigw/ratelimit";
 import type { RouteCacheOptions } from "./cache-step.js";
 
 /** One upstream a route may send a request to. */
@@ -16,6 +18,10 @@ export interface RouteTargetOptions {
   model?: string;
   /** Its share with the `weighted` strategy (1); 0: never picked. */
   weight?: number;
+  /** Requests per minute it may take, on every instance together with a shared limiter. */
+  rpm?: number;
+  /** Tokens per minute it may take (each request's estimate, as tenant token limits count). */
+  tpm?: number;
   /**
    * Leave out what a translating upstream cannot honour (Anthropic: `n` above 1, `temperature`
    * above 1, `logprobs`) instead of answering 400. Default: the provider's own setting.
@@ -60,7 +66,12 @@ export interface RouteTarget {
   model: string | undefined;
   /** See `RouteTargetOptions.dropUnsupportedParams`. */
   dropUnsupportedParams?: boolean | undefined;
+  /** Its own rate limit (`rpm`, `tpm`): a target over it is skipped until `refusedUntil`. */
+  cap?: { limiter: Limiter; refusedUntil: number } | undefined;
 }
+
+/** Makes the limiter of a target with `rpm` or `tpm` (default: in memory). */
+export type TargetLimiterFactory = (limits: LimiterOptions) => Limiter;
 
 export interface ResolvedRoute {
   /** The configured name that matched ("gpt-4o", "fast", "gpt-*"). */
@@ -97,10 +108,30 @@ export interface ModelRouter {
   resolve(model: string): ResolvedRoute | undefined;
   /** A configured route by its exact name (fallbacks name routes this way). */
   route(name: string): ResolvedRoute | undefined;
+  /** Every target of every route, with its breaker state, as GET /admin/targets shows it. */
+  targetStates(): TargetReport[];
   /** Configured names and aliases, without wildcards. */
   listModels(): { id: string; providerName: string }[];
   /** Wildcard routes, longest prefix first. */
   listWildcards(): WildcardListing[];
+}
+
+/** One target as GET /admin/targets shows it. */
+export interface TargetReport {
+  /** "provider/model" (the route's name for a target that sends the requested model). */
+  id: string;
+  provider: string;
+  /** The model sent upstream; null: the requested one. */
+  model: string | null;
+  /** The routes it serves. */
+  routes: string[];
+  status: BreakerStatus;
+  /** When an open target's cooldown ends, as an ISO 8601 time; null when not open. */
+  cooldown_until: string | null;
+  /** Trips since it was last closed by its probes. */
+  trips: number;
+  /** Attempts at it in flight on this instance, streams included. */
+  in_flight: number;
 }
 
 /**
@@ -112,12 +143,26 @@ export function createModelRouter(
   models: Record<string, ModelRouteOptions>,
   providers: Record<string, Provider>,
   breaker?: CircuitBreaker,
+  targetLimiter: TargetLimiterFactory = createMemoryLimiter,
 ): ModelRouter {
   const exact = new Map<string, ResolvedRoute>();
   const wildcards: WildcardRoute[] = [];
+  // A target listed by several routes has one rate limit, whichever route picks it.
+  const caps = new Map<string, { cap: NonNullable<RouteTarget["cap"]>; limits: string }>();
+  const capOf = (id: string, field: string, limits: LimiterOptions) => {
+    const settings = JSON.stringify(limits);
+    const known = caps.get(id);
+    if (known && known.limits !== settings) {
+      throw new TypeError(`${field}: target '${id}' has other rpm/tpm in another route`);
+    }
+    if (known) return known.cap;
+    const cap = { limiter: targetLimiter(limits), refusedUntil: 0 };
+    caps.set(id, { cap, limits: settings });
+    return cap;
+  };
 
   for (const [name, options] of Object.entries(models)) {
-    const route = resolveRoute(name, options, models, providers, breaker);
+    const route = resolveRoute(name, options, models, providers, breaker, capOf);
     const star = name.indexOf("*");
     if (star === -1) {
       exact.set(name, route);
@@ -146,6 +191,31 @@ export function createModelRouter(
       };
     },
     route: (name) => exact.get(name),
+    targetStates() {
+      const reports = new Map<string, TargetReport>();
+      for (const route of [...exact.values(), ...wildcards.map(({ route }) => route)]) {
+        for (const target of route.targets) {
+          let report = reports.get(target.id);
+          if (!report) {
+            const state = breaker?.state(target.id);
+            report = {
+              id: target.id,
+              provider: target.providerName,
+              model: target.model ?? null,
+              routes: [],
+              status: state?.status ?? "closed",
+              cooldown_until: state?.status === "open" ? new Date(state.until).toISOString() : null,
+              trips: state?.trips ?? 0,
+              in_flight: 0,
+            };
+            reports.set(target.id, report);
+          }
+          report.routes.push(route.name);
+          report.in_flight += route.balancer.inFlight(target.id);
+        }
+      }
+      return [...reports.values()];
+    },
     listModels() {
       return [...exact].map(([id, route]) => ({
         id,
@@ -207,19 +277,35 @@ function resolveRoute(
   models: Record<string, ModelRouteOptions>,
   providers: Record<string, Provider>,
   breaker: CircuitBreaker | undefined,
+  capOf: (id: string, field: string, limits: LimiterOptions) => NonNullable<RouteTarget["cap"]>,
 ): ResolvedRoute {
   const targets: RouteTarget[] = targetsOf(name, options).map((target, index) => {
+    const field = options.targets ? `models.${name}.targets[${index}]` : `models.${name}`;
     const provider = providers[target.provider];
     if (!provider) {
-      const field = options.targets ? `targets[${index}].provider` : "provider";
-      throw new TypeError(`models.${name}.${field}: unknown provider '${target.provider}'`);
+      throw new TypeError(`${field}.provider: unknown provider '${target.provider}'`);
     }
+    const { rpm, tpm } = target;
+    for (const [limit, value] of [
+      ["rpm", rpm],
+      ["tpm", tpm],
+    ] as const) {
+      if (value !== undefined && !(Number.isSafeInteger(value) && value > 0)) {
+        throw new TypeError(`${field}.${limit}: expected a whole number above 0`);
+      }
+    }
+    const id = `${target.provider}/${target.model ?? name}`;
+    const limits: LimiterOptions = {
+      ...(rpm ? { requests: { perMinute: rpm } } : {}),
+      ...(tpm ? { tokens: { perMinute: tpm } } : {}),
+    };
     return {
-      id: `${target.provider}/${target.model ?? name}`,
+      id,
       providerName: target.provider,
       provider,
       model: target.model,
       dropUnsupportedParams: target.dropUnsupportedParams,
+      cap: rpm || tpm ? capOf(id, field, limits) : undefined,
     };
   });
   if (options.strategy !== undefined && !strategies.includes(options.strategy)) {

@@ -84,6 +84,10 @@ export interface HookResponse {
 
 export interface AttemptEvent {
   providerName: string;
+  /** The route target it went to: "provider/model" (the route's name for the model asked). */
+  target: string;
+  /** The route that made it; differs from the requested route's name for a fallback. */
+  route: string;
   /** 1 for the first attempt of the request, counting across targets. */
   attempt: number;
   /** The upstream's HTTP status, or the gateway's status for an attempt that got none (502, 504). */
@@ -144,7 +148,17 @@ export interface GatewayMetrics {
     retry: boolean;
     /** Seconds the attempt waited for a free connection, when known. */
     waitSeconds?: number | undefined;
+    /** The route target ("provider/model"). */
+    target?: string | undefined;
+    /** The fallback route it was made for, when not the route asked for. */
+    fallbackRoute?: string | undefined;
   }): void;
+  /** Given once: reads each route target's circuit-breaker status, for a gauge. */
+  watchTargets?(
+    read: () => Iterable<{ target: string; status: "closed" | "half_open" | "open" }>,
+  ): void;
+  /** A target's circuit breaker tripped (wired by whoever creates the breaker). */
+  breakerTripped?(trip: { target: string }): void;
   /**
    * Given once, when the gateway is made: reads how many requests wait for a free connection
    * to each provider, for a gauge read at scrape time.

@@ -15,8 +15,9 @@ import {
 } from "@aigw/provider";
 import type { Span } from "@opentelemetry/api";
 import { toAigwError } from "./errors.js";
-import type { Exchange } from "./exchange.js";
+import type { Exchange, HeldReservation } from "./exchange.js";
 import type { HookRunner } from "./hooks.js";
+import { tokenNeed } from "./limits.js";
 import type { Observer } from "./observe.js";
 import type { ModelRouter, ResolvedRoute, RouteTarget } from "./router.js";
 import type { AttemptEvent, GatewayRequest, UpstreamCall } from "./types.js";
@@ -171,6 +172,21 @@ function allTargetsOut(retryAt: number | undefined, route: string): AigwError {
   );
 }
 
+function targetsAtCapacity(until: number, route: string): AigwError {
+  const seconds = Math.max(1, Math.ceil((until - Date.now()) / 1000));
+  return new AigwError(
+    `Every upstream of model route '${route}' is at its own rate limit; retry in ${seconds} s.`,
+    {
+      status: 429,
+      type: "rate_limit_error",
+      code: "upstream_capacity_exceeded",
+      isRetryable: true,
+      retryAfterMs: seconds * 1000,
+      headers: { "retry-after": `${seconds}` },
+    },
+  );
+}
+
 /**
  * The request loop. Each attempt goes to a target its route's balancer picks, skipping the
  * ones this request already tried; once a route has none left, its fallback routes follow in
@@ -207,6 +223,15 @@ export async function callUpstream(
     if (event.waitMs) outcome.waitMs += event.waitMs;
     outcome.attempts = attempts;
     outcome.providerName = event.providerName;
+    // A request makes at most `maxAttempts` (20 at most from a config file) of them.
+    if (outcome.attemptLog.length < 64) {
+      outcome.attemptLog.push({
+        target: event.target,
+        status: event.status,
+        ms: Math.round(event.durationMs),
+        ...(event.route === route.name ? {} : { route: event.route }),
+      });
+    }
     hooks.onAttempt(event, context);
     observer.endAttempt(exchange, event, span, streaming);
   }
@@ -225,12 +250,23 @@ export async function callUpstream(
     }
   }
 
+  /** A target over its own rpm/tpm is skipped until its limiter lets it take requests again. */
+  const underCap = (id: string) => {
+    const cap = current.targets.find((target) => target.id === id)?.cap;
+    return cap === undefined || cap.refusedUntil <= Date.now();
+  };
+  /** When the soonest target refused by its own cap can take requests again. */
+  let cappedUntil: number | undefined;
+
   while (attempts < budget) {
-    const picked = await current.balancer.pick({ exclude: tried });
+    const picked = await current.balancer.pick({ exclude: tried, eligible: underCap });
     if (!picked) {
       if (nextRoute()) continue;
-      if (tried.size === 0 || !lastError)
-        throw allTargetsOut(current.balancer.soonestRecovery(), current.name);
+      if (tried.size === 0 || !lastError) {
+        throw cappedUntil === undefined
+          ? allTargetsOut(current.balancer.soonestRecovery(), current.name)
+          : targetsAtCapacity(cappedUntil, current.name);
+      }
       // Every target of the last route failed once: the failure may pass, after a wait.
       const wait = retryDelay(
         lastError,
@@ -247,6 +283,22 @@ export async function callUpstream(
       (candidate) => candidate.id === picked.target,
     ) as RouteTarget;
     tried.add(target.id);
+    let capHeld: HeldReservation | undefined;
+    if (target.cap) {
+      const { cap } = target;
+      const { tokens } = tokenNeed(exchange.protocol, call.endpoint, call.body);
+      const admission = await cap.limiter.admit(target.id, { requests: 1, tokens });
+      if (!admission.allowed) {
+        picked.end();
+        cap.refusedUntil = Date.now() + Math.min(admission.retryAfterMs, 60_000);
+        cappedUntil = Math.min(cappedUntil ?? cap.refusedUntil, cap.refusedUntil);
+        continue;
+      }
+      if (admission.reservation) {
+        capHeld = { limiter: cap.limiter, reservation: admission.reservation };
+        exchange.reservations.push(capHeld);
+      }
+    }
     const { body } = targetRequest(call, requestedModel, target);
     // A target that speaks the client's protocol gets the client's own text; any other gets
     // the canonical shape (OpenAI's, which the OpenAI protocol's requests already are) and
@@ -263,6 +315,8 @@ export async function callUpstream(
       recordAttempt(
         {
           providerName: target.providerName,
+          target: target.id,
+          route: current.name,
           attempt: attempts,
           status,
           durationMs: performance.now() - attemptStarted,
@@ -291,8 +345,7 @@ export async function callUpstream(
         },
       });
       if (response.kind === "json") {
-        picked.answered();
-        picked.end(response.usage?.outputTokens);
+        picked.completed(response.usage?.outputTokens);
         observer.responseStarted(exchange, response.body);
         ended(response.status, false);
         return { response, providerName: target.providerName, attempts };
@@ -321,6 +374,11 @@ export async function callUpstream(
       const failure = toAigwError(error);
       const status = failure.upstreamStatus ?? failure.status;
       ended(status, false, failure);
+      if (capHeld) {
+        // The target's cap gives back what a failed attempt held; the answer is someone else's.
+        exchange.reservations.splice(exchange.reservations.indexOf(capHeld), 1);
+        capHeld.limiter.settle(capHeld.reservation, 0).catch(() => {});
+      }
       lastError = failure;
       const kind = failureKind(failure);
       if (kind === "target") {

@@ -1,13 +1,16 @@
 import { createCircuitBreaker } from "@aigw/balancer";
+import { createMetrics } from "@aigw/metrics";
 import { createAnthropic, createOpenAICompatible } from "@aigw/provider";
 import {
   type AnthropicMock,
+  collectLines,
   getFreePort,
   type MockUpstream,
   startAnthropicMock,
   startMockUpstream,
   waitFor,
 } from "@aigw/testing";
+import { pino } from "pino";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { GatewayOptions } from "../src/index.js";
 import { type RunningGateway, startGateway } from "./start-gateway.js";
@@ -113,8 +116,9 @@ describe("balancing", () => {
     expect(openai.requests.length + flaky.requests.length).toBe(30);
   });
 
-  it("a dead target (connection refused) gives no client errors while another is up", async () => {
+  it("(B.5 10) a dead target (connection refused) gives no client errors while another is up, and trips its breaker", async () => {
     const closedPort = await getFreePort();
+    const targets: string[] = [];
     running = await startGateway({
       providers: {
         dead: createOpenAICompatible({
@@ -130,6 +134,7 @@ describe("balancing", () => {
           targets: [{ provider: "dead" }, { provider: "openai" }],
         },
       },
+      hooks: [{ onAttempt: (event) => void targets.push(event.target) }],
     });
     const statuses: number[] = [];
     for (let index = 0; index < 20; index++) {
@@ -140,11 +145,32 @@ describe("balancing", () => {
     }
     expect(statuses.every((status) => status === 200)).toBe(true);
     expect(openai.requests.length).toBe(20);
+    // Five refused connections in a row open its breaker: it is tried no more.
+    expect(targets.filter((target) => target === "dead/chat").length).toBe(5);
   });
 });
 
 describe("moving on", () => {
-  it("a 429 with Retry-After 47 and no retries left fails over within 1 s, in two upstream calls", async () => {
+  it("(B.5 1) never once a stream reached the client: a cut ends it with an error event", async () => {
+    await start({
+      models: {
+        chat: {
+          strategy: "priority",
+          maxAttempts: 2,
+          targets: [{ provider: "flaky" }, { provider: "openai" }],
+        },
+      },
+    });
+    flaky.enqueue({ kind: "cutStream", afterEvents: 2 });
+    const response = await chat("chat", { stream: true });
+    expect(response.status).toBe(200);
+    const text = await response.text();
+    expect(text).toContain('"error"');
+    expect(text).not.toContain("[DONE]");
+    expect(openai.requests.length).toBe(0);
+  });
+
+  it("(B.5 5) a 429 with Retry-After 47 and no retries left fails over within 1 s, in two upstream calls", async () => {
     await start({
       models: {
         chat: {
@@ -164,7 +190,7 @@ describe("moving on", () => {
     expect(flaky.requests.length + openai.requests.length).toBe(2);
   });
 
-  it("a 429 at the start of a stream falls back like any other", async () => {
+  it("(B.5 3) a 429 at the start of a stream falls back like any other", async () => {
     await start({
       models: {
         chat: {
@@ -181,7 +207,7 @@ describe("moving on", () => {
     expect(await response.text()).toContain("[DONE]");
   });
 
-  it("never goes past the attempt budget across targets and fallback routes", async () => {
+  it("(B.5 4) never goes past the attempt budget across targets and fallback routes", async () => {
     await start({
       models: {
         chat: {
@@ -210,7 +236,7 @@ describe("moving on", () => {
     expect(modelsSent(flaky)).toEqual(["one", "two", "three"]);
   });
 
-  it("a 400 does not move on; a context-length error goes to the context fallbacks", async () => {
+  it("(B.5 6) a 400 does not move on; a context-length error goes to the context fallbacks", async () => {
     await start({
       models: {
         chat: {
@@ -263,6 +289,38 @@ describe("moving on", () => {
   });
 });
 
+describe("targets' own rate limits", () => {
+  it("(B.5 2) skip a target over its rpm, to the next one, and answer 429 once all are", async () => {
+    await start({
+      models: {
+        chat: {
+          strategy: "priority",
+          maxAttempts: 2,
+          targets: [
+            { provider: "flaky", model: "small", rpm: 2 },
+            { provider: "openai", model: "spare", rpm: 1 },
+          ],
+        },
+      },
+    });
+    const providers: (string | null)[] = [];
+    for (let index = 0; index < 3; index++) {
+      const response = await chat("chat");
+      expect(response.status).toBe(200);
+      providers.push(response.headers.get("x-aigw-provider"));
+      await response.text();
+    }
+    expect(providers).toEqual(["flaky", "flaky", "openai"]);
+    const full = await chat("chat");
+    expect(full.status).toBe(429);
+    expect(Number(full.headers.get("retry-after"))).toBeGreaterThan(0);
+    expect(((await full.json()) as { error: { code: string } }).error.code).toBe(
+      "upstream_capacity_exceeded",
+    );
+    expect(flaky.requests.length + openai.requests.length).toBe(3);
+  });
+});
+
 describe("the circuit breaker", () => {
   it("takes a target that answers 401 out after its failures, and moves on meanwhile", async () => {
     const locked = await startMockUpstream({ apiKey: "sk-right" });
@@ -297,7 +355,7 @@ describe("the circuit breaker", () => {
     }
   });
 
-  it("answers 503 with Retry-After once every target is out, and lets a target back after it recovers", async () => {
+  it("(B.5 8) answers 503 with Retry-After once every target is out, and lets a target back after it recovers", async () => {
     await start({
       models: { chat: { targets: [{ provider: "flaky" }] } },
       routing: {
@@ -320,7 +378,7 @@ describe("the circuit breaker", () => {
     expect(flaky.requests.length).toBe(4);
   });
 
-  it("passes a single target's 429 through instead of cooling it", async () => {
+  it("(B.5 9) passes a single target's 429 through instead of cooling it", async () => {
     await start({
       models: { chat: { provider: "flaky" } },
       routing: { breaker: createCircuitBreaker({ consecutiveFailures: 1 }) },
@@ -339,6 +397,59 @@ describe("the circuit breaker", () => {
     }
     expect((await chat("chat")).status).toBe(200);
     expect(flaky.requests.length).toBe(4);
+  });
+});
+
+describe("what operators see", () => {
+  it("metrics per target, breaker trips and state, each attempt in the access log, and /admin/targets", async () => {
+    const metrics = createMetrics();
+    const lines: string[] = [];
+    await start({
+      models: {
+        chat: { provider: "flaky", model: "m", maxAttempts: 2, fallbacks: ["backup"] },
+        backup: { provider: "openai", model: "b" },
+      },
+      metrics,
+      logger: pino(collectLines((line) => lines.push(line))),
+      adminEndpoint: { bearerToken: "admin-secret-token" },
+    });
+    flaky.enqueue(...Array.from({ length: 5 }, () => ({ kind: "status" as const, status: 500 })));
+    for (let index = 0; index < 5; index++) {
+      const response = await chat("chat");
+      expect(response.status).toBe(200);
+      await response.text();
+    }
+    const text = await metrics.expose();
+    expect(text).toContain('aigw_circuit_breaker_trips_total{target="flaky/m"} 1');
+    expect(text).toContain('aigw_circuit_breaker_state{target="flaky/m"} 2');
+    expect(text).toContain('aigw_circuit_breaker_state{target="openai/b"} 0');
+    expect(text).toContain('aigw_route_target_attempts_total{target="flaky/m",fallback="false"} 5');
+    expect(text).toContain('aigw_route_target_attempts_total{target="openai/b",fallback="true"} 5');
+    await waitFor(() => lines.length >= 5);
+    const access = JSON.parse(lines[0] as string);
+    expect(access.tried).toEqual([
+      { target: "flaky/m", status: 500, ms: expect.any(Number) },
+      { target: "openai/b", status: 200, ms: expect.any(Number), route: "backup" },
+    ]);
+
+    const admin = await fetch(`${running?.url}/admin/targets`, {
+      headers: { authorization: "Bearer admin-secret-token" },
+    });
+    const { data } = (await admin.json()) as { data: Record<string, unknown>[] };
+    expect(data.find((target) => target.id === "flaky/m")).toMatchObject({
+      provider: "flaky",
+      model: "m",
+      routes: ["chat"],
+      status: "open",
+      trips: 1,
+      in_flight: 0,
+    });
+    expect((await fetch(`${running?.url}/admin/targets`)).status).toBe(401);
+  });
+
+  it("serves no admin endpoint unless asked to", async () => {
+    await start({ models: { chat: { provider: "openai" } } });
+    expect((await fetch(`${running?.url}/admin/targets`)).status).toBe(404);
   });
 });
 

@@ -54,6 +54,16 @@ export interface UpstreamAttempt {
   retry: boolean;
   /** Seconds the attempt waited for a free connection before it was sent, when known. */
   waitSeconds?: number | undefined;
+  /** The route target it went to ("provider/model"), for `route_target_attempts_total`. */
+  target?: string | undefined;
+  /** The route that served it, when it was a fallback of the route asked for. */
+  fallbackRoute?: string | undefined;
+}
+
+/** A route target's circuit-breaker status, read at scrape time. */
+export interface TargetStatus {
+  target: string;
+  status: "closed" | "half_open" | "open";
 }
 
 /** How many requests wait for a free connection to one provider. */
@@ -94,6 +104,13 @@ export interface Metrics {
    * passes one that asks its providers' connection pools). Later calls replace earlier ones.
    */
   watchProviders(read: () => Iterable<ProviderWaiting>): void;
+  /**
+   * Reads `circuit_breaker_state` (0 closed, 1 half-open, 2 open) from `read` whenever the
+   * registry is read. Later calls replace earlier ones.
+   */
+  watchTargets(read: () => Iterable<TargetStatus>): void;
+  /** Counts a trip of a target's circuit breaker into `circuit_breaker_trips_total`. */
+  breakerTripped(trip: { target: string }): void;
 }
 
 interface TokenCounts {
@@ -269,6 +286,31 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     labelNames: ["provider"] as const,
     registers,
   });
+  const targetAttempts = new Counter({
+    name: name("route_target_attempts_total"),
+    help: "Upstream attempts per route target (provider/model); fallback: made for a fallback route.",
+    labelNames: ["target", "fallback"] as const,
+    registers,
+  });
+  const breakerTrips = new Counter({
+    name: name("circuit_breaker_trips_total"),
+    help: "Times a route target's circuit breaker opened, as seen by this instance.",
+    labelNames: ["target"] as const,
+    registers,
+  });
+  const breakerStates = { closed: 0, half_open: 1, open: 2 } as const;
+  let readTargets: (() => Iterable<TargetStatus>) | undefined;
+  new Gauge({
+    name: name("circuit_breaker_state"),
+    help: "A route target's circuit breaker: 0 closed, 1 half-open (probing), 2 open.",
+    labelNames: ["target"] as const,
+    registers,
+    collect() {
+      if (!readTargets) return;
+      this.reset();
+      for (const { target, status } of readTargets()) this.set({ target }, breakerStates[status]);
+    },
+  });
   const gatewayOverhead = new LabelledHistogram({
     name: name("gateway_overhead_seconds"),
     help: "Request duration minus time spent waiting on upstreams, in seconds.",
@@ -399,6 +441,12 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       if (attempt.retry) {
         providerRetries.inc({ provider });
       }
+      if (attempt.target !== undefined) {
+        targetAttempts.inc({
+          target: attempt.target,
+          fallback: attempt.fallbackRoute === undefined ? "false" : "true",
+        });
+      }
     },
     cacheLookup(lookup) {
       (lookup.hit ? cacheHits : cacheMisses).inc({ endpoint: lookup.endpoint });
@@ -415,6 +463,12 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     },
     watchProviders(read) {
       readWaiting = read;
+    },
+    watchTargets(read) {
+      readTargets = read;
+    },
+    breakerTripped({ target }) {
+      breakerTrips.inc({ target });
     },
   };
 }

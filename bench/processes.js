@@ -50,17 +50,34 @@ export function cpuSeconds(pid) {
  * A gateway config: `extra` lines, then one provider at the upstream (OpenAI-compatible, or
  * `type: anthropic` with `baseURL` including /v1) serving `gpt-*`.
  */
-export function writeGatewayConfig(name, upstreamURL, extra = [], type = "openai-compatible") {
+/**
+ * A config with one route, "gpt-*", to the mock at `upstreamURL`; with `targets` above 1, the
+ * route balances that many providers, all of them that same mock.
+ */
+export function writeGatewayConfig(
+  name,
+  upstreamURL,
+  extra = [],
+  type = "openai-compatible",
+  targets = 1,
+) {
   const file = temporaryFile(`${name}.yaml`);
   const baseURL = type === "anthropic" ? upstreamURL : `${upstreamURL}/v1`;
+  const providers = Array.from({ length: targets }, (_, index) => `mock${index || ""}`);
+  const route =
+    targets === 1
+      ? "{ provider: mock }"
+      : `{ targets: [${providers.map((provider) => `{ provider: ${provider} }`).join(", ")}] }`;
   writeFileSync(
     file,
     [
       ...extra,
       "providers:",
-      `  mock: { type: ${type}, baseURL: "${baseURL}", apiKey: bench }`,
+      ...providers.map(
+        (provider) => `  ${provider}: { type: ${type}, baseURL: "${baseURL}", apiKey: bench }`,
+      ),
       "models:",
-      '  "gpt-*": { provider: mock }',
+      `  "gpt-*": ${route}`,
     ].join("\n"),
   );
   return file;

@@ -1,7 +1,8 @@
 // pnpm bench: the gateway (as apps/server ships it, metrics and logs on) against the same mock
 // upstream reached directly and through a bare undici pass-through, in interleaved rounds, for
 // JSON answers and for streamed ones (about 15 events each); and streams from an Anthropic mock
-// translated for the same OpenAI requests, against those from the OpenAI mock.
+// translated for the same OpenAI requests, against those from the OpenAI mock; and a route
+// that balances two targets against a route of one.
 import autocannon from "autocannon";
 import {
   cleanUp,
@@ -43,6 +44,10 @@ const gatewayWithAsyncContext = await startGateway(
 );
 // The response cache on: every request is the same, so after the warm-up every one is a hit.
 const gatewayWithCache = await startGateway(writeConfig("cache", ["cache: { store: memory }"]));
+// A route that balances two providers (both the same mock), to show what balancing costs.
+const gatewayTwoTargets = await startGateway(
+  writeGatewayConfig("two-targets", upstream.url, [], "openai-compatible", 2),
+);
 // An Anthropic upstream, translated for the same OpenAI requests.
 const anthropicUpstream = await startScript(["bench/anthropic-upstream.js"]);
 const gatewayToAnthropic = await startGateway(
@@ -55,6 +60,7 @@ const targets = {
   gateway,
   "gateway+als": gatewayWithAsyncContext,
   "gateway+cache": gatewayWithCache,
+  "gateway*2 targets": gatewayTwoTargets,
   "gateway>anthropic": gatewayToAnthropic,
 };
 
@@ -107,7 +113,7 @@ async function measure(title, names, stream) {
 
 const json = await measure(
   "JSON chat",
-  ["direct", "passthrough", "gateway", "gateway+als", "gateway+cache"],
+  ["direct", "passthrough", "gateway", "gateway+als", "gateway+cache", "gateway*2 targets"],
   false,
 );
 const streamed = await measure(
@@ -130,6 +136,8 @@ const alsCost = json["gateway+als"].cpu - json.gateway.cpu;
 console.log(
   `AsyncLocalStorage (asyncContext: true) costs ${(alsCost * 1000).toFixed(1)} us of CPU per request`,
 );
+const balancedRatio = json["gateway*2 targets"].rps / json.gateway.rps;
+console.log(`a route of two targets / of one: ${balancedRatio.toFixed(2)} (target >= 0.95)`);
 const hitRatio = json["gateway+cache"].rps / json.gateway.rps;
 console.log(`cache hits / misses (upstream calls) throughput: ${hitRatio.toFixed(2)}`);
 const anthropicRatio = streamed["gateway>anthropic"].rps / streamed.gateway.rps;

@@ -105,6 +105,82 @@ function ewma(previous: number | undefined, sample: number): number {
   return previous === undefined ? sample : previous + ewmaWeight * (sample - previous);
 }
 
+const success: Outcome = { ok: true };
+
+class TargetAttempt implements Attempt {
+  readonly target: string;
+  private readonly startedAt = performance.now();
+  private answeredAt: number | undefined;
+  private over = false;
+
+  constructor(
+    private readonly stats: TargetStats,
+    private readonly breaker: CircuitBreaker | undefined,
+    /** It holds one of a half-open target's probe slots. */
+    private readonly probe: boolean,
+    /** Its balancer has no other target: a 429 is not the target's failure. */
+    private readonly alone: boolean,
+  ) {
+    this.target = stats.id;
+    stats.inFlight++;
+  }
+
+  answered() {
+    if (this.over || this.answeredAt !== undefined) return;
+    const { stats } = this;
+    this.answeredAt = performance.now();
+    stats.ttftMs = ewma(stats.ttftMs, this.answeredAt - this.startedAt);
+    stats.sampledAt = Date.now();
+    this.breaker?.record(stats.id, success, this.probe);
+  }
+
+  end(outputTokens?: number) {
+    if (!this.finish()) return;
+    const { stats, answeredAt } = this;
+    if (answeredAt === undefined) {
+      if (this.probe) this.breaker?.release(stats.id);
+      return;
+    }
+    if (outputTokens !== undefined && outputTokens > 0) {
+      stats.perTokenMs = ewma(stats.perTokenMs, (performance.now() - answeredAt) / outputTokens);
+      stats.sampledAt = Date.now();
+    }
+  }
+
+  completed(outputTokens?: number) {
+    if (!this.finish()) return;
+    const { stats } = this;
+    const elapsed = performance.now() - this.startedAt;
+    if (outputTokens !== undefined && outputTokens > 0) {
+      stats.perTokenMs = ewma(stats.perTokenMs, elapsed / outputTokens);
+    } else {
+      stats.ttftMs = ewma(stats.ttftMs, elapsed);
+    }
+    stats.sampledAt = Date.now();
+    this.breaker?.record(stats.id, success, this.probe);
+  }
+
+  failed(failure: { retryAfterMs?: number | undefined; status?: number | undefined } = {}) {
+    if (!this.finish()) return;
+    if (this.alone && failure.status === 429) {
+      if (this.probe) this.breaker?.release(this.stats.id);
+      return;
+    }
+    this.breaker?.record(
+      this.stats.id,
+      { ok: false, retryAfterMs: failure.retryAfterMs },
+      this.probe,
+    );
+  }
+
+  private finish(): boolean {
+    if (this.over) return false;
+    this.over = true;
+    this.stats.inFlight--;
+    return true;
+  }
+}
+
 /**
  * Picks targets for requests and learns from each attempt's outcome. Not tied to any client:
  * give it targets, `pick` one, report how the attempt went.
@@ -201,76 +277,23 @@ export function createBalancer(options: BalancerOptions): Balancer {
     }
   }
 
-  function attempt(target: TargetStats, probe: boolean): Attempt {
-    const startedAt = performance.now();
-    let answeredAt: number | undefined;
-    let over = false;
-    target.inFlight++;
-    const finish = () => {
-      if (over) return false;
-      over = true;
-      target.inFlight--;
-      return true;
-    };
-    const record = (outcome: Outcome) => {
-      if (breaker) breaker.record(target.id, outcome, probe);
-    };
-    return {
-      target: target.id,
-      answered() {
-        if (over || answeredAt !== undefined) return;
-        answeredAt = performance.now();
-        target.ttftMs = ewma(target.ttftMs, answeredAt - startedAt);
-        target.sampledAt = Date.now();
-        record({ ok: true });
-      },
-      end(outputTokens) {
-        if (!finish()) return;
-        if (answeredAt === undefined) {
-          if (probe) breaker?.release(target.id);
-          return;
-        }
-        if (outputTokens !== undefined && outputTokens > 0) {
-          const perToken = (performance.now() - answeredAt) / outputTokens;
-          target.perTokenMs = ewma(target.perTokenMs, perToken);
-          target.sampledAt = Date.now();
-        }
-      },
-      completed(outputTokens) {
-        if (!finish()) return;
-        const elapsed = performance.now() - startedAt;
-        if (outputTokens !== undefined && outputTokens > 0) {
-          target.perTokenMs = ewma(target.perTokenMs, elapsed / outputTokens);
-        } else {
-          target.ttftMs = ewma(target.ttftMs, elapsed);
-        }
-        target.sampledAt = Date.now();
-        record({ ok: true });
-      },
-      failed(failure = {}) {
-        if (!finish()) return;
-        if (alone && failure.status === 429) {
-          if (probe) breaker?.release(target.id);
-          return;
-        }
-        record({ ok: false, retryAfterMs: failure.retryAfterMs });
-      },
-    };
-  }
-
   return {
     async pick(pickOptions = {}) {
-      const refused = new Set<TargetStats>();
+      let refused: Set<TargetStats> | undefined;
       for (;;) {
         const candidates = targets.filter(
-          (target) => !refused.has(target) && available(target, pickOptions),
+          (target) => !refused?.has(target) && available(target, pickOptions),
         );
         if (candidates.length === 0) return undefined;
-        const target = choose(candidates);
+        const target =
+          candidates.length === 1 ? (candidates[0] as TargetStats) : choose(candidates);
         if (!breaker || breaker.state(target.id).status === "closed") {
-          return attempt(target, false);
+          return new TargetAttempt(target, breaker, false, alone);
         }
-        if (await breaker.claimProbe(target.id)) return attempt(target, true);
+        if (await breaker.claimProbe(target.id)) {
+          return new TargetAttempt(target, breaker, true, alone);
+        }
+        refused ??= new Set();
         refused.add(target);
       }
     },

@@ -53,8 +53,8 @@ export type Outcome =
  */
 export interface CircuitBreaker {
   readonly options: ResolvedBreakerOptions;
-  /** The target's state now (a target never seen is closed). */
-  state(target: string): TargetState;
+  /** The target's state now (a target never seen is closed); read-only, read on every pick. */
+  state(target: string): Readonly<TargetState>;
   /**
    * Takes one of a half-open target's probe slots; false when they are all taken. A probe's
    * outcome, or its `release`, frees its slot.
@@ -113,6 +113,13 @@ export function cooldownFor(
   const doubled = options.cooldownMs * 2 ** Math.min(Math.max(trips - 1, 0), 30);
   return Math.max(Math.min(doubled, options.maxCooldownMs), retryAfterMs ?? 0);
 }
+
+/** The state of a target that has not failed. */
+export const closedState: Readonly<TargetState> = Object.freeze({
+  status: "closed",
+  until: 0,
+  trips: 0,
+});
 
 interface MemoryTarget {
   state: TargetState;
@@ -175,7 +182,7 @@ export function createCircuitBreaker(
     options: resolved,
     state(target) {
       const found = targets.get(target);
-      return found ? { ...current(found) } : { status: "closed", until: 0, trips: 0 };
+      return found ? current(found) : closedState;
     },
     claimProbe(target) {
       const found = entry(target);

@@ -1,6 +1,7 @@
 import {
   type BreakerOptions,
   type CircuitBreaker,
+  closedState,
   resolveBreakerOptions,
   type TargetState,
 } from "./breaker.js";
@@ -122,8 +123,6 @@ return 1
 
 type Script = (...args: Array<string | number>) => Promise<unknown>;
 
-const closedState = (): TargetState => ({ status: "closed", until: 0, trips: 0 });
-
 /**
  * A circuit breaker whose state every instance on the same Redis shares. Picks read a local
  * copy, never Redis: outcomes are sent in batches every `flushIntervalMs`, and each batch
@@ -157,7 +156,7 @@ export function createRedisCircuitBreaker(options: RedisBreakerOptions): Circuit
   redis.defineCommand("aigwBreakerClaim", { lua: claimScript, numberOfKeys: 1 });
   const commands = redis as unknown as { aigwBreakerFlush: Script; aigwBreakerClaim: Script };
 
-  const states = new Map<string, TargetState>();
+  const states = new Map<string, Readonly<TargetState>>();
   let pending = new Map<string, string[]>();
   /** Redis's clock minus ours, so cooldowns end on time whatever the local clock says. */
   let clockOffset = 0;
@@ -224,7 +223,7 @@ export function createRedisCircuitBreaker(options: RedisBreakerOptions): Circuit
     }
     // A target failing thousands of times between two flushes needs only its latest outcomes.
     if (list.length < 1_000) list.push(code);
-    if (!states.has(id)) states.set(id, closedState());
+    if (!states.has(id)) states.set(id, closedState);
   }
 
   return {
@@ -233,13 +232,13 @@ export function createRedisCircuitBreaker(options: RedisBreakerOptions): Circuit
       const state = states.get(id);
       if (!state) {
         // Read at the next flush: another instance may have tripped it.
-        states.set(id, closedState());
-        return closedState();
+        states.set(id, closedState);
+        return closedState;
       }
       if (state.status === "open" && Date.now() >= state.until) {
         return { status: "half_open", until: 0, trips: state.trips };
       }
-      return { ...state };
+      return state;
     },
     async claimProbe(id) {
       try {

@@ -84,8 +84,9 @@ export function createObserver(
       model: context.model,
       provider: outcome.providerName,
       attempts: outcome.attempts,
-      // Each attempt's target, status and duration (and route, for a fallback's).
-      tried: outcome.attemptLog.length > 0 ? outcome.attemptLog : undefined,
+      target: outcome.attemptLog.at(-1)?.target,
+      // With several attempts, each one's target, status and duration (and a fallback's route).
+      tried: outcome.attemptLog.length > 1 ? outcome.attemptLog : undefined,
       stream: outcome.stream || undefined,
       inputTokens: usage?.inputTokens,
       outputTokens: usage?.outputTokens,

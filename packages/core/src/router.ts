@@ -79,6 +79,8 @@ export interface ResolvedRoute {
   /** Targets in priority order. */
   targets: RouteTarget[];
   balancer: Balancer;
+  /** Some of its targets have their own rpm or tpm. */
+  capped: boolean;
   maxAttempts: number;
   /** Routes tried, in order, once no target of this one can answer. */
   fallbacks: readonly string[];
@@ -330,6 +332,7 @@ function resolveRoute(
     name,
     targets,
     balancer,
+    capped: targets.some((target) => target.cap !== undefined),
     maxAttempts,
     fallbacks: checkRouteNames(name, "fallbacks", options.fallbacks, models),
     contextFallbacks: checkRouteNames(name, "contextFallbacks", options.contextFallbacks, models),

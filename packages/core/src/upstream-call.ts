@@ -15,7 +15,7 @@ import {
 } from "@aigw/provider";
 import type { Span } from "@opentelemetry/api";
 import { toAigwError } from "./errors.js";
-import type { Exchange, HeldReservation } from "./exchange.js";
+import type { Exchange, HeldReservation, Outcome } from "./exchange.js";
 import type { HookRunner } from "./hooks.js";
 import { tokenNeed } from "./limits.js";
 import type { Observer } from "./observe.js";
@@ -133,18 +133,25 @@ export interface LoopSettings {
 }
 
 /** How a failed attempt bears on the rest of the request. */
-type FailureKind = "target" | "context" | "request";
+type FailureKind = "target" | "unsupported" | "context" | "request";
+
+// Codes of refusals a provider makes before sending anything: a request it cannot translate.
+const unsupportedCodes = new Set(["unsupported_parameter", "unsupported_endpoint"]);
 
 // Codes with which upstreams say a prompt does not fit the model's context window.
 const contextCodes = new Set(["context_length_exceeded", "string_above_max_length"]);
 
 /**
  * "target": the target could not answer (connect errors, timeouts, 408, 429, 5xx, 529, or a
- * 401/403/404 for the gateway's own credentials or configured model): another may. "context":
+ * 401/403/404 for the gateway's own credentials or configured model): another may.
+ * "unsupported": its provider cannot translate the request (another target may). "context":
  * the prompt is too long for this model. "request": the request itself is at fault.
  */
 function failureKind(error: AigwError): FailureKind {
   const status = error.upstreamStatus;
+  if (status === undefined && error.code !== null && unsupportedCodes.has(error.code)) {
+    return "unsupported";
+  }
   if (error.isRetryable || status === 401 || status === 403 || status === 404) return "target";
   if (
     (error.code !== null && contextCodes.has(error.code)) ||
@@ -215,8 +222,11 @@ export async function callUpstream(
   let lastError: AigwError | undefined;
   let retries = 0;
   let current = route;
-  let chain = [...route.fallbacks];
-  let tried = new Set<string>();
+  /** The routes to go to once `current` has no target left, from `chain[chainIndex]` on. */
+  let chain = route.fallbacks;
+  let chainIndex = 0;
+  /** The targets of `current` this request already tried (made on its first failure). */
+  let tried: Set<string> | undefined;
 
   /** Ends one attempt: its event for onAttempt hooks, its span and metrics, the outcome. */
   function recordAttempt(event: AttemptEvent, span: Span | undefined, streaming: boolean) {
@@ -225,29 +235,29 @@ export async function callUpstream(
     outcome.providerName = event.providerName;
     // A request makes at most `maxAttempts` (20 at most from a config file) of them.
     if (outcome.attemptLog.length < 64) {
-      outcome.attemptLog.push({
+      const entry: Outcome["attemptLog"][number] = {
         target: event.target,
         status: event.status,
         ms: Math.round(event.durationMs),
-        ...(event.route === route.name ? {} : { route: event.route }),
-      });
+      };
+      if (event.route !== route.name) entry.route = event.route;
+      outcome.attemptLog.push(entry);
     }
     hooks.onAttempt(event, context);
     observer.endAttempt(exchange, event, span, streaming);
   }
 
-  /** Moves to the next route of `routes`; false when there is none. */
+  /** Moves to the next route of `chain`; false when there is none. */
   function nextRoute(): boolean {
-    for (;;) {
-      const name = chain.shift();
-      if (name === undefined) return false;
-      const next = router.route(name);
+    while (chainIndex < chain.length) {
+      const next = router.route(chain[chainIndex++] as string);
       if (next) {
         current = next;
-        tried = new Set();
+        tried = undefined;
         return true;
       }
     }
+    return false;
   }
 
   /** A target over its own rpm/tpm is skipped until its limiter lets it take requests again. */
@@ -257,12 +267,24 @@ export async function callUpstream(
   };
   /** When the soonest target refused by its own cap can take requests again. */
   let cappedUntil: number | undefined;
+  /** The first refusal of a provider that could not translate the request. */
+  let refusal: AigwError | undefined;
+  /** A failed attempt gives back what its target's cap held: the answer is someone else's. */
+  const releaseCap = (held: HeldReservation | undefined) => {
+    if (!held) return;
+    exchange.reservations.splice(exchange.reservations.indexOf(held), 1);
+    held.limiter.settle(held.reservation, 0).catch(() => {});
+  };
 
   while (attempts < budget) {
-    const picked = await current.balancer.pick({ exclude: tried, eligible: underCap });
+    const picked = await current.balancer.pick({
+      exclude: tried,
+      eligible: current.capped ? underCap : undefined,
+    });
     if (!picked) {
       if (nextRoute()) continue;
-      if (tried.size === 0 || !lastError) {
+      if (!lastError && refusal) throw refusal;
+      if (!tried || !lastError) {
         throw cappedUntil === undefined
           ? allTargetsOut(current.balancer.soonestRecovery(), current.name)
           : targetsAtCapacity(cappedUntil, current.name);
@@ -276,13 +298,12 @@ export async function callUpstream(
       );
       if (wait === undefined) break;
       await sleep(wait, signal);
-      tried = new Set();
+      tried = undefined;
       continue;
     }
     const target = current.targets.find(
       (candidate) => candidate.id === picked.target,
     ) as RouteTarget;
-    tried.add(target.id);
     let capHeld: HeldReservation | undefined;
     if (target.cap) {
       const { cap } = target;
@@ -290,6 +311,8 @@ export async function callUpstream(
       const admission = await cap.limiter.admit(target.id, { requests: 1, tokens });
       if (!admission.allowed) {
         picked.end();
+        tried ??= new Set();
+        tried.add(target.id);
         cap.refusedUntil = Date.now() + Math.min(admission.retryAfterMs, 60_000);
         cappedUntil = Math.min(cappedUntil ?? cap.refusedUntil, cap.refusedUntil);
         continue;
@@ -372,28 +395,36 @@ export async function callUpstream(
         throw signal.reason;
       }
       const failure = toAigwError(error);
+      const kind = failureKind(failure);
+      tried ??= new Set();
+      tried.add(target.id);
+      if (kind === "unsupported") {
+        // Nothing was sent: no attempt spent, and the target is not at fault.
+        attempts--;
+        span?.end();
+        picked.end();
+        releaseCap(capHeld);
+        refusal ??= failure;
+        continue;
+      }
       const status = failure.upstreamStatus ?? failure.status;
       ended(status, false, failure);
-      if (capHeld) {
-        // The target's cap gives back what a failed attempt held; the answer is someone else's.
-        exchange.reservations.splice(exchange.reservations.indexOf(capHeld), 1);
-        capHeld.limiter.settle(capHeld.reservation, 0).catch(() => {});
-      }
+      releaseCap(capHeld);
       lastError = failure;
-      const kind = failureKind(failure);
       if (kind === "target") {
         picked.failed({ status, retryAfterMs: failure.retryAfterMs });
         continue;
       }
       picked.end();
       if (kind === "context" && current.contextFallbacks.length > 0) {
-        chain = [...current.contextFallbacks];
+        chain = current.contextFallbacks;
+        chainIndex = 0;
         if (nextRoute()) continue;
       }
       break;
     }
   }
-  if (!lastError) throw allTargetsOut(current.balancer.soonestRecovery(), current.name);
+  if (!lastError) throw refusal ?? allTargetsOut(current.balancer.soonestRecovery(), current.name);
   // The gateway already spent the retries this error deserved; SDKs must not multiply them.
   lastError.headers["x-should-retry"] = "false";
   lastError.headers["x-aigw-attempts"] = `${attempts}`;

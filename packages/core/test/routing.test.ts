@@ -289,6 +289,37 @@ describe("moving on", () => {
   });
 });
 
+describe("routes that mix protocols", () => {
+  it("send what one provider cannot translate to a target that can, and refuse it only when none can", async () => {
+    await start({
+      models: {
+        mixed: {
+          strategy: "round-robin",
+          maxAttempts: 1,
+          targets: [
+            { provider: "openai", model: "gpt-4o-mini" },
+            { provider: "anthropic", model: "claude-sonnet-4-5" },
+          ],
+        },
+        claude: { provider: "anthropic", model: "claude-sonnet-4-5" },
+      },
+    });
+    for (let index = 0; index < 4; index++) {
+      const response = await chat("mixed", { n: 2 });
+      expect(response.status).toBe(200);
+      expect(response.headers.get("x-aigw-provider")).toBe("openai");
+      expect(response.headers.get("x-aigw-attempts")).toBe("1");
+      await response.text();
+    }
+    const refused = await chat("claude", { n: 2 });
+    expect(refused.status).toBe(400);
+    expect(((await refused.json()) as { error: { code: string } }).error.code).toBe(
+      "unsupported_parameter",
+    );
+    expect(anthropic.requests.length).toBe(0);
+  });
+});
+
 describe("targets' own rate limits", () => {
   it("(B.5 2) skip a target over its rpm, to the next one, and answer 429 once all are", async () => {
     await start({
@@ -427,6 +458,7 @@ describe("what operators see", () => {
     expect(text).toContain('aigw_route_target_attempts_total{target="openai/b",fallback="true"} 5');
     await waitFor(() => lines.length >= 5);
     const access = JSON.parse(lines[0] as string);
+    expect(access.target).toBe("openai/b");
     expect(access.tried).toEqual([
       { target: "flaky/m", status: 500, ms: expect.any(Number) },
       { target: "openai/b", status: 200, ms: expect.any(Number), route: "backup" },

@@ -286,11 +286,19 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     labelNames: ["provider"] as const,
     registers,
   });
-  const targetAttempts = new Counter({
+  new Counter({
     name: name("route_target_attempts_total"),
     help: "Upstream attempts per route target (provider/model); fallback: made for a fallback route.",
     labelNames: ["target", "fallback"] as const,
     registers,
+    collect() {
+      for (const byKind of targetAttemptCounts.values()) {
+        for (const counts of [byKind.false, byKind.true]) {
+          if (counts.attempts > 0) this.inc(counts.labels, counts.attempts);
+          counts.attempts = 0;
+        }
+      }
+    },
   });
   const breakerTrips = new Counter({
     name: name("circuit_breaker_trips_total"),
@@ -344,6 +352,8 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   // attempt, where prom-client would hash and validate the labels of every counter each time.
   const requestCounts = new Map<string, RequestCounts>();
   const attemptCounts = new Map<string, AttemptCounts>();
+  type TargetCounts = { labels: { target: string; fallback: string }; attempts: number };
+  const targetAttemptCounts = new Map<string, { false: TargetCounts; true: TargetCounts }>();
 
   function publishRequestCounts() {
     for (const counts of requestCounts.values()) {
@@ -442,10 +452,17 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
         providerRetries.inc({ provider });
       }
       if (attempt.target !== undefined) {
-        targetAttempts.inc({
-          target: attempt.target,
-          fallback: attempt.fallbackRoute === undefined ? "false" : "true",
-        });
+        const fallback = attempt.fallbackRoute === undefined ? "false" : "true";
+        let byKind = targetAttemptCounts.get(attempt.target);
+        if (!byKind) {
+          const counts = (kind: string) => ({
+            labels: { target: attempt.target as string, fallback: kind },
+            attempts: 0,
+          });
+          byKind = { false: counts("false"), true: counts("true") };
+          targetAttemptCounts.set(attempt.target, byKind);
+        }
+        byKind[fallback].attempts++;
       }
     },
     cacheLookup(lookup) {

@@ -59,6 +59,19 @@ function refuse(message: string, param: string): never {
 }
 
 /**
+ * A valid request that Anthropic cannot honour: code `unsupported_parameter`, so that a
+ * gateway may send it to another target of the route instead.
+ */
+function unsupported(message: string, param: string): never {
+  throw new AigwError(message, {
+    status: 400,
+    type: "invalid_request_error",
+    code: "unsupported_parameter",
+    param,
+  });
+}
+
+/**
  * An id in Anthropic's alphabet (`^[a-zA-Z0-9_-]+$`). Valid ids are kept; others have their
  * other characters replaced and a digest of the original appended, so that a tool call and its
  * result, translated apart, still agree and two different ids never meet.
@@ -104,7 +117,7 @@ function mediaBlock(url: unknown, param: string, extra: Json): Json {
         ...extra,
       };
     }
-    return refuse(`Anthropic reads images, PDFs and plain text, not ${mediaType}.`, param);
+    return unsupported(`Anthropic reads images, PDFs and plain text, not ${mediaType}.`, param);
   }
   if (!/^https?:\/\//i.test(url)) refuse("A URL must be http(s) or a data URL.", param);
   const type = /\.pdf(?:$|[?#])/i.test(url) ? "document" : "image";
@@ -125,12 +138,15 @@ function contentPart(part: unknown, param: string): Json | undefined {
     case "file": {
       const file = isObject(part.file) ? part.file : {};
       if (file.file_id !== undefined) {
-        refuse("Anthropic cannot read OpenAI file ids; send file_data.", `${param}.file.file_id`);
+        unsupported(
+          "Anthropic cannot read OpenAI file ids; send file_data.",
+          `${param}.file.file_id`,
+        );
       }
       return mediaBlock(file.file_data ?? file.file_url, `${param}.file.file_data`, extra);
     }
     default:
-      return refuse(
+      return unsupported(
         `Content parts of type ${JSON.stringify(part.type)} cannot be sent to Anthropic.`,
         `${param}.type`,
       );
@@ -285,7 +301,7 @@ function translateMessages(messages: unknown) {
         addToolResult(turns, message, param);
         break;
       default:
-        refuse(
+        unsupported(
           `Messages of role ${JSON.stringify(message.role)} cannot be sent to Anthropic.`,
           `${param}.role`,
         );
@@ -307,7 +323,7 @@ function translateTools(tools: unknown): Json[] {
   return tools.map((tool, index) => {
     const param = `tools[${index}]`;
     if (!isObject(tool) || tool.type !== "function" || !isObject(tool.function)) {
-      return refuse("Only function tools can be sent to Anthropic.", `${param}.type`);
+      return unsupported("Only function tools can be sent to Anthropic.", `${param}.type`);
     }
     const { name, description, parameters } = tool.function;
     const schema = isObject(parameters) ? parameters : {};
@@ -346,7 +362,7 @@ function translateStop(stop: unknown): string[] | undefined {
     return refuse("stop must be a string or an array of strings.", "stop");
   }
   if (sequences.some((sequence) => sequence.trim() === "")) {
-    refuse("Anthropic does not accept stop sequences that are only white space.", "stop");
+    unsupported("Anthropic does not accept stop sequences that are only white space.", "stop");
   }
   return sequences;
 }
@@ -356,7 +372,7 @@ function translateResponseFormat(format: unknown): Json | undefined {
   if (format.type === "json_schema" && isObject(format.json_schema)) {
     return { format: { type: "json_schema", schema: format.json_schema.schema } };
   }
-  return refuse(
+  return unsupported(
     "Anthropic takes structured output as response_format json_schema only (not json_object).",
     "response_format",
   );
@@ -390,7 +406,7 @@ export function chatToMessages(body: Json, options: ChatToMessagesOptions): Json
   // What Anthropic cannot honour: refused by name, or left out (and told) when the caller says.
   const honoured = (name: string, cannot: boolean, message: string): boolean => {
     if (!cannot) return true;
-    if (!options.dropUnsupported) refuse(message, name);
+    if (!options.dropUnsupported) unsupported(message, name);
     options.onDroppedField?.(name);
     return false;
   };

@@ -212,6 +212,9 @@ const targetSchema = z
       .describe(
         "Tokens per minute it may take, by each request's estimate; past it, it is skipped.",
       ),
+    firstTokenTimeoutMs: milliseconds(
+      "Streams: the longest its first token may take, in ms, before the request moves on to another target (replaces gateway.firstEventWaitMs for it).",
+    ).optional(),
     dropUnsupportedParams: dropUnsupportedParamsSchema,
   })
   .describe("One upstream of a route.");

@@ -23,6 +23,12 @@ export interface RouteTargetOptions {
   /** Tokens per minute it may take (each request's estimate, as tenant token limits count). */
   tpm?: number;
   /**
+   * For streams: how long its first token may take, in milliseconds, before the request moves
+   * on to another target (nothing has reached the client then). Replaces the gateway's
+   * `firstEventWaitMs` for this target. Default: none.
+   */
+  firstTokenTimeoutMs?: number;
+  /**
    * Leave out what a translating upstream cannot honour (Anthropic: `n` above 1, `temperature`
    * above 1, `logprobs`) instead of answering 400. Default: the provider's own setting.
    */
@@ -66,6 +72,8 @@ export interface RouteTarget {
   model: string | undefined;
   /** See `RouteTargetOptions.dropUnsupportedParams`. */
   dropUnsupportedParams?: boolean | undefined;
+  /** See `RouteTargetOptions.firstTokenTimeoutMs`. */
+  firstTokenTimeoutMs?: number | undefined;
   /** Its own rate limit (`rpm`, `tpm`): a target over it is skipped until `refusedUntil`. */
   cap?: { limiter: Limiter; refusedUntil: number } | undefined;
 }
@@ -291,6 +299,7 @@ function resolveRoute(
     for (const [limit, value] of [
       ["rpm", rpm],
       ["tpm", tpm],
+      ["firstTokenTimeoutMs", target.firstTokenTimeoutMs],
     ] as const) {
       if (value !== undefined && !(Number.isSafeInteger(value) && value > 0)) {
         throw new TypeError(`${field}.${limit}: expected a whole number above 0`);
@@ -307,6 +316,7 @@ function resolveRoute(
       provider,
       model: target.model,
       dropUnsupportedParams: target.dropUnsupportedParams,
+      firstTokenTimeoutMs: target.firstTokenTimeoutMs,
       cap: rpm || tpm ? capOf(id, field, limits) : undefined,
     };
   });

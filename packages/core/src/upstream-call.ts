@@ -373,11 +373,20 @@ export async function callUpstream(
         ended(response.status, false);
         return { response, providerName: target.providerName, attempts };
       }
+      const { firstTokenTimeoutMs } = target;
       const { iterator, first } = await firstEvent(
         response.events[Symbol.asyncIterator](),
-        firstEventWaitMs,
+        firstTokenTimeoutMs ?? firstEventWaitMs,
         response.upstreamRequestId,
       );
+      if (!first && firstTokenTimeoutMs !== undefined) {
+        // Nothing reached the client yet: another target may answer sooner.
+        await iterator.return?.();
+        throw new AigwError(
+          `The upstream sent no token within ${firstTokenTimeoutMs} ms (the target's firstTokenTimeoutMs).`,
+          { status: 504, type: "timeout", code: "first_token_timeout", isRetryable: true },
+        );
+      }
       picked.answered();
       if (first) observer.firstEvent(exchange, first.data);
       ended(response.status, true);

@@ -236,6 +236,24 @@ describe("moving on", () => {
     expect(modelsSent(flaky)).toEqual(["one", "two", "three"]);
   });
 
+  it("a stream whose first token is late moves on before anything reached the client", async () => {
+    await start({
+      models: {
+        chat: {
+          strategy: "priority",
+          maxAttempts: 2,
+          targets: [{ provider: "flaky", firstTokenTimeoutMs: 2_500 }, { provider: "openai" }],
+        },
+      },
+    });
+    flaky.enqueue({ kind: "slowFirstEvent", delayMs: 10_000 });
+    const response = await chat("chat", { stream: true });
+    expect(response.status).toBe(200);
+    expect(response.headers.get("x-aigw-provider")).toBe("openai");
+    expect(await response.text()).toContain("[DONE]");
+    await waitFor(() => flaky.requests[0]?.clientClosed === true);
+  });
+
   it("(B.5 6) a 400 does not move on; a context-length error goes to the context fallbacks", async () => {
     await start({
       models: {

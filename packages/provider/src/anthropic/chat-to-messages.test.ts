@@ -61,6 +61,10 @@ describe("chatToMessages", () => {
       translate({ messages: [{ role: "user", content: "Hi" }], max_completion_tokens: 50 })
         .max_tokens,
     ).toBe(50);
+    const messages = [{ role: "user", content: "Hi" }];
+    for (const value of [0, "100", 1.5, -3]) {
+      expect(refusal({ messages, max_tokens: value }).param).toBe("max_tokens");
+    }
   });
 
   it("A.8 #9 and #10: temperature above 1, n above 1 and logprobs are refused by name", () => {

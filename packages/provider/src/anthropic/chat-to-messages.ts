@@ -450,6 +450,12 @@ export function chatToMessages(body: Json, options: ChatToMessagesOptions): Json
   const { system, turns } = translateMessages(body.messages);
   const budget = typeof thinking?.budget_tokens === "number" ? thinking.budget_tokens : 0;
   const requested = body.max_completion_tokens ?? body.max_tokens;
+  if (requested !== undefined && requested !== null) {
+    const field = body.max_completion_tokens !== undefined ? "max_completion_tokens" : "max_tokens";
+    if (!Number.isSafeInteger(requested) || (requested as number) < 1) {
+      refuse(`${field} must be a whole number of at least 1.`, field);
+    }
+  }
   if (budget > 0 && typeof requested === "number" && requested <= budget) {
     refuse(`max_tokens must exceed the thinking budget of ${budget} tokens.`, "max_tokens");
   }

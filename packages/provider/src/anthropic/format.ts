@@ -17,6 +17,10 @@ import {
 const doneEvent = createSseEvent("[DONE]");
 /** Most distinct dropped field names told to `onDroppedField`, and their longest length. */
 const maxReportedFields = 100;
+/** How long the list of fields already told is kept once full, in milliseconds. */
+const reportedFieldsResetMs = 600_000;
+/** Chunks without content held back at a stream's start, at most. */
+const maxHeldChunks = 16;
 const maxReportedLength = 64;
 
 /** Whether the client asked for the stream's usage chunk (`stream_options.include_usage`). */
@@ -76,7 +80,8 @@ class AnthropicStreamReader implements StreamReader {
     for (const chunk of this.translator.push(event.event, event.json())) {
       if (!this.started) {
         this.held.push(chunk);
-        if (!isContentBearing(chunk)) continue;
+        // An upstream that never says anything would be held without end: a few are enough.
+        if (!isContentBearing(chunk) && this.held.length < maxHeldChunks) continue;
         this.started = true;
         for (const held of this.held) queue.push(this.event(held));
         this.held = [];
@@ -162,13 +167,19 @@ function parseAnswer(bytes: Buffer, upstreamRequestId: string | undefined): unkn
  */
 export function createAnthropicFormat(options: ChatToMessagesOptions): WireFormat {
   const reported = new Set<string>();
+  let filledAt = 0;
   const translation: ChatToMessagesOptions = {
     ...options,
-    // A client may send any number of made-up fields: the first distinct ones are told, cut short.
+    // A client may send any number of made-up fields: the first distinct ones are told, cut
+    // short; once the list is full, it starts again after a while, so no client silences it.
     onDroppedField(field) {
       const name = field.slice(0, maxReportedLength);
+      if (reported.size >= maxReportedFields && Date.now() - filledAt >= reportedFieldsResetMs) {
+        reported.clear();
+      }
       if (reported.has(name) || reported.size >= maxReportedFields) return;
       reported.add(name);
+      if (reported.size === maxReportedFields) filledAt = Date.now();
       options.onDroppedField?.(name);
     },
   };

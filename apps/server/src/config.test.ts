@@ -168,13 +168,13 @@ describe("parseConfig", () => {
     const refused = (models: Record<string, unknown>, routing?: unknown) => () =>
       parseConfig({ providers, models, ...(routing ? { routing } : {}) });
     expect(refused({ m: { targets: [{ provider: "missing" }] } })).toThrow(
-      /models\.m\.targets\[0\]\.provider: unknown provider 'missing'/,
+      /models\.m\.targets\.0\.provider: unknown provider 'missing'/,
     );
     expect(refused({ m: { provider: "a", targets: [{ provider: "b" }] } })).toThrow(
       /models\.m: give either provider \(and model\) or targets/,
     );
     expect(refused({ m: { provider: "a", fallbacks: ["nowhere"] } })).toThrow(
-      /models\.m\.fallbacks: 'nowhere' is not another configured route/,
+      /models\.m\.fallbacks: no route named 'nowhere'; routes it may name \(exact names, no '\*'\): none/,
     );
     expect(refused({ m: { targets: [{ provider: "a" }], strategy: "fastest" } })).toThrow(
       /models\.m\.strategy/,

@@ -252,9 +252,11 @@ const modelSchema = z
       .max(20)
       .optional()
       .describe(
-        "Upstream calls one request may make across retries, targets and fallbacks; default 1 + the first provider's maxRetries.",
+        "Upstream calls one request may make across retries, targets and fallbacks; default 1 + the first provider's maxRetries, or the number of targets plus fallbacks when more.",
       ),
-    fallbacks: routeNames("Routes tried in order once no target of this one can answer."),
+    fallbacks: routeNames(
+      "Routes tried in order once no target of this one can answer (their own fallbacks are not followed).",
+    ),
     contextFallbacks: routeNames("Routes tried in order when a prompt is too long for the model."),
     cache: z
       .union([
@@ -873,16 +875,24 @@ export function parseConfig(raw: unknown, env: Environment = {}): ServerConfig {
     for (const [index, target] of targets.entries()) {
       if (config.providers[target.provider]) continue;
       const known = Object.keys(config.providers).join(", ");
-      const field = model.targets ? `targets[${index}].provider` : "provider";
+      const field = model.targets ? `targets.${index}.provider` : "provider";
       throw new ConfigError(
         `Invalid configuration:\n  models.${name}.${field}: unknown provider '${target.provider}'; configured providers: ${known}`,
       );
     }
     for (const field of ["fallbacks", "contextFallbacks"] as const) {
       for (const other of model[field] ?? []) {
-        if (other === name || other.includes("*") || !Object.hasOwn(config.models, other)) {
+        if (other === name) {
           throw new ConfigError(
-            `Invalid configuration:\n  models.${name}.${field}: '${other}' is not another configured route without '*'`,
+            `Invalid configuration:\n  models.${name}.${field}: a route cannot fall back to itself`,
+          );
+        }
+        if (other.includes("*") || !Object.hasOwn(config.models, other)) {
+          const routes = Object.keys(config.models).filter(
+            (route) => route !== name && !route.includes("*"),
+          );
+          throw new ConfigError(
+            `Invalid configuration:\n  models.${name}.${field}: no route named '${other}'; routes it may name (exact names, no '*'): ${routes.join(", ") || "none"}`,
           );
         }
       }

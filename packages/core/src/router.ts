@@ -50,10 +50,14 @@ export interface ModelRouteOptions {
   strategy?: Strategy;
   /**
    * Upstream calls one request may make, across retries, other targets and fallback routes.
-   * Default: 1 + the first target's provider's `retry.maxRetries`.
+   * Default: 1 + the first target's provider's `retry.maxRetries`, or, when more, the number
+   * of targets plus the number of fallback routes.
    */
   maxAttempts?: number;
-  /** Routes tried in order once no target of this one can answer. */
+  /**
+   * Routes tried in order once no target of this one can answer. They do not chain: a
+   * fallback route's own fallbacks are not followed.
+   */
   fallbacks?: string[];
   /** Routes tried in order when an upstream says the prompt is too long for its context. */
   contextFallbacks?: string[];
@@ -326,7 +330,12 @@ function resolveRoute(
     );
   }
   const first = targets[0] as RouteTarget;
-  const maxAttempts = options.maxAttempts ?? 1 + first.provider.retry.maxRetries;
+  const fallbacks = checkRouteNames(name, "fallbacks", options.fallbacks, models);
+  // Enough by default to retry as the first provider says, and to reach every target and
+  // every fallback route once.
+  const maxAttempts =
+    options.maxAttempts ??
+    Math.max(1 + first.provider.retry.maxRetries, targets.length + fallbacks.length);
   if (!Number.isSafeInteger(maxAttempts) || maxAttempts < 1) {
     throw new TypeError(`models.${name}.maxAttempts: expected a whole number >= 1`);
   }
@@ -344,7 +353,7 @@ function resolveRoute(
     balancer,
     capped: targets.some((target) => target.cap !== undefined),
     maxAttempts,
-    fallbacks: checkRouteNames(name, "fallbacks", options.fallbacks, models),
+    fallbacks,
     contextFallbacks: checkRouteNames(name, "contextFallbacks", options.contextFallbacks, models),
   };
 }

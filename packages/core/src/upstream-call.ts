@@ -366,6 +366,12 @@ export async function callUpstream(
         onWait: (milliseconds) => {
           waitMs = milliseconds;
         },
+        // Sending again without what the provider added is one more upstream call.
+        mayResend: () => {
+          if (attempts >= budget) return false;
+          attempts++;
+          return true;
+        },
       });
       if (response.kind === "json") {
         picked.completed(response.usage?.outputTokens);

@@ -149,8 +149,8 @@ describe("compressed upstream answers", () => {
 });
 
 describe("what the gateway adds on its own", () => {
-  it("never fails a request: an upstream that refuses stream_options gets the client's request, and never the field again", async () => {
-    running = await start();
+  it("never fails a request with an attempt to spare: an upstream that refuses stream_options gets the client's request, and never the field again", async () => {
+    running = await start({ models: { "gpt-*": { provider: "mock", maxAttempts: 2 } } });
     upstream.enqueue({
       kind: "status",
       status: 400,
@@ -164,6 +164,8 @@ describe("what the gateway adds on its own", () => {
     const stream = seedBody("gpt-4o-mini", "1", true);
     const first = await post(stream);
     expect(first.status).toBe(200);
+    // The second call counts in the request's attempt budget.
+    expect(first.headers.get("x-aigw-attempts")).toBe("2");
     expect(await first.text()).toContain("[DONE]");
     const [refused, plain] = upstream.requests;
     expect(JSON.parse(refused?.rawBody ?? "{}").stream_options).toEqual({ include_usage: true });

@@ -207,6 +207,26 @@ describe("moving on", () => {
     expect(await response.text()).toContain("[DONE]");
   });
 
+  it("reaches every target and fallback route by default, whatever the retries", async () => {
+    await start({
+      models: {
+        chat: {
+          targets: [
+            { provider: "flaky", model: "one" },
+            { provider: "flaky", model: "two" },
+          ],
+          fallbacks: ["backup"],
+        },
+        backup: { provider: "openai", model: "spare" },
+      },
+    });
+    flaky.enqueue({ kind: "status", status: 500 }, { kind: "status", status: 500 });
+    const response = await chat("chat");
+    expect(response.status).toBe(200);
+    expect(response.headers.get("x-aigw-attempts")).toBe("3");
+    expect(modelsSent(openai)).toEqual(["spare"]);
+  });
+
   it("(B.5 4) never goes past the attempt budget across targets and fallback routes", async () => {
     await start({
       models: {

@@ -521,7 +521,9 @@ export function createHttpProvider(settings: HttpProviderSettings): Provider {
           true,
         );
         const text = bytes.toString("utf8");
-        if (encoded.refusedAddition?.(status, text)) return send(request, options);
+        if (encoded.refusedAddition?.(status, text) && (options.mayResend?.() ?? true)) {
+          return send(request, options);
+        }
         throw upstreamFailure(status, responseHeaders, text);
       }
       const headers = pickHeaders(responseHeaders);

@@ -89,6 +89,12 @@ export interface SendOptions {
    * a provider whose pool is capped tells: without a cap no request waits.
    */
   onWait?: ((waitMs: number) => void) | undefined;
+  /**
+   * Asked before the request is sent once more as the client wrote it, after the upstream
+   * refused a field the provider added on its own (`stream_options`): false makes the refusal
+   * the answer. The gateway counts the second call in its attempt budget. Default: sent.
+   */
+  mayResend?: (() => boolean) | undefined;
 }
 
 /** A stream of upstream events; `usage` is known once the stream has ended. */

@@ -344,7 +344,14 @@ export function createResponseCache(
       const control = cacheControl(request);
       const target = route.targets[0];
       const { protocol } = exchange;
-      if (!policy || !target || !protocol.cachedEndpoints.has(call.endpoint) || control.noStore) {
+      const unrecorded = call.body.stream === true && !protocol.streamRecording(call.endpoint);
+      if (
+        !policy ||
+        !target ||
+        !protocol.cachedEndpoints.has(call.endpoint) ||
+        unrecorded ||
+        control.noStore
+      ) {
         outcome.cache = "BYPASS";
         return { ...(await loop(cancellation)), cacheHeaders: { "x-aigw-cache": "BYPASS" } };
       }

@@ -40,6 +40,7 @@ import {
 } from "./limits.js";
 import { createModelCatalog, type ModelCatalogOptions } from "./model-catalog.js";
 import { createObserver } from "./observe.js";
+import { anthropicProtocol } from "./protocols/anthropic/index.js";
 import { openAIProtocol } from "./protocols/openai/index.js";
 import type { Protocol } from "./protocols/protocol.js";
 import { createModelRouter, type ModelRouteOptions, type TargetLimiterFactory } from "./router.js";
@@ -188,7 +189,7 @@ function endpointFor(path: string): EndpointRoute | undefined {
 }
 
 /** The protocols clients may speak; the first one's errors answer requests outside them all. */
-const protocols: readonly Protocol[] = [openAIProtocol];
+const protocols: readonly Protocol[] = [openAIProtocol, anthropicProtocol];
 const defaultProtocol = openAIProtocol;
 
 const endpointRoutes = new Map<string, EndpointRoute>([

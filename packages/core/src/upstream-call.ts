@@ -179,6 +179,13 @@ function allTargetsOut(retryAt: number | undefined, route: string): AigwError {
   );
 }
 
+function cannotSpeak(provider: string, protocol: string): AigwError {
+  return new AigwError(
+    `Provider '${provider}' does not speak the ${protocol} protocol this request is in; route it to a provider that does.`,
+    { status: 400, type: "invalid_request_error", code: "unsupported_endpoint" },
+  );
+}
+
 function targetsAtCapacity(until: number, route: string): AigwError {
   const seconds = Math.max(1, Math.ceil((until - Date.now()) / 1000));
   return new AigwError(
@@ -304,6 +311,18 @@ export async function callUpstream(
     const target = current.targets.find(
       (candidate) => candidate.id === picked.target,
     ) as RouteTarget;
+    // A target that speaks the client's protocol gets the client's own text; any other gets
+    // the canonical shape (OpenAI's, which the OpenAI protocol's requests already are) and
+    // its provider writes its own wire format from that.
+    const native = target.provider.protocols.includes(exchange.protocol.name);
+    if (!native && !exchange.protocol.canonical) {
+      // Nothing to send it: another target of the route may speak the protocol.
+      picked.end();
+      tried ??= new Set();
+      tried.add(target.id);
+      refusal ??= cannotSpeak(target.providerName, exchange.protocol.name);
+      continue;
+    }
     let capHeld: HeldReservation | undefined;
     if (target.cap) {
       const { cap } = target;
@@ -323,10 +342,6 @@ export async function callUpstream(
       }
     }
     const { body } = targetRequest(call, requestedModel, target);
-    // A target that speaks the client's protocol gets the client's own text; any other gets
-    // the canonical shape (OpenAI's, which the OpenAI protocol's requests already are) and
-    // its provider writes its own wire format from that.
-    const native = target.provider.protocols.includes(exchange.protocol.name);
     const rawBody = native
       ? sentText(exchange.receivedJson, call, body, hooks.hasBeforeRequest)
       : undefined;

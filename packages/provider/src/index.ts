@@ -1,3 +1,4 @@
+export { usageOfMessage } from "./anthropic/messages-to-chat.js";
 export { type AnthropicOptions, createAnthropic } from "./anthropic/provider.js";
 export { type AzureOpenAIOptions, createAzureOpenAI } from "./azure.js";
 export { Cancellation, type CancelSignal, onAbort } from "./cancellation.js";

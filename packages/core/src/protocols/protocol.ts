@@ -15,6 +15,11 @@ export interface Protocol {
   /** The endpoints it serves, by request path ("/v1/chat/completions"). */
   readonly endpoints: ReadonlyMap<string, Endpoint>;
   /**
+   * Whether its requests are the canonical shape (OpenAI's), which every provider accepts.
+   * A request of another protocol reaches only targets that speak that protocol natively.
+   */
+  readonly canonical: boolean;
+  /**
    * Checks what the gateway itself relies on in a request body and gives the requested model.
    * @throws AigwError 400 `invalid_request_error` naming the field at fault.
    */

@@ -101,6 +101,7 @@ export const openAIProtocol: Protocol = {
     ["/v1/responses", "responses"],
     ["/v1/images/generations", "images/generations"],
   ]),
+  canonical: true,
   validate,
   promptTokens: (_endpoint, body) =>
     estimatePromptTokens(body.messages ?? body.input ?? body.prompt ?? ""),

@@ -1,0 +1,112 @@
+import {
+  AigwError,
+  createSseEvent,
+  type Endpoint,
+  estimatePromptTokens,
+  type SseEvent,
+  usageOfMessage,
+} from "@aigw/provider";
+import { maxModelLength } from "../../body.js";
+import { invalidRequest } from "../../errors.js";
+import type { Protocol } from "../protocol.js";
+import { answerText, eventText, requestText } from "./text-view.js";
+
+type JsonObject = Record<string, unknown>;
+
+function isObject(value: unknown): value is JsonObject {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** Checks what the gateway relies on in a Messages request, naming the field at fault. */
+function validate(_endpoint: Endpoint, body: JsonObject): string {
+  const { model, messages, max_tokens: maxTokens, stream } = body;
+  if (typeof model !== "string" || model === "") {
+    throw invalidRequest(
+      model === undefined ? "model: Field required" : "model: Input should be a non-empty string",
+      "model",
+    );
+  }
+  if (model.length > maxModelLength) {
+    throw invalidRequest(`model: longer than ${maxModelLength} characters`, "model");
+  }
+  if (!Array.isArray(messages)) {
+    throw invalidRequest(
+      messages === undefined ? "messages: Field required" : "messages: Input should be a list",
+      "messages",
+    );
+  }
+  if (!Number.isSafeInteger(maxTokens) || (maxTokens as number) < 1) {
+    throw invalidRequest(
+      maxTokens === undefined
+        ? "max_tokens: Field required"
+        : "max_tokens: Input should be a whole number of at least 1",
+      "max_tokens",
+    );
+  }
+  if (stream !== undefined && typeof stream !== "boolean") {
+    throw invalidRequest("stream: Input should be a valid boolean", "stream");
+  }
+  return model;
+}
+
+// Anthropic's error types by HTTP status (its API reference); others are api_error.
+const errorTypes = new Map<number, string>([
+  [400, "invalid_request_error"],
+  [401, "authentication_error"],
+  [402, "billing_error"],
+  [403, "permission_error"],
+  [404, "not_found_error"],
+  [408, "timeout_error"],
+  [413, "request_too_large"],
+  [429, "rate_limit_error"],
+  [503, "overloaded_error"],
+  [504, "timeout_error"],
+  [529, "overloaded_error"],
+]);
+const anthropicTypes = new Set([...errorTypes.values(), "api_error"]);
+
+/** Anthropic's error object: an upstream's own type when it is one of Anthropic's. */
+function errorObject(error: AigwError): JsonObject {
+  const type = anthropicTypes.has(error.type)
+    ? error.type
+    : (errorTypes.get(error.upstreamStatus ?? error.status) ??
+      errorTypes.get(error.status) ??
+      "api_error");
+  return { type: "error", error: { type, message: error.message } };
+}
+
+/**
+ * Anthropic's Messages API (`POST /v1/messages`), as the Anthropic SDKs and Claude Code speak
+ * it. Requests go as they are to targets that speak it; errors are in Anthropic's envelope.
+ */
+export const anthropicProtocol: Protocol = {
+  name: "anthropic",
+  endpoints: new Map<string, Endpoint>([["/v1/messages", "messages"]]),
+  canonical: false,
+  validate,
+  promptTokens: (_endpoint, body) =>
+    estimatePromptTokens([body.system ?? "", body.messages ?? [], body.tools ?? []]),
+  outputCap: (_endpoint, body) =>
+    Number.isSafeInteger(body.max_tokens) ? (body.max_tokens as number) : undefined,
+  deliveryFields: new Set(["stream", "metadata"]),
+  cachedEndpoints: new Set<Endpoint>(["messages"]),
+  readUsage(answer) {
+    let message: unknown;
+    try {
+      message = JSON.parse(Buffer.from(answer).toString("utf8"));
+    } catch {
+      throw new AigwError("A stored answer is not JSON.", {
+        status: 502,
+        type: "upstream_error",
+        code: "invalid_response",
+      });
+    }
+    return isObject(message) && isObject(message.usage) ? usageOfMessage(message.usage) : undefined;
+  },
+  streamRecording: () => undefined,
+  requestText,
+  answerText,
+  eventText,
+  errorBody: (error) => JSON.stringify(errorObject(error)),
+  streamErrorEvent: (_endpoint, error): SseEvent => createSseEvent(errorObject(error), "error"),
+};

@@ -32,6 +32,7 @@ const operationNames: Record<Endpoint, string> = {
   responses: "chat",
   "images/generations": "generate_content",
   messages: "chat",
+  "messages/count_tokens": "count_tokens",
   models: "list_models",
 };
 

@@ -19,6 +19,7 @@ import type { Exchange, HeldReservation, Outcome } from "./exchange.js";
 import type { HookRunner } from "./hooks.js";
 import { tokenNeed } from "./limits.js";
 import type { Observer } from "./observe.js";
+import type { CanonicalRequest } from "./protocols/protocol.js";
 import type { ModelRouter, ResolvedRoute, RouteTarget } from "./router.js";
 import type { AttemptEvent, GatewayRequest, UpstreamCall } from "./types.js";
 
@@ -179,6 +180,40 @@ function allTargetsOut(retryAt: number | undefined, route: string): AigwError {
   );
 }
 
+/** An answer of the canonical shape, as the client's protocol has it. */
+function inClientProtocol(
+  response: ProviderResponse,
+  canonical: CanonicalRequest,
+): ProviderResponse {
+  if (response.kind === "json") return { ...response, body: canonical.answer(response.body) };
+  const { events } = response;
+  const translator = canonical.stream();
+  return {
+    ...response,
+    events: {
+      get usage() {
+        return events.usage;
+      },
+      async *[Symbol.asyncIterator]() {
+        for await (const event of events) {
+          if (isComment(event)) {
+            yield event;
+            continue;
+          }
+          let chunk: unknown;
+          try {
+            chunk = event.data === "[DONE]" ? undefined : event.json();
+          } catch {
+            continue;
+          }
+          yield* translator.push(chunk);
+        }
+        yield* translator.end();
+      },
+    },
+  };
+}
+
 function cannotSpeak(provider: string, protocol: string): AigwError {
   return new AigwError(
     `Provider '${provider}' does not speak the ${protocol} protocol this request is in; route it to a provider that does.`,
@@ -315,13 +350,29 @@ export async function callUpstream(
     // the canonical shape (OpenAI's, which the OpenAI protocol's requests already are) and
     // its provider writes its own wire format from that.
     const native = target.provider.protocols.includes(exchange.protocol.name);
+    const { body } = targetRequest(call, requestedModel, target);
+    let canonical: CanonicalRequest | undefined;
     if (!native && !exchange.protocol.canonical) {
-      // Nothing to send it: another target of the route may speak the protocol.
-      picked.end();
-      tried ??= new Set();
-      tried.add(target.id);
-      refusal ??= cannotSpeak(target.providerName, exchange.protocol.name);
-      continue;
+      const local = exchange.protocol.localAnswer?.(call.endpoint, call.body);
+      if (local) {
+        picked.end();
+        const headers = { "content-type": "application/json" };
+        const response = { kind: "json" as const, status: 200, headers, body: local };
+        return { response, providerName: target.providerName, attempts };
+      }
+      try {
+        canonical = exchange.protocol.toCanonical?.(call.endpoint, body);
+      } catch (error) {
+        refusal ??= toAigwError(error);
+      }
+      if (!canonical) {
+        // Nothing to send it: another target of the route may speak the protocol.
+        picked.end();
+        tried ??= new Set();
+        tried.add(target.id);
+        refusal ??= cannotSpeak(target.providerName, exchange.protocol.name);
+        continue;
+      }
     }
     let capHeld: HeldReservation | undefined;
     if (target.cap) {
@@ -341,7 +392,6 @@ export async function callUpstream(
         exchange.reservations.push(capHeld);
       }
     }
-    const { body } = targetRequest(call, requestedModel, target);
     const rawBody = native
       ? sentText(exchange.receivedJson, call, body, hooks.hasBeforeRequest)
       : undefined;
@@ -365,8 +415,8 @@ export async function callUpstream(
         streaming,
       );
     const providerRequest: ProviderRequest = {
-      endpoint: call.endpoint,
-      body,
+      endpoint: canonical?.endpoint ?? call.endpoint,
+      body: canonical?.body ?? body,
       rawBody,
       headers: request.headers,
       requestId: context.requestId,
@@ -375,7 +425,7 @@ export async function callUpstream(
       dropUnsupportedParams: target.dropUnsupportedParams,
     };
     try {
-      const response = await target.provider.send(providerRequest, {
+      const sent = await target.provider.send(providerRequest, {
         signal,
         deadlineAt,
         onWait: (milliseconds) => {
@@ -388,6 +438,7 @@ export async function callUpstream(
           return true;
         },
       });
+      const response = canonical ? inClientProtocol(sent, canonical) : sent;
       if (response.kind === "json") {
         picked.completed(response.usage?.outputTokens);
         observer.responseStarted(exchange, response.body);

@@ -135,6 +135,19 @@ describe("POST /v1/messages to an Anthropic upstream", () => {
     expect(text.trimEnd().split("\n\n").at(-1)).toContain("event: error");
   });
 
+  it("counts tokens: Anthropic's own count from Anthropic targets, a local estimate that says so otherwise", async () => {
+    const counted = await client.messages.countTokens({ model, messages: hello });
+    expect(counted.input_tokens).toBeGreaterThan(0);
+    expect(mock.requests[0]?.path).toBe("/v1/messages/count_tokens");
+    const estimated = (await client.messages.countTokens({
+      model: "gpt-4o-mini",
+      messages: hello,
+    })) as { input_tokens: number; estimated?: boolean };
+    expect(estimated.input_tokens).toBeGreaterThan(0);
+    expect(estimated.estimated).toBe(true);
+    expect(openai.requests.length).toBe(0);
+  });
+
   it("answers again from the response cache, and refuses a target that does not speak the protocol", async () => {
     const first = await client.messages.create({
       model: "cached",
@@ -147,11 +160,199 @@ describe("POST /v1/messages to an Anthropic upstream", () => {
     expect(again.response.headers.get("x-aigw-cache")).toBe("HIT");
     expect(again.data).toEqual(first);
     expect(mock.requests.length).toBe(1);
+  });
+});
 
-    const refused = await client.messages
-      .create({ model: "gpt-4o-mini", max_tokens: 8, messages: hello })
-      .catch((error: unknown) => error);
-    expect(refused).toBeInstanceOf(Anthropic.BadRequestError);
-    expect(openai.requests.length).toBe(0);
+type ChatBody = {
+  messages: { role: string; content: unknown; tool_calls?: unknown[]; tool_call_id?: string }[];
+  tools?: { function: { name: string } }[];
+  [field: string]: unknown;
+};
+const sentChat = () => openai.requests.at(-1)?.body as ChatBody;
+const chunk = (delta: Record<string, unknown>, finish: string | null = null) => ({
+  id: "chatcmpl-1",
+  object: "chat.completion.chunk",
+  created: 1,
+  model: "gpt-4o-mini",
+  choices: [{ index: 0, delta, finish_reason: finish }],
+});
+const toolCall = (index: number, extra: Record<string, unknown>, args: string) => ({
+  tool_calls: [{ index, ...extra, function: { ...(extra.function as object), arguments: args } }],
+});
+
+describe("POST /v1/messages to an OpenAI-compatible upstream", () => {
+  it("translates the request (system first, metadata.user_id as user) and the answer", async () => {
+    const message = await client.messages.create({
+      model: "gpt-4o-mini",
+      max_tokens: 64,
+      system: [{ type: "text", text: "Be brief." }],
+      stop_sequences: ["END"],
+      metadata: { user_id: "u-7" },
+      messages: hello,
+    });
+    expect(message.type).toBe("message");
+    expect(message.content[0]?.type).toBe("text");
+    expect(message.stop_reason).toBe("end_turn");
+    expect(message.usage.input_tokens).toBeGreaterThan(0);
+    const sent = sentChat();
+    expect(sent.messages[0]).toEqual({ role: "system", content: "Be brief." });
+    expect(sent.messages[1]).toEqual({ role: "user", content: "Hello" });
+    expect(sent).toMatchObject({ max_tokens: 64, stop: ["END"], user: "u-7" });
+  });
+
+  it("streams in Anthropic's grammar: message_start first with usage and empty content, contiguous blocks, message_stop last", async () => {
+    const stream = client.messages.stream({
+      model: "gpt-4o-mini",
+      max_tokens: 64,
+      messages: hello,
+    });
+    const types: string[] = [];
+    stream.on("streamEvent", (event) => types.push(event.type));
+    const message = await stream.finalMessage();
+    expect(types[0]).toBe("message_start");
+    expect(types.at(-1)).toBe("message_stop");
+    expect(types.at(-2)).toBe("message_delta");
+    expect(message.content.length).toBe(1);
+    expect(message.usage.output_tokens).toBeGreaterThan(0);
+    expect(sentChat().stream_options).toEqual({ include_usage: true });
+  });
+
+  it("puts interleaved tool-call deltas each in its own block, and restores long tool names", async () => {
+    const longName = `lookup_${"x".repeat(80)}`;
+    const shortened = `${longName.slice(0, 55)}_`;
+    openai.enqueue({
+      kind: "events",
+      events: [
+        chunk({ role: "assistant", content: "" }),
+        chunk({ content: "Let me look." }),
+        chunk(toolCall(0, { id: "call_a", type: "function", function: { name: "time" } }, "")),
+        chunk(
+          toolCall(1, { id: "call_b", type: "function", function: { name: "pending" } }, '{"q"'),
+        ),
+        chunk(toolCall(0, {}, '{"zone":')),
+        chunk(toolCall(1, {}, ':"x"}')),
+        chunk(toolCall(0, {}, '"UTC"}')),
+        chunk({}, "tool_calls"),
+        {
+          ...chunk({}),
+          choices: [],
+          usage: { prompt_tokens: 9, completion_tokens: 5, total_tokens: 14 },
+        },
+        "[DONE]",
+      ],
+    });
+    const stream = client.messages.stream({
+      model: "gpt-4o-mini",
+      max_tokens: 64,
+      messages: hello,
+      tools: [
+        { name: "time", input_schema: { type: "object" } },
+        { name: longName, input_schema: { type: "object" } },
+      ],
+    });
+    const indices: number[] = [];
+    stream.on("streamEvent", (event) => {
+      if (event.type === "content_block_start") indices.push(event.index);
+    });
+    const message = await stream.finalMessage();
+    expect(indices).toEqual([0, 1, 2]);
+    expect(message.content.map((block) => block.type)).toEqual(["text", "tool_use", "tool_use"]);
+    expect(message.content[1]).toMatchObject({
+      id: "call_a",
+      name: "time",
+      input: { zone: "UTC" },
+    });
+    expect(message.content[2]).toMatchObject({ id: "call_b", name: "pending", input: { q: "x" } });
+    expect(message.stop_reason).toBe("tool_use");
+    expect(message.usage).toMatchObject({ input_tokens: 9, output_tokens: 5 });
+    const sentName = sentChat().tools?.[1]?.function.name ?? "";
+    expect(sentName.startsWith(shortened)).toBe(true);
+    expect(sentName.length).toBe(64);
+
+    // The answer names the shortened tool: the client sees its own name back.
+    openai.enqueue({
+      kind: "status",
+      status: 200,
+      body: {
+        id: "chatcmpl-2",
+        object: "chat.completion",
+        created: 1,
+        model: "gpt-4o-mini",
+        choices: [
+          {
+            index: 0,
+            message: {
+              role: "assistant",
+              content: null,
+              tool_calls: [
+                { id: "call_c", type: "function", function: { name: sentName, arguments: "{}" } },
+              ],
+            },
+            finish_reason: "tool_calls",
+          },
+        ],
+        usage: { prompt_tokens: 3, completion_tokens: 2, total_tokens: 5 },
+      },
+    });
+    const answer = await client.messages.create({
+      model: "gpt-4o-mini",
+      max_tokens: 64,
+      messages: hello,
+      tools: [{ name: longName, input_schema: { type: "object" } }],
+    });
+    expect(answer.content[0]).toMatchObject({ type: "tool_use", name: longName, id: "call_c" });
+  });
+
+  it("sends tool results right after the call, one tool message each, before the user's own text", async () => {
+    await client.messages.create({
+      model: "gpt-4o-mini",
+      max_tokens: 64,
+      messages: [
+        { role: "user", content: "Weather in Paris and Oslo?" },
+        {
+          role: "assistant",
+          content: [
+            { type: "text", text: "Checking." },
+            { type: "tool_use", id: "toolu_1", name: "weather", input: { city: "Paris" } },
+            { type: "tool_use", id: "toolu_2", name: "weather", input: { city: "Oslo" } },
+          ],
+        },
+        {
+          role: "user",
+          content: [
+            { type: "tool_result", tool_use_id: "toolu_1", content: "Sunny" },
+            {
+              type: "tool_result",
+              tool_use_id: "toolu_2",
+              content: [{ type: "text", text: "Rain" }],
+            },
+            { type: "text", text: "Thanks." },
+          ],
+        },
+      ],
+    });
+    const { messages } = sentChat();
+    expect(messages.map((message) => message.role)).toEqual([
+      "user",
+      "assistant",
+      "tool",
+      "tool",
+      "user",
+    ]);
+    expect(messages[1]?.tool_calls).toEqual([
+      {
+        id: "toolu_1",
+        type: "function",
+        function: { name: "weather", arguments: '{"city":"Paris"}' },
+      },
+      {
+        id: "toolu_2",
+        type: "function",
+        function: { name: "weather", arguments: '{"city":"Oslo"}' },
+      },
+    ]);
+    expect(messages[2]).toEqual({ role: "tool", tool_call_id: "toolu_1", content: "Sunny" });
+    expect(messages[3]).toEqual({ role: "tool", tool_call_id: "toolu_2", content: "Rain" });
+    expect(messages[4]).toEqual({ role: "user", content: "Thanks." });
   });
 });

@@ -12,6 +12,7 @@ export type Endpoint =
   | "responses"
   | "images/generations"
   | "messages"
+  | "messages/count_tokens"
   | "models";
 
 /** One server-sent event, as it came from the upstream. */

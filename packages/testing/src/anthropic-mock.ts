@@ -60,7 +60,10 @@ export type AnthropicBehaviour =
   /** Waits between events; a JSON reply waits between its headers and its body. */
   | { kind: "delayEvents"; delayMs: number; reply?: AnthropicScript };
 
-/** A running mock of the Anthropic Messages API (`POST /v1/messages`, `GET /v1/models`). */
+/**
+ * A running mock of the Anthropic Messages API (`POST /v1/messages`,
+ * `POST /v1/messages/count_tokens`, `GET /v1/models`).
+ */
 export interface AnthropicMock {
   /** Root URL without `/v1`, as the Anthropic SDK's `baseURL` wants it. */
   url: string;
@@ -219,6 +222,14 @@ export async function startAnthropicMock(
     if (record.method === "GET" && pathname === "/v1/models") {
       response.writeHead(200, { "content-type": "application/json" });
       response.end(JSON.stringify(anthropicModelList));
+      return;
+    }
+    if (record.method === "POST" && pathname === "/v1/messages/count_tokens") {
+      // A deterministic count: a token per four characters of the system prompt and messages.
+      const counted = record.body as Record<string, unknown> | undefined;
+      const text = JSON.stringify([counted?.system ?? "", counted?.messages ?? []]);
+      response.writeHead(200, { "content-type": "application/json" });
+      response.end(JSON.stringify({ input_tokens: Math.ceil(text.length / 4) }));
       return;
     }
     if (record.method !== "POST" || pathname !== "/v1/messages") {

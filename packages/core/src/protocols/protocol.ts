@@ -45,10 +45,33 @@ export interface Protocol {
   answerText(endpoint: Endpoint, answer: unknown): TextPiece[];
   /** The text one stream event adds. */
   eventText(endpoint: Endpoint, event: SseEvent): TextPiece[];
+  /**
+   * For a protocol that is not canonical: a request as the canonical shape, for a target that
+   * does not speak the protocol, with what turns its answers back; undefined when the endpoint
+   * has no canonical form.
+   * @throws AigwError 400 for a request that cannot be translated.
+   */
+  toCanonical?(endpoint: Endpoint, body: Record<string, unknown>): CanonicalRequest | undefined;
+  /**
+   * An answer the gateway gives itself when a target does not speak the protocol, for an
+   * endpoint that needs no upstream (Anthropic's count_tokens: a local estimate); undefined
+   * when it has none.
+   */
+  localAnswer?(endpoint: Endpoint, body: Record<string, unknown>): Uint8Array | undefined;
   /** An error as the protocol's JSON error body. */
   errorBody(error: AigwError): string;
   /** An error after a stream started, as the protocol's frame; nothing follows it. */
   streamErrorEvent(endpoint: Endpoint, error: AigwError): SseEvent;
+}
+
+/** A request in the canonical shape, and how its answers go back to the client's protocol. */
+export interface CanonicalRequest {
+  endpoint: Endpoint;
+  body: Record<string, unknown>;
+  /** A JSON answer in the client's protocol. */
+  answer(body: Uint8Array): Uint8Array;
+  /** A fresh translator for one stream: its events for each upstream chunk, then its end. */
+  stream(): { push(chunk: unknown): SseEvent[]; end(): SseEvent[] };
 }
 
 /**

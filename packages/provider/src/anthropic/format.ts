@@ -199,13 +199,16 @@ export function createAnthropicFormat(options: ChatToMessagesOptions): WireForma
           readStream: ({ secrets }) => new AnthropicStreamReader(secrets, false),
         };
       }
-      if (request.endpoint === "messages") {
+      if (request.endpoint === "messages" || request.endpoint === "messages/count_tokens") {
+        const counting = request.endpoint === "messages/count_tokens";
         return {
           body: request.rawBody ?? JSON.stringify(request.body ?? {}),
           readAnswer(bytes, { secrets, upstreamRequestId }) {
             const message = parseAnswer(bytes, upstreamRequestId);
             const usage = isObject(message) && isObject(message.usage) ? message.usage : {};
-            return { body: screenBody(bytes, secrets), usage: usageOfMessage(usage) };
+            const body = screenBody(bytes, secrets);
+            // Counting tokens uses none.
+            return { body, usage: counting ? undefined : usageOfMessage(usage) };
           },
           readStream: ({ secrets }) => new NativeStreamReader(secrets),
         };

@@ -21,6 +21,9 @@ export interface AnthropicOptions extends TransportOptions {
   onDroppedField?: (name: string) => void;
 }
 
+// Endpoints whose path below the base URL is their name; chat completions go to `messages`.
+const nativePaths: ReadonlySet<string> = new Set(["models", "messages", "messages/count_tokens"]);
+
 /**
  * A provider for Anthropic's Messages API, serving OpenAI chat completions requests (JSON and
  * streams) translated both ways, and the model list. The client's `anthropic-beta` header is
@@ -38,7 +41,7 @@ export function createAnthropic(options: AnthropicOptions): Provider {
     kind: "anthropic",
     origin: url.origin,
     pathFor: (request) =>
-      `${prefix}/${request.endpoint === "models" ? "models" : "messages"}${url.search}`,
+      `${prefix}/${nativePaths.has(request.endpoint) ? request.endpoint : "messages"}${url.search}`,
     headers: { "anthropic-version": options.version ?? "2023-06-01", ...options.headers },
     authHeaders: { "x-api-key": options.apiKey },
     defaultForwardHeaders: ["anthropic-beta"],

@@ -1,8 +1,11 @@
 import {
   AigwError,
+  ChatToMessagesStream,
+  chatAnswerToMessage,
   createSseEvent,
   type Endpoint,
   estimatePromptTokens,
+  messagesRequestToChat,
   type SseEvent,
   usageOfMessage,
 } from "@aigw/provider";
@@ -18,7 +21,7 @@ function isObject(value: unknown): value is JsonObject {
 }
 
 /** Checks what the gateway relies on in a Messages request, naming the field at fault. */
-function validate(_endpoint: Endpoint, body: JsonObject): string {
+function validate(endpoint: Endpoint, body: JsonObject): string {
   const { model, messages, max_tokens: maxTokens, stream } = body;
   if (typeof model !== "string" || model === "") {
     throw invalidRequest(
@@ -35,7 +38,8 @@ function validate(_endpoint: Endpoint, body: JsonObject): string {
       "messages",
     );
   }
-  if (!Number.isSafeInteger(maxTokens) || (maxTokens as number) < 1) {
+  // Counting tokens takes the same body without max_tokens.
+  if (endpoint === "messages" && (!Number.isSafeInteger(maxTokens) || (maxTokens as number) < 1)) {
     throw invalidRequest(
       maxTokens === undefined
         ? "max_tokens: Field required"
@@ -47,6 +51,24 @@ function validate(_endpoint: Endpoint, body: JsonObject): string {
     throw invalidRequest("stream: Input should be a valid boolean", "stream");
   }
   return model;
+}
+
+/** An answer's JSON. @throws AigwError 502 `invalid_response` for one that is not JSON. */
+function parsed(bytes: Uint8Array): unknown {
+  try {
+    return JSON.parse(Buffer.from(bytes).toString("utf8"));
+  } catch {
+    throw new AigwError("The answer is not JSON.", {
+      status: 502,
+      type: "upstream_error",
+      code: "invalid_response",
+    });
+  }
+}
+
+/** A rough count of a Messages body's input: system prompt, messages and tools. */
+function estimatedInput(body: JsonObject): number {
+  return estimatePromptTokens([body.system ?? "", body.messages ?? [], body.tools ?? []]);
 }
 
 // Anthropic's error types by HTTP status (its API reference); others are api_error.
@@ -77,33 +99,50 @@ function errorObject(error: AigwError): JsonObject {
 
 /**
  * Anthropic's Messages API (`POST /v1/messages`), as the Anthropic SDKs and Claude Code speak
- * it. Requests go as they are to targets that speak it; errors are in Anthropic's envelope.
+ * it. Requests go as they are to targets that speak it, and translated to OpenAI chat
+ * completions for the others; errors are in Anthropic's envelope.
  */
 export const anthropicProtocol: Protocol = {
   name: "anthropic",
-  endpoints: new Map<string, Endpoint>([["/v1/messages", "messages"]]),
+  endpoints: new Map<string, Endpoint>([
+    ["/v1/messages", "messages"],
+    ["/v1/messages/count_tokens", "messages/count_tokens"],
+  ]),
   canonical: false,
   validate,
-  promptTokens: (_endpoint, body) =>
-    estimatePromptTokens([body.system ?? "", body.messages ?? [], body.tools ?? []]),
-  outputCap: (_endpoint, body) =>
-    Number.isSafeInteger(body.max_tokens) ? (body.max_tokens as number) : undefined,
+  // Counting tokens spends none.
+  promptTokens: (endpoint, body) => (endpoint === "messages" ? estimatedInput(body) : 0),
+  outputCap: (endpoint, body) => {
+    if (endpoint !== "messages") return 0;
+    return Number.isSafeInteger(body.max_tokens) ? (body.max_tokens as number) : undefined;
+  },
   deliveryFields: new Set(["stream", "metadata"]),
   cachedEndpoints: new Set<Endpoint>(["messages"]),
   readUsage(answer) {
-    let message: unknown;
-    try {
-      message = JSON.parse(Buffer.from(answer).toString("utf8"));
-    } catch {
-      throw new AigwError("A stored answer is not JSON.", {
-        status: 502,
-        type: "upstream_error",
-        code: "invalid_response",
-      });
-    }
+    const message = parsed(answer);
     return isObject(message) && isObject(message.usage) ? usageOfMessage(message.usage) : undefined;
   },
   streamRecording: () => undefined,
+  toCanonical(endpoint, body) {
+    if (endpoint !== "messages") return undefined;
+    const { body: chat, toolNames } = messagesRequestToChat(body);
+    return {
+      endpoint: "chat/completions",
+      body: chat,
+      answer(bytes) {
+        const answer = parsed(bytes);
+        return Buffer.from(
+          JSON.stringify(chatAnswerToMessage(isObject(answer) ? answer : {}, toolNames)),
+        );
+      },
+      stream: () => new ChatToMessagesStream(toolNames),
+    };
+  },
+  localAnswer(endpoint, body) {
+    if (endpoint !== "messages/count_tokens") return undefined;
+    const answer = { input_tokens: estimatedInput(body), estimated: true };
+    return Buffer.from(JSON.stringify(answer));
+  },
   requestText,
   answerText,
   eventText,

@@ -1,0 +1,276 @@
+import { randomUUID } from "node:crypto";
+import { isObject, type JsonObject as Json } from "../json-object.js";
+import { createSseEvent } from "../sse.js";
+import type { SseEvent } from "../types.js";
+
+/** OpenAI's finish_reason -> Anthropic's stop_reason. */
+export function stopReason(finishReason: unknown): string {
+  switch (finishReason) {
+    case "length":
+      return "max_tokens";
+    case "tool_calls":
+    case "function_call":
+      return "tool_use";
+    case "content_filter":
+      return "refusal";
+    default:
+      return "end_turn";
+  }
+}
+
+function count(value: unknown): number {
+  return typeof value === "number" && Number.isFinite(value) ? value : 0;
+}
+
+/**
+ * OpenAI's usage -> Anthropic's: `input_tokens` leaves out cached reads, which go to
+ * `cache_read_input_tokens`.
+ */
+export function messagesUsage(usage: unknown): Json {
+  const fields = isObject(usage) ? usage : {};
+  const details = isObject(fields.prompt_tokens_details) ? fields.prompt_tokens_details : {};
+  const cached = count(details.cached_tokens);
+  return {
+    input_tokens: Math.max(0, count(fields.prompt_tokens) - cached),
+    output_tokens: count(fields.completion_tokens),
+    cache_creation_input_tokens: 0,
+    cache_read_input_tokens: cached,
+  };
+}
+
+function parsedArguments(text: unknown): Json {
+  if (typeof text !== "string" || text === "") return {};
+  try {
+    const parsed: unknown = JSON.parse(text);
+    return isObject(parsed) ? parsed : { value: parsed };
+  } catch {
+    return { arguments: text };
+  }
+}
+
+/**
+ * An OpenAI chat completion as an Anthropic message: reasoning first (unsigned, as thinking),
+ * then text, then tool calls, with shortened tool names restored from `toolNames`.
+ */
+export function chatAnswerToMessage(answer: Json, toolNames: ReadonlyMap<string, string>): Json {
+  const choice =
+    Array.isArray(answer.choices) && isObject(answer.choices[0]) ? answer.choices[0] : {};
+  const message = isObject(choice.message) ? choice.message : {};
+  const content: Json[] = [];
+  const reasoning = message.reasoning_content ?? message.reasoning;
+  if (typeof reasoning === "string" && reasoning !== "") {
+    content.push({ type: "thinking", thinking: reasoning, signature: "" });
+  }
+  if (typeof message.content === "string" && message.content !== "") {
+    content.push({ type: "text", text: message.content });
+  }
+  if (typeof message.refusal === "string" && message.refusal !== "") {
+    content.push({ type: "text", text: message.refusal });
+  }
+  for (const call of Array.isArray(message.tool_calls) ? message.tool_calls.filter(isObject) : []) {
+    const fn = isObject(call.function) ? call.function : {};
+    const name = typeof fn.name === "string" ? (toolNames.get(fn.name) ?? fn.name) : "";
+    content.push({ type: "tool_use", id: call.id, name, input: parsedArguments(fn.arguments) });
+  }
+  return {
+    id: typeof answer.id === "string" ? `msg_${answer.id}` : `msg_${randomUUID()}`,
+    type: "message",
+    role: "assistant",
+    model: answer.model,
+    content,
+    stop_reason: stopReason(choice.finish_reason),
+    stop_sequence: null,
+    usage: messagesUsage(answer.usage),
+  };
+}
+
+type OpenBlock = { kind: "text" | "thinking" } | { kind: "tool"; call: number };
+
+/**
+ * OpenAI chat chunks -> Anthropic's stream events, one stream at a time. `message_start`
+ * comes first, with empty content and usage; each text, reasoning or tool call gets a block of
+ * its own, with contiguous indices and the delta that opened it; a later tool call's deltas
+ * wait while an earlier call's block is open; no empty delta is sent; `message_delta`, with the
+ * final usage, waits for the usage chunk, and `message_stop` ends the stream.
+ */
+export class ChatToMessagesStream {
+  private started = false;
+  private open: OpenBlock | undefined;
+  private index = -1;
+  private finish: unknown;
+  private usage: unknown;
+  private finished = false;
+  /** Tool calls by OpenAI index; a waiting call's arguments are held until its block opens. */
+  private readonly calls = new Map<
+    number,
+    { id: unknown; name: string; held: string; state: "waiting" | "open" | "done" }
+  >();
+
+  constructor(private readonly toolNames: ReadonlyMap<string, string>) {}
+
+  /** The Anthropic events one chunk makes. */
+  push(chunk: unknown): SseEvent[] {
+    const events: SseEvent[] = [];
+    if (!isObject(chunk) || this.finished) return events;
+    if (!this.started) {
+      this.started = true;
+      events.push(
+        this.event("message_start", {
+          type: "message_start",
+          message: {
+            id: typeof chunk.id === "string" ? `msg_${chunk.id}` : `msg_${randomUUID()}`,
+            type: "message",
+            role: "assistant",
+            model: chunk.model,
+            content: [],
+            stop_reason: null,
+            stop_sequence: null,
+            usage: messagesUsage(undefined),
+          },
+        }),
+      );
+    }
+    if (isObject(chunk.usage)) this.usage = chunk.usage;
+    const choice =
+      Array.isArray(chunk.choices) && isObject(chunk.choices[0]) ? chunk.choices[0] : undefined;
+    const delta = isObject(choice?.delta) ? choice.delta : {};
+    const reasoning = delta.reasoning_content ?? delta.reasoning;
+    if (typeof reasoning === "string" && reasoning !== "") {
+      this.text(events, "thinking", reasoning);
+    }
+    if (typeof delta.content === "string" && delta.content !== "") {
+      this.text(events, "text", delta.content);
+    }
+    for (const piece of Array.isArray(delta.tool_calls) ? delta.tool_calls.filter(isObject) : []) {
+      this.tool(events, piece);
+    }
+    if (choice?.finish_reason !== undefined && choice.finish_reason !== null) {
+      this.finish = choice.finish_reason;
+      this.flushWaitingCalls(events);
+    }
+    return events;
+  }
+
+  /** The stream's end (the upstream's `[DONE]` or its last chunk): the held message_delta, then message_stop. */
+  end(): SseEvent[] {
+    if (this.finished || !this.started) return [];
+    this.finished = true;
+    const events: SseEvent[] = [];
+    this.flushWaitingCalls(events);
+    const usage = messagesUsage(this.usage);
+    events.push(
+      this.event("message_delta", {
+        type: "message_delta",
+        delta: { stop_reason: stopReason(this.finish), stop_sequence: null },
+        usage: {
+          output_tokens: usage.output_tokens,
+          input_tokens: usage.input_tokens,
+          cache_read_input_tokens: usage.cache_read_input_tokens,
+        },
+      }),
+    );
+    events.push(this.event("message_stop", { type: "message_stop" }));
+    return events;
+  }
+
+  private event(name: string, data: Json): SseEvent {
+    return createSseEvent(data, name);
+  }
+
+  private text(events: SseEvent[], kind: "text" | "thinking", text: string) {
+    if (this.open?.kind !== kind) {
+      this.closeBlock(events);
+      this.startBlock(
+        events,
+        { kind },
+        kind === "text"
+          ? { type: "text", text: "" }
+          : { type: "thinking", thinking: "", signature: "" },
+      );
+    }
+    const delta =
+      kind === "text" ? { type: "text_delta", text } : { type: "thinking_delta", thinking: text };
+    events.push(
+      this.event("content_block_delta", { type: "content_block_delta", index: this.index, delta }),
+    );
+  }
+
+  private tool(events: SseEvent[], piece: Json) {
+    const position = typeof piece.index === "number" ? piece.index : 0;
+    const fn = isObject(piece.function) ? piece.function : {};
+    let call = this.calls.get(position);
+    if (!call) {
+      const name = typeof fn.name === "string" ? (this.toolNames.get(fn.name) ?? fn.name) : "";
+      call = { id: piece.id, name, held: "", state: "waiting" };
+      this.calls.set(position, call);
+    }
+    const args = typeof fn.arguments === "string" ? fn.arguments : "";
+    if (call.state === "open") {
+      if (args !== "") this.argumentsDelta(events, args);
+      return;
+    }
+    call.held += args;
+    // A call waits while an earlier call's block is open, so its deltas never land in it.
+    if (call.state === "waiting" && this.open?.kind !== "tool") {
+      this.closeBlock(events);
+      this.openCall(events, position);
+    }
+  }
+
+  private openCall(events: SseEvent[], position: number) {
+    const call = this.calls.get(position);
+    if (!call) return;
+    call.state = "open";
+    this.startBlock(
+      events,
+      { kind: "tool", call: position },
+      { type: "tool_use", id: call.id, name: call.name, input: {} },
+    );
+    if (call.held !== "") this.argumentsDelta(events, call.held);
+    call.held = "";
+  }
+
+  private argumentsDelta(events: SseEvent[], partial: string) {
+    events.push(
+      this.event("content_block_delta", {
+        type: "content_block_delta",
+        index: this.index,
+        delta: { type: "input_json_delta", partial_json: partial },
+      }),
+    );
+  }
+
+  /** Each call that waited for an earlier block, in a block of its own. */
+  private flushWaitingCalls(events: SseEvent[]) {
+    for (const [position, call] of this.calls) {
+      if (call.state !== "waiting") continue;
+      this.closeBlock(events);
+      this.openCall(events, position);
+    }
+    this.closeBlock(events);
+  }
+
+  private startBlock(events: SseEvent[], block: OpenBlock, contentBlock: Json) {
+    this.index++;
+    this.open = block;
+    events.push(
+      this.event("content_block_start", {
+        type: "content_block_start",
+        index: this.index,
+        content_block: contentBlock,
+      }),
+    );
+  }
+
+  private closeBlock(events: SseEvent[]) {
+    if (!this.open) return;
+    if (this.open.kind === "tool") {
+      const call = this.calls.get(this.open.call);
+      if (call) call.state = "done";
+    }
+    events.push(
+      this.event("content_block_stop", { type: "content_block_stop", index: this.index }),
+    );
+    this.open = undefined;
+  }
+}

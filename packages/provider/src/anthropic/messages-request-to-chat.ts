@@ -1,0 +1,172 @@
+import { createHash } from "node:crypto";
+import { AigwError } from "../errors.js";
+import { isObject, type JsonObject as Json } from "../json-object.js";
+
+/** OpenAI's longest function name; Anthropic allows longer ones. */
+const maxToolNameLength = 64;
+
+/**
+ * A tool name OpenAI accepts: a longer one becomes its first 55 characters, "_" and 8 hex
+ * digits of its SHA-256, so two long names never meet.
+ */
+export function openAIToolName(name: string): string {
+  if (name.length <= maxToolNameLength) return name;
+  const digest = createHash("sha256").update(name).digest("hex").slice(0, 8);
+  return `${name.slice(0, 55)}_${digest}`;
+}
+
+function refuse(message: string, param: string): never {
+  throw new AigwError(message, { status: 400, type: "invalid_request_error", param });
+}
+
+function blocksOf(content: unknown, param: string): Json[] {
+  if (typeof content === "string") return [{ type: "text", text: content }];
+  if (!Array.isArray(content))
+    return refuse("content must be a string or a list of blocks.", param);
+  return content.map((block, index) => {
+    if (!isObject(block)) refuse("A content block must be an object.", `${param}.${index}`);
+    return block;
+  });
+}
+
+/** An image or document source as an OpenAI URL: a data URL for base64, the URL itself. */
+function sourceURL(source: unknown, param: string): string {
+  if (!isObject(source)) return refuse("A source is required.", `${param}.source`);
+  if (source.type === "base64" && typeof source.data === "string") {
+    return `data:${String(source.media_type)};base64,${source.data}`;
+  }
+  if (source.type === "url" && typeof source.url === "string") return source.url;
+  return refuse("Only base64 and url sources can be sent on.", `${param}.source.type`);
+}
+
+/** A user block as an OpenAI content part. */
+function userPart(block: Json, param: string): Json {
+  switch (block.type) {
+    case "text":
+      return { type: "text", text: block.text };
+    case "image":
+      return { type: "image_url", image_url: { url: sourceURL(block.source, param) } };
+    case "document":
+      if (isObject(block.source) && block.source.type === "text") {
+        return { type: "text", text: block.source.data };
+      }
+      return { type: "file", file: { file_data: sourceURL(block.source, param) } };
+    default:
+      return refuse(`Blocks of type ${JSON.stringify(block.type)} cannot be sent on.`, param);
+  }
+}
+
+/** A tool result's content as OpenAI's: a string, or one text item's text, or a list of parts. */
+function toolResultContent(content: unknown, param: string): string | Json[] {
+  if (content === undefined) return "";
+  if (typeof content === "string") return content;
+  const parts = blocksOf(content, param).map((block, index) =>
+    block.type === "text"
+      ? { type: "text", text: block.text }
+      : userPart(block, `${param}.${index}`),
+  );
+  return parts.length === 1 && parts[0]?.type === "text" ? (parts[0].text as string) : parts;
+}
+
+/**
+ * An Anthropic Messages request as an OpenAI chat completions request. Tool results become
+ * tool messages placed before the user's own text of the same turn; tool names over OpenAI's
+ * 64 characters are shortened (`openAIToolName`), and `toolNames` maps each shortened name back.
+ *
+ * @throws AigwError 400 `invalid_request_error`, with `param`, for what cannot be translated.
+ */
+export function messagesRequestToChat(body: Json): { body: Json; toolNames: Map<string, string> } {
+  const toolNames = new Map<string, string>();
+  const named = (name: unknown) => {
+    if (typeof name !== "string") return name;
+    const short = openAIToolName(name);
+    if (short !== name) toolNames.set(short, name);
+    return short;
+  };
+  const messages: Json[] = [];
+  if (body.system !== undefined) {
+    const system = blocksOf(body.system, "system")
+      .filter((block) => block.type === "text")
+      .map((block) => block.text)
+      .join("\n");
+    if (system !== "") messages.push({ role: "system", content: system });
+  }
+  if (!Array.isArray(body.messages)) refuse("messages must be a list.", "messages");
+  body.messages.forEach((message: unknown, turn: number) => {
+    const param = `messages.${turn}`;
+    if (!isObject(message)) refuse("A message must be an object.", param);
+    const blocks = blocksOf(message.content, `${param}.content`);
+    if (message.role === "assistant") {
+      let text = "";
+      const calls: Json[] = [];
+      for (const block of blocks) {
+        if (block.type === "text" && typeof block.text === "string") text += block.text;
+        if (block.type === "tool_use") {
+          calls.push({
+            id: block.id,
+            type: "function",
+            function: { name: named(block.name), arguments: JSON.stringify(block.input ?? {}) },
+          });
+        }
+      }
+      const assistant: Json = { role: "assistant", content: text === "" ? null : text };
+      if (calls.length > 0) assistant.tool_calls = calls;
+      messages.push(assistant);
+      return;
+    }
+    const parts: Json[] = [];
+    blocks.forEach((block, index) => {
+      const at = `${param}.content.${index}`;
+      if (block.type === "tool_result") {
+        // OpenAI wants a call's result right after the assistant turn that made it.
+        messages.push({
+          role: "tool",
+          tool_call_id: block.tool_use_id,
+          content: toolResultContent(block.content, `${at}.content`),
+        });
+        return;
+      }
+      parts.push(userPart(block, at));
+    });
+    if (parts.length === 0) return;
+    const only = parts.length === 1 && parts[0]?.type === "text" ? parts[0].text : undefined;
+    messages.push({ role: "user", content: only ?? parts });
+  });
+
+  const chat: Json = { model: body.model, messages, max_tokens: body.max_tokens };
+  if (body.stream === true) {
+    chat.stream = true;
+    chat.stream_options = { include_usage: true };
+  }
+  for (const field of ["temperature", "top_p"] as const) {
+    if (body[field] !== undefined) chat[field] = body[field];
+  }
+  if (Array.isArray(body.stop_sequences)) chat.stop = body.stop_sequences;
+  if (isObject(body.metadata) && typeof body.metadata.user_id === "string") {
+    chat.user = body.metadata.user_id;
+  }
+  if (Array.isArray(body.tools)) {
+    chat.tools = body.tools.filter(isObject).map((tool) => ({
+      type: "function",
+      function: {
+        name: named(tool.name),
+        ...(typeof tool.description === "string" ? { description: tool.description } : {}),
+        parameters: isObject(tool.input_schema) ? tool.input_schema : { type: "object" },
+      },
+    }));
+  }
+  if (isObject(body.tool_choice)) {
+    const choice = body.tool_choice;
+    if (choice.type === "any") chat.tool_choice = "required";
+    else if (choice.type === "auto" || choice.type === "none") chat.tool_choice = choice.type;
+    else if (choice.type === "tool") {
+      chat.tool_choice = { type: "function", function: { name: named(choice.name) } };
+    }
+    if (choice.disable_parallel_tool_use === true) chat.parallel_tool_calls = false;
+  }
+  if (isObject(body.thinking) && body.thinking.type === "enabled") {
+    const budget = Number(body.thinking.budget_tokens);
+    chat.reasoning_effort = budget >= 4096 ? "high" : budget >= 2048 ? "medium" : "low";
+  }
+  return { body: chat, toolNames };
+}

@@ -1,4 +1,4 @@
-import { isComment, keepAliveEvent, type SseEvent, type TokenUsage } from "@aigw/provider";
+import { isComment, type SseEvent, type TokenUsage } from "@aigw/provider";
 import { toAigwError } from "./errors.js";
 import type { Exchange } from "./exchange.js";
 import type { HookRunner } from "./hooks.js";
@@ -84,7 +84,8 @@ class ClientStream implements AsyncIterator<SseEvent> {
       this.idleTimer = setTimeout(this.onIdle, this.settings.keepAliveIntervalMs);
       const { first } = this.result.stream;
       // The model is still thinking: the client gets its headers now, and a comment.
-      if (!first) return Promise.resolve({ done: false, value: keepAliveEvent });
+      if (!first)
+        return Promise.resolve({ done: false, value: this.exchange.protocol.keepAliveEvent });
       const out = this.passHooks(first);
       if (out) return Promise.resolve({ done: false, value: out });
     }
@@ -126,7 +127,7 @@ class ClientStream implements AsyncIterator<SseEvent> {
     const event = result.value;
     let out: SseEvent | undefined;
     // The upstream's own comments keep the client's connection alive too; hooks see data only.
-    if (isComment(event)) out = keepAliveEvent;
+    if (isComment(event)) out = this.exchange.protocol.keepAliveEvent;
     else {
       if (!this.seenData) {
         this.seenData = true;
@@ -173,7 +174,8 @@ class ClientStream implements AsyncIterator<SseEvent> {
     this.lastEventAt = performance.now();
     this.idleTimer = setTimeout(this.onIdle, interval);
     // A reader busy writing (waiting for drain) gets no comment: its socket is not idle.
-    if (this.waiter && this.reading) this.hand({ done: false, value: keepAliveEvent });
+    if (this.waiter && this.reading)
+      this.hand({ done: false, value: this.exchange.protocol.keepAliveEvent });
   };
 
   /** The event after onChunk hooks (undefined: dropped); a failing hook fails the stream. */

@@ -35,6 +35,12 @@ beforeAll(async () => {
       "claude-*": { provider: "anthropic" },
       cached: { provider: "anthropic", model: "claude-sonnet-4-5", cache: true },
       "gpt-*": { provider: "openai" },
+      resilient: {
+        provider: "anthropic",
+        model: "claude-sonnet-4-5",
+        fallbacks: ["gpt-4o-mini"],
+      },
+      "gpt-4o-mini": { provider: "openai" },
     },
     tenants: { team: { keyHashes: [hashApiKey(clientKey)] } },
     cache: { store: createMemoryCache(), enabled: false },
@@ -148,7 +154,7 @@ describe("POST /v1/messages to an Anthropic upstream", () => {
     expect(openai.requests.length).toBe(0);
   });
 
-  it("answers again from the response cache, and refuses a target that does not speak the protocol", async () => {
+  it("answers again from the response cache, JSON and streams, whatever the metadata", async () => {
     const first = await client.messages.create({
       model: "cached",
       max_tokens: 64,
@@ -159,6 +165,37 @@ describe("POST /v1/messages to an Anthropic upstream", () => {
       .withResponse();
     expect(again.response.headers.get("x-aigw-cache")).toBe("HIT");
     expect(again.data).toEqual(first);
+    expect(mock.requests.length).toBe(1);
+    // The same request streamed is answered from the entry, in Anthropic's events.
+    const replayed = client.messages.stream({ model: "cached", max_tokens: 64, messages: hello });
+    expect(await replayed.finalMessage()).toMatchObject(first);
+    expect(mock.requests.length).toBe(1);
+  });
+
+  it("keeps a streamed answer (thinking and its signature, tool input) for JSON and stream requests alike", async () => {
+    const thinking = { type: "thinking" as const, thinking: "Mull it over.", signature: "sig-9==" };
+    const tool = {
+      type: "tool_use" as const,
+      id: "toolu_9",
+      name: "weather",
+      input: { city: "Oslo" },
+    };
+    mock.enqueue({ kind: "reply", content: [thinking, { type: "text", text: "Hm." }, tool] });
+    const request = {
+      model: "cached",
+      max_tokens: 2_048,
+      messages: [{ role: "user" as const, content: "Weather in Oslo?" }],
+    };
+    const streamed = await client.messages.stream(request).finalMessage();
+    expect(streamed.content[0]).toMatchObject(thinking);
+    expect(streamed.content[1]).toMatchObject({ type: "text", text: "Hm." });
+    expect(streamed.content[2]).toMatchObject(tool);
+    const stored = await client.messages.create(request).withResponse();
+    expect(stored.response.headers.get("x-aigw-cache")).toBe("HIT");
+    expect(stored.data.content).toEqual(streamed.content);
+    expect(stored.data.stop_reason).toBe("tool_use");
+    const replayed = await client.messages.stream(request).finalMessage();
+    expect(replayed.content).toEqual(streamed.content);
     expect(mock.requests.length).toBe(1);
   });
 });
@@ -301,6 +338,34 @@ describe("POST /v1/messages to an OpenAI-compatible upstream", () => {
       tools: [{ name: longName, input_schema: { type: "object" } }],
     });
     expect(answer.content[0]).toMatchObject({ type: "tool_use", name: longName, id: "call_c" });
+  });
+
+  it("keeps a stream alive with Anthropic's ping while the model thinks, and the SDK reads on", async () => {
+    openai.enqueue({ kind: "slowFirstEvent", delayMs: 2_600 });
+    const response = await client.messages
+      .create({ model: "gpt-4o-mini", max_tokens: 64, messages: hello, stream: true })
+      .asResponse();
+    const text = await response.text();
+    expect(text.startsWith('event: ping\ndata: {"type":"ping"}')).toBe(true);
+    expect(text).toContain("event: message_stop");
+    openai.enqueue({ kind: "slowFirstEvent", delayMs: 2_600 });
+    const message = await client.messages
+      .stream({ model: "gpt-4o-mini", max_tokens: 64, messages: hello })
+      .finalMessage();
+    expect(message.content[0]?.type).toBe("text");
+  });
+
+  it("answers the Anthropic SDK in Anthropic's form from an OpenAI fallback when the Anthropic target fails", async () => {
+    mock.enqueue({ kind: "status", status: 529 });
+    const message = await client.messages.create({
+      model: "resilient",
+      max_tokens: 64,
+      messages: hello,
+    });
+    expect(message.type).toBe("message");
+    expect(message.content[0]?.type).toBe("text");
+    expect(mock.requests.length).toBe(1);
+    expect(openai.requests.length).toBe(1);
   });
 
   it("sends tool results right after the call, one tool message each, before the user's own text", async () => {

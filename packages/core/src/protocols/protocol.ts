@@ -58,6 +58,8 @@ export interface Protocol {
    * when it has none.
    */
   localAnswer?(endpoint: Endpoint, body: Record<string, unknown>): Uint8Array | undefined;
+  /** What a stream gets during long silences, so proxies in front do not cut it. */
+  readonly keepAliveEvent: SseEvent;
   /** An error as the protocol's JSON error body. */
   errorBody(error: AigwError): string;
   /** An error after a stream started, as the protocol's frame; nothing follows it. */

@@ -12,6 +12,7 @@ import {
 import { maxModelLength } from "../../body.js";
 import { invalidRequest } from "../../errors.js";
 import type { Protocol } from "../protocol.js";
+import { messagesRecording } from "./stream-recording.js";
 import { answerText, eventText, requestText } from "./text-view.js";
 
 type JsonObject = Record<string, unknown>;
@@ -109,6 +110,8 @@ export const anthropicProtocol: Protocol = {
     ["/v1/messages/count_tokens", "messages/count_tokens"],
   ]),
   canonical: false,
+  // Anthropic's own keep-alive; its SDKs skip it wherever it comes.
+  keepAliveEvent: createSseEvent({ type: "ping" }, "ping"),
   validate,
   // Counting tokens spends none.
   promptTokens: (endpoint, body) => (endpoint === "messages" ? estimatedInput(body) : 0),
@@ -122,7 +125,7 @@ export const anthropicProtocol: Protocol = {
     const message = parsed(answer);
     return isObject(message) && isObject(message.usage) ? usageOfMessage(message.usage) : undefined;
   },
-  streamRecording: () => undefined,
+  streamRecording: (endpoint) => (endpoint === "messages" ? messagesRecording : undefined),
   toCanonical(endpoint, body) {
     if (endpoint !== "messages") return undefined;
     const { body: chat, toolNames } = messagesRequestToChat(body);

@@ -3,6 +3,7 @@ import {
   createSseEvent,
   type Endpoint,
   estimatePromptTokens,
+  keepAliveEvent,
   readUsage,
   type SseEvent,
 } from "@aigw/provider";
@@ -102,6 +103,7 @@ export const openAIProtocol: Protocol = {
     ["/v1/images/generations", "images/generations"],
   ]),
   canonical: true,
+  keepAliveEvent,
   validate,
   promptTokens: (_endpoint, body) =>
     estimatePromptTokens(body.messages ?? body.input ?? body.prompt ?? ""),

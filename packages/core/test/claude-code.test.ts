@@ -97,7 +97,7 @@ describe.skipIf(!supported)(`Claude Code ${version} against the gateway`, () => 
       expect(stdout).toContain("mock:");
       const sent = openai.requests.filter((request) => request.path === "/v1/chat/completions");
       expect(sent.length).toBeGreaterThan(0);
-      expect((sent[0]?.body as { model: string }).model).toBe("gpt-4o-mini");
+      expect(sent[0]?.body).toMatchObject({ model: "gpt-4o-mini" });
     } finally {
       await translated.close();
     }

@@ -368,6 +368,91 @@ describe("POST /v1/messages to an OpenAI-compatible upstream", () => {
     expect(openai.requests.length).toBe(1);
   });
 
+  it("ends with Anthropic's error event, never message_stop, when the upstream's stream fails", async () => {
+    openai.enqueue({
+      kind: "events",
+      events: [
+        chunk({ role: "assistant", content: "" }),
+        chunk({ content: "Hel" }),
+        { error: { message: "The server is overloaded", type: "server_error" } },
+      ],
+    });
+    const response = await fetch(`${running.url}/v1/messages`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-api-key": clientKey },
+      body: JSON.stringify({ model: "gpt-4o-mini", max_tokens: 64, stream: true, messages: hello }),
+    });
+    const text = await response.text();
+    expect(text).toContain("event: content_block_delta");
+    expect(text).not.toContain("message_stop");
+    expect(text.trimEnd().split("\n\n").at(-1)).toContain("event: error");
+  });
+
+  it("keeps two tool calls apart when an upstream gives both the same index with new ids", async () => {
+    openai.enqueue({
+      kind: "events",
+      events: [
+        chunk(
+          toolCall(0, { id: "call_1", type: "function", function: { name: "first" } }, '{"a":1}'),
+        ),
+        chunk(
+          toolCall(0, { id: "call_2", type: "function", function: { name: "second" } }, '{"b":2}'),
+        ),
+        chunk({}, "tool_calls"),
+        "[DONE]",
+      ],
+    });
+    const message = await client.messages
+      .stream({ model: "gpt-4o-mini", max_tokens: 64, messages: hello })
+      .finalMessage();
+    expect(message.content).toEqual([
+      expect.objectContaining({ type: "tool_use", id: "call_1", name: "first", input: { a: 1 } }),
+      expect.objectContaining({ type: "tool_use", id: "call_2", name: "second", input: { b: 2 } }),
+    ]);
+  });
+
+  it("sends a tool's image as the user's, after the results, and leaves out turns of thinking alone", async () => {
+    const png = "iVBORw0KGgo=";
+    await client.messages.create({
+      model: "gpt-4o-mini",
+      max_tokens: 64,
+      messages: [
+        { role: "user", content: "Show me the screen." },
+        {
+          role: "assistant",
+          content: [{ type: "tool_use", id: "toolu_s", name: "screenshot", input: {} }],
+        },
+        {
+          role: "user",
+          content: [
+            {
+              type: "tool_result",
+              tool_use_id: "toolu_s",
+              content: [
+                { type: "text", text: "Here it is." },
+                { type: "image", source: { type: "base64", media_type: "image/png", data: png } },
+              ],
+            },
+          ],
+        },
+        { role: "assistant", content: [{ type: "thinking", thinking: "Hm.", signature: "s" }] },
+        { role: "user", content: "And now?" },
+      ],
+    });
+    const { messages } = sentChat();
+    expect(messages.map((message) => message.role)).toEqual([
+      "user",
+      "assistant",
+      "tool",
+      "user",
+      "user",
+    ]);
+    expect(messages[2]).toEqual({ role: "tool", tool_call_id: "toolu_s", content: "Here it is." });
+    expect(messages[3]?.content).toEqual([
+      { type: "image_url", image_url: { url: `data:image/png;base64,${png}` } },
+    ]);
+  });
+
   it("sends tool results right after the call, one tool message each, before the user's own text", async () => {
     await client.messages.create({
       model: "gpt-4o-mini",

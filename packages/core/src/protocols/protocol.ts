@@ -16,7 +16,8 @@ export interface Protocol {
   readonly endpoints: ReadonlyMap<string, Endpoint>;
   /**
    * Whether its requests are the canonical shape (OpenAI's), which every provider accepts.
-   * A request of another protocol reaches only targets that speak that protocol natively.
+   * A request of another protocol goes as it is to targets that speak that protocol, and
+   * through `toCanonical` to the others.
    */
   readonly canonical: boolean;
   /**

@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { AigwError } from "../errors.js";
 import { isObject, type JsonObject as Json } from "../json-object.js";
 import { createSseEvent } from "../sse.js";
 import type { SseEvent } from "../types.js";
@@ -70,7 +71,8 @@ export function chatAnswerToMessage(answer: Json, toolNames: ReadonlyMap<string,
   for (const call of Array.isArray(message.tool_calls) ? message.tool_calls.filter(isObject) : []) {
     const fn = isObject(call.function) ? call.function : {};
     const name = typeof fn.name === "string" ? (toolNames.get(fn.name) ?? fn.name) : "";
-    content.push({ type: "tool_use", id: call.id, name, input: parsedArguments(fn.arguments) });
+    const id = typeof call.id === "string" ? call.id : `toolu_${randomUUID().replaceAll("-", "")}`;
+    content.push({ type: "tool_use", id, name, input: parsedArguments(fn.arguments) });
   }
   return {
     id: typeof answer.id === "string" ? `msg_${answer.id}` : `msg_${randomUUID()}`,
@@ -84,7 +86,22 @@ export function chatAnswerToMessage(answer: Json, toolNames: ReadonlyMap<string,
   };
 }
 
-type OpenBlock = { kind: "text" | "thinking" } | { kind: "tool"; call: number };
+interface ToolCall {
+  id: string;
+  name: string;
+  held: string;
+  state: "waiting" | "open" | "done";
+}
+
+type OpenBlock = { kind: "text" | "thinking" } | { kind: "tool"; call: ToolCall };
+
+/** Most tool calls one answer may make, and most argument characters held while they wait. */
+const maxToolCalls = 256;
+const maxHeldCharacters = 8 * 2 ** 20;
+
+function streamFailure(message: string): AigwError {
+  return new AigwError(message, { status: 502, type: "upstream_error", code: "stream_error" });
+}
 
 /**
  * OpenAI chat chunks -> Anthropic's stream events, one stream at a time. `message_start`
@@ -100,18 +117,27 @@ export class ChatToMessagesStream {
   private finish: unknown;
   private usage: unknown;
   private finished = false;
-  /** Tool calls by OpenAI index; a waiting call's arguments are held until its block opens. */
-  private readonly calls = new Map<
-    number,
-    { id: unknown; name: string; held: string; state: "waiting" | "open" | "done" }
-  >();
+  /** Every tool call, in the order they began; a waiting call's arguments are held. */
+  private readonly calls: ToolCall[] = [];
+  /** The call each OpenAI tool-call index names now (a new id at an index is a new call). */
+  private readonly byIndex = new Map<unknown, ToolCall>();
+  /** Characters of arguments held for waiting calls, for `maxHeldCharacters`. */
+  private heldCharacters = 0;
 
   constructor(private readonly toolNames: ReadonlyMap<string, string>) {}
 
-  /** The Anthropic events one chunk makes. */
+  /**
+   * The Anthropic events one chunk makes.
+   * @throws AigwError 502 `stream_error` for an error chunk, and for a stream past its bounds.
+   */
   push(chunk: unknown): SseEvent[] {
     const events: SseEvent[] = [];
     if (!isObject(chunk) || this.finished) return events;
+    if (chunk.error !== undefined) {
+      const error = isObject(chunk.error) ? chunk.error : {};
+      const detail = typeof error.message === "string" ? `: ${error.message}` : "";
+      throw streamFailure(`The upstream's stream failed${detail}`);
+    }
     if (!this.started) {
       this.started = true;
       events.push(
@@ -196,37 +222,49 @@ export class ChatToMessagesStream {
   }
 
   private tool(events: SseEvent[], piece: Json) {
-    const position = typeof piece.index === "number" ? piece.index : 0;
     const fn = isObject(piece.function) ? piece.function : {};
-    let call = this.calls.get(position);
-    if (!call) {
+    let call = this.byIndex.get(piece.index ?? 0);
+    if (!call || (typeof piece.id === "string" && piece.id !== call.id)) {
+      if (this.calls.length >= maxToolCalls) {
+        throw streamFailure(`The upstream's answer has more than ${maxToolCalls} tool calls.`);
+      }
       const name = typeof fn.name === "string" ? (this.toolNames.get(fn.name) ?? fn.name) : "";
-      call = { id: piece.id, name, held: "", state: "waiting" };
-      this.calls.set(position, call);
+      const id =
+        typeof piece.id === "string" ? piece.id : `toolu_${randomUUID().replaceAll("-", "")}`;
+      call = { id, name, held: "", state: "waiting" };
+      this.calls.push(call);
+      this.byIndex.set(piece.index ?? 0, call);
     }
     const args = typeof fn.arguments === "string" ? fn.arguments : "";
     if (call.state === "open") {
       if (args !== "") this.argumentsDelta(events, args);
       return;
     }
+    if (call.state === "done") {
+      if (args === "") return;
+      throw streamFailure("The upstream sent a tool call's arguments after its block had ended.");
+    }
+    this.heldCharacters += args.length;
+    if (this.heldCharacters > maxHeldCharacters) {
+      throw streamFailure("The upstream's interleaved tool calls held too much back.");
+    }
     call.held += args;
     // A call waits while an earlier call's block is open, so its deltas never land in it.
-    if (call.state === "waiting" && this.open?.kind !== "tool") {
+    if (this.open?.kind !== "tool") {
       this.closeBlock(events);
-      this.openCall(events, position);
+      this.openCall(events, call);
     }
   }
 
-  private openCall(events: SseEvent[], position: number) {
-    const call = this.calls.get(position);
-    if (!call) return;
+  private openCall(events: SseEvent[], call: ToolCall) {
     call.state = "open";
     this.startBlock(
       events,
-      { kind: "tool", call: position },
+      { kind: "tool", call },
       { type: "tool_use", id: call.id, name: call.name, input: {} },
     );
     if (call.held !== "") this.argumentsDelta(events, call.held);
+    this.heldCharacters -= call.held.length;
     call.held = "";
   }
 
@@ -242,10 +280,10 @@ export class ChatToMessagesStream {
 
   /** Each call that waited for an earlier block, in a block of its own. */
   private flushWaitingCalls(events: SseEvent[]) {
-    for (const [position, call] of this.calls) {
+    for (const call of this.calls) {
       if (call.state !== "waiting") continue;
       this.closeBlock(events);
-      this.openCall(events, position);
+      this.openCall(events, call);
     }
     this.closeBlock(events);
   }
@@ -264,10 +302,7 @@ export class ChatToMessagesStream {
 
   private closeBlock(events: SseEvent[]) {
     if (!this.open) return;
-    if (this.open.kind === "tool") {
-      const call = this.calls.get(this.open.call);
-      if (call) call.state = "done";
-    }
+    if (this.open.kind === "tool") this.open.call.state = "done";
     events.push(
       this.event("content_block_stop", { type: "content_block_stop", index: this.index }),
     );

@@ -56,16 +56,19 @@ function userPart(block: Json, param: string): Json {
   }
 }
 
-/** A tool result's content as OpenAI's: a string, or one text item's text, or a list of parts. */
-function toolResultContent(content: unknown, param: string): string | Json[] {
+/**
+ * A tool result's content as OpenAI's, which takes text only: its text joined, and its other
+ * blocks (images, documents) as parts for the user message that follows.
+ */
+function toolResultContent(content: unknown, param: string, media: Json[]): string {
   if (content === undefined) return "";
   if (typeof content === "string") return content;
-  const parts = blocksOf(content, param).map((block, index) =>
-    block.type === "text"
-      ? { type: "text", text: block.text }
-      : userPart(block, `${param}.${index}`),
-  );
-  return parts.length === 1 && parts[0]?.type === "text" ? (parts[0].text as string) : parts;
+  const texts: string[] = [];
+  blocksOf(content, param).forEach((block, index) => {
+    if (block.type === "text" && typeof block.text === "string") texts.push(block.text);
+    else media.push(userPart(block, `${param}.${index}`));
+  });
+  return texts.join("\n");
 }
 
 /**
@@ -109,12 +112,15 @@ export function messagesRequestToChat(body: Json): { body: Json; toolNames: Map<
           });
         }
       }
+      // A turn of thinking alone has nothing OpenAI takes.
+      if (text === "" && calls.length === 0) return;
       const assistant: Json = { role: "assistant", content: text === "" ? null : text };
       if (calls.length > 0) assistant.tool_calls = calls;
       messages.push(assistant);
       return;
     }
     const parts: Json[] = [];
+    const media: Json[] = [];
     blocks.forEach((block, index) => {
       const at = `${param}.content.${index}`;
       if (block.type === "tool_result") {
@@ -122,12 +128,14 @@ export function messagesRequestToChat(body: Json): { body: Json; toolNames: Map<
         messages.push({
           role: "tool",
           tool_call_id: block.tool_use_id,
-          content: toolResultContent(block.content, `${at}.content`),
+          content: toolResultContent(block.content, `${at}.content`, media),
         });
         return;
       }
       parts.push(userPart(block, at));
     });
+    // What tools returned besides text (a screenshot) follows their results, as the user's.
+    parts.unshift(...media);
     if (parts.length === 0) return;
     const only = parts.length === 1 && parts[0]?.type === "text" ? parts[0].text : undefined;
     messages.push({ role: "user", content: only ?? parts });

@@ -59,7 +59,13 @@ function createAssembler(maxLength: number): StreamAssembler {
       }
       case "content_block_stop": {
         const open = typeof data.index === "number" ? blocks.get(data.index) : undefined;
-        if (open && open.json !== "") open.block.input = JSON.parse(open.json);
+        if (!open || open.json === "") return;
+        try {
+          open.block.input = JSON.parse(open.json);
+        } catch {
+          // Arguments cut short (at max_tokens): the answer is the client's, not the cache's.
+          failed = true;
+        }
         return;
       }
       case "message_delta":

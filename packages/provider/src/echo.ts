@@ -12,7 +12,7 @@ import type {
   SseEvent,
   TokenUsage,
 } from "./types.js";
-import { estimateTokens } from "./usage.js";
+import { estimateTokens, wantsStreamUsage } from "./usage.js";
 
 const JSON_HEADERS = { "content-type": "application/json" };
 
@@ -85,8 +85,7 @@ function echoChatCompletion(request: ProviderRequest, signal: CancelSignal | und
     return { ...response, usage };
   }
 
-  const includeUsage =
-    (body.stream_options as { include_usage?: unknown } | undefined)?.include_usage === true;
+  const includeUsage = wantsStreamUsage(body);
   const chunk = (choices: unknown[], extra: object = {}) =>
     createSseEvent({ id, object: "chat.completion.chunk", created, model, choices, ...extra });
   const delta = (content: object, finishReason: string | null = null) => ({

@@ -13,6 +13,7 @@ export { contentCodings, decodeBody } from "./content-encoding.js";
 export { createEcho } from "./echo.js";
 export { AigwError, type AigwErrorOptions, type ErrorBody } from "./errors.js";
 export type { PoolOptions, TransportOptions } from "./http-provider.js";
+export { isObject, type JsonObject } from "./json-object.js";
 export { impreciseNumbers, jsonText, setJsonFields } from "./json-text.js";
 export { createOpenAICompatible, type OpenAICompatibleOptions } from "./openai-compatible.js";
 export {
@@ -63,4 +64,5 @@ export {
   MEDIA_TOKENS,
   readUsage,
   usageFromObject,
+  wantsStreamUsage,
 } from "./usage.js";

@@ -1,3 +1,4 @@
+import { isObject } from "./json-object.js";
 import type { TokenUsage } from "./types.js";
 import { createInvalidResponseError } from "./upstream-errors.js";
 
@@ -214,4 +215,10 @@ export function readUsage(
   const reported = usageFromObject(usage);
   if (reported !== undefined || requestBody === undefined) return reported;
   return estimateUsage(requestBody, estimateTokens(outputText));
+}
+
+/** Whether a streamed request asked for the usage chunk (`stream_options.include_usage`). */
+export function wantsStreamUsage(body: Record<string, unknown> | undefined): boolean {
+  const options = body?.stream_options;
+  return isObject(options) && options.include_usage === true;
 }

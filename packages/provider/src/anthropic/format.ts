@@ -4,6 +4,7 @@ import { type SecretScrubber, screenBody } from "../secrets.js";
 import { createJsonSseEvent, createSseEvent } from "../sse.js";
 import type { SseEvent, TokenUsage } from "../types.js";
 import { createInvalidResponseError } from "../upstream-errors.js";
+import { wantsStreamUsage } from "../usage.js";
 import type { EncodedRequest, StreamReader, WireFormat } from "../wire-format.js";
 import { type ChatToMessagesOptions, chatToMessages } from "./chat-to-messages.js";
 import {
@@ -23,11 +24,6 @@ const reportedFieldsResetMs = 600_000;
 const maxHeldChunks = 16;
 const maxReportedLength = 64;
 
-/** Whether the client asked for the stream's usage chunk (`stream_options.include_usage`). */
-function wantsUsage(body: Json | undefined): boolean {
-  const options = body?.stream_options;
-  return isObject(options) && options.include_usage === true;
-}
 const nowInSeconds = () => Math.floor(Date.now() / 1000);
 
 function isContentBearing(chunk: Json): boolean {
@@ -240,7 +236,8 @@ export function createAnthropicFormat(options: ChatToMessagesOptions): WireForma
             usage: usageOfMessage(isObject(message.usage) ? message.usage : {}),
           };
         },
-        readStream: ({ secrets }) => new AnthropicStreamReader(secrets, wantsUsage(request.body)),
+        readStream: ({ secrets }) =>
+          new AnthropicStreamReader(secrets, wantsStreamUsage(request.body)),
       };
     },
   };

@@ -5,6 +5,8 @@ import {
   createSseEvent,
   type Endpoint,
   estimatePromptTokens,
+  isObject,
+  type JsonObject,
   messagesRequestToChat,
   type SseEvent,
   usageOfMessage,
@@ -14,12 +16,6 @@ import { invalidRequest } from "../../errors.js";
 import type { Protocol } from "../protocol.js";
 import { messagesRecording } from "./stream-recording.js";
 import { answerText, eventText, requestText } from "./text-view.js";
-
-type JsonObject = Record<string, unknown>;
-
-function isObject(value: unknown): value is JsonObject {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
 
 /** Checks what the gateway relies on in a Messages request, naming the field at fault. */
 function validate(endpoint: Endpoint, body: JsonObject): string {

@@ -1,11 +1,11 @@
-import { createSseEvent, type SseEvent, type TokenUsage } from "@aigw/provider";
+import {
+  createSseEvent,
+  isObject,
+  type JsonObject,
+  type SseEvent,
+  type TokenUsage,
+} from "@aigw/provider";
 import type { StreamAssembler, StreamRecording } from "../protocol.js";
-
-type JsonObject = Record<string, unknown>;
-
-function isObject(value: unknown): value is JsonObject {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
 
 /** A block as it is being streamed: tool input arrives as JSON text, in pieces. */
 interface OpenBlock {

@@ -1,12 +1,8 @@
 import type { Endpoint, SseEvent } from "@aigw/provider";
+import { isObject, type JsonObject } from "@aigw/provider";
 import type { TextPiece } from "../protocol.js";
 
-type JsonObject = Record<string, unknown>;
 type Role = TextPiece["role"];
-
-function isObject(value: unknown): value is JsonObject {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
 
 function blocks(value: unknown): JsonObject[] {
   return Array.isArray(value) ? value.filter(isObject) : [];

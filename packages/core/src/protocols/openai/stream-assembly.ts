@@ -1,20 +1,21 @@
-import { createSseEvent, type SseEvent, type TokenUsage } from "@aigw/provider";
+import {
+  createSseEvent,
+  isObject,
+  type JsonObject,
+  type SseEvent,
+  type TokenUsage,
+  wantsStreamUsage,
+} from "@aigw/provider";
 import type { StreamAssembler, StreamRecording } from "../protocol.js";
 
 /** The endpoints whose streams are assembled into, and replayed from, one JSON answer. */
 export type StreamedEndpoint = "chat/completions" | "completions";
-
-type JsonObject = Record<string, unknown>;
 
 const encoder = new TextEncoder();
 /** Top-level fields of a chunk that are not the answer's: the chunk's own kind and padding. */
 const chunkOnlyFields = new Set(["object", "choices", "usage", "obfuscation"]);
 /** Fields of a delta that name or type something: replaced, never joined. */
 const identityFields = new Set(["role", "id", "type", "name", "index", "expires_at"]);
-
-function isObject(value: unknown): value is JsonObject {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
 
 /** Each merged tool-call list's calls by the `index` their pieces name. */
 const callIndexes = new WeakMap<JsonObject[], Map<unknown, JsonObject>>();
@@ -261,17 +262,11 @@ export function replayEvents(
 
 const decoder = new TextDecoder();
 
-/** Whether a streamed request asked for the usage chunk (`stream_options.include_usage`). */
-function wantsUsage(body: Record<string, unknown>): boolean {
-  const options = body.stream_options;
-  return isObject(options) && options.include_usage === true;
-}
-
 /** Chat and completions streams, kept as their JSON answer and replayed from it. */
 export function streamRecording(endpoint: StreamedEndpoint): StreamRecording {
   return {
     assemble: (maxLength) => createStreamAssembler(endpoint, maxLength),
     replay: (answer, request) =>
-      replayEvents(endpoint, JSON.parse(decoder.decode(answer)), wantsUsage(request)),
+      replayEvents(endpoint, JSON.parse(decoder.decode(answer)), wantsStreamUsage(request)),
   };
 }

@@ -52,7 +52,7 @@ const transportFields = {
     .array(z.string())
     .optional()
     .describe(
-      "Client headers passed on upstream besides the default ones (openai-beta; anthropic-beta to Anthropic); never credentials or hop-by-hop headers.",
+      "Client headers passed on upstream besides the default ones (openai-beta; anthropic-version and anthropic-beta to Anthropic); never credentials or hop-by-hop headers.",
     ),
   timeout: milliseconds(
     "One attempt, in ms: to the last byte of a JSON answer, to the response headers of a stream. Default 600,000.",
@@ -151,7 +151,7 @@ const providerSchema = z
         .string()
         .min(1)
         .optional()
-        .describe("Sent as anthropic-version. Default 2023-06-01."),
+        .describe("Sent as anthropic-version when the client sends none. Default 2023-06-01."),
       defaultMaxTokens: z
         .number()
         .int()

@@ -361,7 +361,9 @@ export async function callUpstream(
         return { response, providerName: target.providerName, attempts };
       }
       try {
-        canonical = exchange.protocol.toCanonical?.(call.endpoint, body);
+        canonical = exchange.protocol.toCanonical?.(call.endpoint, body, {
+          dropUnsupported: target.dropUnsupportedParams ?? false,
+        });
       } catch (error) {
         refusal ??= toAigwError(error);
       }

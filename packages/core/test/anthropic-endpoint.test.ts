@@ -41,6 +41,14 @@ beforeAll(async () => {
         fallbacks: ["gpt-4o-mini"],
       },
       "gpt-4o-mini": { provider: "openai" },
+      // The OpenAI target first: a request it cannot take moves on to the Anthropic one.
+      mixed: {
+        strategy: "priority",
+        targets: [
+          { provider: "openai", model: "gpt-4o-mini" },
+          { provider: "anthropic", model: "claude-sonnet-4-5" },
+        ],
+      },
     },
     tenants: { team: { keyHashes: [hashApiKey(clientKey)] } },
     cache: { store: createMemoryCache(), enabled: false },
@@ -88,6 +96,46 @@ describe("POST /v1/messages to an Anthropic upstream", () => {
     await response.text();
     expect(mock.requests[0]?.rawBody).toBe(body);
     expect(mock.requests[0]?.headers["anthropic-beta"]).toBe("extended-cache-ttl-2025-04-11");
+  });
+
+  it("passes the client's anthropic-version on, and the provider's own when it sends none", async () => {
+    await client.messages.create(
+      { model, max_tokens: 64, messages: hello },
+      { headers: { "anthropic-version": "2099-01-01" } },
+    );
+    expect(mock.requests[0]?.headers["anthropic-version"]).toBe("2099-01-01");
+    const response = await fetch(`${running.url}/v1/messages`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-api-key": clientKey },
+      body: JSON.stringify({ model, max_tokens: 64, messages: hello }),
+    });
+    await response.text();
+    expect(mock.requests[1]?.headers["anthropic-version"]).toBe("2023-06-01");
+  });
+
+  it("allows the Anthropic SDK's headers in a browser's preflight", async () => {
+    const browserRun = await startGateway({
+      providers: { anthropic: createAnthropic({ apiKey: upstreamKey, baseURL: `${mock.url}/v1` }) },
+      models: { "claude-*": { provider: "anthropic" } },
+      cors: { origins: ["https://app.example"] },
+    });
+    try {
+      const asked =
+        "x-api-key, anthropic-version, anthropic-beta, anthropic-dangerous-direct-browser-access, content-type";
+      const preflight = await fetch(`${browserRun.url}/v1/messages`, {
+        method: "OPTIONS",
+        headers: {
+          origin: "https://app.example",
+          "access-control-request-method": "POST",
+          "access-control-request-headers": asked,
+        },
+      });
+      expect(preflight.status).toBe(204);
+      expect(preflight.headers.get("access-control-allow-origin")).toBe("https://app.example");
+      expect(preflight.headers.get("access-control-allow-headers")).toBe(asked);
+    } finally {
+      await browserRun.close();
+    }
   });
 
   it("streams in Anthropic's events, which the SDK's stream helper assembles", async () => {
@@ -504,5 +552,88 @@ describe("POST /v1/messages to an OpenAI-compatible upstream", () => {
     expect(messages[2]).toEqual({ role: "tool", tool_call_id: "toolu_1", content: "Sunny" });
     expect(messages[3]).toEqual({ role: "tool", tool_call_id: "toolu_2", content: "Rain" });
     expect(messages[4]).toEqual({ role: "user", content: "Thanks." });
+  });
+
+  it("sends structured output, images and documents, and names the stop sequence the upstream matched", async () => {
+    const png = "iVBORw0KGgo=";
+    const pdf = "JVBERi0xLjQ=";
+    openai.enqueue({
+      kind: "status",
+      status: 200,
+      body: {
+        id: "chatcmpl-s",
+        object: "chat.completion",
+        created: 1,
+        model: "gpt-4o-mini",
+        choices: [
+          {
+            index: 0,
+            message: { role: "assistant", content: '{"city":"Paris"}' },
+            finish_reason: "stop",
+            stop_reason: "END",
+          },
+        ],
+        usage: { prompt_tokens: 30, completion_tokens: 6, total_tokens: 36 },
+      },
+    });
+    const schema = { type: "object", properties: { city: { type: "string" } } };
+    const message = await client.messages.create({
+      model: "gpt-4o-mini",
+      max_tokens: 64,
+      stop_sequences: ["END"],
+      output_config: { format: { type: "json_schema", schema } },
+      messages: [
+        {
+          role: "user",
+          content: [
+            { type: "image", source: { type: "base64", media_type: "image/png", data: png } },
+            { type: "image", source: { type: "url", url: "https://example.com/cat.jpg" } },
+            {
+              type: "document",
+              source: { type: "base64", media_type: "application/pdf", data: pdf },
+            },
+            { type: "document", source: { type: "text", media_type: "text/plain", data: "Notes" } },
+            { type: "text", text: "Where is this?" },
+          ],
+        },
+      ],
+    } as Anthropic.MessageCreateParamsNonStreaming);
+    expect(message).toMatchObject({ stop_reason: "stop_sequence", stop_sequence: "END" });
+    expect(message.content).toEqual([{ type: "text", text: '{"city":"Paris"}' }]);
+    const sent = sentChat();
+    expect(sent.response_format).toEqual({
+      type: "json_schema",
+      json_schema: {
+        name: "structured_output",
+        strict: true,
+        schema: { ...schema, additionalProperties: false, required: ["city"] },
+      },
+    });
+    expect(sent.messages[0]?.content).toEqual([
+      { type: "image_url", image_url: { url: `data:image/png;base64,${png}` } },
+      { type: "image_url", image_url: { url: "https://example.com/cat.jpg" } },
+      { type: "file", file: { file_data: `data:application/pdf;base64,${pdf}` } },
+      { type: "text", text: "Notes" },
+      { type: "text", text: "Where is this?" },
+    ]);
+  });
+
+  it("moves a request with Anthropic's server tools past OpenAI targets, and refuses it on a route of them alone", async () => {
+    const tools = [{ type: "web_search_20250305", name: "web_search", max_uses: 2 }] as const;
+    const message = await client.messages.create({
+      model: "mixed",
+      max_tokens: 64,
+      messages: hello,
+      tools: [...tools],
+    });
+    expect(message.type).toBe("message");
+    expect(openai.requests.length).toBe(0);
+    expect(mock.requests.length).toBe(1);
+    const refused = await client.messages
+      .create({ model: "gpt-4o-mini", max_tokens: 64, messages: hello, tools: [...tools] })
+      .catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(Anthropic.BadRequestError);
+    expect((refused as Error).message).toContain("web_search_20250305");
+    expect(openai.requests.length).toBe(0);
   });
 });

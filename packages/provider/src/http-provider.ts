@@ -83,6 +83,8 @@ export interface HttpProviderSettings extends TransportOptions {
   format?: WireFormat;
   /** Client headers always forwarded (on top of `forwardHeaders`). Default `["openai-beta"]`. */
   defaultForwardHeaders?: readonly string[];
+  /** Headers sent when the client's forwarded headers have none of that (lower-case) name. */
+  defaultHeaders?: Record<string, string>;
 }
 
 const NEVER_FORWARDED_HEADERS = new Set([
@@ -388,6 +390,7 @@ export function createHttpProvider(settings: HttpProviderSettings): Provider {
   const format = settings.format ?? createOpenAIFormat(settings);
   const maxResponseBytes = numberOption("maxResponseBytes", settings.maxResponseBytes, 2 ** 28);
   const extraHeaders = settings.headers ?? {};
+  const defaultHeaders = Object.entries(settings.defaultHeaders ?? {});
   /** How much of an answer is read: a success up to the limit, the start of an error. */
   const bodyLimit = (status: number) => (isSuccess(status) ? maxResponseBytes : ERROR_BODY_LIMIT);
   const secrets = createSecretScrubber([
@@ -432,6 +435,7 @@ export function createHttpProvider(settings: HttpProviderSettings): Provider {
         if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(", ") : value;
       }
     }
+    for (const [name, value] of defaultHeaders) headers[name] ??= value;
     if (request.requestId) headers["x-request-id"] = request.requestId;
     if (request.traceparent) headers.traceparent = request.traceparent;
     if (request.tracestate) headers.tracestate = request.tracestate;

@@ -1,10 +1,12 @@
 export {
   ChatToMessagesStream,
   chatAnswerToMessage,
-  messagesUsage,
-  stopReason,
 } from "./anthropic/chat-to-messages-answer.js";
-export { messagesRequestToChat, openAIToolName } from "./anthropic/messages-request-to-chat.js";
+export {
+  messagesRequestToChat,
+  openAIToolName,
+  type TranslatedMessagesRequest,
+} from "./anthropic/messages-request-to-chat.js";
 export { usageOfMessage } from "./anthropic/messages-to-chat.js";
 export { type AnthropicOptions, createAnthropic } from "./anthropic/provider.js";
 export { type AzureOpenAIOptions, createAzureOpenAI } from "./azure.js";

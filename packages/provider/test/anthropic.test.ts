@@ -80,6 +80,11 @@ describe("createAnthropic", () => {
     expect(response.upstreamRequestId).toMatch(/^req_mock_/);
   });
 
+  it("sends the client's anthropic-version instead of its own, never a second one", async () => {
+    await provider.send({ ...chat(), headers: { "anthropic-version": "2099-01-01" } });
+    expect(mock.requests[0]?.headers["anthropic-version"]).toBe("2099-01-01");
+  });
+
   it("tells at most 100 distinct dropped field names, each cut to 64 characters", async () => {
     const body: Record<string, unknown> = {};
     for (let field = 0; field < 500; field++) body[`made_up_${field}_${"x".repeat(100)}`] = 1;

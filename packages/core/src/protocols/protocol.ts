@@ -52,7 +52,11 @@ export interface Protocol {
    * has no canonical form.
    * @throws AigwError 400 for a request that cannot be translated.
    */
-  toCanonical?(endpoint: Endpoint, body: Record<string, unknown>): CanonicalRequest | undefined;
+  toCanonical?(
+    endpoint: Endpoint,
+    body: Record<string, unknown>,
+    options: CanonicalOptions,
+  ): CanonicalRequest | undefined;
   /**
    * An answer the gateway gives itself when a target does not speak the protocol, for an
    * endpoint that needs no upstream (Anthropic's count_tokens: a local estimate); undefined
@@ -68,6 +72,12 @@ export interface Protocol {
 }
 
 /** A request in the canonical shape, and how its answers go back to the client's protocol. */
+/** How a request is brought to the canonical shape for one target. */
+export interface CanonicalOptions {
+  /** Leave out what has no canonical counterpart instead of refusing (the target's `dropUnsupportedParams`). */
+  dropUnsupported: boolean;
+}
+
 export interface CanonicalRequest {
   endpoint: Endpoint;
   body: Record<string, unknown>;

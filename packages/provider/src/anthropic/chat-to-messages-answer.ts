@@ -3,9 +3,32 @@ import { AigwError } from "../errors.js";
 import { isObject, type JsonObject as Json } from "../json-object.js";
 import { createSseEvent } from "../sse.js";
 import type { SseEvent } from "../types.js";
+import type { TranslatedMessagesRequest } from "./messages-request-to-chat.js";
 
-/** OpenAI's finish_reason -> Anthropic's stop_reason. */
-export function stopReason(finishReason: unknown): string {
+/** What an answer's translation reads of its request. */
+type RequestFacts = Pick<TranslatedMessagesRequest, "toolNames" | "stopSequences">;
+
+/**
+ * OpenAI's finish_reason -> Anthropic's stop_reason and stop_sequence. OpenAI never says which
+ * stop sequence matched; vLLM does, as the choice's `stop_reason`, and a "stop" with one of the
+ * request's `stopSequences` there is a `stop_sequence`.
+ */
+export function stopReason(
+  choice: { finish_reason?: unknown; stop_reason?: unknown },
+  stopSequences: readonly string[] = [],
+): { stop_reason: string; stop_sequence: string | null } {
+  const matched = choice.stop_reason;
+  if (
+    choice.finish_reason === "stop" &&
+    typeof matched === "string" &&
+    stopSequences.includes(matched)
+  ) {
+    return { stop_reason: "stop_sequence", stop_sequence: matched };
+  }
+  return { stop_reason: finishStopReason(choice.finish_reason), stop_sequence: null };
+}
+
+function finishStopReason(finishReason: unknown): string {
   switch (finishReason) {
     case "length":
       return "max_tokens";
@@ -24,18 +47,21 @@ function count(value: unknown): number {
 }
 
 /**
- * OpenAI's usage -> Anthropic's: `input_tokens` leaves out cached reads, which go to
- * `cache_read_input_tokens`.
+ * OpenAI's usage -> Anthropic's: `input_tokens` leaves out cached reads
+ * (`prompt_tokens_details.cached_tokens`) and cache writes, which OpenAI does not report but
+ * proxies in front of Anthropic do (`cache_creation_input_tokens` beside the counts, or
+ * `prompt_tokens_details.cache_write_tokens`).
  */
 export function messagesUsage(usage: unknown): Json {
   const fields = isObject(usage) ? usage : {};
   const details = isObject(fields.prompt_tokens_details) ? fields.prompt_tokens_details : {};
-  const cached = count(details.cached_tokens);
+  const cacheRead = count(details.cached_tokens);
+  const cacheWrite = count(fields.cache_creation_input_tokens) || count(details.cache_write_tokens);
   return {
-    input_tokens: Math.max(0, count(fields.prompt_tokens) - cached),
+    input_tokens: Math.max(0, count(fields.prompt_tokens) - cacheRead - cacheWrite),
     output_tokens: count(fields.completion_tokens),
-    cache_creation_input_tokens: 0,
-    cache_read_input_tokens: cached,
+    cache_creation_input_tokens: cacheWrite,
+    cache_read_input_tokens: cacheRead,
   };
 }
 
@@ -51,9 +77,10 @@ function parsedArguments(text: unknown): Json {
 
 /**
  * An OpenAI chat completion as an Anthropic message: reasoning first (unsigned, as thinking),
- * then text, then tool calls, with shortened tool names restored from `toolNames`.
+ * then text, then tool calls, with shortened tool names restored from `request.toolNames`.
  */
-export function chatAnswerToMessage(answer: Json, toolNames: ReadonlyMap<string, string>): Json {
+export function chatAnswerToMessage(answer: Json, request: RequestFacts): Json {
+  const { toolNames } = request;
   const choice =
     Array.isArray(answer.choices) && isObject(answer.choices[0]) ? answer.choices[0] : {};
   const message = isObject(choice.message) ? choice.message : {};
@@ -80,8 +107,7 @@ export function chatAnswerToMessage(answer: Json, toolNames: ReadonlyMap<string,
     role: "assistant",
     model: answer.model,
     content,
-    stop_reason: stopReason(choice.finish_reason),
-    stop_sequence: null,
+    ...stopReason(choice, request.stopSequences),
     usage: messagesUsage(answer.usage),
   };
 }
@@ -114,7 +140,7 @@ export class ChatToMessagesStream {
   private started = false;
   private open: OpenBlock | undefined;
   private index = -1;
-  private finish: unknown;
+  private finish: Json = {};
   private usage: unknown;
   private finished = false;
   /** Every tool call, in the order they began; a waiting call's arguments are held. */
@@ -124,7 +150,11 @@ export class ChatToMessagesStream {
   /** Characters of arguments held for waiting calls, for `maxHeldCharacters`. */
   private heldCharacters = 0;
 
-  constructor(private readonly toolNames: ReadonlyMap<string, string>) {}
+  private readonly toolNames: ReadonlyMap<string, string>;
+
+  constructor(private readonly request: RequestFacts) {
+    this.toolNames = request.toolNames;
+  }
 
   /**
    * The Anthropic events one chunk makes.
@@ -171,7 +201,7 @@ export class ChatToMessagesStream {
       this.tool(events, piece);
     }
     if (choice?.finish_reason !== undefined && choice.finish_reason !== null) {
-      this.finish = choice.finish_reason;
+      this.finish = choice;
       this.flushWaitingCalls(events);
     }
     return events;
@@ -187,10 +217,11 @@ export class ChatToMessagesStream {
     events.push(
       this.event("message_delta", {
         type: "message_delta",
-        delta: { stop_reason: stopReason(this.finish), stop_sequence: null },
+        delta: stopReason(this.finish, this.request.stopSequences),
         usage: {
           output_tokens: usage.output_tokens,
           input_tokens: usage.input_tokens,
+          cache_creation_input_tokens: usage.cache_creation_input_tokens,
           cache_read_input_tokens: usage.cache_read_input_tokens,
         },
       }),

@@ -62,7 +62,7 @@ function refuse(message: string, param: string): never {
  * A valid request that Anthropic cannot honour: code `unsupported_parameter`, so that a
  * gateway may send it to another target of the route instead.
  */
-function unsupported(message: string, param: string): never {
+export function unsupported(message: string, param: string): never {
   throw new AigwError(message, {
     status: 400,
     type: "invalid_request_error",

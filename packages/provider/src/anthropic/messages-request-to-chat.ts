@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { AigwError } from "../errors.js";
 import { isObject, type JsonObject as Json } from "../json-object.js";
+import { unsupported } from "./chat-to-messages.js";
 
 /** OpenAI's longest function name; Anthropic allows longer ones. */
 const maxToolNameLength = 64;
@@ -72,13 +73,71 @@ function toolResultContent(content: unknown, param: string, media: Json[]): stri
 }
 
 /**
+ * A JSON schema as OpenAI's strict mode wants it: every object closed
+ * (`additionalProperties: false` unless set) and every property required, at every depth.
+ */
+function strictSchema(schema: unknown): unknown {
+  if (Array.isArray(schema)) return schema.map(strictSchema);
+  if (!isObject(schema)) return schema;
+  const strict: Json = {};
+  for (const [key, value] of Object.entries(schema)) strict[key] = strictSchema(value);
+  if (schema.type === "object" || isObject(schema.properties)) {
+    strict.additionalProperties ??= false;
+    if (isObject(schema.properties)) strict.required = Object.keys(schema.properties);
+  }
+  return strict;
+}
+
+/** Anthropic's `output_format` or `output_config.format` as OpenAI's `response_format`. */
+function responseFormat(body: Json): Json | undefined {
+  const config = isObject(body.output_config) ? body.output_config : {};
+  const format = isObject(config.format) ? config.format : body.output_format;
+  if (!isObject(format) || format.type !== "json_schema") return undefined;
+  return {
+    type: "json_schema",
+    json_schema: { name: "structured_output", schema: strictSchema(format.schema), strict: true },
+  };
+}
+
+/**
+ * Anthropic's thinking settings as OpenAI's `reasoning_effort`: `output_config.effort` when
+ * given; an enabled budget of 4,096 tokens or more "high", of 2,048 "medium", less "low";
+ * adaptive thinking "medium".
+ */
+function reasoningEffort(body: Json): string | undefined {
+  const config = isObject(body.output_config) ? body.output_config : {};
+  if (typeof config.effort === "string") return config.effort;
+  if (!isObject(body.thinking)) return undefined;
+  if (body.thinking.type === "adaptive") return "medium";
+  if (body.thinking.type !== "enabled") return undefined;
+  const budget = Number(body.thinking.budget_tokens);
+  return budget >= 4096 ? "high" : budget >= 2048 ? "medium" : "low";
+}
+
+/** What translating an answer back needs to know of its request. */
+export interface TranslatedMessagesRequest {
+  /** The OpenAI chat completions request. */
+  body: Json;
+  /** Each shortened tool name -> the client's own. */
+  toolNames: Map<string, string>;
+  /** The client's `stop_sequences`, to name the one an upstream says it matched. */
+  stopSequences: readonly string[];
+}
+
+/**
  * An Anthropic Messages request as an OpenAI chat completions request. Tool results become
  * tool messages placed before the user's own text of the same turn; tool names over OpenAI's
- * 64 characters are shortened (`openAIToolName`), and `toolNames` maps each shortened name back.
+ * 64 characters are shortened (`openAIToolName`). Anthropic's server tools (`web_search_*`,
+ * `code_execution_*`, ...) have no OpenAI counterpart: they are refused, or left out when
+ * `dropUnsupported`.
  *
- * @throws AigwError 400 `invalid_request_error`, with `param`, for what cannot be translated.
+ * @throws AigwError 400 `invalid_request_error`, with `param`, for what cannot be translated
+ *   (code `unsupported_parameter` for a server tool).
  */
-export function messagesRequestToChat(body: Json): { body: Json; toolNames: Map<string, string> } {
+export function messagesRequestToChat(
+  body: Json,
+  options: { dropUnsupported?: boolean | undefined } = {},
+): TranslatedMessagesRequest {
   const toolNames = new Map<string, string>();
   const named = (name: unknown) => {
     if (typeof name !== "string") return name;
@@ -149,19 +208,32 @@ export function messagesRequestToChat(body: Json): { body: Json; toolNames: Map<
   for (const field of ["temperature", "top_p"] as const) {
     if (body[field] !== undefined) chat[field] = body[field];
   }
-  if (Array.isArray(body.stop_sequences)) chat.stop = body.stop_sequences;
+  const stopSequences = Array.isArray(body.stop_sequences)
+    ? body.stop_sequences.filter((sequence): sequence is string => typeof sequence === "string")
+    : [];
+  if (stopSequences.length > 0) chat.stop = stopSequences;
   if (isObject(body.metadata) && typeof body.metadata.user_id === "string") {
     chat.user = body.metadata.user_id;
   }
   if (Array.isArray(body.tools)) {
-    chat.tools = body.tools.filter(isObject).map((tool) => ({
-      type: "function",
-      function: {
-        name: named(tool.name),
-        ...(typeof tool.description === "string" ? { description: tool.description } : {}),
-        parameters: isObject(tool.input_schema) ? tool.input_schema : { type: "object" },
-      },
-    }));
+    const functions = body.tools.filter((tool, index): tool is Json => {
+      if (!isObject(tool)) return false;
+      if (tool.type === undefined || tool.type === "custom") return true;
+      if (options.dropUnsupported) return false;
+      return unsupported(
+        `Anthropic's server tool ${JSON.stringify(tool.type)} has no counterpart on this upstream.`,
+        `tools.${index}`,
+      );
+    });
+    if (functions.length > 0)
+      chat.tools = functions.map((tool) => ({
+        type: "function",
+        function: {
+          name: named(tool.name),
+          ...(typeof tool.description === "string" ? { description: tool.description } : {}),
+          parameters: isObject(tool.input_schema) ? tool.input_schema : { type: "object" },
+        },
+      }));
   }
   if (isObject(body.tool_choice)) {
     const choice = body.tool_choice;
@@ -172,9 +244,9 @@ export function messagesRequestToChat(body: Json): { body: Json; toolNames: Map<
     }
     if (choice.disable_parallel_tool_use === true) chat.parallel_tool_calls = false;
   }
-  if (isObject(body.thinking) && body.thinking.type === "enabled") {
-    const budget = Number(body.thinking.budget_tokens);
-    chat.reasoning_effort = budget >= 4096 ? "high" : budget >= 2048 ? "medium" : "low";
-  }
-  return { body: chat, toolNames };
+  const effort = reasoningEffort(body);
+  if (effort !== undefined) chat.reasoning_effort = effort;
+  const format = responseFormat(body);
+  if (format) chat.response_format = format;
+  return { body: chat, toolNames, stopSequences };
 }

@@ -8,7 +8,7 @@ export interface AnthropicOptions extends TransportOptions {
   apiKey: string;
   /** The API's base URL, endpoints are appended to it. Default "https://api.anthropic.com/v1". */
   baseURL?: string;
-  /** Sent as `anthropic-version`. Default "2023-06-01". */
+  /** Sent as `anthropic-version` when the client sends none of its own. Default "2023-06-01". */
   version?: string;
   /** `max_tokens` sent when a request has none (Anthropic requires it). Default 4,096. */
   defaultMaxTokens?: number;
@@ -26,8 +26,8 @@ const nativePaths: ReadonlySet<string> = new Set(["models", "messages", "message
 
 /**
  * A provider for Anthropic's Messages API, serving OpenAI chat completions requests (JSON and
- * streams) translated both ways, and the model list. The client's `anthropic-beta` header is
- * passed on. HTTP 529 (overloaded) is retried by default and reaches clients as 503.
+ * streams) translated both ways, and the model list. The client's `anthropic-version` and
+ * `anthropic-beta` headers are passed on. HTTP 529 (overloaded) is retried by default and reaches clients as 503.
  */
 export function createAnthropic(options: AnthropicOptions): Provider {
   const url = parseUpstreamUrl(options.baseURL ?? "https://api.anthropic.com/v1", "baseURL");
@@ -42,9 +42,9 @@ export function createAnthropic(options: AnthropicOptions): Provider {
     origin: url.origin,
     pathFor: (request) =>
       `${prefix}/${nativePaths.has(request.endpoint) ? request.endpoint : "messages"}${url.search}`,
-    headers: { "anthropic-version": options.version ?? "2023-06-01", ...options.headers },
+    defaultHeaders: { "anthropic-version": options.version ?? "2023-06-01" },
     authHeaders: { "x-api-key": options.apiKey },
-    defaultForwardHeaders: ["anthropic-beta"],
+    defaultForwardHeaders: ["anthropic-beta", "anthropic-version"],
     retry: {
       ...options.retry,
       retryableStatusCodes: options.retry?.retryableStatusCodes ?? [

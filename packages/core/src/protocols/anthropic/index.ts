@@ -122,19 +122,19 @@ export const anthropicProtocol: Protocol = {
     return isObject(message) && isObject(message.usage) ? usageOfMessage(message.usage) : undefined;
   },
   streamRecording: (endpoint) => (endpoint === "messages" ? messagesRecording : undefined),
-  toCanonical(endpoint, body) {
+  toCanonical(endpoint, body, options) {
     if (endpoint !== "messages") return undefined;
-    const { body: chat, toolNames } = messagesRequestToChat(body);
+    const translated = messagesRequestToChat(body, options);
     return {
       endpoint: "chat/completions",
-      body: chat,
+      body: translated.body,
       answer(bytes) {
         const answer = parsed(bytes);
         return Buffer.from(
-          JSON.stringify(chatAnswerToMessage(isObject(answer) ? answer : {}, toolNames)),
+          JSON.stringify(chatAnswerToMessage(isObject(answer) ? answer : {}, translated)),
         );
       },
-      stream: () => new ChatToMessagesStream(toolNames),
+      stream: () => new ChatToMessagesStream(translated),
     };
   },
   localAnswer(endpoint, body) {

@@ -1,6 +1,7 @@
 import { once } from "node:events";
 import { request as httpRequest, type IncomingMessage } from "node:http";
 import { gzipSync } from "node:zlib";
+import Anthropic from "@anthropic-ai/sdk";
 import OpenAI from "openai";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { readChatStream } from "./chat-stream.js";
@@ -65,7 +66,8 @@ async function drain(response: Response, events: SseEvent[]): Promise<unknown> {
 
 /**
  * One suite for every way of serving the gateway (Node http, fetch, Express, Koa, Fastify),
- * against real servers, a mock upstream and the official openai SDK.
+ * against real servers, a mock upstream and the official openai and Anthropic SDKs (the
+ * Anthropic Messages API translated to the OpenAI-compatible upstream).
  */
 export function describeGatewayConformance<G extends ConformanceGateway>(
   name: string,
@@ -79,6 +81,7 @@ export function describeGatewayConformance<G extends ConformanceGateway>(
     let server: ConformanceServer;
     let base: string;
     let client: OpenAI;
+    let anthropic: Anthropic;
 
     async function serve(maxBodyBytes: number | undefined, mountedAt: string) {
       const own = options.createGateway(upstream.baseURL, { maxBodyBytes });
@@ -98,6 +101,7 @@ export function describeGatewayConformance<G extends ConformanceGateway>(
       server = await options.start(gateway, { prefix });
       base = `${server.url}${prefix}`;
       client = new OpenAI({ baseURL: `${base}/v1`, apiKey: "sk-client", maxRetries: 0 });
+      anthropic = new Anthropic({ baseURL: base, apiKey: "sk-client", maxRetries: 0 });
     });
     afterEach(() => upstream.reset());
     afterAll(async () => {
@@ -181,6 +185,89 @@ export function describeGatewayConformance<G extends ConformanceGateway>(
       const malformedError = await expectOpenAIError(malformed, 400, checkShape);
       if (checkShape) expect(malformedError?.code).toBe("invalid_json");
       expect(upstream.requests).toHaveLength(1);
+    });
+
+    it("answers the Anthropic SDK's messages, streams included, in Anthropic's form", async () => {
+      const message = await anthropic.messages.create({
+        model,
+        max_tokens: 64,
+        messages: [{ role: "user", content: "hello there" }],
+      });
+      expect(message).toMatchObject({
+        type: "message",
+        role: "assistant",
+        content: [{ type: "text", text: "mock: hello there" }],
+        stop_reason: "end_turn",
+      });
+      expect(upstream.requests[0]?.path).toBe("/v1/chat/completions");
+
+      const stream = anthropic.messages.stream({
+        model,
+        max_tokens: 64,
+        messages: [{ role: "user", content: "one two three" }],
+      });
+      const texts: string[] = [];
+      stream.on("text", (text) => texts.push(text));
+      const streamed = await stream.finalMessage();
+      expect(texts.join("")).toBe("mock: one two three");
+      expect(streamed.content).toEqual([{ type: "text", text: "mock: one two three" }]);
+      expect(streamed.usage.output_tokens).toBeGreaterThan(0);
+    });
+
+    it("answers the Anthropic SDK's errors in Anthropic's envelope, as its error classes", async () => {
+      const unknownModel = await anthropic.messages
+        .create({
+          model: "no-such-model",
+          max_tokens: 8,
+          messages: [{ role: "user", content: "x" }],
+        })
+        .catch((caught: unknown) => caught);
+      expect(unknownModel).toBeInstanceOf(Anthropic.NotFoundError);
+      expect((unknownModel as InstanceType<typeof Anthropic.NotFoundError>).error).toMatchObject({
+        type: "error",
+        error: { type: "not_found_error" },
+      });
+
+      upstream.enqueue({ kind: "status", status: 400 });
+      const refused = await anthropic.messages
+        .create({ model, max_tokens: 8, messages: [{ role: "user", content: "x" }] })
+        .catch((caught: unknown) => caught);
+      expect(refused).toBeInstanceOf(Anthropic.BadRequestError);
+      expect((refused as InstanceType<typeof Anthropic.BadRequestError>).error).toMatchObject({
+        type: "error",
+        error: { type: "invalid_request_error" },
+      });
+
+      const malformed = await fetch(`${base}/v1/messages`, {
+        method: "POST",
+        headers: { "content-type": "application/json", "x-api-key": "sk-client" },
+        body: "{not json",
+      });
+      expect(malformed.status).toBe(400);
+      const text = await malformed.text();
+      if (checkShape) {
+        expect(JSON.parse(text)).toMatchObject({
+          type: "error",
+          error: { type: "invalid_request_error" },
+        });
+      }
+      expect(upstream.requests).toHaveLength(1);
+    });
+
+    it("cancels the upstream when the Anthropic SDK aborts a stream", async () => {
+      const gate = upstream.holdStream();
+      const stream = anthropic.messages.stream({
+        model,
+        max_tokens: 64,
+        messages: [{ role: "user", content: "one two" }],
+      });
+      await gate.reached;
+      for await (const _event of stream) {
+        stream.abort();
+        break;
+      }
+      await waitFor(() => upstream.requests[0]?.clientClosed, { message: "upstream closed" });
+      gate.release();
     });
 
     it("cancels the upstream when the client aborts a stream", async () => {

@@ -84,13 +84,17 @@ const errorTypes = new Map<number, string>([
 ]);
 const anthropicTypes = new Set([...errorTypes.values(), "api_error"]);
 
-/** Anthropic's error object: an upstream's own type when it is one of Anthropic's. */
+/**
+ * Anthropic's error object: an upstream's own type when it is one of Anthropic's; otherwise,
+ * and for the broad invalid_request_error OpenAI's vocabulary shares, the type of the status.
+ */
 function errorObject(error: AigwError): JsonObject {
-  const type = anthropicTypes.has(error.type)
-    ? error.type
-    : (errorTypes.get(error.upstreamStatus ?? error.status) ??
-      errorTypes.get(error.status) ??
-      "api_error");
+  const type =
+    anthropicTypes.has(error.type) && error.type !== "invalid_request_error"
+      ? error.type
+      : (errorTypes.get(error.upstreamStatus ?? error.status) ??
+        errorTypes.get(error.status) ??
+        "api_error");
   return { type: "error", error: { type, message: error.message } };
 }
 

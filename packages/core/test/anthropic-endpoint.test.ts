@@ -98,6 +98,25 @@ describe("POST /v1/messages to an Anthropic upstream", () => {
     expect(mock.requests[0]?.headers["anthropic-beta"]).toBe("extended-cache-ttl-2025-04-11");
   });
 
+  it("leaves out thinking that another provider's answer brought without a signature", async () => {
+    const unsigned = { type: "thinking", thinking: "From gpt.", signature: "" };
+    const signed = { type: "thinking", thinking: "From Claude.", signature: "sig-2==" };
+    await client.messages.create({
+      model,
+      max_tokens: 64,
+      messages: [
+        { role: "user", content: "Hi" },
+        { role: "assistant", content: [unsigned, { type: "text", text: "Hello" }] },
+        { role: "user", content: "Again" },
+        { role: "assistant", content: [signed, { type: "text", text: "Hello again" }] },
+        { role: "user", content: "Once more" },
+      ],
+    });
+    const sent = mock.requests[0]?.body as { messages: { content: unknown }[] };
+    expect(sent.messages[1]?.content).toEqual([{ type: "text", text: "Hello" }]);
+    expect(sent.messages[3]?.content).toEqual([signed, { type: "text", text: "Hello again" }]);
+  });
+
   it("passes the client's anthropic-version on, and the provider's own when it sends none", async () => {
     await client.messages.create(
       { model, max_tokens: 64, messages: hello },

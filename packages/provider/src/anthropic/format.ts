@@ -2,7 +2,7 @@ import { AigwError } from "../errors.js";
 import { isObject, type JsonObject as Json } from "../json-object.js";
 import { type SecretScrubber, screenBody } from "../secrets.js";
 import { createJsonSseEvent, createSseEvent } from "../sse.js";
-import type { SseEvent, TokenUsage } from "../types.js";
+import type { ProviderRequest, SseEvent, TokenUsage } from "../types.js";
 import { createInvalidResponseError } from "../upstream-errors.js";
 import { wantsStreamUsage } from "../usage.js";
 import type { EncodedRequest, StreamReader, WireFormat } from "../wire-format.js";
@@ -25,6 +25,37 @@ const maxHeldChunks = 16;
 const maxReportedLength = 64;
 
 const nowInSeconds = () => Math.floor(Date.now() / 1000);
+
+const isUnsigned = (block: unknown) =>
+  isObject(block) && block.type === "thinking" && block.signature === "";
+
+/**
+ * A Messages body as Anthropic takes it: the client's own bytes, unless assistant turns hold
+ * thinking blocks with an empty signature. A gateway makes those from another provider's
+ * reasoning (see `chatAnswerToMessage`), and Anthropic refuses them, so they are left out.
+ */
+function nativeBody(request: ProviderRequest): Uint8Array | string {
+  const body = request.body ?? {};
+  const messages = Array.isArray(body.messages) ? body.messages : [];
+  const unsigned = messages.some(
+    (message) =>
+      isObject(message) &&
+      message.role === "assistant" &&
+      Array.isArray(message.content) &&
+      message.content.some(isUnsigned),
+  );
+  if (!unsigned) return request.rawBody ?? JSON.stringify(body);
+  return JSON.stringify({
+    ...body,
+    messages: messages.map((message) => {
+      if (!isObject(message) || message.role !== "assistant" || !Array.isArray(message.content)) {
+        return message;
+      }
+      const signed = message.content.filter((block) => !isUnsigned(block));
+      return signed.length > 0 ? { ...message, content: signed } : message;
+    }),
+  });
+}
 
 function isContentBearing(chunk: Json): boolean {
   const choices = chunk.choices as { delta?: Json; finish_reason?: unknown }[];
@@ -198,7 +229,7 @@ export function createAnthropicFormat(options: ChatToMessagesOptions): WireForma
       if (request.endpoint === "messages" || request.endpoint === "messages/count_tokens") {
         const counting = request.endpoint === "messages/count_tokens";
         return {
-          body: request.rawBody ?? JSON.stringify(request.body ?? {}),
+          body: nativeBody(request),
           readAnswer(bytes, { secrets, upstreamRequestId }) {
             const message = parseAnswer(bytes, upstreamRequestId);
             const usage = isObject(message) && isObject(message.usage) ? message.usage : {};

@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
-import { AigwError } from "../errors.js";
 import { isObject, type JsonObject as Json } from "../json-object.js";
+import { parseDataUrl, refuse, unsupported } from "../translation.js";
 
 /**
  * OpenAI chat completions request -> Anthropic Messages request.
@@ -54,23 +54,6 @@ const translatedFields = new Set([
 const deliveryFields = new Set(["stream_options"]);
 const toolIdPattern = /^[a-zA-Z0-9_-]+$/;
 
-function refuse(message: string, param: string): never {
-  throw new AigwError(message, { status: 400, type: "invalid_request_error", param });
-}
-
-/**
- * A valid request that Anthropic cannot honour: code `unsupported_parameter`, so that a
- * gateway may send it to another target of the route instead.
- */
-export function unsupported(message: string, param: string): never {
-  throw new AigwError(message, {
-    status: 400,
-    type: "invalid_request_error",
-    code: "unsupported_parameter",
-    param,
-  });
-}
-
 /**
  * An id in Anthropic's alphabet (`^[a-zA-Z0-9_-]+$`). Valid ids are kept; others have their
  * other characters replaced and a digest of the original appended, so that a tool call and its
@@ -84,13 +67,6 @@ export function anthropicToolId(id: string): string {
 
 function cacheControlOf(source: Json): Json {
   return source.cache_control === undefined ? {} : { cache_control: source.cache_control };
-}
-
-/** `data:<media type>[;parameters];base64,<data>`; the parameters are ignored. */
-function parseDataUrl(url: string): { mediaType: string; data: string } | undefined {
-  const match = /^data:([^;,]+)((?:;[^;,]*)*),(.*)$/s.exec(url);
-  if (!match || !(match[2] ?? "").split(";").includes("base64")) return undefined;
-  return { mediaType: (match[1] as string).toLowerCase(), data: match[3] as string };
 }
 
 function mediaBlock(url: unknown, param: string, extra: Json): Json {

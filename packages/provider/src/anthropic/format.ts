@@ -2,6 +2,7 @@ import { AigwError } from "../errors.js";
 import { isObject, type JsonObject as Json } from "../json-object.js";
 import { type SecretScrubber, screenBody } from "../secrets.js";
 import { createJsonSseEvent, createSseEvent } from "../sse.js";
+import { reportDroppedFieldsOnce } from "../translation.js";
 import type { ProviderRequest, SseEvent, TokenUsage } from "../types.js";
 import { createInvalidResponseError } from "../upstream-errors.js";
 import { wantsStreamUsage } from "../usage.js";
@@ -16,13 +17,8 @@ import {
 } from "./messages-to-chat.js";
 
 const doneEvent = createSseEvent("[DONE]");
-/** Most distinct dropped field names told to `onDroppedField`, and their longest length. */
-const maxReportedFields = 100;
-/** How long the list of fields already told is kept once full, in milliseconds. */
-const reportedFieldsResetMs = 600_000;
 /** Chunks without content held back at a stream's start, at most. */
 const maxHeldChunks = 16;
-const maxReportedLength = 64;
 
 const nowInSeconds = () => Math.floor(Date.now() / 1000);
 
@@ -193,22 +189,9 @@ function parseAnswer(bytes: Buffer, upstreamRequestId: string | undefined): unkn
  * 400 `unsupported_endpoint`.
  */
 export function createAnthropicFormat(options: ChatToMessagesOptions): WireFormat {
-  const reported = new Set<string>();
-  let filledAt = 0;
   const translation: ChatToMessagesOptions = {
     ...options,
-    // A client may send any number of made-up fields: the first distinct ones are told, cut
-    // short; once the list is full, it starts again after a while, so no client silences it.
-    onDroppedField(field) {
-      const name = field.slice(0, maxReportedLength);
-      if (reported.size >= maxReportedFields && Date.now() - filledAt >= reportedFieldsResetMs) {
-        reported.clear();
-      }
-      if (reported.has(name) || reported.size >= maxReportedFields) return;
-      reported.add(name);
-      if (reported.size === maxReportedFields) filledAt = Date.now();
-      options.onDroppedField?.(name);
-    },
+    onDroppedField: reportDroppedFieldsOnce(options.onDroppedField),
   };
   return {
     protocols: ["anthropic"],

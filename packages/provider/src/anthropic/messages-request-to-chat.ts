@@ -1,7 +1,6 @@
 import { createHash } from "node:crypto";
-import { AigwError } from "../errors.js";
 import { isObject, type JsonObject as Json } from "../json-object.js";
-import { unsupported } from "./chat-to-messages.js";
+import { refuse, unsupported } from "../translation.js";
 
 /** OpenAI's longest function name; Anthropic allows longer ones. */
 const maxToolNameLength = 64;
@@ -14,10 +13,6 @@ export function openAIToolName(name: string): string {
   if (name.length <= maxToolNameLength) return name;
   const digest = createHash("sha256").update(name).digest("hex").slice(0, 8);
   return `${name.slice(0, 55)}_${digest}`;
-}
-
-function refuse(message: string, param: string): never {
-  throw new AigwError(message, { status: 400, type: "invalid_request_error", param });
 }
 
 function blocksOf(content: unknown, param: string): Json[] {

@@ -1,0 +1,59 @@
+import { AigwError } from "./errors.js";
+
+/**
+ * What the translating formats (Anthropic, Gemini) share: their refusals, data URLs, and the
+ * bounded report of the request fields they leave out.
+ */
+
+/** A request that cannot be translated: 400 `invalid_request_error` naming `param`. */
+export function refuse(message: string, param: string): never {
+  throw new AigwError(message, { status: 400, type: "invalid_request_error", param });
+}
+
+/**
+ * A valid request that the upstream cannot honour: code `unsupported_parameter`, so that a
+ * gateway may send it to another target of the route instead.
+ */
+export function unsupported(message: string, param: string): never {
+  throw new AigwError(message, {
+    status: 400,
+    type: "invalid_request_error",
+    code: "unsupported_parameter",
+    param,
+  });
+}
+
+/** `data:<media type>[;parameters];base64,<data>`; the parameters are ignored. */
+export function parseDataUrl(url: string): { mediaType: string; data: string } | undefined {
+  const match = /^data:([^;,]+)((?:;[^;,]*)*),(.*)$/s.exec(url);
+  if (!match || !(match[2] ?? "").split(";").includes("base64")) return undefined;
+  return { mediaType: (match[1] as string).toLowerCase(), data: match[3] as string };
+}
+
+/** Most distinct dropped field names told, and their longest length. */
+const maxReportedFields = 100;
+const maxReportedLength = 64;
+/** How long the list of fields already told is kept once full, in milliseconds. */
+const reportedFieldsResetMs = 600_000;
+
+/**
+ * `onDroppedField` told each distinct name once, cut to 64 characters. A client may send any
+ * number of made-up fields: the first 100 are told; once the list is full, it starts again
+ * after 10 minutes, so no client silences it for good.
+ */
+export function reportDroppedFieldsOnce(
+  onDroppedField: ((name: string) => void) | undefined,
+): (name: string) => void {
+  const reported = new Set<string>();
+  let filledAt = 0;
+  return (field) => {
+    const name = field.slice(0, maxReportedLength);
+    if (reported.size >= maxReportedFields && Date.now() - filledAt >= reportedFieldsResetMs) {
+      reported.clear();
+    }
+    if (reported.has(name) || reported.size >= maxReportedFields) return;
+    reported.add(name);
+    if (reported.size === maxReportedFields) filledAt = Date.now();
+    onDroppedField?.(name);
+  };
+}

@@ -170,6 +170,25 @@ const providerSchema = z
       apiKey: z.string().min(1).describe("The API key (sent as x-api-key)."),
     }),
     z.strictObject({
+      type: z
+        .literal("gemini")
+        .describe(
+          "Google's Gemini API (generateContent), serving OpenAI chat completions and embeddings clients (translated).",
+        ),
+      baseURL: z
+        .url()
+        .optional()
+        .describe(
+          "The API's base URL, with its version. Default https://generativelanguage.googleapis.com/v1beta.",
+        ),
+      dropUnsupportedParams: z
+        .boolean()
+        .optional()
+        .describe("Leave out logprobs instead of answering 400. Default false."),
+      ...anthropicTransportFields,
+      apiKey: z.string().min(1).describe("The API key (sent as x-goog-api-key, never in the URL)."),
+    }),
+    z.strictObject({
       type: z.literal("echo").describe("Answers with the last user message; no network."),
     }),
   ])
@@ -181,7 +200,7 @@ const dropUnsupportedParamsSchema = z
   .boolean()
   .optional()
   .describe(
-    "For a translating provider (anthropic): leave out what it cannot honour (n above 1, temperature above 1, logprobs) instead of answering 400. Default: the provider's setting.",
+    "For a translating provider (anthropic, gemini): leave out what it cannot honour (Anthropic: n above 1, temperature above 1, logprobs; Gemini: logprobs; and Anthropic's server tools for either) instead of answering 400. Default: the provider's setting.",
   );
 
 const targetSchema = z
@@ -925,11 +944,13 @@ export async function loadConfigFile(file: string, env: Environment): Promise<Se
 
 const openAIRoutes = ["gpt-*", "o1*", "o3*", "o4*", "chatgpt-*", "text-embedding-*", "openai/*"];
 const anthropicRoutes = ["claude-*", "anthropic/*"];
+const geminiRoutes = ["gemini-*", "gemini/*"];
 
 /**
  * The configuration without a file: the echo model always, OpenAI's model families when
- * OPENAI_API_KEY is set, and Anthropic's when ANTHROPIC_API_KEY is set (ANTHROPIC_BASE_URL is
- * without /v1, as the Anthropic SDKs take it). PORT and HOST apply to file configurations too.
+ * OPENAI_API_KEY is set, Anthropic's when ANTHROPIC_API_KEY is set (ANTHROPIC_BASE_URL is
+ * without /v1, as the Anthropic SDKs take it), and Gemini's when GEMINI_API_KEY is set
+ * (GEMINI_BASE_URL with its version). PORT and HOST apply to file configurations too.
  */
 export function configFromEnv(env: Environment): ServerConfig {
   const raw: Record<string, unknown> = {
@@ -958,6 +979,18 @@ export function configFromEnv(env: Environment): ServerConfig {
     });
     for (const route of anthropicRoutes) {
       (raw.models as Record<string, unknown>)[route] = { provider: "anthropic" };
+    }
+  }
+  if (env.GEMINI_API_KEY) {
+    Object.assign(raw.providers as object, {
+      gemini: {
+        type: "gemini",
+        baseURL: env.GEMINI_BASE_URL ?? "https://generativelanguage.googleapis.com/v1beta",
+        apiKey: env.GEMINI_API_KEY,
+      },
+    });
+    for (const route of geminiRoutes) {
+      (raw.models as Record<string, unknown>)[route] = { provider: "gemini" };
     }
   }
   return parseConfig(raw);

@@ -9,6 +9,7 @@ import {
   createAnthropic,
   createAzureOpenAI,
   createEcho,
+  createGemini,
   createOpenAICompatible,
   type Provider,
 } from "@aigw/provider";
@@ -32,6 +33,17 @@ function createProvider(name: string, config: ProviderConfig, logger: Logger): P
           logger.warn(
             { provider: name, field },
             "A request field Anthropic has no counterpart for was left out (said once per field)",
+          ),
+      });
+    }
+    case "gemini": {
+      const { type: _type, ...options } = config;
+      return createGemini({
+        ...options,
+        onDroppedField: (field) =>
+          logger.warn(
+            { provider: name, field },
+            "A request field Gemini has no counterpart for was left out (said once per field)",
           ),
       });
     }

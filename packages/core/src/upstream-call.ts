@@ -353,7 +353,9 @@ export async function callUpstream(
     const { body } = targetRequest(call, requestedModel, target);
     let canonical: CanonicalRequest | undefined;
     if (!native && !exchange.protocol.canonical) {
-      const local = exchange.protocol.localAnswer?.(call.endpoint, call.body);
+      const local = target.provider.countsTokens
+        ? undefined
+        : exchange.protocol.localAnswer?.(call.endpoint, call.body);
       if (local) {
         picked.end();
         const headers = { "content-type": "application/json" };

@@ -307,11 +307,14 @@ class UpstreamStream implements ProviderStream, AsyncIterator<SseEvent> {
         this.settings.signal?.throwIfAborted();
         if (this.over) return ended;
         if (chunk.done) {
-          if (!this.settings.reader.complete) {
-            throw createStreamInterruptedError(this.settings.upstreamRequestId);
-          }
+          const { reader } = this.settings;
+          if (!reader.complete) throw createStreamInterruptedError(this.settings.upstreamRequestId);
+          const last: SseEvent[] = [];
+          reader.finish?.(last);
           this.end();
-          return ended;
+          if (last.length === 0) return ended;
+          this.queue = last;
+          return { done: false, value: this.take() };
         }
         try {
           this.accept(chunk.value);
@@ -445,7 +448,7 @@ export function createHttpProvider(settings: HttpProviderSettings): Provider {
   }
 
   function upstreamFailure(status: number, headers: ResponseHeaders, text: string) {
-    return createUpstreamError(status, headers, text, {
+    return createUpstreamError(format.errorStatus?.(status, text) ?? status, headers, text, {
       secrets,
       retryableStatusCodes: retry.retryableStatusCodes,
     });
@@ -580,6 +583,7 @@ export function createHttpProvider(settings: HttpProviderSettings): Provider {
   return {
     kind,
     protocols: format.protocols,
+    countsTokens: format.countsTokens ?? false,
     retry,
     timeout,
     deadline,

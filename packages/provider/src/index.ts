@@ -14,6 +14,7 @@ export { Cancellation, type CancelSignal, onAbort } from "./cancellation.js";
 export { contentCodings, decodeBody } from "./content-encoding.js";
 export { createEcho } from "./echo.js";
 export { AigwError, type AigwErrorOptions, type ErrorBody } from "./errors.js";
+export { createGemini, type GeminiOptions } from "./gemini/provider.js";
 export type { PoolOptions, TransportOptions } from "./http-provider.js";
 export { isObject, type JsonObject } from "./json-object.js";
 export { impreciseNumbers, jsonText, setJsonFields } from "./json-text.js";

@@ -137,6 +137,12 @@ export interface Provider {
    * shape, OpenAI's chat completions, which every provider accepts.
    */
   readonly protocols: readonly string[];
+  /**
+   * Whether `send` takes Anthropic's `messages/count_tokens` in the canonical shape (a chat
+   * completions body) and answers `{ "input_tokens": N }` from the upstream's own count
+   * (Gemini's `countTokens`). Absent: false, and a gateway estimates the count itself.
+   */
+  readonly countsTokens?: boolean;
   readonly retry: Required<RetryOptions>;
   /** Milliseconds one attempt may take. */
   readonly timeout: number;

@@ -112,6 +112,22 @@ function outputTextOf(value: unknown): string {
   return text;
 }
 
+/**
+ * The neutral shape -> OpenAI's chat `usage`, with `completion_tokens_details.reasoning_tokens`
+ * when reasoning was counted apart (cache writes have no OpenAI field).
+ */
+export function chatUsage(usage: TokenUsage): Record<string, unknown> {
+  return {
+    prompt_tokens: usage.inputTokens,
+    completion_tokens: usage.outputTokens,
+    total_tokens: usage.totalTokens,
+    prompt_tokens_details: { cached_tokens: usage.cacheReadTokens ?? 0 },
+    ...(usage.reasoningTokens === undefined
+      ? {}
+      : { completion_tokens_details: { reasoning_tokens: usage.reasoningTokens } }),
+  };
+}
+
 export function estimateUsage(request: string | Uint8Array, outputTokens: number): TokenUsage {
   const inputTokens = estimateTokens(request);
   return { inputTokens, outputTokens, totalTokens: inputTokens + outputTokens, estimated: true };

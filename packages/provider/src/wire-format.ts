@@ -10,8 +10,15 @@ import type { ProviderRequest, SseEvent, TokenUsage } from "./types.js";
 export interface WireFormat {
   /** The client protocols this format is: see `Provider.protocols`. */
   readonly protocols: readonly string[];
+  /** See `Provider.countsTokens`. */
+  readonly countsTokens?: boolean;
   /** Prepares one attempt. `stream`: the client asked for a stream. */
   encode(request: ProviderRequest, stream: boolean): EncodedRequest;
+  /**
+   * The HTTP status an error answer stands for, when the upstream's own says less (Gemini
+   * answers a bad API key with 400). Absent: the status as it came.
+   */
+  errorStatus?(status: number, text: string): number;
 }
 
 export interface AnswerContext {
@@ -44,8 +51,13 @@ export interface StreamReader {
    * on before this is asked). Throws an AigwError for an event that reports a failure.
    */
   accept(event: SseEvent, queue: SseEvent[]): void;
-  /** The stream reached its end marker (or the format has none): its end is not a cut. */
+  /** The stream reached its end marker (or its last event): its end is not a cut. */
   readonly complete: boolean;
+  /**
+   * Queues what ends the stream once the upstream's body ended `complete` (a format whose
+   * upstream has no end marker writes its own there). Absent: nothing.
+   */
+  finish?(queue: SseEvent[]): void;
   /** What the upstream reported so far. */
   readonly usage: TokenUsage | undefined;
 }

@@ -16,6 +16,17 @@ export {
   anthropicErrorType,
 } from "./anthropic-replies.js";
 export { type ChatStreamChunk, readChatStream } from "./chat-stream.js";
+export {
+  type GeminiBehaviour,
+  type GeminiError,
+  type GeminiMock,
+  type GeminiMockOptions,
+  type GeminiPart,
+  type GeminiScript,
+  geminiErrorBody,
+  geminiModelList,
+  startGeminiMock,
+} from "./gemini-mock.js";
 export { collectLines } from "./lines.js";
 export {
   type Behaviour,

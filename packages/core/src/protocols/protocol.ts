@@ -59,8 +59,8 @@ export interface Protocol {
   ): CanonicalRequest | undefined;
   /**
    * An answer the gateway gives itself when a target does not speak the protocol, for an
-   * endpoint that needs no upstream (Anthropic's count_tokens: a local estimate); undefined
-   * when it has none.
+   * endpoint that needs no upstream (Anthropic's count_tokens: a local estimate, unless the
+   * target's provider `countsTokens`); undefined when it has none.
    */
   localAnswer?(endpoint: Endpoint, body: Record<string, unknown>): Uint8Array | undefined;
   /** What a stream gets during long silences, so proxies in front do not cut it. */
@@ -71,13 +71,13 @@ export interface Protocol {
   streamErrorEvent(endpoint: Endpoint, error: AigwError): SseEvent;
 }
 
-/** A request in the canonical shape, and how its answers go back to the client's protocol. */
 /** How a request is brought to the canonical shape for one target. */
 export interface CanonicalOptions {
   /** Leave out what has no canonical counterpart instead of refusing (the target's `dropUnsupportedParams`). */
   dropUnsupported: boolean;
 }
 
+/** A request in the canonical shape, and how its answers go back to the client's protocol. */
 export interface CanonicalRequest {
   endpoint: Endpoint;
   body: Record<string, unknown>;

@@ -3,6 +3,7 @@ import { isObject, type JsonObject as Json } from "../json-object.js";
 import type { SecretScrubber } from "../secrets.js";
 import type { TokenUsage } from "../types.js";
 import { relayedErrorFields } from "../upstream-errors.js";
+import { chatUsage } from "../usage.js";
 
 /**
  * Anthropic Messages response and stream events -> OpenAI chat completion and chunks.
@@ -52,16 +53,6 @@ export function usageOfMessage(usage: Json): TokenUsage {
     totalTokens: inputTokens + outputTokens,
     cacheReadTokens: read,
     cacheWriteTokens: { fiveMinutes, oneHour },
-  };
-}
-
-/** The neutral shape -> OpenAI's chat `usage` (cache writes have no OpenAI field). */
-export function chatUsage(usage: TokenUsage): Json {
-  return {
-    prompt_tokens: usage.inputTokens,
-    completion_tokens: usage.outputTokens,
-    total_tokens: usage.totalTokens,
-    prompt_tokens_details: { cached_tokens: usage.cacheReadTokens ?? 0 },
   };
 }
 

@@ -127,8 +127,19 @@ export const anthropicProtocol: Protocol = {
   },
   streamRecording: (endpoint) => (endpoint === "messages" ? messagesRecording : undefined),
   toCanonical(endpoint, body, options) {
-    if (endpoint !== "messages") return undefined;
     const translated = messagesRequestToChat(body, options);
+    if (endpoint === "messages/count_tokens") {
+      // Answered by a provider that counts tokens, already as Anthropic's `{input_tokens}`.
+      return {
+        endpoint,
+        body: translated.body,
+        answer: (bytes) => bytes,
+        stream: () => {
+          throw new TypeError("count_tokens does not stream");
+        },
+      };
+    }
+    if (endpoint !== "messages") return undefined;
     return {
       endpoint: "chat/completions",
       body: translated.body,

@@ -115,6 +115,32 @@ describe("POST /v1/messages to an Anthropic upstream", () => {
     const sent = mock.requests[0]?.body as { messages: { content: unknown }[] };
     expect(sent.messages[1]?.content).toEqual([{ type: "text", text: "Hello" }]);
     expect(sent.messages[3]?.content).toEqual([signed, { type: "text", text: "Hello again" }]);
+
+    // A turn of unsigned thinking alone goes; so does thinking, when the tool-calling turn
+    // it would have to open lost its own.
+    const call = { type: "tool_use", id: "toolu_1", name: "lookup", input: {} };
+    await client.messages.create({
+      model,
+      max_tokens: 2048,
+      thinking: { type: "enabled", budget_tokens: 1024 },
+      tools: [{ name: "lookup", input_schema: { type: "object" } }],
+      messages: [
+        { role: "user", content: "Hi" },
+        { role: "assistant", content: [unsigned] },
+        { role: "user", content: "Look it up" },
+        { role: "assistant", content: [unsigned, call] },
+        { role: "user", content: [{ type: "tool_result", tool_use_id: "toolu_1", content: "42" }] },
+      ],
+    } as Anthropic.MessageCreateParamsNonStreaming);
+    const second = mock.requests[1]?.body as { messages: { role: string; content: unknown }[] };
+    expect(second.messages.map((message) => message.role)).toEqual([
+      "user",
+      "user",
+      "assistant",
+      "user",
+    ]);
+    expect(second.messages[2]?.content).toEqual([call]);
+    expect(second).not.toHaveProperty("thinking");
   });
 
   it("passes the client's anthropic-version on, and the provider's own when it sends none", async () => {
@@ -130,6 +156,19 @@ describe("POST /v1/messages to an Anthropic upstream", () => {
     });
     await response.text();
     expect(mock.requests[1]?.headers["anthropic-version"]).toBe("2023-06-01");
+  });
+
+  it("names a gateway's own 415 invalid_request_error, as Anthropic would", async () => {
+    const response = await fetch(`${running.url}/v1/messages`, {
+      method: "POST",
+      headers: { "content-type": "text/plain", "x-api-key": clientKey },
+      body: "hello",
+    });
+    expect(response.status).toBe(415);
+    expect(await response.json()).toMatchObject({
+      type: "error",
+      error: { type: "invalid_request_error" },
+    });
   });
 
   it("allows the Anthropic SDK's headers in a browser's preflight", async () => {
@@ -301,7 +340,7 @@ describe("POST /v1/messages to an OpenAI-compatible upstream", () => {
     const sent = sentChat();
     expect(sent.messages[0]).toEqual({ role: "system", content: "Be brief." });
     expect(sent.messages[1]).toEqual({ role: "user", content: "Hello" });
-    expect(sent).toMatchObject({ max_tokens: 64, stop: ["END"], user: "u-7" });
+    expect(sent).toMatchObject({ max_completion_tokens: 64, stop: ["END"], user: "u-7" });
   });
 
   it("streams in Anthropic's grammar: message_start first with usage and empty content, contiguous blocks, message_stop last", async () => {
@@ -625,7 +664,12 @@ describe("POST /v1/messages to an OpenAI-compatible upstream", () => {
       json_schema: {
         name: "structured_output",
         strict: true,
-        schema: { ...schema, additionalProperties: false, required: ["city"] },
+        schema: {
+          type: "object",
+          properties: { city: { type: ["string", "null"] } },
+          additionalProperties: false,
+          required: ["city"],
+        },
       },
     });
     expect(sent.messages[0]?.content).toEqual([

@@ -23,6 +23,12 @@ export function unsupported(message: string, param: string): never {
   });
 }
 
+/** A client's value as an error message names it: its JSON, cut to 64 characters. */
+export function quoted(value: unknown): string {
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 64 ? `${text.slice(0, 64)}…` : text;
+}
+
 /** `data:<media type>[;parameters];base64,<data>`; the parameters are ignored. */
 export function parseDataUrl(url: string): { mediaType: string; data: string } | undefined {
   const match = /^data:([^;,]+)((?:;[^;,]*)*),(.*)$/s.exec(url);

@@ -77,7 +77,8 @@ function parsedArguments(text: unknown): Json {
 
 /**
  * An OpenAI chat completion as an Anthropic message: reasoning first (unsigned, as thinking),
- * then text, then tool calls, with shortened tool names restored from `request.toolNames`.
+ * then text (a refusal's as text, with stop_reason "refusal"), then tool calls, with
+ * shortened tool names restored from `request.toolNames`.
  */
 export function chatAnswerToMessage(answer: Json, request: RequestFacts): Json {
   const { toolNames } = request;
@@ -92,9 +93,8 @@ export function chatAnswerToMessage(answer: Json, request: RequestFacts): Json {
   if (typeof message.content === "string" && message.content !== "") {
     content.push({ type: "text", text: message.content });
   }
-  if (typeof message.refusal === "string" && message.refusal !== "") {
-    content.push({ type: "text", text: message.refusal });
-  }
+  const refused = typeof message.refusal === "string" && message.refusal !== "";
+  if (refused) content.push({ type: "text", text: message.refusal });
   for (const call of Array.isArray(message.tool_calls) ? message.tool_calls.filter(isObject) : []) {
     const fn = isObject(call.function) ? call.function : {};
     const name = typeof fn.name === "string" ? (toolNames.get(fn.name) ?? fn.name) : "";
@@ -107,7 +107,9 @@ export function chatAnswerToMessage(answer: Json, request: RequestFacts): Json {
     role: "assistant",
     model: answer.model,
     content,
-    ...stopReason(choice, request.stopSequences),
+    ...(refused
+      ? { stop_reason: "refusal", stop_sequence: null }
+      : stopReason(choice, request.stopSequences)),
     usage: messagesUsage(answer.usage),
   };
 }
@@ -141,6 +143,7 @@ export class ChatToMessagesStream {
   private open: OpenBlock | undefined;
   private index = -1;
   private finish: Json = {};
+  private refused = false;
   private usage: unknown;
   private finished = false;
   /** Every tool call, in the order they began; a waiting call's arguments are held. */
@@ -197,6 +200,10 @@ export class ChatToMessagesStream {
     if (typeof delta.content === "string" && delta.content !== "") {
       this.text(events, "text", delta.content);
     }
+    if (typeof delta.refusal === "string" && delta.refusal !== "") {
+      this.refused = true;
+      this.text(events, "text", delta.refusal);
+    }
     for (const piece of Array.isArray(delta.tool_calls) ? delta.tool_calls.filter(isObject) : []) {
       this.tool(events, piece);
     }
@@ -207,9 +214,14 @@ export class ChatToMessagesStream {
     return events;
   }
 
-  /** The stream's end (the upstream's `[DONE]` or its last chunk): the held message_delta, then message_stop. */
+  /**
+   * The stream's end (the upstream's `[DONE]` or its last chunk): the held message_delta, then
+   * message_stop.
+   * @throws AigwError 502 `stream_error` for a stream that ended before any chunk.
+   */
   end(): SseEvent[] {
-    if (this.finished || !this.started) return [];
+    if (this.finished) return [];
+    if (!this.started) throw streamFailure("The upstream's stream ended without an answer.");
     this.finished = true;
     const events: SseEvent[] = [];
     this.flushWaitingCalls(events);
@@ -217,7 +229,9 @@ export class ChatToMessagesStream {
     events.push(
       this.event("message_delta", {
         type: "message_delta",
-        delta: stopReason(this.finish, this.request.stopSequences),
+        delta: this.refused
+          ? { stop_reason: "refusal", stop_sequence: null }
+          : stopReason(this.finish, this.request.stopSequences),
         usage: {
           output_tokens: usage.output_tokens,
           input_tokens: usage.input_tokens,
@@ -255,13 +269,16 @@ export class ChatToMessagesStream {
   private tool(events: SseEvent[], piece: Json) {
     const fn = isObject(piece.function) ? piece.function : {};
     let call = this.byIndex.get(piece.index ?? 0);
-    if (!call || (typeof piece.id === "string" && piece.id !== call.id)) {
+    // A new id at an index is a new call; an empty one, as some servers send, is not.
+    if (!call || (typeof piece.id === "string" && piece.id !== "" && piece.id !== call.id)) {
       if (this.calls.length >= maxToolCalls) {
         throw streamFailure(`The upstream's answer has more than ${maxToolCalls} tool calls.`);
       }
       const name = typeof fn.name === "string" ? (this.toolNames.get(fn.name) ?? fn.name) : "";
       const id =
-        typeof piece.id === "string" ? piece.id : `toolu_${randomUUID().replaceAll("-", "")}`;
+        typeof piece.id === "string" && piece.id !== ""
+          ? piece.id
+          : `toolu_${randomUUID().replaceAll("-", "")}`;
       call = { id, name, held: "", state: "waiting" };
       this.calls.push(call);
       this.byIndex.set(piece.index ?? 0, call);

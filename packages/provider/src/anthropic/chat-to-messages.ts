@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { isObject, type JsonObject as Json } from "../json-object.js";
-import { parseDataUrl, refuse, unsupported } from "../translation.js";
+import { parseDataUrl, quoted, refuse, unsupported } from "../translation.js";
 
 /**
  * OpenAI chat completions request -> Anthropic Messages request.
@@ -123,7 +123,7 @@ function contentPart(part: unknown, param: string): Json | undefined {
     }
     default:
       return unsupported(
-        `Content parts of type ${JSON.stringify(part.type)} cannot be sent to Anthropic.`,
+        `Content parts of type ${quoted(part.type)} cannot be sent to Anthropic.`,
         `${param}.type`,
       );
   }
@@ -245,7 +245,7 @@ function addToolResult(turns: Turn[], message: Json, param: string) {
 function addTurn(turns: Turn[], role: Turn["role"], content: Json[]) {
   if (content.length === 0) return;
   const last = turns.at(-1);
-  if (last?.role === role) last.content.push(...content);
+  if (last?.role === role) for (const block of content) last.content.push(block);
   else turns.push({ role, content });
 }
 
@@ -259,7 +259,7 @@ function translateMessages(messages: unknown) {
     switch (message.role) {
       case "system":
       case "developer":
-        system.push(...contentBlocks(message, param));
+        for (const block of contentBlocks(message, param)) system.push(block);
         break;
       case "user":
         addTurn(turns, "user", contentBlocks(message, param));
@@ -278,7 +278,7 @@ function translateMessages(messages: unknown) {
         break;
       default:
         unsupported(
-          `Messages of role ${JSON.stringify(message.role)} cannot be sent to Anthropic.`,
+          `Messages of role ${quoted(message.role)} cannot be sent to Anthropic.`,
           `${param}.role`,
         );
     }

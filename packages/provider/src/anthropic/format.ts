@@ -28,29 +28,36 @@ const isUnsigned = (block: unknown) =>
 /**
  * A Messages body as Anthropic takes it: the client's own bytes, unless assistant turns hold
  * thinking blocks with an empty signature. A gateway makes those from another provider's
- * reasoning (see `chatAnswerToMessage`), and Anthropic refuses them, so they are left out.
+ * reasoning (see `chatAnswerToMessage`), and Anthropic refuses them, so they are left out, and
+ * a turn of nothing else with them (Anthropic joins the turns around it). With thinking on,
+ * Anthropic wants the last assistant turn to start with thinking when it calls tools: when
+ * that turn's was left out, thinking is turned off for the request.
  */
 function nativeBody(request: ProviderRequest): Uint8Array | string {
   const body = request.body ?? {};
   const messages = Array.isArray(body.messages) ? body.messages : [];
-  const unsigned = messages.some(
-    (message) =>
-      isObject(message) &&
-      message.role === "assistant" &&
-      Array.isArray(message.content) &&
-      message.content.some(isUnsigned),
-  );
-  if (!unsigned) return request.rawBody ?? JSON.stringify(body);
-  return JSON.stringify({
-    ...body,
-    messages: messages.map((message) => {
-      if (!isObject(message) || message.role !== "assistant" || !Array.isArray(message.content)) {
-        return message;
-      }
-      const signed = message.content.filter((block) => !isUnsigned(block));
-      return signed.length > 0 ? { ...message, content: signed } : message;
-    }),
-  });
+  const isAssistant = (message: unknown): message is Json & { content: unknown[] } =>
+    isObject(message) && message.role === "assistant" && Array.isArray(message.content);
+  if (!messages.some((message) => isAssistant(message) && message.content.some(isUnsigned))) {
+    return request.rawBody ?? JSON.stringify(body);
+  }
+  const kept: unknown[] = [];
+  let lastStripped = false;
+  for (const message of messages) {
+    if (!isAssistant(message)) {
+      kept.push(message);
+      continue;
+    }
+    const signed = message.content.filter((block) => !isUnsigned(block));
+    lastStripped = signed.length < message.content.length;
+    if (signed.length > 0) kept.push(lastStripped ? { ...message, content: signed } : message);
+  }
+  const last = kept.findLast(isAssistant);
+  const callsTools = last?.content.some((block) => isObject(block) && block.type === "tool_use");
+  const thinkingOn = isObject(body.thinking) && body.thinking.type !== "disabled";
+  const { thinking: _thinking, ...withoutThinking } = body;
+  const sent = thinkingOn && callsTools && lastStripped ? withoutThinking : body;
+  return JSON.stringify({ ...sent, messages: kept });
 }
 
 function isContentBearing(chunk: Json): boolean {

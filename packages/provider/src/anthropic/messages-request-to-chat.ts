@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { isObject, type JsonObject as Json } from "../json-object.js";
-import { refuse, unsupported } from "../translation.js";
+import { quoted, refuse, unsupported } from "../translation.js";
 
 /** OpenAI's longest function name; Anthropic allows longer ones. */
 const maxToolNameLength = 64;
@@ -48,7 +48,7 @@ function userPart(block: Json, param: string): Json {
       }
       return { type: "file", file: { file_data: sourceURL(block.source, param) } };
     default:
-      return refuse(`Blocks of type ${JSON.stringify(block.type)} cannot be sent on.`, param);
+      return refuse(`Blocks of type ${quoted(block.type)} cannot be sent on.`, param);
   }
 }
 
@@ -67,18 +67,52 @@ function toolResultContent(content: unknown, param: string, media: Json[]): stri
   return texts.join("\n");
 }
 
+/** A schema that also takes null: how OpenAI's strict mode spells an optional property. */
+function nullable(schema: unknown): unknown {
+  if (!isObject(schema)) return schema;
+  if (typeof schema.type === "string") {
+    return schema.type === "null" ? schema : { ...schema, type: [schema.type, "null"] };
+  }
+  if (Array.isArray(schema.type)) {
+    return schema.type.includes("null") ? schema : { ...schema, type: [...schema.type, "null"] };
+  }
+  if (Array.isArray(schema.anyOf)) return { ...schema, anyOf: [...schema.anyOf, { type: "null" }] };
+  return schema;
+}
+
+const schemaMaps = new Set(["properties", "$defs", "definitions", "patternProperties"]);
+const schemaLists = new Set(["anyOf", "oneOf", "allOf", "prefixItems"]);
+const schemaValues = new Set(["items", "not", "additionalProperties", "contains"]);
+
 /**
  * A JSON schema as OpenAI's strict mode wants it: every object closed
- * (`additionalProperties: false` unless set) and every property required, at every depth.
+ * (`additionalProperties: false` unless set) and every property required, those that were
+ * optional taking null instead, at every depth. Only subschemas are rewritten: values such as
+ * `const`, `enum` and `default` stay as they are.
  */
 function strictSchema(schema: unknown): unknown {
-  if (Array.isArray(schema)) return schema.map(strictSchema);
   if (!isObject(schema)) return schema;
   const strict: Json = {};
-  for (const [key, value] of Object.entries(schema)) strict[key] = strictSchema(value);
+  for (const [key, value] of Object.entries(schema)) {
+    if (schemaMaps.has(key) && isObject(value)) {
+      strict[key] = Object.fromEntries(
+        Object.entries(value).map(([name, subschema]) => [name, strictSchema(subschema)]),
+      );
+    } else if (schemaLists.has(key) && Array.isArray(value)) {
+      strict[key] = value.map(strictSchema);
+    } else if (schemaValues.has(key)) strict[key] = strictSchema(value);
+    else strict[key] = value;
+  }
   if (schema.type === "object" || isObject(schema.properties)) {
     strict.additionalProperties ??= false;
-    if (isObject(schema.properties)) strict.required = Object.keys(schema.properties);
+    if (isObject(strict.properties)) {
+      const required = new Set(Array.isArray(schema.required) ? schema.required : []);
+      const properties = strict.properties;
+      for (const name of Object.keys(properties)) {
+        if (!required.has(name)) properties[name] = nullable(properties[name]);
+      }
+      strict.required = Object.keys(properties);
+    }
   }
   return strict;
 }
@@ -94,19 +128,33 @@ function responseFormat(body: Json): Json | undefined {
   };
 }
 
+// Anthropic's efforts as OpenAI's; "max", beyond OpenAI's, is its highest.
+const efforts: Readonly<Record<string, string>> = {
+  low: "low",
+  medium: "medium",
+  high: "high",
+  max: "high",
+};
+
 /**
  * Anthropic's thinking settings as OpenAI's `reasoning_effort`: `output_config.effort` when
- * given; an enabled budget of 4,096 tokens or more "high", of 2,048 "medium", less "low";
- * adaptive thinking "medium".
+ * given (low, medium, high; max as high); an enabled budget of 4,096 tokens or more "high",
+ * of 2,048 "medium", less "low", none given "medium"; adaptive thinking "medium".
  */
 function reasoningEffort(body: Json): string | undefined {
   const config = isObject(body.output_config) ? body.output_config : {};
-  if (typeof config.effort === "string") return config.effort;
+  if (typeof config.effort === "string" && efforts[config.effort]) return efforts[config.effort];
   if (!isObject(body.thinking)) return undefined;
   if (body.thinking.type === "adaptive") return "medium";
   if (body.thinking.type !== "enabled") return undefined;
-  const budget = Number(body.thinking.budget_tokens);
+  const budget = body.thinking.budget_tokens;
+  if (typeof budget !== "number") return "medium";
   return budget >= 4096 ? "high" : budget >= 2048 ? "medium" : "low";
+}
+
+/** OpenAI's `user` takes at most 64 characters; a longer id goes as its SHA-256, the same each time. */
+function openAIUser(userId: string): string {
+  return userId.length <= 64 ? userId : createHash("sha256").update(userId).digest("hex");
 }
 
 /** What translating an answer back needs to know of its request. */
@@ -149,6 +197,8 @@ export function messagesRequestToChat(
     if (system !== "") messages.push({ role: "system", content: system });
   }
   if (!Array.isArray(body.messages)) refuse("messages must be a list.", "messages");
+  /** The calls of the last assistant turn not yet answered: only those may get a tool message. */
+  let openCalls = new Set<unknown>();
   body.messages.forEach((message: unknown, turn: number) => {
     const param = `messages.${turn}`;
     if (!isObject(message)) refuse("A message must be an object.", param);
@@ -171,31 +221,39 @@ export function messagesRequestToChat(
       const assistant: Json = { role: "assistant", content: text === "" ? null : text };
       if (calls.length > 0) assistant.tool_calls = calls;
       messages.push(assistant);
+      openCalls = new Set(calls.map((call) => call.id));
       return;
     }
-    const parts: Json[] = [];
+    const own: Json[] = [];
     const media: Json[] = [];
     blocks.forEach((block, index) => {
       const at = `${param}.content.${index}`;
       if (block.type === "tool_result") {
+        const content = toolResultContent(block.content, `${at}.content`, media);
+        if (!openCalls.delete(block.tool_use_id)) {
+          // OpenAI refuses a tool message that answers no call of the turn before: as text.
+          own.push({
+            type: "text",
+            text: `Tool result (${String(block.tool_use_id)}): ${content}`,
+          });
+          return;
+        }
         // OpenAI wants a call's result right after the assistant turn that made it.
-        messages.push({
-          role: "tool",
-          tool_call_id: block.tool_use_id,
-          content: toolResultContent(block.content, `${at}.content`, media),
-        });
+        messages.push({ role: "tool", tool_call_id: block.tool_use_id, content });
         return;
       }
-      parts.push(userPart(block, at));
+      own.push(userPart(block, at));
     });
+    openCalls = new Set();
     // What tools returned besides text (a screenshot) follows their results, as the user's.
-    parts.unshift(...media);
+    const parts = media.concat(own);
     if (parts.length === 0) return;
     const only = parts.length === 1 && parts[0]?.type === "text" ? parts[0].text : undefined;
     messages.push({ role: "user", content: only ?? parts });
   });
 
-  const chat: Json = { model: body.model, messages, max_tokens: body.max_tokens };
+  // OpenAI's reasoning models refuse max_tokens; max_completion_tokens is its name for all.
+  const chat: Json = { model: body.model, messages, max_completion_tokens: body.max_tokens };
   if (body.stream === true) {
     chat.stream = true;
     chat.stream_options = { include_usage: true };
@@ -208,7 +266,7 @@ export function messagesRequestToChat(
     : [];
   if (stopSequences.length > 0) chat.stop = stopSequences;
   if (isObject(body.metadata) && typeof body.metadata.user_id === "string") {
-    chat.user = body.metadata.user_id;
+    chat.user = openAIUser(body.metadata.user_id);
   }
   if (Array.isArray(body.tools)) {
     const functions = body.tools.filter((tool, index): tool is Json => {
@@ -216,7 +274,7 @@ export function messagesRequestToChat(
       if (tool.type === undefined || tool.type === "custom") return true;
       if (options.dropUnsupported) return false;
       return unsupported(
-        `Anthropic's server tool ${JSON.stringify(tool.type)} has no counterpart on this upstream.`,
+        `Anthropic's server tool ${quoted(tool.type)} has no counterpart on this upstream.`,
         `tools.${index}`,
       );
     });
@@ -230,11 +288,13 @@ export function messagesRequestToChat(
         },
       }));
   }
-  if (isObject(body.tool_choice)) {
+  // A choice among tools that were all left out (server tools) has nothing to choose from.
+  if (isObject(body.tool_choice) && Array.isArray(chat.tools)) {
     const choice = body.tool_choice;
+    const sent = new Set(chat.tools.map((tool) => (tool as { function: Json }).function.name));
     if (choice.type === "any") chat.tool_choice = "required";
     else if (choice.type === "auto" || choice.type === "none") chat.tool_choice = choice.type;
-    else if (choice.type === "tool") {
+    else if (choice.type === "tool" && sent.has(named(choice.name))) {
       chat.tool_choice = { type: "function", function: { name: named(choice.name) } };
     }
     if (choice.disable_parallel_tool_use === true) chat.parallel_tool_calls = false;

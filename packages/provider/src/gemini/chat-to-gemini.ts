@@ -1,5 +1,5 @@
 import { isObject, type JsonObject as Json } from "../json-object.js";
-import { parseDataUrl, refuse, unsupported } from "../translation.js";
+import { parseDataUrl, quoted, refuse, unsupported } from "../translation.js";
 import { decodeToolCallId } from "./tool-call-id.js";
 
 /**
@@ -166,7 +166,7 @@ function contentPart(part: unknown, param: string): Json | undefined {
     }
     default:
       return unsupported(
-        `Content parts of type ${JSON.stringify(part.type)} cannot be sent to Gemini.`,
+        `Content parts of type ${quoted(part.type)} cannot be sent to Gemini.`,
         `${param}.type`,
       );
   }
@@ -234,7 +234,7 @@ interface Turn {
 function addParts(turns: Turn[], role: Turn["role"], parts: Json[]) {
   if (parts.length === 0) return;
   const last = turns.at(-1);
-  if (last?.role === role) last.parts.push(...parts);
+  if (last?.role === role) for (const part of parts) last.parts.push(part);
   else turns.push({ role, parts });
 }
 
@@ -250,9 +250,9 @@ function translateMessages(messages: unknown) {
     switch (message.role) {
       case "system":
       case "developer":
-        system.push(
-          ...contentParts(message.content, `${param}.content`).filter((part) => part.text),
-        );
+        for (const part of contentParts(message.content, `${param}.content`)) {
+          if (part.text) system.push(part);
+        }
         break;
       case "user":
         addParts(turns, "user", contentParts(message.content, `${param}.content`));
@@ -291,7 +291,7 @@ function translateMessages(messages: unknown) {
       }
       default:
         unsupported(
-          `Messages of role ${JSON.stringify(message.role)} cannot be sent to Gemini.`,
+          `Messages of role ${quoted(message.role)} cannot be sent to Gemini.`,
           `${param}.role`,
         );
     }

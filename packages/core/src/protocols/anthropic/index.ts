@@ -89,12 +89,15 @@ const anthropicTypes = new Set([...errorTypes.values(), "api_error"]);
  * and for the broad invalid_request_error OpenAI's vocabulary shares, the type of the status.
  */
 function errorObject(error: AigwError): JsonObject {
+  const status = error.upstreamStatus ?? error.status;
   const type =
     anthropicTypes.has(error.type) && error.type !== "invalid_request_error"
       ? error.type
-      : (errorTypes.get(error.upstreamStatus ?? error.status) ??
+      : (errorTypes.get(status) ??
         errorTypes.get(error.status) ??
-        "api_error");
+        (error.type === "invalid_request_error" && status < 500
+          ? "invalid_request_error"
+          : "api_error"));
   return { type: "error", error: { type, message: error.message } };
 }
 

@@ -99,8 +99,8 @@ describe("POST /v1/messages to an Anthropic upstream", () => {
   });
 
   it("leaves out thinking that another provider's answer brought without a signature", async () => {
-    const unsigned = { type: "thinking", thinking: "From gpt.", signature: "" };
-    const signed = { type: "thinking", thinking: "From Claude.", signature: "sig-2==" };
+    const unsigned = { type: "thinking", thinking: "From gpt.", signature: "" } as const;
+    const signed = { type: "thinking", thinking: "From Claude.", signature: "sig-2==" } as const;
     await client.messages.create({
       model,
       max_tokens: 64,
@@ -118,7 +118,7 @@ describe("POST /v1/messages to an Anthropic upstream", () => {
 
     // A turn of unsigned thinking alone goes; so does thinking, when the tool-calling turn
     // it would have to open lost its own.
-    const call = { type: "tool_use", id: "toolu_1", name: "lookup", input: {} };
+    const call = { type: "tool_use", id: "toolu_1", name: "lookup", input: {} } as const;
     await client.messages.create({
       model,
       max_tokens: 2048,

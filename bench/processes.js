@@ -47,12 +47,9 @@ export function cpuSeconds(pid) {
 }
 
 /**
- * A gateway config: `extra` lines, then one provider at the upstream (OpenAI-compatible, or
- * `type: anthropic` with `baseURL` including /v1) serving `gpt-*`.
- */
-/**
- * A config with one route, "gpt-*", to the mock at `upstreamURL`; with `targets` above 1, the
- * route balances that many providers, all of them that same mock.
+ * A gateway config: `extra` lines, then one route, "gpt-*", to the mock at `upstreamURL`
+ * (OpenAI-compatible; or `type` anthropic or gemini, `upstreamURL` then with its version).
+ * With `targets` above 1, the route balances that many providers, all of them that same mock.
  */
 export function writeGatewayConfig(
   name,
@@ -62,7 +59,7 @@ export function writeGatewayConfig(
   targets = 1,
 ) {
   const file = temporaryFile(`${name}.yaml`);
-  const baseURL = type === "anthropic" ? upstreamURL : `${upstreamURL}/v1`;
+  const baseURL = type === "openai-compatible" ? `${upstreamURL}/v1` : upstreamURL;
   const providers = Array.from({ length: targets }, (_, index) => `mock${index || ""}`);
   const route =
     targets === 1

@@ -1,8 +1,8 @@
 // pnpm bench: the gateway (as apps/server ships it, metrics and logs on) against the same mock
 // upstream reached directly and through a bare undici pass-through, in interleaved rounds, for
-// JSON answers and for streamed ones (about 15 events each); and streams from an Anthropic mock
-// translated for the same OpenAI requests, against those from the OpenAI mock; and a route
-// that balances two targets against a route of one.
+// JSON answers and for streamed ones (about 15 events each); and streams from Anthropic and
+// Gemini mocks translated for the same OpenAI requests, against those from the OpenAI mock; and
+// a route that balances two targets against a route of one.
 import autocannon from "autocannon";
 import {
   cleanUp,
@@ -53,6 +53,11 @@ const anthropicUpstream = await startScript(["bench/anthropic-upstream.js"]);
 const gatewayToAnthropic = await startGateway(
   writeGatewayConfig("anthropic", anthropicUpstream.url, [], "anthropic"),
 );
+// A Gemini upstream, translated likewise.
+const geminiUpstream = await startScript(["bench/gemini-upstream.js"]);
+const gatewayToGemini = await startGateway(
+  writeGatewayConfig("gemini", geminiUpstream.url, [], "gemini"),
+);
 
 const targets = {
   direct: upstream,
@@ -62,6 +67,7 @@ const targets = {
   "gateway+cache": gatewayWithCache,
   "gateway*2 targets": gatewayTwoTargets,
   "gateway>anthropic": gatewayToAnthropic,
+  "gateway>gemini": gatewayToGemini,
 };
 
 /** Interleaved rounds over `names`; prints each round, then the medians. */
@@ -118,7 +124,7 @@ const json = await measure(
 );
 const streamed = await measure(
   "Streaming chat",
-  ["direct", "passthrough", "gateway", "gateway>anthropic"],
+  ["direct", "passthrough", "gateway", "gateway>anthropic", "gateway>gemini"],
   true,
 );
 
@@ -145,5 +151,12 @@ console.log(
   `streams from an Anthropic upstream, translated / from an OpenAI upstream: ${anthropicRatio.toFixed(2)} (target >= 0.8)`,
 );
 
-for (const target of [...Object.values(targets), anthropicUpstream]) target.child.kill("SIGTERM");
+const geminiRatio = streamed["gateway>gemini"].rps / streamed.gateway.rps;
+console.log(
+  `streams from a Gemini upstream, translated / from an OpenAI upstream: ${geminiRatio.toFixed(2)}`,
+);
+
+for (const target of [...Object.values(targets), anthropicUpstream, geminiUpstream]) {
+  target.child.kill("SIGTERM");
+}
 cleanUp();

@@ -146,7 +146,9 @@ const providerSchema = z
       baseURL: z
         .url()
         .optional()
-        .describe("The API's base URL, with its /v1. Default https://api.anthropic.com/v1."),
+        .describe(
+          "The API's base URL; without a path it gets /v1, as the Anthropic SDKs take it. Default https://api.anthropic.com/v1.",
+        ),
       version: z
         .string()
         .min(1)

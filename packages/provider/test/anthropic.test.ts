@@ -80,6 +80,17 @@ describe("createAnthropic", () => {
     expect(response.upstreamRequestId).toMatch(/^req_mock_/);
   });
 
+  it("takes a base URL without /v1, as the Anthropic SDKs do", async () => {
+    const bare = createAnthropic({ apiKey: API_KEY, baseURL: mock.url, retry: { maxRetries: 0 } });
+    try {
+      const response = await bare.send(chat());
+      expect(response.status).toBe(200);
+      expect(mock.requests[0]?.path).toBe("/v1/messages");
+    } finally {
+      await bare.close();
+    }
+  });
+
   it("sends the client's anthropic-version instead of its own, never a second one", async () => {
     await provider.send({ ...chat(), headers: { "anthropic-version": "2099-01-01" } });
     expect(mock.requests[0]?.headers["anthropic-version"]).toBe("2099-01-01");

@@ -6,7 +6,10 @@ import { createAnthropicFormat } from "./format.js";
 export interface AnthropicOptions extends TransportOptions {
   /** Sent as `x-api-key`. */
   apiKey: string;
-  /** The API's base URL, endpoints are appended to it. Default "https://api.anthropic.com/v1". */
+  /**
+   * The API's base URL, endpoints are appended to it; one without a path, as the Anthropic SDKs
+   * take it, gets `/v1`. Default "https://api.anthropic.com/v1".
+   */
   baseURL?: string;
   /** Sent as `anthropic-version` when the client sends none of its own. Default "2023-06-01". */
   version?: string;
@@ -31,7 +34,8 @@ const nativePaths: ReadonlySet<string> = new Set(["models", "messages", "message
  */
 export function createAnthropic(options: AnthropicOptions): Provider {
   const url = parseUpstreamUrl(options.baseURL ?? "https://api.anthropic.com/v1", "baseURL");
-  const prefix = url.pathname.replace(/\/+$/, "");
+  // The Anthropic SDKs take the base URL without /v1: one without a path gets it.
+  const prefix = url.pathname.replace(/\/+$/, "") || "/v1";
   const defaultMaxTokens = options.defaultMaxTokens ?? 4096;
   if (!Number.isSafeInteger(defaultMaxTokens) || defaultMaxTokens < 1) {
     throw new TypeError(`defaultMaxTokens must be an integer >= 1, got ${defaultMaxTokens}`);

@@ -325,12 +325,15 @@ export async function callUpstream(
     });
     if (!picked) {
       if (nextRoute()) continue;
-      if (!lastError && refusal) throw refusal;
-      if (!tried || !lastError) {
+      if (!lastError) {
+        if (refusal) throw refusal;
         throw cappedUntil === undefined
           ? allTargetsOut(current.balancer.soonestRecovery(), current.name)
           : targetsAtCapacity(cappedUntil, current.name);
       }
+      // Nothing of this route could be tried (its breakers opened, or it is a fallback whose
+      // targets are all out): the upstream failure already met says more than "out of rotation".
+      if (!tried) break;
       // Every target of the last route failed once: the failure may pass, after a wait.
       const wait = retryDelay(
         lastError,

@@ -447,6 +447,27 @@ describe("the circuit breaker", () => {
     expect(flaky.requests.length).toBe(4);
   });
 
+  it("answers with the upstream's failure, not 'out of rotation', when the fallback's targets are all out", async () => {
+    await start({
+      models: {
+        chat: { provider: "flaky", model: "a", fallbacks: ["backup"] },
+        backup: { provider: "openai", model: "b" },
+      },
+      routing: { breaker: createCircuitBreaker({ consecutiveFailures: 1, cooldownMs: 60_000 }) },
+    });
+    openai.enqueue({ kind: "status", status: 500 });
+    expect((await chat("backup")).status).toBe(502);
+    expect((await chat("backup")).status).toBe(503);
+    flaky.enqueue({ kind: "status", status: 500 });
+    const response = await chat("chat");
+    expect(response.status).toBe(502);
+    expect(response.headers.get("x-aigw-attempts")).toBe("1");
+    expect(response.headers.get("x-should-retry")).toBe("false");
+    const { error } = (await response.json()) as { error: { code: string; message: string } };
+    expect(error.code).toBe("upstream_error");
+    expect(error.message).not.toContain("backup");
+  });
+
   it("(B.5 9) passes a single target's 429 through instead of cooling it", async () => {
     await start({
       models: { chat: { provider: "flaky" } },

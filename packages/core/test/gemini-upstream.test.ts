@@ -510,6 +510,82 @@ describe("Anthropic clients to Gemini", () => {
     });
   });
 
+  it("sends images as inlineData and gives thoughts back as thinking blocks", async () => {
+    gemini.enqueue({
+      kind: "reply",
+      parts: [{ text: "A cat, I think.", thought: true }, { text: "A cat." }],
+    });
+    const stream = anthropic.messages.stream({
+      model,
+      max_tokens: 64,
+      thinking: { type: "enabled", budget_tokens: 2048 },
+      messages: [
+        {
+          role: "user",
+          content: [
+            {
+              type: "image",
+              source: { type: "base64", media_type: "image/png", data: "iVBORw0KGgo=" },
+            },
+            { type: "text", text: "What is this?" },
+          ],
+        },
+      ],
+    });
+    const message = await stream.finalMessage();
+    expect(message.content).toEqual([
+      { type: "thinking", thinking: "A cat, I think.", signature: "" },
+      { type: "text", text: "A cat." },
+    ]);
+    expect(sent()).toMatchObject({
+      contents: [
+        {
+          role: "user",
+          parts: [
+            { inlineData: { mimeType: "image/png", data: "iVBORw0KGgo=" } },
+            { text: "What is this?" },
+          ],
+        },
+      ],
+      generationConfig: { thinkingConfig: { thinkingBudget: 8192, includeThoughts: true } },
+    });
+  });
+
+  it("gives a blocked prompt, Gemini's errors and a cut stream in Anthropic's envelope", async () => {
+    const hello = [{ role: "user" as const, content: "Hello" }];
+    gemini.enqueue({ kind: "block" });
+    const blocked = await anthropic.messages
+      .create({ model, max_tokens: 64, messages: hello })
+      .catch((error: unknown) => error);
+    expect(blocked).toBeInstanceOf(Anthropic.BadRequestError);
+    expect((blocked as InstanceType<typeof Anthropic.BadRequestError>).error).toMatchObject({
+      type: "error",
+      error: { type: "invalid_request_error" },
+    });
+
+    gemini.enqueue({ kind: "status", status: 404 });
+    const missing = await anthropic.messages
+      .create({ model, max_tokens: 64, messages: hello })
+      .catch((error: unknown) => error);
+    expect(missing).toBeInstanceOf(Anthropic.NotFoundError);
+
+    gemini.enqueue({ kind: "cutStream", afterEvents: 1 });
+    const response = await fetch(`${running.url}/v1/messages`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-api-key": "sk-client" },
+      body: JSON.stringify({
+        model,
+        max_tokens: 64,
+        stream: true,
+        messages: [{ role: "user", content: "one two three" }],
+      }),
+    });
+    const text = await response.text();
+    expect(text).toContain("event: message_start");
+    expect(text.trimEnd().split("\n\n").at(-1)).toContain("event: error");
+    expect(text).not.toContain("message_stop");
+  });
+
   it("counts tokens with Gemini's countTokens", async () => {
     const counted = await anthropic.messages.countTokens({
       model,

@@ -1,4 +1,8 @@
 import { AigwError } from "./errors.js";
+import { isObject } from "./json-object.js";
+import { screenBody } from "./secrets.js";
+import { createInvalidResponseError } from "./upstream-errors.js";
+import type { EncodedRequest } from "./wire-format.js";
 
 /**
  * What the translating formats (Anthropic, Gemini) share: their refusals, data URLs, and the
@@ -61,5 +65,41 @@ export function reportDroppedFieldsOnce(
     reported.add(name);
     if (reported.size === maxReportedFields) filledAt = Date.now();
     onDroppedField?.(name);
+  };
+}
+
+/**
+ * An upstream's JSON answer, parsed.
+ * @throws AigwError 502 `invalid_upstream_response` when it is not JSON.
+ */
+export function parseAnswer(bytes: Buffer, upstreamRequestId: string | undefined): unknown {
+  try {
+    return JSON.parse(bytes.toString("utf8"));
+  } catch (error) {
+    throw createInvalidResponseError(
+      "The upstream answered with malformed JSON",
+      upstreamRequestId,
+      error,
+    );
+  }
+}
+
+/** A `models` request to an upstream whose list `toOpenAI` turns into OpenAI's. */
+export function modelListRequest(
+  toOpenAI: (list: Record<string, unknown>) => unknown,
+): EncodedRequest {
+  return {
+    body: "",
+    readAnswer(bytes, { secrets, upstreamRequestId }) {
+      const answer = parseAnswer(bytes, upstreamRequestId);
+      const list = toOpenAI(isObject(answer) ? answer : {});
+      return { body: screenBody(Buffer.from(JSON.stringify(list)), secrets), usage: undefined };
+    },
+    readStream: () => {
+      throw new AigwError("The model list does not stream.", {
+        status: 400,
+        type: "invalid_request_error",
+      });
+    },
   };
 }

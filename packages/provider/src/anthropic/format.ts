@@ -2,7 +2,7 @@ import { AigwError } from "../errors.js";
 import { isObject, type JsonObject as Json } from "../json-object.js";
 import { type SecretScrubber, screenBody } from "../secrets.js";
 import { createJsonSseEvent, createSseEvent } from "../sse.js";
-import { reportDroppedFieldsOnce } from "../translation.js";
+import { modelListRequest, parseAnswer, reportDroppedFieldsOnce } from "../translation.js";
 import type { ProviderRequest, SseEvent, TokenUsage } from "../types.js";
 import { createInvalidResponseError } from "../upstream-errors.js";
 import { wantsStreamUsage } from "../usage.js";
@@ -161,8 +161,8 @@ class NativeStreamReader implements StreamReader {
 }
 
 /** Anthropic's model list -> OpenAI's (`created` from `created_at`). */
-function modelList(list: unknown): Json {
-  const models = isObject(list) && Array.isArray(list.data) ? list.data.filter(isObject) : [];
+function modelList(list: Json): Json {
+  const models = Array.isArray(list.data) ? list.data.filter(isObject) : [];
   return {
     object: "list",
     data: models.map((model) => {
@@ -175,18 +175,6 @@ function modelList(list: unknown): Json {
       };
     }),
   };
-}
-
-function parseAnswer(bytes: Buffer, upstreamRequestId: string | undefined): unknown {
-  try {
-    return JSON.parse(bytes.toString("utf8"));
-  } catch (error) {
-    throw createInvalidResponseError(
-      "The upstream answered with malformed JSON",
-      upstreamRequestId,
-      error,
-    );
-  }
 }
 
 /**
@@ -203,19 +191,7 @@ export function createAnthropicFormat(options: ChatToMessagesOptions): WireForma
   return {
     protocols: ["anthropic"],
     encode(request): EncodedRequest {
-      if (request.endpoint === "models") {
-        return {
-          body: "",
-          readAnswer(bytes, { secrets, upstreamRequestId }) {
-            const list = modelList(parseAnswer(bytes, upstreamRequestId));
-            return {
-              body: screenBody(Buffer.from(JSON.stringify(list)), secrets),
-              usage: undefined,
-            };
-          },
-          readStream: ({ secrets }) => new AnthropicStreamReader(secrets, false),
-        };
-      }
+      if (request.endpoint === "models") return modelListRequest(modelList);
       if (request.endpoint === "messages" || request.endpoint === "messages/count_tokens") {
         const counting = request.endpoint === "messages/count_tokens";
         return {

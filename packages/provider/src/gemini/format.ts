@@ -2,7 +2,12 @@ import { AigwError } from "../errors.js";
 import { isObject, type JsonObject as Json } from "../json-object.js";
 import { type SecretScrubber, screenBody } from "../secrets.js";
 import { createJsonSseEvent, createSseEvent } from "../sse.js";
-import { reportDroppedFieldsOnce, unsupported } from "../translation.js";
+import {
+  modelListRequest,
+  parseAnswer,
+  reportDroppedFieldsOnce,
+  unsupported,
+} from "../translation.js";
 import type { ProviderRequest, SseEvent, TokenUsage } from "../types.js";
 import { createInvalidResponseError } from "../upstream-errors.js";
 import { estimateTokens, wantsStreamUsage } from "../usage.js";
@@ -19,17 +24,9 @@ export function geminiModelName(model: unknown): string {
   return `models/${name}`;
 }
 
-function parseAnswer(bytes: Buffer, upstreamRequestId: string | undefined): Json {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(bytes.toString("utf8"));
-  } catch (error) {
-    throw createInvalidResponseError(
-      "The upstream answered with malformed JSON",
-      upstreamRequestId,
-      error,
-    );
-  }
+/** An answer that must be a JSON object. */
+function parseObject(bytes: Buffer, upstreamRequestId: string | undefined): Json {
+  const parsed = parseAnswer(bytes, upstreamRequestId);
   if (!isObject(parsed)) {
     throw createInvalidResponseError(
       "The upstream's answer is not a JSON object",
@@ -121,7 +118,7 @@ function embeddingsRequest(request: ProviderRequest): EncodedRequest {
       requests: texts.map((text) => ({ model, content: { parts: [{ text }] }, ...dimensions })),
     }),
     readAnswer(bytes, { secrets, upstreamRequestId }) {
-      const answer = parseAnswer(bytes, upstreamRequestId);
+      const answer = parseObject(bytes, upstreamRequestId);
       const embeddings = Array.isArray(answer.embeddings) ? answer.embeddings : [];
       const base64 = body.encoding_format === "base64";
       const promptTokens = texts.reduce((sum, text) => sum + estimateTokens(text), 0);
@@ -179,22 +176,7 @@ export function createGeminiFormat(options: ChatToGeminiOptions): WireFormat {
     encode(request): EncodedRequest {
       switch (request.endpoint) {
         case "models":
-          return {
-            body: "",
-            readAnswer(bytes, { secrets, upstreamRequestId }) {
-              const list = modelList(parseAnswer(bytes, upstreamRequestId));
-              return {
-                body: screenBody(Buffer.from(JSON.stringify(list)), secrets),
-                usage: undefined,
-              };
-            },
-            readStream: () => {
-              throw new AigwError("The model list does not stream.", {
-                status: 400,
-                type: "invalid_request_error",
-              });
-            },
-          };
+          return modelListRequest(modelList);
         case "embeddings":
           return embeddingsRequest(request);
         case "messages/count_tokens": {
@@ -208,7 +190,7 @@ export function createGeminiFormat(options: ChatToGeminiOptions): WireFormat {
           return {
             body: JSON.stringify({ generateContentRequest }),
             readAnswer(bytes, { upstreamRequestId }) {
-              const answer = parseAnswer(bytes, upstreamRequestId);
+              const answer = parseObject(bytes, upstreamRequestId);
               const counted = {
                 input_tokens: typeof answer.totalTokens === "number" ? answer.totalTokens : 0,
               };
@@ -234,7 +216,7 @@ export function createGeminiFormat(options: ChatToGeminiOptions): WireFormat {
       return {
         body: JSON.stringify(translate(request)),
         readAnswer(bytes, { secrets, upstreamRequestId }) {
-          const response = parseAnswer(bytes, upstreamRequestId);
+          const response = parseObject(bytes, upstreamRequestId);
           const chat = geminiToChat(response, model, nowInSeconds());
           return {
             body: screenBody(Buffer.from(JSON.stringify(chat)), secrets),

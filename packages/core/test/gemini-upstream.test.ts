@@ -397,6 +397,28 @@ describe("OpenAI clients to Gemini", () => {
     ).catch((error: unknown) => error);
     expect(cut).toBeInstanceOf(Error);
 
+    // A body that ends cleanly before Gemini said it finished is cut all the same.
+    gemini.enqueue({
+      kind: "events",
+      events: [
+        { candidates: [{ index: 0, content: { role: "model", parts: [{ text: "Half" }] } }] },
+      ],
+    });
+    const unfinished: ChatCompletionChunk[] = [];
+    const ended = await (async () => {
+      const stream = await client.chat.completions.create({
+        model,
+        messages: [{ role: "user", content: "x" }],
+        stream: true,
+      });
+      for await (const chunk of stream) unfinished.push(chunk);
+    })().catch((error: unknown) => error);
+    expect(unfinished.map((chunk) => chunk.choices[0]?.delta.content).join("")).toBe("Half");
+    expect(unfinished.some((chunk) => chunk.choices[0]?.finish_reason)).toBe(false);
+    expect((ended as InstanceType<typeof OpenAI.APIError>).error).toMatchObject({
+      code: "stream_interrupted",
+    });
+
     gemini.enqueue({ kind: "midStreamError", afterEvents: 2 });
     const failed = await chunksOf(
       await client.chat.completions.create({

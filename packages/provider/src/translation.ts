@@ -27,6 +27,11 @@ export function unsupported(message: string, param: string): never {
   });
 }
 
+/** `table[key]` for a key of the table's own: never an inherited one ("constructor"). */
+export function lookup<T>(table: Readonly<Record<string, T>>, key: unknown): T | undefined {
+  return typeof key === "string" && Object.hasOwn(table, key) ? table[key] : undefined;
+}
+
 /** A client's value as an error message names it: its JSON, cut to 64 characters. */
 export function quoted(value: unknown): string {
   const text = JSON.stringify(value) ?? String(value);

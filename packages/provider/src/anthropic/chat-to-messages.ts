@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { isObject, type JsonObject as Json } from "../json-object.js";
-import { parseDataUrl, quoted, refuse, unsupported } from "../translation.js";
+import { lookup, parseDataUrl, quoted, refuse, unsupported } from "../translation.js";
 
 /**
  * OpenAI chat completions request -> Anthropic Messages request.
@@ -374,8 +374,8 @@ function usableUserId(user: unknown): user is string {
 export function chatToMessages(body: Json, options: ChatToMessagesOptions): Json {
   const thinking = isObject(body.thinking)
     ? body.thinking
-    : typeof body.reasoning_effort === "string" && thinkingBudgets[body.reasoning_effort]
-      ? { type: "enabled", budget_tokens: thinkingBudgets[body.reasoning_effort] }
+    : lookup(thinkingBudgets, body.reasoning_effort)
+      ? { type: "enabled", budget_tokens: lookup(thinkingBudgets, body.reasoning_effort) }
       : undefined;
   const thinkingOn = thinking !== undefined && thinking.type !== "disabled";
   const choice = translateToolChoice(body.tool_choice, body.parallel_tool_calls, body.tools);

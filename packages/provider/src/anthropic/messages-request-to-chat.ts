@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { isObject, type JsonObject as Json } from "../json-object.js";
-import { quoted, refuse, unsupported } from "../translation.js";
+import { lookup, quoted, refuse, unsupported } from "../translation.js";
 
 /** OpenAI's longest function name; Anthropic allows longer ones. */
 const maxToolNameLength = 64;
@@ -143,7 +143,8 @@ const efforts: Readonly<Record<string, string>> = {
  */
 function reasoningEffort(body: Json): string | undefined {
   const config = isObject(body.output_config) ? body.output_config : {};
-  if (typeof config.effort === "string" && efforts[config.effort]) return efforts[config.effort];
+  const effort = lookup(efforts, config.effort);
+  if (effort) return effort;
   if (!isObject(body.thinking)) return undefined;
   if (body.thinking.type === "adaptive") return "medium";
   if (body.thinking.type !== "enabled") return undefined;

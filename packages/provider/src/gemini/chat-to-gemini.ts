@@ -1,5 +1,5 @@
 import { isObject, type JsonObject as Json } from "../json-object.js";
-import { parseDataUrl, quoted, refuse, unsupported } from "../translation.js";
+import { lookup, parseDataUrl, quoted, refuse, unsupported } from "../translation.js";
 import { decodeToolCallId } from "./tool-call-id.js";
 
 /**
@@ -77,32 +77,81 @@ const schemaKeys = new Set([
   "example",
 ]);
 
+// The formats Gemini takes, by type; others make it refuse the request.
+const formats: Readonly<Record<string, readonly string[]>> = {
+  string: ["enum", "date-time"],
+  integer: ["int32", "int64"],
+  number: ["float", "double"],
+};
+/** Most schema nodes one schema may grow to as its `$ref`s are written out in place. */
+const maxSchemaNodes = 10_000;
+
+/** `#/$defs/Name` or `#/definitions/Name` of `root`. */
+function definition(root: Json, ref: string): unknown {
+  const match = /^#\/(\$defs|definitions)\/([^/]+)$/.exec(ref);
+  if (!match) return undefined;
+  const definitions = root[match[1] as string];
+  const name = decodeURIComponent(match[2] as string)
+    .replaceAll("~1", "/")
+    .replaceAll("~0", "~");
+  return isObject(definitions) && Object.hasOwn(definitions, name) ? definitions[name] : undefined;
+}
+
 /**
- * A JSON schema as Gemini's Schema: only the keys it takes, at every depth; a list of types
- * with "null" as the type and `nullable`; an object with no properties without `properties`
- * (Gemini refuses an empty one).
+ * A JSON schema as Gemini's Schema: only the keys it takes, at every depth; `$ref`s to
+ * `$defs` written out in place (a cycle ends as a plain object); `oneOf` as `anyOf`; a string
+ * `const` as a one-value `enum`; an `enum` of other than strings, and formats Gemini does not
+ * take, left out; a list of types with "null" as the type and `nullable`; an object with no
+ * properties without `properties` (Gemini refuses an empty one).
+ *
+ * @throws AigwError 400 for a schema past 10,000 nodes once its `$ref`s are written out.
  */
-export function geminiSchema(schema: unknown): unknown {
-  if (!isObject(schema)) return schema;
-  const cleaned: Json = {};
-  for (const [key, value] of Object.entries(schema)) {
-    if (!schemaKeys.has(key)) continue;
-    if (key === "properties" && isObject(value)) {
-      const properties = Object.entries(value);
-      if (properties.length === 0) continue;
-      cleaned.properties = Object.fromEntries(
-        properties.map(([name, property]) => [name, geminiSchema(property)]),
+export function geminiSchema(schema: unknown, param = "schema"): unknown {
+  const root = isObject(schema) ? schema : {};
+  let nodes = 0;
+  const clean = (node: unknown, seen: readonly string[]): unknown => {
+    if (++nodes > maxSchemaNodes) {
+      refuse(
+        `The schema grows past ${maxSchemaNodes} nodes once its $refs are written out.`,
+        param,
       );
-    } else if (key === "items") cleaned.items = geminiSchema(value);
-    else if (key === "anyOf" && Array.isArray(value)) cleaned.anyOf = value.map(geminiSchema);
-    else cleaned[key] = value;
-  }
-  if (Array.isArray(schema.type)) {
-    const types = schema.type.filter((type) => type !== "null");
-    cleaned.type = types[0] ?? "null";
-    if (types.length < schema.type.length) cleaned.nullable = true;
-  }
-  return cleaned;
+    }
+    if (!isObject(node)) return node === true ? {} : node;
+    if (typeof node.$ref === "string") {
+      const target = seen.includes(node.$ref) ? undefined : definition(root, node.$ref);
+      const { $ref: _ref, ...rest } = node;
+      if (!isObject(target)) return { type: "object", ...(clean(rest, seen) as Json) };
+      return clean({ ...target, ...rest }, [...seen, node.$ref]);
+    }
+    const cleaned: Json = {};
+    for (const [key, value] of Object.entries(node)) {
+      if (key === "properties" && isObject(value)) {
+        const properties = Object.entries(value);
+        if (properties.length === 0) continue;
+        cleaned.properties = Object.fromEntries(
+          properties.map(([name, property]) => [name, clean(property, seen)]),
+        );
+      } else if (key === "items") cleaned.items = clean(value, seen);
+      else if ((key === "anyOf" || key === "oneOf") && Array.isArray(value)) {
+        cleaned.anyOf = value.map((option) => clean(option, seen));
+      } else if (key === "const" && typeof value === "string") {
+        cleaned.type ??= "string";
+        cleaned.enum = [value];
+      } else if (key === "enum") {
+        if (Array.isArray(value) && value.every((item) => typeof item === "string"))
+          cleaned.enum = value;
+      } else if (key === "format") {
+        if (lookup(formats, node.type)?.includes(String(value))) cleaned.format = value;
+      } else if (schemaKeys.has(key)) cleaned[key] = value;
+    }
+    if (Array.isArray(node.type)) {
+      const types = node.type.filter((type) => type !== "null");
+      cleaned.type = types[0] ?? "null";
+      if (types.length < node.type.length) cleaned.nullable = true;
+    }
+    return cleaned;
+  };
+  return clean(schema, []);
 }
 
 // Media types by file extension, for URLs sent as `fileData` (which needs one).
@@ -129,7 +178,7 @@ function mediaPart(url: unknown, param: string): Json {
   }
   if (!/^(https?|gs):\/\//i.test(url)) refuse("A URL must be http(s), gs:// or a data URL.", param);
   const extension = /\.([a-z0-9]+)(?:$|[?#])/i.exec(url)?.[1]?.toLowerCase() ?? "";
-  const mimeType = mediaTypes[extension];
+  const mimeType = lookup(mediaTypes, extension);
   if (!mimeType) {
     unsupported(
       "Gemini needs a URL's media type: end it in a known extension or send a data URL.",
@@ -208,14 +257,19 @@ function functionCallPart(call: unknown, param: string): Json {
   };
 }
 
-/** A tool message's content as Gemini's `response` object: its JSON object, or `{content}`. */
-function functionResponse(content: unknown, param: string): Json {
-  const text =
-    typeof content === "string"
-      ? content
-      : contentParts(content, param)
-          .map((part) => (typeof part.text === "string" ? part.text : ""))
-          .join("");
+/**
+ * A tool message's content as Gemini's `response` object: its JSON object, or `{content}`
+ * with its text; its images and files go to `media`, to follow the response as the user's.
+ */
+function functionResponse(content: unknown, param: string, media: Json[]): Json {
+  let text = "";
+  if (typeof content === "string") text = content;
+  else {
+    for (const part of contentParts(content, param)) {
+      if (typeof part.text === "string") text += part.text;
+      else media.push(part);
+    }
+  }
   try {
     const parsed: unknown = JSON.parse(text);
     if (isObject(parsed)) return parsed;
@@ -224,6 +278,13 @@ function functionResponse(content: unknown, param: string): Json {
   }
   return { content: text };
 }
+
+/**
+ * What Gemini 3 takes, per Google's thought-signature guide, for function calls it did not
+ * make itself (another provider's, on a mixed route): it wants a signature on a turn's first
+ * call, and has none to check.
+ */
+const foreignCallSignature = "skip_thought_signature_validator";
 
 interface Turn {
   role: "user" | "model";
@@ -251,7 +312,10 @@ function translateMessages(messages: unknown) {
       case "system":
       case "developer":
         for (const part of contentParts(message.content, `${param}.content`)) {
-          if (part.text) system.push(part);
+          if (typeof part.text !== "string") {
+            unsupported("Gemini's system instruction takes text only.", `${param}.content`);
+          }
+          system.push(part);
         }
         break;
       case "user":
@@ -264,6 +328,10 @@ function translateMessages(messages: unknown) {
           calledNames.set((call as Json).id as string, (part.functionCall as Json).name as string);
           return part;
         });
+        const first = callParts[0];
+        if (first && !callParts.some((part) => part.thoughtSignature !== undefined)) {
+          first.thoughtSignature = foreignCallSignature;
+        }
         addParts(turns, "model", [
           ...contentParts(message.content, `${param}.content`),
           ...callParts,
@@ -275,17 +343,22 @@ function translateMessages(messages: unknown) {
           refuse("A tool message needs its tool_call_id.", `${param}.tool_call_id`);
         }
         const name = calledNames.get(message.tool_call_id);
-        const response = functionResponse(message.content, `${param}.content`);
+        const media: Json[] = [];
+        const response = functionResponse(message.content, `${param}.content`, media);
         if (name === undefined) {
           // Gemini needs the name of the function answered; without its call, it is text.
           const text =
             typeof response.content === "string" ? response.content : JSON.stringify(response);
-          addParts(turns, "user", [{ text: `Tool result (${message.tool_call_id}): ${text}` }]);
+          addParts(turns, "user", [
+            { text: `Tool result (${message.tool_call_id}): ${text}` },
+            ...media,
+          ]);
           break;
         }
         const { id } = decodeToolCallId(message.tool_call_id);
         addParts(turns, "user", [
           { functionResponse: { name, response, ...(id === undefined ? {} : { id }) } },
+          ...media,
         ]);
         break;
       }
@@ -309,7 +382,9 @@ function translateTools(tools: unknown): Json[] {
       return unsupported("Only function tools can be sent to Gemini.", `${param}.type`);
     }
     const { name, description, parameters } = tool.function;
-    const schema = isObject(parameters) ? geminiSchema(parameters) : undefined;
+    const schema = isObject(parameters)
+      ? geminiSchema(parameters, `${param}.function.parameters`)
+      : undefined;
     const hasProperties = isObject(schema) && isObject(schema.properties);
     return {
       name,
@@ -324,8 +399,9 @@ function translateTools(tools: unknown): Json[] {
 function translateToolChoice(choice: unknown): Json | undefined {
   if (choice === undefined || choice === null) return undefined;
   const modes: Record<string, string> = { auto: "AUTO", none: "NONE", required: "ANY" };
-  if (typeof choice === "string" && modes[choice]) {
-    return { functionCallingConfig: { mode: modes[choice] } };
+  const mode = lookup(modes, choice);
+  if (mode) {
+    return { functionCallingConfig: { mode } };
   }
   if (isObject(choice) && isObject(choice.function) && typeof choice.function.name === "string") {
     return {
@@ -341,7 +417,7 @@ function responseFormat(format: unknown): Json {
   if (format.type === "json_schema" && isObject(format.json_schema)) {
     return {
       responseMimeType: "application/json",
-      responseSchema: geminiSchema(format.json_schema.schema),
+      responseSchema: geminiSchema(format.json_schema.schema, "response_format.json_schema.schema"),
     };
   }
   return refuse("response_format must be text, json_object or json_schema.", "response_format");
@@ -369,7 +445,7 @@ export function chatToGemini(body: Json, options: ChatToGeminiOptions = {}): Jso
   const stop = typeof body.stop === "string" ? [body.stop] : body.stop;
   const budget =
     typeof body.reasoning_effort === "string"
-      ? geminiThinkingBudgets[body.reasoning_effort]
+      ? lookup(geminiThinkingBudgets, body.reasoning_effort)
       : undefined;
   const generationConfig: Json = {
     ...(body.temperature == null ? {} : { temperature: body.temperature }),

@@ -44,8 +44,15 @@ class GeminiStreamReader implements StreamReader {
     model: unknown,
     private readonly secrets: SecretScrubber,
     includeUsage: boolean,
+    candidates: number,
   ) {
-    this.translator = new GeminiStreamTranslator(model, nowInSeconds(), secrets, includeUsage);
+    this.translator = new GeminiStreamTranslator(
+      model,
+      nowInSeconds(),
+      secrets,
+      includeUsage,
+      candidates,
+    );
   }
 
   get complete(): boolean {
@@ -71,6 +78,26 @@ class GeminiStreamReader implements StreamReader {
   finish(queue: SseEvent[]): void {
     for (const chunk of this.translator.end()) queue.push(this.event(chunk));
     queue.push(doneEvent);
+  }
+}
+
+/**
+ * Whether a 400 says the key is bad: Gemini's `google.rpc.ErrorInfo` detail with reason
+ * API_KEY_INVALID (a message may quote the client's own values, so it is not read).
+ */
+function refusedKey(text: string): boolean {
+  if (!text.includes("API_KEY_INVALID")) return false;
+  try {
+    const parsed: unknown = JSON.parse(text);
+    const error = isObject(parsed) && isObject(parsed.error) ? parsed.error : {};
+    const details = Array.isArray(error.details) ? error.details.filter(isObject) : [];
+    return details.some(
+      (detail) =>
+        String(detail["@type"]).endsWith("google.rpc.ErrorInfo") &&
+        detail.reason === "API_KEY_INVALID",
+    );
+  } catch {
+    return false;
   }
 }
 
@@ -120,6 +147,12 @@ function embeddingsRequest(request: ProviderRequest): EncodedRequest {
     readAnswer(bytes, { secrets, upstreamRequestId }) {
       const answer = parseObject(bytes, upstreamRequestId);
       const embeddings = Array.isArray(answer.embeddings) ? answer.embeddings : [];
+      if (embeddings.length !== texts.length) {
+        throw createInvalidResponseError(
+          `The upstream gave ${embeddings.length} embeddings for ${texts.length} inputs`,
+          upstreamRequestId,
+        );
+      }
       const base64 = body.encoding_format === "base64";
       const promptTokens = texts.reduce((sum, text) => sum + estimateTokens(text), 0);
       const list = {
@@ -171,8 +204,7 @@ export function createGeminiFormat(options: ChatToGeminiOptions): WireFormat {
   return {
     protocols: [],
     countsTokens: true,
-    errorStatus: (status, text) =>
-      status === 400 && text.includes("API_KEY_INVALID") ? 401 : status,
+    errorStatus: (status, text) => (status === 400 && refusedKey(text) ? 401 : status),
     encode(request): EncodedRequest {
       switch (request.endpoint) {
         case "models":
@@ -226,7 +258,12 @@ export function createGeminiFormat(options: ChatToGeminiOptions): WireFormat {
           };
         },
         readStream: ({ secrets }) =>
-          new GeminiStreamReader(model, secrets, wantsStreamUsage(request.body)),
+          new GeminiStreamReader(
+            model,
+            secrets,
+            wantsStreamUsage(request.body),
+            typeof request.body?.n === "number" ? request.body.n : 1,
+          ),
       };
     },
   };

@@ -4,7 +4,7 @@ import { isObject, type JsonObject as Json } from "../json-object.js";
 import { DEFAULT_RETRY } from "../retry.js";
 import type { SecretScrubber } from "../secrets.js";
 import type { TokenUsage } from "../types.js";
-import { createUpstreamError } from "../upstream-errors.js";
+import { createInvalidResponseError, createUpstreamError } from "../upstream-errors.js";
 import { chatUsage } from "../usage.js";
 import { encodeToolCallId } from "./tool-call-id.js";
 
@@ -26,18 +26,44 @@ const filtered = new Set([
   "PROHIBITED_CONTENT",
   "SPII",
   "IMAGE_SAFETY",
+  "IMAGE_PROHIBITED_CONTENT",
+  "IMAGE_RECITATION",
+  "IMAGE_OTHER",
+  "NO_IMAGE",
+]);
+// Reasons for which Gemini stopped on a fault of its own output: with nothing produced, the
+// answer is a failure (one a retry may get past), never an empty success.
+const faults = new Set([
+  "MALFORMED_FUNCTION_CALL",
+  "UNEXPECTED_TOOL_CALL",
+  "TOO_MANY_TOOL_CALLS",
+  "MISSING_THOUGHT_SIGNATURE",
 ]);
 
 /**
  * Gemini `finishReason` -> OpenAI `finish_reason`: MAX_TOKENS -> length; SAFETY, RECITATION,
- * LANGUAGE, BLOCKLIST, PROHIBITED_CONTENT, SPII, IMAGE_SAFETY -> content_filter; anything else
- * (STOP, OTHER, MALFORMED_FUNCTION_CALL, ...) -> tool_calls when the candidate called a
- * function (Gemini says STOP then), else stop.
+ * LANGUAGE, BLOCKLIST, PROHIBITED_CONTENT, SPII and the IMAGE_ ones -> content_filter;
+ * anything else (STOP, OTHER, ...) -> tool_calls when the candidate called a function (Gemini
+ * says STOP then), else stop.
  */
 export function finishReason(reason: unknown, calledFunction: boolean): string {
   if (reason === "MAX_TOKENS") return "length";
   if (typeof reason === "string" && filtered.has(reason)) return "content_filter";
   return calledFunction ? "tool_calls" : "stop";
+}
+
+/**
+ * A candidate that stopped on a fault of its own output (MALFORMED_FUNCTION_CALL and the like)
+ * having produced nothing: a retryable 502.
+ */
+function emptyFault(reason: unknown, produced: boolean): AigwError | undefined {
+  if (produced || typeof reason !== "string" || !faults.has(reason)) return undefined;
+  return new AigwError(`The upstream produced no answer (Gemini finishReason ${reason}).`, {
+    status: 502,
+    type: "upstream_error",
+    code: "upstream_error",
+    isRetryable: true,
+  });
 }
 
 /**
@@ -82,7 +108,11 @@ export function geminiError(error: unknown, secrets: SecretScrubber): AigwError 
   const fields = isObject(error) ? error : {};
   const status =
     typeof fields.code === "number" && fields.code >= 400 && fields.code < 600 ? fields.code : 500;
-  return createUpstreamError(status, {}, JSON.stringify({ error: fields }), {
+  const relayed = {
+    message: fields.message,
+    ...(typeof fields.status === "string" ? { code: fields.status.toLowerCase() } : {}),
+  };
+  return createUpstreamError(status, {}, JSON.stringify({ error: relayed }), {
     secrets,
     retryableStatusCodes: DEFAULT_RETRY.retryableStatusCodes,
   });
@@ -137,13 +167,20 @@ function completionId(response: Json): string {
  * into `content`, thoughts into `reasoning_content`, function calls into `tool_calls` with
  * ids from `encodeToolCallId` (Gemini's own id, else a made one; never the function's name).
  *
- * @throws AigwError 400 `content_filter` for a blocked prompt.
+ * @throws AigwError 400 `content_filter` for a blocked prompt; 502 for an answer without
+ *   candidates, or one that stopped on a fault of its own having produced nothing.
  */
 export function geminiToChat(response: Json, model: unknown, created: number): Json {
   const blocked = promptBlocked(response);
   if (blocked) throw blocked;
-  const choices = candidatesOf(response).map((candidate, position) => {
+  const candidates = candidatesOf(response);
+  if (candidates.length === 0) {
+    throw createInvalidResponseError("The upstream's answer has no candidates", undefined);
+  }
+  const choices = candidates.map((candidate, position) => {
     const { content, reasoning, calls } = readParts(candidate);
+    const fault = emptyFault(candidate.finishReason, content !== "" || calls.length > 0);
+    if (fault) throw fault;
     return {
       index: typeof candidate.index === "number" ? candidate.index : position,
       message: {
@@ -182,6 +219,8 @@ export class GeminiStreamTranslator {
   private id: string | undefined;
   private readonly started = new Set<number>();
   private readonly finished = new Set<number>();
+  /** Candidates that sent text, thoughts or calls. */
+  private readonly produced = new Set<number>();
   private readonly toolCalls = new Map<number, number>();
 
   constructor(
@@ -189,10 +228,12 @@ export class GeminiStreamTranslator {
     private readonly created: number,
     private readonly secrets: SecretScrubber,
     private readonly includeUsage: boolean,
+    /** How many candidates were asked for (`n`): the stream is done once each finished. */
+    private readonly candidates = 1,
   ) {}
 
   get done(): boolean {
-    return this.finished.size > 0 && this.finished.size >= this.started.size;
+    return this.finished.size >= Math.max(this.candidates, this.started.size);
   }
 
   /**
@@ -228,9 +269,14 @@ export class GeminiStreamTranslator {
       }
       let finish: string | null = null;
       if (candidate.finishReason !== undefined && candidate.finishReason !== null) {
+        const produced =
+          this.produced.has(index) || Object.keys(delta).some((key) => key !== "role");
+        const fault = emptyFault(candidate.finishReason, produced);
+        if (fault) throw fault;
         this.finished.add(index);
         finish = finishReason(candidate.finishReason, this.toolCalls.has(index));
       }
+      if (Object.keys(delta).some((key) => key !== "role")) this.produced.add(index);
       if (Object.keys(delta).length === 0 && finish === null) return;
       chunks.push(this.chunk([{ index, delta, logprobs: null, finish_reason: finish }]));
     });

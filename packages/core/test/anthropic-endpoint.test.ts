@@ -343,7 +343,7 @@ describe("POST /v1/messages to an OpenAI-compatible upstream", () => {
     expect(sent).toMatchObject({ max_completion_tokens: 64, stop: ["END"], user: "u-7" });
   });
 
-  it("streams in Anthropic's grammar: message_start first with usage and empty content, contiguous blocks, message_stop last", async () => {
+  it("A.8 #16: streams in Anthropic's grammar: message_start first with usage and empty content, contiguous blocks, message_stop last", async () => {
     const stream = client.messages.stream({
       model: "gpt-4o-mini",
       max_tokens: 64,
@@ -360,7 +360,7 @@ describe("POST /v1/messages to an OpenAI-compatible upstream", () => {
     expect(sentChat().stream_options).toEqual({ include_usage: true });
   });
 
-  it("puts interleaved tool-call deltas each in its own block, and restores long tool names", async () => {
+  it("A.8 #6: puts interleaved tool-call deltas each in its own block, and restores long tool names", async () => {
     const longName = `lookup_${"x".repeat(80)}`;
     const shortened = `${longName.slice(0, 55)}_`;
     openai.enqueue({
@@ -612,7 +612,7 @@ describe("POST /v1/messages to an OpenAI-compatible upstream", () => {
     expect(messages[4]).toEqual({ role: "user", content: "Thanks." });
   });
 
-  it("sends structured output, images and documents, and names the stop sequence the upstream matched", async () => {
+  it("A.8 #20: sends structured output, images and documents, and names the stop sequence the upstream matched", async () => {
     const png = "iVBORw0KGgo=";
     const pdf = "JVBERi0xLjQ=";
     openai.enqueue({

@@ -308,7 +308,7 @@ describe("loading files and the environment", () => {
     expect(openai?.type === "openai" && openai.baseURL).toBe("http://127.0.0.1:9/v1");
   });
 
-  it("routes Anthropic's families when ANTHROPIC_API_KEY is set, its base URL taken without /v1", () => {
+  it("routes Anthropic's families when ANTHROPIC_API_KEY is set, its base URL as given (the provider adds a missing /v1)", () => {
     const withKey = configFromEnv({
       ANTHROPIC_API_KEY: "sk-ant-x",
       ANTHROPIC_BASE_URL: "http://127.0.0.1:9/",
@@ -316,16 +316,26 @@ describe("loading files and the environment", () => {
     expect(Object.keys(withKey.models)).toEqual(["echo", "claude-*", "anthropic/*"]);
     expect(withKey.providers.anthropic).toEqual({
       type: "anthropic",
-      baseURL: "http://127.0.0.1:9/v1",
+      baseURL: "http://127.0.0.1:9/",
       apiKey: "sk-ant-x",
     });
     const withV1 = configFromEnv({
       ANTHROPIC_API_KEY: "sk-ant-x",
       ANTHROPIC_BASE_URL: "http://127.0.0.1:9/v1/",
     }).providers.anthropic;
-    expect(withV1?.type === "anthropic" && withV1.baseURL).toBe("http://127.0.0.1:9/v1");
+    expect(withV1?.type === "anthropic" && withV1.baseURL).toBe("http://127.0.0.1:9/v1/");
     const official = configFromEnv({ ANTHROPIC_API_KEY: "sk-ant-x" }).providers.anthropic;
     expect(official?.type === "anthropic" && official.baseURL).toBe("https://api.anthropic.com/v1");
+  });
+
+  it("routes Gemini's families when GEMINI_API_KEY is set", () => {
+    const config = configFromEnv({ GEMINI_API_KEY: "AIza-x" });
+    expect(Object.keys(config.models)).toEqual(["echo", "gemini-*", "gemini/*"]);
+    expect(config.providers.gemini).toEqual({
+      type: "gemini",
+      baseURL: "https://generativelanguage.googleapis.com/v1beta",
+      apiKey: "AIza-x",
+    });
   });
 
   it("applies PORT, HOST and LOG_LEVEL, and rejects bad values", async () => {

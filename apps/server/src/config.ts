@@ -944,58 +944,49 @@ export async function loadConfigFile(file: string, env: Environment): Promise<Se
   return parseConfig(raw, env);
 }
 
-const openAIRoutes = ["gpt-*", "o1*", "o3*", "o4*", "chatgpt-*", "text-embedding-*", "openai/*"];
-const anthropicRoutes = ["claude-*", "anthropic/*"];
-const geminiRoutes = ["gemini-*", "gemini/*"];
+/** The providers a key in the environment turns on, and the routes each serves. */
+const environmentProviders = [
+  {
+    name: "openai",
+    key: "OPENAI_API_KEY",
+    url: "OPENAI_BASE_URL",
+    baseURL: "https://api.openai.com/v1",
+    routes: ["gpt-*", "o1*", "o3*", "o4*", "chatgpt-*", "text-embedding-*", "openai/*"],
+  },
+  {
+    // Anthropic's SDKs take the URL without /v1; the provider adds it to a URL without a path.
+    name: "anthropic",
+    key: "ANTHROPIC_API_KEY",
+    url: "ANTHROPIC_BASE_URL",
+    baseURL: "https://api.anthropic.com/v1",
+    routes: ["claude-*", "anthropic/*"],
+  },
+  {
+    name: "gemini",
+    key: "GEMINI_API_KEY",
+    url: "GEMINI_BASE_URL",
+    baseURL: "https://generativelanguage.googleapis.com/v1beta",
+    routes: ["gemini-*", "gemini/*"],
+  },
+] as const;
 
 /**
  * The configuration without a file: the echo model always, OpenAI's model families when
- * OPENAI_API_KEY is set, Anthropic's when ANTHROPIC_API_KEY is set (ANTHROPIC_BASE_URL is
+ * OPENAI_API_KEY is set, Anthropic's when ANTHROPIC_API_KEY is set (ANTHROPIC_BASE_URL with or
  * without /v1, as the Anthropic SDKs take it), and Gemini's when GEMINI_API_KEY is set
  * (GEMINI_BASE_URL with its version). PORT and HOST apply to file configurations too.
  */
 export function configFromEnv(env: Environment): ServerConfig {
-  const raw: Record<string, unknown> = {
-    providers: { echo: { type: "echo" } },
-    models: { echo: { provider: "echo" } },
-  };
-  if (env.OPENAI_API_KEY) {
-    Object.assign(raw.providers as object, {
-      openai: {
-        type: "openai",
-        baseURL: env.OPENAI_BASE_URL ?? "https://api.openai.com/v1",
-        apiKey: env.OPENAI_API_KEY,
-      },
-    });
-    for (const route of openAIRoutes) {
-      (raw.models as Record<string, unknown>)[route] = { provider: "openai" };
-    }
+  const providers: Record<string, unknown> = { echo: { type: "echo" } };
+  const models: Record<string, unknown> = { echo: { provider: "echo" } };
+  for (const provider of environmentProviders) {
+    const apiKey = env[provider.key];
+    if (!apiKey) continue;
+    const baseURL = env[provider.url] ?? provider.baseURL;
+    providers[provider.name] = { type: provider.name, baseURL, apiKey };
+    for (const route of provider.routes) models[route] = { provider: provider.name };
   }
-  if (env.ANTHROPIC_API_KEY) {
-    // Taken as Anthropic's SDKs take it, without /v1; one written with it is not doubled.
-    const base = (env.ANTHROPIC_BASE_URL ?? "https://api.anthropic.com")
-      .replace(/\/+$/, "")
-      .replace(/\/v1$/, "");
-    Object.assign(raw.providers as object, {
-      anthropic: { type: "anthropic", baseURL: `${base}/v1`, apiKey: env.ANTHROPIC_API_KEY },
-    });
-    for (const route of anthropicRoutes) {
-      (raw.models as Record<string, unknown>)[route] = { provider: "anthropic" };
-    }
-  }
-  if (env.GEMINI_API_KEY) {
-    Object.assign(raw.providers as object, {
-      gemini: {
-        type: "gemini",
-        baseURL: env.GEMINI_BASE_URL ?? "https://generativelanguage.googleapis.com/v1beta",
-        apiKey: env.GEMINI_API_KEY,
-      },
-    });
-    for (const route of geminiRoutes) {
-      (raw.models as Record<string, unknown>)[route] = { provider: "gemini" };
-    }
-  }
-  return parseConfig(raw);
+  return parseConfig({ providers, models });
 }
 
 /**

@@ -22,30 +22,22 @@ import { metricsHandler } from "./metrics-listener.js";
 import { createServerRouting } from "./routing.js";
 
 function createProvider(name: string, config: ProviderConfig, logger: Logger): Provider {
+  /** For a translating provider: each request field it left out, said once per field. */
+  const onDroppedField = (upstream: string) => (field: string) =>
+    logger.warn(
+      { provider: name, field },
+      `A request field ${upstream} has no counterpart for was left out (said once per field)`,
+    );
   switch (config.type) {
     case "echo":
       return createEcho();
     case "anthropic": {
       const { type: _type, ...options } = config;
-      return createAnthropic({
-        ...options,
-        onDroppedField: (field) =>
-          logger.warn(
-            { provider: name, field },
-            "A request field Anthropic has no counterpart for was left out (said once per field)",
-          ),
-      });
+      return createAnthropic({ ...options, onDroppedField: onDroppedField("Anthropic") });
     }
     case "gemini": {
       const { type: _type, ...options } = config;
-      return createGemini({
-        ...options,
-        onDroppedField: (field) =>
-          logger.warn(
-            { provider: name, field },
-            "A request field Gemini has no counterpart for was left out (said once per field)",
-          ),
-      });
+      return createGemini({ ...options, onDroppedField: onDroppedField("Gemini") });
     }
     case "azure": {
       const { type: _type, ...options } = config;

@@ -28,8 +28,10 @@ describe("the README's example config", () => {
       OPENAI_API_KEY: "sk-openai",
       AZURE_OPENAI_KEY: "azure-key",
       ANTHROPIC_API_KEY: "sk-ant",
+      GEMINI_API_KEY: "AIza-gemini",
     });
     expect(Object.keys(config.providers)).toContain("claude");
+    expect(config.providers.gemini?.type).toBe("gemini");
     expect(config.models["claude-*"]?.provider).toBe("claude");
   });
 });

@@ -45,6 +45,21 @@ export function parseDataUrl(url: string): { mediaType: string; data: string } |
   return { mediaType: (match[1] as string).toLowerCase(), data: match[3] as string };
 }
 
+/**
+ * Tells `onDroppedField` each top-level field of `body` a translation did not read
+ * (`translated`), `stream_options` aside: it only shapes delivery, which the provider handles.
+ */
+export function reportUntranslated(
+  body: Record<string, unknown>,
+  translated: ReadonlySet<string>,
+  onDroppedField: ((name: string) => void) | undefined,
+): void {
+  if (!onDroppedField) return;
+  for (const name of Object.keys(body)) {
+    if (!translated.has(name) && name !== "stream_options") onDroppedField(name);
+  }
+}
+
 /** Most distinct dropped field names told, and their longest length. */
 const maxReportedFields = 100;
 const maxReportedLength = 64;

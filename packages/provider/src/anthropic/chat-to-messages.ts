@@ -1,6 +1,13 @@
 import { createHash } from "node:crypto";
 import { isObject, type JsonObject as Json } from "../json-object.js";
-import { lookup, parseDataUrl, quoted, refuse, unsupported } from "../translation.js";
+import {
+  lookup,
+  parseDataUrl,
+  quoted,
+  refuse,
+  reportUntranslated,
+  unsupported,
+} from "../translation.js";
 
 /**
  * OpenAI chat completions request -> Anthropic Messages request.
@@ -29,7 +36,7 @@ export const thinkingBudgets: Readonly<Record<string, number>> = {
   high: 4096,
 };
 
-// Fields the translation reads, and those that only shape delivery to the client.
+// Fields the translation reads.
 const translatedFields = new Set([
   "model",
   "messages",
@@ -51,7 +58,6 @@ const translatedFields = new Set([
   "logprobs",
   "top_logprobs",
 ]);
-const deliveryFields = new Set(["stream_options"]);
 const toolIdPattern = /^[a-zA-Z0-9_-]+$/;
 
 /**
@@ -455,8 +461,6 @@ export function chatToMessages(body: Json, options: ChatToMessagesOptions): Json
     ...(outputConfig ? { output_config: outputConfig } : {}),
     ...(usableUserId(body.user) ? { metadata: { user_id: body.user } } : {}),
   };
-  for (const name of Object.keys(body)) {
-    if (!translatedFields.has(name) && !deliveryFields.has(name)) options.onDroppedField?.(name);
-  }
+  reportUntranslated(body, translatedFields, options.onDroppedField);
   return translated;
 }

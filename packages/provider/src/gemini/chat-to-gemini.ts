@@ -1,5 +1,12 @@
 import { isObject, type JsonObject as Json } from "../json-object.js";
-import { lookup, parseDataUrl, quoted, refuse, unsupported } from "../translation.js";
+import {
+  lookup,
+  parseDataUrl,
+  quoted,
+  refuse,
+  reportUntranslated,
+  unsupported,
+} from "../translation.js";
 import { decodeToolCallId } from "./tool-call-id.js";
 
 /**
@@ -26,7 +33,7 @@ export const geminiThinkingBudgets: Readonly<Record<string, number>> = {
   high: 24_576,
 };
 
-// Fields the translation reads, and those that only shape delivery to the client.
+// Fields the translation reads.
 const translatedFields = new Set([
   "model",
   "messages",
@@ -48,7 +55,6 @@ const translatedFields = new Set([
   "top_logprobs",
   "stream",
 ]);
-const deliveryFields = new Set(["stream_options"]);
 
 // The schema keys Gemini's Schema object takes (an OpenAPI subset); others make it refuse the
 // request ("Unknown name additionalProperties", "$schema", "strict", ...).
@@ -466,9 +472,7 @@ export function chatToGemini(body: Json, options: ChatToGeminiOptions = {}): Jso
   };
   const tools = body.tools == null ? [] : translateTools(body.tools);
   const toolConfig = translateToolChoice(body.tool_choice);
-  for (const name of Object.keys(body)) {
-    if (!translatedFields.has(name) && !deliveryFields.has(name)) options.onDroppedField?.(name);
-  }
+  reportUntranslated(body, translatedFields, options.onDroppedField);
   return {
     contents: turns,
     ...(system.length > 0 ? { systemInstruction: { parts: system } } : {}),

@@ -40,6 +40,7 @@ export function scanText(text: string, options: ScanOptions = {}): Finding[] {
         if (start === match.index || match.index - start > max) continue;
       }
       if (end - start > maxCandidateLength || kept.overlaps(start, end)) continue;
+      if (detector.excluded?.(text, start, end)) continue;
       if (detector.valid && !detector.valid(text.slice(start, end), region)) continue;
       found.push({ entity: detector.entity, start, end });
     }

@@ -1,5 +1,5 @@
 import { isValidIBAN } from "ibantools";
-import { type CountryCode, isValidPhoneNumber } from "libphonenumber-js/min";
+import { type CountryCode, parsePhoneNumberFromString } from "libphonenumber-js/min";
 
 /**
  * The checks that turn a pattern's candidate into a finding: checksums and the ranges the
@@ -66,8 +66,34 @@ export function isIpv4(text: string): boolean {
 
 /**
  * A phone number valid in its numbering plan (libphonenumber-js), international with its "+",
- * or national in `region`.
+ * or national in `region`. A number of the North American plan (+1) must also keep its groups
+ * of 3, 3 and 4 digits whole, as that plan always writes them: they may run together ("650
+ * 2530000") but none is split ("2024-0042-17" is an order number and "2024-03-15 10" a date and
+ * an hour, though their digits make valid numbers).
  */
 export function isPhoneNumber(text: string, region: string): boolean {
-  return isValidPhoneNumber(text, region as CountryCode);
+  const number = parsePhoneNumberFromString(text, {
+    defaultCountry: region as CountryCode,
+    extract: false,
+  });
+  if (!number?.isValid()) return false;
+  return number.countryCallingCode !== "1" || keepsNanpGroups(text, number.ext?.length ?? 0);
+}
+
+/** Whether every break between digits falls outside a North American number or between its groups. */
+function keepsNanpGroups(text: string, extensionDigits: number): boolean {
+  const digits = text.replace(/\D/g, "").length;
+  // Digits before the 10 of the national number: the country code or trunk prefix 1.
+  const first = digits - extensionDigits - 10;
+  let seen = 0;
+  let broken = false;
+  for (const char of text) {
+    if (char >= "0" && char <= "9") {
+      const position = seen - first;
+      if (broken && position > 0 && position < 10 && position !== 3 && position !== 6) return false;
+      broken = false;
+      seen++;
+    } else if (seen > 0) broken = true;
+  }
+  return true;
 }

@@ -11,44 +11,10 @@ import {
   type SseEvent,
   usageOfMessage,
 } from "@aigw/provider";
-import { maxModelLength } from "../../body.js";
-import { invalidRequest } from "../../errors.js";
 import type { Protocol } from "../protocol.js";
+import { validateRequest } from "./request-schema.js";
 import { messagesRecording } from "./stream-recording.js";
 import { answerText, eventText, requestText } from "./text-view.js";
-
-/** Checks what the gateway relies on in a Messages request, naming the field at fault. */
-function validate(endpoint: Endpoint, body: JsonObject): string {
-  const { model, messages, max_tokens: maxTokens, stream } = body;
-  if (typeof model !== "string" || model === "") {
-    throw invalidRequest(
-      model === undefined ? "model: Field required" : "model: Input should be a non-empty string",
-      "model",
-    );
-  }
-  if (model.length > maxModelLength) {
-    throw invalidRequest(`model: longer than ${maxModelLength} characters`, "model");
-  }
-  if (!Array.isArray(messages)) {
-    throw invalidRequest(
-      messages === undefined ? "messages: Field required" : "messages: Input should be a list",
-      "messages",
-    );
-  }
-  // Counting tokens takes the same body without max_tokens.
-  if (endpoint === "messages" && (!Number.isSafeInteger(maxTokens) || (maxTokens as number) < 1)) {
-    throw invalidRequest(
-      maxTokens === undefined
-        ? "max_tokens: Field required"
-        : "max_tokens: Input should be a whole number of at least 1",
-      "max_tokens",
-    );
-  }
-  if (stream !== undefined && typeof stream !== "boolean") {
-    throw invalidRequest("stream: Input should be a valid boolean", "stream");
-  }
-  return model;
-}
 
 /** An answer's JSON. @throws AigwError 502 `invalid_response` for one that is not JSON. */
 function parsed(bytes: Uint8Array): unknown {
@@ -115,7 +81,7 @@ export const anthropicProtocol: Protocol = {
   canonical: false,
   // Anthropic's own keep-alive; its SDKs skip it wherever it comes.
   keepAliveEvent: createSseEvent({ type: "ping" }, "ping"),
-  validate,
+  validate: validateRequest,
   // Counting tokens spends none.
   promptTokens: (endpoint, body) => (endpoint === "messages" ? estimatedInput(body) : 0),
   outputCap: (endpoint, body) => {

@@ -7,66 +7,10 @@ import {
   readUsage,
   type SseEvent,
 } from "@aigw/provider";
-import { maxModelLength } from "../../body.js";
-import { invalidRequest } from "../../errors.js";
 import type { Protocol } from "../protocol.js";
+import { validateRequest } from "./request-schemas.js";
 import { streamRecording } from "./stream-assembly.js";
 import { answerText, eventText, requestText } from "./text-view.js";
-
-type FieldCheck = (value: unknown) => boolean;
-
-const isNonEmptyString: FieldCheck = (value) => typeof value === "string" && value.length > 0;
-const isPresent: FieldCheck = (value) => value !== undefined && value !== null;
-
-/** Fields each endpoint cannot go without; everything else passes through untouched. */
-const requiredFields: Partial<
-  Record<Endpoint, [field: string, check: FieldCheck, expected: string][]>
-> = {
-  "chat/completions": [["messages", Array.isArray, "an array of messages"]],
-  completions: [["prompt", isPresent, "a string or an array"]],
-  embeddings: [["input", isPresent, "a string or an array"]],
-  responses: [],
-  "images/generations": [["prompt", isNonEmptyString, "a non-empty string"]],
-  models: [],
-};
-
-/** Checks what the gateway itself relies on, naming the field at fault. */
-function validate(endpoint: Endpoint, body: Record<string, unknown>): string {
-  const model = body.model;
-  if (!isNonEmptyString(model)) {
-    throw invalidRequest(
-      model === undefined
-        ? "Missing required parameter: 'model'."
-        : "Invalid 'model': expected a non-empty string.",
-      "model",
-      model === undefined ? "missing_required_parameter" : "invalid_type",
-    );
-  }
-  if ((model as string).length > maxModelLength) {
-    throw invalidRequest(
-      `Invalid 'model': longer than ${maxModelLength} characters.`,
-      "model",
-      "invalid_value",
-    );
-  }
-  for (const [field, check, expected] of requiredFields[endpoint] ?? []) {
-    const value = body[field];
-    if (value === undefined) {
-      throw invalidRequest(
-        `Missing required parameter: '${field}'.`,
-        field,
-        "missing_required_parameter",
-      );
-    }
-    if (!check(value)) {
-      throw invalidRequest(`Invalid '${field}': expected ${expected}.`, field, "invalid_type");
-    }
-  }
-  if (body.stream !== undefined && typeof body.stream !== "boolean") {
-    throw invalidRequest("Invalid 'stream': expected a boolean.", "stream", "invalid_type");
-  }
-  return model as string;
-}
 
 /** An error after a stream started, in the inbound protocol's own form (no [DONE] after it). */
 function streamErrorEvent(endpoint: Endpoint, error: AigwError): SseEvent {
@@ -104,7 +48,7 @@ export const openAIProtocol: Protocol = {
   ]),
   canonical: true,
   keepAliveEvent,
-  validate,
+  validate: validateRequest,
   promptTokens: (_endpoint, body) =>
     estimatePromptTokens(body.messages ?? body.input ?? body.prompt ?? ""),
   outputCap,

@@ -121,7 +121,7 @@ describe("the release path", () => {
       const tarballs = readdirSync(packs);
       const project = join(scratch, "project");
       mkdirSync(project);
-      const uses = ["core", "provider", "cache", "ratelimit", "balancer", "metrics"];
+      const uses = ["core", "provider", "cache", "ratelimit", "balancer", "metrics", "guardrails"];
       const dependencies = Object.fromEntries(
         uses.map((name) => {
           const tarball = tarballs.find((file) => file.startsWith(`aigw-${name}-`)) as string;

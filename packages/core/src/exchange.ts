@@ -6,7 +6,7 @@ import type { CacheStatus } from "./cache-step.js";
 import type { Protocol } from "./protocols/protocol.js";
 import type { Tenant } from "./tenants.js";
 import type { TraceContext } from "./trace-context.js";
-import type { Logger, RequestContext } from "./types.js";
+import type { GuardrailVerdict, Logger, RequestContext } from "./types.js";
 
 /** The request context hooks see; a class so every request's context has the same shape. */
 export class GatewayContext implements RequestContext {
@@ -15,6 +15,7 @@ export class GatewayContext implements RequestContext {
   model: string | undefined = undefined;
   route: string | undefined = undefined;
   readonly state: Record<string, unknown> = {};
+  readonly verdicts: GuardrailVerdict[] = [];
   readonly startedAt = performance.now();
   traceId: string;
   spanId: string;
@@ -26,6 +27,7 @@ export class GatewayContext implements RequestContext {
     readonly logger: Logger | undefined,
     private readonly cancellation: Cancellation,
     readonly traceContext: TraceContext,
+    readonly protocol: Protocol,
   ) {
     this.traceId = traceContext.traceId;
     this.spanId = traceContext.spanId;

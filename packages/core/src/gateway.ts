@@ -607,13 +607,14 @@ export function createGateway(options: GatewayOptions): Gateway {
       logger,
       cancellation,
       readTraceContext(request.headers),
+      endpointRoute?.kind === "upstream" ? endpointRoute.protocol : defaultProtocol,
     );
     const exchange: Exchange = {
       context,
       cancellation,
       pathname: path,
       endpointLabel: endpointLabel(endpointRoute),
-      protocol: endpointRoute?.kind === "upstream" ? endpointRoute.protocol : defaultProtocol,
+      protocol: context.protocol,
       outcome: {
         status: 200,
         providerName: undefined,

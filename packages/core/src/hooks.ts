@@ -18,8 +18,8 @@ export interface HookRunner {
   onRequest(request: GatewayRequest, context: RequestContext): Promise<void> | undefined;
   beforeRequest(call: UpstreamCall, context: RequestContext): Promise<void> | undefined;
   afterResponse(response: HookResponse, context: RequestContext): Promise<void> | undefined;
-  /** The event to send after every onChunk hook, or null when one dropped it. */
-  onChunk(event: SseEvent, context: RequestContext): SseEvent | null;
+  /** The event or events to send after every onChunk hook, or null when they dropped it. */
+  onChunk(event: SseEvent, context: RequestContext): SseEvent | SseEvent[] | null;
   /** Never throws: a failing onError hook is logged, the original error stands. */
   onError(error: AigwError, context: RequestContext): Promise<void> | undefined;
   onAttempt(event: AttemptEvent, context: RequestContext): void;
@@ -58,13 +58,24 @@ export function createHookRunner(hooks: GatewayHooks[], logger: Logger | undefin
       for (const hook of afterResponseHooks) await hook.afterResponse(response, context);
     }),
     onChunk(event, context) {
-      let current = event;
+      let current: SseEvent | SseEvent[] = event;
       for (const hook of onChunkHooks) {
+        if (Array.isArray(current)) {
+          const events: SseEvent[] = [];
+          for (const each of current) {
+            const replaced = hook.onChunk(each, context);
+            if (replaced === undefined) events.push(each);
+            else if (replaced !== null)
+              events.push(...(Array.isArray(replaced) ? replaced : [replaced]));
+          }
+          current = events;
+          continue;
+        }
         const replaced = hook.onChunk(current, context);
         if (replaced === null) return null;
         if (replaced) current = replaced;
       }
-      return current;
+      return Array.isArray(current) && current.length === 0 ? null : current;
     },
     onError: unlessEmpty(onErrorHooks, async (error, context) => {
       for (const hook of onErrorHooks) {

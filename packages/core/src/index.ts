@@ -18,6 +18,12 @@ export { createGateway } from "./gateway.js";
 export type { LimitsOptions } from "./limits.js";
 export type { ModelCatalogOptions, ModelEntry } from "./model-catalog.js";
 export type {
+  Protocol,
+  StreamWithholder,
+  TextEdit,
+  TextPiece,
+} from "./protocols/protocol.js";
+export type {
   ModelRouteOptions,
   RouteTargetOptions,
   TargetLimiterFactory,
@@ -35,6 +41,7 @@ export type {
   GatewayMetrics,
   GatewayRequest,
   GatewayResponse,
+  GuardrailVerdict,
   HandleOptions,
   HeaderValue,
   HookResponse,

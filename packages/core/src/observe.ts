@@ -98,6 +98,7 @@ export function createObserver(
       cache: outcome.cache,
       errorType: error?.type,
       errorCode: error?.code ?? undefined,
+      guardrails: context.verdicts.length > 0 ? context.verdicts : undefined,
     };
     if (!error) logger.info(line, "request completed");
     else if (outcome.status >= 500) logger.error(line, error.message);
@@ -181,6 +182,9 @@ export function createObserver(
         inputTokens: outcome.usage?.inputTokens,
         outputTokens: outcome.usage?.outputTokens,
       });
+      if (metrics?.guardrailVerdict) {
+        for (const verdict of context.verdicts) metrics.guardrailVerdict(verdict);
+      }
       if (exchange.serverSpan) endSpans(exchange);
       logLine(exchange, durationMs);
     },

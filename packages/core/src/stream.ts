@@ -58,6 +58,8 @@ class ClientStream implements AsyncIterator<SseEvent> {
   private waiter: Waiter | undefined;
   /** What came while nobody waited (after a keep-alive answered the wait). */
   private arrived: IteratorResult<SseEvent> | undefined;
+  /** Events an onChunk hook gave after the one handed out, to go next. */
+  private queued: SseEvent[] = [];
   /** The upstream ended normally. */
   private completed = false;
 
@@ -94,6 +96,8 @@ class ClientStream implements AsyncIterator<SseEvent> {
       this.arrived = undefined;
       return Promise.resolve(result);
     }
+    const queued = this.queued.shift();
+    if (queued) return Promise.resolve({ done: false, value: queued });
     // A hook that failed above may have ended the stream already.
     if ((this.state as ClientStream["state"]) === "finished") return Promise.resolve(over);
     if (this.state === "ended") {
@@ -178,12 +182,18 @@ class ClientStream implements AsyncIterator<SseEvent> {
       this.hand({ done: false, value: this.exchange.protocol.keepAliveEvent });
   };
 
-  /** The event after onChunk hooks (undefined: dropped); a failing hook fails the stream. */
+  /**
+   * The event after onChunk hooks (undefined: dropped); when they gave several, the first, the
+   * others queued. A failing hook fails the stream.
+   */
   private passHooks(event: SseEvent): SseEvent | undefined {
     const { hooks } = this.settings;
     if (!hooks.hasChunkHooks) return event;
     try {
-      return hooks.onChunk(event, this.exchange.context) ?? undefined;
+      const out = hooks.onChunk(event, this.exchange.context);
+      if (!Array.isArray(out)) return out ?? undefined;
+      this.queued.push(...out.slice(1));
+      return out[0];
     } catch (error) {
       this.fail(error).catch(this.onCrash);
       return undefined;
@@ -262,6 +272,7 @@ class ClientStream implements AsyncIterator<SseEvent> {
     outcome.upstreamMs += performance.now() - this.streamStarted;
     outcome.usage ??= this.usageSource?.usage;
     this.arrived = undefined;
+    this.queued = [];
     this.hand(over);
     this.settings.finish(this.exchange);
   }

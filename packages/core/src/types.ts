@@ -1,4 +1,5 @@
 import type { AigwError, Cancellation, Endpoint, SseEvent, TokenUsage } from "@aigw/provider";
+import type { Protocol } from "./protocols/protocol.js";
 
 export type HeaderValue = string | string[] | undefined;
 
@@ -63,6 +64,27 @@ export interface RequestContext {
   route: string | undefined;
   /** Free space for hooks to share state within one request. */
   readonly state: Record<string, unknown>;
+  /** The wire format the client speaks: its text view and edits are what guardrails use. */
+  readonly protocol: Protocol;
+  /** What guardrails decided on the request and its answer, for logs, metrics and audit. */
+  readonly verdicts: GuardrailVerdict[];
+}
+
+/** A guardrail's decision on a request or its answer; it never holds the text it judged. */
+export interface GuardrailVerdict {
+  /** The rule that decided ("pii", or a configured rule's name). */
+  rule: string;
+  /** "input": the request's text; "output": the answer's. */
+  phase: "input" | "output";
+  /**
+   * "block": the request was refused or the answer withheld; "redact": the matches were
+   * replaced; "flag": logged and counted only.
+   */
+  action: "block" | "redact" | "flag";
+  /** How many matches the rule found. */
+  matches: number;
+  /** Matches by PII entity (EMAIL_ADDRESS: 2), for rules that look for PII. */
+  entities?: Record<string, number>;
 }
 
 /** The upstream call as `beforeRequest` sees it; changes to it change what is sent. */
@@ -109,8 +131,11 @@ export interface GatewayHooks {
   onRequest?(request: GatewayRequest, context: RequestContext): Awaitable<void>;
   beforeRequest?(call: UpstreamCall, context: RequestContext): Awaitable<void>;
   afterResponse?(response: HookResponse, context: RequestContext): Awaitable<void>;
-  /** One SSE event on its way to the client: return a replacement, null to drop it, or nothing. */
-  onChunk?(event: SseEvent, context: RequestContext): SseEvent | null | undefined;
+  /**
+   * One SSE event on its way to the client: return a replacement, several events to send in
+   * its place (events held back earlier, then it), null to drop it, or nothing.
+   */
+  onChunk?(event: SseEvent, context: RequestContext): SseEvent | SseEvent[] | null | undefined;
   onError?(error: AigwError, context: RequestContext): Awaitable<void>;
   onAttempt?(event: AttemptEvent, context: RequestContext): void;
 }
@@ -167,4 +192,6 @@ export interface GatewayMetrics {
   cacheLookup(lookup: { endpoint: string; hit: boolean }): void;
   rateLimited(request: { endpoint: string; tenant?: string }): void;
   storeError(failure: { store: string }): void;
+  /** A guardrail decided something (rule names come from the configuration: a bounded set). */
+  guardrailVerdict?(verdict: GuardrailVerdict): void;
 }

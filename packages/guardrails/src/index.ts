@@ -1,6 +1,11 @@
 export { type Detector, detectors, type Entity, entities } from "./entities.js";
 export { type ChatMessage, redactChatMessages } from "./messages.js";
 export {
+  type Analyzer,
+  createPresidioAnalyzer,
+  type PresidioAnalyzerOptions,
+} from "./presidio.js";
+export {
   createUnmasker,
   type PiiAction,
   placeholderFor,

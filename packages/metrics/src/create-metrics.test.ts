@@ -54,6 +54,8 @@ describe("createMetrics", () => {
         "gateway_overhead_seconds",
         "gen_ai_client_token_usage",
         "gen_ai_server_time_to_first_token_seconds",
+        "guardrail_pii_entities_total",
+        "guardrail_verdicts_total",
         "provider_connection_wait_seconds",
         "provider_request_duration_seconds",
         "provider_requests_total",
@@ -268,6 +270,32 @@ describe("createMetrics", () => {
     ).toBe(1);
   });
 
+  it("counts guardrail verdicts and the PII entities they found", async () => {
+    const metrics = createMetrics();
+    metrics.guardrailVerdict({
+      rule: "pii",
+      phase: "input",
+      action: "redact",
+      matches: 3,
+      entities: { EMAIL_ADDRESS: 2, PHONE_NUMBER: 1 },
+    });
+    metrics.guardrailVerdict({ rule: "words", phase: "output", action: "block", matches: 1 });
+    const verdicts = "aigw_guardrail_verdicts_total";
+    expect(
+      await seriesValue(metrics, verdicts, { rule: "pii", phase: "input", action: "redact" }),
+    ).toBe(1);
+    expect(
+      await seriesValue(metrics, verdicts, { rule: "words", phase: "output", action: "block" }),
+    ).toBe(1);
+    const entities = "aigw_guardrail_pii_entities_total";
+    expect(await seriesValue(metrics, entities, { entity: "EMAIL_ADDRESS", phase: "input" })).toBe(
+      2,
+    );
+    expect(await seriesValue(metrics, entities, { entity: "PHONE_NUMBER", phase: "input" })).toBe(
+      1,
+    );
+  });
+
   it("counts store errors", async () => {
     const metrics = createMetrics();
     metrics.storeError({ store: "cache" });
@@ -359,6 +387,13 @@ describe("createMetrics", () => {
       metrics.cacheLookup({ endpoint: "/v1/chat/completions", hit: false });
       metrics.rateLimited({ endpoint: "/v1/chat/completions", tenant: "acme" });
       metrics.storeError({ store: "ratelimit" });
+      metrics.guardrailVerdict({
+        rule: "pii",
+        phase: "input",
+        action: "block",
+        matches: 1,
+        entities: { US_SSN: 1 },
+      });
 
       const result = spawnSync("promtool", ["check", "metrics"], {
         input: await metrics.expose(),

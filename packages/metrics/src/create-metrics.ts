@@ -87,6 +87,16 @@ export interface StoreFailure {
   store: string;
 }
 
+/** A guardrail's decision (as @aigw/core's GuardrailVerdict); rule names come from the configuration. */
+export interface GuardrailDecision {
+  rule: string;
+  phase: "input" | "output";
+  action: "block" | "redact" | "flag";
+  matches: number;
+  /** Matches by PII entity. */
+  entities?: Record<string, number> | undefined;
+}
+
 export interface Metrics {
   readonly registry: Registry;
   /** Content-Type header value for `expose()` output. */
@@ -99,6 +109,11 @@ export interface Metrics {
   cacheLookup(lookup: CacheLookup): void;
   rateLimited(request: RateLimitedRequest): void;
   storeError(failure: StoreFailure): void;
+  /**
+   * Counts a decision into `guardrail_verdicts_total` (rule, phase, action) and its PII matches
+   * into `guardrail_pii_entities_total` (entity, phase).
+   */
+  guardrailVerdict(verdict: GuardrailDecision): void;
   /**
    * Reads `provider_waiting_requests` from `read` whenever the registry is read (the gateway
    * passes one that asks its providers' connection pools). Later calls replace earlier ones.
@@ -347,6 +362,19 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     registers,
   });
 
+  const guardrailVerdicts = new Counter({
+    name: name("guardrail_verdicts_total"),
+    help: "Guardrail decisions on requests (phase input) and answers (phase output).",
+    labelNames: ["rule", "phase", "action"] as const,
+    registers,
+  });
+  const guardrailEntities = new Counter({
+    name: name("guardrail_pii_entities_total"),
+    help: "PII entities found by guardrails, by entity type.",
+    labelNames: ["entity", "phase"] as const,
+    registers,
+  });
+
   // The request path's counters are summed here per label set, in plain numbers, and handed to
   // prom-client when the registry is read (its collect hook): one Map lookup per request and
   // attempt, where prom-client would hash and validate the labels of every counter each time.
@@ -477,6 +505,12 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     },
     storeError(failure) {
       storeErrors.inc({ store: failure.store });
+    },
+    guardrailVerdict({ rule, phase, action, entities }) {
+      guardrailVerdicts.inc({ rule, phase, action });
+      for (const [entity, count] of Object.entries(entities ?? {})) {
+        guardrailEntities.inc({ entity, phase }, count);
+      }
     },
     watchProviders(read) {
       readWaiting = read;

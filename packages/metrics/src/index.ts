@@ -1,6 +1,7 @@
 export type {
   CacheLookup,
   FinishedRequest,
+  GuardrailDecision,
   Metrics,
   MetricsOptions,
   ProviderWaiting,

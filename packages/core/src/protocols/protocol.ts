@@ -21,8 +21,10 @@ export interface Protocol {
    */
   readonly canonical: boolean;
   /**
-   * Checks what the gateway itself relies on in a request body and gives the requested model.
-   * @throws AigwError 400 `invalid_request_error` naming the field at fault.
+   * Checks a request body against the endpoint's schema (required fields, types, ranges,
+   * roles, tool choices, media URLs) and gives the requested model. The check never changes
+   * the body: unknown fields and part types pass as they are.
+   * @throws AigwError 400 `invalid_request_error` naming the field at fault (its JSON path).
    */
   validate(endpoint: Endpoint, body: Record<string, unknown>): string;
   /**
@@ -46,6 +48,20 @@ export interface Protocol {
   answerText(endpoint: Endpoint, answer: unknown): TextPiece[];
   /** The text one stream event adds. */
   eventText(endpoint: Endpoint, event: SseEvent): TextPiece[];
+  /** Edits a request body's text in place: `edit` sees the pieces `requestText` gives, in order. */
+  editRequestText(endpoint: Endpoint, body: Record<string, unknown>, edit: TextEdit): void;
+  /** Edits a parsed JSON answer's text in place: `edit` sees the pieces `answerText` gives. */
+  editAnswerText(endpoint: Endpoint, answer: Record<string, unknown>, edit: TextEdit): void;
+  /** `event` with its text edited (the pieces `eventText` gives); the same event when unchanged. */
+  editEventText(endpoint: Endpoint, event: SseEvent, edit: TextEdit): SseEvent;
+  /**
+   * Rewrites a parsed JSON answer, in place, as one whose output a content filter withheld:
+   * no content, ended as the protocol's providers end such answers (OpenAI `finish_reason:
+   * "content_filter"`, Anthropic `stop_reason: "refusal"`).
+   */
+  withholdAnswer(endpoint: Endpoint, answer: Record<string, unknown>): void;
+  /** A fresh withholder for one stream of `endpoint`. */
+  streamWithholder(endpoint: Endpoint): StreamWithholder;
   /**
    * For a protocol that is not canonical: a request as the canonical shape, for a target that
    * does not speak the protocol, with what turns its answers back; undefined when the endpoint
@@ -102,6 +118,20 @@ export interface TextPiece {
   text: string;
   /** The function a tool call names. */
   name?: string;
+}
+
+/** Sees a piece of text where it lies; a string returned replaces it there. */
+export type TextEdit = (piece: TextPiece) => string | undefined;
+
+/** Ends a stream whose output a content filter withheld, keeping the protocol's frame. */
+export interface StreamWithholder {
+  /** Sees each event that goes out unchanged, before any withholding. */
+  pass(event: SseEvent): void;
+  /**
+   * An event after the output was withheld (held ones included): what still goes out, the
+   * answer's end rewritten as withheld, or null for output.
+   */
+  withhold(event: SseEvent): SseEvent | null;
 }
 
 /** A stream gathered into one answer, and played back from it, for the response cache. */

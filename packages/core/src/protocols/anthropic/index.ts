@@ -14,7 +14,15 @@ import {
 import type { Protocol } from "../protocol.js";
 import { validateRequest } from "./request-schema.js";
 import { messagesRecording } from "./stream-recording.js";
-import { answerText, eventText, requestText } from "./text-view.js";
+import {
+  answerText,
+  editAnswerText,
+  editEventText,
+  editRequestText,
+  eventText,
+  requestText,
+} from "./text-view.js";
+import { streamWithholder, withholdAnswer } from "./withhold.js";
 
 /** An answer's JSON. @throws AigwError 502 `invalid_response` for one that is not JSON. */
 function parsed(bytes: Uint8Array): unknown {
@@ -129,6 +137,11 @@ export const anthropicProtocol: Protocol = {
   requestText,
   answerText,
   eventText,
+  editRequestText,
+  editAnswerText,
+  editEventText,
+  withholdAnswer,
+  streamWithholder,
   errorBody: (error) => JSON.stringify(errorObject(error)),
   streamErrorEvent: (_endpoint, error): SseEvent => createSseEvent(errorObject(error), "error"),
 };

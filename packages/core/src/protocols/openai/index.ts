@@ -10,7 +10,15 @@ import {
 import type { Protocol } from "../protocol.js";
 import { validateRequest } from "./request-schemas.js";
 import { streamRecording } from "./stream-assembly.js";
-import { answerText, eventText, requestText } from "./text-view.js";
+import {
+  answerText,
+  editAnswerText,
+  editEventText,
+  editRequestText,
+  eventText,
+  requestText,
+} from "./text-view.js";
+import { streamWithholder, withholdAnswer } from "./withhold.js";
 
 /** An error after a stream started, in the inbound protocol's own form (no [DONE] after it). */
 function streamErrorEvent(endpoint: Endpoint, error: AigwError): SseEvent {
@@ -62,6 +70,11 @@ export const openAIProtocol: Protocol = {
   requestText,
   answerText,
   eventText,
+  editRequestText,
+  editAnswerText,
+  editEventText,
+  withholdAnswer,
+  streamWithholder,
   errorBody: (error) => JSON.stringify(error.toBody()),
   streamErrorEvent,
 };

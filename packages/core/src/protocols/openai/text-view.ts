@@ -1,6 +1,7 @@
 import type { Endpoint, SseEvent } from "@aigw/provider";
 import { isObject, type JsonObject } from "@aigw/provider";
-import type { TextPiece } from "../protocol.js";
+import type { TextEdit, TextPiece } from "../protocol.js";
+import { collect, editedEvent, eventObject, type Visit } from "../text-walk.js";
 
 type Role = TextPiece["role"];
 
@@ -18,105 +19,133 @@ function roleOf(role: unknown): Role {
 // Content part types that hold text, in chat completions and in Responses.
 const textParts = new Set(["text", "input_text", "output_text", "refusal"]);
 
-/** Adds a string, or the text parts of a content list (images and files have none). */
-function addContent(pieces: TextPiece[], role: Role, kind: TextPiece["kind"], content: unknown) {
-  if (typeof content === "string") {
-    if (content !== "") pieces.push({ role, kind, text: content });
-    return;
-  }
+/** `owner[field]` when it is a non-empty string, replaced by what `visit` gives back. */
+function visitField(
+  visit: Visit,
+  owner: JsonObject,
+  field: string,
+  role: Role,
+  kind: TextPiece["kind"],
+  name?: unknown,
+) {
+  const text = owner[field];
+  if (typeof text !== "string" || text === "") return;
+  const piece: TextPiece = { role, kind, text };
+  if (typeof name === "string") piece.name = name;
+  const edited = visit(piece);
+  if (edited !== undefined) owner[field] = edited;
+}
+
+/** A string at `owner[field]`, or the text parts of a content list (images and files have none). */
+function visitContent(
+  visit: Visit,
+  owner: JsonObject,
+  field: string,
+  role: Role,
+  kind: TextPiece["kind"],
+) {
+  const content = owner[field];
+  if (typeof content === "string") return visitField(visit, owner, field, role, kind);
   for (const part of objects(content)) {
     if (!textParts.has(part.type as string)) continue;
-    const text = part.type === "refusal" ? part.refusal : part.text;
-    if (typeof text === "string" && text !== "") pieces.push({ role, kind, text });
+    visitField(visit, part, part.type === "refusal" ? "refusal" : "text", role, kind);
   }
 }
 
-function addToolCall(pieces: TextPiece[], call: JsonObject) {
+function visitToolCall(visit: Visit, call: JsonObject) {
   const fn = isObject(call.function) ? call.function : call;
-  if (typeof fn.arguments !== "string" || fn.arguments === "") return;
-  const piece: TextPiece = { role: "assistant", kind: "tool_call", text: fn.arguments };
-  if (typeof fn.name === "string") piece.name = fn.name;
-  pieces.push(piece);
+  visitField(visit, fn, "arguments", "assistant", "tool_call", fn.name);
 }
 
 /**
  * A chat message, or a delta of one: its content (a tool's as its result), reasoning
  * (`reasoning_content`, or `reasoning` as OpenRouter and vLLM name it), refusal and tool calls.
  */
-function addMessage(pieces: TextPiece[], message: JsonObject, defaultRole: Role) {
+function visitMessage(visit: Visit, message: JsonObject, defaultRole: Role) {
   const role = message.role === undefined ? defaultRole : roleOf(message.role);
-  addContent(pieces, role, "reasoning", message.reasoning_content ?? message.reasoning);
-  addContent(pieces, role, role === "tool" ? "tool_result" : "text", message.content);
-  addContent(pieces, role, "text", message.refusal);
-  for (const call of objects(message.tool_calls)) addToolCall(pieces, call);
-  if (isObject(message.function_call)) addToolCall(pieces, message.function_call);
+  visitContent(
+    visit,
+    message,
+    typeof message.reasoning_content === "string" ? "reasoning_content" : "reasoning",
+    role,
+    "reasoning",
+  );
+  visitContent(visit, message, "content", role, role === "tool" ? "tool_result" : "text");
+  visitContent(visit, message, "refusal", role, "text");
+  for (const call of objects(message.tool_calls)) visitToolCall(visit, call);
+  if (isObject(message.function_call)) visitToolCall(visit, message.function_call);
 }
 
 /** Strings of a prompt or an input that is a string or a list (token arrays hold no text). */
-function addStrings(pieces: TextPiece[], value: unknown) {
-  for (const text of Array.isArray(value) ? value : [value]) {
-    if (typeof text === "string" && text !== "") pieces.push({ role: "user", kind: "text", text });
+function visitStrings(visit: Visit, owner: JsonObject, field: string) {
+  const value = owner[field];
+  if (!Array.isArray(value)) return visitField(visit, owner, field, "user", "text");
+  for (let index = 0; index < value.length; index++) {
+    const text = value[index];
+    if (typeof text !== "string" || text === "") continue;
+    const edited = visit({ role: "user", kind: "text", text });
+    if (edited !== undefined) value[index] = edited;
   }
 }
 
 /** One item of a Responses `input` or `output` list. */
-function addResponsesItem(pieces: TextPiece[], item: JsonObject) {
+function visitResponsesItem(visit: Visit, item: JsonObject) {
   switch (item.type) {
     case "function_call":
     case "custom_tool_call":
-      addToolCall(pieces, { name: item.name, arguments: item.arguments ?? item.input });
+      visitField(
+        visit,
+        item,
+        item.arguments === undefined ? "input" : "arguments",
+        "assistant",
+        "tool_call",
+        item.name,
+      );
       return;
     case "function_call_output":
     case "custom_tool_call_output":
-      addContent(pieces, "tool", "tool_result", item.output);
+      visitContent(visit, item, "output", "tool", "tool_result");
       return;
     case "reasoning":
       for (const part of [...objects(item.summary), ...objects(item.content)]) {
-        addContent(pieces, "assistant", "reasoning", part.text);
+        visitField(visit, part, "text", "assistant", "reasoning");
       }
       return;
     case undefined:
     case "message":
-      addContent(pieces, roleOf(item.role), "text", item.content);
+      visitContent(visit, item, "content", roleOf(item.role), "text");
   }
 }
 
-/** The text of a request: messages, prompts, inputs and instructions, in the order written. */
-export function requestText(endpoint: Endpoint, body: JsonObject): TextPiece[] {
-  const pieces: TextPiece[] = [];
+function visitRequest(endpoint: Endpoint, body: JsonObject, visit: Visit) {
   switch (endpoint) {
     case "chat/completions":
-      for (const message of objects(body.messages)) addMessage(pieces, message, "user");
+      for (const message of objects(body.messages)) visitMessage(visit, message, "user");
       break;
     case "responses":
-      addContent(pieces, "system", "text", body.instructions);
-      if (typeof body.input === "string") addStrings(pieces, body.input);
-      for (const item of objects(body.input)) addResponsesItem(pieces, item);
+      visitContent(visit, body, "instructions", "system", "text");
+      if (typeof body.input === "string") visitStrings(visit, body, "input");
+      for (const item of objects(body.input)) visitResponsesItem(visit, item);
       break;
     case "completions":
     case "images/generations":
-      addStrings(pieces, body.prompt);
+      visitStrings(visit, body, "prompt");
       break;
     case "embeddings":
-      addStrings(pieces, body.input);
+      visitStrings(visit, body, "input");
       break;
   }
-  return pieces;
 }
 
-/** The text of a JSON answer: each choice's message or text, or a response's output items. */
-export function answerText(endpoint: Endpoint, answer: unknown): TextPiece[] {
-  const pieces: TextPiece[] = [];
-  if (!isObject(answer)) return pieces;
+function visitAnswer(endpoint: Endpoint, answer: JsonObject, visit: Visit) {
   if (endpoint === "responses") {
-    for (const item of objects(answer.output)) addResponsesItem(pieces, item);
-    return pieces;
+    for (const item of objects(answer.output)) visitResponsesItem(visit, item);
+    return;
   }
   for (const choice of objects(answer.choices)) {
-    if (isObject(choice.message)) addMessage(pieces, choice.message, "assistant");
-    addContent(pieces, "assistant", "text", choice.text);
+    if (isObject(choice.message)) visitMessage(visit, choice.message, "assistant");
+    visitField(visit, choice, "text", "assistant", "text");
   }
-  return pieces;
 }
 
 // Responses stream events that carry text, and what they carry.
@@ -128,25 +157,37 @@ const responsesDeltas = new Map<unknown, TextPiece["kind"]>([
   ["response.function_call_arguments.delta", "tool_call"],
 ]);
 
-/** The text one stream event adds: a chunk's deltas, or a Responses text delta. */
-export function eventText(endpoint: Endpoint, event: SseEvent): TextPiece[] {
-  if (event.data === "" || event.data === "[DONE]") return [];
-  let chunk: unknown;
-  try {
-    chunk = event.json();
-  } catch {
-    return [];
-  }
-  if (!isObject(chunk)) return [];
+function visitEvent(endpoint: Endpoint, chunk: JsonObject, visit: Visit) {
   if (endpoint !== "responses") {
-    const pieces: TextPiece[] = [];
     for (const choice of objects(chunk.choices)) {
-      if (isObject(choice.delta)) addMessage(pieces, choice.delta, "assistant");
-      addContent(pieces, "assistant", "text", choice.text);
+      if (isObject(choice.delta)) visitMessage(visit, choice.delta, "assistant");
+      visitField(visit, choice, "text", "assistant", "text");
     }
-    return pieces;
+    return;
   }
   const kind = responsesDeltas.get(chunk.type);
-  if (!kind || typeof chunk.delta !== "string" || chunk.delta === "") return [];
-  return [{ role: "assistant", kind, text: chunk.delta }];
+  if (kind) visitField(visit, chunk, "delta", "assistant", kind);
 }
+
+/** The text of a request: messages, prompts, inputs and instructions, in the order written. */
+export const requestText = (endpoint: Endpoint, body: JsonObject): TextPiece[] =>
+  collect((visit) => visitRequest(endpoint, body, visit));
+
+/** The text of a JSON answer: each choice's message or text, or a response's output items. */
+export const answerText = (endpoint: Endpoint, answer: unknown): TextPiece[] =>
+  isObject(answer) ? collect((visit) => visitAnswer(endpoint, answer, visit)) : [];
+
+/** The text one stream event adds: a chunk's deltas, or a Responses text delta. */
+export function eventText(endpoint: Endpoint, event: SseEvent): TextPiece[] {
+  const chunk = eventObject(event);
+  return chunk ? collect((visit) => visitEvent(endpoint, chunk, visit)) : [];
+}
+
+export const editRequestText = (endpoint: Endpoint, body: JsonObject, edit: TextEdit): void =>
+  visitRequest(endpoint, body, edit);
+
+export const editAnswerText = (endpoint: Endpoint, answer: JsonObject, edit: TextEdit): void =>
+  visitAnswer(endpoint, answer, edit);
+
+export const editEventText = (endpoint: Endpoint, event: SseEvent, edit: TextEdit): SseEvent =>
+  editedEvent(event, (data, visit) => visitEvent(endpoint, data, visit), edit);

@@ -2,7 +2,7 @@
 // upstream reached directly and through a bare undici pass-through, in interleaved rounds, for
 // JSON answers and for streamed ones (about 15 events each); and streams from Anthropic and
 // Gemini mocks translated for the same OpenAI requests, against those from the OpenAI mock; and
-// a route that balances two targets against a route of one.
+// a route that balances two targets against a route of one; and guardrails on, both ways.
 import autocannon from "autocannon";
 import {
   cleanUp,
@@ -44,6 +44,16 @@ const gatewayWithAsyncContext = await startGateway(
 );
 // The response cache on: every request is the same, so after the warm-up every one is a hit.
 const gatewayWithCache = await startGateway(writeConfig("cache", ["cache: { store: memory }"]));
+// Guardrails on both ways: PII masked in requests and answers, a word list on the output.
+const gatewayWithGuardrails = await startGateway(
+  writeConfig("guardrails", [
+    "guardrails:",
+    "  secret: bench-guardrails-secret-0123",
+    "  default:",
+    "    pii: { output: redact }",
+    "    rules: [{ name: words, words: [forbidden, classified], action: block, on: output }]",
+  ]),
+);
 // A route that balances two providers (both the same mock), to show what balancing costs.
 const gatewayTwoTargets = await startGateway(
   writeGatewayConfig("two-targets", upstream.url, [], "openai-compatible", 2),
@@ -65,6 +75,7 @@ const targets = {
   gateway,
   "gateway+als": gatewayWithAsyncContext,
   "gateway+cache": gatewayWithCache,
+  "gateway+guardrails": gatewayWithGuardrails,
   "gateway*2 targets": gatewayTwoTargets,
   "gateway>anthropic": gatewayToAnthropic,
   "gateway>gemini": gatewayToGemini,
@@ -119,12 +130,20 @@ async function measure(title, names, stream) {
 
 const json = await measure(
   "JSON chat",
-  ["direct", "passthrough", "gateway", "gateway+als", "gateway+cache", "gateway*2 targets"],
+  [
+    "direct",
+    "passthrough",
+    "gateway",
+    "gateway+als",
+    "gateway+cache",
+    "gateway*2 targets",
+    "gateway+guardrails",
+  ],
   false,
 );
 const streamed = await measure(
   "Streaming chat",
-  ["direct", "passthrough", "gateway", "gateway>anthropic", "gateway>gemini"],
+  ["direct", "passthrough", "gateway", "gateway>anthropic", "gateway>gemini", "gateway+guardrails"],
   true,
 );
 
@@ -155,6 +174,16 @@ const geminiRatio = streamed["gateway>gemini"].rps / streamed.gateway.rps;
 console.log(
   `streams from a Gemini upstream, translated / from an OpenAI upstream: ${geminiRatio.toFixed(2)}`,
 );
+
+for (const [label, summary] of [
+  ["JSON", json],
+  ["streams", streamed],
+]) {
+  const guarded = summary["gateway+guardrails"];
+  console.log(
+    `${label} with guardrails (PII both ways, output words) / without: ${(guarded.rps / summary.gateway.rps).toFixed(2)}; / pass-through: ${(guarded.rps / summary.passthrough.rps).toFixed(2)}`,
+  );
+}
 
 for (const target of [...Object.values(targets), anthropicUpstream, geminiUpstream]) {
   target.child.kill("SIGTERM");

@@ -36,6 +36,30 @@ describe("the README's example config", () => {
   });
 });
 
+describe("the README's guardrails example", () => {
+  it("is a valid section, its rules compiled as written", async () => {
+    const readme = await readFile(new URL("../README.md", import.meta.url), "utf8");
+    const section = readme.slice(readme.indexOf("## Guardrails"));
+    const example = /```yaml\n([\s\S]*?)```/.exec(section)?.[1] as string;
+    const file = join(await mkdtemp(join(tmpdir(), "aigw-readme-")), "guardrails.yaml");
+    await writeFile(
+      file,
+      [
+        "providers: { up: { type: openai-compatible, baseURL: 'http://127.0.0.1:9/v1' } }",
+        "models: { local-llama: { provider: up } }",
+        `tenants: { clinic: { keys: ["${"a".repeat(64)}"] } }`,
+        example,
+      ].join("\n"),
+    );
+    const config = await loadConfigFile(file, { GUARDRAILS_SECRET: "sixteen-bytes-or-more" });
+    const [, tickets] = config.guardrails?.default?.rules ?? [];
+    expect(new RegExp(tickets?.patterns?.[0] as string).test("see T-1234")).toBe(true);
+    expect(config.guardrails?.tenants?.clinic?.pii?.presidio?.url).toBe(
+      "http://presidio-analyzer:3000",
+    );
+  });
+});
+
 describe("parseConfig", () => {
   it("says a pasted key is not its digest", () => {
     expect(() =>
@@ -143,7 +167,7 @@ describe("parseConfig", () => {
     ).toThrow(/providers\.openai\.timeout/);
     expect(() => parseConfig({ ...minimal, server: { port: "eighty" } })).toThrow(/server\.port/);
     expect(() => parseConfig({ ...minimal, surprise: true })).toThrow(
-      /\(root\): unknown key 'surprise'; valid keys here: server, gateway, tenants, limits, cache, metrics, logging, routing, admin, providers, models/,
+      /\(root\): unknown key 'surprise'; valid keys here: server, gateway, tenants, limits, cache, guardrails, metrics, logging, routing, admin, providers, models/,
     );
     expect(() => parseConfig({ ...minimal, models: { m: { provider: "missing" } } })).toThrow(
       /models\.m\.provider: unknown provider 'missing'/,

@@ -2,6 +2,7 @@ import { readFile } from "node:fs/promises";
 import { type Strategy, strategies } from "@aigw/balancer";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
+import { guardrailsSchema } from "./guardrails.js";
 
 // Every field says what it does, its unit and its default in `.describe()`: the config
 // reference (CONFIG.md) and the JSON Schema for editors are generated from this schema.
@@ -587,6 +588,7 @@ export const configSchema = z.strictObject({
     })
     .optional()
     .describe("The response cache: off unless this section is present."),
+  guardrails: guardrailsSchema,
   metrics: z
     .strictObject({
       enabled: z.boolean().default(true).describe("Serve GET /metrics and record every request."),
@@ -848,6 +850,7 @@ export function maskSecrets(config: ServerConfig): unknown {
   }
   if (masked.metrics.bearerToken !== undefined) masked.metrics.bearerToken = "***";
   if (masked.admin) masked.admin.bearerToken = "***";
+  if (masked.guardrails) masked.guardrails.secret = "***";
   for (const redis of [masked.limits.redis, masked.cache?.redis, masked.routing.redis]) {
     if (redis) redis.url = maskURL(redis.url);
   }
@@ -921,6 +924,17 @@ export function parseConfig(raw: unknown, env: Environment = {}): ServerConfig {
     if (model.cache !== undefined && !config.cache) {
       throw new ConfigError(
         `Invalid configuration:\n  models.${name}.cache: needs the top-level cache section`,
+      );
+    }
+  }
+  for (const [section, known] of [
+    ["routes", config.models],
+    ["tenants", config.tenants],
+  ] as const) {
+    for (const name of Object.keys(config.guardrails?.[section] ?? {})) {
+      if (Object.hasOwn(known, name)) continue;
+      throw new ConfigError(
+        `Invalid configuration:\n  guardrails.${section}.${name}: no ${section === "routes" ? "route" : "tenant"} of that name; known: ${Object.keys(known).join(", ") || "none"}`,
       );
     }
   }

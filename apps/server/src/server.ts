@@ -17,6 +17,7 @@ import { createRedisOutage } from "@aigw/ratelimit";
 import { createServerCache } from "./cache.js";
 import { ConfigError, type ProviderConfig, type ServerConfig } from "./config.js";
 import { closeSlowConnections } from "./connection-guard.js";
+import { createServerGuardrails } from "./guardrails.js";
 import { createServerLimits } from "./limits.js";
 import { metricsHandler } from "./metrics-listener.js";
 import { createServerRouting } from "./routing.js";
@@ -80,9 +81,11 @@ export async function createGatewayFromConfig(
   } = await createServerLimits(config, outages.limits);
   const cache = config.cache && (await createServerCache(config.cache, metrics, outages.cache));
   const routing = await createServerRouting(config.routing, targetLimiter, metrics, logger);
+  const { guardrails } = config;
   const gateway = createGateway({
     providers,
     models: config.models,
+    hooks: guardrails ? [await createServerGuardrails(guardrails)] : [],
     routing,
     tenants,
     limits,

@@ -169,6 +169,7 @@ describe("the aigw command line", () => {
       "redis-pass-77",
       "url-pass-55",
       "query-key-66",
+      "guardrails-secret-88",
     ];
     const file = await writeConfig(
       [
@@ -177,6 +178,7 @@ describe("the aigw command line", () => {
         'models: { "gpt-*": { provider: o } }',
         `limits: { store: redis, redis: { url: "redis://user:${secrets[2]}@127.0.0.1:6379" } }`,
         `cache: { store: redis, redis: { url: "redis://:${secrets[2]}@127.0.0.1:6379" } }`,
+        `guardrails: { secret: ${secrets[5]} }`,
       ].join("\n"),
     );
     const checked = await aigw(["check", "--config", file]);
@@ -187,6 +189,7 @@ describe("the aigw command line", () => {
     expect(checked.stdout).toContain('authorization: "***"');
     expect(checked.stdout).toContain("url: redis://user:***@127.0.0.1:6379");
     expect(checked.stdout).toContain("url: redis://:***@127.0.0.1:6379");
+    expect(checked.stdout).toContain('secret: "***"');
     // Defaults are filled in.
     expect(checked.stdout).toMatch(/port: 8080\n/);
     expect(checked.stdout).toMatch(/commandTimeoutMs: 500\n/);

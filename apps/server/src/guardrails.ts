@@ -140,14 +140,47 @@ function policyOf(
 }
 
 /**
+ * Refuses entity names that nothing finds: a misspelt `US_SNN: block` would let SSNs through
+ * masked instead of refused. With a Presidio analyzer anywhere, its names are open.
+ */
+function checkEntityNames(settings: GuardrailSettings, builtIn: readonly string[]) {
+  const policies: [string, PolicySettings | undefined][] = [
+    ["default", settings.default],
+    ...Object.entries(settings.tenants ?? {}).map(([name, policy]): [string, PolicySettings] => [
+      `tenants.${name}`,
+      policy,
+    ]),
+    ...Object.entries(settings.routes ?? {}).map(([name, policy]): [string, PolicySettings] => [
+      `routes.${name}`,
+      policy,
+    ]),
+  ];
+  if (policies.some(([, policy]) => policy?.pii?.presidio)) return;
+  const known = new Set(builtIn);
+  for (const [path, policy] of policies) {
+    const named = [
+      ...Object.keys(policy?.pii?.actions ?? {}).map((name) => [`actions.${name}`, name]),
+      ...(policy?.pii?.entities ?? []).map((name, index) => [`entities.${index}`, name]),
+    ];
+    for (const [field, name] of named) {
+      if (known.has(name as string)) continue;
+      throw new Error(
+        `Invalid configuration:\n  guardrails.${path}.pii.${field}: unknown entity '${name}'; built-in: ${builtIn.join(", ")} (others need pii.presidio)`,
+      );
+    }
+  }
+}
+
+/**
  * The guardrail hooks of the config's `guardrails` section. The detectors are loaded here, so
  * that a server without guardrails never loads them.
  */
 export async function createServerGuardrails(settings: GuardrailSettings): Promise<GatewayHooks> {
-  const [{ createGuardrails }, { createPresidioAnalyzer }] = await Promise.all([
+  const [{ createGuardrails }, { createPresidioAnalyzer, entities }] = await Promise.all([
     import("@aigw/core/guardrails"),
     import("@aigw/guardrails"),
   ]);
+  checkEntityNames(settings, entities);
   const policiesOf = (policies: Record<string, PolicySettings> | undefined) =>
     policies &&
     Object.fromEntries(

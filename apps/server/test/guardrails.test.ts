@@ -106,6 +106,25 @@ describe("guardrails from the config file", () => {
     expect(JSON.stringify(upstream.requests[0]?.body)).toContain("ann@corp.example");
   });
 
+  it("refuses to start with an entity name nothing finds", async () => {
+    const misspelt = await writeConfig(
+      [
+        "providers:",
+        `  up: { type: openai-compatible, baseURL: '${upstream.baseURL}' }`,
+        "models:",
+        "  m: { provider: up }",
+        "guardrails:",
+        "  secret: sixteen-characters-at-least",
+        "  default: { pii: { actions: { US_SNN: block } } }",
+      ].join("\n"),
+    );
+    const failed = await runServer(["--config", misspelt]).then(
+      () => "started",
+      (error: Error) => error.message,
+    );
+    expect(failed).toContain("guardrails.default.pii.actions.US_SNN: unknown entity 'US_SNN'");
+  });
+
   it("refuses a configuration with a bad pattern or an unknown route, naming the field", async () => {
     const bad = await writeConfig(
       [

@@ -32,6 +32,7 @@ const logLines: Record<string, unknown>[] = [];
 const metrics = createMetrics();
 const checked: string[] = [];
 const analyzed: string[] = [];
+const checkHeaders: Record<string, string>[] = [];
 
 beforeAll(async () => {
   openai = await startMockUpstream();
@@ -89,6 +90,7 @@ beforeAll(async () => {
                   messages: [{ role: "user", content: `moderate me: ${text.slice(0, 200)}` }],
                 });
                 checked.push(verdict.choices[0]?.message.content ?? "");
+                checkHeaders.push(headers);
                 return text.includes("attack");
               },
             },
@@ -273,8 +275,34 @@ describe("PII on the way up and back", () => {
     };
     expect(JSON.parse(toolCall.function.arguments).email).toMatch(/^<EMAIL_ADDRESS_/);
 
+    // A card written as a JSON number becomes a string holding its placeholder: still JSON.
+    await client.chat.completions.create({
+      model: "gpt-4o-mini",
+      messages: [
+        { role: "user", content: "Pay" },
+        {
+          role: "assistant",
+          content: null,
+          tool_calls: [
+            {
+              id: "call_2",
+              type: "function",
+              function: { name: "pay", arguments: '{"card": 4111111111111111, "cents": 1250}' },
+            },
+          ],
+        },
+        { role: "tool", tool_call_id: "call_2", content: "paid" },
+      ],
+    });
+    const paid = openai.requests[1]?.body as { messages: { tool_calls?: unknown[] }[] };
+    const payCall = paid.messages[1]?.tool_calls?.[0] as { function: { arguments: string } };
+    expect(JSON.parse(payCall.function.arguments)).toEqual({
+      card: expect.stringMatching(/^<CREDIT_CARD_[0-9a-f]{8}>$/),
+      cents: 1250,
+    });
+
     await client.embeddings.create({ model: "text-embedding-3-small", input: [`a ${email}`, "b"] });
-    expect(sentBody(openai, 1)).not.toContain(email);
+    expect(sentBody(openai, 2)).not.toContain(email);
   });
 
   it("lets a route turn PII masking off", async () => {
@@ -504,5 +532,46 @@ describe("content filters", () => {
     // Two checks, one model call each; the blocked request itself never went upstream.
     expect(checked).toHaveLength(2);
     expect(openai.requests).toHaveLength(3);
+
+    // Another instance with the same secret knows the check's header; a forged one is checked.
+    let checks = 0;
+    const other = await startGateway({
+      providers: { openai: createOpenAICompatible({ baseURL: openai.baseURL }) },
+      models: { "gpt-*": { provider: "openai" } },
+      hooks: [
+        createGuardrails({
+          secret: "a-secret-of-at-least-16-bytes",
+          policy: {
+            checks: [
+              {
+                name: "count",
+                action: "block",
+                check: () => {
+                  checks++;
+                  return true;
+                },
+              },
+            ],
+          },
+        }),
+      ],
+    });
+    try {
+      const ask = (headers: Record<string, string>) =>
+        fetch(`${other.url}/v1/chat/completions`, {
+          method: "POST",
+          headers: { "content-type": "application/json", ...headers },
+          body: JSON.stringify({
+            model: "gpt-4o-mini",
+            messages: [{ role: "user", content: "hi" }],
+          }),
+        });
+      expect((await ask(checkHeaders[0] as Record<string, string>)).status).toBe(200);
+      expect(checks).toBe(0);
+      expect((await ask({ "x-aigw-guardrail-check": "forged" })).status).toBe(400);
+      expect(checks).toBe(1);
+    } finally {
+      await other.close();
+    }
   });
 });

@@ -1,6 +1,7 @@
-import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+import { createHmac, timingSafeEqual } from "node:crypto";
 import type { Analyzer, Finding } from "@aigw/guardrails";
 import { AigwError, type Endpoint, firstHeader, isObject } from "@aigw/provider";
+import type { TextPiece } from "../protocols/protocol.js";
 import type {
   GatewayHooks,
   GuardrailVerdict,
@@ -11,6 +12,7 @@ import type {
 import {
   applyMatches,
   createMatcher,
+  jsonEscaped,
   type Match,
   type Matcher,
   ruleExpression,
@@ -42,6 +44,8 @@ export interface GuardrailOptions {
 export const guardrailCheckHeader = "x-aigw-guardrail-check";
 /** Text a custom check of a stream's output reads at most. */
 const maxCheckedStreamChars = 1024 * 1024;
+/** How long a custom check's token lasts: this window and the next. */
+const checkWindowMs = 10 * 60_000;
 /** Tenants whose placeholder keys are kept derived. */
 const maxTenantKeys = 10_000;
 
@@ -59,8 +63,8 @@ interface Guard {
   key: Uint8Array;
   /** Placeholders of the request's masked values, for its answer. */
   originals: Map<string, string>;
-  /** The custom check this request was made by, which does not check it again. */
-  bypassed: string | undefined;
+  /** Made by a custom check: custom checks do not check it again. */
+  byCheck: boolean;
   output: Matcher | undefined;
   stream: OutputStreamFilter | undefined;
   /** A stream's text, for output checks run at its end. */
@@ -108,14 +112,66 @@ function record(
   }
 }
 
+/** Counts matches as verdicts; redactions in text that is not edited (thinking) as flags. */
 function recordMatches(
   context: RequestContext,
   phase: "input" | "output",
   matches: readonly Match[],
+  edited = true,
 ) {
   for (const match of matches) {
-    if (match.rule !== "unmask") record(context, phase, match.rule, match.action, match.entity);
+    if (match.rule === "unmask") continue;
+    const action = match.action === "redact" && !edited ? "flag" : match.action;
+    record(context, phase, match.rule, action, match.entity);
   }
+}
+
+const maxJsonDepth = 64;
+
+function isJson(text: string): boolean {
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** JSON text with every string, and every number, edited as text; undefined when too deep. */
+function editJsonValues(text: string, edit: (value: string) => string): string | undefined {
+  const walk = (value: unknown, depth: number): unknown => {
+    if (depth > maxJsonDepth) throw new RangeError("too deep");
+    if (typeof value === "string") return edit(value);
+    if (typeof value === "number") {
+      const edited = edit(String(value));
+      return edited === String(value) ? value : edited;
+    }
+    if (Array.isArray(value)) return value.map((item) => walk(item, depth + 1));
+    if (isObject(value)) {
+      return Object.fromEntries(
+        Object.entries(value).map(([key, item]) => [key, walk(item, depth + 1)]),
+      );
+    }
+    return value;
+  };
+  try {
+    return JSON.stringify(walk(JSON.parse(text), 0));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A piece's text with its redacting matches applied. Thinking is never edited (providers sign
+ * it); a tool call's arguments stay JSON: a match outside a string (a card written as a number)
+ * makes its values edited one by one, the number becoming a string.
+ */
+function redactPiece(piece: TextPiece, matches: readonly Match[], matcher: Matcher) {
+  if (piece.kind === "reasoning") return undefined;
+  if (piece.kind !== "tool_call") return applyMatches(piece.text, matches);
+  const edited = applyMatches(piece.text, matches, jsonEscaped);
+  if (edited === piece.text || isJson(edited) || !isJson(piece.text)) return edited;
+  return editJsonValues(piece.text, (value) => applyMatches(value, matcher.find(value))) ?? edited;
 }
 
 /** Names and counts of what blocked, never the text: "US_SSN (2)", "rule 'secrets'". */
@@ -162,7 +218,6 @@ export function createGuardrails(options: GuardrailOptions): GatewayHooks {
     if (policy) compile(policy);
   }
   const tenantKeys = new Map<string, Uint8Array>();
-  const bypassToken = randomBytes(32);
   const guards = new WeakMap<RequestContext, Guard>();
 
   function policyOf(context: RequestContext): CompiledPolicy | undefined {
@@ -191,18 +246,22 @@ export function createGuardrails(options: GuardrailOptions): GatewayHooks {
     return key;
   }
 
-  function checkToken(name: string): string {
-    return createHmac("sha256", bypassToken).update(name).digest("base64url");
+  /**
+   * What a custom check's own calls carry: a keyed hash of the time window, so that every
+   * instance sharing the secret knows it and a copy of it works for 10 to 20 minutes only.
+   */
+  function checkToken(window: number): string {
+    return createHmac("sha256", secret).update(`aigw check\u0000${window}`).digest("base64url");
   }
 
-  function bypassedCheck(value: string | undefined, checks: CustomCheck[]): string | undefined {
-    if (!value) return undefined;
+  function isCheckToken(value: string | undefined): boolean {
+    if (!value) return false;
     const given = Buffer.from(value);
-    for (const check of checks) {
-      const expected = Buffer.from(checkToken(check.name));
-      if (given.length === expected.length && timingSafeEqual(given, expected)) return check.name;
-    }
-    return undefined;
+    const window = Math.floor(Date.now() / checkWindowMs);
+    return [window, window - 1].some((each) => {
+      const expected = Buffer.from(checkToken(each));
+      return given.length === expected.length && timingSafeEqual(given, expected);
+    });
   }
 
   /** Runs checks on `text`; the names of those that found it breaks their rule, to block. */
@@ -215,37 +274,39 @@ export function createGuardrails(options: GuardrailOptions): GatewayHooks {
     canBlock: boolean,
   ): Promise<string[]> {
     const blocking: string[] = [];
+    // A check's own call is not checked by checks: theirs would call again, and again.
+    if (guard.byCheck) return blocking;
     await Promise.all(
-      checks
-        .filter((check) => check.name !== guard.bypassed)
-        .map(async (check) => {
-          let failed: boolean;
-          const timeout = AbortSignal.timeout(check.timeoutMs ?? 10_000);
-          try {
-            failed = await Promise.race([
-              check.check({
-                text,
-                phase,
-                context,
-                headers: { [guardrailCheckHeader]: checkToken(check.name) },
-                signal: AbortSignal.any([timeout, context.signal]),
-              }),
-              new Promise<never>((_, reject) =>
-                timeout.addEventListener("abort", () => reject(timeout.reason), { once: true }),
-              ),
-            ]);
-          } catch (error) {
-            context.logger?.warn(
-              { requestId: context.requestId, rule: check.name, err: error },
-              "guardrail check failed",
-            );
-            failed = check.onError === "block";
-          }
-          if (!failed) return;
-          const blocks = check.action === "block" && canBlock;
-          record(context, phase, check.name, blocks ? "block" : "flag");
-          if (blocks) blocking.push(check.name);
-        }),
+      checks.map(async (check) => {
+        let failed: boolean;
+        const timeout = AbortSignal.timeout(check.timeoutMs ?? 10_000);
+        try {
+          failed = await Promise.race([
+            check.check({
+              text,
+              phase,
+              context,
+              headers: {
+                [guardrailCheckHeader]: checkToken(Math.floor(Date.now() / checkWindowMs)),
+              },
+              signal: AbortSignal.any([timeout, context.signal]),
+            }),
+            new Promise<never>((_, reject) =>
+              timeout.addEventListener("abort", () => reject(timeout.reason), { once: true }),
+            ),
+          ]);
+        } catch (error) {
+          context.logger?.warn(
+            { requestId: context.requestId, rule: check.name, err: error },
+            "guardrail check failed",
+          );
+          failed = check.onError === "block";
+        }
+        if (!failed) return;
+        const blocks = check.action === "block" && canBlock;
+        record(context, phase, check.name, blocks ? "block" : "flag");
+        if (blocks) blocking.push(check.name);
+      }),
     );
     return blocking;
   }
@@ -318,14 +379,15 @@ export function createGuardrails(options: GuardrailOptions): GatewayHooks {
     protocol.editRequestText(call.endpoint, call.body, (piece) => {
       const matches = matcher.find(piece.text, analyzed[index++]);
       if (matches.length === 0) return undefined;
-      recordMatches(context, "input", matches);
+      const edits = piece.kind !== "reasoning";
+      recordMatches(context, "input", matches, edits);
       for (const match of matches) {
         if (match.action === "block") blocking.push(match);
-        else if (match.entity && match.replacement) {
+        else if (edits && match.entity && match.replacement) {
           guard.originals.set(match.replacement, piece.text.slice(match.start, match.end));
         }
       }
-      return piece.kind === "reasoning" ? undefined : applyMatches(piece.text, matches);
+      return redactPiece(piece, matches, matcher);
     });
     if (blocking.length > 0) {
       const { message, pii } = describeBlock(blocking);
@@ -347,6 +409,8 @@ export function createGuardrails(options: GuardrailOptions): GatewayHooks {
 
   async function checkAnswer(response: HookResponse, context: RequestContext, guard: Guard) {
     const endpoint = context.endpoint as Endpoint;
+    // Vectors and images carry no text to judge: they are not parsed.
+    if (endpoint === "embeddings" || endpoint === "images/generations") return;
     const { protocol } = context;
     let answer: unknown;
     try {
@@ -362,11 +426,10 @@ export function createGuardrails(options: GuardrailOptions): GatewayHooks {
       protocol.editAnswerText(endpoint, answer, (piece) => {
         const matches = matcher.find(piece.text);
         if (matches.length === 0) return undefined;
-        recordMatches(context, "output", matches);
+        recordMatches(context, "output", matches, piece.kind !== "reasoning");
         if (matches.some((match) => match.action === "block")) withheld = true;
-        if (piece.kind === "reasoning") return undefined;
-        const text = applyMatches(piece.text, matches);
-        if (text !== piece.text) edited = true;
+        const text = redactPiece(piece, matches, matcher);
+        if (text !== undefined && text !== piece.text) edited = true;
         return text;
       });
     }
@@ -395,10 +458,7 @@ export function createGuardrails(options: GuardrailOptions): GatewayHooks {
         compiled,
         key: keyOf(context.tenant),
         originals: new Map(),
-        bypassed: bypassedCheck(
-          context.state[guardrailCheckHeader] as string | undefined,
-          compiled.policy.checks ?? [],
-        ),
+        byCheck: isCheckToken(context.state[guardrailCheckHeader] as string | undefined),
         output: undefined,
         stream: undefined,
         streamText: "",
@@ -433,7 +493,10 @@ export function createGuardrails(options: GuardrailOptions): GatewayHooks {
         context.endpoint as Endpoint,
         guard.output,
         guard.compiled.policy.holdBackChars ?? 128,
-        (matches) => recordMatches(context, "output", matches),
+        (matches, unedited) => {
+          for (const match of matches)
+            recordMatches(context, "output", [match], !unedited.has(match));
+        },
       );
       return guard.stream.push(event);
     },

@@ -84,16 +84,6 @@ function piiAction(
   return action === "mask" ? "redact" : action;
 }
 
-/** Whether a policy has anything that reads text of `phase`. */
-export function readsPhase(policy: GuardrailPolicy, phase: "input" | "output"): boolean {
-  const applies = (on: string | undefined, fallback: string) =>
-    (on ?? fallback) === "both" || (on ?? fallback) === phase;
-  return (
-    (policy.rules ?? []).some((rule) => applies(rule.on, "both")) ||
-    (phase === "input" ? policy.pii !== undefined : policy.pii?.output !== undefined)
-  );
-}
-
 export function createMatcher(settings: MatcherSettings): Matcher {
   const { phase, policy, key, originals } = settings;
   const rules = (policy.rules ?? []).filter((rule) => {

@@ -147,6 +147,43 @@ describe("output rules on a stream", () => {
     throw new Error("nothing was released");
   });
 
+  it("holds events without text in order, so a match across an Anthropic ping is seen", () => {
+    const event = (data: object) => createSseEvent(data, (data as { type: string }).type);
+    const delta = (text: string) =>
+      event({ type: "content_block_delta", index: 0, delta: { type: "text_delta", text } });
+    const out = run(filterFor(anthropicProtocol, "messages"), [
+      event({ type: "content_block_start", index: 0, content_block: { type: "text", text: "" } }),
+      delta("say forbidden-"),
+      event({ type: "ping" }),
+      delta("word now"),
+      event({ type: "content_block_stop", index: 0 }),
+      event({ type: "message_delta", delta: { stop_reason: "end_turn" } }),
+      event({ type: "message_stop" }),
+    ]);
+    expect(out.map((each) => each.data).join("")).not.toContain("forbidden");
+    expect(out.map((each) => JSON.parse(each.data).type)).toEqual([
+      "content_block_start",
+      "ping",
+      "content_block_stop",
+      "message_delta",
+      "message_stop",
+    ]);
+  });
+
+  it("drops log probabilities from an answer whose text it edits", () => {
+    const answer = {
+      choices: [
+        {
+          index: 0,
+          message: { role: "assistant", content: "darn" },
+          logprobs: { content: [{ token: "darn" }] },
+        },
+      ],
+    };
+    openAIProtocol.editAnswerText("chat/completions", answer, () => "[REDACTED]");
+    expect(answer.choices[0]).toMatchObject({ message: { content: "[REDACTED]" }, logprobs: null });
+  });
+
   it("closes an Anthropic block it opened and ends the message as a refusal", () => {
     const event = (data: object) => createSseEvent(data, (data as { type: string }).type);
     const events = [

@@ -2,8 +2,10 @@ import type { Endpoint, SseEvent } from "@aigw/provider";
 import type { Protocol, StreamWithholder, TextPiece } from "../protocols/protocol.js";
 import { applyMatches, jsonEscaped, type Match, type Matcher } from "./matcher.js";
 
-/** Most text held while a match is still growing at its end; past it, text goes out unchecked. */
+/** Most text held while a match is still growing at its end; past it, the held text goes out. */
 const maxHeldChars = 64 * 1024;
+/** The largest hold-back window asked for that is honoured. */
+const maxHoldBack = 4096;
 
 interface HeldEvent {
   event: SseEvent;
@@ -13,10 +15,11 @@ interface HeldEvent {
 }
 
 /**
- * Output rules on one stream. Events carrying text are held until `holdBack` more characters
- * followed them, so a match split across events is seen whole; an event carrying none (a
- * choice's end, a block's end, usage) releases everything held first. A blocking match
- * withholds the rest of the answer and ends it as the protocol ends filtered answers.
+ * Output rules on one stream. Events are held until `holdBack` more characters of text
+ * followed them, so a match split across events is seen whole, and go out in order; an event
+ * that closes a part of the answer (a choice, a block, usage) releases everything held first.
+ * A blocking match withholds the rest of the answer and ends it as the protocol ends filtered
+ * answers.
  */
 export class OutputStreamFilter {
   private held: HeldEvent[] = [];
@@ -26,27 +29,30 @@ export class OutputStreamFilter {
   private withholder: StreamWithholder;
   private withheld = false;
   private readonly holdBack: number;
+  /** Held text at the last scan that released nothing: a growing match is not rescanned per event. */
+  private scannedLength = 0;
 
   constructor(
     private readonly protocol: Protocol,
     private readonly endpoint: Endpoint,
     private readonly matcher: Matcher,
     holdBack: number,
-    private readonly report: (matches: readonly Match[]) => void,
+    /** Gets the matches of released or withheld text; `unedited`: those in thinking. */
+    private readonly report: (matches: readonly Match[], unedited: ReadonlySet<Match>) => void,
   ) {
     this.withholder = protocol.streamWithholder(endpoint);
-    this.holdBack = Math.max(holdBack, matcher.holdBack);
+    this.holdBack = Math.max(Math.min(holdBack, maxHoldBack), matcher.holdBack);
   }
 
   /** The events to send for `event` now: none, it, or held ones and it. */
   push(event: SseEvent): SseEvent | SseEvent[] | null {
     if (this.withheld) return this.withholder.withhold(event);
     const pieces = this.protocol.eventText(this.endpoint, event);
-    if (pieces.length === 0) {
-      if (this.held.length === 0) {
-        this.withholder.pass(event);
-        return event;
-      }
+    if (pieces.length === 0 && this.held.length === 0) {
+      this.withholder.pass(event);
+      return event;
+    }
+    if (pieces.length === 0 && this.withholder.closes(event)) {
       const released = this.release(true);
       if (this.withheld) {
         const end = this.withholder.withhold(event);
@@ -59,8 +65,11 @@ export class OutputStreamFilter {
     }
     for (const piece of pieces) this.text += piece.text;
     this.held.push({ event, pieces, end: this.textStart + this.text.length });
-    if (this.text.length < 2 * this.holdBack) return null;
+    if (this.text.length < Math.max(2 * this.holdBack, this.scannedLength + this.holdBack)) {
+      return null;
+    }
     const released = this.release(false);
+    this.scannedLength = released.length > 0 ? 0 : this.text.length;
     return released.length > 0 ? released : null;
   }
 
@@ -68,7 +77,10 @@ export class OutputStreamFilter {
   private release(final: boolean): SseEvent[] {
     const matches = this.matcher.find(this.text);
     if (matches.some((match) => match.action === "block")) {
-      this.report(matches.filter((match) => match.action === "block"));
+      this.report(
+        matches.filter((match) => match.action === "block"),
+        new Set(),
+      );
       this.withheld = true;
       const ends: SseEvent[] = [];
       for (const { event } of this.held) {
@@ -105,15 +117,16 @@ export class OutputStreamFilter {
     }
     if (count === 0) return [];
     const releasedMatches = matches.filter((match) => match.start < cut);
-    this.report(releasedMatches);
+    const unedited = new Set<Match>();
     const released: SseEvent[] = [];
     let offset = 0;
     for (const held of this.held.slice(0, count)) {
-      const event = this.rewrite(held, offset, releasedMatches);
+      const event = this.rewrite(held, offset, releasedMatches, unedited);
       offset = held.end - this.textStart;
       this.withholder.pass(event);
       released.push(event);
     }
+    this.report(releasedMatches, unedited);
     this.held = this.held.slice(count);
     this.text = this.text.slice(cut);
     this.textStart += cut;
@@ -121,12 +134,22 @@ export class OutputStreamFilter {
   }
 
   /** `held` with the redacting matches applied to its pieces' text (at `offset` in `text`). */
-  private rewrite(held: HeldEvent, offset: number, matches: readonly Match[]): SseEvent {
+  private rewrite(
+    held: HeldEvent,
+    offset: number,
+    matches: readonly Match[],
+    unedited: Set<Match>,
+  ): SseEvent {
     const edits = held.pieces.map((piece) => {
       const start = offset;
       offset += piece.text.length;
       // Thinking is signed by the provider: it is judged, never edited.
-      if (piece.kind === "reasoning") return undefined;
+      if (piece.kind === "reasoning") {
+        for (const match of matches) {
+          if (match.start >= start && match.start < offset) unedited.add(match);
+        }
+        return undefined;
+      }
       const local: Match[] = [];
       for (const match of matches) {
         if (match.action !== "redact" || match.end <= start || match.start >= offset) continue;

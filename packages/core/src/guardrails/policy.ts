@@ -91,18 +91,50 @@ export interface GuardrailPolicy {
   maxPromptChars?: number;
   /**
    * Characters of a stream's text held back so that a match split across events is caught
-   * (128). Time to the first token grows by at most this much text.
+   * (128, at most 4,096; at least the longest word, placeholder or PII value looked for).
+   * Text goes out in steps of this much, so time to the first token grows by at most twice it.
    */
   holdBackChars?: number;
 }
 
-/** Policies layered field by field: the later one's fields win. */
+/** Rules or checks of `later` added to `earlier`'s, replacing those of the same name. */
+function byName<Named extends { name: string }>(
+  earlier: Named[] | undefined,
+  later: Named[] | undefined,
+): Named[] | undefined {
+  if (!earlier || !later) return later ?? earlier;
+  const names = new Set(later.map((each) => each.name));
+  return [...earlier.filter((each) => !names.has(each.name)), ...later];
+}
+
+/**
+ * Policies laid over one another, later ones winning: `pii` field by field (its `actions`
+ * entity by entity), `rules` and `checks` added, one of the same name replacing the earlier
+ * one, and the other fields replaced.
+ */
 export function layerPolicies(
   ...policies: (GuardrailPolicy | undefined)[]
 ): GuardrailPolicy | undefined {
   let layered: GuardrailPolicy | undefined;
   for (const policy of policies) {
-    if (policy) layered = { ...layered, ...policy };
+    if (!policy) continue;
+    if (!layered) {
+      layered = policy;
+      continue;
+    }
+    const { pii: earlierPii, rules, checks } = layered;
+    layered = { ...layered, ...policy };
+    if (earlierPii && policy.pii) {
+      layered.pii = {
+        ...earlierPii,
+        ...policy.pii,
+        actions: { ...earlierPii.actions, ...policy.pii.actions },
+      };
+    }
+    const layeredRules = byName(rules, policy.rules);
+    if (layeredRules) layered.rules = layeredRules;
+    const layeredChecks = byName(checks, policy.checks);
+    if (layeredChecks) layered.checks = layeredChecks;
   }
   return layered;
 }

@@ -125,6 +125,11 @@ export type TextEdit = (piece: TextPiece) => string | undefined;
 
 /** Ends a stream whose output a content filter withheld, keeping the protocol's frame. */
 export interface StreamWithholder {
+  /**
+   * Whether `event` closes a part of the answer (a choice, a content block, an output item,
+   * the answer itself): no text that came before it can join text after it.
+   */
+  closes(event: SseEvent): boolean;
   /** Sees each event that goes out unchanged, before any withholding. */
   pass(event: SseEvent): void;
   /**

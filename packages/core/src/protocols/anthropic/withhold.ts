@@ -9,6 +9,9 @@ export function withholdAnswer(_endpoint: unknown, answer: JsonObject): void {
   answer.stop_sequence = null;
 }
 
+// Events after which no earlier text joins later text.
+const closingTypes = new Set(["content_block_stop", "message_delta", "message_stop", "error"]);
+
 // Events that go out as they are after a withholding.
 const kept = new Set(["message_start", "message_stop", "ping", "error"]);
 
@@ -19,6 +22,10 @@ const kept = new Set(["message_start", "message_stop", "ping", "error"]);
 export function streamWithholder(): StreamWithholder {
   const opened = new Set<unknown>();
   return {
+    closes(event) {
+      const type = eventObject(event)?.type;
+      return typeof type === "string" && closingTypes.has(type);
+    },
     pass(event) {
       const data = eventObject(event);
       if (data?.type === "content_block_start") opened.add(data.index);

@@ -155,6 +155,7 @@ const responsesDeltas = new Map<unknown, TextPiece["kind"]>([
   ["response.reasoning_text.delta", "reasoning"],
   ["response.reasoning_summary_text.delta", "reasoning"],
   ["response.function_call_arguments.delta", "tool_call"],
+  ["response.custom_tool_call_input.delta", "tool_call"],
 ]);
 
 function visitEvent(endpoint: Endpoint, chunk: JsonObject, visit: Visit) {
@@ -186,8 +187,30 @@ export function eventText(endpoint: Endpoint, event: SseEvent): TextPiece[] {
 export const editRequestText = (endpoint: Endpoint, body: JsonObject, edit: TextEdit): void =>
   visitRequest(endpoint, body, edit);
 
+/** Log probabilities spell out the text they came with: edited text keeps none. */
+function dropLogprobs(answer: JsonObject) {
+  for (const choice of objects(answer.choices)) {
+    if (choice.logprobs != null) choice.logprobs = null;
+  }
+}
+
+/** `walk` over `data` with `edit`, and the log probabilities dropped when it changed text. */
+function editWithLogprobs(data: JsonObject, walk: (visit: Visit) => void, edit: TextEdit) {
+  let changed = false;
+  walk((piece) => {
+    const edited = edit(piece);
+    if (edited !== undefined && edited !== piece.text) changed = true;
+    return edited;
+  });
+  if (changed) dropLogprobs(data);
+}
+
 export const editAnswerText = (endpoint: Endpoint, answer: JsonObject, edit: TextEdit): void =>
-  visitAnswer(endpoint, answer, edit);
+  editWithLogprobs(answer, (visit) => visitAnswer(endpoint, answer, visit), edit);
 
 export const editEventText = (endpoint: Endpoint, event: SseEvent, edit: TextEdit): SseEvent =>
-  editedEvent(event, (data, visit) => visitEvent(endpoint, data, visit), edit);
+  editedEvent(
+    event,
+    (data, visit) => editWithLogprobs(data, (inner) => visitEvent(endpoint, data, inner), visit),
+    edit,
+  );

@@ -26,6 +26,8 @@ export function withholdAnswer(endpoint: Endpoint, answer: JsonObject): void {
   for (const choice of answer.choices.filter(isObject)) {
     if (isObject(choice.message)) choice.message = { role: "assistant", content: null };
     if (typeof choice.text === "string") choice.text = "";
+    // Log probabilities spell the answer out token by token.
+    if (choice.logprobs != null) choice.logprobs = null;
     choice.finish_reason = "content_filter";
   }
 }
@@ -63,9 +65,33 @@ function withheldResponsesEvent(data: JsonObject, event: SseEvent): SseEvent | n
   );
 }
 
+/** A chunk ending a choice or reporting usage; a Responses event ending an item or the response. */
+function closes(endpoint: Endpoint, event: SseEvent): boolean {
+  if (event.data === "[DONE]") return true;
+  const data = eventObject(event);
+  if (!data) return false;
+  if (endpoint === "responses") {
+    const type = typeof data.type === "string" ? data.type : "";
+    return type.endsWith(".done") || responsesEnds.has(type);
+  }
+  if (isObject(data.usage) || isObject(data.error)) return true;
+  return (
+    Array.isArray(data.choices) &&
+    data.choices.some((choice) => isObject(choice) && choice.finish_reason != null)
+  );
+}
+
+const responsesEnds = new Set([
+  "response.completed",
+  "response.incomplete",
+  "response.failed",
+  "error",
+]);
+
 /** OpenAI streams need no memory of what went out before: each event says where it belongs. */
 export function streamWithholder(endpoint: Endpoint): StreamWithholder {
   return {
+    closes: (event) => closes(endpoint, event),
     pass() {},
     withhold(event) {
       if (event.data === "[DONE]") return event;

@@ -106,8 +106,9 @@ describe("guardrails from the config file", () => {
     expect(JSON.stringify(upstream.requests[0]?.body)).toContain("ann@corp.example");
   });
 
-  it("refuses to start with an entity name nothing finds", async () => {
-    const misspelt = await writeConfig(
+  /** What a server started with this `guardrails` section says when it refuses to start. */
+  async function refusal(section: string[]): Promise<string> {
+    const file = await writeConfig(
       [
         "providers:",
         `  up: { type: openai-compatible, baseURL: '${upstream.baseURL}' }`,
@@ -115,33 +116,29 @@ describe("guardrails from the config file", () => {
         "  m: { provider: up }",
         "guardrails:",
         "  secret: sixteen-characters-at-least",
-        "  default: { pii: { actions: { US_SNN: block } } }",
+        ...section,
       ].join("\n"),
     );
-    const failed = await runServer(["--config", misspelt]).then(
+    return runServer(["--config", file]).then(
       () => "started",
       (error: Error) => error.message,
     );
-    expect(failed).toContain("guardrails.default.pii.actions.US_SNN: unknown entity 'US_SNN'");
+  }
+
+  it("refuses to start with an entity name nothing finds", async () => {
+    expect(await refusal(["  default: { pii: { actions: { US_SNN: block } } }"])).toContain(
+      "guardrails.default.pii.actions.US_SNN: unknown entity 'US_SNN'",
+    );
   });
 
   it("refuses a configuration with a bad pattern or an unknown route, naming the field", async () => {
-    const bad = await writeConfig(
-      [
-        "providers:",
-        `  up: { type: openai-compatible, baseURL: '${upstream.baseURL}' }`,
-        "models:",
-        "  m: { provider: up }",
-        "guardrails:",
-        "  secret: sixteen-characters-at-least",
-        "  default: { rules: [{ name: broken, patterns: ['(unclosed'], action: flag }] }",
-        "  routes: { nowhere: {} }",
-      ].join("\n"),
+    const bad = await refusal([
+      "  default: { rules: [{ name: broken, patterns: ['(unclosed'], action: flag }] }",
+      "  routes: { nowhere: {} }",
+    ]);
+    expect(bad).toContain("guardrails.default.rules.0.patterns.0");
+    expect(await refusal(["  routes: { nowhere: {} }"])).toContain(
+      "guardrails.routes.nowhere: no route of that name",
     );
-    const failed = await runServer(["--config", bad]).then(
-      () => "started",
-      (error: Error) => error.message,
-    );
-    expect(failed).toContain("guardrails.default.rules.0.patterns.0");
   });
 });

@@ -4,6 +4,31 @@ import type { TextPiece } from "./protocol.js";
 /** Sees one piece of text where it lies; a string returned replaces it there. */
 export type Visit = (piece: TextPiece) => string | undefined;
 
+/** The objects of a list (anything else: none). */
+export function objects(value: unknown): JsonObject[] {
+  return Array.isArray(value) ? value.filter(isObject) : [];
+}
+
+/**
+ * The string at `owner[field]`, when it is not empty, as a piece of `role` and `kind` (of the
+ * function `name`, for tool calls); a string `visit` gives back replaces it.
+ */
+export function visitField(
+  visit: Visit,
+  owner: JsonObject,
+  field: string,
+  role: TextPiece["role"],
+  kind: TextPiece["kind"],
+  name?: unknown,
+) {
+  const text = owner[field];
+  if (typeof text !== "string" || text === "") return;
+  const piece: TextPiece = { role, kind, text };
+  if (typeof name === "string") piece.name = name;
+  const edited = visit(piece);
+  if (edited !== undefined) owner[field] = edited;
+}
+
 /** The pieces a walk over a body visits, in order, changing nothing. */
 export function collect(walk: (visit: Visit) => void): TextPiece[] {
   const pieces: TextPiece[] = [];

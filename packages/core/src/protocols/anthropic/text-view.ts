@@ -1,26 +1,16 @@
 import type { Endpoint, SseEvent } from "@aigw/provider";
 import { isObject, type JsonObject } from "@aigw/provider";
 import type { TextEdit, TextPiece } from "../protocol.js";
-import { collect, editedEvent, eventObject, type Visit } from "../text-walk.js";
+import {
+  collect,
+  editedEvent,
+  eventObject,
+  objects,
+  type Visit,
+  visitField,
+} from "../text-walk.js";
 
 type Role = TextPiece["role"];
-
-function blocks(value: unknown): JsonObject[] {
-  return Array.isArray(value) ? value.filter(isObject) : [];
-}
-
-function visitField(
-  visit: Visit,
-  owner: JsonObject,
-  field: string,
-  role: Role,
-  kind: TextPiece["kind"],
-) {
-  const text = owner[field];
-  if (typeof text !== "string" || text === "") return;
-  const edited = visit({ role, kind, text });
-  if (edited !== undefined) owner[field] = edited;
-}
 
 /** A tool call's input object, seen as its JSON text; an edit that is not JSON is not kept. */
 function visitToolInput(visit: Visit, block: JsonObject) {
@@ -42,7 +32,7 @@ function visitToolInput(visit: Visit, block: JsonObject) {
 /** A string at `owner[field]`, or content blocks: text, thinking, tool calls and tool results. */
 function visitContent(visit: Visit, owner: JsonObject, field: string, role: Role) {
   if (typeof owner[field] === "string") return visitField(visit, owner, field, role, "text");
-  for (const block of blocks(owner[field])) {
+  for (const block of objects(owner[field])) {
     switch (block.type) {
       case "text":
         visitField(visit, block, "text", role, "text");
@@ -58,7 +48,7 @@ function visitContent(visit: Visit, owner: JsonObject, field: string, role: Role
         if (typeof block.content === "string") {
           visitField(visit, block, "content", "tool", "tool_result");
         }
-        for (const part of blocks(block.content)) {
+        for (const part of objects(block.content)) {
           visitField(visit, part, "text", "tool", "tool_result");
         }
         break;
@@ -68,7 +58,7 @@ function visitContent(visit: Visit, owner: JsonObject, field: string, role: Role
 
 function visitRequest(body: JsonObject, visit: Visit) {
   visitContent(visit, body, "system", "system");
-  for (const message of blocks(body.messages)) {
+  for (const message of objects(body.messages)) {
     visitContent(visit, message, "content", message.role === "assistant" ? "assistant" : "user");
   }
 }

@@ -1,13 +1,16 @@
 import type { Endpoint, SseEvent } from "@aigw/provider";
 import { isObject, type JsonObject } from "@aigw/provider";
 import type { TextEdit, TextPiece } from "../protocol.js";
-import { collect, editedEvent, eventObject, type Visit } from "../text-walk.js";
+import {
+  collect,
+  editedEvent,
+  eventObject,
+  objects,
+  type Visit,
+  visitField,
+} from "../text-walk.js";
 
 type Role = TextPiece["role"];
-
-function objects(value: unknown): JsonObject[] {
-  return Array.isArray(value) ? value.filter(isObject) : [];
-}
 
 function roleOf(role: unknown): Role {
   if (role === "system" || role === "developer") return "system";
@@ -18,23 +21,6 @@ function roleOf(role: unknown): Role {
 
 // Content part types that hold text, in chat completions and in Responses.
 const textParts = new Set(["text", "input_text", "output_text", "refusal"]);
-
-/** `owner[field]` when it is a non-empty string, replaced by what `visit` gives back. */
-function visitField(
-  visit: Visit,
-  owner: JsonObject,
-  field: string,
-  role: Role,
-  kind: TextPiece["kind"],
-  name?: unknown,
-) {
-  const text = owner[field];
-  if (typeof text !== "string" || text === "") return;
-  const piece: TextPiece = { role, kind, text };
-  if (typeof name === "string") piece.name = name;
-  const edited = visit(piece);
-  if (edited !== undefined) owner[field] = edited;
-}
 
 /** A string at `owner[field]`, or the text parts of a content list (images and files have none). */
 function visitContent(

@@ -76,6 +76,7 @@ function rows(schema: JsonSchema, path: string, out: string[]): void {
     if (typeof child.additionalProperties === "object" && !child.properties) {
       rows(child.additionalProperties, `${childPath}.<name>`, out);
     }
+    if (child.type === "array" && child.items?.properties) rows(child.items, `${childPath}[]`, out);
   }
 }
 

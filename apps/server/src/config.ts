@@ -2,7 +2,7 @@ import { readFile } from "node:fs/promises";
 import { type Strategy, strategies } from "@aigw/balancer";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
-import { guardrailsSchema } from "./guardrails.js";
+import { guardrailsProblem, guardrailsSchema, unknownEntityName } from "./guardrails.js";
 
 // Every field says what it does, its unit and its default in `.describe()`: the config
 // reference (CONFIG.md) and the JSON Schema for editors are generated from this schema.
@@ -927,6 +927,8 @@ export function parseConfig(raw: unknown, env: Environment = {}): ServerConfig {
       );
     }
   }
+  const guardrailsIssue = config.guardrails && guardrailsProblem(config.guardrails);
+  if (guardrailsIssue) throw new ConfigError(`Invalid configuration:\n  ${guardrailsIssue}`);
   for (const [section, known] of [
     ["routes", config.models],
     ["tenants", config.tenants],
@@ -1012,6 +1014,8 @@ export async function resolveConfig(
   env: Environment,
 ): Promise<ServerConfig> {
   const config = file ? await loadConfigFile(file, env) : configFromEnv(env);
+  const unknownEntity = config.guardrails && (await unknownEntityName(config.guardrails));
+  if (unknownEntity) throw new ConfigError(`Invalid configuration:\n  ${unknownEntity}`);
   if (env.PORT !== undefined) {
     const port = Number(env.PORT);
     if (!Number.isInteger(port) || port < 0 || port > 65535) {

@@ -2,12 +2,15 @@ import type { GatewayHooks } from "@aigw/core";
 import type { GuardrailPolicy } from "@aigw/core/guardrails";
 import { z } from "zod";
 
-function isRegExp(source: string): boolean {
+/** Adds an issue naming the regular expression engine's complaint, for a pattern it refuses. */
+function checkRegExp(source: string, context: z.RefinementCtx) {
   try {
     new RegExp(source, "giu");
-    return true;
-  } catch {
-    return false;
+  } catch (error) {
+    context.addIssue({
+      code: "custom",
+      message: `not a valid regular expression: ${error instanceof Error ? error.message : error}`,
+    });
   }
 }
 
@@ -28,15 +31,15 @@ const ruleSchema = z
       .optional()
       .describe("Words or phrases, matched whole and ignoring case."),
     patterns: z
-      .array(z.string().min(1).refine(isRegExp, "not a valid regular expression"))
+      .array(z.string().min(1).superRefine(checkRegExp))
       .optional()
-      .describe('Regular expressions (JavaScript syntax, flags "giu").'),
+      .describe(
+        'Regular expressions (JavaScript syntax, flags "giu": any case unless caseSensitive).',
+      ),
     caseSensitive: z.boolean().default(false).describe("Match words and patterns with case."),
     replacement: z.string().default("[REDACTED]").describe("What a redacted match becomes."),
   })
-  .refine((rule) => (rule.words?.length ?? 0) + (rule.patterns?.length ?? 0) > 0, {
-    message: "needs words or patterns",
-  });
+  .describe("A rule: give words or patterns, or both.");
 
 const entityAction = z.enum(["mask", "block", "flag", "allow"]);
 const entityName = z
@@ -139,24 +142,38 @@ function policyOf(
   };
 }
 
+/** Every policy of the section, with its path under `guardrails`. */
+function policiesIn(settings: GuardrailSettings): [string, PolicySettings | undefined][] {
+  const named = (section: "tenants" | "routes") =>
+    Object.entries(settings[section] ?? {}).map(([name, policy]): [string, PolicySettings] => [
+      `${section}.${name}`,
+      policy,
+    ]);
+  return [["default", settings.default], ...named("tenants"), ...named("routes")];
+}
+
+/** What is wrong in the section that its schema cannot say, or undefined. */
+export function guardrailsProblem(settings: GuardrailSettings): string | undefined {
+  for (const [path, policy] of policiesIn(settings)) {
+    for (const [index, rule] of (policy?.rules ?? []).entries()) {
+      if ((rule.words?.length ?? 0) + (rule.patterns?.length ?? 0) === 0) {
+        return `guardrails.${path}.rules.${index}: needs words or patterns`;
+      }
+    }
+  }
+  return undefined;
+}
+
 /**
- * Refuses entity names that nothing finds: a misspelt `US_SNN: block` would let SSNs through
- * masked instead of refused. With a Presidio analyzer anywhere, its names are open.
+ * The first entity name nothing finds, as a message: a misspelt `US_SNN: block` would let
+ * SSNs through masked instead of refused. With a Presidio analyzer anywhere, names are open.
+ * Loads the detectors' list, so it is asked only where guardrails are configured.
  */
-function checkEntityNames(settings: GuardrailSettings, builtIn: readonly string[]) {
-  const policies: [string, PolicySettings | undefined][] = [
-    ["default", settings.default],
-    ...Object.entries(settings.tenants ?? {}).map(([name, policy]): [string, PolicySettings] => [
-      `tenants.${name}`,
-      policy,
-    ]),
-    ...Object.entries(settings.routes ?? {}).map(([name, policy]): [string, PolicySettings] => [
-      `routes.${name}`,
-      policy,
-    ]),
-  ];
-  if (policies.some(([, policy]) => policy?.pii?.presidio)) return;
-  const known = new Set(builtIn);
+export async function unknownEntityName(settings: GuardrailSettings): Promise<string | undefined> {
+  const policies = policiesIn(settings);
+  if (policies.some(([, policy]) => policy?.pii?.presidio)) return undefined;
+  const { entities: builtIn } = await import("@aigw/guardrails");
+  const known = new Set<string>(builtIn);
   for (const [path, policy] of policies) {
     const named = [
       ...Object.keys(policy?.pii?.actions ?? {}).map((name) => [`actions.${name}`, name]),
@@ -164,11 +181,10 @@ function checkEntityNames(settings: GuardrailSettings, builtIn: readonly string[
     ];
     for (const [field, name] of named) {
       if (known.has(name as string)) continue;
-      throw new Error(
-        `Invalid configuration:\n  guardrails.${path}.pii.${field}: unknown entity '${name}'; built-in: ${builtIn.join(", ")} (others need pii.presidio)`,
-      );
+      return `guardrails.${path}.pii.${field}: unknown entity '${name}'; built-in: ${builtIn.join(", ")} (others need pii.presidio)`;
     }
   }
+  return undefined;
 }
 
 /**
@@ -176,11 +192,10 @@ function checkEntityNames(settings: GuardrailSettings, builtIn: readonly string[
  * that a server without guardrails never loads them.
  */
 export async function createServerGuardrails(settings: GuardrailSettings): Promise<GatewayHooks> {
-  const [{ createGuardrails }, { createPresidioAnalyzer, entities }] = await Promise.all([
+  const [{ createGuardrails }, { createPresidioAnalyzer }] = await Promise.all([
     import("@aigw/core/guardrails"),
     import("@aigw/guardrails"),
   ]);
-  checkEntityNames(settings, entities);
   const policiesOf = (policies: Record<string, PolicySettings> | undefined) =>
     policies &&
     Object.fromEntries(
@@ -203,7 +218,7 @@ export const guardrailsSchema = z
       .string()
       .min(16, "must be at least 16 characters")
       .describe(
-        "Secret the placeholder keys derive from (one per tenant); the same on every instance; give it from the environment (GUARDRAILS_SECRET).",
+        "Secret the placeholder keys derive from (one per tenant), 16 characters or more; the same on every instance; give it from the environment (GUARDRAILS_SECRET).",
       ),
     default: policySchema.optional().describe("The policy of every request."),
     tenants: z

@@ -190,6 +190,12 @@ describe("the aigw command line", () => {
     expect(checked.stdout).toContain("url: redis://user:***@127.0.0.1:6379");
     expect(checked.stdout).toContain("url: redis://:***@127.0.0.1:6379");
     expect(checked.stdout).toContain('secret: "***"');
+    const misspelt = await writeConfig(
+      `${onlyHere}guardrails: { secret: sixteen-characters-at-least, default: { pii: { actions: { US_SNN: block } } } }\n`,
+    );
+    const refusedEntity = await aigw(["check", "-c", misspelt]);
+    expect(refusedEntity.code).toBe(1);
+    expect(refusedEntity.stderr).toContain("guardrails.default.pii.actions.US_SNN: unknown entity");
     // Defaults are filled in.
     expect(checked.stdout).toMatch(/port: 8080\n/);
     expect(checked.stdout).toMatch(/commandTimeoutMs: 500\n/);

@@ -125,9 +125,12 @@ describe("guardrails from the config file", () => {
     );
   }
 
-  it("refuses to start with an entity name nothing finds", async () => {
-    expect(await refusal(["  default: { pii: { actions: { US_SNN: block } } }"])).toContain(
-      "guardrails.default.pii.actions.US_SNN: unknown entity 'US_SNN'",
+  it("refuses to start with an entity name nothing finds, in one sentence, as check does", async () => {
+    const misspelt = await refusal(["  default: { pii: { actions: { US_SNN: block } } }"]);
+    expect(misspelt).toContain("guardrails.default.pii.actions.US_SNN: unknown entity 'US_SNN'");
+    expect(misspelt).not.toMatch(/\n\s+at /);
+    expect(await refusal(["  default: { rules: [{ name: empty, action: flag }] }"])).toContain(
+      "guardrails.default.rules.0: needs words or patterns",
     );
   });
 
@@ -136,7 +139,9 @@ describe("guardrails from the config file", () => {
       "  default: { rules: [{ name: broken, patterns: ['(unclosed'], action: flag }] }",
       "  routes: { nowhere: {} }",
     ]);
-    expect(bad).toContain("guardrails.default.rules.0.patterns.0");
+    expect(bad).toContain(
+      "guardrails.default.rules.0.patterns.0: not a valid regular expression: Invalid regular expression",
+    );
     expect(await refusal(["  routes: { nowhere: {} }"])).toContain(
       "guardrails.routes.nowhere: no route of that name",
     );

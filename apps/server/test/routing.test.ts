@@ -80,7 +80,9 @@ routing:
       };
       return data.find((target) => target.id === "broken/m");
     };
+    // Whichever instance's flush tripped it, the other learns it from Redis a moment later.
     await waitFor(async () => (await brokenState(second))?.status === "open");
+    await waitFor(async () => (await brokenState(first))?.status === "open");
     const [seenByFirst, seenBySecond] = [await brokenState(first), await brokenState(second)];
     expect(seenByFirst?.status).toBe("open");
     const cooldownEnd = Date.parse(seenBySecond?.cooldown_until ?? "");

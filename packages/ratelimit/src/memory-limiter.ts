@@ -2,12 +2,14 @@ import { randomUUID } from "node:crypto";
 import { type Bucket, type BucketState, tolerance } from "./bucket.js";
 import {
   assertSettlement,
+  budgetUsageOf,
   createLimiterConfig,
   deniedRetryAfterMs,
   normalizeRequest,
   quotaResult,
 } from "./limiter-config.js";
-import type { Admission, Limiter, LimiterOptions, QuotaUsage } from "./types.js";
+import type { QuotaCalendar } from "./quota-period.js";
+import type { Admission, BudgetUsage, Limiter, LimiterOptions, QuotaUsage } from "./types.js";
 import { assertPositive } from "./validate.js";
 
 export interface MemoryLimiterOptions extends LimiterOptions {
@@ -17,13 +19,70 @@ export interface MemoryLimiterOptions extends LimiterOptions {
   now?: () => number;
 }
 
-interface QuotaState {
+/** A quota's or budget's state in one period. */
+interface AllowanceState {
   periodStart: number;
   periodEnd: number;
   used: number;
   reserved: number;
-  /** Reservation id -> estimate and expiry. */
-  reservations: Map<string, { estimate: number; expiresAt: number }>;
+  /** Reservation id -> amount and expiry. */
+  reservations: Map<string, { amount: number; expiresAt: number }>;
+  /** Budget thresholds already reported this period. */
+  reached: Set<number>;
+}
+
+/** Quota or budget states per key, each in its current period. */
+class Allowances {
+  readonly states = new Map<string, AllowanceState>();
+
+  constructor(private readonly calendar: QuotaCalendar) {}
+
+  /** The state of `key` at `at`, with lapsed reservations released (not stored if new). */
+  current(key: string, at: number): AllowanceState {
+    const period = this.calendar.periodAt(at);
+    const state = this.states.get(key);
+    if (state === undefined || state.periodStart !== period.start) {
+      return {
+        periodStart: period.start,
+        periodEnd: period.end,
+        used: 0,
+        reserved: 0,
+        reservations: new Map(),
+        reached: new Set(),
+      };
+    }
+    for (const [id, reservation] of state.reservations) {
+      if (reservation.expiresAt <= at) {
+        state.reserved -= reservation.amount;
+        state.reservations.delete(id);
+      }
+    }
+    return state;
+  }
+
+  reserve(key: string, state: AllowanceState, id: string, amount: number, expiresAt: number) {
+    state.reserved += amount;
+    state.reservations.set(id, { amount, expiresAt });
+    this.states.set(key, state);
+  }
+
+  settle(key: string, id: string, actual: number, at: number): AllowanceState {
+    const state = this.current(key, at);
+    const held = state.reservations.get(id);
+    if (held !== undefined) {
+      state.reserved -= held.amount;
+      state.reservations.delete(id);
+    }
+    state.used += actual;
+    this.states.set(key, state);
+    return state;
+  }
+
+  sweep(at: number) {
+    for (const key of this.states.keys()) {
+      if (this.current(key, at) !== this.states.get(key)) this.states.delete(key);
+    }
+  }
 }
 
 interface BucketStore {
@@ -48,30 +107,8 @@ export function createMemoryLimiter(options: MemoryLimiterOptions): Limiter {
   }
   const requestBuckets = config.requests && { bucket: config.requests, states: new Map() };
   const tokenBuckets = config.tokens && { bucket: config.tokens, states: new Map() };
-  const quotas = new Map<string, QuotaState>();
-
-  /** The quota state of `key` at `at`, with lapsed reservations released (not stored if new). */
-  const currentQuota = (key: string, at: number): QuotaState | undefined => {
-    if (config.quota === undefined) return undefined;
-    const period = config.quota.calendar.periodAt(at);
-    const state = quotas.get(key);
-    if (state === undefined || state.periodStart !== period.start) {
-      return {
-        periodStart: period.start,
-        periodEnd: period.end,
-        used: 0,
-        reserved: 0,
-        reservations: new Map(),
-      };
-    }
-    for (const [id, reservation] of state.reservations) {
-      if (reservation.expiresAt <= at) {
-        state.reserved -= reservation.estimate;
-        state.reservations.delete(id);
-      }
-    }
-    return state;
-  };
+  const quotas = config.quota && new Allowances(config.quota.calendar);
+  const budgets = config.budget && new Allowances(config.budget.calendar);
 
   const sweep = setInterval(() => {
     const at = now();
@@ -81,16 +118,14 @@ export function createMemoryLimiter(options: MemoryLimiterOptions): Limiter {
         if (buckets.bucket.refilled(state, at) >= buckets.bucket.burst) buckets.states.delete(key);
       }
     }
-    for (const key of quotas.keys()) {
-      const state = currentQuota(key, at);
-      if (state !== quotas.get(key)) quotas.delete(key);
-    }
+    quotas?.sweep(at);
+    budgets?.sweep(at);
   }, idleTimeoutMs);
   sweep.unref();
 
   return {
     async admit(key, request = {}): Promise<Admission> {
-      const { requests, tokens: estimate } = normalizeRequest(request);
+      const { requests, tokens: estimate, cost } = normalizeRequest(request);
       const at = now();
       const checkBucket = (buckets: BucketStore | undefined, cost: number) => {
         if (buckets === undefined) return undefined;
@@ -99,12 +134,19 @@ export function createMemoryLimiter(options: MemoryLimiterOptions): Limiter {
       };
       const requestCheck = checkBucket(requestBuckets, requests);
       const tokenCheck = checkBucket(tokenBuckets, estimate);
-      const quota = currentQuota(key, at);
+      const quota = quotas?.current(key, at);
       const quotaLimit = config.quota?.limit ?? Number.POSITIVE_INFINITY;
       const quotaAllowed =
         quota === undefined || quota.used + quota.reserved + estimate <= quotaLimit;
+      const budget = budgets?.current(key, at);
+      const budgetLimit = config.budget?.limit ?? Number.POSITIVE_INFINITY;
+      const budgetAllowed =
+        budget === undefined || budget.used + budget.reserved + cost <= budgetLimit;
       const allowed =
-        (requestCheck?.allowed ?? true) && (tokenCheck?.allowed ?? true) && quotaAllowed;
+        (requestCheck?.allowed ?? true) &&
+        (tokenCheck?.allowed ?? true) &&
+        quotaAllowed &&
+        budgetAllowed;
 
       const admission: Admission = { allowed, retryAfterMs: 0 };
       for (const check of [requestCheck, tokenCheck]) {
@@ -118,24 +160,24 @@ export function createMemoryLimiter(options: MemoryLimiterOptions): Limiter {
         else admission.tokens = result;
       }
       if (allowed) {
-        admission.reservation = {
+        const reservation = {
           id: randomUUID(),
           key,
           estimate,
+          cost,
           expiresAt: at + config.reservationTtlMs,
         };
+        admission.reservation = reservation;
+        if (quota) quotas?.reserve(key, quota, reservation.id, estimate, reservation.expiresAt);
+        if (budget) budgets?.reserve(key, budget, reservation.id, cost, reservation.expiresAt);
       }
       if (quota !== undefined) {
-        if (admission.reservation !== undefined) {
-          quota.reserved += estimate;
-          quota.reservations.set(admission.reservation.id, {
-            estimate,
-            expiresAt: admission.reservation.expiresAt,
-          });
-          quotas.set(key, quota);
-        }
         const resetMs = Math.max(0, Math.ceil(quota.periodEnd - at));
         admission.quota = quotaResult(quotaLimit, quota, estimate, quotaAllowed, resetMs);
+      }
+      if (budget !== undefined) {
+        const resetMs = Math.max(0, Math.ceil(budget.periodEnd - at));
+        admission.budget = quotaResult(budgetLimit, budget, cost, budgetAllowed, resetMs);
       }
       if (!allowed) {
         admission.retryAfterMs = deniedRetryAfterMs(admission);
@@ -143,8 +185,8 @@ export function createMemoryLimiter(options: MemoryLimiterOptions): Limiter {
       return admission;
     },
 
-    async settle(reservation, actualTokens) {
-      assertSettlement(reservation, actualTokens);
+    async settle(reservation, actualTokens, actualCost = 0) {
+      assertSettlement(reservation, actualTokens, actualCost);
       const at = now();
       const { key, estimate } = reservation;
       if (tokenBuckets !== undefined) {
@@ -154,21 +196,26 @@ export function createMemoryLimiter(options: MemoryLimiterOptions): Limiter {
         const corrected = Math.max(-burst, Math.min(burst, tokens - (actualTokens - estimate)));
         store(tokenBuckets, key, corrected, at);
       }
-      const quota = currentQuota(key, at);
-      if (quota !== undefined) {
-        const held = quota.reservations.get(reservation.id);
-        if (held !== undefined) {
-          quota.reserved -= held.estimate;
-          quota.reservations.delete(reservation.id);
-        }
-        quota.used += actualTokens;
-        quotas.set(key, quota);
+      quotas?.settle(key, reservation.id, actualTokens, at);
+      if (budgets === undefined || config.budget === undefined) return;
+      const budget = budgets.settle(key, reservation.id, actualCost, at);
+      for (const threshold of config.budget.thresholds) {
+        if (budget.used < threshold || budget.reached.has(threshold)) continue;
+        budget.reached.add(threshold);
+        config.onBudgetThreshold({
+          key,
+          threshold,
+          spent: budget.used,
+          limit: config.budget.limit,
+          periodStart: budget.periodStart,
+          periodEnd: budget.periodEnd,
+        });
       }
     },
 
     async usage(key): Promise<QuotaUsage | undefined> {
       const at = now();
-      const quota = currentQuota(key, at);
+      const quota = quotas?.current(key, at);
       if (quota === undefined || config.quota === undefined) return undefined;
       const { limit } = config.quota;
       return {
@@ -182,11 +229,24 @@ export function createMemoryLimiter(options: MemoryLimiterOptions): Limiter {
       };
     },
 
+    async budgetUsage(key): Promise<BudgetUsage | undefined> {
+      const at = now();
+      const budget = budgets?.current(key, at);
+      if (budget === undefined || config.budget === undefined) return undefined;
+      return budgetUsageOf(config.budget, budget.used, {
+        reserved: budget.reserved,
+        periodStart: budget.periodStart,
+        periodEnd: budget.periodEnd,
+        resetMs: Math.max(0, Math.ceil(budget.periodEnd - at)),
+      });
+    },
+
     async close() {
       clearInterval(sweep);
       requestBuckets?.states.clear();
       tokenBuckets?.states.clear();
-      quotas.clear();
+      quotas?.states.clear();
+      budgets?.states.clear();
     },
   };
 }

@@ -48,40 +48,71 @@ local function choosePeriod(first)
   return boundaries[2], boundaries[3]
 end
 
--- Reservations are members "<estimate>:<id>" of a sorted set scored by their expiry. The hash holds
--- the period, the settled usage and the sum of the live reservations.
-local function readQuota(quotaKey, reservationsKey, periodStart)
-  local stored = redis.call('HMGET', quotaKey, 'periodStart', 'used', 'reserved')
+-- An allowance (a token quota or a money budget) per period: a hash holding the period's start,
+-- the settled amount ('used') and the sum of the live reservations ('reserved'), and a sorted set
+-- of reservations, members "<amount>:<id>" scored by their expiry. Amounts move only by HINCRBY
+-- with the integer text the host sent: Lua prints numbers with 14 digits, which would round
+-- larger amounts (nano-dollars). A new period starts from an empty hash.
+local function readAllowance(hashKey, reservationsKey, periodStart)
+  local stored = redis.call('HMGET', hashKey, 'periodStart', 'used', 'reserved')
   if tonumber(stored[1]) ~= periodStart then
-    redis.call('DEL', reservationsKey)
+    redis.call('DEL', hashKey, reservationsKey)
     return 0, 0
   end
-  local used, reserved = tonumber(stored[2]), tonumber(stored[3])
+  local reserved = tonumber(stored[3]) or 0
   local lapsed = redis.call('ZRANGEBYSCORE', reservationsKey, '-inf', now)
-  for _, member in ipairs(lapsed) do
-    reserved = reserved - tonumber(string.match(member, '^[^:]+'))
-  end
   if #lapsed > 0 then
+    for _, member in ipairs(lapsed) do
+      local amount = string.match(member, '^[^:]+')
+      if amount ~= '0' then
+        reserved = redis.call('HINCRBY', hashKey, 'reserved', '-' .. amount)
+      end
+    end
     redis.call('ZREMRANGEBYSCORE', reservationsKey, '-inf', now)
-    redis.call('HSET', quotaKey, 'reserved', reserved)
   end
-  return used, reserved
+  return tonumber(stored[2]) or 0, reserved
 end
 
-local function writeQuota(quotaKey, reservationsKey, periodStart, periodEnd, used, reserved)
-  redis.call('HSET', quotaKey, 'periodStart', periodStart, 'used', used, 'reserved', reserved)
-  redis.call('PEXPIREAT', quotaKey, periodEnd)
+local function keepPeriod(hashKey, reservationsKey, periodStart, periodEnd)
+  redis.call('HSET', hashKey, 'periodStart', periodStart)
+  redis.call('PEXPIREAT', hashKey, periodEnd)
   redis.call('PEXPIREAT', reservationsKey, periodEnd)
+end
+
+local function reserve(hashKey, reservationsKey, periodStart, periodEnd, member, amount, expiresAt)
+  local reserved = tonumber(redis.call('HGET', hashKey, 'reserved')) or 0
+  if amount ~= '0' then
+    reserved = redis.call('HINCRBY', hashKey, 'reserved', amount)
+  end
+  redis.call('ZADD', reservationsKey, expiresAt, member)
+  keepPeriod(hashKey, reservationsKey, periodStart, periodEnd)
+  return reserved
+end
+
+-- The reservation becomes usage; returns the settled amount and the period it counted in.
+local function settleAllowance(hashKey, reservationsKey, first, member, reservedAmount, actual)
+  local periodStart, periodEnd = choosePeriod(first)
+  local used = readAllowance(hashKey, reservationsKey, periodStart)
+  if redis.call('ZREM', reservationsKey, member) == 1 and reservedAmount ~= '0' then
+    redis.call('HINCRBY', hashKey, 'reserved', '-' .. reservedAmount)
+  end
+  if actual ~= '0' then
+    used = redis.call('HINCRBY', hashKey, 'used', actual)
+  end
+  keepPeriod(hashKey, reservationsKey, periodStart, periodEnd)
+  return used, periodStart, periodEnd
 end
 `;
 
 /**
- * KEYS: request bucket, token bucket, quota hash, quota reservations.
+ * KEYS: request bucket, token bucket, quota hash and reservations, budget hash and reservations.
  * ARGV: 1-3 request rate per ms (0: no bucket), burst, cost; 4-6 the same for tokens;
- * 7 quota limit (-1: no quota), 8 reservation member, 9 estimate, 10 reservation ttl ms,
- * 11-14 period boundaries.
+ * 7 quota limit (-1: no quota), 8 quota reservation member, 9 estimate, 10 reservation ttl ms,
+ * 11-14 quota period boundaries; 15 budget (1 or 0), 16 budget limit (-1: none),
+ * 17 budget reservation member, 18 cost, 19-22 budget period boundaries.
  * Returns: allowed; per bucket allowed and tokens left (exact string); quota allowed, used,
- * reserved, milliseconds to the period's end, period start and end; reservation expiry.
+ * reserved, milliseconds to the period's end, period start and end; reservation expiry; the
+ * same six for the budget.
  */
 export const admitScript = `${prelude}
 local allowed = true
@@ -98,13 +129,22 @@ for index = 0, 1 do
   end
 end
 
-local limit, estimate = tonumber(ARGV[7]), tonumber(ARGV[9])
-local quotaAllowed, used, reserved, periodStart, periodEnd = true, 0, 0, 0, 0
-if limit >= 0 then
-  periodStart, periodEnd = choosePeriod(11)
-  used, reserved = readQuota(KEYS[3], KEYS[4], periodStart)
-  quotaAllowed = used + reserved + estimate <= limit
-  allowed = allowed and quotaAllowed
+local function checkAllowance(hashKey, reservationsKey, limit, amount, first)
+  local check = { allowed = true }
+  check.periodStart, check.periodEnd = choosePeriod(first)
+  check.used, check.reserved = readAllowance(hashKey, reservationsKey, check.periodStart)
+  check.allowed = limit < 0 or check.used + check.reserved + tonumber(amount) <= limit
+  return check
+end
+
+local quota, budget
+if tonumber(ARGV[7]) >= 0 then
+  quota = checkAllowance(KEYS[3], KEYS[4], tonumber(ARGV[7]), ARGV[9], 11)
+  allowed = allowed and quota.allowed
+end
+if ARGV[15] == '1' then
+  budget = checkAllowance(KEYS[5], KEYS[6], tonumber(ARGV[16]), ARGV[18], 19)
+  allowed = allowed and budget.allowed
 end
 
 local expiresAt = math.floor(now + tonumber(ARGV[10]))
@@ -113,10 +153,11 @@ if allowed then
     bucket.tokens = math.max(0, bucket.tokens - bucket.cost)
     writeBucket(bucket.key, bucket.tokens, bucket.rate, bucket.burst)
   end
-  if limit >= 0 then
-    reserved = reserved + estimate
-    redis.call('ZADD', KEYS[4], expiresAt, ARGV[8])
-    writeQuota(KEYS[3], KEYS[4], periodStart, periodEnd, used, reserved)
+  if quota then
+    quota.reserved = reserve(KEYS[3], KEYS[4], quota.periodStart, quota.periodEnd, ARGV[8], ARGV[9], expiresAt)
+  end
+  if budget then
+    budget.reserved = reserve(KEYS[5], KEYS[6], budget.periodStart, budget.periodEnd, ARGV[17], ARGV[18], expiresAt)
   end
 end
 
@@ -131,20 +172,29 @@ for index = 1, 2 do
     table.insert(reply, '0')
   end
 end
-table.insert(reply, quotaAllowed and 1 or 0)
-table.insert(reply, used)
-table.insert(reply, reserved)
-table.insert(reply, math.max(0, math.ceil(periodEnd - now)))
-table.insert(reply, periodStart)
-table.insert(reply, periodEnd)
+local function replyAllowance(check)
+  check = check or { allowed = true, used = 0, reserved = 0, periodStart = 0, periodEnd = 0 }
+  table.insert(reply, check.allowed and 1 or 0)
+  table.insert(reply, check.used)
+  table.insert(reply, check.reserved)
+  table.insert(reply, math.max(0, math.ceil(check.periodEnd - now)))
+  table.insert(reply, check.periodStart)
+  table.insert(reply, check.periodEnd)
+end
+replyAllowance(quota)
 table.insert(reply, expiresAt)
+replyAllowance(budget)
 return reply
 `;
 
 /**
- * KEYS: token bucket, quota hash, quota reservations.
+ * KEYS: token bucket, quota hash and reservations, budget hash and reservations.
  * ARGV: 1-2 token rate per ms (0: no bucket), burst; 3 estimate; 4 actual tokens;
- * 5 quota (1 or 0); 6 reservation member; 7-10 period boundaries.
+ * 5 quota (1 or 0); 6 quota reservation member; 7-10 quota period boundaries; 11 budget (1 or 0);
+ * 12 budget reservation member; 13 reserved cost; 14 actual cost; 15-18 budget period
+ * boundaries; 19 and on: the budget's thresholds, ascending.
+ * Returns: the budget's spend, period start and end, then each threshold this settlement is the
+ * first to reach in the period.
  */
 export const settleScript = `${prelude}
 local rate, burst = tonumber(ARGV[1]), tonumber(ARGV[2])
@@ -156,22 +206,28 @@ if rate > 0 then
   writeBucket(KEYS[1], tokens, rate, burst)
 end
 if ARGV[5] == '1' then
-  local periodStart, periodEnd = choosePeriod(7)
-  local used, reserved = readQuota(KEYS[2], KEYS[3], periodStart)
-  if redis.call('ZREM', KEYS[3], ARGV[6]) == 1 then
-    reserved = reserved - estimate
-  end
-  writeQuota(KEYS[2], KEYS[3], periodStart, periodEnd, used + actual, reserved)
+  settleAllowance(KEYS[2], KEYS[3], 7, ARGV[6], ARGV[3], ARGV[4])
 end
-return 1
+local reply = { 0, 0, 0 }
+if ARGV[11] == '1' then
+  local spent, periodStart, periodEnd = settleAllowance(KEYS[4], KEYS[5], 15, ARGV[12], ARGV[13], ARGV[14])
+  reply = { spent, periodStart, periodEnd }
+  for index = 19, #ARGV do
+    -- The hash starts empty each period, so each threshold is claimed once per period.
+    if spent >= tonumber(ARGV[index]) and redis.call('HSETNX', KEYS[4], 'reached:' .. ARGV[index], 1) == 1 then
+      table.insert(reply, ARGV[index])
+    end
+  end
+end
+return reply
 `;
 
 /**
- * KEYS: quota hash, quota reservations. ARGV: 1-4 period boundaries.
+ * KEYS: a quota's or budget's hash and reservations. ARGV: 1-4 period boundaries.
  * Returns: used, reserved, milliseconds to the period's end, period start and end.
  */
 export const usageScript = `${prelude}
 local periodStart, periodEnd = choosePeriod(1)
-local used, reserved = readQuota(KEYS[1], KEYS[2], periodStart)
+local used, reserved = readAllowance(KEYS[1], KEYS[2], periodStart)
 return { used, reserved, math.max(0, math.ceil(periodEnd - now)), periodStart, periodEnd }
 `;

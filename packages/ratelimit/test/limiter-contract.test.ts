@@ -194,4 +194,117 @@ describe.each(stores)("a %s limiter", (_store, create) => {
     expect(first.quota).toBeUndefined();
     await limiter.settle(reservationOf(first), 5);
   });
+
+  describe("a budget", () => {
+    it("reserves each admission's cost and refuses one that would pass the limit, charging nothing", async () => {
+      const limiter = createLimiter({
+        requests: { perMinute: 100 },
+        budget: { limit: 1_000, period: "day", timeZone: "Europe/Berlin" },
+      });
+      const key = uniqueKey();
+      const first = await limiter.admit(key, { cost: 400 });
+      const period = quotaPeriodAt(Date.now(), "day", "Europe/Berlin");
+      expect(first).toMatchObject({
+        allowed: true,
+        budget: {
+          allowed: true,
+          limit: 1_000,
+          used: 0,
+          reserved: 400,
+          remaining: 600,
+          periodStart: period.start,
+          periodEnd: period.end,
+        },
+        reservation: { key, cost: 400, estimate: 0 },
+      });
+      await limiter.admit(key, { cost: 400 });
+      const denied = await limiter.admit(key, { cost: 300 });
+      expect(denied).toMatchObject({
+        allowed: false,
+        budget: { allowed: false, reserved: 800, remaining: 200 },
+        requests: { allowed: true, remaining: 98 },
+      });
+      expect(denied.retryAfterMs).toBe(denied.budget?.resetMs);
+      expect(denied.reservation).toBeUndefined();
+      expect((await limiter.admit(key, { cost: 1_001 })).retryAfterMs).toBe(
+        Number.POSITIVE_INFINITY,
+      );
+      // The first request cost less than it reserved: what it gave back fits the third.
+      await limiter.settle(reservationOf(first), 10, 150);
+      expect(await limiter.budgetUsage(key)).toMatchObject({
+        limit: 1_000,
+        spent: 150,
+        reserved: 400,
+        remaining: 450,
+        periodStart: period.start,
+      });
+      expect((await limiter.admit(key, { cost: 300 })).allowed).toBe(true);
+      expect(await limiter.usage(key)).toBeUndefined();
+    });
+
+    it("adds amounts past 14 digits exactly (nano-dollars of large budgets)", async () => {
+      const limiter = createLimiter({
+        budget: { limit: Number.MAX_SAFE_INTEGER - 1, period: "month" },
+      });
+      const key = uniqueKey();
+      const amounts = [123_456_789_012_345, 987_654_321_098_765, 1, 4_503_599_627_370_497];
+      for (const amount of amounts) {
+        const admission = await limiter.admit(key, { cost: amount + 7 });
+        await limiter.settle(reservationOf(admission), 0, amount);
+      }
+      const spent = amounts.reduce((sum, amount) => sum + amount, 0);
+      expect(Number.isSafeInteger(spent)).toBe(true);
+      expect(await limiter.budgetUsage(key)).toMatchObject({ spent, reserved: 0 });
+    });
+
+    it("admits 50 concurrent reservations only as far as the limit goes", async () => {
+      const limiter = createLimiter({ budget: { limit: 1_000, period: "month" } });
+      const key = uniqueKey();
+      const admissions = await Promise.all(
+        Array.from({ length: 50 }, () => limiter.admit(key, { cost: 95 })),
+      );
+      expect(admissions.filter((admission) => admission.allowed)).toHaveLength(10);
+      expect(await limiter.budgetUsage(key)).toMatchObject({ reserved: 950, remaining: 50 });
+    });
+
+    it("reports each soft threshold once per period, and a budget without a limit allows all", async () => {
+      const reached: number[] = [];
+      const limiter = createLimiter({
+        budget: { thresholds: [200, 100], period: "month" },
+        onBudgetThreshold: (event) => {
+          expect(event).toMatchObject({ limit: undefined, spent: expect.any(Number) });
+          reached.push(event.threshold);
+        },
+      });
+      const key = uniqueKey();
+      const spend = async (cost: number) => {
+        const admission = await limiter.admit(key, { cost });
+        expect(admission.budget).toMatchObject({ allowed: true, limit: Number.POSITIVE_INFINITY });
+        await limiter.settle(reservationOf(admission), 0, cost);
+      };
+      await spend(150);
+      expect(reached).toEqual([100]);
+      await spend(10);
+      await spend(0);
+      expect(reached).toEqual([100]);
+      await spend(500);
+      expect(reached).toEqual([100, 200]);
+      await spend(500);
+      expect(reached).toEqual([100, 200]);
+      expect(await limiter.budgetUsage(uniqueKey())).toMatchObject({
+        limit: undefined,
+        thresholds: [100, 200],
+        spent: 0,
+        remaining: undefined,
+      });
+    });
+
+    it("refuses budgets that cannot work", () => {
+      expect(() => create({ budget: { period: "month" } })).toThrow(/limit, thresholds, or both/);
+      expect(() => create({ budget: { limit: 1.5, period: "month" } })).toThrow(/budget.limit/);
+      expect(() => create({ budget: { thresholds: [0], period: "month" } })).toThrow(/thresholds/);
+      const limiter = createLimiter({ budget: { limit: 10, period: "day" } });
+      return expect(limiter.admit("key", { cost: 0.5 })).rejects.toThrow(/cost/);
+    });
+  });
 });

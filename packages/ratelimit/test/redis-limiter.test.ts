@@ -54,6 +54,31 @@ describe("createRedisLimiter", () => {
     }
   });
 
+  it("shares a budget between instances: each threshold is reported by one of them, once", async () => {
+    const reached: { instance: number; threshold: number; spent: number }[] = [];
+    const instances = [1, 2].map((instance) =>
+      createLimiter({
+        budget: { limit: 10_000, thresholds: [1_000, 2_500], period: "month" },
+        onBudgetThreshold: ({ threshold, spent }) => reached.push({ instance, threshold, spent }),
+      }),
+    );
+    const key = uniqueKey();
+    await Promise.all(
+      Array.from({ length: 40 }, async (_, index) => {
+        const limiter = instances[index % 2] as Limiter;
+        const admission = await limiter.admit(key, { cost: 200 });
+        await limiter.settle(admission.reservation ?? expect.fail("no reservation"), 0, 100);
+      }),
+    );
+    expect(reached.map(({ threshold }) => threshold).sort()).toEqual([1_000, 2_500]);
+    for (const { threshold, spent } of reached) expect(spent).toBeGreaterThanOrEqual(threshold);
+    expect(await instances[0]?.budgetUsage(key)).toMatchObject({ spent: 4_000, reserved: 0 });
+    const period = quotaPeriodAt(Date.now(), "month");
+    const ttl = await client.pttl(`aigw:rl:{${key}}:budget`);
+    expect(Math.abs(Date.now() + ttl - period.end)).toBeLessThan(1000);
+    expect(await client.exists(`aigw:rl:{${key}}:budget-reservations`)).toBe(0);
+  });
+
   it("creates and quits its own client from a URL", async () => {
     const limiter = createRedisLimiter({ redis: server.url, quota: { limit: 100, period: "day" } });
     const key = uniqueKey();

@@ -121,7 +121,16 @@ describe("the release path", () => {
       const tarballs = readdirSync(packs);
       const project = join(scratch, "project");
       mkdirSync(project);
-      const uses = ["core", "provider", "cache", "ratelimit", "balancer", "metrics", "guardrails"];
+      const uses = [
+        "core",
+        "provider",
+        "cache",
+        "ratelimit",
+        "balancer",
+        "metrics",
+        "guardrails",
+        "pricing",
+      ];
       const dependencies = Object.fromEntries(
         uses.map((name) => {
           const tarball = tarballs.find((file) => file.startsWith(`aigw-${name}-`)) as string;

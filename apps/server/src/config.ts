@@ -1,5 +1,6 @@
 import { readFile } from "node:fs/promises";
 import { type Strategy, strategies } from "@aigw/balancer";
+import { priceModel, usdToNano } from "@aigw/pricing";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { guardrailsProblem, guardrailsSchema, unknownEntityName } from "./guardrails.js";
@@ -206,6 +207,91 @@ const dropUnsupportedParamsSchema = z
     "For a translating provider (anthropic, gemini): leave out what it cannot honour (Anthropic: n above 1, temperature above 1, logprobs; Gemini: logprobs; and Anthropic's server tools for either) instead of answering 400. Default: the provider's setting.",
   );
 
+const usdPerMillion = (what: string) =>
+  z.number().min(0).max(1_000_000).describe(`${what}, in USD per million tokens.`);
+
+const tokenRates = {
+  input: usdPerMillion("Uncached input"),
+  output: usdPerMillion("Output (reasoning included unless reasoning is set)"),
+  cachedInput: usdPerMillion("Input read from the prompt cache. Default: input").optional(),
+  cacheWrite: usdPerMillion(
+    "Input written to the prompt cache (Anthropic's 5-minute writes). Default: input",
+  ).optional(),
+  cacheWrite1h: usdPerMillion("1-hour cache writes. Default: cacheWrite").optional(),
+  reasoning: usdPerMillion("Reasoning tokens, when priced apart from output").optional(),
+};
+
+const priceSchema = z
+  .strictObject({
+    ...tokenRates,
+    tiers: z
+      .array(
+        z
+          .strictObject({
+            aboveInputTokens: z
+              .number()
+              .int()
+              .positive()
+              .describe("Prompts of more input tokens than this are priced wholly at the tier."),
+            ...Object.fromEntries(
+              Object.entries(tokenRates).map(([name, rate]) => [name, rate.optional()]),
+            ),
+          })
+          .describe("Prices for large prompts (missing rates: the base ones)."),
+      )
+      .max(8)
+      .optional()
+      .describe("Prices above prompt sizes (Anthropic and Gemini above 200k tokens)."),
+  })
+  .describe(
+    "A model's price, in USD per million tokens (at most 6 decimals), as providers publish them.",
+  );
+
+/** At most 9 decimals, and within what nano-USD integers count exactly (about 9 million). */
+const usdAmount = (what: string) =>
+  z
+    .number()
+    .positive()
+    .max(9_000_000)
+    .refine(
+      (usd) => {
+        try {
+          return usdToNano(usd) > 0;
+        } catch {
+          return false;
+        }
+      },
+      { message: "must have at most 9 decimals" },
+    )
+    .describe(what);
+
+const budgetSchema = z
+  .strictObject({
+    usd: usdAmount(
+      "Hard limit in USD per period: a request whose reservation would pass it is refused (429 insufficient_quota).",
+    ).optional(),
+    softUsd: z
+      .union([usdAmount("One threshold."), z.array(usdAmount("A threshold.")).max(16)])
+      .transform((value) => (Array.isArray(value) ? value : [value]))
+      .optional()
+      .describe(
+        "Soft thresholds in USD: each logs a warning, counts in aigw_budget_threshold_reached_total and calls limits.budgetWebhook, once per period.",
+      ),
+    period: z.enum(["hour", "day", "week", "month"]).describe("Calendar period."),
+    timeZone: z
+      .string()
+      .min(1)
+      .refine(isTimeZone, "must be an IANA time zone, such as UTC or Europe/Paris")
+      .default("UTC")
+      .describe("IANA time zone whose calendar the periods follow."),
+  })
+  .refine((budget) => budget.usd !== undefined || (budget.softUsd?.length ?? 0) > 0, {
+    message: "give usd, softUsd, or both",
+  })
+  .describe(
+    "A money budget per calendar period: each request reserves the most it may cost and settles to what it cost.",
+  );
+
 const targetSchema = z
   .strictObject({
     provider: z.string().min(1).describe("The provider of this target."),
@@ -238,6 +324,12 @@ const targetSchema = z
       "Streams: the longest its first token may take, in ms, before the request moves on to another target (replaces gateway.firstEventWaitMs for it).",
     ).optional(),
     dropUnsupportedParams: dropUnsupportedParamsSchema,
+    price: priceSchema.optional().describe("Its price, over the route's and the price table's."),
+    budget: budgetSchema
+      .optional()
+      .describe(
+        "Money it may spend per period (on the limits' store): once spent, it is out of rotation and traffic goes to the route's other targets.",
+      ),
   })
   .describe("One upstream of a route.");
 
@@ -294,6 +386,24 @@ const modelSchema = z
         "true or false to cache the route or not, or its own cache settings over the top-level ones.",
       ),
     dropUnsupportedParams: dropUnsupportedParamsSchema,
+    price: priceSchema
+      .optional()
+      .describe(
+        "The price of what the route answers (an alias, a self-hosted model), over the price table's; a target's own price wins.",
+      ),
+    budget: budgetSchema
+      .optional()
+      .describe(
+        "Money the route may spend per period across tenants (on the limits' store); past it, requests are refused.",
+      ),
+    reserveOutputTokens: z
+      .number()
+      .int()
+      .positive()
+      .optional()
+      .describe(
+        "Output tokens a request without max_tokens is assumed to use, for quotas and budgets. Default 4,096.",
+      ),
   })
   .refine((route) => (route.provider === undefined) !== (route.targets === undefined), {
     message: "give either provider (and model) or targets",
@@ -361,8 +471,9 @@ const limitSettingsSchema = z
       })
       .optional()
       .describe("A token quota per calendar period."),
+    budget: budgetSchema.optional(),
   })
-  .describe("Limits: at least one of requestsPerSecond, tokensPerMinute or quota.");
+  .describe("Limits: at least one of requestsPerSecond, tokensPerMinute, quota or budget.");
 
 const tenantSchema = z
   .strictObject({
@@ -522,6 +633,22 @@ export const configSchema = z.strictObject({
         .optional()
         .describe("Open mode: a header naming the client; the client address otherwise."),
       default: limitSettingsSchema.optional(),
+      budgetWebhook: z
+        .strictObject({
+          url: z
+            .string()
+            .regex(/^https?:\/\//, "must be an http:// or https:// URL")
+            .describe("Receives a POST with a JSON body per soft budget threshold reached."),
+          headers: z
+            .record(z.string(), z.string())
+            .optional()
+            .describe(
+              "Headers sent with it (an Authorization, from the environment). Never logged.",
+            ),
+          timeoutMs: milliseconds("Longest wait for its answer, in ms.").default(5_000),
+        })
+        .optional()
+        .describe("Called once per period and soft budget threshold, by one instance."),
     })
     .prefault({})
     .refine((limits) => limits.store !== "redis" || limits.redis, {
@@ -706,6 +833,12 @@ export const configSchema = z.strictObject({
   models: z
     .record(z.string().min(1), modelSchema)
     .describe("The routes from requested model names to providers."),
+  prices: z
+    .record(z.string().min(1), priceSchema)
+    .default({})
+    .describe(
+      "Model prices by model name, over the built-in table (OpenAI, Anthropic and Gemini models, from a dated snapshot: a price there may be older than that, so set the ones that matter).",
+    ),
 });
 
 export type ServerConfig = z.output<typeof configSchema>;
@@ -858,7 +991,9 @@ export function maskSecrets(config: ServerConfig): unknown {
 }
 
 export function hasLimits(settings: LimitSettings): boolean {
-  return Boolean(settings.requestsPerSecond || settings.tokensPerMinute || settings.quota);
+  return Boolean(
+    settings.requestsPerSecond || settings.tokensPerMinute || settings.quota || settings.budget,
+  );
 }
 
 /** Validates a parsed config object; every message names the field at fault. */
@@ -890,7 +1025,7 @@ export function parseConfig(raw: unknown, env: Environment = {}): ServerConfig {
   for (const [path, settings] of limitSettings) {
     if (settings && !hasLimits(settings)) {
       throw new ConfigError(
-        `Invalid configuration:\n  ${path}: sets no limit; give requestsPerSecond, tokensPerMinute or quota`,
+        `Invalid configuration:\n  ${path}: sets no limit; give requestsPerSecond, tokensPerMinute, quota or budget`,
       );
     }
   }
@@ -925,6 +1060,28 @@ export function parseConfig(raw: unknown, env: Environment = {}): ServerConfig {
       throw new ConfigError(
         `Invalid configuration:\n  models.${name}.cache: needs the top-level cache section`,
       );
+    }
+  }
+  const prices: [string, unknown][] = [
+    ...Object.entries(config.prices).map(([model, price]): [string, unknown] => [
+      `prices.${model}`,
+      price,
+    ]),
+    ...Object.entries(config.models).flatMap(([name, route]) => [
+      [`models.${name}.price`, route.price] as [string, unknown],
+      ...(route.targets ?? []).map((target, index): [string, unknown] => [
+        `models.${name}.targets.${index}.price`,
+        target.price,
+      ]),
+    ]),
+  ];
+  for (const [path, price] of prices) {
+    if (price === undefined) continue;
+    try {
+      priceModel(path, price as Parameters<typeof priceModel>[1]);
+    } catch (error) {
+      const reason = (error as Error).message.replace(/^price of "[^"]*": /, "");
+      throw new ConfigError(`Invalid configuration:\n  ${path}: ${reason}`);
     }
   }
   const guardrailsIssue = config.guardrails && guardrailsProblem(config.guardrails);

@@ -1,4 +1,4 @@
-import type { LimitsOptions, TenantOptions } from "@aigw/core";
+import { budgetLimit, type LimitsOptions, type TenantOptions } from "@aigw/core";
 import {
   createMemoryLimiter,
   createRedisLimiter,
@@ -7,10 +7,11 @@ import {
   type RedisOutage,
 } from "@aigw/ratelimit";
 import type { Redis } from "ioredis";
+import type { BudgetAlert, BudgetScope } from "./budget-alerts.js";
 import { hasLimits, type LimitSettings, type ServerConfig } from "./config.js";
 
-function limiterOptions(settings: LimitSettings): LimiterOptions {
-  const { requestsPerSecond, burst, tokensPerMinute, quota } = settings;
+function limiterOptions(settings: LimitSettings, field: string): LimiterOptions {
+  const { requestsPerSecond, burst, tokensPerMinute, quota, budget } = settings;
   return {
     ...(requestsPerSecond
       ? { requests: { rate: requestsPerSecond, burst: burst ?? Math.ceil(requestsPerSecond * 2) } }
@@ -19,14 +20,15 @@ function limiterOptions(settings: LimitSettings): LimiterOptions {
     ...(quota
       ? { quota: { limit: quota.tokens, period: quota.period, timeZone: quota.timeZone } }
       : {}),
+    ...(budget ? { budget: budgetLimit(budget, `${field}.budget`) } : {}),
   };
 }
 
 export interface ServerLimits {
   tenants: Record<string, TenantOptions>;
   limits: LimitsOptions;
-  /** The limiter of a route target with its own rpm or tpm, on the same store. */
-  targetLimiter(options: LimiterOptions): Limiter;
+  /** The limiter of a route target with its own rpm, tpm or budget, or of a route's budget. */
+  targetLimiter(options: LimiterOptions, scope: "target" | "route"): Limiter;
   close(): Promise<void>;
 }
 
@@ -39,6 +41,7 @@ export interface ServerLimits {
 export async function createServerLimits(
   config: ServerConfig,
   outage: RedisOutage | undefined,
+  budgetAlert: BudgetAlert,
 ): Promise<ServerLimits> {
   const { limits } = config;
   const RedisClient =
@@ -46,12 +49,23 @@ export async function createServerLimits(
   const limiters: Limiter[] = [];
   let redis: Redis | undefined;
 
-  function createLimiter(settings: LimitSettings): Limiter {
-    return createLimiterWith(limiterOptions(settings), "");
+  function createLimiter(settings: LimitSettings, field: string, scope: BudgetScope): Limiter {
+    return createLimiterWith(limiterOptions(settings, field), "", scope);
   }
 
-  /** `keySpace` keeps apart keys that could be alike: a tenant id and a target's name. */
-  function createLimiterWith(options: LimiterOptions, keySpace: string): Limiter {
+  /**
+   * `keySpace` keeps apart keys that could be alike: a tenant id, a target's id, a route's
+   * name.
+   */
+  function createLimiterWith(
+    limiterLimits: LimiterOptions,
+    keySpace: string,
+    scope: BudgetScope,
+  ): Limiter {
+    const options: LimiterOptions = {
+      ...limiterLimits,
+      onBudgetThreshold: (event) => budgetAlert(scope, event),
+    };
     let limiter: Limiter;
     if (RedisClient && limits.redis) {
       if (!redis) {
@@ -85,17 +99,23 @@ export async function createServerLimits(
         keyHashes: tenant.keys.map((hash) => hash.toLowerCase()),
         models: tenant.models,
         limiter:
-          tenant.limits && hasLimits(tenant.limits) ? createLimiter(tenant.limits) : undefined,
+          tenant.limits && hasLimits(tenant.limits)
+            ? createLimiter(tenant.limits, `tenants.${id}.limits`, "tenant")
+            : undefined,
       } satisfies TenantOptions,
     ]),
   );
   const defaults =
-    limits.default && hasLimits(limits.default) ? createLimiter(limits.default) : undefined;
+    limits.default && hasLimits(limits.default)
+      ? createLimiter(limits.default, "limits.default", "tenant")
+      : undefined;
   const perUser =
-    limits.perUser && hasLimits(limits.perUser) ? createLimiter(limits.perUser) : undefined;
+    limits.perUser && hasLimits(limits.perUser)
+      ? createLimiter(limits.perUser, "limits.perUser", "user")
+      : undefined;
   return {
     tenants,
-    targetLimiter: (options) => createLimiterWith(options, "target:"),
+    targetLimiter: (options, scope) => createLimiterWith(options, `${scope}:`, scope),
     limits: {
       limiter: defaults,
       userLimiter: perUser,

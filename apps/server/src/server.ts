@@ -5,6 +5,7 @@ import type { AddressInfo } from "node:net";
 import { createGateway, type Gateway, type Logger } from "@aigw/core";
 import { toNodeListener } from "@aigw/core/node";
 import { createMetrics, type Metrics } from "@aigw/metrics";
+import { createPriceTable } from "@aigw/pricing";
 import {
   createAnthropic,
   createAzureOpenAI,
@@ -14,6 +15,7 @@ import {
   type Provider,
 } from "@aigw/provider";
 import { createRedisOutage } from "@aigw/ratelimit";
+import { createBudgetAlert } from "./budget-alerts.js";
 import { createServerCache } from "./cache.js";
 import { ConfigError, type ProviderConfig, type ServerConfig } from "./config.js";
 import { closeSlowConnections } from "./connection-guard.js";
@@ -73,18 +75,20 @@ export async function createGatewayFromConfig(
       })
     : undefined;
   const outages = redisOutages(config, logger);
+  const budgetAlert = createBudgetAlert(config.limits.budgetWebhook, logger, metrics);
   const {
     tenants,
     limits,
     targetLimiter,
     close: closeLimits,
-  } = await createServerLimits(config, outages.limits);
+  } = await createServerLimits(config, outages.limits, budgetAlert);
   const cache = config.cache && (await createServerCache(config.cache, metrics, outages.cache));
   const routing = await createServerRouting(config.routing, targetLimiter, metrics, logger);
   const { guardrails } = config;
   const gateway = createGateway({
     providers,
     models: config.models,
+    prices: createPriceTable({ prices: config.prices }),
     hooks: guardrails ? [await createServerGuardrails(guardrails)] : [],
     routing,
     tenants,

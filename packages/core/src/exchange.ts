@@ -1,8 +1,10 @@
 import type { Attempt } from "@aigw/balancer";
+import type { ModelPricing } from "@aigw/pricing";
 import type { AigwError, Cancellation, Endpoint, TokenUsage } from "@aigw/provider";
 import type { Limiter, Reservation } from "@aigw/ratelimit";
 import type { Span } from "@opentelemetry/api";
 import type { CacheStatus } from "./cache-step.js";
+import type { RequestCost } from "./cost.js";
 import type { Protocol } from "./protocols/protocol.js";
 import type { Tenant } from "./tenants.js";
 import type { TraceContext } from "./trace-context.js";
@@ -64,6 +66,10 @@ export interface Outcome {
   responseModel: string | undefined;
   /** How the response cache took part, when one is configured. */
   cache: CacheStatus | undefined;
+  /** The price of the target that answered, when known. */
+  pricing: ModelPricing | undefined;
+  /** What the request cost, once computed (with prices configured). */
+  cost: RequestCost | undefined;
 }
 
 /** One request in flight: its context, its cancellation, its spans and its outcome. */

@@ -1,6 +1,7 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { randomUUID } from "node:crypto";
 import { type CircuitBreaker, createCircuitBreaker } from "@aigw/balancer";
+import { createPriceTable, type PriceTable } from "@aigw/pricing";
 import {
   type AigwError,
   Cancellation,
@@ -15,6 +16,7 @@ import type { Admission, Limiter } from "@aigw/ratelimit";
 import { readJsonBody, requireJsonContentType } from "./body.js";
 import { createResponseCache, type GatewayCacheOptions } from "./cache-step.js";
 import { type CorsOptions, createCors } from "./cors.js";
+import { budgetReport, costComment, createCosting } from "./cost.js";
 import {
   hostNotAllowed,
   invalidApiKey,
@@ -35,6 +37,7 @@ import {
   admissionError,
   type LimitsOptions,
   limitKeys,
+  modelNotPriced,
   rateLimitHeaders,
   tokenNeed,
 } from "./limits.js";
@@ -43,7 +46,12 @@ import { createObserver } from "./observe.js";
 import { anthropicProtocol } from "./protocols/anthropic/index.js";
 import { openAIProtocol } from "./protocols/openai/index.js";
 import type { Protocol } from "./protocols/protocol.js";
-import { createModelRouter, type ModelRouteOptions, type TargetLimiterFactory } from "./router.js";
+import {
+  createModelRouter,
+  type ModelRouteOptions,
+  type ResolvedRoute,
+  type TargetLimiterFactory,
+} from "./router.js";
 import { type StreamSettings, streamToClient } from "./stream.js";
 import {
   type Authenticate,
@@ -98,8 +106,15 @@ export interface GatewayOptions {
   tenants?: Record<string, TenantOptions>;
   /** Replaces key lookup: maps a request to its tenant id (undefined for a 401). */
   authenticate?: Authenticate;
-  /** Rate limits, token budgets and quotas: see @aigw/ratelimit's Limiter. */
+  /** Rate limits, token quotas and money budgets: see @aigw/ratelimit's Limiter. */
   limits?: LimitsOptions;
+  /**
+   * Where model prices come from, for each request's cost (the access log, metrics, the
+   * `x-aigw-cost-usd` header, budgets): a table of @aigw/pricing. Default: its built-in table
+   * (`createPriceTable()`); routes and targets may set their own `price`. `false`: no costs,
+   * and any budget refuses requests as unpriced.
+   */
+  prices?: PriceTable | false;
   /**
    * How routes with several targets keep failing ones out of rotation: a circuit breaker of
    * @aigw/balancer (`createRedisCircuitBreaker()` shares it between instances). Default: one
@@ -260,6 +275,10 @@ export function createGateway(options: GatewayOptions): Gateway {
   const cors = options.cors ? createCors(options.cors) : undefined;
   const tenants = createTenantDirectory(options.tenants ?? {}, options.authenticate);
   const limits = options.limits ?? {};
+  const costing =
+    options.prices === false
+      ? undefined
+      : createCosting({ table: options.prices ?? createPriceTable(), router });
   const responseCache = createResponseCache(options.cache, options.models ?? {}, metrics);
   const maxBodyBytes = options.maxBodyBytes ?? 32 * 2 ** 20;
   const bodyIdleTimeoutMs = options.bodyIdleTimeoutMs ?? 15_000;
@@ -309,6 +328,8 @@ export function createGateway(options: GatewayOptions): Gateway {
       if (outcome.error && outcome.status >= 500) attempt.failed({ status: outcome.status });
       else attempt.end(outcome.usage?.outputTokens);
     }
+    const cost =
+      costing && exchange.context.route !== undefined ? costing.costOf(exchange) : undefined;
     for (const held of exchange.reservations) {
       // A request that failed before using tokens spends none; one cut off without a count
       // (a client gone mid-stream) is charged its estimate; a cache hit, nothing by default.
@@ -318,7 +339,13 @@ export function createGateway(options: GatewayOptions): Gateway {
         ? held.reservation.estimate
         : (usage?.totalTokens ?? (outcome.error ? 0 : held.reservation.estimate));
       const used = outcome.cache === "HIT" && !responseCache?.chargeHits ? 0 : charged;
-      held.limiter.settle(held.reservation, used).catch(() => {});
+      // Money: what the usage seen cost (estimated for a stream cut off); all it held when
+      // the model has no price or the client left before any usage came.
+      const spent =
+        cost?.nanoUsd === undefined || (outcome.status === 499 && !usage)
+          ? held.reservation.cost
+          : cost.nanoUsd;
+      held.limiter.settle(held.reservation, used, spent).catch(() => {});
     }
     exchange.detach();
     inFlight.delete(exchange.cancellation);
@@ -326,11 +353,12 @@ export function createGateway(options: GatewayOptions): Gateway {
     observer.finish(exchange);
   }
 
-  const loopSettings: LoopSettings = { hooks, observer, router, firstEventWaitMs };
+  const loopSettings: LoopSettings = { hooks, observer, router, firstEventWaitMs, costing };
   const streamSettings: StreamSettings = {
     hooks,
     keepAliveIntervalMs,
     lateFirstEvent: (exchange, event) => observer.firstEvent(exchange, event.data),
+    lastEvent: costing && ((exchange) => costComment(costing.costOf(exchange))),
     finish,
   };
 
@@ -361,8 +389,8 @@ export function createGateway(options: GatewayOptions): Gateway {
     if (!route) throw modelNotFound(model);
     context.route = route.name;
     if (!mayUseModel(exchange.tenant, model, route.name)) throw modelNotAllowed(model);
-    if (exchange.tenant.options.limiter ?? limits.limiter ?? limits.userLimiter) {
-      await admit(exchange, request, endpoint, body);
+    if (exchange.tenant.options.limiter ?? limits.limiter ?? limits.userLimiter ?? route.budget) {
+      await admit(exchange, request, endpoint, body, route, model);
     }
 
     const call: UpstreamCall = { endpoint, model, body };
@@ -405,6 +433,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     if (result.response.kind !== "json") throw new TypeError("unexpected upstream response");
     headers["content-type"] = result.response.headers["content-type"] ?? jsonContentType;
     outcome.usage = result.response.usage;
+    if (costing) Object.assign(headers, costing.headers(costing.costOf(exchange)));
     const hookResponse: HookResponse = {
       status: result.response.status,
       headers,
@@ -419,41 +448,57 @@ export function createGateway(options: GatewayOptions): Gateway {
 
   /**
    * Charges the request against its user's limits (with keyBy "tenant+user"), then its
-   * tenant's, each in one atomic step, or refuses it. A request the tenant's limits refuse
-   * gives its user's tokens back.
+   * tenant's, then its route's budget, each in one atomic step, or refuses it. A request a
+   * later step refuses gives back what the earlier ones reserved.
    */
   async function admit(
     exchange: Exchange,
     request: GatewayRequest,
     endpoint: Endpoint,
     body: Record<string, unknown>,
+    route: ResolvedRoute,
+    model: string,
   ) {
     const tenantLimiter = exchange.tenant.options.limiter ?? limits.limiter;
     const { key, userKey } = limitKeys(limits, exchange.tenant, tenants.open, request, body);
-    const steps: [Limiter, string][] = [];
-    if (userKey !== undefined && limits.userLimiter) steps.push([limits.userLimiter, userKey]);
-    if (tenantLimiter) steps.push([tenantLimiter, key]);
+    const steps: [Limiter, string, "tenant" | "route"][] = [];
+    if (userKey !== undefined && limits.userLimiter) {
+      steps.push([limits.userLimiter, userKey, "tenant"]);
+    }
+    if (tenantLimiter) steps.push([tenantLimiter, key, "tenant"]);
+    if (route.budget) steps.push([route.budget, route.name, "route"]);
     if (steps.length === 0) return;
-    const need = tokenNeed(exchange.protocol, endpoint, body);
-    const { tokens } = need;
+    const need = tokenNeed(exchange.protocol, endpoint, body, route.reserveOutputTokens);
+    need.cost = costing?.maxCost(route, model, need.inputTokens, need.outputTokens);
+    const giveBack = () => {
+      for (const held of exchange.reservations) {
+        held.limiter.settle(held.reservation, 0).catch(() => {});
+      }
+      exchange.reservations = [];
+    };
     const admissions: Admission[] = [];
-    for (const [limiter, limitKey] of steps) {
-      const admission = await limiter.admit(limitKey, { requests: 1, tokens });
+    for (const [limiter, limitKey, owner] of steps) {
+      const admission = await limiter.admit(limitKey, {
+        requests: 1,
+        tokens: need.tokens,
+        cost: need.cost ?? 0,
+      });
       admissions.push(admission);
       if (admission.unavailable) metrics?.storeError({ store: "ratelimit" });
+      if (admission.reservation) {
+        exchange.reservations.push({ limiter, reservation: admission.reservation });
+      }
+      if (need.cost === undefined && Number.isFinite(admission.budget?.limit)) {
+        giveBack();
+        throw modelNotPriced(model);
+      }
       if (!admission.allowed) {
         exchange.limitHeaders = rateLimitHeaders(admissions);
-        for (const held of exchange.reservations) {
-          held.limiter.settle(held.reservation, 0).catch(() => {});
-        }
-        exchange.reservations = [];
+        giveBack();
         if (!admission.unavailable) {
           metrics?.rateLimited({ endpoint, tenant: exchange.tenant.id });
         }
-        throw admissionError(admission, exchange.limitHeaders, need);
-      }
-      if (admission.reservation) {
-        exchange.reservations.push({ limiter, reservation: admission.reservation });
+        throw admissionError(admission, exchange.limitHeaders, need, owner);
       }
     }
     exchange.limitHeaders = rateLimitHeaders(admissions);
@@ -465,7 +510,7 @@ export function createGateway(options: GatewayOptions): Gateway {
   ): Promise<GatewayResponse> {
     const limiter = exchange.tenant.options.limiter ?? limits.limiter;
     const { key } = limitKeys(limits, exchange.tenant, tenants.open, request, undefined);
-    const quota = await limiter?.usage(key);
+    const [quota, budget] = await Promise.all([limiter?.usage(key), limiter?.budgetUsage(key)]);
     return jsonResponse(
       exchange.context,
       200,
@@ -482,6 +527,7 @@ export function createGateway(options: GatewayOptions): Gateway {
               period_end: Math.floor(quota.periodEnd / 1000),
             }
           : null,
+        budget: budget ? budgetReport(budget) : null,
       }),
     );
   }
@@ -628,6 +674,8 @@ export function createGateway(options: GatewayOptions): Gateway {
         firstEventMs: undefined,
         responseModel: undefined,
         cache: undefined,
+        pricing: undefined,
+        cost: undefined,
       },
       serverSpan: undefined,
       streamSpan: undefined,

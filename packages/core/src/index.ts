@@ -3,6 +3,13 @@ export { AigwError } from "@aigw/provider";
 export type { CacheStatus, GatewayCacheOptions, RouteCacheOptions } from "./cache-step.js";
 export type { CorsOptions } from "./cors.js";
 export {
+  budgetLimit,
+  costHeader,
+  type MoneyBudget,
+  type RequestCost,
+  savedHeader,
+} from "./cost.js";
+export {
   internalError,
   invalidApiKey,
   invalidRequest,

@@ -4,7 +4,7 @@ import { limitKeys, tokenNeed } from "./limits.js";
 import { openAIProtocol } from "./protocols/openai/index.js";
 
 const reservedTokens = (endpoint: "chat/completions", body: Record<string, unknown>) =>
-  tokenNeed(openAIProtocol, endpoint, body).tokens;
+  tokenNeed(openAIProtocol, endpoint, body, 4096).tokens;
 
 const request = (user?: string) => ({
   method: "POST",

@@ -1,6 +1,7 @@
+import { formatUsd } from "@aigw/pricing";
 import { AigwError, type Endpoint, firstHeader } from "@aigw/provider";
 import type { Admission, Limiter, RateLimitResult } from "@aigw/ratelimit";
-import { invalidRequest } from "./errors.js";
+import { invalidRequest, shown } from "./errors.js";
 import type { Protocol } from "./protocols/protocol.js";
 import type { Tenant } from "./tenants.js";
 import type { GatewayRequest } from "./types.js";
@@ -23,24 +24,27 @@ export interface LimitsOptions {
 /** Longest user or client name used as a limit key, in characters. */
 const maxKeyLength = 256;
 
-const defaultOutputTokens = 4096;
-
 /**
  * What a request may use, reserved before it runs: its prompt's estimate (an image or a file
- * counts a fixed number), plus the output it allows (4,096 tokens when it sets no cap).
+ * counts a fixed number), plus the output it allows (`reserveOutputTokens` when it sets no cap).
  */
 export function tokenNeed(
   protocol: Protocol,
   endpoint: Endpoint,
   body: Record<string, unknown>,
+  reserveOutputTokens: number,
 ): TokenNeed {
   const cap = protocol.outputCap(endpoint, body);
-  const tokens = protocol.promptTokens(endpoint, body) + (cap ?? defaultOutputTokens);
+  const inputTokens = protocol.promptTokens(endpoint, body);
+  const outputTokens = Math.min(cap ?? reserveOutputTokens, Number.MAX_SAFE_INTEGER);
   // A client may ask for more output than a number can count exactly: reserve the most there is.
   return {
-    tokens: Math.min(tokens, Number.MAX_SAFE_INTEGER),
+    tokens: Math.min(inputTokens + outputTokens, Number.MAX_SAFE_INTEGER),
+    inputTokens,
+    outputTokens,
     outputCapped: cap !== undefined,
     endpoint,
+    cost: undefined,
   };
 }
 
@@ -48,19 +52,34 @@ export function tokenNeed(
 export interface TokenNeed {
   /** The tokens reserved for it. */
   tokens: number;
+  /** Of `tokens`, the prompt's estimate and the output allowed. */
+  inputTokens: number;
+  outputTokens: number;
+  /** The most it may cost in nano-USD, reserved from budgets; undefined when not priced. */
+  cost: number | undefined;
   /** Whether the request set its own output cap (else 4,096 output tokens were assumed). */
   outputCapped: boolean;
   endpoint: Endpoint;
 }
 
-function howToLower({ outputCapped, endpoint }: TokenNeed): string {
+function howToLower({ outputCapped, outputTokens, endpoint }: TokenNeed): string {
   if (endpoint === "embeddings") return "send less input to lower it";
   return outputCapped
     ? "a lower max_tokens (or max_completion_tokens) lowers it"
-    : `without max_tokens, ${defaultOutputTokens.toLocaleString("en")} output tokens are assumed: set max_tokens (or max_completion_tokens) to lower it`;
+    : `without max_tokens, ${count(outputTokens)} output tokens are assumed: set max_tokens (or max_completion_tokens) to lower it`;
 }
 
 const count = (tokens: number) => Math.max(0, tokens).toLocaleString("en");
+const usd = (nanoUsd: number) => `$${formatUsd(Math.max(0, nanoUsd))}`;
+
+/** A request no budget can admit: its model has no price, so what it may cost is unknown. */
+export function modelNotPriced(model: string): AigwError {
+  return invalidRequest(
+    `The model '${shown(model)}' has no price, and a budget applies to this request: its cost cannot be checked. The gateway's operator can give the model a price.`,
+    "model",
+    "model_not_priced",
+  );
+}
 
 /** A client-chosen name for a limit key, refused when it is too long to be one. */
 function keyPart(value: unknown, source: string): string | undefined {
@@ -149,6 +168,7 @@ export function admissionError(
   admission: Admission,
   headers: Record<string, string>,
   need: TokenNeed,
+  owner: "tenant" | "route" = "tenant",
 ): AigwError {
   if (admission.unavailable) {
     return new AigwError("Rate limits cannot be checked right now; retry shortly.", {
@@ -177,6 +197,25 @@ export function admissionError(
         : quota.remaining > 0
           ? `${asked} and only ${count(quota.remaining)} of your token quota (${count(quota.limit)} this period) remain; ${howToLower(need)}, or wait: ${resets}.`
           : `You used your token quota for this period (${count(quota.limit)} tokens); ${resets}.`;
+    return new AigwError(message, {
+      status: 429,
+      type: "insufficient_quota",
+      code: "insufficient_quota",
+      headers: { ...headers, ...retryHeaders, "x-should-retry": "false" },
+    });
+  }
+  const { budget } = admission;
+  if (budget && !budget.allowed && bucketsAllow && (quota?.allowed ?? true)) {
+    const whose = owner === "route" ? "this model's budget" : "your budget";
+    const limit = `${usd(budget.limit)} this period`;
+    const asked = `This request may cost up to ${usd(need.cost ?? 0)}`;
+    const resets = `it resets in ${duration(budget.resetMs)}`;
+    const message =
+      (need.cost ?? 0) > budget.limit
+        ? `${asked}, more than ${whose} allows in a whole period (${limit}); ${howToLower(need)}.`
+        : budget.remaining > 0
+          ? `${asked} and only ${usd(budget.remaining)} of ${whose} (${limit}) remains; ${howToLower(need)}, or wait: ${resets}.`
+          : `You spent ${whose} for this period (${limit}); ${resets}.`;
     return new AigwError(message, {
       status: 429,
       type: "insufficient_quota",

@@ -74,6 +74,7 @@ export function createObserver(
     const { context, outcome } = exchange;
     const error: AigwError | undefined = outcome.error;
     const usage: TokenUsage | undefined = outcome.usage;
+    const { cost } = outcome;
     const line = {
       requestId: context.requestId,
       traceId: context.traceId,
@@ -91,6 +92,9 @@ export function createObserver(
       inputTokens: usage?.inputTokens,
       outputTokens: usage?.outputTokens,
       tokensEstimated: usage?.estimated,
+      // null: the model that answered has no price (its cost is unknown, not 0).
+      costUsd: cost && (cost.nanoUsd === undefined ? null : cost.nanoUsd / 1e9),
+      costSavedUsd: cost?.savedNanoUsd === undefined ? undefined : cost.savedNanoUsd / 1e9,
       durationMs: Math.round(durationMs),
       ttftMs: outcome.firstEventMs === undefined ? undefined : Math.round(outcome.firstEventMs),
       waitMs: outcome.waitMs >= 1 ? Math.round(outcome.waitMs) : undefined,
@@ -181,6 +185,11 @@ export function createObserver(
           outcome.firstEventMs === undefined ? undefined : outcome.firstEventMs / 1000,
         inputTokens: outcome.usage?.inputTokens,
         outputTokens: outcome.usage?.outputTokens,
+        cost: outcome.cost && {
+          nanoUsd: outcome.cost.nanoUsd,
+          savedNanoUsd: outcome.cost.savedNanoUsd,
+          tenant: context.tenant,
+        },
       });
       if (metrics?.guardrailVerdict) {
         for (const verdict of context.verdicts) metrics.guardrailVerdict(verdict);

@@ -6,9 +6,11 @@ import {
   type Strategy,
   strategies,
 } from "@aigw/balancer";
+import { type ModelPrice, type ModelPricing, priceModel } from "@aigw/pricing";
 import type { Provider } from "@aigw/provider";
 import { createMemoryLimiter, type Limiter, type LimiterOptions } from "@aigw/ratelimit";
 import type { RouteCacheOptions } from "./cache-step.js";
+import { budgetLimit, type MoneyBudget } from "./cost.js";
 
 /** One upstream a route may send a request to. */
 export interface RouteTargetOptions {
@@ -22,6 +24,13 @@ export interface RouteTargetOptions {
   rpm?: number;
   /** Tokens per minute it may take (each request's estimate, as tenant token limits count). */
   tpm?: number;
+  /**
+   * Money it may spend per period: once a request's reservation would pass it, the target is
+   * out of rotation (traffic goes to the route's other targets) until the period ends.
+   */
+  budget?: MoneyBudget;
+  /** Its price, over the route's `price` and the price table's entry for its model. */
+  price?: ModelPrice;
   /**
    * For streams: how long its first token may take, in milliseconds, before the request moves
    * on to another target (nothing has reached the client then). Replaces the gateway's
@@ -65,6 +74,21 @@ export interface ModelRouteOptions {
   cache?: RouteCacheOptions;
   /** The one target's `dropUnsupportedParams` (see RouteTargetOptions). */
   dropUnsupportedParams?: boolean;
+  /**
+   * The price of what its targets answer (an alias, a self-hosted model), over the price
+   * table's entries for their models; a target's own `price` wins.
+   */
+  price?: ModelPrice;
+  /**
+   * Output tokens a request without `max_tokens` is assumed to use, for token quotas and
+   * budgets (4,096): not the model's maximum, which would make every reservation huge.
+   */
+  reserveOutputTokens?: number;
+  /**
+   * Money the route may spend per period, across tenants: a request whose reservation would
+   * pass it is refused (429 insufficient_quota).
+   */
+  budget?: MoneyBudget;
 }
 
 export interface RouteTarget {
@@ -78,12 +102,17 @@ export interface RouteTarget {
   dropUnsupportedParams?: boolean | undefined;
   /** See `RouteTargetOptions.firstTokenTimeoutMs`. */
   firstTokenTimeoutMs?: number | undefined;
-  /** Its own rate limit (`rpm`, `tpm`): a target over it is skipped until `refusedUntil`. */
-  cap?: { limiter: Limiter; refusedUntil: number } | undefined;
+  /** Its own limits (`rpm`, `tpm`, `budget`): a target over one is skipped until `refusedUntil`. */
+  cap?: { limiter: Limiter; refusedUntil: number; budgeted: boolean } | undefined;
+  /** Its configured price (its own or its route's); else the price table's. */
+  pricing?: ModelPricing | undefined;
 }
 
-/** Makes the limiter of a target with `rpm` or `tpm` (default: in memory). */
-export type TargetLimiterFactory = (limits: LimiterOptions) => Limiter;
+/**
+ * Makes the limiter of a target with `rpm`, `tpm` or `budget` (keyed by the target's id), or
+ * of a route with a `budget` (keyed by the route's name). Default: in memory.
+ */
+export type TargetLimiterFactory = (limits: LimiterOptions, scope: "target" | "route") => Limiter;
 
 export interface ResolvedRoute {
   /** The configured name that matched ("gpt-4o", "fast", "gpt-*"). */
@@ -91,8 +120,12 @@ export interface ResolvedRoute {
   /** Targets in priority order. */
   targets: RouteTarget[];
   balancer: Balancer;
-  /** Some of its targets have their own rpm or tpm. */
+  /** Some of its targets have their own rpm, tpm or budget. */
   capped: boolean;
+  /** The route's own budget, keyed by its name. */
+  budget: Limiter | undefined;
+  /** See ModelRouteOptions.reserveOutputTokens. */
+  reserveOutputTokens: number;
   maxAttempts: number;
   /** Routes tried, in order, once no target of this one can answer. */
   fallbacks: readonly string[];
@@ -157,7 +190,7 @@ export function createModelRouter(
   models: Record<string, ModelRouteOptions>,
   providers: Record<string, Provider>,
   breaker?: CircuitBreaker,
-  targetLimiter: TargetLimiterFactory = createMemoryLimiter,
+  targetLimiter: TargetLimiterFactory = (limits) => createMemoryLimiter(limits),
 ): ModelRouter {
   const exact = new Map<string, ResolvedRoute>();
   const wildcards: WildcardRoute[] = [];
@@ -167,16 +200,26 @@ export function createModelRouter(
     const settings = JSON.stringify(limits);
     const known = caps.get(id);
     if (known && known.limits !== settings) {
-      throw new TypeError(`${field}: target '${id}' has other rpm/tpm in another route`);
+      throw new TypeError(`${field}: target '${id}' has other rpm/tpm/budget in another route`);
     }
     if (known) return known.cap;
-    const cap = { limiter: targetLimiter(limits), refusedUntil: 0 };
+    const cap = {
+      limiter: targetLimiter(limits, "target"),
+      refusedUntil: 0,
+      budgeted: limits.budget !== undefined,
+    };
     caps.set(id, { cap, limits: settings });
     return cap;
   };
 
   for (const [name, options] of Object.entries(models)) {
     const route = resolveRoute(name, options, models, providers, breaker, capOf);
+    if (options.budget !== undefined) {
+      route.budget = targetLimiter(
+        { budget: budgetLimit(options.budget, `models.${name}.budget`) },
+        "route",
+      );
+    }
     const star = name.indexOf("*");
     if (star === -1) {
       exact.set(name, route);
@@ -248,6 +291,14 @@ export function createModelRouter(
   };
 }
 
+function priceOf(field: string, name: string, price: ModelPrice): ModelPricing {
+  try {
+    return priceModel(name, price);
+  } catch (error) {
+    throw new TypeError(`${field}: ${(error as Error).message}`);
+  }
+}
+
 function targetsOf(name: string, options: ModelRouteOptions): RouteTargetOptions[] {
   if (options.targets !== undefined) {
     if (options.provider !== undefined || options.model !== undefined) {
@@ -313,7 +364,9 @@ function resolveRoute(
     const limits: LimiterOptions = {
       ...(rpm ? { requests: { perMinute: rpm } } : {}),
       ...(tpm ? { tokens: { perMinute: tpm } } : {}),
+      ...(target.budget ? { budget: budgetLimit(target.budget, `${field}.budget`) } : {}),
     };
+    const price = target.price ?? options.price;
     return {
       id,
       providerName: target.provider,
@@ -321,7 +374,9 @@ function resolveRoute(
       model: target.model,
       dropUnsupportedParams: target.dropUnsupportedParams,
       firstTokenTimeoutMs: target.firstTokenTimeoutMs,
-      cap: rpm || tpm ? capOf(id, field, limits) : undefined,
+      cap: rpm || tpm || target.budget ? capOf(id, field, limits) : undefined,
+      pricing:
+        price && priceOf(target.price ? `${field}.price` : `models.${name}.price`, id, price),
     };
   });
   if (options.strategy !== undefined && !strategies.includes(options.strategy)) {
@@ -339,6 +394,10 @@ function resolveRoute(
   if (!Number.isSafeInteger(maxAttempts) || maxAttempts < 1) {
     throw new TypeError(`models.${name}.maxAttempts: expected a whole number >= 1`);
   }
+  const { reserveOutputTokens = 4096 } = options;
+  if (!Number.isSafeInteger(reserveOutputTokens) || reserveOutputTokens < 1) {
+    throw new TypeError(`models.${name}.reserveOutputTokens: expected a whole number >= 1`);
+  }
   const balancer = createBalancer({
     targets: targets.map((target, index) => ({
       id: target.id,
@@ -352,6 +411,8 @@ function resolveRoute(
     targets,
     balancer,
     capped: targets.some((target) => target.cap !== undefined),
+    budget: undefined,
+    reserveOutputTokens,
     maxAttempts,
     fallbacks,
     contextFallbacks: checkRouteNames(name, "contextFallbacks", options.contextFallbacks, models),

@@ -16,6 +16,8 @@ export interface StreamSettings {
   keepAliveIntervalMs: number;
   /** Called with the stream's first event with data, when it came after the headers went out. */
   lateFirstEvent(exchange: Exchange, event: SseEvent): void;
+  /** An event to send after the upstream's last one, once it ended normally (the cost). */
+  lastEvent?: ((exchange: Exchange) => SseEvent | undefined) | undefined;
   /** Called exactly once, when the stream is over for whatever reason. */
   finish(exchange: Exchange): void;
 }
@@ -230,7 +232,13 @@ class ClientStream implements AsyncIterator<SseEvent> {
           "afterResponse hook failed",
         ),
       );
-    this.finish();
+    const last = this.settings.lastEvent?.(this.exchange);
+    if (!last || this.state !== "ending") {
+      this.finish();
+      return;
+    }
+    this.state = "ended";
+    this.hand({ done: false, value: last });
   }
 
   /** Ends the stream with one error event in the endpoint's form (none if the client left). */

@@ -165,6 +165,13 @@ export interface GatewayMetrics {
     timeToFirstTokenSeconds?: number | undefined;
     inputTokens?: number | undefined;
     outputTokens?: number | undefined;
+    /**
+     * What an upstream request cost, in integer nano-USD (undefined `nanoUsd`: the model has
+     * no price), and for a cache hit what it saved; with the tenant, for a tenant label.
+     */
+    cost?:
+      | { nanoUsd: number | undefined; savedNanoUsd?: number | undefined; tenant: string }
+      | undefined;
   }): void;
   attempt(attempt: {
     provider: string;

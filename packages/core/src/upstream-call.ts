@@ -14,10 +14,11 @@ import {
   sleep,
 } from "@aigw/provider";
 import type { Span } from "@opentelemetry/api";
+import type { Costing } from "./cost.js";
 import { toAigwError } from "./errors.js";
 import type { Exchange, HeldReservation, Outcome } from "./exchange.js";
 import type { HookRunner } from "./hooks.js";
-import { tokenNeed } from "./limits.js";
+import { modelNotPriced, tokenNeed } from "./limits.js";
 import type { Observer } from "./observe.js";
 import type { CanonicalRequest } from "./protocols/protocol.js";
 import type { ModelRouter, ResolvedRoute, RouteTarget } from "./router.js";
@@ -131,6 +132,8 @@ export interface LoopSettings {
   /** Finds the routes a route falls back to. */
   router: ModelRouter;
   firstEventWaitMs: number;
+  /** Prices what answers, and what a target with a budget may spend (off without prices). */
+  costing: Costing | undefined;
 }
 
 /** How a failed attempt bears on the rest of the request. */
@@ -256,7 +259,7 @@ export async function callUpstream(
   settings: LoopSettings,
   signal: CancelSignal,
 ): Promise<UpstreamResult> {
-  const { hooks, observer, router, firstEventWaitMs } = settings;
+  const { hooks, observer, router, firstEventWaitMs, costing } = settings;
   const { context, outcome } = exchange;
   const deadlineAt = Date.now() + (route.targets[0]?.provider.deadline ?? 600_000);
   const budget = route.maxAttempts;
@@ -353,7 +356,7 @@ export async function callUpstream(
     // the canonical shape (OpenAI's, which the OpenAI protocol's requests already are) and
     // its provider writes its own wire format from that.
     const native = target.provider.protocols.includes(exchange.protocol.name);
-    const { body } = targetRequest(call, requestedModel, target);
+    const { body, model: sentModel } = targetRequest(call, requestedModel, target);
     let canonical: CanonicalRequest | undefined;
     if (!native && !exchange.protocol.canonical) {
       const local = target.provider.countsTokens
@@ -382,10 +385,29 @@ export async function callUpstream(
       }
     }
     let capHeld: HeldReservation | undefined;
+    const pricing = costing?.pricingOf(target, sentModel);
     if (target.cap) {
       const { cap } = target;
-      const { tokens } = tokenNeed(exchange.protocol, call.endpoint, call.body);
-      const admission = await cap.limiter.admit(target.id, { requests: 1, tokens });
+      const need = tokenNeed(
+        exchange.protocol,
+        call.endpoint,
+        call.body,
+        current.reserveOutputTokens,
+      );
+      const cost = pricing?.maxCost(need.inputTokens, need.outputTokens);
+      if (cap.budgeted && cost === undefined) {
+        // What it would spend cannot be counted against its budget: not this target.
+        picked.end();
+        tried ??= new Set();
+        tried.add(target.id);
+        refusal ??= modelNotPriced(sentModel);
+        continue;
+      }
+      const admission = await cap.limiter.admit(target.id, {
+        requests: 1,
+        tokens: need.tokens,
+        cost: cost ?? 0,
+      });
       if (!admission.allowed) {
         picked.end();
         tried ??= new Set();
@@ -446,6 +468,7 @@ export async function callUpstream(
         },
       });
       const response = canonical ? inClientProtocol(sent, canonical) : sent;
+      outcome.pricing = pricing;
       if (response.kind === "json") {
         picked.completed(response.usage?.outputTokens);
         observer.responseStarted(exchange, response.body);

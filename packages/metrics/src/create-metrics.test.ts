@@ -39,17 +39,57 @@ async function histogramOf(metrics: Metrics, name: string, labels: Record<string
 const request = { method: "POST", endpoint: "/v1/chat/completions", model: "gpt-4o-mini" };
 
 describe("createMetrics", () => {
+  it("sums costs in integer nano-USD and shows dollars without drift; unknown costs are counted apart", async () => {
+    const metrics = createMetrics({ tenantLabel: true });
+    const finished = {
+      ...request,
+      route: "gpt-4o-mini",
+      status: 200,
+      durationSeconds: 0.1,
+    };
+    // 0.1 + 0.2 in floats is 0.30000000000000004; a million additions of 1e-9 drift further.
+    for (let index = 0; index < 1_000_000; index++) {
+      metrics.requestFinished({ ...finished, cost: { nanoUsd: 1, tenant: "acme" } });
+    }
+    metrics.requestFinished({ ...finished, cost: { nanoUsd: 100_000_000, tenant: "acme" } });
+    metrics.requestFinished({ ...finished, cost: { nanoUsd: 200_000_000, tenant: "acme" } });
+    metrics.requestFinished({
+      ...finished,
+      cached: true,
+      cost: { nanoUsd: 0, savedNanoUsd: 150_000, tenant: "beta" },
+    });
+    metrics.requestFinished({ ...finished, cost: { nanoUsd: undefined, tenant: "acme" } });
+    const text = await metrics.expose();
+    expect(text).toContain('aigw_cost_usd_total{model="gpt-4o-mini",tenant="acme"} 0.301\n');
+    expect(text).toContain(
+      'aigw_cost_saved_usd_total{model="gpt-4o-mini",tenant="beta"} 0.00015\n',
+    );
+    expect(text).toContain('aigw_cost_unknown_total{model="gpt-4o-mini"} 1\n');
+    // Read twice: the totals are set from the sums, not added again.
+    expect(await metrics.expose()).toContain(
+      'aigw_cost_usd_total{model="gpt-4o-mini",tenant="acme"} 0.301\n',
+    );
+    metrics.budgetThresholdReached({ scope: "tenant" });
+    expect(await metrics.expose()).toContain(
+      'aigw_budget_threshold_reached_total{scope="tenant"} 1\n',
+    );
+  });
+
   it("registers every metric under the namespace in a private registry", async () => {
     const metrics = createMetrics();
     const names = (await metrics.registry.getMetricsAsJSON()).map((metric) => metric.name).sort();
     expect(names).toEqual(
       [
         "active_requests",
+        "budget_threshold_reached_total",
         "cache_hits_total",
         "cache_misses_total",
         "cache_tokens_served_total",
         "circuit_breaker_state",
         "circuit_breaker_trips_total",
+        "cost_saved_usd_total",
+        "cost_unknown_total",
+        "cost_usd_total",
         "errors_total",
         "gateway_overhead_seconds",
         "gen_ai_client_token_usage",

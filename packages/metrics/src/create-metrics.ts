@@ -6,7 +6,10 @@ export interface MetricsOptions {
   namespace?: string;
   /** Registry to register into. Default: a new private `Registry`. */
   registry?: Registry;
-  /** Adds a `tenant` label to `rate_limit_exceeded_total`. Default false (unbounded cardinality). */
+  /**
+   * Adds a `tenant` label to `rate_limit_exceeded_total` and the cost counters. Default false
+   * (unbounded cardinality).
+   */
   tenantLabel?: boolean;
   /**
    * Also collects prom-client's default Node.js process metrics into the registry, without its
@@ -44,6 +47,11 @@ export interface FinishedRequest {
   timeToFirstTokenSeconds?: number;
   inputTokens?: number;
   outputTokens?: number;
+  /**
+   * What the request cost in integer nano-USD (undefined `nanoUsd`: its model has no price,
+   * counted in `cost_unknown_total`), and for a cache hit what it saved.
+   */
+  cost?: { nanoUsd: number | undefined; savedNanoUsd?: number | undefined; tenant?: string };
 }
 
 export interface UpstreamAttempt {
@@ -109,6 +117,11 @@ export interface Metrics {
   cacheLookup(lookup: CacheLookup): void;
   rateLimited(request: RateLimitedRequest): void;
   storeError(failure: StoreFailure): void;
+  /**
+   * Counts a soft budget threshold reached into `budget_threshold_reached_total`; `scope` says
+   * whose budget ("tenant", "user", "route", "target").
+   */
+  budgetThresholdReached(event: { scope: string }): void;
   /**
    * Counts a decision into `guardrail_verdicts_total` (rule, phase, action) and its PII matches
    * into `guardrail_pii_entities_total` (entity, phase).
@@ -375,6 +388,64 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     registers,
   });
 
+  // Money is summed in integer nano-USD per label set and converted to dollars once per scrape,
+  // so the exposed totals never drift by float additions.
+  type CostSums = { labels: Record<string, string>; spent: number; saved: number };
+  const costSums = new Map<string, CostSums>();
+  const publishCosts = (counter: Counter<string>, field: "spent" | "saved") => {
+    counter.reset();
+    for (const sums of costSums.values()) {
+      if (sums[field] > 0) counter.inc(sums.labels, sums[field] / 1e9);
+    }
+  };
+  const costLabels = tenantLabel ? (["model", "tenant"] as const) : (["model"] as const);
+  new Counter({
+    name: name("cost_usd_total"),
+    help: "What upstream requests cost, in USD, from the price table (models without a price are in cost_unknown_total).",
+    labelNames: costLabels,
+    registers,
+    collect() {
+      publishCosts(this, "spent");
+    },
+  });
+  new Counter({
+    name: name("cost_saved_usd_total"),
+    help: "What answers served from the response cache cost upstream when they were made, in USD.",
+    labelNames: costLabels,
+    registers,
+    collect() {
+      publishCosts(this, "saved");
+    },
+  });
+  const costUnknown = new Counter({
+    name: name("cost_unknown_total"),
+    help: "Upstream requests whose model has no price: their cost is unknown, not 0.",
+    labelNames: ["model"] as const,
+    registers,
+  });
+  const budgetThresholds = new Counter({
+    name: name("budget_threshold_reached_total"),
+    help: "Soft budget thresholds reached (each once per period), by whose budget it is.",
+    labelNames: ["scope"] as const,
+    registers,
+  });
+
+  function addCost(model: string, cost: NonNullable<FinishedRequest["cost"]>) {
+    if (cost.nanoUsd === undefined) {
+      costUnknown.inc({ model });
+      return;
+    }
+    const tenant = cost.tenant ?? "anonymous";
+    const key = tenantLabel ? `${model}\u0000${tenant}` : model;
+    let sums = costSums.get(key);
+    if (!sums) {
+      sums = { labels: tenantLabel ? { model, tenant } : { model }, spent: 0, saved: 0 };
+      costSums.set(key, sums);
+    }
+    sums.spent += cost.nanoUsd;
+    sums.saved += cost.savedNanoUsd ?? 0;
+  }
+
   // The request path's counters are summed here per label set, in plain numbers, and handed to
   // prom-client when the registry is read (its collect hook): one Map lookup per request and
   // attempt, where prom-client would hash and validate the labels of every counter each time.
@@ -440,6 +511,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       if (request.timeToFirstTokenSeconds !== undefined) {
         timeToFirstToken.observe({ gen_ai_request_model: model }, request.timeToFirstTokenSeconds);
       }
+      if (request.cost) addCost(model, request.cost);
       const { inputTokens, outputTokens } = request;
       if (inputTokens === undefined && outputTokens === undefined) return;
       const tokens = request.cached ? counts.served : counts.used;
@@ -505,6 +577,9 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     },
     storeError(failure) {
       storeErrors.inc({ store: failure.store });
+    },
+    budgetThresholdReached({ scope }) {
+      budgetThresholds.inc({ scope });
     },
     guardrailVerdict({ rule, phase, action, entities }) {
       guardrailVerdicts.inc({ rule, phase, action });

@@ -165,9 +165,9 @@ describe("cost", () => {
 });
 
 describe("maxCost", () => {
-  it("prices all input at the input rate of the tier the input picks", () => {
-    // 250,000 × 6,000,000 + 1,000 × 22,500,000 pico-USD
-    expect(builtIn("claude-sonnet-4-5").maxCost(250_000, 1000)).toBe(1_522_500_000);
+  it("prices all input at the highest input-side rate of the tier the input picks", () => {
+    // 250,000 × 12,000,000 (1-hour cache writes) + 1,000 × 22,500,000 pico-USD
+    expect(builtIn("claude-sonnet-4-5").maxCost(250_000, 1000)).toBe(3_022_500_000);
     expect(builtIn("gpt-4o-mini").maxCost(1000, 200)).toBe(150_000 + 120_000);
   });
 
@@ -180,7 +180,7 @@ describe("maxCost", () => {
     );
   });
 
-  it("bounds the cost of requests that write nothing to the cache (property)", () => {
+  it("bounds the cost of any request with those token counts (property)", () => {
     const models = ["gpt-4o-mini", "gemini-2.5-pro", "claude-sonnet-4-5", "gpt-5.4"];
     fc.assert(
       fc.property(
@@ -189,12 +189,19 @@ describe("maxCost", () => {
         fc.integer({ min: 0, max: 200_000 }),
         fc.double({ min: 0, max: 1, noNaN: true }),
         fc.double({ min: 0, max: 1, noNaN: true }),
-        (model, input, output, readShare, reasoningShare) => {
+        fc.double({ min: 0, max: 1, noNaN: true }),
+        fc.double({ min: 0, max: 1, noNaN: true }),
+        (model, input, output, readShare, writeShare, longShare, reasoningShare) => {
           const pricing = builtIn(model);
+          const written = Math.floor(input * writeShare);
           const usage = {
             inputTokens: input,
             outputTokens: output,
             cacheReadTokens: Math.floor(input * readShare),
+            cacheWriteTokens: {
+              fiveMinutes: written - Math.floor(written * longShare),
+              oneHour: Math.floor(written * longShare),
+            },
             reasoningTokens: Math.floor(output * reasoningShare),
           };
           expect(pricing.cost(usage)).toBeLessThanOrEqual(pricing.maxCost(input, output));

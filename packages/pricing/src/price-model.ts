@@ -23,6 +23,8 @@ interface PicoRates {
   cacheWrite1h: number;
   /** Undefined when reasoning is priced as output. */
   reasoning: number | undefined;
+  /** The highest input-side rate (uncached, cache read, cache writes), for upper bounds. */
+  maxInput: number;
   /** The higher of output and reasoning, for upper bounds. */
   maxOutput: number;
 }
@@ -78,15 +80,18 @@ function picoRates(
 function resolve(rates: PicoInput): PicoRates {
   const input = rates.input ?? 0;
   const output = rates.output ?? 0;
+  const cachedInput = rates.cachedInput ?? input;
   const cacheWrite = rates.cacheWrite ?? input;
+  const cacheWrite1h = rates.cacheWrite1h ?? cacheWrite;
   const reasoning = rates.reasoning;
   return {
     input,
     output,
-    cachedInput: rates.cachedInput ?? input,
+    cachedInput,
     cacheWrite,
-    cacheWrite1h: rates.cacheWrite1h ?? cacheWrite,
+    cacheWrite1h,
     reasoning,
+    maxInput: Math.max(input, cachedInput, cacheWrite, cacheWrite1h),
     maxOutput: Math.max(output, reasoning ?? output),
   };
 }
@@ -226,7 +231,7 @@ export function priceModel(name: string, price: ModelPrice): ModelPricing {
     maxCost(inputTokens: number, outputTokens: number): number {
       const input = count(inputTokens);
       const rates = ratesFor(input);
-      return nanoOf([input, rates.input, count(outputTokens), rates.maxOutput]);
+      return nanoOf([input, rates.maxInput, count(outputTokens), rates.maxOutput]);
     },
   };
 }

@@ -58,9 +58,9 @@ export interface ModelPricing {
   cost(usage: TokenUsage): number;
   /**
    * An upper bound of a request's cost in nano-USD, to reserve before the answer is known: the
-   * tier chosen by `inputTokens`, all input at the uncached `input` rate and all output at the
-   * higher of `output` and `reasoning`. Where cache writes cost more than `input` (Anthropic),
-   * a request that writes its prompt to the cache can cost more than this.
+   * tier chosen by `inputTokens`, all input at the highest input-side rate (uncached, cache
+   * read or cache write: Anthropic's 1-hour writes cost twice the input) and all output at the
+   * higher of `output` and `reasoning`. A bound as long as the token counts given are.
    */
   maxCost(inputTokens: number, outputTokens: number): number;
 }

@@ -34,6 +34,7 @@ export {
 } from "./retry.js";
 export { createSecretScrubber, type SecretScrubber } from "./secrets.js";
 export {
+  createSseComment,
   createSseEvent,
   isComment,
   keepAliveEvent,

@@ -49,6 +49,13 @@ export function createJsonSseEvent(value: object, json: string): SseEvent {
  */
 export const keepAliveEvent: SseEvent = new ServerSentEvent(": keep-alive\n\n", "", undefined);
 
+/** A comment-only event (`: <line>` per line of `text`), which SSE clients skip. */
+export function createSseComment(text: string): SseEvent {
+  let raw = "";
+  for (const line of text.split(/\r\n|\r|\n/)) raw += `: ${line}\n`;
+  return new ServerSentEvent(`${raw}\n`, "", undefined);
+}
+
 /** Whether an event is a comment only (a keep-alive), not data. */
 export function isComment(event: SseEvent): boolean {
   return event.raw.charCodeAt(0) === 58 /* ":" */ && event.data === "" && event.event === undefined;

@@ -60,6 +60,27 @@ describe("the README's guardrails example", () => {
   });
 });
 
+describe("the README's costs and budgets examples", () => {
+  it("are valid sections", async () => {
+    const readme = await readFile(new URL("../README.md", import.meta.url), "utf8");
+    const section = readme.slice(readme.indexOf("## Costs and budgets"));
+    const [prices, budgets] = [...section.matchAll(/```yaml\n([\s\S]*?)```/g)].map(
+      (match) => match[1] as string,
+    );
+    const upstream = "{ type: openai-compatible, baseURL: 'http://127.0.0.1:9/v1' }";
+    const load = async (example: string) => {
+      const file = join(await mkdtemp(join(tmpdir(), "aigw-readme-")), "budgets.yaml");
+      const providers = `providers: { vllm: ${upstream}, openai: ${upstream}, azure: ${upstream} }`;
+      await writeFile(file, `${providers}\n${example.replace("<sha256>", "a".repeat(64))}`);
+      return loadConfigFile(file, { HOOK_TOKEN: "token" });
+    };
+    expect((await load(prices as string)).prices["gpt-4o-mini"]).toMatchObject({ input: 0.15 });
+    const config = await load(budgets as string);
+    expect(config.tenants.acme?.limits?.budget).toMatchObject({ usd: 500, softUsd: [250, 400] });
+    expect(config.models["gpt-4o"]?.targets?.[0]?.budget).toMatchObject({ usd: 1500 });
+  });
+});
+
 describe("parseConfig", () => {
   it("says a pasted key is not its digest", () => {
     expect(() =>
@@ -133,7 +154,7 @@ describe("parseConfig", () => {
     ).toThrow(/providers\.x: unknown key 'apiKey'; valid keys here: type$/m);
     for (const limits of [{ default: {} }, { default: { burst: 5 } }]) {
       expect(() => parseConfig({ ...minimal, limits })).toThrow(
-        /limits\.default: sets no limit; give requestsPerSecond, tokensPerMinute or quota/,
+        /limits\.default: sets no limit; give requestsPerSecond, tokensPerMinute, quota or budget/,
       );
     }
     expect(() => parseConfig({ ...minimal, models: { m: { provider: "lokal" } } })).toThrow(
@@ -208,6 +229,45 @@ describe("parseConfig", () => {
     expect(refused({ m: { provider: "a" } }, { store: "redis" })).toThrow(
       /routing\.redis: store redis needs routing\.redis\.url/,
     );
+  });
+
+  it("takes budgets in USD and prices per million tokens, and says what is wrong with bad ones", () => {
+    const config = parseConfig({
+      ...minimal,
+      models: {
+        echo: {
+          provider: "echo",
+          price: { input: 0.5, output: 1.5, tiers: [{ aboveInputTokens: 200_000, input: 1 }] },
+          budget: { usd: 100, period: "month" },
+          reserveOutputTokens: 1_024,
+        },
+      },
+      tenants: { acme: { limits: { budget: { softUsd: 5.25, period: "day" } } } },
+      prices: { "my-model": { input: 0.1, output: 0.2 } },
+    });
+    expect(config.tenants.acme?.limits?.budget).toEqual({
+      softUsd: [5.25],
+      period: "day",
+      timeZone: "UTC",
+    });
+    expect(config.models.echo?.budget).toMatchObject({ usd: 100, period: "month" });
+    const refused = (extra: object) => () => parseConfig({ ...minimal, ...extra });
+    expect(refused({ limits: { default: { budget: { period: "day" } } } })).toThrow(
+      /limits\.default\.budget: give usd, softUsd, or both/,
+    );
+    expect(
+      refused({ limits: { default: { budget: { usd: 0.0000000001, period: "day" } } } }),
+    ).toThrow(/limits\.default\.budget\.usd: must have at most 9 decimals/);
+    expect(refused({ prices: { x: { input: 1 } } })).toThrow(/prices\.x\.output/);
+    expect(refused({ prices: { x: { input: 1, output: 2, cached: 1 } } })).toThrow(/prices\.x/);
+    expect(
+      refused({ models: { echo: { provider: "echo", price: { input: 0.1234567, output: 1 } } } }),
+    ).toThrow(/models\.echo\.price: input has more than 6 decimals/);
+    expect(
+      refused({
+        limits: { budgetWebhook: { url: "ftp://example.com/hook" } },
+      }),
+    ).toThrow(/limits\.budgetWebhook\.url: must be an http:\/\/ or https:\/\/ URL/);
   });
 
   it("interpolates ${ENV} and ${ENV:-fallback}, and says which variable is missing", () => {

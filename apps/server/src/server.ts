@@ -5,7 +5,7 @@ import type { AddressInfo } from "node:net";
 import { createGateway, type Gateway, type Logger } from "@aigw/core";
 import { toNodeListener } from "@aigw/core/node";
 import { createMetrics, type Metrics } from "@aigw/metrics";
-import { createPriceTable } from "@aigw/pricing";
+import { createPriceTable, type PriceTable } from "@aigw/pricing";
 import {
   createAnthropic,
   createAzureOpenAI,
@@ -85,10 +85,12 @@ export async function createGatewayFromConfig(
   const cache = config.cache && (await createServerCache(config.cache, metrics, outages.cache));
   const routing = await createServerRouting(config.routing, targetLimiter, metrics, logger);
   const { guardrails } = config;
+  const prices = createPriceTable({ prices: config.prices });
+  announceUnpricedModels(config, prices, logger);
   const gateway = createGateway({
     providers,
     models: config.models,
-    prices: createPriceTable({ prices: config.prices }),
+    prices,
     hooks: guardrails ? [await createServerGuardrails(guardrails)] : [],
     routing,
     tenants,
@@ -181,6 +183,45 @@ function allowedHosts(config: ServerConfig): string[] | undefined {
   if (configured === "*") return undefined;
   if (configured) return configured;
   return loopbackHosts.has(host) ? [...loopbackHosts] : undefined;
+}
+
+/**
+ * Names the routes' models that have no price: their cost is unknown, and where a hard budget
+ * applies their requests are refused, so it says so loudly when a budget is configured.
+ * Wildcard routes are left out: which models they serve is known only per request.
+ */
+function announceUnpricedModels(config: ServerConfig, prices: PriceTable, logger: Logger) {
+  const unpriced = new Set<string>();
+  let hardBudget = false;
+  for (const settings of [
+    config.limits.default,
+    config.limits.perUser,
+    ...Object.values(config.tenants).map((tenant) => tenant.limits),
+  ]) {
+    hardBudget ||= settings?.budget?.usd !== undefined;
+  }
+  for (const [name, route] of Object.entries(config.models)) {
+    hardBudget ||= route.budget?.usd !== undefined;
+    if (name.includes("*")) continue;
+    const targets = route.targets ?? [{ provider: route.provider, model: route.model }];
+    for (const target of targets) {
+      const budget = "budget" in target ? target.budget : undefined;
+      hardBudget ||= budget?.usd !== undefined;
+      const model = target.model ?? name;
+      const priced = ("price" in target && target.price) || route.price || prices.lookup(model);
+      if (!priced) unpriced.add(model);
+    }
+  }
+  if (unpriced.size === 0) return;
+  const models = [...unpriced].join(", ");
+  if (hardBudget) {
+    logger.warn(
+      { models: [...unpriced] },
+      `no price for ${models}: requests to them are refused where a hard budget applies (400 model_not_priced); price them under prices or the route's price`,
+    );
+  } else {
+    logger.info({ models: [...unpriced] }, `no price for ${models}: their cost is unknown`);
+  }
 }
 
 /** Says at startup that nothing authenticates clients, loudly when others can connect. */

@@ -163,4 +163,34 @@ describe("a money budget across two gateway instances on one Redis", () => {
       expect(instance.lines.join("\n")).not.toContain("hook-secret-token");
     }
   });
+
+  it("names the models without a price at startup, as a warning when a hard budget applies", async () => {
+    const config = (budget: string) =>
+      writeConfig(
+        [
+          "providers:",
+          `  up: { type: openai-compatible, baseURL: '${upstream.baseURL}' }`,
+          "models:",
+          "  gpt-4o-mini: { provider: up }",
+          "  house: { provider: up, model: llama }",
+          "  priced: { provider: up, model: llama, price: { input: 1, output: 1 } }",
+          "  'gpt-*': { provider: up }",
+          budget,
+        ].join("\n"),
+      );
+    const notice = (server: ServerProcess) =>
+      server.lines.map((line) => JSON.parse(line)).find((line) => /^no price for/.test(line.msg));
+    const soft = await runServer(["--config", await config("")]);
+    servers.push(soft);
+    await waitFor(() => notice(soft) !== undefined);
+    expect(notice(soft)).toMatchObject({ level: 30, models: ["llama"] });
+    const hard = await runServer([
+      "--config",
+      await config("limits: { default: { budget: { usd: 10, period: day } } }"),
+    ]);
+    servers.push(hard);
+    await waitFor(() => notice(hard) !== undefined);
+    expect(notice(hard)).toMatchObject({ level: 40, models: ["llama"] });
+    expect(notice(hard).msg).toMatch(/refused where a hard budget applies/);
+  });
 });

@@ -252,9 +252,10 @@ describe("parseConfig", () => {
     });
     expect(config.models.echo?.budget).toMatchObject({ usd: 100, period: "month" });
     const refused = (extra: object) => () => parseConfig({ ...minimal, ...extra });
-    expect(refused({ limits: { default: { budget: { period: "day" } } } })).toThrow(
-      /limits\.default\.budget: give usd, softUsd, or both/,
-    );
+    expect(
+      parseConfig({ ...minimal, limits: { default: { budget: { period: "day" } } } }).limits.default
+        ?.budget,
+    ).toEqual({ period: "day", timeZone: "UTC" });
     expect(
       refused({ limits: { default: { budget: { usd: 0.0000000001, period: "day" } } } }),
     ).toThrow(/limits\.default\.budget\.usd: must have at most 9 decimals/);

@@ -285,11 +285,8 @@ const budgetSchema = z
       .default("UTC")
       .describe("IANA time zone whose calendar the periods follow."),
   })
-  .refine((budget) => budget.usd !== undefined || (budget.softUsd?.length ?? 0) > 0, {
-    message: "give usd, softUsd, or both",
-  })
   .describe(
-    "A money budget per calendar period: each request reserves the most it may cost and settles to what it cost.",
+    "A money budget per calendar period: each request reserves the most it may cost and settles to what it cost. With neither usd nor softUsd it only counts the spend (for GET /v1/usage).",
   );
 
 const targetSchema = z
@@ -984,6 +981,15 @@ export function maskSecrets(config: ServerConfig): unknown {
   if (masked.metrics.bearerToken !== undefined) masked.metrics.bearerToken = "***";
   if (masked.admin) masked.admin.bearerToken = "***";
   if (masked.guardrails) masked.guardrails.secret = "***";
+  const webhook = masked.limits.budgetWebhook;
+  if (webhook) {
+    // Webhook URLs often carry their secret in the path (Slack's do): only the origin shows.
+    const url = maskURL(webhook.url);
+    webhook.url = url === "***" ? url : `${new URL(url).origin}/***`;
+    for (const name of Object.keys(webhook.headers ?? {})) {
+      (webhook.headers as Record<string, string>)[name] = "***";
+    }
+  }
   for (const redis of [masked.limits.redis, masked.cache?.redis, masked.routing.redis]) {
     if (redis) redis.url = maskURL(redis.url);
   }

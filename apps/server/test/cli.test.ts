@@ -170,13 +170,15 @@ describe("the aigw command line", () => {
       "url-pass-55",
       "query-key-66",
       "guardrails-secret-88",
+      "T000/B000/hook-path-99",
+      "hook-header-11",
     ];
     const file = await writeConfig(
       [
         "providers:",
         `  o: { type: openai, baseURL: "https://me:${secrets[3]}@api.openai.com/v1?key=${secrets[4]}", apiKey: ${secrets[0]}, headers: { authorization: "${secrets[1]}" } }`,
         'models: { "gpt-*": { provider: o } }',
-        `limits: { store: redis, redis: { url: "redis://user:${secrets[2]}@127.0.0.1:6379" } }`,
+        `limits: { store: redis, redis: { url: "redis://user:${secrets[2]}@127.0.0.1:6379" }, budgetWebhook: { url: "https://hooks.example.com/${secrets[6]}", headers: { x-token: ${secrets[7]} } } }`,
         `cache: { store: redis, redis: { url: "redis://:${secrets[2]}@127.0.0.1:6379" } }`,
         `guardrails: { secret: ${secrets[5]} }`,
       ].join("\n"),
@@ -190,6 +192,7 @@ describe("the aigw command line", () => {
     expect(checked.stdout).toContain("url: redis://user:***@127.0.0.1:6379");
     expect(checked.stdout).toContain("url: redis://:***@127.0.0.1:6379");
     expect(checked.stdout).toContain('secret: "***"');
+    expect(checked.stdout).toContain("url: https://hooks.example.com/***");
     const misspelt = await writeConfig(
       `${onlyHere}guardrails: { secret: sixteen-characters-at-least, default: { pii: { actions: { US_SNN: block } } } }\n`,
     );

@@ -60,9 +60,6 @@ export function createLimiterConfig(options: LimiterOptions): LimiterConfig {
     if (limit !== undefined) assertPositive("budget.limit", limit, true);
     if (!Array.isArray(thresholds)) throw new TypeError("budget.thresholds must be an array");
     for (const threshold of thresholds) assertPositive("budget.thresholds[]", threshold, true);
-    if (limit === undefined && thresholds.length === 0) {
-      throw new TypeError("budget needs a limit, thresholds, or both");
-    }
     config.budget = {
       limit,
       thresholds: [...new Set(thresholds)].sort((a, b) => a - b),

@@ -43,7 +43,7 @@ export interface QuotaLimit {
 export interface BudgetLimit {
   /**
    * Hard limit: an admission is refused when spent + reserved + its cost would exceed it. Omit
-   * for a budget that only warns.
+   * for a budget that only warns (with `thresholds`) or only counts the spend (without).
    */
   limit?: number;
   /**

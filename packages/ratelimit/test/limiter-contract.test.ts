@@ -299,8 +299,12 @@ describe.each(stores)("a %s limiter", (_store, create) => {
       });
     });
 
-    it("refuses budgets that cannot work", () => {
-      expect(() => create({ budget: { period: "month" } })).toThrow(/limit, thresholds, or both/);
+    it("refuses budgets that cannot work, and one with neither limit nor thresholds only counts", async () => {
+      const counting = createLimiter({ budget: { period: "month" } });
+      const key = uniqueKey();
+      const admission = await counting.admit(key, { cost: 1e12 });
+      await counting.settle(reservationOf(admission), 0, 1e12);
+      expect(await counting.budgetUsage(key)).toMatchObject({ limit: undefined, spent: 1e12 });
       expect(() => create({ budget: { limit: 1.5, period: "month" } })).toThrow(/budget.limit/);
       expect(() => create({ budget: { thresholds: [0], period: "month" } })).toThrow(/thresholds/);
       const limiter = createLimiter({ budget: { limit: 10, period: "day" } });

@@ -1,5 +1,6 @@
 import type { Logger } from "@aigw/core";
 import type { Metrics } from "@aigw/metrics";
+import { nanoToUsd } from "@aigw/pricing";
 import type { BudgetThresholdEvent } from "@aigw/ratelimit";
 import type { ServerConfig } from "./config.js";
 
@@ -11,7 +12,6 @@ export type BudgetAlert = (scope: BudgetScope, event: BudgetThresholdEvent) => v
 /** Attempts at the webhook per threshold, one second apart then two. */
 const webhookAttempts = 3;
 
-const usd = (nanoUsd: number) => nanoUsd / 1e9;
 const isoTime = (milliseconds: number) => new Date(milliseconds).toISOString();
 
 /**
@@ -57,9 +57,9 @@ export function createBudgetAlert(
       type: "budget.threshold_reached",
       scope,
       key: event.key,
-      threshold_usd: usd(event.threshold),
-      spent_usd: usd(event.spent),
-      limit_usd: event.limit === undefined ? null : usd(event.limit),
+      threshold_usd: nanoToUsd(event.threshold),
+      spent_usd: nanoToUsd(event.spent),
+      limit_usd: event.limit === undefined ? null : nanoToUsd(event.limit),
       period_start: isoTime(event.periodStart),
       period_end: isoTime(event.periodEnd),
     };

@@ -268,7 +268,7 @@ const usdAmount = (what: string) =>
 const budgetSchema = z
   .strictObject({
     usd: usdAmount(
-      "Hard limit in USD per period: a request whose reservation would pass it is refused (429 insufficient_quota).",
+      "Hard limit in USD per period: a request whose reservation would pass it is refused (429 insufficient_quota), or for a target, sent to the route's other targets.",
     ).optional(),
     softUsd: z
       .union([usdAmount("One threshold."), z.array(usdAmount("A threshold.")).max(16)])
@@ -325,7 +325,7 @@ const targetSchema = z
     budget: budgetSchema
       .optional()
       .describe(
-        "Money it may spend per period (on the limits' store): once spent, it is out of rotation and traffic goes to the route's other targets.",
+        "Money it may spend per period (on the limits' store): a request its budget has no room for goes to the route's other targets instead (usd is not a refusal here).",
       ),
   })
   .describe("One upstream of a route.");
@@ -548,6 +548,12 @@ export const configSchema = z.strictObject({
         .boolean()
         .default(false)
         .describe("Keep the request context in AsyncLocalStorage; costs CPU on every request."),
+      costHeaders: z
+        .boolean()
+        .default(true)
+        .describe(
+          "Tell clients what their request cost: x-aigw-cost-usd on JSON answers, a last SSE comment on streams. false where upstream prices are not theirs to know.",
+        ),
       keepAliveIntervalMs: milliseconds(
         'Silence on a stream after which a ": keep-alive" comment is sent, in ms. Default 15,000.',
       ).optional(),
@@ -630,6 +636,9 @@ export const configSchema = z.strictObject({
         .optional()
         .describe("Open mode: a header naming the client; the client address otherwise."),
       default: limitSettingsSchema.optional(),
+      reservationTtlMs: milliseconds(
+        "How long a request's token and cost reservation holds when it is never settled (the instance died), in ms; also the longest a stream's reservation stays counted while it runs, so set it above your longest streams.",
+      ).default(900_000),
       budgetWebhook: z
         .strictObject({
           url: z
@@ -645,7 +654,9 @@ export const configSchema = z.strictObject({
           timeoutMs: milliseconds("Longest wait for its answer, in ms.").default(5_000),
         })
         .optional()
-        .describe("Called once per period and soft budget threshold, by one instance."),
+        .describe(
+          "Called once per period and soft budget threshold (by one instance when they share the limits' Redis).",
+        ),
     })
     .prefault({})
     .refine((limits) => limits.store !== "redis" || limits.redis, {

@@ -64,6 +64,7 @@ export async function createServerLimits(
   ): Limiter {
     const options: LimiterOptions = {
       ...limiterLimits,
+      reservationTtlMs: limits.reservationTtlMs,
       onBudgetThreshold: (event) => budgetAlert(scope, event),
     };
     let limiter: Limiter;

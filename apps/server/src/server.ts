@@ -103,6 +103,7 @@ export async function createGatewayFromConfig(
       config.metrics.port === undefined ? { bearerToken: config.metrics.bearerToken } : false,
     adminEndpoint: config.admin,
     asyncContext: config.gateway.asyncContext,
+    costHeaders: config.gateway.costHeaders,
     cors: config.gateway.cors,
     allowedHosts: allowedHosts(config),
     maxBodyBytes: config.gateway.maxBodyBytes,

@@ -1,4 +1,4 @@
-import { formatUsd, type ModelPricing, type PriceTable, usdToNano } from "@aigw/pricing";
+import { formatUsd, type ModelPricing, nanoToUsd, type PriceTable, usdToNano } from "@aigw/pricing";
 import { createSseComment, type SseEvent } from "@aigw/provider";
 import type { BudgetLimit, BudgetUsage, QuotaPeriod } from "@aigw/ratelimit";
 import type { Exchange } from "./exchange.js";
@@ -43,7 +43,10 @@ export function budgetLimit(budget: MoneyBudget, field: string): BudgetLimit {
 export interface RequestCost {
   /** Undefined when the model that answered has no price (never counted as 0). */
   nanoUsd: number | undefined;
-  /** Computed from estimated usage (a stream cut off before its usage came). */
+  /**
+   * Not from usage the upstream reported: a stream cut off before its usage came (the usage
+   * seen so far), or a client gone before any answer (what the request reserved).
+   */
   estimated: boolean;
   /** A cache hit: what its answer cost upstream when it was made, so what the hit saved. */
   savedNanoUsd?: number | undefined;
@@ -64,17 +67,15 @@ export function costComment(cost: RequestCost): SseEvent | undefined {
   return createSseComment(text);
 }
 
-const usd = (nanoUsd: number) => nanoUsd / 1e9;
-
 /** A budget as GET /v1/usage shows it: USD amounts, times in seconds since the epoch. */
 export function budgetReport(budget: BudgetUsage) {
   return {
     currency: "usd",
-    limit: budget.limit === undefined ? null : usd(budget.limit),
-    spent: usd(budget.spent),
-    reserved: usd(budget.reserved),
-    remaining: budget.remaining === undefined ? null : usd(budget.remaining),
-    soft_limits: budget.thresholds.map(usd),
+    limit: budget.limit === undefined ? null : nanoToUsd(budget.limit),
+    spent: nanoToUsd(budget.spent),
+    reserved: nanoToUsd(budget.reserved),
+    remaining: budget.remaining === undefined ? null : nanoToUsd(budget.remaining),
+    soft_limits: budget.thresholds.map(nanoToUsd),
     period_start: Math.floor(budget.periodStart / 1000),
     period_end: Math.floor(budget.periodEnd / 1000),
   };
@@ -85,8 +86,8 @@ export interface Costing {
   pricingOf(target: RouteTarget, model: string): ModelPricing | undefined;
   /**
    * The most a request may cost, in nano-USD: the dearest target it may reach (its route's and
-   * its fallbacks'), `inputTokens` at the input rate and `outputTokens` at the output rate;
-   * undefined when none of them has a price.
+   * its fallbacks' and context fallbacks'), by `ModelPricing.maxCost`; undefined when none of
+   * them has a price.
    */
   maxCost(
     route: ResolvedRoute,
@@ -110,7 +111,10 @@ export function createCosting({ table, router }: CostingOptions): Costing {
 
   function maxCost(route: ResolvedRoute, model: string, inputTokens: number, outputTokens: number) {
     let most: number | undefined;
-    const routes = [route, ...route.fallbacks.map((name) => router.route(name))];
+    const routes = [
+      route,
+      ...[...route.fallbacks, ...route.contextFallbacks].map((name) => router.route(name)),
+    ];
     for (const candidate of routes) {
       for (const target of candidate?.targets ?? []) {
         const pricing = pricingOf(target, target.model ?? model);
@@ -118,8 +122,7 @@ export function createCosting({ table, router }: CostingOptions): Costing {
         most = Math.max(most ?? 0, pricing.maxCost(inputTokens, outputTokens));
       }
     }
-    // A client may ask for more output than a number can count exactly: reserve the most there is.
-    return most === undefined ? undefined : Math.min(most, Number.MAX_SAFE_INTEGER);
+    return most;
   }
 
   /** A cache hit is priced as its route's first target would have answered it. */
@@ -141,8 +144,12 @@ export function createCosting({ table, router }: CostingOptions): Costing {
         savedNanoUsd: usage && cachedPricing(exchange)?.cost(usage),
       };
     } else if (!usage) {
-      // Nothing was answered (a failure before any upstream output): nothing to pay for.
-      cost = { nanoUsd: 0, estimated: false };
+      // No answer came. A client that left once an upstream was asked may still be billed for
+      // it: that counts as what the request reserved. A failure is not paid for.
+      cost =
+        outcome.status === 499 && outcome.attempts > 0
+          ? { nanoUsd: exchange.reservedCost, estimated: true }
+          : { nanoUsd: 0, estimated: false };
     } else {
       cost = { nanoUsd: pricing?.cost(usage), estimated: usage.estimated === true };
     }

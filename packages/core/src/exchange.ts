@@ -91,6 +91,8 @@ export interface Exchange {
   limitHeaders: Record<string, string> | undefined;
   /** Tokens held for this request (its user's, its tenant's), settled to its real usage when it ends. */
   reservations: HeldReservation[];
+  /** The most the request may cost in nano-USD, as its budgets reserved it (when they did). */
+  reservedCost: number | undefined;
   /** The JSON text the client sent, when it can go upstream byte for byte. */
   receivedJson: Uint8Array | string | undefined;
   /** The attempt whose stream is being served, ended with the stream. */

@@ -116,6 +116,12 @@ export interface GatewayOptions {
    */
   prices?: PriceTable | false;
   /**
+   * Whether clients are told what their request cost: `x-aigw-cost-usd` (and
+   * `x-aigw-cost-saved-usd` for a cache hit) on JSON answers, the same as a stream's last SSE
+   * comment. Default true; false where upstream prices are not the clients' to know.
+   */
+  costHeaders?: boolean;
+  /**
    * How routes with several targets keep failing ones out of rotation: a circuit breaker of
    * @aigw/balancer (`createRedisCircuitBreaker()` shares it between instances). Default: one
    * in memory with its default settings.
@@ -275,6 +281,7 @@ export function createGateway(options: GatewayOptions): Gateway {
   const cors = options.cors ? createCors(options.cors) : undefined;
   const tenants = createTenantDirectory(options.tenants ?? {}, options.authenticate);
   const limits = options.limits ?? {};
+  const costHeaders = options.costHeaders ?? true;
   const costing =
     options.prices === false
       ? undefined
@@ -339,12 +346,8 @@ export function createGateway(options: GatewayOptions): Gateway {
         ? held.reservation.estimate
         : (usage?.totalTokens ?? (outcome.error ? 0 : held.reservation.estimate));
       const used = outcome.cache === "HIT" && !responseCache?.chargeHits ? 0 : charged;
-      // Money: what the usage seen cost (estimated for a stream cut off); all it held when
-      // the model has no price or the client left before any usage came.
-      const spent =
-        cost?.nanoUsd === undefined || (outcome.status === 499 && !usage)
-          ? held.reservation.cost
-          : cost.nanoUsd;
+      // Money: what the request cost (see costOf); all it held when that is unknown.
+      const spent = cost?.nanoUsd ?? held.reservation.cost;
       held.limiter.settle(held.reservation, used, spent).catch(() => {});
     }
     exchange.detach();
@@ -358,7 +361,8 @@ export function createGateway(options: GatewayOptions): Gateway {
     hooks,
     keepAliveIntervalMs,
     lateFirstEvent: (exchange, event) => observer.firstEvent(exchange, event.data),
-    lastEvent: costing && ((exchange) => costComment(costing.costOf(exchange))),
+    lastEvent:
+      costing && costHeaders ? (exchange) => costComment(costing.costOf(exchange)) : undefined,
     finish,
   };
 
@@ -433,7 +437,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     if (result.response.kind !== "json") throw new TypeError("unexpected upstream response");
     headers["content-type"] = result.response.headers["content-type"] ?? jsonContentType;
     outcome.usage = result.response.usage;
-    if (costing) Object.assign(headers, costing.headers(costing.costOf(exchange)));
+    if (costing && costHeaders) Object.assign(headers, costing.headers(costing.costOf(exchange)));
     const hookResponse: HookResponse = {
       status: result.response.status,
       headers,
@@ -470,6 +474,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     if (steps.length === 0) return;
     const need = tokenNeed(exchange.protocol, endpoint, body, route.reserveOutputTokens);
     need.cost = costing?.maxCost(route, model, need.inputTokens, need.outputTokens);
+    exchange.reservedCost = need.cost;
     const giveBack = () => {
       for (const held of exchange.reservations) {
         held.limiter.settle(held.reservation, 0).catch(() => {});
@@ -682,6 +687,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       tenant: { id: "anonymous", options: {} },
       limitHeaders: undefined,
       reservations: [],
+      reservedCost: undefined,
       receivedJson: undefined,
       attempt: undefined,
       clientGone: () => cancellation.aborted && cancellation.reason !== shutdownReason,

@@ -57,7 +57,7 @@ export interface TokenNeed {
   outputTokens: number;
   /** The most it may cost in nano-USD, reserved from budgets; undefined when not priced. */
   cost: number | undefined;
-  /** Whether the request set its own output cap (else 4,096 output tokens were assumed). */
+  /** Whether the request set its own output cap (else its route's reserveOutputTokens were assumed). */
   outputCapped: boolean;
   endpoint: Endpoint;
 }
@@ -215,7 +215,7 @@ export function admissionError(
         ? `${asked}, more than ${whose} allows in a whole period (${limit}); ${howToLower(need)}.`
         : budget.remaining > 0
           ? `${asked} and only ${usd(budget.remaining)} of ${whose} (${limit}) remains; ${howToLower(need)}, or wait: ${resets}.`
-          : `You spent ${whose} for this period (${limit}); ${resets}.`;
+          : `${whose[0]?.toUpperCase()}${whose.slice(1)} (${limit}) is spent or held by requests in flight; ${resets}.`;
     return new AigwError(message, {
       status: 429,
       type: "insufficient_quota",

@@ -1,3 +1,4 @@
+import { nanoToUsd } from "@aigw/pricing";
 import type { AigwError, TokenUsage } from "@aigw/provider";
 import type { Span, Tracer } from "@opentelemetry/api";
 import { shown } from "./errors.js";
@@ -93,8 +94,9 @@ export function createObserver(
       outputTokens: usage?.outputTokens,
       tokensEstimated: usage?.estimated,
       // null: the model that answered has no price (its cost is unknown, not 0).
-      costUsd: cost && (cost.nanoUsd === undefined ? null : cost.nanoUsd / 1e9),
-      costSavedUsd: cost?.savedNanoUsd === undefined ? undefined : cost.savedNanoUsd / 1e9,
+      costUsd: cost && (cost.nanoUsd === undefined ? null : nanoToUsd(cost.nanoUsd)),
+      costEstimated: cost?.estimated || undefined,
+      costSavedUsd: cost?.savedNanoUsd === undefined ? undefined : nanoToUsd(cost.savedNanoUsd),
       durationMs: Math.round(durationMs),
       ttftMs: outcome.firstEventMs === undefined ? undefined : Math.round(outcome.firstEventMs),
       waitMs: outcome.waitMs >= 1 ? Math.round(outcome.waitMs) : undefined,

@@ -13,6 +13,7 @@ import {
   setJsonFields,
   sleep,
 } from "@aigw/provider";
+import type { Admission } from "@aigw/ratelimit";
 import type { Span } from "@opentelemetry/api";
 import type { Costing } from "./cost.js";
 import { toAigwError } from "./errors.js";
@@ -239,6 +240,18 @@ function targetsAtCapacity(until: number, route: string): AigwError {
   );
 }
 
+function targetBudgetsSpent(route: string, resetMs: number): AigwError {
+  return new AigwError(
+    `The budgets of the upstreams of model route '${route}' have no room for this request this period; the soonest resets in ${Math.ceil(resetMs / 1000)} s. A lower max_tokens lowers what it may cost.`,
+    {
+      status: 429,
+      type: "insufficient_quota",
+      code: "insufficient_quota",
+      headers: { "x-should-retry": "false" },
+    },
+  );
+}
+
 /**
  * The request loop. Each attempt goes to a target its route's balancer picks, skipping the
  * ones this request already tried; once a route has none left, its fallback routes follow in
@@ -262,7 +275,7 @@ export async function callUpstream(
   const { hooks, observer, router, firstEventWaitMs, costing } = settings;
   const { context, outcome } = exchange;
   const deadlineAt = Date.now() + (route.targets[0]?.provider.deadline ?? 600_000);
-  const budget = route.maxAttempts;
+  const attemptLimit = route.maxAttempts;
   let attempts = 0;
   let lastError: AigwError | undefined;
   let retries = 0;
@@ -314,6 +327,8 @@ export async function callUpstream(
   let cappedUntil: number | undefined;
   /** The first refusal of a provider that could not translate the request. */
   let refusal: AigwError | undefined;
+  /** When the soonest target budget that had no room for this request starts a new period. */
+  let budgetResetMs: number | undefined;
   /** A failed attempt gives back what its target's cap held: the answer is someone else's. */
   const releaseCap = (held: HeldReservation | undefined) => {
     if (!held) return;
@@ -321,7 +336,7 @@ export async function callUpstream(
     held.limiter.settle(held.reservation, 0).catch(() => {});
   };
 
-  while (attempts < budget) {
+  while (attempts < attemptLimit) {
     const picked = await current.balancer.pick({
       exclude: tried,
       eligible: current.capped ? underCap : undefined,
@@ -330,6 +345,9 @@ export async function callUpstream(
       if (nextRoute()) continue;
       if (!lastError) {
         if (refusal) throw refusal;
+        if (budgetResetMs !== undefined && cappedUntil === undefined) {
+          throw targetBudgetsSpent(current.name, budgetResetMs);
+        }
         throw cappedUntil === undefined
           ? allTargetsOut(current.balancer.soonestRecovery(), current.name)
           : targetsAtCapacity(cappedUntil, current.name);
@@ -403,15 +421,28 @@ export async function callUpstream(
         refusal ??= modelNotPriced(sentModel);
         continue;
       }
-      const admission = await cap.limiter.admit(target.id, {
-        requests: 1,
-        tokens: need.tokens,
-        cost: cost ?? 0,
-      });
+      let admission: Admission;
+      try {
+        admission = await cap.limiter.admit(target.id, {
+          requests: 1,
+          tokens: need.tokens,
+          cost: cost ?? 0,
+        });
+      } catch (error) {
+        picked.end();
+        throw error;
+      }
       if (!admission.allowed) {
         picked.end();
         tried ??= new Set();
         tried.add(target.id);
+        const { requests, tokens, budget } = admission;
+        if ((requests?.allowed ?? true) && (tokens?.allowed ?? true) && budget?.allowed === false) {
+          // Its budget has no room for this request; a smaller one may still fit, so the target
+          // stays in rotation, checked by each request.
+          budgetResetMs = Math.min(budgetResetMs ?? budget.resetMs, budget.resetMs);
+          continue;
+        }
         cap.refusedUntil = Date.now() + Math.min(admission.retryAfterMs, 60_000);
         cappedUntil = Math.min(cappedUntil ?? cap.refusedUntil, cap.refusedUntil);
         continue;
@@ -425,6 +456,8 @@ export async function callUpstream(
       ? sentText(exchange.receivedJson, call, body, hooks.hasBeforeRequest)
       : undefined;
     attempts++;
+    // Counted as it starts: a client gone while it runs leaves it unrecorded, yet it was made.
+    outcome.attempts = attempts;
     const attemptStarted = performance.now();
     let waitMs: number | undefined;
     const { traceparent, span } = observer.startAttempt(exchange, target.provider.kind);
@@ -462,7 +495,7 @@ export async function callUpstream(
         },
         // Sending again without what the provider added is one more upstream call.
         mayResend: () => {
-          if (attempts >= budget) return false;
+          if (attempts >= attemptLimit) return false;
           attempts++;
           return true;
         },

@@ -170,6 +170,19 @@ describe("what a request cost", () => {
     expect(text).toContain(`aigw_cost_saved_usd_total{model="gpt-4o-mini"} ${cost / 1e9}\n`);
   });
 
+  it("costHeaders: false keeps the cost from clients, not from the log", async () => {
+    running = await startGateway(options({ costHeaders: false }));
+    const { response } = await client().chat.completions.create(ask()).withResponse();
+    expect(response.headers.get("x-aigw-cost-usd")).toBeNull();
+    expect(lastLine().costUsd).toBeGreaterThan(0);
+    const streamed = await fetch(`${running.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ ...ask(), stream: true }),
+    });
+    expect(await streamed.text()).not.toContain("x-aigw-cost-usd");
+  });
+
   it("prices: false turns costs off", async () => {
     running = await startGateway(options({ prices: false }));
     const { response } = await client().chat.completions.create(ask()).withResponse();
@@ -303,6 +316,52 @@ describe("money budgets", () => {
       served.push(response.headers.get("x-aigw-provider"));
     }
     expect(served).toEqual(["mock", "other", "other"]);
+  });
+
+  it("a request a target's budget has no room for is refused as such, and leaves the target for smaller ones", async () => {
+    running = await startGateway(
+      options({
+        models: {
+          "gpt-4o-mini": {
+            price: { input: 1000, output: 1000 },
+            targets: [{ provider: "mock", budget: { usd: 0.05, period: "month" } }],
+          },
+        },
+      }),
+    );
+    const large = await client()
+      .chat.completions.create(ask(undefined, undefined, 100))
+      .catch((error: unknown) => error as InstanceType<typeof OpenAI.APIError>);
+    expect(large).toMatchObject({ status: 429, code: "insufficient_quota" });
+    expect((large as Error).message).toMatch(
+      /budgets of the upstreams of model route 'gpt-4o-mini' have no room for this request/,
+    );
+    expect(upstream.requests).toHaveLength(0);
+    const { response } = await client()
+      .chat.completions.create(ask(undefined, undefined, 5))
+      .withResponse();
+    expect(response.headers.get("x-aigw-provider")).toBe("mock");
+  });
+
+  it("charges a request whose client left before any usage came what it reserved, flagged estimated", async () => {
+    running = await startGateway(options({ tenants: tenants({ limit: 1e12, period: "month" }) }));
+    upstream.enqueue({ kind: "stall" });
+    const controller = new AbortController();
+    const asked = client(acmeKey)
+      .chat.completions.create(ask(undefined, undefined, 100), { signal: controller.signal })
+      .catch(() => undefined);
+    await waitFor(() => upstream.requests.length === 1);
+    controller.abort();
+    await asked;
+    await waitFor(async () => (await usageOf(acmeKey)).budget?.reserved === 0);
+    const spent = Math.round(((await usageOf(acmeKey)).budget?.spent ?? 0) * 1e9);
+    // Its prompt estimate (11 tokens) at 150 and 100 output tokens at 600 nano-USD.
+    expect(spent).toBe(11 * 150 + 100 * 600);
+    await waitFor(() => lines.some((line) => line.status === 499));
+    expect(lines.find((line) => line.status === 499)).toMatchObject({
+      costUsd: spent / 1e9,
+      costEstimated: true,
+    });
   });
 
   it("refuses budgets it cannot count", async () => {

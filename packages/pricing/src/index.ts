@@ -1,5 +1,5 @@
 export { builtInPriceSource, builtInPrices } from "./built-in-prices.js";
-export { formatUsd, usdToNano } from "./money.js";
+export { formatUsd, nanoToUsd, usdToNano } from "./money.js";
 export { priceModel } from "./price-model.js";
 export { createPriceTable } from "./price-table.js";
 export type {

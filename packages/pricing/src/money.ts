@@ -13,6 +13,14 @@ export function formatUsd(nanoUsd: number): string {
   return `${sign}${digits.slice(0, -9)}${fraction ? `.${fraction}` : ""}`;
 }
 
+/**
+ * An amount of nano-USD as a number of USD, for display and JSON (`123456` → `0.000123456`):
+ * the double nearest the exact decimal, never summed again.
+ */
+export function nanoToUsd(nanoUsd: number): number {
+  return nanoUsd / 1e9;
+}
+
 const decimal = /^(\d+)(?:\.(\d+))?(?:e([+-]\d+))?$/;
 
 /**

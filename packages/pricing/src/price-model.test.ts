@@ -171,6 +171,19 @@ describe("maxCost", () => {
     expect(builtIn("gpt-4o-mini").maxCost(1000, 200)).toBe(150_000 + 120_000);
   });
 
+  it("takes the tier a prompt a quarter larger would pick: estimates fall short", () => {
+    // 170,000 × 1.25 is past 200,000: the tier's 1-hour write rate, 12 USD per million.
+    expect(builtIn("claude-sonnet-4-5").maxCost(170_000, 0)).toBe(2_040_000_000);
+    // 150,000 × 1.25 is not: the base 1-hour write rate, 6.
+    expect(builtIn("claude-sonnet-4-5").maxCost(150_000, 0)).toBe(900_000_000);
+  });
+
+  it("stops at Number.MAX_SAFE_INTEGER, an amount counters hold exactly", () => {
+    const pricing = builtIn("gpt-4o-mini");
+    expect(pricing.maxCost(1, 1e15)).toBe(Number.MAX_SAFE_INTEGER);
+    expect(pricing.cost({ inputTokens: 1e15, outputTokens: 1e15 })).toBe(Number.MAX_SAFE_INTEGER);
+  });
+
   it("prices all output at the higher of output and reasoning", () => {
     expect(priceModel("thinker", { input: 1, output: 4, reasoning: 10 }).maxCost(100, 300)).toBe(
       3_100_000,

@@ -99,6 +99,9 @@ function resolve(rates: PicoInput): PicoRates {
 const priceFields = new Set<string>([...rateNames, "tiers"]);
 const tierFields = new Set<string>(["aboveInputTokens", ...rateNames]);
 
+/** How far a prompt's estimate may fall short, for the tier an upper bound takes. */
+const tierMargin = 1.25;
+
 /** A token count as a whole number from 0 to Number.MAX_SAFE_INTEGER. */
 function count(value: unknown): number {
   if (typeof value !== "number" || !(value > 0)) return 0;
@@ -129,8 +132,10 @@ function bigNanoOf(pairs: number[]): number {
   for (let index = 0; index < pairs.length; index += 2) {
     sum += BigInt(pairs[index] ?? 0) * BigInt(pairs[index + 1] ?? 0);
   }
-  // Exact up to Number.MAX_SAFE_INTEGER nano-USD (9 million USD), the nearest number beyond.
-  return Number((sum + 999n) / 1000n);
+  // Exact up to Number.MAX_SAFE_INTEGER nano-USD (9 million USD), where it stops: amounts
+  // counters and budgets can still hold exactly.
+  const nano = (sum + 999n) / 1000n;
+  return nano > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(nano);
 }
 
 /**
@@ -230,8 +235,8 @@ export function priceModel(name: string, price: ModelPrice): ModelPricing {
     },
     maxCost(inputTokens: number, outputTokens: number): number {
       const input = count(inputTokens);
-      const rates = ratesFor(input);
-      return nanoOf([input, rates.maxInput, count(outputTokens), rates.maxOutput]);
+      const margined = ratesFor(Math.ceil(input * tierMargin));
+      return nanoOf([input, margined.maxInput, count(outputTokens), margined.maxOutput]);
     },
   };
 }

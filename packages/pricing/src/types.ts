@@ -53,14 +53,17 @@ export interface ModelPricing {
    * What a request cost, in nano-USD (1e-9 USD): a whole number, rounded up once from the exact
    * sum. Token counts that are negative or not finite count as 0, fractions are dropped, and
    * parts larger than what holds them (cache reads beyond `inputTokens`, reasoning beyond
-   * `outputTokens`) are cut down to it, so the cost is never negative.
+   * `outputTokens`) are cut down to it, so the cost is never negative. At most
+   * `Number.MAX_SAFE_INTEGER` (about 9 million USD).
    */
   cost(usage: TokenUsage): number;
   /**
    * An upper bound of a request's cost in nano-USD, to reserve before the answer is known: the
-   * tier chosen by `inputTokens`, all input at the highest input-side rate (uncached, cache
-   * read or cache write: Anthropic's 1-hour writes cost twice the input) and all output at the
-   * higher of `output` and `reasoning`. A bound as long as the token counts given are.
+   * tier a prompt a quarter larger than `inputTokens` would pick (an estimate may fall short),
+   * all input at the highest input-side rate (uncached, cache read or cache write: Anthropic's
+   * 1-hour writes cost twice the input) and all output at the higher of `output` and
+   * `reasoning`. A bound as long as the token counts given are; at most
+   * `Number.MAX_SAFE_INTEGER`.
    */
   maxCost(inputTokens: number, outputTokens: number): number;
 }

@@ -265,6 +265,17 @@ const usdAmount = (what: string) =>
     )
     .describe(what);
 
+/** A calendar period and the time zone it follows, as quotas and budgets count them. */
+const calendarPeriod = {
+  period: z.enum(["hour", "day", "week", "month"]).describe("Calendar period."),
+  timeZone: z
+    .string()
+    .min(1)
+    .refine(isTimeZone, "must be an IANA time zone, such as UTC or Europe/Paris")
+    .default("UTC")
+    .describe("IANA time zone whose calendar the periods follow."),
+};
+
 const budgetSchema = z
   .strictObject({
     usd: usdAmount(
@@ -277,13 +288,7 @@ const budgetSchema = z
       .describe(
         "Soft thresholds in USD: each logs a warning, counts in aigw_budget_threshold_reached_total and calls limits.budgetWebhook, once per period.",
       ),
-    period: z.enum(["hour", "day", "week", "month"]).describe("Calendar period."),
-    timeZone: z
-      .string()
-      .min(1)
-      .refine(isTimeZone, "must be an IANA time zone, such as UTC or Europe/Paris")
-      .default("UTC")
-      .describe("IANA time zone whose calendar the periods follow."),
+    ...calendarPeriod,
   })
   .describe(
     "A money budget per calendar period: each request reserves the most it may cost and settles to what it cost. With neither usd nor softUsd it only counts the spend (for GET /v1/usage).",
@@ -458,13 +463,7 @@ const limitSettingsSchema = z
     quota: z
       .strictObject({
         tokens: z.number().int().positive().describe("Tokens per period."),
-        period: z.enum(["hour", "day", "week", "month"]).describe("Calendar period."),
-        timeZone: z
-          .string()
-          .min(1)
-          .refine(isTimeZone, "must be an IANA time zone, such as UTC or Europe/Paris")
-          .default("UTC")
-          .describe("IANA time zone whose calendar the periods follow."),
+        ...calendarPeriod,
       })
       .optional()
       .describe("A token quota per calendar period."),

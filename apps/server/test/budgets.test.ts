@@ -1,4 +1,3 @@
-import { execFileSync } from "node:child_process";
 import { createServer, type Server } from "node:http";
 import {
   closeServer,
@@ -10,9 +9,8 @@ import {
   waitFor,
 } from "@aigw/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { runServer, type ServerProcess, writeConfig } from "./run-server.js";
+import { createKey, runServer, type ServerProcess, writeConfig } from "./run-server.js";
 
-const cli = new URL("../dist/cli.js", import.meta.url).pathname;
 let upstream: MockUpstream;
 let redis: RedisServer;
 let webhook: Server;
@@ -41,14 +39,6 @@ afterAll(async () => {
   await redis?.stop();
   if (webhook) await closeServer(webhook);
 });
-
-function createKey() {
-  const output = execFileSync(process.execPath, [cli, "keys", "create"], { encoding: "utf8" });
-  const key = /^key:\s+(\S+)$/m.exec(output)?.[1];
-  const hash = /^sha256:\s+([0-9a-f]{64})$/m.exec(output)?.[1];
-  if (!key || !hash) throw new Error(`unexpected output: ${output}`);
-  return { key, hash };
-}
 
 const nano = (usd: string | number | null | undefined) => Math.round(Number(usd) * 1e9);
 

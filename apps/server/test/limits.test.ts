@@ -1,4 +1,3 @@
-import { execFileSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import {
   type MockUpstream,
@@ -8,9 +7,8 @@ import {
   waitFor,
 } from "@aigw/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { runServer, type ServerProcess, writeConfig } from "./run-server.js";
+import { createKey, runServer, type ServerProcess, writeConfig } from "./run-server.js";
 
-const cli = new URL("../dist/cli.js", import.meta.url).pathname;
 let upstream: MockUpstream;
 let redis: RedisServer;
 const servers: ServerProcess[] = [];
@@ -24,14 +22,6 @@ afterAll(async () => {
   await upstream?.close();
   await redis?.stop();
 });
-
-function createKey() {
-  const output = execFileSync(process.execPath, [cli, "keys", "create"], { encoding: "utf8" });
-  const key = /^key:\s+(\S+)$/m.exec(output)?.[1];
-  const hash = /^sha256:\s+([0-9a-f]{64})$/m.exec(output)?.[1];
-  if (!key || !hash) throw new Error(`unexpected output: ${output}`);
-  return { key, hash };
-}
 
 describe("limits across gateway instances", () => {
   it("`aigw keys create` prints a key and the sha256 the config stores", () => {

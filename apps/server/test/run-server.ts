@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { once } from "node:events";
 import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -85,4 +85,13 @@ export async function writeConfig(text: string): Promise<string> {
   const file = join(folder, "aigw.yaml");
   await writeFile(file, text);
   return file;
+}
+
+/** `aigw keys create`: a new gateway key and the sha256 that goes into a config. */
+export function createKey(): { key: string; hash: string } {
+  const output = execFileSync(process.execPath, [cli, "keys", "create"], { encoding: "utf8" });
+  const key = /^key:\s+(\S+)$/m.exec(output)?.[1];
+  const hash = /^sha256:\s+([0-9a-f]{64})$/m.exec(output)?.[1];
+  if (!key || !hash) throw new Error(`unexpected output: ${output}`);
+  return { key, hash };
 }

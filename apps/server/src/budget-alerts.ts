@@ -25,8 +25,9 @@ export function createBudgetAlert(
   logger: Logger,
   metrics: Metrics | undefined,
 ): BudgetAlert {
-  async function post(body: string) {
+  async function post(report: Record<string, unknown>) {
     if (!webhook) return;
+    const body = JSON.stringify(report);
     for (let attempt = 1; attempt <= webhookAttempts; attempt++) {
       let failure: string;
       try {
@@ -45,7 +46,11 @@ export function createBudgetAlert(
         failure = (error as Error).name === "TimeoutError" ? "timed out" : "unreachable";
       }
       if (attempt === webhookAttempts) {
-        logger.error({ webhook: "budget", failure }, "budget webhook failed");
+        const { scope, key, threshold_usd } = report;
+        logger.error(
+          { webhook: "budget", failure, scope, key, threshold_usd },
+          "budget webhook failed",
+        );
         return;
       }
       await new Promise((resolve) => setTimeout(resolve, attempt * 1000).unref());
@@ -65,6 +70,6 @@ export function createBudgetAlert(
     };
     logger.warn({ budget: report }, `${scope} budget passed ${report.threshold_usd} USD`);
     metrics?.budgetThresholdReached({ scope });
-    post(JSON.stringify(report)).catch(() => {});
+    post(report).catch(() => {});
   };
 }

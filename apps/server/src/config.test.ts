@@ -259,6 +259,19 @@ describe("parseConfig", () => {
     expect(
       refused({ limits: { default: { budget: { usd: 0.0000000001, period: "day" } } } }),
     ).toThrow(/limits\.default\.budget\.usd: must have at most 9 decimals/);
+    expect(refused({ limits: { default: { budget: { usd: 0, period: "day" } } } })).toThrow(
+      /^Invalid configuration:\n {2}limits\.default\.budget\.usd: Too small: expected number to be >0$/,
+    );
+    expect(
+      refused({ limits: { default: { budget: { usd: 5, softUsd: [1, 5], period: "day" } } } }),
+    ).toThrow(/limits\.default\.budget\.softUsd: every softUsd must be below usd/);
+    expect(
+      refused({
+        models: {
+          echo: { targets: [{ provider: "echo", price: { input: 1, output: 2, foo: 1 } }] },
+        },
+      }),
+    ).toThrow(/models\.echo\.targets\.0\.price: unknown key 'foo'; valid keys here: input, output/);
     expect(refused({ prices: { x: { input: 1 } } })).toThrow(/prices\.x\.output/);
     expect(refused({ prices: { x: { input: 1, output: 2, cached: 1 } } })).toThrow(/prices\.x/);
     expect(

@@ -208,7 +208,11 @@ const dropUnsupportedParamsSchema = z
   );
 
 const usdPerMillion = (what: string) =>
-  z.number().min(0).max(1_000_000).describe(`${what}, in USD per million tokens.`);
+  z
+    .number()
+    .min(0)
+    .max(1_000_000)
+    .describe(`${what}, in USD per million tokens (at most 6 decimals).`);
 
 const tokenRates = {
   input: usdPerMillion("Uncached input"),
@@ -255,6 +259,8 @@ const usdAmount = (what: string) =>
     .max(9_000_000)
     .refine(
       (usd) => {
+        // Out of range is said by the checks above.
+        if (!(usd > 0 && usd <= 9_000_000)) return true;
         try {
           return usdToNano(usd) > 0;
         } catch {
@@ -263,7 +269,7 @@ const usdAmount = (what: string) =>
       },
       { message: "must have at most 9 decimals" },
     )
-    .describe(what);
+    .describe(`${what} At most 9 decimals.`);
 
 /** A calendar period and the time zone it follows, as quotas and budgets count them. */
 const calendarPeriod = {
@@ -289,6 +295,10 @@ const budgetSchema = z
         "Soft thresholds in USD: each logs a warning, counts in aigw_budget_threshold_reached_total and calls limits.budgetWebhook, once per period.",
       ),
     ...calendarPeriod,
+  })
+  .refine(({ usd, softUsd = [] }) => usd === undefined || softUsd.every((soft) => soft < usd), {
+    message: "every softUsd must be below usd: a threshold at or above it is never reached",
+    path: ["softUsd"],
   })
   .describe(
     "A money budget per calendar period: each request reserves the most it may cost and settles to what it cost. With neither usd nor softUsd it only counts the spend (for GET /v1/usage).",
@@ -904,13 +914,18 @@ function keysAt(path: readonly PropertyKey[], raw: unknown): string[] | undefine
     const def = schema._zod.def as z.core.$ZodTypeDef & {
       shape?: Record<string, z.ZodType>;
       valueType?: z.ZodType;
+      element?: z.ZodType;
     };
     if (index === path.length)
       return def.type === "object" ? Object.keys(def.shape ?? {}) : undefined;
     const key = path[index] as PropertyKey;
-    value = isRecord(value) ? value[key as string] : undefined;
+    value =
+      isRecord(value) || Array.isArray(value)
+        ? (value as Record<PropertyKey, unknown>)[key]
+        : undefined;
     if (def.type === "object") schema = def.shape?.[key as string] as z.ZodType;
     else if (def.type === "record") schema = def.valueType as z.ZodType;
+    else if (def.type === "array") schema = def.element as z.ZodType;
     else return undefined;
     if (!schema) return undefined;
   }

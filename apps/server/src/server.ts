@@ -209,8 +209,12 @@ function announceUnpricedModels(config: ServerConfig, prices: PriceTable, logger
       const budget = "budget" in target ? target.budget : undefined;
       hardBudget ||= budget?.usd !== undefined;
       const model = target.model ?? name;
-      const priced = ("price" in target && target.price) || route.price || prices.lookup(model);
-      if (!priced) unpriced.add(model);
+      const priced =
+        ("price" in target && target.price) ||
+        route.price ||
+        prices.lookup(model) ||
+        prices.lookup(name);
+      if (!priced) unpriced.add(model === name ? name : `${name} (upstream ${model})`);
     }
   }
   if (unpriced.size === 0) return;
@@ -218,7 +222,7 @@ function announceUnpricedModels(config: ServerConfig, prices: PriceTable, logger
   if (hardBudget) {
     logger.warn(
       { models: [...unpriced] },
-      `no price for ${models}: requests to them are refused where a hard budget applies (400 model_not_priced); price them under prices or the route's price`,
+      `no price for ${models}: requests to them are refused where a hard budget applies (400 model_not_priced); price them under prices (by either name) or the route's price`,
     );
   } else {
     logger.info({ models: [...unpriced] }, `no price for ${models}: their cost is unknown`);

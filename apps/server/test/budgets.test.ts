@@ -173,14 +173,14 @@ describe("a money budget across two gateway instances on one Redis", () => {
     const soft = await runServer(["--config", await config("")]);
     servers.push(soft);
     await waitFor(() => notice(soft) !== undefined);
-    expect(notice(soft)).toMatchObject({ level: 30, models: ["llama"] });
+    expect(notice(soft)).toMatchObject({ level: 30, models: ["house (upstream llama)"] });
     const hard = await runServer([
       "--config",
       await config("limits: { default: { budget: { usd: 10, period: day } } }"),
     ]);
     servers.push(hard);
     await waitFor(() => notice(hard) !== undefined);
-    expect(notice(hard)).toMatchObject({ level: 40, models: ["llama"] });
+    expect(notice(hard)).toMatchObject({ level: 40, models: ["house (upstream llama)"] });
     expect(notice(hard).msg).toMatch(/refused where a hard budget applies/);
   });
 });

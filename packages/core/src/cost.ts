@@ -82,8 +82,15 @@ export function budgetReport(budget: BudgetUsage) {
 }
 
 export interface Costing {
-  /** The price of what a target answers (its own, its route's, or the table's for `model`). */
-  pricingOf(target: RouteTarget, model: string): ModelPricing | undefined;
+  /**
+   * The price of what a target answers: its own or its route's, else the table's for the model
+   * sent upstream, else the table's for the name the client asked for (an alias priced by name).
+   */
+  pricingOf(
+    target: RouteTarget,
+    sentModel: string,
+    requestedModel: string,
+  ): ModelPricing | undefined;
   /**
    * The most a request may cost, in nano-USD: the dearest target it may reach (its route's and
    * its fallbacks' and context fallbacks'), by `ModelPricing.maxCost`; undefined when none of
@@ -107,7 +114,10 @@ export interface CostingOptions {
 }
 
 export function createCosting({ table, router }: CostingOptions): Costing {
-  const pricingOf = (target: RouteTarget, model: string) => target.pricing ?? table.lookup(model);
+  const pricingOf = (target: RouteTarget, sentModel: string, requestedModel: string) =>
+    target.pricing ??
+    table.lookup(sentModel) ??
+    (requestedModel === sentModel ? undefined : table.lookup(requestedModel));
 
   function maxCost(route: ResolvedRoute, model: string, inputTokens: number, outputTokens: number) {
     let most: number | undefined;
@@ -117,7 +127,7 @@ export function createCosting({ table, router }: CostingOptions): Costing {
     ];
     for (const candidate of routes) {
       for (const target of candidate?.targets ?? []) {
-        const pricing = pricingOf(target, target.model ?? model);
+        const pricing = pricingOf(target, target.model ?? model, model);
         if (!pricing) continue;
         most = Math.max(most ?? 0, pricing.maxCost(inputTokens, outputTokens));
       }
@@ -129,7 +139,7 @@ export function createCosting({ table, router }: CostingOptions): Costing {
   function cachedPricing({ context }: Exchange): ModelPricing | undefined {
     const model = context.model;
     const target = model === undefined ? undefined : router.resolve(model)?.targets[0];
-    return target && pricingOf(target, target.model ?? (model as string));
+    return target && pricingOf(target, target.model ?? (model as string), model as string);
   }
 
   function costOf(exchange: Exchange): RequestCost {

@@ -73,9 +73,11 @@ const count = (tokens: number) => Math.max(0, tokens).toLocaleString("en");
 const usd = (nanoUsd: number) => `$${formatUsd(Math.max(0, nanoUsd))}`;
 
 /** A request no budget can admit: its model has no price, so what it may cost is unknown. */
-export function modelNotPriced(model: string): AigwError {
+export function modelNotPriced(model: string, sentModel?: string): AigwError {
+  const upstream =
+    sentModel && sentModel !== model ? ` (sent upstream as '${shown(sentModel)}')` : "";
   return invalidRequest(
-    `The model '${shown(model)}' has no price, and a budget applies to this request: its cost cannot be checked. The gateway's operator can give the model a price.`,
+    `The model '${shown(model)}'${upstream} has no price, and a budget applies to this request: its cost cannot be checked. The gateway's operator can price it (prices, or the route's price).`,
     "model",
     "model_not_priced",
   );
@@ -127,6 +129,16 @@ function duration(milliseconds: number): string {
   return milliseconds < 1000
     ? `${Math.ceil(milliseconds)}ms`
     : `${(milliseconds / 1000).toFixed(3).replace(/\.?0+$/, "")}s`;
+}
+
+/** A wait as people say it, rounded up: "40 s", "12 min", "5 h", "30 days". */
+function waitText(milliseconds: number): string {
+  const seconds = Math.max(1, Math.ceil(milliseconds / 1000));
+  if (seconds < 120) return `${seconds} s`;
+  const minutes = Math.ceil(seconds / 60);
+  if (minutes < 120) return `${minutes} min`;
+  const hours = Math.ceil(minutes / 60);
+  return hours < 48 ? `${hours} h` : `${Math.ceil(hours / 24)} days`;
 }
 
 function tightest(
@@ -189,7 +201,7 @@ export function admissionError(
   const { quota, tokens } = admission;
   const bucketsAllow = (admission.requests?.allowed ?? true) && (tokens?.allowed ?? true);
   if (quota && !quota.allowed && bucketsAllow) {
-    const resets = `it resets in ${duration(quota.resetMs)}`;
+    const resets = `it resets in ${waitText(quota.resetMs)}`;
     const asked = `This request may use up to about ${count(need.tokens)} tokens`;
     const message =
       need.tokens > quota.limit
@@ -209,7 +221,7 @@ export function admissionError(
     const whose = owner === "route" ? "this model's budget" : "your budget";
     const limit = `${usd(budget.limit)} this period`;
     const asked = `This request may cost up to ${usd(need.cost ?? 0)}`;
-    const resets = `it resets in ${duration(budget.resetMs)}`;
+    const resets = `it resets in ${waitText(budget.resetMs)}`;
     const message =
       (need.cost ?? 0) > budget.limit
         ? `${asked}, more than ${whose} allows in a whole period (${limit}); ${howToLower(need)}.`

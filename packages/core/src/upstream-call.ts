@@ -403,7 +403,7 @@ export async function callUpstream(
       }
     }
     let capHeld: HeldReservation | undefined;
-    const pricing = costing?.pricingOf(target, sentModel);
+    const pricing = costing?.pricingOf(target, sentModel, requestedModel);
     if (target.cap) {
       const { cap } = target;
       const need = tokenNeed(
@@ -418,7 +418,7 @@ export async function callUpstream(
         picked.end();
         tried ??= new Set();
         tried.add(target.id);
-        refusal ??= modelNotPriced(sentModel);
+        refusal ??= modelNotPriced(requestedModel, sentModel);
         continue;
       }
       let admission: Admission;

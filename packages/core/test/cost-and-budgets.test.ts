@@ -221,7 +221,7 @@ describe("money budgets", () => {
     expect(refused.status).toBe(429);
     expect(refused.code).toBe("insufficient_quota");
     expect(refused.message).toMatch(
-      /^429 This request may cost up to \$0\.0000\d+ and only \$0\.0000\d+ of your budget \(\$0\.00007 this period\) remains; a lower max_tokens/,
+      /^429 This request may cost up to \$0\.0000\d+ and only \$0\.0000\d+ of your budget \(\$0\.00007 this period\) remains; a lower max_tokens .*, or wait: it resets in \d+ (s|min|h|days)\.$/,
     );
     expect(refused.headers?.get("x-should-retry")).toBe("false");
     const tooLarge = await acme.chat.completions

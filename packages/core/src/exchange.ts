@@ -95,6 +95,10 @@ export interface Exchange {
   reservedCost: number | undefined;
   /** The JSON text the client sent, when it can go upstream byte for byte. */
   receivedJson: Uint8Array | string | undefined;
+  /** Kept for onFinish hooks only: the JSON the client sent, and a body that is not a stream. */
+  requestBody: Uint8Array | string | undefined;
+  responseBody: Uint8Array | string | undefined;
+  clientAddress: string | undefined;
   /** The attempt whose stream is being served, ended with the stream. */
   attempt: Attempt | undefined;
   /** Whether the request was cancelled by its client (not by a shutdown). */

@@ -62,6 +62,7 @@ import {
 } from "./tenants.js";
 import { readTraceContext } from "./trace-context.js";
 import type {
+  FinishedRequest,
   GatewayHooks,
   GatewayMetrics,
   GatewayRequest,
@@ -268,7 +269,7 @@ export function createGateway(options: GatewayOptions): Gateway {
   const adminToken = options.adminEndpoint?.bearerToken;
   const adminReader = adminToken ? bearerTokenCheck(adminToken) : undefined;
   const hooks = createHookRunner(options.hooks ?? [], logger);
-  const observer = createObserver(metrics, logger);
+  const observer = createObserver(metrics, logger, hooks.hasFinishHooks);
   metrics?.watchTargets?.(() =>
     router.targetStates().map(({ id, status }) => ({ target: id, status })),
   );
@@ -354,6 +355,45 @@ export function createGateway(options: GatewayOptions): Gateway {
     inFlight.delete(exchange.cancellation);
     if (inFlight.size === 0) drained?.();
     observer.finish(exchange);
+    if (hooks.hasFinishHooks) hooks.onFinish(finishedRequest(exchange), exchange.context);
+  }
+
+  function finishedRequest(exchange: Exchange): FinishedRequest {
+    const { context, outcome } = exchange;
+    const durationMs = performance.now() - context.startedAt;
+    return {
+      requestId: context.requestId,
+      traceId: context.traceId,
+      startedAt: Date.now() - durationMs,
+      durationMs,
+      timeToFirstTokenMs: outcome.firstEventMs,
+      method: context.method,
+      path: exchange.pathname,
+      endpoint: exchange.endpointLabel,
+      protocol: exchange.protocol.name,
+      tenant: context.tenant,
+      keyId: exchange.tenant.keyId,
+      clientAddress: exchange.clientAddress,
+      model: context.model,
+      route: context.route,
+      provider: outcome.providerName,
+      responseModel: outcome.responseModel,
+      status: outcome.status,
+      error: outcome.error,
+      stream: outcome.stream,
+      attempts: outcome.attemptLog.map(({ target, status, ms, route }) => ({
+        target,
+        route,
+        status,
+        durationMs: ms,
+      })),
+      usage: outcome.usage,
+      cost: outcome.cost,
+      cache: outcome.cache,
+      verdicts: context.verdicts,
+      requestBody: exchange.requestBody,
+      responseBody: exchange.responseBody,
+    };
   }
 
   const loopSettings: LoopSettings = { hooks, observer, router, firstEventWaitMs, costing };
@@ -386,6 +426,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     const reading = readJsonBody(request, bodyLimits);
     const { body, json } = reading instanceof Promise ? await reading : reading;
     exchange.receivedJson = json;
+    if (hooks.hasFinishHooks) exchange.requestBody = json ?? JSON.stringify(body);
     const model = exchange.protocol.validate(endpoint, body);
     context.endpoint = endpoint;
     context.model = model;
@@ -689,6 +730,9 @@ export function createGateway(options: GatewayOptions): Gateway {
       reservations: [],
       reservedCost: undefined,
       receivedJson: undefined,
+      requestBody: undefined,
+      responseBody: undefined,
+      clientAddress: request.clientAddress,
       attempt: undefined,
       clientGone: () => cancellation.aborted && cancellation.reason !== shutdownReason,
       detach: () => clientSignal?.removeEventListener("abort", onClientAbort),
@@ -718,6 +762,10 @@ export function createGateway(options: GatewayOptions): Gateway {
     }
     if (!outcome.stream) {
       outcome.status = response.status;
+      const { body } = response;
+      if (hooks.hasFinishHooks && (typeof body === "string" || body instanceof Uint8Array)) {
+        exchange.responseBody = body;
+      }
       finish(exchange);
     }
     if (exchange.limitHeaders) Object.assign(response.headers, exchange.limitHeaders);

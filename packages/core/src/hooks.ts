@@ -1,6 +1,7 @@
 import type { AigwError, SseEvent } from "@aigw/provider";
 import type {
   AttemptEvent,
+  FinishedRequest,
   GatewayHooks,
   GatewayRequest,
   HookResponse,
@@ -23,6 +24,10 @@ export interface HookRunner {
   /** Never throws: a failing onError hook is logged, the original error stands. */
   onError(error: AigwError, context: RequestContext): Promise<void> | undefined;
   onAttempt(event: AttemptEvent, context: RequestContext): void;
+  /** Whether any onFinish hook is set: only then does a request keep its bodies to the end. */
+  readonly hasFinishHooks: boolean;
+  /** Never throws, never waits: a failing onFinish hook is logged. */
+  onFinish(request: FinishedRequest, context: RequestContext): void;
 }
 
 type HookName = keyof GatewayHooks;
@@ -44,6 +49,9 @@ export function createHookRunner(hooks: GatewayHooks[], logger: Logger | undefin
   const afterResponseHooks = inReverse("afterResponse");
   const onChunkHooks = inReverse("onChunk");
   const onErrorHooks = inReverse("onError");
+  const onFinishHooks = inReverse("onFinish");
+  const finishFailed = (context: RequestContext) => (hookError: unknown) =>
+    logger?.error({ requestId: context.requestId, err: hookError }, "onFinish hook failed");
 
   return {
     hasChunkHooks: onChunkHooks.length > 0,
@@ -88,6 +96,17 @@ export function createHookRunner(hooks: GatewayHooks[], logger: Logger | undefin
     }),
     onAttempt(event, context) {
       for (const hook of onAttemptHooks) hook.onAttempt(event, context);
+    },
+    hasFinishHooks: onFinishHooks.length > 0,
+    onFinish(request, context) {
+      for (const hook of onFinishHooks) {
+        try {
+          const running = hook.onFinish(request, context);
+          if (running instanceof Promise) running.catch(finishFailed(context));
+        } catch (hookError) {
+          finishFailed(context)(hookError);
+        }
+      }
     },
   };
 }

@@ -44,6 +44,8 @@ export {
 } from "./tenants.js";
 export type {
   AttemptEvent,
+  FinishedAttempt,
+  FinishedRequest,
   GatewayHooks,
   GatewayMetrics,
   GatewayRequest,

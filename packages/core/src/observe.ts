@@ -58,14 +58,16 @@ function endSpans(exchange: Exchange) {
   }
 }
 
+/** `responseModels`: note the model of every answer, not only of traced ones (for onFinish). */
 export function createObserver(
   metrics: GatewayMetrics | undefined,
   logger: Logger | undefined,
+  responseModels: boolean,
 ): Observer {
   let tracer: Tracer | undefined;
 
   function responseStarted(exchange: Exchange, head: Uint8Array | string) {
-    if (!exchange.serverSpan?.isRecording()) return;
+    if (!responseModels && !exchange.serverSpan?.isRecording()) return;
     const text = typeof head === "string" ? head : headDecoder.decode(head.subarray(0, 512));
     exchange.outcome.responseModel = responseModelOf(text);
   }

@@ -21,6 +21,8 @@ export type Authenticate = (
 export interface Tenant {
   id: string;
   options: TenantOptions;
+  /** The first 16 hex digits of the sha256 of the key it presented, when a key was checked. */
+  keyId?: string;
 }
 
 /** The hex sha256 digest under which a gateway key is configured. */
@@ -102,7 +104,7 @@ export function createTenantDirectory(
       if (timingSafeEqual(entry.digest, digest)) match = entry.tenantId;
     }
     if (!match) throw invalidApiKey("Incorrect API key provided.");
-    return tenant(match);
+    return { ...tenant(match), keyId: digest.toString("hex", 0, 8) };
   }
 
   return {

@@ -1,4 +1,6 @@
 import type { AigwError, Cancellation, Endpoint, SseEvent, TokenUsage } from "@aigw/provider";
+import type { CacheStatus } from "./cache-step.js";
+import type { RequestCost } from "./cost.js";
 import type { Protocol } from "./protocols/protocol.js";
 
 export type HeaderValue = string | string[] | undefined;
@@ -120,12 +122,70 @@ export interface AttemptEvent {
   error?: AigwError | undefined;
 }
 
+/** One attempt of a request at an upstream, as `onFinish` reports it. */
+export interface FinishedAttempt {
+  /** The route target: "provider/model". */
+  target: string;
+  /** The fallback route it was made for, when not the route asked for. */
+  route?: string | undefined;
+  /** The upstream's HTTP status, or the gateway's for an attempt that got none (502, 504). */
+  status: number;
+  durationMs: number;
+}
+
+/**
+ * A request once it is over (answered, failed, or its client gone), as `onFinish` sees it.
+ * Times are milliseconds; `startedAt` is the wall-clock time it arrived (epoch ms).
+ */
+export interface FinishedRequest {
+  requestId: string;
+  traceId: string;
+  startedAt: number;
+  durationMs: number;
+  /** Milliseconds from arrival to a stream's first upstream event. */
+  timeToFirstTokenMs: number | undefined;
+  method: string;
+  /** The path without its query. */
+  path: string;
+  /** The endpoint's label ("chat/completions", "messages", "models", "health", "unknown", ...). */
+  endpoint: string;
+  /** The wire format the client speaks ("openai", "anthropic"). */
+  protocol: string;
+  tenant: string;
+  /** The first 16 hex digits of the sha256 of the gateway key it presented, when one was checked. */
+  keyId: string | undefined;
+  clientAddress: string | undefined;
+  /** The model the client asked for, and the route it matched. */
+  model: string | undefined;
+  route: string | undefined;
+  /** The provider of the last attempt, and the model its answer names. */
+  provider: string | undefined;
+  responseModel: string | undefined;
+  /** The status the client got (499: it went away first). */
+  status: number;
+  error: AigwError | undefined;
+  stream: boolean;
+  attempts: readonly FinishedAttempt[];
+  usage: TokenUsage | undefined;
+  /** With prices configured and a route matched. */
+  cost: RequestCost | undefined;
+  cache: CacheStatus | undefined;
+  verdicts: readonly GuardrailVerdict[];
+  /** The JSON the client sent to a model endpoint, as it arrived. */
+  requestBody: Uint8Array | string | undefined;
+  /**
+   * The body the client got, for answers that are not streams (errors included); a stream's
+   * events pass `onChunk` instead.
+   */
+  responseBody: Uint8Array | string | undefined;
+}
+
 type Awaitable<T> = T | Promise<T>;
 
 /**
  * Hooks may implement any subset. "Before" hooks (onRequest, beforeRequest, onAttempt) run in
- * the order given, "after" hooks (afterResponse, onChunk, onError) in reverse. An AigwError
- * thrown by a hook reaches the client as is; anything else becomes a 500.
+ * the order given, "after" hooks (afterResponse, onChunk, onError, onFinish) in reverse. An
+ * AigwError thrown by a hook reaches the client as is; anything else becomes a 500.
  */
 export interface GatewayHooks {
   onRequest?(request: GatewayRequest, context: RequestContext): Awaitable<void>;
@@ -138,6 +198,12 @@ export interface GatewayHooks {
   onChunk?(event: SseEvent, context: RequestContext): SseEvent | SseEvent[] | null | undefined;
   onError?(error: AigwError, context: RequestContext): Awaitable<void>;
   onAttempt?(event: AttemptEvent, context: RequestContext): void;
+  /**
+   * Once per request, when it is over, with its whole outcome. It cannot change the answer: it
+   * runs after it was decided (for streams, after the last event); what it throws or rejects
+   * with is logged. Not awaited: keep slow work off the request path.
+   */
+  onFinish?(request: FinishedRequest, context: RequestContext): Awaitable<void>;
 }
 
 /**

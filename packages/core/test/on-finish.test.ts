@@ -1,0 +1,152 @@
+import { createOpenAICompatible } from "@aigw/provider";
+import { type MockUpstream, readSse, startMockUpstream, waitFor } from "@aigw/testing";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { type FinishedRequest, type GatewayHooks, hashApiKey } from "../src/index.js";
+import { type RunningGateway, startGateway } from "./start-gateway.js";
+
+let upstream: MockUpstream;
+let running: RunningGateway;
+const finished: FinishedRequest[] = [];
+const order: string[] = [];
+const clientKey = "sk-tenant-key-for-on-finish";
+
+function recorder(name: string): GatewayHooks {
+  return {
+    onFinish(request) {
+      order.push(name);
+      if (name === "outer") finished.push(request);
+    },
+  };
+}
+const failing: GatewayHooks = {
+  onFinish() {
+    throw new Error("a broken onFinish hook");
+  },
+};
+const rejecting: GatewayHooks = {
+  onFinish: () => Promise.reject(new Error("a rejecting onFinish hook")),
+};
+const logged: string[] = [];
+const logger = {
+  info() {},
+  warn() {},
+  error(_object: object, message?: string) {
+    logged.push(message ?? "");
+  },
+};
+
+beforeAll(async () => {
+  upstream = await startMockUpstream();
+  running = await startGateway({
+    providers: { mock: createOpenAICompatible({ baseURL: upstream.baseURL }) },
+    models: { "gpt-*": { provider: "mock" } },
+    tenants: { acme: { keyHashes: [hashApiKey(clientKey)] } },
+    hooks: [recorder("outer"), failing, rejecting, recorder("inner")],
+    logger,
+  });
+});
+
+afterAll(async () => {
+  await running?.close();
+  await upstream?.close();
+});
+
+afterEach(() => {
+  upstream.reset();
+  finished.length = 0;
+  order.length = 0;
+  logged.length = 0;
+});
+
+function post(body: unknown, key = clientKey, signal?: AbortSignal) {
+  return fetch(`${running.url}/v1/chat/completions`, {
+    method: "POST",
+    headers: {
+      "content-type": "application/json",
+      authorization: `Bearer ${key}`,
+      "x-request-id": "finish-test-1",
+    },
+    body: JSON.stringify(body),
+    signal,
+  });
+}
+
+const chat = { model: "gpt-x", messages: [{ role: "user", content: "hello there" }] };
+
+describe("onFinish", () => {
+  it("sees a JSON answer's whole outcome, once, hooks in reverse order", async () => {
+    const sent = JSON.stringify(chat);
+    const response = await post(chat);
+    const text = await response.text();
+    expect(response.status).toBe(200);
+    await waitFor(() => finished.length === 1);
+    const [request] = finished;
+    expect(request).toMatchObject({
+      requestId: "finish-test-1",
+      method: "POST",
+      path: "/v1/chat/completions",
+      endpoint: "chat/completions",
+      protocol: "openai",
+      tenant: "acme",
+      keyId: hashApiKey(clientKey).slice(0, 16),
+      model: "gpt-x",
+      route: "gpt-*",
+      provider: "mock",
+      responseModel: "gpt-x",
+      status: 200,
+      stream: false,
+      attempts: [{ target: "mock/gpt-*", status: 200 }],
+      usage: { inputTokens: expect.any(Number), outputTokens: expect.any(Number) },
+      error: undefined,
+    });
+    expect(request?.clientAddress).toMatch(/127\.0\.0\.1/);
+    expect(Buffer.from(request?.requestBody ?? "").toString()).toBe(sent);
+    expect(Buffer.from(request?.responseBody ?? "").toString()).toBe(text);
+    expect(request?.startedAt).toBeGreaterThan(Date.now() - 60_000);
+    expect(request?.durationMs).toBeGreaterThan(0);
+    expect(order).toEqual(["inner", "outer"]);
+    await waitFor(() => logged.length === 2);
+    expect(logged).toEqual(["onFinish hook failed", "onFinish hook failed"]);
+  });
+
+  it("sees a stream once it ended, with its usage and time to first token", async () => {
+    const response = await post({ ...chat, stream: true });
+    for await (const _event of readSse(response)) {
+      // read to the end
+    }
+    await waitFor(() => finished.length === 1);
+    expect(finished[0]).toMatchObject({
+      status: 200,
+      stream: true,
+      responseBody: undefined,
+      usage: { outputTokens: expect.any(Number) },
+      timeToFirstTokenMs: expect.any(Number),
+    });
+    expect(finished[0]?.requestBody).toBeDefined();
+  });
+
+  it("sees a stream whose client went away as 499", async () => {
+    upstream.enqueue({ kind: "stallStream", afterEvents: 2 });
+    const abort = new AbortController();
+    const response = await post({ ...chat, stream: true }, clientKey, abort.signal);
+    const reader = response.body?.getReader();
+    await reader?.read();
+    abort.abort();
+    await waitFor(() => finished.length === 1);
+    expect(finished[0]).toMatchObject({ status: 499, stream: true });
+  });
+
+  it("sees failures: a refused key, and an upstream error with its attempts", async () => {
+    expect((await post(chat, "sk-wrong")).status).toBe(401);
+    upstream.enqueue({ kind: "status", status: 400 });
+    expect((await post(chat)).status).toBe(400);
+    await waitFor(() => finished.length === 2);
+    expect(finished[0]).toMatchObject({ status: 401, tenant: "anonymous", keyId: undefined });
+    expect(finished[0]?.error?.type).toBe("authentication_error");
+    expect(String(finished[0]?.responseBody)).toContain("Incorrect API key");
+    expect(finished[1]).toMatchObject({
+      status: 400,
+      attempts: [{ target: "mock/gpt-*", status: 400 }],
+    });
+  });
+});

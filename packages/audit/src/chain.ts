@@ -1,0 +1,208 @@
+import { createHmac, timingSafeEqual } from "node:crypto";
+import type { AuditEntry, Checkpoint, SealedRecord } from "./types.js";
+
+/** An HMAC key: text or bytes, at least 32 bytes. */
+export type AuditKey = string | Uint8Array;
+
+const macSuffix = /,"mac":"([0-9a-f]{64})"\}$/;
+
+/** @throws TypeError for a key shorter than 32 bytes. */
+export function checkKey(key: AuditKey): void {
+  const length = typeof key === "string" ? Buffer.byteLength(key) : key.length;
+  if (length < 32) throw new TypeError("the audit key must be at least 32 bytes");
+}
+
+/** Where an instance's chain starts: the `mac` its first record is chained to. */
+export function genesisMac(key: AuditKey, instance: string): string {
+  return createHmac("sha256", key).update(`aigw-audit genesis\n${instance}`).digest("hex");
+}
+
+function macOfText(key: AuditKey, previousMac: string, text: string): string {
+  return createHmac("sha256", key).update(`${previousMac}\n`).update(text).digest("hex");
+}
+
+/**
+ * The record's line: `{"instance":…,"seq":…,<entry>,"mac":…}`, its MAC over the previous one
+ * and the line without `mac`.
+ */
+export function sealRecord(
+  key: AuditKey,
+  entry: AuditEntry,
+  instance: string,
+  seq: number,
+  previousMac: string,
+): SealedRecord & { mac: string } {
+  const text = JSON.stringify({ instance, seq, ...entry });
+  const mac = macOfText(key, previousMac, text);
+  return {
+    instance,
+    seq,
+    time: entry.time,
+    tenant: entry.tenant,
+    requestId: entry.requestId,
+    model: entry.model,
+    status: entry.status,
+    line: `${text.slice(0, -1)},"mac":"${mac}"}`,
+    mac,
+  };
+}
+
+/** The `mac` at the end of a record line, or undefined when the line has none. */
+export function macOf(line: string): string | undefined {
+  return macSuffix.exec(line)?.[1];
+}
+
+/** One instance's chain as far as verification got. */
+export interface ChainReport {
+  instance: string;
+  records: number;
+  firstSeq: number;
+  lastSeq: number;
+  /** The newest checkpoint's sequence number (undefined: none was written). */
+  checkpointSeq: number | undefined;
+  /** Records after the newest checkpoint: their removal could not be told from a crash. */
+  unanchored: number;
+}
+
+export interface VerifyReport {
+  ok: boolean;
+  records: number;
+  chains: ChainReport[];
+  /** What is wrong, one line each, at most `maxProblems` (default 100). */
+  problems: string[];
+}
+
+interface ChainState {
+  report: ChainReport;
+  previousMac: string;
+}
+
+interface CheckpointIndex {
+  /** Chain heads by sequence number. */
+  heads: Map<number, string>;
+  newest: number;
+  /** The newest retention point: records up to it were deleted on purpose. */
+  retained: Checkpoint | undefined;
+}
+
+/**
+ * Checks each instance's chain in `lines` (every instance's records in its own order, as
+ * sources give them) against `checkpoints`: every MAC, consecutive sequence numbers from 1 or
+ * from a retention point, and that each checkpointed head is present, so a removed, reordered
+ * or edited record, the newest checkpointed one included, is reported. Memory grows with the
+ * number of instances and checkpoints, not records.
+ */
+export async function verifyRecords(
+  lines: AsyncIterable<string>,
+  checkpoints: AsyncIterable<Checkpoint>,
+  key: AuditKey,
+  maxProblems = 100,
+): Promise<VerifyReport> {
+  const problems: string[] = [];
+  let problemCount = 0;
+  const problem = (text: string) => {
+    problemCount += 1;
+    if (problems.length < maxProblems) problems.push(text);
+  };
+  const indexes = new Map<string, CheckpointIndex>();
+  for await (const checkpoint of checkpoints) {
+    let index = indexes.get(checkpoint.instance);
+    if (!index) {
+      index = { heads: new Map(), newest: 0, retained: undefined };
+      indexes.set(checkpoint.instance, index);
+    }
+    if (checkpoint.reason === "retention") {
+      if (!index.retained || checkpoint.seq > index.retained.seq) index.retained = checkpoint;
+      continue;
+    }
+    index.heads.set(checkpoint.seq, checkpoint.mac);
+    index.newest = Math.max(index.newest, checkpoint.seq);
+  }
+
+  const chains = new Map<string, ChainState>();
+  let records = 0;
+  let lineNumber = 0;
+  for await (const line of lines) {
+    lineNumber += 1;
+    if (line.trim() === "") continue;
+    records += 1;
+    const mac = macOf(line);
+    let parsed: { instance?: unknown; seq?: unknown } | undefined;
+    try {
+      parsed = JSON.parse(line);
+    } catch {
+      parsed = undefined;
+    }
+    const instance = parsed?.instance;
+    const seq = parsed?.seq;
+    if (!mac || typeof instance !== "string" || !Number.isSafeInteger(seq)) {
+      problem(`record ${lineNumber}: not a sealed audit record`);
+      continue;
+    }
+    const index = indexes.get(instance);
+    let chain = chains.get(instance);
+    if (!chain) {
+      const retained = index?.retained;
+      const startsAfter = retained && (seq as number) > 1 ? retained : undefined;
+      chain = {
+        report: {
+          instance,
+          records: 0,
+          firstSeq: seq as number,
+          lastSeq: (startsAfter?.seq ?? 0) as number,
+          checkpointSeq: index && index.newest > 0 ? index.newest : undefined,
+          unanchored: 0,
+        },
+        previousMac: startsAfter?.mac ?? genesisMac(key, instance),
+      };
+      chains.set(instance, chain);
+    }
+    const { report } = chain;
+    const expected = report.lastSeq + 1;
+    if (seq !== expected) {
+      problem(
+        (seq as number) > expected
+          ? `${instance}: records ${expected}..${(seq as number) - 1} are missing`
+          : `${instance}: record ${seq} is out of order (after ${report.lastSeq})`,
+      );
+    }
+    const text = `${line.slice(0, -(mac.length + 10))}}`;
+    const computed = macOfText(key, chain.previousMac, text);
+    if (seq === expected && !equalHex(computed, mac)) {
+      problem(`${instance}: record ${seq} was altered (its MAC does not match)`);
+    }
+    const head = index?.heads.get(seq as number);
+    if (head !== undefined && !equalHex(head, mac)) {
+      problem(`${instance}: record ${seq} differs from its checkpoint`);
+    }
+    report.records += 1;
+    report.lastSeq = Math.max(report.lastSeq, seq as number);
+    chain.previousMac = mac;
+  }
+
+  for (const [instance, index] of indexes) {
+    const chain = chains.get(instance);
+    if (!chain) {
+      if (index.newest > 0) problem(`${instance}: all ${index.newest} records are missing`);
+      continue;
+    }
+    const { report } = chain;
+    if (report.lastSeq < index.newest) {
+      problem(
+        `${instance}: the newest records ${report.lastSeq + 1}..${index.newest} are missing (checkpointed)`,
+      );
+    }
+  }
+  const reports = [...chains.values()].map(({ report }) => {
+    report.unanchored = Math.max(0, report.lastSeq - (report.checkpointSeq ?? 0));
+    return report;
+  });
+  if (problemCount > problems.length) {
+    problems.push(`... and ${problemCount - problems.length} more`);
+  }
+  return { ok: problemCount === 0, records, chains: reports, problems };
+}
+
+function equalHex(left: string, right: string): boolean {
+  return left.length === right.length && timingSafeEqual(Buffer.from(left), Buffer.from(right));
+}

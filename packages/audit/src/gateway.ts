@@ -1,0 +1,193 @@
+import { createHash, type Hash } from "node:crypto";
+import type { FinishedRequest, GatewayHooks, RequestContext, TextPiece } from "@aigw/core";
+import type { AuditLog } from "./log.js";
+import type { AuditContent, AuditEntry, AuditTextPiece } from "./types.js";
+
+export interface AuditHooksOptions {
+  /**
+   * Whether prompt and completion text is recorded (redacted by the log, capped): for every
+   * request, or decided per request from its context (tenant, route, model). Default false.
+   */
+  content?: boolean | ((context: RequestContext) => boolean);
+  /** Characters of prompt text, and of completion text, kept per record. Default 32,768. */
+  maxContentChars?: number;
+  /** Endpoints not recorded (operations, not use). Default: "health", "metrics", "targets". */
+  skipEndpoints?: readonly string[];
+}
+
+/** What a stream leaves behind for its record: the hash of what the client got, and text. */
+interface StreamCapture {
+  hash: Hash;
+  response: Capture | undefined;
+}
+
+/** Text pieces up to a cap, merged where one continues the last (a stream's deltas). */
+class Capture {
+  readonly pieces: AuditTextPiece[] = [];
+  private chars = 0;
+  truncated = false;
+
+  constructor(private readonly maxChars: number) {}
+
+  add(pieces: readonly TextPiece[]): void {
+    for (const piece of pieces) {
+      const room = this.maxChars - this.chars;
+      if (room <= 0) {
+        if (piece.text !== "") this.truncated = true;
+        return;
+      }
+      const text = piece.text.length > room ? piece.text.slice(0, room) : piece.text;
+      if (text.length < piece.text.length) this.truncated = true;
+      this.chars += text.length;
+      const last = this.pieces.at(-1);
+      if (last && last.role === piece.role && last.kind === piece.kind && !piece.name) {
+        last.text += text;
+      } else {
+        this.pieces.push({
+          role: piece.role,
+          kind: piece.kind,
+          text,
+          ...(piece.name ? { name: piece.name } : {}),
+        });
+      }
+    }
+  }
+}
+
+const sha256 = (body: Uint8Array | string) => createHash("sha256").update(body).digest("hex");
+const decoder = new TextDecoder();
+
+/**
+ * Gateway hooks that append one record per request to `log` when the request is over: its
+ * outcome (`onFinish`), the sha256 of the body the client sent and of the answer it got (a
+ * stream's: of each event's data followed by a newline, through `onChunk`), and the prompt
+ * and completion text when `content` says so. List them first among the gateway's hooks, so
+ * that they see the answer as the client gets it.
+ */
+export function createAuditHooks(log: AuditLog, options: AuditHooksOptions = {}): GatewayHooks {
+  const maxChars = options.maxContentChars ?? 32_768;
+  const skipped = new Set(options.skipEndpoints ?? ["health", "metrics", "targets"]);
+  const wantsContent =
+    typeof options.content === "function"
+      ? options.content
+      : options.content
+        ? () => true
+        : () => false;
+  const streams = new WeakMap<RequestContext, StreamCapture>();
+  const prompts = new WeakMap<RequestContext, Capture>();
+
+  return {
+    beforeRequest(call, context) {
+      if (!wantsContent(context)) return;
+      const capture = new Capture(maxChars);
+      capture.add(context.protocol.requestText(call.endpoint, call.body));
+      prompts.set(context, capture);
+    },
+    onChunk(event, context) {
+      let stream = streams.get(context);
+      if (!stream) {
+        stream = {
+          hash: createHash("sha256"),
+          response: prompts.has(context) ? new Capture(maxChars) : undefined,
+        };
+        streams.set(context, stream);
+      }
+      stream.hash.update(event.data).update("\n");
+      if (stream.response && context.endpoint) {
+        stream.response.add(context.protocol.eventText(context.endpoint, event));
+      }
+      return undefined;
+    },
+    onFinish(request, context) {
+      if (skipped.has(request.endpoint)) return;
+      const stream = streams.get(context);
+      const prompt = prompts.get(context);
+      let content: AuditContent | undefined;
+      if (prompt) {
+        const response = stream?.response ?? answerCapture(request, context, maxChars);
+        content = {
+          request: prompt.pieces,
+          response: response?.pieces,
+          truncated: prompt.truncated || response?.truncated ? true : undefined,
+        };
+      }
+      log.append(entryOf(request, content, stream?.hash.digest("hex")));
+    },
+  };
+}
+
+function answerCapture(
+  request: FinishedRequest,
+  context: RequestContext,
+  maxChars: number,
+): Capture | undefined {
+  const body = request.responseBody;
+  if (body === undefined || request.status >= 400 || !context.endpoint) return undefined;
+  let answer: unknown;
+  try {
+    answer = JSON.parse(typeof body === "string" ? body : decoder.decode(body));
+  } catch {
+    return undefined;
+  }
+  const capture = new Capture(maxChars);
+  capture.add(context.protocol.answerText(context.endpoint, answer));
+  return capture;
+}
+
+function entryOf(
+  request: FinishedRequest,
+  content: AuditContent | undefined,
+  streamSha256: string | undefined,
+): AuditEntry {
+  const { usage, cost, error } = request;
+  return {
+    time: new Date(request.startedAt).toISOString(),
+    requestId: request.requestId,
+    traceId: request.traceId,
+    tenant: request.tenant,
+    keyId: request.keyId,
+    clientAddress: request.clientAddress,
+    protocol: request.protocol,
+    method: request.method,
+    endpoint: request.path,
+    model: request.model,
+    route: request.route,
+    attempts:
+      request.attempts.length > 0
+        ? request.attempts.map((attempt) => ({
+            ...attempt,
+            durationMs: Math.round(attempt.durationMs),
+          }))
+        : undefined,
+    provider: request.provider,
+    servedModel: request.responseModel,
+    status: request.status,
+    errorType: error?.type ?? (request.status === 499 ? "client_closed" : undefined),
+    errorCode: error?.code ?? undefined,
+    stream: request.stream || undefined,
+    usage: usage && {
+      inputTokens: usage.inputTokens,
+      cachedTokens: usage.cacheReadTokens || undefined,
+      cacheWriteTokens:
+        (usage.cacheWriteTokens &&
+          usage.cacheWriteTokens.fiveMinutes + usage.cacheWriteTokens.oneHour) ||
+        undefined,
+      outputTokens: usage.outputTokens,
+      reasoningTokens: usage.reasoningTokens || undefined,
+      estimated: usage.estimated || undefined,
+    },
+    costUsd: cost && (cost.nanoUsd === undefined ? null : cost.nanoUsd / 1e9),
+    costEstimated: cost?.estimated || undefined,
+    durationMs: Math.round(request.durationMs),
+    timeToFirstTokenMs:
+      request.timeToFirstTokenMs === undefined ? undefined : Math.round(request.timeToFirstTokenMs),
+    cache: request.cache,
+    guardrails:
+      request.verdicts.length > 0 ? request.verdicts.map((verdict) => ({ ...verdict })) : undefined,
+    requestSha256: request.requestBody === undefined ? undefined : sha256(request.requestBody),
+    responseSha256:
+      streamSha256 ??
+      (request.responseBody === undefined ? undefined : sha256(request.responseBody)),
+    content,
+  };
+}

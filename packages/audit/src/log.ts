@@ -1,0 +1,209 @@
+import { createHmac, randomBytes } from "node:crypto";
+import { hostname } from "node:os";
+import { type RedactOptions, redactText } from "@aigw/guardrails";
+import { type AuditKey, checkKey, genesisMac, sealRecord } from "./chain.js";
+import type { AuditContent, AuditEntry, AuditSink, AuditTextPiece, Checkpoint } from "./types.js";
+
+/** The subset of a pino logger the audit log reports through. */
+export interface AuditLogger {
+  info(object: object, message?: string): void;
+  error(object: object, message?: string): void;
+}
+
+export interface AuditLogOptions {
+  sink: AuditSink;
+  /** The chain's HMAC-SHA256 key, at least 32 bytes; verify needs the same key. */
+  key: AuditKey;
+  /**
+   * This writer's name in the records: each instance keeps its own chain. Default: the host
+   * name and 8 random hex digits, new at each start (a restart starts a new chain).
+   */
+  instance?: string;
+  /** A checkpoint after this many records (besides rotation and close). Default 1000. */
+  checkpointEvery?: number;
+  /** Records per write. Default 500. */
+  batchSize?: number;
+  /** How long an appended record may wait for more before it is written. Default 100 ms. */
+  flushIntervalMs?: number;
+  /**
+   * Records waiting to be written at most; those appended beyond are counted as lost and
+   * reported, never waited for. Default 10,000.
+   */
+  maxQueued?: number;
+  /**
+   * How `content` is redacted before it is sealed: the PII entities to mask (Presidio names)
+   * and their actions, as `redactText` of @aigw/guardrails takes them. Default: mask every
+   * built-in entity. `false` stores content as given.
+   */
+  redaction?: Omit<RedactOptions, "key"> | false;
+  /** Where lost records and checkpoints are reported. Checkpoints go to `info`, so a log
+   * pipeline keeps a copy of every chain head outside the audit store. */
+  logger?: AuditLogger | undefined;
+}
+
+export interface AuditLogStats {
+  appended: number;
+  written: number;
+  /** Records that were dropped (queue full) or that the sink could not store. */
+  lost: number;
+  queued: number;
+}
+
+export interface AuditLog {
+  readonly instance: string;
+  /** Queues one record; never throws, never waits. After `close`, records are counted lost. */
+  append(entry: AuditEntry): void;
+  /** Resolves once every record appended so far was handed to the sink. */
+  flush(): Promise<void>;
+  /** Flushes, writes a last checkpoint, and closes the sink. */
+  close(): Promise<void>;
+  stats(): AuditLogStats;
+}
+
+/**
+ * Seals entries into an HMAC chain (a sequence number and a MAC over the previous record's
+ * MAC and this record's text) and writes them to a sink in batches, off the caller's path.
+ * @throws TypeError for a key shorter than 32 bytes.
+ */
+export function createAuditLog(options: AuditLogOptions): AuditLog {
+  const { sink, key, logger } = options;
+  checkKey(key);
+  const instance = options.instance ?? `${hostname()}-${randomBytes(4).toString("hex")}`;
+  const checkpointEvery = options.checkpointEvery ?? 1000;
+  const batchSize = options.batchSize ?? 500;
+  const flushIntervalMs = options.flushIntervalMs ?? 100;
+  const maxQueued = options.maxQueued ?? 10_000;
+  const redaction =
+    options.redaction === false
+      ? undefined
+      : {
+          ...options.redaction,
+          // Placeholders keyed apart from the chain: equal values still match across records.
+          key: createHmac("sha256", key).update("aigw-audit redaction").digest(),
+        };
+
+  let queue: AuditEntry[] = [];
+  let timer: NodeJS.Timeout | undefined;
+  let writing: Promise<void> | undefined;
+  let closed = false;
+  let seq = 0;
+  let previousMac = genesisMac(key, instance);
+  let checkpointedSeq = 0;
+  const stats = { appended: 0, written: 0, lost: 0 };
+
+  function reportLost(count: number, reason: string, error?: unknown) {
+    stats.lost += count;
+    logger?.error({ instance, lost: count, totalLost: stats.lost, err: error }, reason);
+  }
+
+  async function checkpoint(reason: Checkpoint["reason"]) {
+    if (seq === checkpointedSeq) return;
+    const head: Checkpoint = {
+      instance,
+      seq,
+      mac: previousMac,
+      time: new Date().toISOString(),
+      reason,
+    };
+    try {
+      await sink.checkpoint(head);
+      checkpointedSeq = seq;
+      logger?.info({ auditCheckpoint: head }, "audit checkpoint");
+    } catch (error) {
+      logger?.error({ instance, seq, err: error }, "audit checkpoint failed");
+    }
+  }
+
+  function seal(entry: AuditEntry) {
+    seq += 1;
+    const content = entry.content && redaction ? redacted(entry.content) : entry.content;
+    const sealed = sealRecord(
+      key,
+      content === entry.content ? entry : { ...entry, content },
+      instance,
+      seq,
+      previousMac,
+    );
+    previousMac = sealed.mac;
+    return sealed;
+  }
+
+  function redacted(content: AuditContent): AuditContent {
+    const counts: Record<string, number> = {};
+    const mask = (pieces: AuditTextPiece[] | undefined) =>
+      pieces?.map((piece) => {
+        const result = redactText(piece.text, redaction as RedactOptions);
+        for (const finding of result.findings) {
+          counts[finding.entity] = (counts[finding.entity] ?? 0) + 1;
+        }
+        return { ...piece, text: result.text };
+      });
+    const request = mask(content.request);
+    const response = mask(content.response);
+    return {
+      ...content,
+      request,
+      response,
+      redacted: Object.keys(counts).length > 0 ? counts : undefined,
+    };
+  }
+
+  async function drain() {
+    while (queue.length > 0) {
+      const batch = queue.length <= batchSize ? queue : queue.slice(0, batchSize);
+      queue = batch === queue ? [] : queue.slice(batchSize);
+      const sealed = batch.map(seal);
+      try {
+        await sink.write(sealed);
+        stats.written += sealed.length;
+      } catch (error) {
+        reportLost(sealed.length, "audit records lost: the sink could not store them", error);
+      }
+      if (seq - checkpointedSeq >= checkpointEvery) await checkpoint("interval");
+    }
+  }
+
+  function startWriting(): Promise<void> {
+    clearTimeout(timer);
+    timer = undefined;
+    writing ??= drain().finally(() => {
+      writing = undefined;
+      if (queue.length > 0) schedule();
+    });
+    return writing;
+  }
+
+  function schedule() {
+    if (writing || timer) return;
+    timer = setTimeout(startWriting, flushIntervalMs);
+    timer.unref();
+  }
+
+  return {
+    instance,
+    append(entry) {
+      if (closed) {
+        reportLost(1, "audit record after close");
+        return;
+      }
+      stats.appended += 1;
+      if (queue.length >= maxQueued) {
+        reportLost(1, "audit record dropped: too many waiting to be written");
+        return;
+      }
+      queue.push(entry);
+      if (queue.length >= batchSize && !writing) startWriting();
+      else schedule();
+    },
+    async flush() {
+      while (queue.length > 0 || writing) await (writing ?? startWriting());
+    },
+    async close() {
+      closed = true;
+      await this.flush();
+      await checkpoint("shutdown");
+      await sink.close();
+    },
+    stats: () => ({ ...stats, queued: queue.length }),
+  };
+}

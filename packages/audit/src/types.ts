@@ -1,0 +1,164 @@
+/** Token counts of a request, as the upstream reported them (or estimated, when it did not). */
+export interface AuditUsage {
+  inputTokens: number;
+  /** Input tokens read from the provider's prompt cache. */
+  cachedTokens?: number | undefined;
+  /** Input tokens written to the provider's prompt cache. */
+  cacheWriteTokens?: number | undefined;
+  outputTokens: number;
+  reasoningTokens?: number | undefined;
+  /** Counted by the gateway, not reported by the upstream (a stream cut off, say). */
+  estimated?: boolean | undefined;
+}
+
+/** One attempt at an upstream. */
+export interface AuditAttempt {
+  /** "provider/model" */
+  target: string;
+  /** The fallback route it was made for, when not the route asked for. */
+  route?: string | undefined;
+  status: number;
+  durationMs: number;
+}
+
+/** A guardrail's decision: the rule, what it did and how many matches, never the text. */
+export interface AuditVerdict {
+  rule: string;
+  phase: "input" | "output";
+  action: "block" | "redact" | "flag";
+  matches: number;
+  /** Matches by PII entity (Presidio names: EMAIL_ADDRESS, ...). */
+  entities?: Record<string, number> | undefined;
+}
+
+/**
+ * What one request did, as `AuditLog.append` takes it. Times: `time` is when the request
+ * arrived (ISO 8601, UTC); durations are whole milliseconds. Optional fields are left out of
+ * the record when undefined.
+ */
+export interface AuditEntry {
+  time: string;
+  requestId: string;
+  traceId?: string | undefined;
+  tenant: string;
+  /** A digest prefix of the key the client presented; never the key. */
+  keyId?: string | undefined;
+  clientAddress?: string | undefined;
+  /** The client's wire format ("openai", "anthropic") and the path it called. */
+  protocol?: string | undefined;
+  method?: string | undefined;
+  endpoint: string;
+  /** The model asked for, and the route it matched. */
+  model?: string | undefined;
+  route?: string | undefined;
+  attempts?: AuditAttempt[] | undefined;
+  provider?: string | undefined;
+  /** The model the answer names. */
+  servedModel?: string | undefined;
+  /** The status the client got; 499 when it went away first. */
+  status: number;
+  errorType?: string | undefined;
+  errorCode?: string | undefined;
+  stream?: boolean | undefined;
+  usage?: AuditUsage | undefined;
+  /** USD; null when the model that answered has no price. */
+  costUsd?: number | null | undefined;
+  costEstimated?: boolean | undefined;
+  durationMs: number;
+  timeToFirstTokenMs?: number | undefined;
+  /** "HIT", "MISS", "BYPASS", ... when a response cache took part. */
+  cache?: string | undefined;
+  guardrails?: AuditVerdict[] | undefined;
+  /** Hex sha256 of the request body as it arrived, and of the answer as the client got it. */
+  requestSha256?: string | undefined;
+  responseSha256?: string | undefined;
+  /** Prompt and completion text, only when content is recorded: redacted and size-capped. */
+  content?: AuditContent | undefined;
+}
+
+/** A piece of prompt or completion text (the gateway's `TextPiece`). */
+export interface AuditTextPiece {
+  role: "system" | "user" | "assistant" | "tool";
+  kind: "text" | "reasoning" | "tool_call" | "tool_result";
+  text: string;
+  /** The function a tool call names. */
+  name?: string | undefined;
+}
+
+export interface AuditContent {
+  request?: AuditTextPiece[] | undefined;
+  response?: AuditTextPiece[] | undefined;
+  /** Some text was cut at the size cap. */
+  truncated?: boolean | undefined;
+  /** PII entities masked, by entity. */
+  redacted?: Record<string, number> | undefined;
+}
+
+/**
+ * A record as stored: the entry, the instance that wrote it and its place in that instance's
+ * chain. `mac` is hex HMAC-SHA256 under the audit key of the previous record's `mac` (or the
+ * instance's genesis) and this record's JSON text without `mac`.
+ */
+export interface AuditRecord extends AuditEntry {
+  instance: string;
+  seq: number;
+  mac: string;
+}
+
+/** A sealed record as sinks receive it: its exact JSON line and the fields sinks index. */
+export interface SealedRecord {
+  instance: string;
+  seq: number;
+  time: string;
+  tenant: string;
+  requestId: string;
+  model: string | undefined;
+  status: number;
+  /** The JSON text, `"mac"` its last property: verify recomputes the chain from this text. */
+  line: string;
+}
+
+/**
+ * The newest record of an instance's chain, stored apart from the records so that removing
+ * the newest records shows. "retention": records up to `seq` were deleted on purpose; the
+ * chain goes on from `mac`.
+ */
+export interface Checkpoint {
+  instance: string;
+  seq: number;
+  mac: string;
+  time: string;
+  reason: "interval" | "rotation" | "shutdown" | "retention";
+}
+
+/** Where sealed records go. Records arrive in chain order, one write at a time. */
+export interface AuditSink {
+  /**
+   * Stores records in order, each once. Resolves when they are durable, or kept to be
+   * delivered later (a spool); rejects only when they could be neither (the log reports them
+   * as lost).
+   */
+  write(records: readonly SealedRecord[]): Promise<void>;
+  /** Stores a chain head apart from the records. */
+  checkpoint(checkpoint: Checkpoint): Promise<void>;
+  /** Delivers what it holds and releases its files or connections. */
+  close(): Promise<void>;
+}
+
+/** Filters for reading records back; times are inclusive bounds on `time`. */
+export interface AuditQuery {
+  tenant?: string | undefined;
+  model?: string | undefined;
+  since?: Date | undefined;
+  until?: Date | undefined;
+}
+
+/** Stored records, read back for verify, tail and query. */
+export interface AuditSource {
+  /** Record lines matching the query (all of them without one), each instance's in chain order. */
+  records(query?: AuditQuery): AsyncIterable<string>;
+  /** The newest `count` record lines, oldest first. */
+  tail(count: number): Promise<string[]>;
+  checkpoints(): AsyncIterable<Checkpoint>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,221 @@
+import { mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import {
+  type AuditEntry,
+  type AuditSink,
+  createAuditLog,
+  createFileSink,
+  createFileSource,
+  verifyRecords,
+} from "../src/index.js";
+
+const key = "an audit key of at least 32 bytes!";
+let directory: string;
+let path: string;
+
+beforeEach(() => {
+  directory = mkdtempSync(join(tmpdir(), "aigw-audit-"));
+  path = join(directory, "audit.jsonl");
+});
+afterEach(() => rmSync(directory, { recursive: true, force: true }));
+
+function entry(index: number, extra: Partial<AuditEntry> = {}): AuditEntry {
+  return {
+    time: new Date(Date.UTC(2026, 11, 1, 10, 0, index)).toISOString(),
+    requestId: `request-${index}`,
+    tenant: index % 2 === 0 ? "acme" : "globex",
+    endpoint: "/v1/chat/completions",
+    model: index % 3 === 0 ? "gpt-4o-mini" : "claude-sonnet-4-5",
+    status: 200,
+    durationMs: 12,
+    ...extra,
+  };
+}
+
+async function writeRecords(
+  count: number,
+  options: Partial<Parameters<typeof createFileSink>[0]> = {},
+) {
+  const log = createAuditLog({
+    sink: createFileSink({ path, ...options }),
+    key,
+    instance: "gw-1",
+    batchSize: 7,
+    checkpointEvery: 20,
+  });
+  for (let index = 1; index <= count; index += 1) log.append(entry(index));
+  await log.close();
+  return log;
+}
+
+const verify = (source = createFileSource({ path })) =>
+  verifyRecords(source.records(), source.checkpoints(), key);
+const lines = () => readFileSync(path, "utf8").trimEnd().split("\n");
+const rewrite = (kept: string[]) => writeFileSync(path, `${kept.join("\n")}\n`);
+
+describe("the chain in a file", () => {
+  it("writes every record once, in order, and verifies", async () => {
+    const log = await writeRecords(50);
+    expect(log.stats()).toMatchObject({ appended: 50, written: 50, lost: 0, queued: 0 });
+    const records = lines().map((line) => JSON.parse(line));
+    expect(records.map((record) => record.seq)).toEqual(
+      Array.from({ length: 50 }, (_, index) => index + 1),
+    );
+    expect(records[0]).toMatchObject({
+      instance: "gw-1",
+      requestId: "request-1",
+      tenant: "globex",
+    });
+    expect(Object.keys(records[0]).at(-1)).toBe("mac");
+    const report = await verify();
+    expect(report).toMatchObject({ ok: true, records: 50, problems: [] });
+    expect(report.chains).toEqual([
+      { instance: "gw-1", records: 50, firstSeq: 1, lastSeq: 50, checkpointSeq: 50, unanchored: 0 },
+    ]);
+  });
+
+  it("reports a removed record, the newest included", async () => {
+    await writeRecords(30);
+    const all = lines();
+    rewrite([...all.slice(0, 10), ...all.slice(11)]);
+    expect((await verify()).problems).toEqual(["gw-1: records 11..11 are missing"]);
+    rewrite(all.slice(0, -1));
+    expect((await verify()).problems).toEqual([
+      "gw-1: the newest records 30..30 are missing (checkpointed)",
+    ]);
+  });
+
+  it("reports an edited record and reordered records", async () => {
+    await writeRecords(10);
+    const all = lines();
+    rewrite(
+      all.map((line, index) => (index === 4 ? line.replace('"status":200', '"status":201') : line)),
+    );
+    expect((await verify()).problems).toEqual([
+      "gw-1: record 5 was altered (its MAC does not match)",
+    ]);
+    rewrite([...all.slice(0, 3), all[4] as string, all[3] as string, ...all.slice(5)]);
+    const { ok, problems } = await verify();
+    expect(ok).toBe(false);
+    expect(problems[0]).toBe("gw-1: records 4..4 are missing");
+  });
+
+  it("needs the key: another key finds every record altered", async () => {
+    await writeRecords(3);
+    const source = createFileSource({ path });
+    const report = await verifyRecords(source.records(), source.checkpoints(), "x".repeat(32));
+    expect(report.ok).toBe(false);
+    expect(report.problems).toHaveLength(3);
+  });
+
+  it("refuses a key shorter than 32 bytes", () => {
+    expect(() => createAuditLog({ sink: createFileSink({ path }), key: "short" })).toThrow(
+      "at least 32 bytes",
+    );
+  });
+});
+
+describe("rotation and retention", () => {
+  it("rotates by size, keeps maxFiles, and the kept chain still verifies", async () => {
+    await writeRecords(120, { maxBytes: 2_000, maxFiles: 3 });
+    const files = readdirSync(directory).sort();
+    const rotated = files.filter((name) => /^audit\.\d{4}-\d{2}-\d{2}\.\d+\.jsonl$/.test(name));
+    expect(rotated).toHaveLength(3);
+    expect(files).toContain("audit.checkpoints.jsonl");
+    const checkpoints = readFileSync(join(directory, "audit.checkpoints.jsonl"), "utf8");
+    expect(checkpoints).toContain('"reason":"rotation"');
+    expect(checkpoints).toContain('"reason":"retention"');
+    const report = await verify();
+    expect(report.ok, report.problems.join("\n")).toBe(true);
+    expect(report.chains[0]?.firstSeq).toBeGreaterThan(1);
+    expect(report.chains[0]?.lastSeq).toBe(120);
+  });
+
+  it("a removed rotated file (not by retention) shows as missing records", async () => {
+    await writeRecords(60, { maxBytes: 2_000, maxFiles: 10 });
+    const rotated = readdirSync(directory)
+      .filter((name) => /\.\d+\.jsonl$/.test(name))
+      .sort((left, right) => Number(left.split(".")[2]) - Number(right.split(".")[2]));
+    rmSync(join(directory, rotated[1] as string));
+    const report = await verify();
+    expect(report.ok).toBe(false);
+    expect(report.problems[0]).toMatch(/^gw-1: records \d+\.\.\d+ are missing$/);
+  });
+
+  it("rotates a file left from an earlier day before writing", async () => {
+    await writeRecords(3);
+    const yesterday = new Date(Date.now() - 86_400_000);
+    utimesSync(path, yesterday, yesterday);
+    const log = createAuditLog({ sink: createFileSink({ path }), key, instance: "gw-2" });
+    log.append(entry(4));
+    await log.close();
+    const day = yesterday.toISOString().slice(0, 10);
+    expect(readdirSync(directory)).toContain(`audit.${day}.1.jsonl`);
+    expect(lines()).toHaveLength(1);
+    expect((await verify()).ok).toBe(true);
+  });
+});
+
+describe("reading back", () => {
+  it("query filters by tenant, model and time; tail gives the newest", async () => {
+    await writeRecords(12);
+    const source = createFileSource({ path });
+    const found: string[] = [];
+    for await (const line of source.records({
+      tenant: "acme",
+      model: "gpt-4o-mini",
+      since: new Date(Date.UTC(2026, 11, 1, 10, 0, 5)),
+    })) {
+      found.push(JSON.parse(line).requestId);
+    }
+    expect(found).toEqual(["request-6", "request-12"]);
+    const newest = (await source.tail(2)).map((line) => JSON.parse(line).seq);
+    expect(newest).toEqual([11, 12]);
+  });
+});
+
+describe("content and losses", () => {
+  it("redacts PII in content before it is sealed", async () => {
+    const log = createAuditLog({ sink: createFileSink({ path }), key, instance: "gw-1" });
+    log.append(
+      entry(1, {
+        content: {
+          request: [{ role: "user", kind: "text", text: "Mail jane.doe@example.com please" }],
+          response: [{ role: "assistant", kind: "text", text: "Sent to jane.doe@example.com." }],
+        },
+      }),
+    );
+    await log.close();
+    const text = readFileSync(path, "utf8");
+    expect(text).not.toContain("jane.doe@example.com");
+    const record = JSON.parse(text);
+    expect(record.content.request[0].text).toMatch(/^Mail <EMAIL_ADDRESS_[0-9a-f]{8}> please$/);
+    // The same value gets the same placeholder: records can be correlated without the value.
+    expect(record.content.response[0].text).toContain(record.content.request[0].text.split(" ")[1]);
+    expect(record.content.redacted).toEqual({ EMAIL_ADDRESS: 2 });
+    expect((await verify()).ok).toBe(true);
+  });
+
+  it("counts and reports records it cannot keep, without waiting for the sink", async () => {
+    const errors: string[] = [];
+    let release: () => void = () => {};
+    const stuck: AuditSink = {
+      write: () => new Promise<void>((resolve) => (release = resolve)),
+      checkpoint: async () => {},
+      close: async () => {},
+    };
+    const log = createAuditLog({
+      sink: stuck,
+      key,
+      batchSize: 2,
+      maxQueued: 3,
+      logger: { info() {}, error: (_object, message) => errors.push(message ?? "") },
+    });
+    for (let index = 1; index <= 10; index += 1) log.append(entry(index));
+    expect(log.stats()).toMatchObject({ appended: 10, lost: 5, queued: 3 });
+    expect(errors[0]).toBe("audit record dropped: too many waiting to be written");
+    release();
+  });
+});

@@ -1,0 +1,260 @@
+import { createHash } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { createServer } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createGateway, hashApiKey } from "@aigw/core";
+import { toNodeListener } from "@aigw/core/node";
+import { createAnthropic, createOpenAICompatible } from "@aigw/provider";
+import {
+  type AnthropicMock,
+  closeServer,
+  listen,
+  type MockUpstream,
+  startAnthropicMock,
+  startMockUpstream,
+  waitFor,
+} from "@aigw/testing";
+import Anthropic from "@anthropic-ai/sdk";
+import OpenAI from "openai";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { createAuditHooks } from "../src/gateway.js";
+import {
+  type AuditLog,
+  type AuditRecord,
+  createAuditLog,
+  createFileSink,
+  createFileSource,
+  verifyRecords,
+} from "../src/index.js";
+
+// A real gateway behind a real HTTP server, the official SDKs as clients, mock upstreams.
+const key = "the audit chain key, 32 bytes or more";
+const clientKey = "aigw-audit-test-client-key";
+let directory: string;
+let path: string;
+let openaiMock: MockUpstream;
+let anthropicMock: AnthropicMock;
+let log: AuditLog;
+let server: ReturnType<typeof createServer>;
+let url: string;
+let openai: OpenAI;
+let anthropic: Anthropic;
+
+beforeAll(async () => {
+  directory = mkdtempSync(join(tmpdir(), "aigw-audit-gateway-"));
+  path = join(directory, "audit.jsonl");
+  openaiMock = await startMockUpstream();
+  anthropicMock = await startAnthropicMock();
+  log = createAuditLog({ sink: createFileSink({ path }), key, instance: "gw-test" });
+  const gateway = createGateway({
+    providers: {
+      openai: createOpenAICompatible({ baseURL: openaiMock.baseURL, retry: { maxRetries: 0 } }),
+      anthropic: createAnthropic({
+        apiKey: "sk-ant-upstream",
+        baseURL: `${anthropicMock.url}/v1`,
+        retry: { maxRetries: 0 },
+      }),
+    },
+    models: { "gpt-*": { provider: "openai" }, "claude-*": { provider: "anthropic" } },
+    tenants: { acme: { keyHashes: [hashApiKey(clientKey)] } },
+    hooks: [createAuditHooks(log, { content: (context) => context.model !== "gpt-private" })],
+  });
+  server = createServer(toNodeListener(gateway));
+  ({ url } = await listen(server));
+  openai = new OpenAI({ baseURL: `${url}/v1`, apiKey: clientKey, maxRetries: 0 });
+  anthropic = new Anthropic({ baseURL: url, apiKey: clientKey, maxRetries: 0 });
+});
+
+afterAll(async () => {
+  await closeServer(server);
+  await log?.close();
+  await openaiMock?.close();
+  await anthropicMock?.close();
+  rmSync(directory, { recursive: true, force: true });
+});
+
+afterEach(() => {
+  openaiMock.reset();
+  anthropicMock.reset();
+});
+
+async function records(): Promise<AuditRecord[]> {
+  await log.flush();
+  return readFileSync(path, "utf8")
+    .trimEnd()
+    .split("\n")
+    .filter(Boolean)
+    .map((line) => JSON.parse(line));
+}
+
+async function recordOf(requestId: string): Promise<AuditRecord> {
+  let found: AuditRecord | undefined;
+  await waitFor(async () => {
+    found = (await records()).find((record) => record.requestId === requestId);
+    return found !== undefined;
+  });
+  return found as AuditRecord;
+}
+
+const sha256 = (text: string) => createHash("sha256").update(text).digest("hex");
+const prompt = "Write to jane.doe@example.com about the invoice";
+
+describe("one record per request", () => {
+  it("a JSON chat answer: outcome, hashes of both bodies, redacted content", async () => {
+    const body = JSON.stringify({
+      model: "gpt-4o-mini",
+      messages: [{ role: "user", content: prompt }],
+    });
+    const response = await fetch(`${url}/v1/chat/completions`, {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        authorization: `Bearer ${clientKey}`,
+        "x-request-id": "audit-json-1",
+      },
+      body,
+    });
+    const answer = await response.text();
+    expect(response.status).toBe(200);
+    const record = await recordOf("audit-json-1");
+    expect(record).toMatchObject({
+      instance: "gw-test",
+      tenant: "acme",
+      keyId: hashApiKey(clientKey).slice(0, 16),
+      protocol: "openai",
+      method: "POST",
+      endpoint: "/v1/chat/completions",
+      model: "gpt-4o-mini",
+      route: "gpt-*",
+      provider: "openai",
+      servedModel: "gpt-4o-mini",
+      status: 200,
+      attempts: [{ target: "openai/gpt-*", status: 200 }],
+      usage: { inputTokens: expect.any(Number), outputTokens: expect.any(Number) },
+      requestSha256: sha256(body),
+      responseSha256: sha256(answer),
+    });
+    expect(record.clientAddress).toContain("127.0.0.1");
+    expect(JSON.stringify(record)).not.toContain("jane.doe@example.com");
+    expect(JSON.stringify(record)).not.toContain(clientKey);
+    expect(record.content?.request?.[0]?.text).toMatch(/^Write to <EMAIL_ADDRESS_[0-9a-f]{8}>/);
+    expect(record.content?.response?.[0]).toMatchObject({ role: "assistant", kind: "text" });
+    expect(record.content?.redacted?.EMAIL_ADDRESS).toBeGreaterThanOrEqual(1);
+  });
+
+  it("a streamed chat answer: its usage, time to first token and the hash of its events", async () => {
+    const stream = await openai.chat.completions.create(
+      { model: "gpt-4o-mini", messages: [{ role: "user", content: "hello" }], stream: true },
+      { headers: { "x-request-id": "audit-stream-1" } },
+    );
+    let text = "";
+    for await (const chunk of stream) text += chunk.choices[0]?.delta?.content ?? "";
+    const record = await recordOf("audit-stream-1");
+    expect(record).toMatchObject({
+      status: 200,
+      stream: true,
+      usage: { outputTokens: expect.any(Number) },
+      timeToFirstTokenMs: expect.any(Number),
+      responseSha256: expect.stringMatching(/^[0-9a-f]{64}$/),
+    });
+    expect(record.content?.response?.[0]?.text).toBe(text);
+  });
+
+  it("Anthropic's Messages API, as JSON and as a stream", async () => {
+    await anthropic.messages.create(
+      { model: "claude-sonnet-4-5", max_tokens: 50, messages: [{ role: "user", content: "hi" }] },
+      { headers: { "x-request-id": "audit-anthropic-json" } },
+    );
+    const stream = anthropic.messages.stream(
+      { model: "claude-sonnet-4-5", max_tokens: 50, messages: [{ role: "user", content: "hi" }] },
+      { headers: { "x-request-id": "audit-anthropic-stream" } },
+    );
+    const final = await stream.finalMessage();
+    const json = await recordOf("audit-anthropic-json");
+    const streamed = await recordOf("audit-anthropic-stream");
+    for (const record of [json, streamed]) {
+      expect(record).toMatchObject({
+        protocol: "anthropic",
+        endpoint: "/v1/messages",
+        model: "claude-sonnet-4-5",
+        provider: "anthropic",
+        status: 200,
+        usage: { inputTokens: expect.any(Number), outputTokens: expect.any(Number) },
+      });
+    }
+    expect(streamed.stream).toBe(true);
+    const said = final.content.map((block) => (block.type === "text" ? block.text : "")).join("");
+    expect(streamed.content?.response?.map((piece) => piece.text).join("")).toBe(said);
+  });
+
+  it("a stream its client abandoned is a 499 with the usage seen", async () => {
+    openaiMock.enqueue({ kind: "stallStream", afterEvents: 2 });
+    const abort = new AbortController();
+    const response = await fetch(`${url}/v1/chat/completions`, {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        authorization: `Bearer ${clientKey}`,
+        "x-request-id": "audit-aborted",
+      },
+      body: JSON.stringify({
+        model: "gpt-4o-mini",
+        messages: [{ role: "user", content: "hi" }],
+        stream: true,
+      }),
+      signal: abort.signal,
+    });
+    await response.body?.getReader().read();
+    abort.abort();
+    const record = await recordOf("audit-aborted");
+    expect(record).toMatchObject({ status: 499, stream: true, errorType: "client_closed" });
+  });
+
+  it("an upstream failure, and a refused key", async () => {
+    openaiMock.enqueue({ kind: "status", status: 500 });
+    await expect(
+      openai.chat.completions.create(
+        { model: "gpt-private", messages: [{ role: "user", content: prompt }] },
+        { headers: { "x-request-id": "audit-upstream-500" } },
+      ),
+    ).rejects.toThrow();
+    const failed = await recordOf("audit-upstream-500");
+    expect(failed).toMatchObject({
+      status: 502,
+      errorType: expect.any(String),
+      attempts: [{ target: "openai/gpt-*", status: 500 }],
+    });
+    // Content was turned off for this model by the hook's predicate.
+    expect(failed.content).toBeUndefined();
+
+    const refused = await fetch(`${url}/v1/chat/completions`, {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        authorization: "Bearer sk-stolen-guess",
+        "x-request-id": "audit-401",
+      },
+      body: "{}",
+    });
+    expect(refused.status).toBe(401);
+    const denied = await recordOf("audit-401");
+    expect(denied).toMatchObject({
+      status: 401,
+      tenant: "anonymous",
+      errorType: "authentication_error",
+    });
+    expect(denied.keyId).toBeUndefined();
+    expect(readFileSync(path, "utf8")).not.toContain("sk-stolen-guess");
+  });
+
+  it("health checks are not recorded; the whole file verifies", async () => {
+    await fetch(`${url}/health`);
+    const all = await records();
+    expect(all.every((record) => record.endpoint !== "/health")).toBe(true);
+    const source = createFileSource({ path });
+    const report = await verifyRecords(source.records(), source.checkpoints(), key);
+    expect(report.problems).toEqual([]);
+    expect(report.records).toBe(all.length);
+  });
+});

@@ -1,10 +1,13 @@
 #!/usr/bin/env node
 import { randomBytes } from "node:crypto";
+import { once } from "node:events";
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
+import { verifyRecords } from "@aigw/audit";
 import { hashApiKey } from "@aigw/core";
 import { pino } from "pino";
 import { stringify as toYaml } from "yaml";
+import { auditSource } from "./audit.js";
 import { ConfigError, maskSecrets, resolveConfig, type ServerConfig } from "./config.js";
 import { BufferedLogOutput } from "./log-output.js";
 import { startServer } from "./server.js";
@@ -14,12 +17,22 @@ const usage = `Usage:
   aigw check [--config FILE]      validate a config and print it as it takes effect
                                   (schema defaults filled in, secrets masked); exit 0 or 1
   aigw keys create [--json]       make a gateway key and the sha256 that goes into the config
+  aigw audit verify [--config FILE]
+                                  check the audit log's chain: exit 0 when intact, 1 when a
+                                  record was removed, reordered or altered
+  aigw audit tail [-n N] [--config FILE]
+                                  print the newest N audit records (default 20), JSON lines
+  aigw audit query [--tenant T] [--model M] [--since TIME] [--until TIME] [--config FILE]
+                                  print the matching audit records, JSON lines; TIME is ISO 8601
 
 Options:
   -c, --config FILE   the config file (YAML or JSON); default: $AIGW_CONFIG, else none
                       (the echo model, OpenAI's models when OPENAI_API_KEY is set,
                       Anthropic's when ANTHROPIC_API_KEY is set)
       --json          keys create: print {"key", "sha256"} as JSON
+  -n, --lines N       audit tail: how many records
+      --tenant, --model, --since, --until
+                      audit query: the filters (times inclusive)
   -h, --help          print this help
   -v, --version       print the version
 
@@ -30,6 +43,8 @@ ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL.
 /** A mistake in the command line: the message, then the usage, and exit code 2. */
 class UsageError extends Error {}
 
+const commands = ["", "check", "keys create", "audit verify", "audit tail", "audit query"];
+
 function version(): string {
   const manifest = new URL("../package.json", import.meta.url);
   return (JSON.parse(readFileSync(manifest, "utf8")) as { version: string }).version;
@@ -38,6 +53,11 @@ function version(): string {
 const options = {
   config: { type: "string", short: "c" },
   json: { type: "boolean" },
+  lines: { type: "string", short: "n" },
+  tenant: { type: "string" },
+  model: { type: "string" },
+  since: { type: "string" },
+  until: { type: "string" },
   help: { type: "boolean", short: "h" },
   version: { type: "boolean", short: "v" },
 } as const;
@@ -58,14 +78,27 @@ function parseCommandLine(args: string[]) {
   const { values, positionals } = parsed;
   const command = positionals.join(" ");
   if (values.help || values.version) return { command: values.help ? "help" : "version", values };
-  if (!["", "check", "keys create"].includes(command)) {
+  if (!commands.includes(command)) {
+    const group = positionals[0] === "keys" || positionals[0] === "audit" ? positionals[0] : "";
+    const known = commands.filter((each) => each.startsWith(`${group} `)).join(", ");
     throw new UsageError(
-      positionals[0] !== "keys"
+      !group
         ? `unknown command '${command}'`
         : positionals.length === 1
-          ? "keys needs a command: keys create"
-          : `unknown keys command '${positionals.slice(1).join(" ")}'`,
+          ? `${group} needs a command: ${known}`
+          : `unknown ${group} command '${positionals.slice(1).join(" ")}'`,
     );
+  }
+  for (const [option, commandOf] of [
+    ["lines", "audit tail"],
+    ["tenant", "audit query"],
+    ["model", "audit query"],
+    ["since", "audit query"],
+    ["until", "audit query"],
+  ] as const) {
+    if (values[option] !== undefined && command !== commandOf) {
+      throw new UsageError(`--${option} goes with ${commandOf} only`);
+    }
   }
   if (values.config === "") throw new UsageError("--config needs a file path");
   if (values.json && command !== "keys create") {
@@ -95,6 +128,49 @@ function createKey(json: boolean) {
       "",
     ].join("\n"),
   );
+}
+
+function timeOption(name: string, text: string | undefined): Date | undefined {
+  if (text === undefined) return undefined;
+  const time = new Date(text);
+  if (Number.isNaN(time.getTime())) {
+    throw new UsageError(`--${name} must be an ISO 8601 time (2026-12-01 or 2026-12-01T10:00:00Z)`);
+  }
+  return time;
+}
+
+/** `aigw audit verify|tail|query`: reads the audit log the config names; the exit code. */
+async function audit(
+  command: string,
+  values: ReturnType<typeof parseCommandLine>["values"],
+  config: ServerConfig,
+): Promise<number> {
+  if (!config.audit) throw new ConfigError("the config has no audit section: nothing to read");
+  const lines = values.lines === undefined ? 20 : Number(values.lines);
+  if (!Number.isSafeInteger(lines) || lines < 1) {
+    throw new UsageError("--lines must be a whole number of records, 1 or more");
+  }
+  const query = {
+    tenant: values.tenant,
+    model: values.model,
+    since: timeOption("since", values.since),
+    until: timeOption("until", values.until),
+  };
+  const source = await auditSource(config.audit);
+  try {
+    if (command === "audit verify") {
+      const report = await verifyRecords(source.records(), source.checkpoints(), config.audit.key);
+      process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+      return report.ok ? 0 : 1;
+    }
+    const found = command === "audit tail" ? await source.tail(lines) : source.records(query);
+    for await (const line of found) {
+      if (!process.stdout.write(`${line}\n`)) await once(process.stdout, "drain");
+    }
+    return 0;
+  } finally {
+    await source.close();
+  }
 }
 
 /** What the startup line says besides the URL: enough to tell which config is running. */
@@ -157,6 +233,11 @@ async function main() {
       return;
     case "keys create":
       createKey(values.json === true);
+      return;
+    case "audit verify":
+    case "audit tail":
+    case "audit query":
+      process.exitCode = await audit(command, values, await resolveConfig(configFile, process.env));
       return;
     case "check": {
       const config = await resolveConfig(configFile, process.env);

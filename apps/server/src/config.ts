@@ -3,6 +3,7 @@ import { type Strategy, strategies } from "@aigw/balancer";
 import { priceModel, usdToNano } from "@aigw/pricing";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
+import { auditSchema } from "./audit.js";
 import { guardrailsProblem, guardrailsSchema, unknownEntityName } from "./guardrails.js";
 
 // Every field says what it does, its unit and its default in `.describe()`: the config
@@ -733,6 +734,7 @@ export const configSchema = z.strictObject({
     .optional()
     .describe("The response cache: off unless this section is present."),
   guardrails: guardrailsSchema,
+  audit: auditSchema,
   metrics: z
     .strictObject({
       enabled: z.boolean().default(true).describe("Serve GET /metrics and record every request."),
@@ -1006,6 +1008,10 @@ export function maskSecrets(config: ServerConfig): unknown {
   if (masked.metrics.bearerToken !== undefined) masked.metrics.bearerToken = "***";
   if (masked.admin) masked.admin.bearerToken = "***";
   if (masked.guardrails) masked.guardrails.secret = "***";
+  if (masked.audit) {
+    masked.audit.key = "***";
+    if (masked.audit.postgres) masked.audit.postgres.url = maskURL(masked.audit.postgres.url);
+  }
   const webhook = masked.limits.budgetWebhook;
   if (webhook) {
     // Webhook URLs often carry their secret in the path (Slack's do): only the origin shows.
@@ -1125,6 +1131,12 @@ export function parseConfig(raw: unknown, env: Environment = {}): ServerConfig {
       if (Object.hasOwn(known, name)) continue;
       throw new ConfigError(
         `Invalid configuration:\n  guardrails.${section}.${name}: no ${section === "routes" ? "route" : "tenant"} of that name; known: ${Object.keys(known).join(", ") || "none"}`,
+      );
+    }
+    for (const name of config.audit?.content[section] ?? []) {
+      if (Object.hasOwn(known, name) || (section === "tenants" && name === "anonymous")) continue;
+      throw new ConfigError(
+        `Invalid configuration:\n  audit.content.${section}: no ${section === "routes" ? "route" : "tenant"} named '${name}'; known: ${Object.keys(known).join(", ") || "none"}`,
       );
     }
   }

@@ -15,6 +15,7 @@ import {
   type Provider,
 } from "@aigw/provider";
 import { createRedisOutage } from "@aigw/ratelimit";
+import { createServerAudit } from "./audit.js";
 import { createBudgetAlert } from "./budget-alerts.js";
 import { createServerCache } from "./cache.js";
 import { ConfigError, type ProviderConfig, type ServerConfig } from "./config.js";
@@ -87,11 +88,17 @@ export async function createGatewayFromConfig(
   const { guardrails } = config;
   const prices = createPriceTable({ prices: config.prices });
   announceUnpricedModels(config, prices, logger);
+  const audit = config.audit && (await createServerAudit(config.audit, logger));
+  // The audit hooks first: "after" hooks run in reverse, so they see what the client gets.
+  const hooks = [
+    ...(audit ? [audit.hooks] : []),
+    ...(guardrails ? [await createServerGuardrails(guardrails)] : []),
+  ];
   const gateway = createGateway({
     providers,
     models: config.models,
     prices,
-    hooks: guardrails ? [await createServerGuardrails(guardrails)] : [],
+    hooks,
     routing,
     tenants,
     limits,
@@ -116,6 +123,7 @@ export async function createGatewayFromConfig(
     await closeLimits();
     await cache?.store.close();
     await routing.close();
+    await audit?.close();
   }
   return { gateway, metrics, close };
 }

@@ -1,0 +1,163 @@
+import {
+  type AuditSink,
+  type AuditSource,
+  createAuditLog,
+  createFileSink,
+  createFileSource,
+} from "@aigw/audit";
+import { createAuditHooks } from "@aigw/audit/gateway";
+import type { GatewayHooks, Logger } from "@aigw/core";
+import { z } from "zod";
+
+const positive = (description: string) => z.number().int().positive().describe(description);
+
+const fileSchema = z
+  .strictObject({
+    path: z
+      .string()
+      .min(1)
+      .describe("The JSON Lines file records are appended to; one instance per file."),
+    maxBytes: positive("Rotate once the file reaches this many bytes.").default(100 * 2 ** 20),
+    daily: z.boolean().default(true).describe("Rotate when the UTC day changes."),
+    maxFiles: positive("Rotated files kept; older ones are deleted.").default(30),
+    checkpointPath: z
+      .string()
+      .min(1)
+      .optional()
+      .describe("Where chain checkpoints go. Default: beside path, as <name>.checkpoints.jsonl."),
+  })
+  .describe("Write records to rotated JSON Lines files.");
+
+const postgresSchema = z
+  .strictObject({
+    url: z
+      .string()
+      .regex(/^postgres(ql)?:\/\//, "must be a postgres:// or postgresql:// URL")
+      .describe(
+        "The database (postgres://user:password@host:5432/db); give it from the environment.",
+      ),
+    spoolPath: z
+      .string()
+      .min(1)
+      .describe(
+        "A local file holding records while PostgreSQL is unreachable; replayed once it is back.",
+      ),
+    maxSpoolBytes: positive(
+      "Most bytes the spool holds; beyond it, records are reported lost.",
+    ).default(2 ** 30),
+    queryTimeoutMs: positive(
+      "Longest wait for an insert, in ms, before records go to the spool.",
+    ).default(5_000),
+  })
+  .describe(
+    "Write records to PostgreSQL (table aigw_audit_log, created by the package's migration).",
+  );
+
+export const auditSchema = z
+  .strictObject({
+    key: z
+      .string()
+      .min(32, "must be at least 32 characters")
+      .describe(
+        "The HMAC key of the records' chain, 32 characters or more; `aigw audit verify` needs the same. Give it from the environment (AIGW_AUDIT_KEY).",
+      ),
+    instance: z
+      .string()
+      .regex(/^[a-zA-Z0-9_.:-]{1,100}$/, "letters, digits and _ . : -")
+      .optional()
+      .describe(
+        "This instance's name in its records. Default: the host name and a random suffix, new at each start.",
+      ),
+    file: fileSchema.optional(),
+    postgres: postgresSchema.optional(),
+    checkpointEvery: positive(
+      "A chain checkpoint after this many records (and at rotation and shutdown).",
+    ).default(1000),
+    maxQueued: positive(
+      "Records waiting to be written at most; beyond it they are reported lost.",
+    ).default(10_000),
+    content: z
+      .strictObject({
+        enabled: z
+          .boolean()
+          .default(false)
+          .describe("Record prompts and completions of every request."),
+        tenants: z
+          .array(z.string().min(1))
+          .default([])
+          .describe("Tenants whose content is recorded."),
+        routes: z
+          .array(z.string().min(1))
+          .default([])
+          .describe("Routes (names under models) whose content is recorded."),
+        maxChars: positive("Characters of prompt, and of completion, kept per record.").default(
+          32_768,
+        ),
+        entities: z
+          .array(z.string().regex(/^[A-Z][A-Z0-9_]{0,39}$/))
+          .optional()
+          .describe(
+            "The PII entities masked in content (Presidio names). Default: every built-in one.",
+          ),
+      })
+      .prefault({})
+      .describe(
+        "Content is off unless enabled here, for all, or for some tenants or routes; always PII-redacted.",
+      ),
+  })
+  .refine((audit) => Boolean(audit.file) !== Boolean(audit.postgres), {
+    message: "give one place for the records: file or postgres",
+  })
+  .optional()
+  .describe("The audit log: one tamper-evident record per request; off unless present.");
+
+export type AuditSettings = NonNullable<z.output<typeof auditSchema>>;
+
+async function sinkOf(settings: AuditSettings, logger: Logger): Promise<AuditSink> {
+  if (settings.file) return createFileSink(settings.file);
+  const { createPostgresSink } = await import("@aigw/audit/postgres");
+  const postgres = settings.postgres as NonNullable<AuditSettings["postgres"]>;
+  return createPostgresSink({
+    connectionString: postgres.url,
+    spoolPath: postgres.spoolPath,
+    maxSpoolBytes: postgres.maxSpoolBytes,
+    queryTimeoutMs: postgres.queryTimeoutMs,
+    logger,
+  });
+}
+
+/** The audit log's gateway hooks and its close (flush, last checkpoint), from the config. */
+export async function createServerAudit(
+  settings: AuditSettings,
+  logger: Logger,
+): Promise<{ hooks: GatewayHooks; close(): Promise<void> }> {
+  const log = createAuditLog({
+    sink: await sinkOf(settings, logger),
+    key: settings.key,
+    instance: settings.instance,
+    checkpointEvery: settings.checkpointEvery,
+    maxQueued: settings.maxQueued,
+    redaction: { entities: settings.content.entities },
+    logger,
+  });
+  const { content } = settings;
+  const tenants = new Set(content.tenants);
+  const routes = new Set(content.routes);
+  const hooks = createAuditHooks(log, {
+    maxContentChars: content.maxChars,
+    content: content.enabled
+      ? true
+      : (context) =>
+          tenants.has(context.tenant) || (context.route !== undefined && routes.has(context.route)),
+  });
+  return { hooks, close: () => log.close() };
+}
+
+/** Where `aigw audit` reads records back from. */
+export async function auditSource(settings: AuditSettings): Promise<AuditSource> {
+  if (settings.file) return createFileSource(settings.file);
+  const { createPostgresSource } = await import("@aigw/audit/postgres");
+  return createPostgresSource({
+    connectionString: (settings.postgres as NonNullable<AuditSettings["postgres"]>).url,
+  });
+}

@@ -18,7 +18,7 @@ export function temporaryFile(name) {
 }
 
 export function cleanUp() {
-  for (const file of temporaryFiles) rmSync(file, { force: true });
+  for (const file of temporaryFiles) rmSync(file, { force: true, recursive: true });
 }
 
 /** Starts a script that prints its URL as its first line of stdout. */

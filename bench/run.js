@@ -2,7 +2,8 @@
 // upstream reached directly and through a bare undici pass-through, in interleaved rounds, for
 // JSON answers and for streamed ones (about 15 events each); and streams from Anthropic and
 // Gemini mocks translated for the same OpenAI requests, against those from the OpenAI mock; and
-// a route that balances two targets against a route of one; and guardrails on, both ways.
+// a route that balances two targets against a route of one; guardrails on, both ways; and the
+// audit log on (file sink, content off).
 import autocannon from "autocannon";
 import {
   cleanUp,
@@ -10,6 +11,7 @@ import {
   median,
   startGateway,
   startScript,
+  temporaryFile,
   writeGatewayConfig,
 } from "./processes.js";
 
@@ -54,6 +56,14 @@ const gatewayWithGuardrails = await startGateway(
     "    rules: [{ name: words, words: [forbidden, classified], action: block, on: output }]",
   ]),
 );
+// The audit log on: one sealed record per request, appended to rotated files.
+const gatewayWithAudit = await startGateway(
+  writeConfig("audit", [
+    "audit:",
+    "  key: bench-audit-key-0123456789abcdef0123",
+    `  file: { path: "${temporaryFile("audit")}/requests.jsonl", maxBytes: 50000000, maxFiles: 2 }`,
+  ]),
+);
 // A route that balances two providers (both the same mock), to show what balancing costs.
 const gatewayTwoTargets = await startGateway(
   writeGatewayConfig("two-targets", upstream.url, [], "openai-compatible", 2),
@@ -76,6 +86,7 @@ const targets = {
   "gateway+als": gatewayWithAsyncContext,
   "gateway+cache": gatewayWithCache,
   "gateway+guardrails": gatewayWithGuardrails,
+  "gateway+audit": gatewayWithAudit,
   "gateway*2 targets": gatewayTwoTargets,
   "gateway>anthropic": gatewayToAnthropic,
   "gateway>gemini": gatewayToGemini,
@@ -138,12 +149,21 @@ const json = await measure(
     "gateway+cache",
     "gateway*2 targets",
     "gateway+guardrails",
+    "gateway+audit",
   ],
   false,
 );
 const streamed = await measure(
   "Streaming chat",
-  ["direct", "passthrough", "gateway", "gateway>anthropic", "gateway>gemini", "gateway+guardrails"],
+  [
+    "direct",
+    "passthrough",
+    "gateway",
+    "gateway>anthropic",
+    "gateway>gemini",
+    "gateway+guardrails",
+    "gateway+audit",
+  ],
   true,
 );
 
@@ -182,6 +202,17 @@ for (const [label, summary] of [
   const guarded = summary["gateway+guardrails"];
   console.log(
     `${label} with guardrails (PII both ways, output words) / without: ${(guarded.rps / summary.gateway.rps).toFixed(2)}; / pass-through: ${(guarded.rps / summary.passthrough.rps).toFixed(2)}`,
+  );
+}
+
+for (const [label, summary] of [
+  ["JSON", json],
+  ["streams", streamed],
+]) {
+  const audited = summary["gateway+audit"].rps / summary.passthrough.rps;
+  const plain = summary.gateway.rps / summary.passthrough.rps;
+  console.log(
+    `${label} with the audit log (file) / pass-through: ${audited.toFixed(2)} against ${plain.toFixed(2)} without (${((audited / plain - 1) * 100).toFixed(1)}%, target within 5%)`,
   );
 }
 

@@ -130,6 +130,7 @@ describe("the release path", () => {
         "metrics",
         "guardrails",
         "pricing",
+        "audit",
       ];
       const dependencies = Object.fromEntries(
         uses.map((name) => {
@@ -155,9 +156,16 @@ describe("the release path", () => {
       import { createMemoryCache } from "@aigw/cache";
       import { createMemoryLimiter } from "@aigw/ratelimit";
       import { createMetrics } from "@aigw/metrics";
+      import { createAuditLog, createFileSink } from "@aigw/audit";
+      import { createAuditHooks } from "@aigw/audit/gateway";
 
       const metrics = createMetrics();
+      const auditLog = createAuditLog({
+        sink: createFileSink({ path: "audit/requests.jsonl" }),
+        key: "a key for the tarball test, 32 bytes",
+      });
       const gateway = createGateway({
+        hooks: [createAuditHooks(auditLog)],
         providers: { echo: createEcho() },
         models: { echo: { provider: "echo" } },
         cache: { store: createMemoryCache() },
@@ -178,7 +186,9 @@ describe("the release path", () => {
       await second.arrayBuffer();
       const exposition = await metrics.expose();
       await gateway.close();
+      await auditLog.close();
       console.log(JSON.stringify({
+        audited: auditLog.stats().written,
         status: first.status,
         content: body.choices[0]?.message.content,
         cache: second.headers.get("x-aigw-cache"),
@@ -209,6 +219,7 @@ describe("the release path", () => {
       const ran = await run(process.execPath, ["out/use.js"], project);
       expect(ran.code, ran.output).toBe(0);
       expect(JSON.parse(ran.output)).toEqual({
+        audited: 2,
         status: 200,
         content: "from a tarball",
         cache: "HIT",

@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import {
   type AuditSink,
   type AuditSource,
@@ -134,7 +135,7 @@ export async function createServerAudit(
   const log = createAuditLog({
     sink: await sinkOf(settings, logger),
     key: settings.key,
-    instance: settings.instance,
+    instance: settings.instance && `${settings.instance}-${randomBytes(4).toString("hex")}`,
     checkpointEvery: settings.checkpointEvery,
     maxQueued: settings.maxQueued,
     redaction: { entities: settings.content.entities },

@@ -107,6 +107,8 @@ describe("aigw with an audit file", () => {
         ["acme", 200, true],
       ],
     );
+    expect(records[0].instance).toMatch(/^gw-a-[0-9a-f]{8}$/);
+    expect(new Set(records.map((record) => record.instance)).size).toBe(1);
     expect(records[0].content.request[0].text).toMatch(/^call <PHONE_NUMBER_[0-9a-f]{8}> today$/);
     expect(records[1].content).toBeUndefined();
     const checkpoints = readFileSync(join(auditDirectory, "requests.checkpoints.jsonl"), "utf8");
@@ -138,7 +140,7 @@ describe("aigw with an audit file", () => {
     const broken = await aigw(["audit", "verify", "--config", file]);
     expect(broken.code).toBe(1);
     expect(JSON.parse(broken.stdout).problems).toEqual([
-      "gw-a: the newest records 3..3 are missing (checkpointed)",
+      `${records[0].instance}: the newest records 3..3 are missing (checkpointed)`,
     ]);
   });
 

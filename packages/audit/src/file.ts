@@ -199,13 +199,15 @@ export function createFileSource(
   return {
     records,
     async tail(count) {
-      const newest: string[] = [];
-      if (count <= 0) return newest;
+      // A ring of the newest `count` lines: one pass, bounded memory, whatever the files hold.
+      const ring: string[] = [];
+      let seen = 0;
+      if (count <= 0) return ring;
       for await (const line of records()) {
-        newest.push(line);
-        if (newest.length > count) newest.shift();
+        ring[seen % count] = line;
+        seen += 1;
       }
-      return newest;
+      return seen <= count ? ring : [...ring.slice(seen % count), ...ring.slice(0, seen % count)];
     },
     async *checkpoints() {
       for await (const line of fileLines(checkpointPath)) yield JSON.parse(line) as Checkpoint;

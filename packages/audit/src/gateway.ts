@@ -54,6 +54,11 @@ class Capture {
   }
 }
 
+/** Client-chosen strings (a model name, a path) kept to a length that says enough. */
+const maxNameLength = 256;
+const capped = (text: string | undefined) =>
+  text !== undefined && text.length > maxNameLength ? `${text.slice(0, maxNameLength)}…` : text;
+
 const sha256 = (body: Uint8Array | string) => createHash("sha256").update(body).digest("hex");
 const decoder = new TextDecoder();
 
@@ -149,8 +154,8 @@ function entryOf(
     clientAddress: request.clientAddress,
     protocol: request.protocol,
     method: request.method,
-    endpoint: request.path,
-    model: request.model,
+    endpoint: capped(request.path),
+    model: capped(request.model),
     route: request.route,
     attempts:
       request.attempts.length > 0
@@ -160,7 +165,7 @@ function entryOf(
           }))
         : undefined,
     provider: request.provider,
-    servedModel: request.responseModel,
+    servedModel: capped(request.responseModel),
     status: request.status,
     errorType: error?.type ?? (request.status === 499 ? "client_closed" : undefined),
     errorCode: error?.code ?? undefined,

@@ -15,8 +15,9 @@ export interface AuditLogOptions {
   /** The chain's HMAC-SHA256 key, at least 32 bytes; verify needs the same key. */
   key: AuditKey;
   /**
-   * This writer's name in the records: each instance keeps its own chain. Default: the host
-   * name and 8 random hex digits, new at each start (a restart starts a new chain).
+   * This writer's name in the records: each instance keeps its own chain, from `seq` 1, so
+   * the name must be new at each start (a second chain under one name fails verification).
+   * Default: the host name and 8 random hex digits.
    */
   instance?: string;
   /** A checkpoint after this many records (besides rotation and close). Default 1000. */

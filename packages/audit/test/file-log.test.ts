@@ -173,6 +173,8 @@ describe("reading back", () => {
     expect(found).toEqual(["request-6", "request-12"]);
     const newest = (await source.tail(2)).map((line) => JSON.parse(line).seq);
     expect(newest).toEqual([11, 12]);
+    expect((await source.tail(5)).map((line) => JSON.parse(line).seq)).toEqual([8, 9, 10, 11, 12]);
+    expect(await source.tail(100)).toHaveLength(12);
   });
 });
 

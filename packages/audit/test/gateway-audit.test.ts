@@ -248,6 +248,16 @@ describe("one record per request", () => {
     expect(readFileSync(path, "utf8")).not.toContain("sk-stolen-guess");
   });
 
+  it("keeps a hostile path short", async () => {
+    const response = await fetch(`${url}/v1/${"x".repeat(10_000)}`, {
+      headers: { authorization: `Bearer ${clientKey}`, "x-request-id": "audit-long-path" },
+    });
+    expect(response.status).toBe(404);
+    const record = await recordOf("audit-long-path");
+    expect(record.endpoint).toHaveLength(257);
+    expect(record.endpoint.endsWith("…")).toBe(true);
+  });
+
   it("health checks are not recorded; the whole file verifies", async () => {
     await fetch(`${url}/health`);
     const all = await records();

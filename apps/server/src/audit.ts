@@ -67,7 +67,7 @@ export const auditSchema = z
       .regex(/^[a-zA-Z0-9_.:-]{1,100}$/, "letters, digits and _ . : -")
       .optional()
       .describe(
-        "This instance's name in its records. Default: the host name and a random suffix, new at each start.",
+        "This instance's name in its records, to which each start adds a random suffix: a restart begins a new chain. Default: the host name.",
       ),
     file: fileSchema.optional(),
     postgres: postgresSchema.optional(),

@@ -81,6 +81,30 @@ describe("the README's costs and budgets examples", () => {
   });
 });
 
+describe("the README's audit example", () => {
+  it("is a valid section", async () => {
+    const readme = await readFile(new URL("../README.md", import.meta.url), "utf8");
+    const section = readme.slice(readme.indexOf("## Audit log"));
+    const example = /```yaml\n([\s\S]*?)```/.exec(section)?.[1] as string;
+    const file = join(await mkdtemp(join(tmpdir(), "aigw-readme-")), "audit.yaml");
+    await writeFile(
+      file,
+      [
+        "providers: { echo: { type: echo } }",
+        "models: { m: { provider: echo } }",
+        `tenants: { legal: { keys: ["${"a".repeat(64)}"] } }`,
+        example,
+      ].join("\n"),
+    );
+    const config = await loadConfigFile(file, { AIGW_AUDIT_KEY: "k".repeat(32) });
+    expect(config.audit).toMatchObject({
+      file: { maxFiles: 30 },
+      content: { enabled: false, tenants: ["legal"], maxChars: 32768 },
+      checkpointEvery: 1000,
+    });
+  });
+});
+
 describe("parseConfig", () => {
   it("says a pasted key is not its digest", () => {
     expect(() =>
@@ -188,7 +212,7 @@ describe("parseConfig", () => {
     ).toThrow(/providers\.openai\.timeout/);
     expect(() => parseConfig({ ...minimal, server: { port: "eighty" } })).toThrow(/server\.port/);
     expect(() => parseConfig({ ...minimal, surprise: true })).toThrow(
-      /\(root\): unknown key 'surprise'; valid keys here: server, gateway, tenants, limits, cache, guardrails, metrics, logging, routing, admin, providers, models/,
+      /\(root\): unknown key 'surprise'; valid keys here: server, gateway, tenants, limits, cache, guardrails, audit, metrics, logging, routing, admin, providers, models/,
     );
     expect(() => parseConfig({ ...minimal, models: { m: { provider: "missing" } } })).toThrow(
       /models\.m\.provider: unknown provider 'missing'/,

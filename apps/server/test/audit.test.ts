@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type MockUpstream, readSse, startMockUpstream } from "@aigw/testing";
 import OpenAI from "openai";
+import pg from "pg";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createKey, runServer, type ServerProcess, writeConfig } from "./run-server.js";
 
@@ -176,5 +177,56 @@ audit: { key: "${auditKey}" }
     const noAudit = await aigw(["audit", "tail", "--config", plain]);
     expect(noAudit).toMatchObject({ code: 1, stdout: "" });
     expect(noAudit.stderr).toContain("the config has no audit section");
+  });
+
+  it("writes to PostgreSQL, and verify reads the chain back from the table", async () => {
+    const database = `aigw_audit_${process.pid}_${Date.now()}`;
+    const admin = new pg.Client({ connectionString: "postgres://postgres@127.0.0.1:5432/test" });
+    await admin.connect();
+    await admin.query(`CREATE DATABASE ${database}`);
+    const url = `postgres://postgres@127.0.0.1:5432/${database}`;
+    try {
+      const file = await writeConfig(`
+providers:
+  up: { type: openai, baseURL: "${upstream.baseURL}" }
+models:
+  gpt-4o-mini: { provider: up }
+audit:
+  key: "\${AIGW_AUDIT_KEY}"
+  postgres: { url: "${url}", spoolPath: "\${AUDIT_DIR}/spool.jsonl" }
+`);
+      running = await runServer(["--config", file], env);
+      const client = new OpenAI({ baseURL: `${running.url}/v1`, apiKey: "none", maxRetries: 0 });
+      for (const question of ["one", "two", "three"]) {
+        await client.chat.completions.create(ask(question));
+      }
+      running.child.kill("SIGTERM");
+      expect(await running.exited).toBe(0);
+
+      const verified = await aigw(["audit", "verify", "--config", file]);
+      expect(verified.code, verified.stderr).toBe(0);
+      expect(JSON.parse(verified.stdout)).toMatchObject({ ok: true, records: 3 });
+      const tail = await aigw(["audit", "tail", "-n", "2", "--config", file]);
+      expect(
+        tail.stdout
+          .trimEnd()
+          .split("\n")
+          .map((line) => JSON.parse(line).seq),
+      ).toEqual([2, 3]);
+
+      const rows = new pg.Client({ connectionString: url });
+      await rows.connect();
+      await rows.query("DELETE FROM aigw_audit_log WHERE seq = 3");
+      await rows.end();
+      const broken = await aigw(["audit", "verify", "--config", file]);
+      expect(broken.code).toBe(1);
+      expect(JSON.parse(broken.stdout).problems[0]).toMatch(
+        /: the newest records 3\.\.3 are missing \(checkpointed\)$/,
+      );
+    } finally {
+      await running?.stop();
+      await admin.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
+      await admin.end();
+    }
   });
 });

@@ -56,8 +56,11 @@ class Capture {
 
 /** Client-chosen strings (a model name, a path) kept to a length that says enough. */
 const maxNameLength = 256;
-const capped = (text: string | undefined) =>
-  text !== undefined && text.length > maxNameLength ? `${text.slice(0, maxNameLength)}…` : text;
+function capped<Text extends string | undefined>(text: Text): Text {
+  return (
+    text !== undefined && text.length > maxNameLength ? `${text.slice(0, maxNameLength)}…` : text
+  ) as Text;
+}
 
 const sha256 = (body: Uint8Array | string) => createHash("sha256").update(body).digest("hex");
 const decoder = new TextDecoder();

@@ -115,7 +115,7 @@ export const auditSchema = z
 export type AuditSettings = NonNullable<z.output<typeof auditSchema>>;
 
 async function sinkOf(settings: AuditSettings, logger: Logger): Promise<AuditSink> {
-  if (settings.file) return createFileSink(settings.file);
+  if (settings.file) return createFileSink({ ...settings.file, logger });
   const { createPostgresSink } = await import("@aigw/audit/postgres");
   const postgres = settings.postgres as NonNullable<AuditSettings["postgres"]>;
   return createPostgresSink({
@@ -146,10 +146,12 @@ export async function createServerAudit(
   const routes = new Set(content.routes);
   const hooks = createAuditHooks(log, {
     maxContentChars: content.maxChars,
-    content: content.enabled
-      ? true
-      : (context) =>
-          tenants.has(context.tenant) || (context.route !== undefined && routes.has(context.route)),
+    content:
+      content.enabled ||
+      ((tenants.size > 0 || routes.size > 0) &&
+        ((context) =>
+          tenants.has(context.tenant) ||
+          (context.route !== undefined && routes.has(context.route)))),
   });
   return { hooks, close: () => log.close() };
 }

@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 import { randomBytes } from "node:crypto";
 import { once } from "node:events";
-import { readFileSync } from "node:fs";
+import { createReadStream, existsSync, readFileSync } from "node:fs";
+import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
-import { verifyRecords } from "@aigw/audit";
+import { type Checkpoint, verifyRecords } from "@aigw/audit";
 import { hashApiKey } from "@aigw/core";
 import { pino } from "pino";
 import { stringify as toYaml } from "yaml";
@@ -17,9 +18,10 @@ const usage = `Usage:
   aigw check [--config FILE]      validate a config and print it as it takes effect
                                   (schema defaults filled in, secrets masked); exit 0 or 1
   aigw keys create [--json]       make a gateway key and the sha256 that goes into the config
-  aigw audit verify [--config FILE]
+  aigw audit verify [--checkpoints FILE] [--config FILE]
                                   check the audit log's chain: exit 0 when intact, 1 when a
-                                  record was removed, reordered or altered
+                                  record was removed, reordered or altered; FILE adds
+                                  checkpoints kept elsewhere (the gateway's own log lines)
   aigw audit tail [-n N] [--config FILE]
                                   print the newest N audit records (default 20), JSON lines
   aigw audit query [--tenant T] [--model M] [--since TIME] [--until TIME] [--config FILE]
@@ -30,7 +32,7 @@ Options:
                       (the echo model, OpenAI's models when OPENAI_API_KEY is set,
                       Anthropic's when ANTHROPIC_API_KEY is set)
       --json          keys create: print {"key", "sha256"} as JSON
-  -n, --lines N       audit tail: how many records
+  -n, --lines N       audit tail: how many records (at most 100000)
       --tenant, --model, --since, --until
                       audit query: the filters (times inclusive)
   -h, --help          print this help
@@ -54,6 +56,7 @@ const options = {
   config: { type: "string", short: "c" },
   json: { type: "boolean" },
   lines: { type: "string", short: "n" },
+  checkpoints: { type: "string" },
   tenant: { type: "string" },
   model: { type: "string" },
   since: { type: "string" },
@@ -91,6 +94,7 @@ function parseCommandLine(args: string[]) {
   }
   for (const [option, commandOf] of [
     ["lines", "audit tail"],
+    ["checkpoints", "audit verify"],
     ["tenant", "audit query"],
     ["model", "audit query"],
     ["since", "audit query"],
@@ -139,6 +143,34 @@ function timeOption(name: string, text: string | undefined): Date | undefined {
   return time;
 }
 
+const maxTailLines = 100_000;
+
+async function* concat<Item>(...sources: AsyncIterable<Item>[]): AsyncGenerator<Item> {
+  for (const source of sources) yield* source;
+}
+
+/**
+ * Checkpoints kept outside the audit store: JSON lines, each a checkpoint or a log line of the
+ * gateway's ("audit checkpoint", the checkpoint under `auditCheckpoint`); other lines are
+ * skipped.
+ */
+async function* checkpointsIn(file: string): AsyncGenerator<Checkpoint> {
+  if (!existsSync(file)) throw new UsageError(`--checkpoints: no file ${file}`);
+  const input = createReadStream(file, { encoding: "utf8" });
+  for await (const line of createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY })) {
+    let parsed: { auditCheckpoint?: unknown } | undefined;
+    try {
+      parsed = JSON.parse(line);
+    } catch {
+      continue;
+    }
+    const checkpoint = (parsed?.auditCheckpoint ?? parsed) as Partial<Checkpoint> | undefined;
+    if (typeof checkpoint?.sig === "string" && typeof checkpoint.instance === "string") {
+      yield checkpoint as Checkpoint;
+    }
+  }
+}
+
 /** `aigw audit verify|tail|query`: reads the audit log the config names; the exit code. */
 async function audit(
   command: string,
@@ -147,8 +179,8 @@ async function audit(
 ): Promise<number> {
   if (!config.audit) throw new ConfigError("the config has no audit section: nothing to read");
   const lines = values.lines === undefined ? 20 : Number(values.lines);
-  if (!Number.isSafeInteger(lines) || lines < 1) {
-    throw new UsageError("--lines must be a whole number of records, 1 or more");
+  if (!Number.isSafeInteger(lines) || lines < 1 || lines > maxTailLines) {
+    throw new UsageError(`--lines must be a whole number of records, from 1 to ${maxTailLines}`);
   }
   const query = {
     tenant: values.tenant,
@@ -159,7 +191,14 @@ async function audit(
   const source = await auditSource(config.audit);
   try {
     if (command === "audit verify") {
-      const report = await verifyRecords(source.records(), source.checkpoints(), config.audit.key);
+      const checkpoints = values.checkpoints
+        ? concat(source.checkpoints(), checkpointsIn(values.checkpoints))
+        : source.checkpoints();
+      const report = await verifyRecords(source.records(), checkpoints, config.audit.key);
+      for await (const problem of source.inconsistencies?.() ?? []) {
+        report.ok = false;
+        report.problems.push(problem);
+      }
       process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
       return report.ok ? 0 : 1;
     }

@@ -120,10 +120,14 @@ export async function createGatewayFromConfig(
     firstEventWaitMs: config.gateway.firstEventWaitMs,
   });
   async function close() {
-    await closeLimits();
-    await cache?.store.close();
-    await routing.close();
-    await audit?.close();
+    try {
+      await closeLimits();
+      await cache?.store.close();
+      await routing.close();
+    } finally {
+      // Whatever else failed to close, the records in memory and the last checkpoint go out.
+      await audit?.close();
+    }
   }
   return { gateway, metrics, close };
 }

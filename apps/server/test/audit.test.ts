@@ -46,6 +46,7 @@ providers:
   up: { type: openai, baseURL: "${upstream.baseURL}" }
 models:
   gpt-4o-mini: { provider: up }
+  notes: { provider: up, model: gpt-4o-mini }
 tenants:
   acme: { keys: ["${acme.hash}"] }
   beta: { keys: ["${beta.hash}"] }
@@ -53,7 +54,7 @@ audit:
   key: \${AIGW_AUDIT_KEY}
   instance: gw-a
   file: { path: "\${AUDIT_DIR}/requests.jsonl" }
-  content: { tenants: [acme] }
+  content: { tenants: [acme], routes: [notes] }
 server: { shutdownGraceMs: 20000 }
 `);
   running = await runServer(["--config", file], env);
@@ -78,6 +79,7 @@ describe("aigw with an audit file", () => {
     const { file, path, acme, acmeKey, beta } = await auditedServer();
     await acme.chat.completions.create(ask("call +1 415 555 0100 today"));
     await beta.chat.completions.create(ask("beta's own question"));
+    await beta.chat.completions.create({ ...ask("mail ops@example.com"), model: "notes" });
     const gate = upstream.holdStream();
     const response = await fetch(`${running?.url}/v1/chat/completions`, {
       method: "POST",
@@ -105,6 +107,7 @@ describe("aigw with an audit file", () => {
       [
         ["acme", 200, false],
         ["beta", 200, false],
+        ["beta", 200, false],
         ["acme", 200, true],
       ],
     );
@@ -112,23 +115,25 @@ describe("aigw with an audit file", () => {
     expect(new Set(records.map((record) => record.instance)).size).toBe(1);
     expect(records[0].content.request[0].text).toMatch(/^call <PHONE_NUMBER_[0-9a-f]{8}> today$/);
     expect(records[1].content).toBeUndefined();
+    expect(records[2].content.request[0].text).toMatch(/^mail <EMAIL_ADDRESS_[0-9a-f]{8}>$/);
+    expect(records[3].content.response[0].text).toBeTruthy();
     const checkpoints = readFileSync(join(auditDirectory, "requests.checkpoints.jsonl"), "utf8");
     expect(checkpoints).toContain('"reason":"shutdown"');
 
     const verified = await aigw(["audit", "verify", "--config", file]);
     expect(verified.code, verified.stderr).toBe(0);
-    expect(JSON.parse(verified.stdout)).toMatchObject({ ok: true, records: 3 });
+    expect(JSON.parse(verified.stdout)).toMatchObject({ ok: true, records: 4 });
 
     const tail = await aigw(["audit", "tail", "-n", "1", "--config", file]);
     expect(tail.code).toBe(0);
-    expect(JSON.parse(tail.stdout).seq).toBe(3);
+    expect(JSON.parse(tail.stdout).seq).toBe(4);
     const query = await aigw(["audit", "query", "--tenant", "beta", "--config", file]);
     expect(
       query.stdout
         .trimEnd()
         .split("\n")
         .map((line) => JSON.parse(line).seq),
-    ).toEqual([2]);
+    ).toEqual([2, 3]);
     const none = await aigw(["audit", "query", "--since", "2999-01-01", "--config", file]);
     expect(none).toMatchObject({ code: 0, stdout: "" });
     const badTime = await aigw(["audit", "query", "--since", "yesterday", "--config", file]);
@@ -141,7 +146,19 @@ describe("aigw with an audit file", () => {
     const broken = await aigw(["audit", "verify", "--config", file]);
     expect(broken.code).toBe(1);
     expect(JSON.parse(broken.stdout).problems).toEqual([
-      `${records[0].instance}: the newest records 3..3 are missing (checkpointed)`,
+      `${records[0].instance}: the newest records 4..4 are missing (checkpointed)`,
+    ]);
+
+    // Removed with the stored checkpoints too: the gateway's own log lines still tell.
+    writeFileSync(join(auditDirectory, "requests.checkpoints.jsonl"), "");
+    expect((await aigw(["audit", "verify", "--config", file])).code).toBe(0);
+    const savedLog = join(auditDirectory, "gateway.log");
+    writeFileSync(savedLog, `${running?.lines.join("\n")}\n`);
+    expect(running?.lines.some((line) => line.includes('"auditCheckpoint"'))).toBe(true);
+    const withLog = await aigw(["audit", "verify", "--checkpoints", savedLog, "--config", file]);
+    expect(withLog.code).toBe(1);
+    expect(JSON.parse(withLog.stdout).problems).toEqual([
+      `${records[0].instance}: the newest records 4..4 are missing (checkpointed)`,
     ]);
   });
 

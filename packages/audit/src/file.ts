@@ -3,7 +3,16 @@ import { type FileHandle, mkdir, open, readdir, rename, unlink } from "node:fs/p
 import { basename, dirname, extname, join } from "node:path";
 import { createInterface } from "node:readline";
 import { macOf } from "./chain.js";
-import type { AuditQuery, AuditSink, AuditSource, Checkpoint, SealedRecord } from "./types.js";
+import type { AuditLogger } from "./log.js";
+import type {
+  AuditQuery,
+  AuditSink,
+  AuditSource,
+  ChainHead,
+  Checkpoint,
+  SealedRecord,
+  SinkReport,
+} from "./types.js";
 
 export interface FileSinkOptions {
   /** The file records are appended to, as JSON Lines ("/var/log/aigw/audit.jsonl"). One writer per file. */
@@ -16,6 +25,8 @@ export interface FileSinkOptions {
   maxFiles?: number;
   /** Where checkpoints go (JSON Lines). Default: `path` with `.checkpoints` before its extension. */
   checkpointPath?: string;
+  /** Where a failed rotation is reported (the records are kept; rotation is tried again). */
+  logger?: AuditLogger | undefined;
 }
 
 /** A rotated file's name: `audit.2026-12-01.3.jsonl` for `audit.jsonl`. */
@@ -52,6 +63,22 @@ async function rotatedFiles(path: string): Promise<string[]> {
   return found.map(({ name }) => join(directory, name));
 }
 
+/** A record line's start: sealed records begin with their instance and sequence number. */
+const recordStart = /^\{"instance":("(?:[^"\\]|\\.)*"),"seq":(\d+),/;
+
+/** The newest record of each instance in a file, read without parsing whole records. */
+async function headsIn(path: string): Promise<Map<string, ChainHead>> {
+  const heads = new Map<string, ChainHead>();
+  for await (const line of fileLines(path)) {
+    const start = recordStart.exec(line);
+    const mac = start && macOf(line);
+    if (!start || !mac) continue;
+    const instance = JSON.parse(start[1] as string) as string;
+    heads.set(instance, { instance, seq: Number(start[2]), mac });
+  }
+  return heads;
+}
+
 async function* fileLines(path: string): AsyncGenerator<string> {
   const input = createReadStream(path, { encoding: "utf8" });
   try {
@@ -67,22 +94,27 @@ async function* fileLines(path: string): AsyncGenerator<string> {
 
 /**
  * Appends records to a JSON Lines file, rotated by size and by UTC day into
- * `<name>.<YYYY-MM-DD>.<n><ext>`, keeping `maxFiles` rotated files. Each rotation writes a
- * checkpoint of the chain heads in the closed file; each deletion writes a retention
- * checkpoint, so verify knows where the kept chain starts.
+ * `<name>.<YYYY-MM-DD>.<n><ext>`, keeping `maxFiles` rotated files. A write reports what a
+ * rotation closed and what retention is about to delete, for the log to checkpoint; a file is
+ * deleted only once the retention checkpoints of its chains are stored, so verify always knows
+ * where a kept chain starts. A line torn by a crash or a failed write is ended, never glued to
+ * the next record.
  */
 export function createFileSink(options: FileSinkOptions): AuditSink {
-  const { path } = options;
+  const { path, logger } = options;
   const maxBytes = options.maxBytes ?? 100 * 2 ** 20;
   const daily = options.daily ?? true;
   const maxFiles = options.maxFiles ?? 30;
   const checkpointPath = options.checkpointPath ?? defaultCheckpointPath(path);
   let file: { handle: FileHandle; bytes: number; day: string } | undefined;
   /** The newest record of each instance in the open file: the heads a rotation checkpoints. */
-  const heads = new Map<string, { seq: number; mac: string }>();
+  const heads = new Map<string, ChainHead>();
+  /** The heads of the files this sink rotated, until retention deletes them. */
+  const rotatedHeads = new Map<string, ChainHead[]>();
+  /** Rotated files past retention, each waiting for its chains' retention checkpoints. */
+  const deletions: { path: string; waiting: Map<string, number> }[] = [];
 
   async function appendCheckpoints(checkpoints: Checkpoint[]) {
-    if (checkpoints.length === 0) return;
     const handle = await open(checkpointPath, "a");
     try {
       await handle.appendFile(checkpoints.map((each) => `${JSON.stringify(each)}\n`).join(""));
@@ -94,68 +126,132 @@ export function createFileSink(options: FileSinkOptions): AuditSink {
 
   async function openFile() {
     await mkdir(dirname(path), { recursive: true });
-    const handle = await open(path, "a");
+    const handle = await open(path, "a+");
     const info = await handle.stat();
-    file = { handle, bytes: info.size, day: utcDay(info.size > 0 ? info.mtimeMs : Date.now()) };
+    let bytes = info.size;
+    if (bytes > 0) {
+      const last = Buffer.alloc(1);
+      await handle.read(last, 0, 1, bytes - 1);
+      if (last[0] !== 0x0a) {
+        await handle.appendFile("\n");
+        bytes += 1;
+      }
+    }
+    // Records an earlier run left in the file: their heads go into its rotation checkpoint.
+    if (bytes > 0 && heads.size === 0) {
+      for (const [instance, head] of await headsIn(path)) heads.set(instance, head);
+    }
+    file = { handle, bytes, day: utcDay(bytes > 0 ? info.mtimeMs : Date.now()) };
     return file;
   }
 
-  async function rotate(current: NonNullable<typeof file>) {
+  async function rotate(current: NonNullable<typeof file>): Promise<SinkReport> {
     await current.handle.datasync();
     await current.handle.close();
     file = undefined;
     const extension = extname(path);
     const stem = path.slice(0, path.length - extension.length);
-    const existing = await rotatedFiles(path);
     let number = 1;
-    for (const name of existing) {
+    for (const name of await rotatedFiles(path)) {
       const match = rotatedName.exec(basename(name));
       if (match?.[2] === current.day) number = Math.max(number, Number(match[3]) + 1);
     }
-    await rename(path, `${stem}.${current.day}.${number}${extension}`);
-    const time = new Date().toISOString();
-    await appendCheckpoints(
-      [...heads].map(([instance, head]) => ({ instance, ...head, time, reason: "rotation" })),
-    );
+    const rotatedPath = `${stem}.${current.day}.${number}${extension}`;
+    await rename(path, rotatedPath);
+    const rotated = [...heads.values()].map(({ instance, seq, mac }) => ({ instance, seq, mac }));
     heads.clear();
-    await prune();
+    rotatedHeads.set(rotatedPath, rotated);
+    return { rotated, retained: await pastRetention() };
   }
 
-  async function prune() {
+  /** The newest record of each instance in the files retention deletes next. */
+  async function pastRetention(): Promise<ChainHead[]> {
     const rotated = await rotatedFiles(path);
+    const newest = new Map<string, ChainHead>();
     for (const old of rotated.slice(0, Math.max(0, rotated.length - maxFiles))) {
-      const last = new Map<string, { seq: number; mac: string }>();
-      for await (const line of fileLines(old)) {
-        const mac = macOf(line);
-        const { instance, seq } = JSON.parse(line) as { instance: string; seq: number };
-        if (mac) last.set(instance, { seq, mac });
-      }
-      const time = new Date().toISOString();
-      await appendCheckpoints(
-        [...last].map(([instance, head]) => ({ instance, ...head, time, reason: "retention" })),
-      );
-      await unlink(old);
+      if (deletions.some((deletion) => deletion.path === old)) continue;
+      // Files this sink rotated: their heads are known; older ones are read once.
+      const last = rotatedHeads.get(old) ?? [...(await headsIn(old)).values()];
+      rotatedHeads.delete(old);
+      deletions.push({
+        path: old,
+        waiting: new Map(last.map((head) => [head.instance, head.seq])),
+      });
+      for (const head of last) newest.set(head.instance, head);
+    }
+    await deleteCovered();
+    return [...newest.values()];
+  }
+
+  /** Deletes the files whose every chain has its retention checkpoint stored. */
+  async function deleteCovered() {
+    for (const deletion of [...deletions]) {
+      if (deletion.waiting.size > 0) continue;
+      await unlink(deletion.path).catch((error: NodeJS.ErrnoException) => {
+        if (error.code !== "ENOENT") throw error;
+      });
+      deletions.splice(deletions.indexOf(deletion), 1);
+    }
+  }
+
+  async function append(current: NonNullable<typeof file>, text: string) {
+    try {
+      await current.handle.appendFile(text);
+      current.bytes += Buffer.byteLength(text);
+    } catch (error) {
+      // Nothing of a failed batch stays: the next record starts on a line of its own.
+      file = undefined;
+      await current.handle
+        .truncate(current.bytes)
+        .catch(() => {})
+        .finally(() => current.handle.close().catch(() => {}));
+      throw error;
     }
   }
 
   return {
-    async write(records: readonly SealedRecord[]) {
+    async write(records) {
+      if (records.length === 0) return undefined;
       let current = file ?? (await openFile());
+      let report: SinkReport | undefined;
       if (current.bytes > 0 && daily && current.day !== utcDay(Date.now())) {
-        await rotate(current);
+        report = await rotate(current);
         current = await openFile();
       }
-      const text = records.map((record) => `${record.line}\n`).join("");
-      await current.handle.appendFile(text);
-      current.bytes += Buffer.byteLength(text);
+      await append(current, `${records.map((record) => record.line).join("\n")}\n`);
+      let previous: SealedRecord | undefined;
       for (const record of records) {
-        heads.set(record.instance, { seq: record.seq, mac: macOf(record.line) as string });
+        // The last record of each run of one instance (a batch is usually one run).
+        if (previous && previous.instance !== record.instance)
+          heads.set(previous.instance, previous);
+        previous = record;
       }
-      if (current.bytes >= maxBytes) await rotate(current);
+      if (previous) heads.set(previous.instance, previous);
+      if (current.bytes < maxBytes) return report;
+      try {
+        const rotated = await rotate(current);
+        return {
+          rotated: [...(report?.rotated ?? []), ...(rotated.rotated ?? [])],
+          retained: [...(report?.retained ?? []), ...(rotated.retained ?? [])],
+        };
+      } catch (error) {
+        // The records are stored; the file grows on and rotation is tried again next time.
+        logger?.error({ path, err: error }, "audit file rotation failed");
+        return report;
+      }
     },
     async checkpoint(checkpoint) {
       await file?.handle.datasync();
       await appendCheckpoints([checkpoint]);
+      if (checkpoint.reason !== "retention") return;
+      for (const deletion of deletions) {
+        if (
+          (deletion.waiting.get(checkpoint.instance) ?? Number.POSITIVE_INFINITY) <= checkpoint.seq
+        ) {
+          deletion.waiting.delete(checkpoint.instance);
+        }
+      }
+      await deleteCovered();
     },
     async close() {
       const current = file;

@@ -1,4 +1,4 @@
-import { createHash, type Hash } from "node:crypto";
+import { createHash, type Hash, hash } from "node:crypto";
 import type { FinishedRequest, GatewayHooks, RequestContext, TextPiece } from "@aigw/core";
 import type { AuditLog } from "./log.js";
 import type { AuditContent, AuditEntry, AuditTextPiece } from "./types.js";
@@ -15,9 +15,40 @@ export interface AuditHooksOptions {
   skipEndpoints?: readonly string[];
 }
 
+/**
+ * The sha256 of a stream's events as the client got them: each event's data and a newline.
+ * Events are hashed in runs of up to 64 Ki characters, not one by one: fewer, larger updates.
+ */
+class StreamDigest {
+  private hash: Hash | undefined;
+  private pending: string[] = [];
+  private pendingChars = 0;
+
+  add(data: string): void {
+    this.pending.push(data);
+    this.pendingChars += data.length + 1;
+    if (this.pendingChars < 65_536) return;
+    this.hash ??= createHash("sha256");
+    this.hash.update(this.takePending());
+  }
+
+  digest(): string {
+    return this.hash
+      ? this.hash.update(this.takePending()).digest("hex")
+      : hash("sha256", this.takePending(), "hex");
+  }
+
+  private takePending(): string {
+    const text = this.pending.length === 0 ? "" : `${this.pending.join("\n")}\n`;
+    this.pending = [];
+    this.pendingChars = 0;
+    return text;
+  }
+}
+
 /** What a stream leaves behind for its record: the hash of what the client got, and text. */
 interface StreamCapture {
-  hash: Hash;
+  digest: StreamDigest;
   response: Capture | undefined;
 }
 
@@ -32,8 +63,8 @@ class Capture {
   add(pieces: readonly TextPiece[]): void {
     for (const piece of pieces) {
       const room = this.maxChars - this.chars;
-      if (room <= 0) {
-        if (piece.text !== "") this.truncated = true;
+      if (room <= 0 || this.pieces.length >= maxPieces) {
+        this.truncated ||= piece.text !== "" || this.pieces.length >= maxPieces;
         return;
       }
       const text = piece.text.length > room ? piece.text.slice(0, room) : piece.text;
@@ -43,26 +74,25 @@ class Capture {
       if (last && last.role === piece.role && last.kind === piece.kind && !piece.name) {
         last.text += text;
       } else {
-        this.pieces.push({
-          role: piece.role,
-          kind: piece.kind,
-          text,
-          ...(piece.name ? { name: piece.name } : {}),
-        });
+        const name = piece.name && capped(piece.name);
+        this.pieces.push({ role: piece.role, kind: piece.kind, text, ...(name ? { name } : {}) });
       }
     }
   }
 }
 
-/** Client-chosen strings (a model name, a path) kept to a length that says enough. */
+/** Client-chosen strings (a model name, a path, a tool's name) kept to a length that says enough. */
 const maxNameLength = 256;
+/** Pieces per side of a record, however many empty or named ones come. */
+const maxPieces = 1_000;
+
 function capped<Text extends string | undefined>(text: Text): Text {
   return (
     text !== undefined && text.length > maxNameLength ? `${text.slice(0, maxNameLength)}…` : text
   ) as Text;
 }
 
-const sha256 = (body: Uint8Array | string) => createHash("sha256").update(body).digest("hex");
+const sha256 = (body: Uint8Array | string) => hash("sha256", body, "hex");
 const decoder = new TextDecoder();
 
 /**
@@ -75,34 +105,47 @@ const decoder = new TextDecoder();
 export function createAuditHooks(log: AuditLog, options: AuditHooksOptions = {}): GatewayHooks {
   const maxChars = options.maxContentChars ?? 32_768;
   const skipped = new Set(options.skipEndpoints ?? ["health", "metrics", "targets"]);
-  const wantsContent =
-    typeof options.content === "function"
-      ? options.content
-      : options.content
-        ? () => true
-        : () => false;
+  const wantsContent = typeof options.content === "function" ? options.content : () => true;
   const streams = new WeakMap<RequestContext, StreamCapture>();
   const prompts = new WeakMap<RequestContext, Capture>();
 
+  // Only when content may be recorded: a beforeRequest hook costs the gateway its byte-for-byte
+  // forwarding of the client's JSON.
+  const capturePrompts: Pick<GatewayHooks, "beforeRequest"> = options.content
+    ? {
+        // The audit never fails a request: content it cannot take is left out, and said so.
+        beforeRequest(call, context) {
+          try {
+            if (!wantsContent(context)) return;
+            const capture = new Capture(maxChars);
+            capture.add(context.protocol.requestText(call.endpoint, call.body));
+            prompts.set(context, capture);
+          } catch (error) {
+            contentFailed(context, error);
+          }
+        },
+      }
+    : {};
+
   return {
-    beforeRequest(call, context) {
-      if (!wantsContent(context)) return;
-      const capture = new Capture(maxChars);
-      capture.add(context.protocol.requestText(call.endpoint, call.body));
-      prompts.set(context, capture);
-    },
+    ...capturePrompts,
     onChunk(event, context) {
       let stream = streams.get(context);
       if (!stream) {
         stream = {
-          hash: createHash("sha256"),
+          digest: new StreamDigest(),
           response: prompts.has(context) ? new Capture(maxChars) : undefined,
         };
         streams.set(context, stream);
       }
-      stream.hash.update(event.data).update("\n");
+      stream.digest.add(event.data);
       if (stream.response && context.endpoint) {
-        stream.response.add(context.protocol.eventText(context.endpoint, event));
+        try {
+          stream.response.add(context.protocol.eventText(context.endpoint, event));
+        } catch (error) {
+          stream.response = undefined;
+          contentFailed(context, error);
+        }
       }
       return undefined;
     },
@@ -112,16 +155,28 @@ export function createAuditHooks(log: AuditLog, options: AuditHooksOptions = {})
       const prompt = prompts.get(context);
       let content: AuditContent | undefined;
       if (prompt) {
-        const response = stream?.response ?? answerCapture(request, context, maxChars);
+        let response = stream?.response;
+        try {
+          response ??= answerCapture(request, context, maxChars);
+        } catch (error) {
+          contentFailed(context, error);
+        }
         content = {
           request: prompt.pieces,
           response: response?.pieces,
           truncated: prompt.truncated || response?.truncated ? true : undefined,
         };
       }
-      log.append(entryOf(request, content, stream?.hash.digest("hex")));
+      log.append(entryOf(request, content, stream?.digest.digest()));
     },
   };
+}
+
+function contentFailed(context: RequestContext, error: unknown) {
+  context.logger?.warn(
+    { requestId: context.requestId, err: error },
+    "audit: content left out of the record",
+  );
 }
 
 function answerCapture(
@@ -162,9 +217,11 @@ function entryOf(
     route: request.route,
     attempts:
       request.attempts.length > 0
-        ? request.attempts.map((attempt) => ({
-            ...attempt,
-            durationMs: Math.round(attempt.durationMs),
+        ? request.attempts.map(({ target, route, status, durationMs }) => ({
+            target,
+            route,
+            status,
+            durationMs: Math.round(durationMs),
           }))
         : undefined,
     provider: request.provider,
@@ -192,7 +249,7 @@ function entryOf(
     cache: request.cache,
     guardrails:
       request.verdicts.length > 0 ? request.verdicts.map((verdict) => ({ ...verdict })) : undefined,
-    requestSha256: request.requestBody === undefined ? undefined : sha256(request.requestBody),
+    requestSha256: request.requestSha256,
     responseSha256:
       streamSha256 ??
       (request.responseBody === undefined ? undefined : sha256(request.responseBody)),

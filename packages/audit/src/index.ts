@@ -4,6 +4,7 @@ export {
   genesisMac,
   macOf,
   sealRecord,
+  signCheckpoint,
   type VerifyReport,
   verifyRecords,
 } from "./chain.js";
@@ -26,6 +27,8 @@ export type {
   AuditTextPiece,
   AuditUsage,
   AuditVerdict,
+  ChainHead,
   Checkpoint,
   SealedRecord,
+  SinkReport,
 } from "./types.js";

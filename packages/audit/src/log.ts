@@ -1,8 +1,17 @@
 import { createHmac, randomBytes } from "node:crypto";
 import { hostname } from "node:os";
+import { setImmediate as nextTurn } from "node:timers/promises";
 import { type RedactOptions, redactText } from "@aigw/guardrails";
-import { type AuditKey, checkKey, genesisMac, sealRecord } from "./chain.js";
-import type { AuditContent, AuditEntry, AuditSink, AuditTextPiece, Checkpoint } from "./types.js";
+import { type AuditKey, checkKey, genesisMac, sealRecord, signCheckpoint } from "./chain.js";
+import type {
+  AuditContent,
+  AuditEntry,
+  AuditSink,
+  AuditTextPiece,
+  ChainHead,
+  Checkpoint,
+  SinkReport,
+} from "./types.js";
 
 /** The subset of a pino logger the audit log reports through. */
 export interface AuditLogger {
@@ -32,13 +41,22 @@ export interface AuditLogOptions {
    */
   maxQueued?: number;
   /**
+   * Characters of content (prompts and completions) waiting to be written at most; a record
+   * appended beyond keeps everything but its text (`content: { truncated: true }`). Default
+   * 64 Mi.
+   */
+  maxQueuedContentChars?: number;
+  /**
    * How `content` is redacted before it is sealed: the PII entities to mask (Presidio names)
    * and their actions, as `redactText` of @aigw/guardrails takes them. Default: mask every
    * built-in entity. `false` stores content as given.
    */
   redaction?: Omit<RedactOptions, "key"> | false;
-  /** Where lost records and checkpoints are reported. Checkpoints go to `info`, so a log
-   * pipeline keeps a copy of every chain head outside the audit store. */
+  /**
+   * Where lost records and checkpoints are reported. Checkpoints go to `info`, so a log
+   * pipeline keeps a copy of every chain head outside the audit store (`verifyRecords` takes
+   * them back).
+   */
   logger?: AuditLogger | undefined;
 }
 
@@ -61,6 +79,14 @@ export interface AuditLog {
   stats(): AuditLogStats;
 }
 
+function contentChars(content: AuditContent): number {
+  let chars = 0;
+  for (const piece of [...(content.request ?? []), ...(content.response ?? [])]) {
+    chars += piece.text.length;
+  }
+  return chars;
+}
+
 /**
  * Seals entries into an HMAC chain (a sequence number and a MAC over the previous record's
  * MAC and this record's text) and writes them to a sink in batches, off the caller's path.
@@ -74,6 +100,7 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
   const batchSize = options.batchSize ?? 500;
   const flushIntervalMs = options.flushIntervalMs ?? 100;
   const maxQueued = options.maxQueued ?? 10_000;
+  const maxQueuedContentChars = options.maxQueuedContentChars ?? 64 * 2 ** 20;
   const redaction =
     options.redaction === false
       ? undefined
@@ -90,6 +117,7 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
   let seq = 0;
   let previousMac = genesisMac(key, instance);
   let checkpointedSeq = 0;
+  let queuedContentChars = 0;
   const stats = { appended: 0, written: 0, lost: 0 };
 
   function reportLost(count: number, reason: string, error?: unknown) {
@@ -97,22 +125,35 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
     logger?.error({ instance, lost: count, totalLost: stats.lost, err: error }, reason);
   }
 
+  /** Signs and stores a chain head: this log's own, or one a sink reported. */
+  async function storeCheckpoint(head: ChainHead, reason: Checkpoint["reason"]) {
+    const checkpoint = signCheckpoint(key, head, reason);
+    try {
+      await sink.checkpoint(checkpoint);
+      logger?.info({ auditCheckpoint: checkpoint }, "audit checkpoint");
+      return true;
+    } catch (error) {
+      logger?.error(
+        { instance: head.instance, seq: head.seq, err: error },
+        "audit checkpoint failed",
+      );
+      return false;
+    }
+  }
+
   async function checkpoint(reason: Checkpoint["reason"]) {
     if (seq === checkpointedSeq) return;
-    const head: Checkpoint = {
-      instance,
-      seq,
-      mac: previousMac,
-      time: new Date().toISOString(),
-      reason,
-    };
-    try {
-      await sink.checkpoint(head);
-      checkpointedSeq = seq;
-      logger?.info({ auditCheckpoint: head }, "audit checkpoint");
-    } catch (error) {
-      logger?.error({ instance, seq, err: error }, "audit checkpoint failed");
+    const head = { instance, seq, mac: previousMac };
+    if (await storeCheckpoint(head, reason)) checkpointedSeq = head.seq;
+  }
+
+  async function checkpointReport(report: SinkReport | undefined) {
+    for (const head of report?.rotated ?? []) {
+      if ((await storeCheckpoint(head, "rotation")) && head.instance === instance) {
+        checkpointedSeq = Math.max(checkpointedSeq, head.seq);
+      }
     }
+    for (const head of report?.retained ?? []) await storeCheckpoint(head, "retention");
   }
 
   function seal(entry: AuditEntry) {
@@ -149,17 +190,36 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
     };
   }
 
+  /** Seals a batch; redacting content is the slow part, so it yields to requests often. */
+  async function sealAll(batch: AuditEntry[]) {
+    const sealed = [];
+    let since = performance.now();
+    for (const entry of batch) {
+      sealed.push(seal(entry));
+      if (entry.content) {
+        queuedContentChars -= contentChars(entry.content);
+        if (performance.now() - since > 5) {
+          await nextTurn();
+          since = performance.now();
+        }
+      }
+    }
+    return sealed;
+  }
+
   async function drain() {
     while (queue.length > 0) {
       const batch = queue.length <= batchSize ? queue : queue.slice(0, batchSize);
       queue = batch === queue ? [] : queue.slice(batchSize);
-      const sealed = batch.map(seal);
+      const sealed = await sealAll(batch);
+      let report: SinkReport | undefined;
       try {
-        await sink.write(sealed);
+        report = await sink.write(sealed);
         stats.written += sealed.length;
       } catch (error) {
         reportLost(sealed.length, "audit records lost: the sink could not store them", error);
       }
+      await checkpointReport(report);
       if (seq - checkpointedSeq >= checkpointEvery) await checkpoint("interval");
     }
   }
@@ -180,6 +240,17 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
     timer.unref();
   }
 
+  function withinContentBudget(entry: AuditEntry, content: AuditContent): AuditEntry {
+    const chars = contentChars(content);
+    if (queuedContentChars + chars <= maxQueuedContentChars) {
+      queuedContentChars += chars;
+      return entry;
+    }
+    // The record is kept; only its text goes, so waiting content stays bounded in bytes.
+    logger?.error({ instance }, "audit content dropped: too much waiting to be written");
+    return { ...entry, content: { truncated: true } };
+  }
+
   return {
     instance,
     append(entry) {
@@ -192,7 +263,7 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
         reportLost(1, "audit record dropped: too many waiting to be written");
         return;
       }
-      queue.push(entry);
+      queue.push(entry.content ? withinContentBudget(entry, entry.content) : entry);
       if (queue.length >= batchSize && !writing) startWriting();
       else schedule();
     },

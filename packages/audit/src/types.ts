@@ -114,21 +114,37 @@ export interface SealedRecord {
   requestId: string;
   model: string | undefined;
   status: number;
+  /** The record's MAC, also the last property of `line`. */
+  mac: string;
   /** The JSON text, `"mac"` its last property: verify recomputes the chain from this text. */
   line: string;
 }
 
-/**
- * The newest record of an instance's chain, stored apart from the records so that removing
- * the newest records shows. "retention": records up to `seq` were deleted on purpose; the
- * chain goes on from `mac`.
- */
-export interface Checkpoint {
+/** A record's place in its instance's chain. */
+export interface ChainHead {
   instance: string;
   seq: number;
   mac: string;
+}
+
+/**
+ * A chain head stored apart from the records, so that removing the newest records shows.
+ * "retention": records up to `seq` were deleted on purpose; the chain goes on from `mac`.
+ * `sig` is hex HMAC-SHA256 under the audit key (see `signCheckpoint`): a checkpoint cannot be
+ * made up without the key.
+ */
+export interface Checkpoint extends ChainHead {
   time: string;
   reason: "interval" | "rotation" | "shutdown" | "retention";
+  sig: string;
+}
+
+/** What a write did besides storing records, for the log to checkpoint. */
+export interface SinkReport {
+  /** A file was closed by rotation: the newest record of each instance in it. */
+  rotated?: ChainHead[] | undefined;
+  /** Files were deleted by retention: the newest record of each instance in them. */
+  retained?: ChainHead[] | undefined;
 }
 
 /** Where sealed records go. Records arrive in chain order, one write at a time. */
@@ -138,8 +154,8 @@ export interface AuditSink {
    * delivered later (a spool); rejects only when they could be neither (the log reports them
    * as lost).
    */
-  write(records: readonly SealedRecord[]): Promise<void>;
-  /** Stores a chain head apart from the records. */
+  write(records: readonly SealedRecord[]): Promise<SinkReport | undefined>;
+  /** Stores a signed chain head apart from the records. */
   checkpoint(checkpoint: Checkpoint): Promise<void>;
   /** Delivers what it holds and releases its files or connections. */
   close(): Promise<void>;
@@ -160,5 +176,10 @@ export interface AuditSource {
   /** The newest `count` record lines, oldest first. */
   tail(count: number): Promise<string[]>;
   checkpoints(): AsyncIterable<Checkpoint>;
+  /**
+   * What the store holds that the chain cannot vouch for (PostgreSQL: rows whose indexed
+   * columns differ from their sealed line), one sentence each, for verify.
+   */
+  inconsistencies?(): AsyncIterable<string>;
   close(): Promise<void>;
 }

@@ -5,6 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import {
   type AuditEntry,
   type AuditSink,
+  type Checkpoint,
   createAuditLog,
   createFileSink,
   createFileSource,
@@ -107,13 +108,65 @@ describe("the chain in a file", () => {
     const source = createFileSource({ path });
     const report = await verifyRecords(source.records(), source.checkpoints(), "x".repeat(32));
     expect(report.ok).toBe(false);
-    expect(report.problems).toHaveLength(3);
+    expect(report.problems).toEqual([
+      "gw-1: a checkpoint at 3 is not signed with this key",
+      "gw-1: record 1 was altered (its MAC does not match)",
+      "gw-1: record 2 was altered (its MAC does not match)",
+      "gw-1: record 3 was altered (its MAC does not match)",
+    ]);
   });
 
   it("refuses a key shorter than 32 bytes", () => {
     expect(() => createAuditLog({ sink: createFileSink({ path }), key: "short" })).toThrow(
       "at least 32 bytes",
     );
+  });
+});
+
+describe("checkpoints", () => {
+  it("a checkpoint not signed with the key is reported and not believed", async () => {
+    await writeRecords(10);
+    const all = lines();
+    rewrite(all.slice(0, 4));
+    const checkpointFile = join(directory, "audit.checkpoints.jsonl");
+    const forged = { instance: "gw-1", seq: 4, mac: JSON.parse(all[3] as string).mac };
+    // Someone who cannot sign tries to pass records 5..10 off as deleted by retention.
+    writeFileSync(
+      checkpointFile,
+      `${JSON.stringify({ ...forged, time: new Date().toISOString(), reason: "shutdown", sig: "00" })}\n`,
+    );
+    const report = await verify();
+    expect(report.problems).toEqual(["gw-1: a checkpoint at 4 is not signed with this key"]);
+  });
+
+  it("checkpoints kept elsewhere catch the newest records deleted with the stored ones", async () => {
+    const logged: object[] = [];
+    const log = createAuditLog({
+      sink: createFileSink({ path }),
+      key,
+      instance: "gw-1",
+      batchSize: 5,
+      checkpointEvery: 5,
+      logger: { info: (object) => logged.push(object), error() {} },
+    });
+    for (let index = 1; index <= 12; index += 1) log.append(entry(index));
+    await log.close();
+    // Both the newest records and the checkpoints that name them are removed from the store.
+    rewrite(lines().slice(0, 5));
+    const checkpointFile = join(directory, "audit.checkpoints.jsonl");
+    const stored = readFileSync(checkpointFile, "utf8").trimEnd().split("\n");
+    writeFileSync(checkpointFile, `${stored[0]}\n`);
+    expect((await verify()).ok).toBe(true);
+    const source = createFileSource({ path });
+    async function* withLogged() {
+      yield* source.checkpoints();
+      for (const line of logged) {
+        const checkpoint = (line as { auditCheckpoint?: Checkpoint }).auditCheckpoint;
+        if (checkpoint) yield checkpoint;
+      }
+    }
+    const report = await verifyRecords(source.records(), withLogged(), key);
+    expect(report.problems).toEqual(["gw-1: the newest records 6..12 are missing (checkpointed)"]);
   });
 });
 
@@ -127,10 +180,45 @@ describe("rotation and retention", () => {
     const checkpoints = readFileSync(join(directory, "audit.checkpoints.jsonl"), "utf8");
     expect(checkpoints).toContain('"reason":"rotation"');
     expect(checkpoints).toContain('"reason":"retention"');
+    expect(checkpoints).toMatch(/"sig":"[0-9a-f]{64}"/);
     const report = await verify();
     expect(report.ok, report.problems.join("\n")).toBe(true);
     expect(report.chains[0]?.firstSeq).toBeGreaterThan(1);
     expect(report.chains[0]?.lastSeq).toBe(120);
+  });
+
+  it("retention that deletes every record of an earlier instance is no loss", async () => {
+    await writeRecords(20, { maxBytes: 2_000, maxFiles: 2 });
+    const log = createAuditLog({
+      sink: createFileSink({ path, maxBytes: 2_000, maxFiles: 2 }),
+      key,
+      instance: "gw-2",
+      batchSize: 7,
+    });
+    for (let index = 1; index <= 100; index += 1) log.append(entry(index));
+    await log.close();
+    const source = createFileSource({ path });
+    const instances = new Set<string>();
+    for await (const line of source.records()) instances.add(JSON.parse(line).instance);
+    expect([...instances]).toEqual(["gw-2"]);
+    const report = await verify();
+    expect(report.problems).toEqual([]);
+    expect(report.chains.map((chain) => chain.lastSeq)).toEqual([100]);
+  });
+
+  it("a line torn by a crash is ended, and the next records keep lines of their own", async () => {
+    await writeRecords(5);
+    writeFileSync(path, `${readFileSync(path, "utf8")}{"instance":"gw-1","seq":6,"ti`);
+    const log = createAuditLog({ sink: createFileSink({ path }), key, instance: "gw-2" });
+    for (let index = 1; index <= 3; index += 1) log.append(entry(index));
+    await log.close();
+    expect(lines()).toHaveLength(9);
+    const report = await verify();
+    expect(report.problems).toEqual(["record 6: not a sealed audit record"]);
+    expect(report.chains.find((chain) => chain.instance === "gw-2")).toMatchObject({
+      records: 3,
+      lastSeq: 3,
+    });
   });
 
   it("a removed rotated file (not by retention) shows as missing records", async () => {
@@ -204,7 +292,7 @@ describe("content and losses", () => {
     const errors: string[] = [];
     let release: () => void = () => {};
     const stuck: AuditSink = {
-      write: () => new Promise<void>((resolve) => (release = resolve)),
+      write: () => new Promise<undefined>((resolve) => (release = () => resolve(undefined))),
       checkpoint: async () => {},
       close: async () => {},
     };

@@ -95,7 +95,9 @@ export interface Exchange {
   reservedCost: number | undefined;
   /** The JSON text the client sent, when it can go upstream byte for byte. */
   receivedJson: Uint8Array | string | undefined;
-  /** Kept for onFinish hooks only: the JSON the client sent, and a body that is not a stream. */
+  /** Kept for onFinish hooks only: the JSON the client sent (its sha256, and itself until a
+   * stream starts), and a body that is not a stream. */
+  requestSha256: string | undefined;
   requestBody: Uint8Array | string | undefined;
   responseBody: Uint8Array | string | undefined;
   clientAddress: string | undefined;

@@ -1,5 +1,5 @@
 import { AsyncLocalStorage } from "node:async_hooks";
-import { randomUUID } from "node:crypto";
+import { hash, randomUUID } from "node:crypto";
 import { type CircuitBreaker, createCircuitBreaker } from "@aigw/balancer";
 import { createPriceTable, type PriceTable } from "@aigw/pricing";
 import {
@@ -391,6 +391,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       cost: outcome.cost,
       cache: outcome.cache,
       verdicts: context.verdicts,
+      requestSha256: exchange.requestSha256,
       requestBody: exchange.requestBody,
       responseBody: exchange.responseBody,
     };
@@ -426,7 +427,10 @@ export function createGateway(options: GatewayOptions): Gateway {
     const reading = readJsonBody(request, bodyLimits);
     const { body, json } = reading instanceof Promise ? await reading : reading;
     exchange.receivedJson = json;
-    if (hooks.hasFinishHooks) exchange.requestBody = json ?? JSON.stringify(body);
+    if (hooks.hasFinishHooks) {
+      exchange.requestBody = json ?? JSON.stringify(body);
+      exchange.requestSha256 = hash("sha256", exchange.requestBody, "hex");
+    }
     const model = exchange.protocol.validate(endpoint, body);
     context.endpoint = endpoint;
     context.model = model;
@@ -467,6 +471,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       headers["x-accel-buffering"] = "no";
       // The request is sent: an open stream keeps neither its body nor this call's scope alive.
       exchange.receivedJson = undefined;
+      exchange.requestBody = undefined;
       const events = streamToClient(
         exchange,
         { ...result, stream: result.stream },
@@ -730,6 +735,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       reservations: [],
       reservedCost: undefined,
       receivedJson: undefined,
+      requestSha256: undefined,
       requestBody: undefined,
       responseBody: undefined,
       clientAddress: request.clientAddress,

@@ -171,12 +171,16 @@ export interface FinishedRequest {
   cost: RequestCost | undefined;
   cache: CacheStatus | undefined;
   verdicts: readonly GuardrailVerdict[];
-  /** The JSON the client sent to a model endpoint, as it arrived. */
-  requestBody: Uint8Array | string | undefined;
   /**
-   * The body the client got, for answers that are not streams (errors included); a stream's
-   * events pass `onChunk` instead.
+   * Hex sha256 of the JSON the client sent to a model endpoint, as it arrived (re-serialised
+   * when a framework handed it over parsed).
    */
+  requestSha256: string | undefined;
+  /**
+   * For answers that are not streams (errors included): the JSON the client sent, and the
+   * body it got. A stream keeps neither while it runs; its events pass `onChunk`.
+   */
+  requestBody: Uint8Array | string | undefined;
   responseBody: Uint8Array | string | undefined;
 }
 
@@ -200,8 +204,9 @@ export interface GatewayHooks {
   onAttempt?(event: AttemptEvent, context: RequestContext): void;
   /**
    * Once per request, when it is over, with its whole outcome. It cannot change the answer: it
-   * runs after it was decided (for streams, after the last event); what it throws or rejects
-   * with is logged. Not awaited: keep slow work off the request path.
+   * runs after it was decided (for streams, after the last event), but before a JSON answer is
+   * written, so keep it short and move slow work elsewhere; what it throws or rejects with is
+   * logged, and its promise is not awaited.
    */
   onFinish?(request: FinishedRequest, context: RequestContext): Awaitable<void>;
 }

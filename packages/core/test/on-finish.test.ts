@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { createOpenAICompatible } from "@aigw/provider";
 import { type MockUpstream, readSse, startMockUpstream, waitFor } from "@aigw/testing";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -101,6 +102,7 @@ describe("onFinish", () => {
     });
     expect(request?.clientAddress).toMatch(/127\.0\.0\.1/);
     expect(Buffer.from(request?.requestBody ?? "").toString()).toBe(sent);
+    expect(request?.requestSha256).toBe(createHash("sha256").update(sent).digest("hex"));
     expect(Buffer.from(request?.responseBody ?? "").toString()).toBe(text);
     expect(request?.startedAt).toBeGreaterThan(Date.now() - 60_000);
     expect(request?.durationMs).toBeGreaterThan(0);
@@ -122,7 +124,9 @@ describe("onFinish", () => {
       usage: { outputTokens: expect.any(Number) },
       timeToFirstTokenMs: expect.any(Number),
     });
-    expect(finished[0]?.requestBody).toBeDefined();
+    // A stream keeps no request body while it runs: only its digest.
+    expect(finished[0]?.requestBody).toBeUndefined();
+    expect(finished[0]?.requestSha256).toMatch(/^[0-9a-f]{64}$/);
   });
 
   it("sees a stream whose client went away as 499", async () => {

@@ -1,6 +1,8 @@
 import { mkdir, open, stat, unlink } from "node:fs/promises";
 import { dirname } from "node:path";
 import { escapeIdentifier, Pool, type PoolClient, type QueryResultRow } from "pg";
+import { macOf } from "./chain.js";
+import type { AuditLogger } from "./log.js";
 import type { AuditQuery, AuditSink, AuditSource, Checkpoint, SealedRecord } from "./types.js";
 
 /**
@@ -10,8 +12,9 @@ import type { AuditQuery, AuditSink, AuditSource, Checkpoint, SealedRecord } fro
  */
 const migration001 = `-- @aigw/audit, migration 1: the audit records, their chain checkpoints, the migrations applied.
 -- migrate() of @aigw/audit/postgres runs it in one transaction under an advisory lock, with
--- search_path set to the target schema. Every statement is idempotent: running it again by
--- hand (psql -f) changes nothing.
+-- search_path set to the target schema, unless aigw_audit_migrations already lists the latest
+-- version (then it changes nothing and needs no DDL rights). Every statement is idempotent:
+-- running it again by hand (psql -f) changes nothing.
 CREATE TABLE IF NOT EXISTS aigw_audit_migrations (
   version int PRIMARY KEY,
   applied_at timestamptz NOT NULL DEFAULT now()
@@ -34,13 +37,15 @@ CREATE INDEX IF NOT EXISTS aigw_audit_log_time ON aigw_audit_log (time);
 CREATE INDEX IF NOT EXISTS aigw_audit_log_tenant_time ON aigw_audit_log (tenant, time);
 CREATE INDEX IF NOT EXISTS aigw_audit_log_request_id ON aigw_audit_log (request_id);
 
--- Chain heads, kept apart from the records so that deleting the newest records shows.
+-- Chain heads, kept apart from the records so that deleting the newest records shows. \`sig\`
+-- is the HMAC the log signed the checkpoint with: one cannot be made up without the key.
 CREATE TABLE IF NOT EXISTS aigw_audit_checkpoints (
   instance_id text NOT NULL,
   seq bigint NOT NULL,
   mac text NOT NULL,
   time timestamptz NOT NULL,
   reason text NOT NULL,
+  sig text NOT NULL,
   written_at timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (instance_id, seq, reason, mac)
 );
@@ -52,12 +57,6 @@ INSERT INTO aigw_audit_migrations (version) VALUES (1) ON CONFLICT (version) DO 
 export const auditMigrations: readonly { version: number; name: string; sql: string }[] = [
   { version: 1, name: "001_audit_log.sql", sql: migration001 },
 ];
-
-/** The subset of a pino logger the sink reports through. */
-export interface PostgresAuditLogger {
-  info(object: object, message?: string): void;
-  error(object: object, message?: string): void;
-}
 
 /** Where the tables are and how long to wait for PostgreSQL. */
 export interface PostgresConnectionOptions {
@@ -96,14 +95,22 @@ export interface PostgresSinkOptions extends PostgresConnectionOptions {
   maxSpoolBytes?: number | undefined;
   /** Wait between attempts to deliver the spool, in ms. Default 1000. */
   retryIntervalMs?: number | undefined;
+  /**
+   * Longest wait, in ms, for PostgreSQL to confirm a write or checkpoint (connection and
+   * migration included); then it is appended to the spool and resolves, while the insert goes
+   * on in the background (a late commit is harmless: the replay stores nothing twice). Keeps a
+   * stalled PostgreSQL from holding the log's writer for `connectTimeoutMs + queryTimeoutMs`.
+   * Default 1000.
+   */
+  spoolAfterMs?: number | undefined;
   /** Run `migrate` before the first insert. Default true. */
   migrate?: boolean | undefined;
   /** Outages, spool deliveries, full spools and unreadable spool lines are reported here. */
-  logger?: PostgresAuditLogger | undefined;
+  logger?: AuditLogger | undefined;
 }
 
 export interface PostgresSinkStats {
-  /** Records inserted straight away. */
+  /** Records inserted straight away (confirmed within `spoolAfterMs`). */
   inserted: number;
   /** Lines (records and checkpoints) this sink appended to the spool. */
   spooled: number;
@@ -123,6 +130,10 @@ export interface PostgresSourceOptions extends PostgresConnectionOptions {
 }
 
 const DEFAULT_TIMEOUT_MS = 5000;
+/** Most lines `tail` returns: a huge count would load that many rows at once. */
+const MAX_TAIL = 100_000;
+/** Most sentences `inconsistencies` reports. */
+const MAX_INCONSISTENCIES = 100;
 const REPLAY_LINES = 500;
 const REPLAY_READ_BYTES = 2 ** 20;
 
@@ -295,7 +306,24 @@ function database(options: PostgresConnectionOptions, maxConnections: number): D
   };
 }
 
+const latestMigration = Math.max(...auditMigrations.map(({ version }) => version));
+
 async function migrateWith(db: Database): Promise<number[]> {
+  // Already done: a look with neither lock nor DDL, so that a role with only INSERT and SELECT
+  // on the tables (and USAGE on the schema) can write once an owner migrated.
+  const current = await db.run(async (query) => {
+    const [table] = await query<{ found: boolean }>(
+      "SELECT to_regclass($1::text) IS NOT NULL AS found",
+      [`${db.prefix}aigw_audit_migrations`],
+    );
+    if (!table?.found) return false;
+    const [latest] = await query<{ found: boolean }>(
+      `SELECT EXISTS (SELECT 1 FROM ${db.prefix}aigw_audit_migrations WHERE version = $1) AS found`,
+      [latestMigration],
+    );
+    return latest?.found === true;
+  });
+  if (current) return [];
   // On any failure `run` destroys the connection, which rolls the transaction back.
   return db.run(async (query) => {
     await query("BEGIN");
@@ -330,8 +358,10 @@ async function migrateWith(db: Database): Promise<number[]> {
 /**
  * Creates or updates the tables (`aigw_audit_log`, `aigw_audit_checkpoints`,
  * `aigw_audit_migrations`) in `schema`: the migrations not yet applied there run in one
- * transaction under an advisory lock, so instances starting together do not race. Ends the
- * pool it made. Resolves with the versions it applied (none when all were).
+ * transaction under an advisory lock, so instances starting together do not race. When
+ * `aigw_audit_migrations` already lists the latest version it only looks (no lock, no DDL):
+ * a role with USAGE on the schema and INSERT, SELECT on the tables is enough. Ends the pool
+ * it made. Resolves with the versions it applied (none when all were).
  * @throws TypeError without `connectionString` or `pool`; an Error (message masked, SQLSTATE
  * or errno in `code`) when PostgreSQL fails or does not answer in time.
  */
@@ -361,25 +391,49 @@ function timestamp(value: unknown): string | null {
 const int32 = (value: unknown) =>
   Number.isInteger(value) && Math.abs(value as number) < 2 ** 31 ? (value as number) : null;
 
-/** A spool line as a record (its own JSON carries every indexed field) or a checkpoint. */
-type SpoolItem = { record: SealedRecord } | { checkpoint: Checkpoint };
+/**
+ * A checkpoint PostgreSQL can store: anything else would fail its insert every time, and
+ * hold up the spool behind it.
+ */
+function isCheckpoint(value: unknown): value is Checkpoint {
+  const checkpoint = value as Partial<Checkpoint> | null | undefined;
+  return (
+    checkpoint !== null &&
+    typeof checkpoint === "object" &&
+    typeof checkpoint.instance === "string" &&
+    Number.isSafeInteger(checkpoint.seq) &&
+    typeof checkpoint.mac === "string" &&
+    typeof checkpoint.reason === "string" &&
+    typeof checkpoint.sig === "string"
+  );
+}
 
-function parseSpoolLine(line: string): SpoolItem | undefined {
-  let parsed: Record<string, unknown>;
+/** A JSON object's properties, or undefined for any other text. */
+function parseObject(line: string): Record<string, unknown> | undefined {
+  let parsed: unknown;
   try {
     parsed = JSON.parse(line);
   } catch {
     return undefined;
   }
-  if (parsed === null || typeof parsed !== "object") return undefined;
-  const checkpoint = parsed.checkpoint as Checkpoint | undefined;
-  if (checkpoint && typeof checkpoint === "object" && !("instance" in parsed)) {
-    if (typeof checkpoint.instance !== "string" || !Number.isSafeInteger(checkpoint.seq)) {
-      return undefined;
-    }
-    return { checkpoint };
+  return parsed !== null && typeof parsed === "object" && !Array.isArray(parsed)
+    ? (parsed as Record<string, unknown>)
+    : undefined;
+}
+
+/** A spool line as a record (its own JSON carries every indexed field) or a checkpoint. */
+type SpoolItem = { record: SealedRecord } | { checkpoint: Checkpoint };
+
+function parseSpoolLine(line: string): SpoolItem | undefined {
+  const parsed = parseObject(line);
+  if (!parsed) return undefined;
+  if ("checkpoint" in parsed && !("instance" in parsed)) {
+    return isCheckpoint(parsed.checkpoint) ? { checkpoint: parsed.checkpoint } : undefined;
   }
-  if (typeof parsed.instance !== "string" || !Number.isSafeInteger(parsed.seq)) return undefined;
+  const mac = macOf(line);
+  if (typeof parsed.instance !== "string" || !Number.isSafeInteger(parsed.seq) || !mac) {
+    return undefined;
+  }
   return {
     record: {
       instance: parsed.instance,
@@ -389,6 +443,7 @@ function parseSpoolLine(line: string): SpoolItem | undefined {
       requestId: parsed.requestId as string,
       model: parsed.model as string | undefined,
       status: parsed.status as number,
+      mac,
       line,
     },
   };
@@ -400,35 +455,44 @@ function parseSpoolLine(line: string): SpoolItem | undefined {
  * statement bounded by `queryTimeoutMs` after at most `connectTimeoutMs` for a connection.
  *
  * When PostgreSQL fails in any way (refused, timed out, connection cut, the reply to the
- * insert lost), the batch is appended to the spool, `spoolPath`, and `write` resolves: the
- * records are kept. While the spool holds anything, later batches and checkpoints go to its
- * end too, so their order holds, and every `retryIntervalMs` (an unref'd timer) the spool is
- * delivered from its start, up to 500 lines per statement; the file is deleted only once
- * every line in it was delivered. Replaying a batch PostgreSQL did store (only its reply was
- * lost) inserts nothing twice: the primary key and `DO NOTHING` see to it. A spool left by an
- * earlier run is delivered after the start.
+ * insert lost), or has not confirmed the insert within `spoolAfterMs`, the batch is appended
+ * to the spool, `spoolPath`, and `write` resolves: the records are kept. An insert that
+ * outlasts `spoolAfterMs` goes on in the background, still bounded by the timeouts (its
+ * connection destroyed when they pass); its outcome is only logged. While the spool holds
+ * anything, later batches and checkpoints go to its end too, so their order holds, and every
+ * `retryIntervalMs` (an unref'd timer) the spool is delivered from its start, up to 500 lines
+ * per statement; the file is deleted only once every line in it was delivered. Replaying a
+ * batch PostgreSQL did store (only its reply was lost, or the insert that outlasted
+ * `spoolAfterMs` committed after all) inserts nothing twice: the primary key and
+ * `DO NOTHING` see to it. A spool left by an earlier run is delivered after the start.
  *
  * The spool is JSON Lines, fsync'd after each append: a record's line is its sealed line as
  * is (so the spool is itself an audit file verify can read), a checkpoint's is
  * `{"checkpoint":{...}}`. A line that cannot be parsed (a torn write from a crash) is moved to
- * `<spoolPath>.bad` and reported to the logger, never dropped silently.
+ * `<spoolPath>.bad` and reported to the logger, never dropped silently; so is a line that is
+ * not a sealed record (no `mac` at its end) or a signed checkpoint.
  *
  * A batch or checkpoint that would take the spool beyond `maxSpoolBytes` is not kept: `write`
- * (or `checkpoint`) rejects, and the error is logged. `close` tries once to deliver the spool,
- * leaves it for the next start when it cannot, and ends the pool it made (not yours).
- * `write` and `checkpoint` after `close` reject.
+ * (or `checkpoint`) rejects, and the error is logged. `close` waits for the inserts still
+ * going on in the background, tries once to deliver the spool, leaves it for the next start
+ * when it cannot, and ends the pool it made (not yours). `write` and `checkpoint` after
+ * `close` reject; `write` resolves with no report (PostgreSQL neither rotates nor retains).
  *
- * Time: a write that goes to PostgreSQL waits at most `connectTimeoutMs` for a connection and
- * `queryTimeoutMs` per statement (the first one also runs the migration, a few statements);
- * once the spool holds anything, writes only append to it (milliseconds). One sink per spool
- * file: two processes must not share `spoolPath`.
- * @throws TypeError without `spoolPath`, or without `connectionString` or `pool`.
+ * Time: a write or checkpoint resolves within about `spoolAfterMs` (plus the spool's fsync),
+ * however PostgreSQL behaves; each statement is bounded by `queryTimeoutMs` after at most
+ * `connectTimeoutMs` for a connection (the first insert also runs the migration); once the
+ * spool holds anything, writes only append to it (milliseconds). One sink per spool file: two
+ * processes must not share `spoolPath`.
+ * @throws TypeError without `spoolPath`, or without `connectionString` or `pool`;
+ * `checkpoint` rejects with a TypeError for a checkpoint without `instance`, `seq`, `mac`,
+ * `reason` or `sig`.
  */
 export function createPostgresSink(options: PostgresSinkOptions): PostgresSink {
   const { spoolPath, logger } = options;
   if (!spoolPath) throw new TypeError("@aigw/audit/postgres: spoolPath is required");
   const maxSpoolBytes = options.maxSpoolBytes ?? 2 ** 30;
   const retryIntervalMs = options.retryIntervalMs ?? 1000;
+  const spoolAfterMs = Math.max(0, options.spoolAfterMs ?? 1000);
   const db = database(options, 2);
   const { prefix } = db;
   const stats = { inserted: 0, spooled: 0, replayed: 0, rejected: 0 };
@@ -441,6 +505,8 @@ export function createPostgresSink(options: PostgresSinkOptions): PostgresSink {
   let closing: Promise<void> | undefined;
   let outage = false;
   let migrated: Promise<unknown> | undefined;
+  /** Inserts that outlasted `spoolAfterMs` and still run; `close` waits for them. */
+  const late = new Set<Promise<void>>();
 
   /** Spool and state changes happen one at a time, in call order. */
   let lock: Promise<unknown> = Promise.resolve();
@@ -495,8 +561,8 @@ export function createPostgresSink(options: PostgresSinkOptions): PostgresSink {
     await ensureMigrated();
     await db.run(async (query) => {
       await query(
-        `INSERT INTO ${prefix}aigw_audit_checkpoints (instance_id, seq, mac, time, reason)
-         VALUES ($1, $2, $3, coalesce($4::timestamptz, now()), $5)
+        `INSERT INTO ${prefix}aigw_audit_checkpoints (instance_id, seq, mac, time, reason, sig)
+         VALUES ($1, $2, $3, coalesce($4::timestamptz, now()), $5, $6)
          ON CONFLICT DO NOTHING`,
         [
           text(checkpoint.instance),
@@ -504,9 +570,44 @@ export function createPostgresSink(options: PostgresSinkOptions): PostgresSink {
           text(checkpoint.mac),
           timestamp(checkpoint.time),
           text(checkpoint.reason),
+          text(checkpoint.sig),
         ],
       );
     });
+  }
+
+  /**
+   * Resolves once `insert` is confirmed within `spoolAfterMs`; rejects with its failure, or
+   * when it is not confirmed in time, leaving it to go on in the background.
+   */
+  async function confirmed(insert: Promise<void>, lines: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<"late">((resolve) => {
+      timer = setTimeout(() => resolve("late"), spoolAfterMs);
+    });
+    try {
+      if ((await Promise.race([insert, timeout])) !== "late") return;
+    } finally {
+      clearTimeout(timer);
+    }
+    const background: Promise<void> = insert
+      .then(
+        () =>
+          logger?.info(
+            { spoolPath, lines },
+            "audit: PostgreSQL confirmed an insert after spoolAfterMs; its spooled copy stores nothing twice",
+          ),
+        (error: unknown) =>
+          logger?.info(
+            { spoolPath, lines, error: describe(error) },
+            "audit: an insert that outlasted spoolAfterMs failed; its lines are in the spool",
+          ),
+      )
+      .finally(() => late.delete(background));
+    late.add(background);
+    throw new Error(
+      `PostgreSQL did not confirm the insert within spoolAfterMs (${spoolAfterMs} ms)`,
+    );
   }
 
   const ready = (async () => {
@@ -672,15 +773,15 @@ export function createPostgresSink(options: PostgresSinkOptions): PostgresSink {
   return {
     write(records) {
       if (closing) return closedError();
-      if (records.length === 0) return Promise.resolve();
+      if (records.length === 0) return Promise.resolve(undefined);
       return exclusive(async () => {
         await ready;
         let cause: unknown;
         if (spoolBytes === 0) {
           try {
-            await insertRecords(records);
+            await confirmed(insertRecords(records), records.length);
             stats.inserted += records.length;
-            return;
+            return undefined;
           } catch (error) {
             noteFailure(error);
             cause = error;
@@ -691,16 +792,24 @@ export function createPostgresSink(options: PostgresSinkOptions): PostgresSink {
           records.length,
           cause,
         );
+        return undefined;
       });
     },
     checkpoint(checkpoint) {
       if (closing) return closedError();
+      if (!isCheckpoint(checkpoint)) {
+        return Promise.reject(
+          new TypeError(
+            "@aigw/audit/postgres: a checkpoint needs instance, seq, mac, reason and sig",
+          ),
+        );
+      }
       return exclusive(async () => {
         await ready;
         let cause: unknown;
         if (spoolBytes === 0) {
           try {
-            await insertCheckpoint(checkpoint);
+            await confirmed(insertCheckpoint(checkpoint), 1);
             return;
           } catch (error) {
             noteFailure(error);
@@ -718,6 +827,8 @@ export function createPostgresSink(options: PostgresSinkOptions): PostgresSink {
         await replaying;
         await exclusive(async () => {});
         await ready.catch(() => {});
+        // Bounded by the timeouts; they run while the spool is delivered.
+        const background = Promise.all([...late]);
         if (spoolBytes > 0) {
           try {
             await deliverSpool();
@@ -728,6 +839,7 @@ export function createPostgresSink(options: PostgresSinkOptions): PostgresSink {
             );
           }
         }
+        await background;
         await db.end();
       })();
       return closing;
@@ -736,13 +848,94 @@ export function createPostgresSink(options: PostgresSinkOptions): PostgresSink {
   };
 }
 
+/** Whether a record line satisfies a query's filters, read from the line itself. */
+function satisfies(line: string, query: AuditQuery): boolean {
+  const record = parseObject(line);
+  if (!record) return false;
+  if (query.tenant !== undefined && text(record.tenant) !== text(query.tenant)) return false;
+  if (query.model !== undefined && text(record.model) !== text(query.model)) return false;
+  if (query.since || query.until) {
+    const iso = timestamp(record.time);
+    if (iso === null) return false;
+    const time = Date.parse(iso);
+    if (query.since && time < query.since.getTime()) return false;
+    if (query.until && time > query.until.getTime()) return false;
+  }
+  return true;
+}
+
+/** A row as `inconsistencies` checks it: `time` to the microsecond, in UTC. */
+interface CheckedRow {
+  instance_id: string;
+  seq_text: string;
+  time_text: string | null;
+  tenant: string | null;
+  request_id: string | null;
+  model: string | null;
+  status: number | null;
+  line: string;
+}
+
+/** A value for a sentence: strings quoted, control characters escaped, at most 64 chars. */
+function shown(value: unknown, quote = typeof value === "string"): string {
+  if (value === undefined || value === null) return "null";
+  const raw = typeof value === "string" ? value : (JSON.stringify(value) ?? String(value));
+  let escaped = JSON.stringify(raw).slice(1, -1);
+  if (escaped.length > 64) escaped = `${escaped.slice(0, 63)}…`;
+  return quote ? `'${escaped}'` : escaped;
+}
+
+/**
+ * Where a row's columns differ from its sealed line: the line read the way the sink reads a
+ * record to fill them (so a value the sink stores changed, NULs dropped, counts as equal).
+ */
+function differences(row: CheckedRow): string[] {
+  const record = parseObject(row.line);
+  const name = typeof record?.instance === "string" ? record.instance : row.instance_id;
+  const seq = Number.isSafeInteger(record?.seq) ? String(record?.seq) : row.seq_text;
+  const at = `${shown(name, false)}: record ${shown(seq, false)}`;
+  if (!record) return [`${at}: its line is not a JSON record`];
+  const found: string[] = [];
+  const compare = (column: string, actual: unknown, expected: unknown, says: unknown) => {
+    if (actual !== expected) {
+      found.push(`${at}: column ${column} is ${shown(actual)}, its record says ${shown(says)}`);
+    }
+  };
+  compare("instance_id", row.instance_id, text(record.instance), record.instance);
+  const seqText = Number.isSafeInteger(record.seq) ? String(record.seq) : null;
+  if (row.seq_text !== seqText) {
+    found.push(`${at}: column seq is ${row.seq_text}, its record says ${shown(record.seq)}`);
+  }
+  const iso = timestamp(record.time);
+  if (row.time_text !== (iso === null ? null : `${iso.slice(0, -1)}000Z`)) {
+    const time = row.time_text?.replace(/(\.\d{3})000Z$/, "$1Z") ?? null;
+    found.push(`${at}: column time is ${shown(time)}, its record says ${shown(record.time)}`);
+  }
+  compare("tenant", row.tenant, text(record.tenant), record.tenant);
+  compare("request_id", row.request_id, text(record.requestId), record.requestId);
+  compare("model", row.model, text(record.model), record.model);
+  compare("status", row.status, int32(record.status), record.status);
+  return found;
+}
+
+/** PostgreSQL could not read a line as jsonb: not JSON, or a `\u0000` in it (prompt text). */
+const isJsonError = (error: unknown) => {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return code === "22P02" || code === "22P05";
+};
+
 /**
  * Reads records back from PostgreSQL for verify, tail and queries. `records` streams in
  * keyset pages of `pageSize` rows ordered by instance and sequence number, with the query's
- * filters in SQL, so memory stays bounded whatever the table's size; `tail(count)` holds
- * `count` lines. Each page is bounded by the timeouts.
- * @throws TypeError without `connectionString` or `pool`; reading rejects with an Error
- * (message masked) when PostgreSQL fails or does not answer in time.
+ * filters in SQL (for the indexes), so memory stays bounded whatever the table's size; the
+ * filters are checked again against each sealed line, and a row whose columns were edited to
+ * match a query while its line does not is left out. `inconsistencies` reports rows whose
+ * columns differ from their line (at most 100 sentences), comparing in SQL page by page and
+ * returning only the rows that differ. `tail(count)` holds `count` lines, at most 100,000.
+ * Each page is bounded by the timeouts.
+ * @throws TypeError without `connectionString` or `pool`; `tail` rejects with a TypeError
+ * for a count above 100,000; reading rejects with an Error (message masked) when PostgreSQL
+ * fails or does not answer in time.
  */
 export function createPostgresSource(options: PostgresSourceOptions): AuditSource {
   const db = database(options, 1);
@@ -757,6 +950,24 @@ export function createPostgresSource(options: PostgresSourceOptions): AuditSourc
     }
   }
 
+  const checkedColumns = `instance_id, seq::text AS seq_text,
+    to_char(time AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS time_text,
+    tenant, request_id, model, status, line`;
+  /**
+   * Rows whose columns, as text, differ from their line's values: `differences` then decides,
+   * as the sink filled them (a time written another way than the column's is no difference).
+   */
+  const mismatch = [
+    "instance_id IS DISTINCT FROM j->>'instance'",
+    "seq::text IS DISTINCT FROM j->>'seq'",
+    `to_char(time AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') IS DISTINCT FROM j->>'time'`,
+    "time <> date_trunc('milliseconds', time)",
+    "tenant IS DISTINCT FROM j->>'tenant'",
+    "request_id IS DISTINCT FROM j->>'requestId'",
+    "model IS DISTINCT FROM j->>'model'",
+    "status::text IS DISTINCT FROM j->>'status'",
+  ].join("\n                  OR ");
+
   return {
     async *records(query?: AuditQuery) {
       const values: unknown[] = [];
@@ -769,6 +980,7 @@ export function createPostgresSource(options: PostgresSourceOptions): AuditSourc
       if (query?.model !== undefined) condition("model = ?", text(query.model));
       if (query?.since) condition("time >= ?", query.since.toISOString());
       if (query?.until) condition("time <= ?", query.until.toISOString());
+      const filtered = where.length > 0 ? query : undefined;
       let after: [string, string] | undefined;
       for (;;) {
         const keyset = after
@@ -781,13 +993,18 @@ export function createPostgresSource(options: PostgresSourceOptions): AuditSourc
            ORDER BY instance_id, seq LIMIT ${pageSize}`,
           after ? [...values, ...after] : values,
         );
-        for (const row of rows) yield row.line;
+        for (const row of rows) {
+          if (!filtered || satisfies(row.line, filtered)) yield row.line;
+        }
         const last = rows.at(-1);
         if (!last || rows.length < pageSize) return;
         after = [last.instance_id, last.seq_text];
       }
     },
     async tail(count) {
+      if (count > MAX_TAIL) {
+        throw new TypeError(`tail: at most ${MAX_TAIL} records at a time, not ${count}`);
+      }
       const limit = Math.floor(count);
       if (!(limit > 0)) return [];
       const rows = await page<{ line: string }>(
@@ -808,8 +1025,9 @@ export function createPostgresSource(options: PostgresSourceOptions): AuditSourc
           mac: string;
           time: string;
           reason: Checkpoint["reason"];
+          sig: string;
         }>(
-          `SELECT instance_id, seq::text AS seq_text, mac, reason,
+          `SELECT instance_id, seq::text AS seq_text, mac, reason, sig,
              to_char(time AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS time
            FROM ${prefix}aigw_audit_checkpoints
            ${after ? "WHERE (instance_id, seq, reason, mac) > ($1, $2::bigint, $3, $4)" : ""}
@@ -823,11 +1041,65 @@ export function createPostgresSource(options: PostgresSourceOptions): AuditSourc
             mac: row.mac,
             time: row.time,
             reason: row.reason,
+            sig: row.sig,
           };
         }
         const last = rows.at(-1);
         if (!last || rows.length < pageSize) return;
         after = [last.instance_id, last.seq_text, last.reason, last.mac];
+      }
+    },
+    async *inconsistencies() {
+      let reported = 0;
+      let after: [string, string] | undefined;
+      for (;;) {
+        const from = after ? "(instance_id, seq) > ($1, $2::bigint)" : "true";
+        // The page: from after `after` up to its last row, or to the end.
+        const [end] = await page<{ instance_id: string; seq_text: string }>(
+          `SELECT instance_id, seq::text AS seq_text FROM ${prefix}aigw_audit_log
+           WHERE ${from} ORDER BY instance_id, seq LIMIT 1 OFFSET ${pageSize - 1}`,
+          after ?? [],
+        );
+        const values: unknown[] = [...(after ?? [])];
+        let range = from;
+        if (end) {
+          values.push(end.instance_id, end.seq_text);
+          range += ` AND (instance_id, seq) <= ($${values.length - 1}, $${values.length}::bigint)`;
+        }
+        let rows: CheckedRow[];
+        try {
+          rows = await db.run((query) =>
+            query<CheckedRow>(
+              `SELECT ${checkedColumns}
+               FROM (
+                 -- OFFSET 0 keeps the subquery: each line is parsed once, not once per use.
+                 SELECT *, line::jsonb AS j FROM ${prefix}aigw_audit_log WHERE ${range} OFFSET 0
+               ) page
+               WHERE ${mismatch}
+               ORDER BY instance_id, seq`,
+              values,
+            ),
+          );
+        } catch (error) {
+          if (!isJsonError(error)) {
+            throw safeError(error, db.mask, "reading the audit log from PostgreSQL failed");
+          }
+          // A line PostgreSQL cannot read as JSON: this page is compared here instead.
+          rows = await page<CheckedRow>(
+            `SELECT ${checkedColumns} FROM ${prefix}aigw_audit_log WHERE ${range}
+             ORDER BY instance_id, seq`,
+            values,
+          );
+        }
+        for (const row of rows) {
+          for (const sentence of differences(row)) {
+            yield sentence;
+            reported += 1;
+            if (reported >= MAX_INCONSISTENCIES) return;
+          }
+        }
+        if (!end) return;
+        after = [end.instance_id, end.seq_text];
       }
     },
     close: () => db.end(),

@@ -6,8 +6,15 @@ import { setTimeout as delay } from "node:timers/promises";
 import { waitFor } from "@aigw/testing";
 import pg from "pg";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { genesisMac, sealRecord } from "../src/chain.js";
-import { type AuditEntry, type AuditLog, createAuditLog, verifyRecords } from "../src/index.js";
+import { genesisMac, sealRecord, signCheckpoint } from "../src/chain.js";
+import {
+  type AuditEntry,
+  type AuditLog,
+  type AuditSink,
+  type Checkpoint,
+  createAuditLog,
+  verifyRecords,
+} from "../src/index.js";
 import {
   auditMigrations,
   createPostgresSink,
@@ -81,6 +88,7 @@ describe("PostgreSQL sink and source", () => {
     logOptions: {
       instance: string;
       batchSize?: number;
+      maxQueued?: number;
       logger?: ReturnType<typeof recordingLogger>;
     },
   ): { sink: PostgresSink; log: AuditLog } => {
@@ -180,6 +188,16 @@ describe("PostgreSQL sink and source", () => {
     const reader = source({ pageSize: 16 });
     const seqOf = (line: string) => (JSON.parse(line) as { seq: number }).seq;
     expect((await reader.tail(3)).map(seqOf)).toEqual([38, 39, 40]);
+    expect(await reader.tail(100_000)).toHaveLength(40);
+    await expect(reader.tail(100_001)).rejects.toThrow(TypeError);
+    const checkpoints: Checkpoint[] = [];
+    for await (const checkpoint of reader.checkpoints()) checkpoints.push(checkpoint);
+    expect(checkpoints.at(-1)).toMatchObject({ instance: "gw-1", seq: 40, reason: "shutdown" });
+    for (const checkpoint of checkpoints) {
+      const { sig, ...head } = checkpoint;
+      expect(sig).toMatch(/^[0-9a-f]{64}$/);
+      expect(signCheckpoint(key, head, head.reason, head.time).sig).toBe(sig);
+    }
     const globex: number[] = [];
     for await (const line of reader.records({ tenant: "globex", model: "gpt-4o-mini" })) {
       globex.push(seqOf(line));
@@ -315,6 +333,9 @@ describe("PostgreSQL sink and source", () => {
       retryIntervalMs: 60_000,
     });
     cleanups.push(() => sink.close());
+    // Unsigned: PostgreSQL would refuse it every time, holding up a spool behind it.
+    const unsigned = { instance: "gw-lost", seq: 1, mac: "0".repeat(64), reason: "interval" };
+    await expect(sink.checkpoint(unsigned as unknown as Checkpoint)).rejects.toThrow(TypeError);
     let previous = genesisMac(key, "gw-lost");
     const records = [1, 2, 3, 4, 5].map((seq) => {
       const sealed = sealRecord(key, entry(seq), "gw-lost", seq, previous);
@@ -336,13 +357,16 @@ describe("PostgreSQL sink and source", () => {
     const pool = new pg.Pool({ connectionString: proxyUrl, max: 1 });
     pool.on("error", () => {});
     cleanups.push(() => pool.end());
+    const logger = recordingLogger();
     const sink = createPostgresSink({
       pool,
       schema,
       spoolPath,
-      queryTimeoutMs: 300,
-      connectTimeoutMs: 300,
+      spoolAfterMs: 200,
+      queryTimeoutMs: 1500,
+      connectTimeoutMs: 1500,
       retryIntervalMs: 60_000,
+      logger,
     });
     cleanups.push(() => sink.close());
     const first = sealRecord(key, entry(1), "gw-pool", 1, genesisMac(key, "gw-pool"));
@@ -352,10 +376,15 @@ describe("PostgreSQL sink and source", () => {
 
     proxy.setMode("stall");
     const started = Date.now();
-    await sink.write([second]);
-    expect(Date.now() - started).toBeLessThan(2000);
+    expect(await sink.write([second])).toBeUndefined();
+    // Spooled after spoolAfterMs, not after queryTimeoutMs.
+    expect(Date.now() - started).toBeLessThan(600);
     expect(sink.stats()).toMatchObject({ inserted: 1, spooled: 1 });
-    expect(pool.totalCount).toBe(0);
+    // The insert went on in the background until queryTimeoutMs, then its connection was
+    // destroyed, not returned to the pool.
+    expect(pool.totalCount).toBe(1);
+    await waitFor(() => pool.totalCount === 0, { timeoutMs: 5000, message: "not destroyed" });
+    await waitFor(() => logger.text().includes("outlasted spoolAfterMs failed"));
 
     proxy.setMode("forward");
     await sink.close();
@@ -477,5 +506,188 @@ describe("PostgreSQL sink and source", () => {
     const shown = `${logger.text()} ${String(failure)} ${String(migration)} ${JSON.stringify(migration)}`;
     expect(logger.errors().length).toBeGreaterThan(0);
     expect(shown).not.toContain(password);
+  });
+
+  it("does not hold the writer while PostgreSQL stalls: each write is spooled within spoolAfterMs", async () => {
+    await migrate({ connectionString: DATABASE, schema });
+    const spoolAfterMs = 300;
+    const logger = recordingLogger();
+    const sink = createPostgresSink({
+      connectionString: proxyUrl,
+      schema,
+      spoolPath,
+      spoolAfterMs,
+      // Without spoolAfterMs the first stalled write would wait out queryTimeoutMs, 5 s.
+      queryTimeoutMs: 5000,
+      connectTimeoutMs: 5000,
+      retryIntervalMs: 100,
+      logger,
+    });
+    const writes: number[] = [];
+    const timed: AuditSink = {
+      async write(records) {
+        const started = performance.now();
+        try {
+          return await sink.write(records);
+        } finally {
+          writes.push(performance.now() - started);
+        }
+      },
+      checkpoint: (checkpoint) => sink.checkpoint(checkpoint),
+      close: () => sink.close(),
+    };
+    const log = createAuditLog({
+      sink: timed,
+      key,
+      instance: "gw-stall",
+      batchSize: 50,
+      maxQueued: 600,
+      flushIntervalMs: 5,
+    });
+    cleanups.push(() => log.close());
+
+    for (let n = 1; n <= 10; n += 1) log.append(entry(n));
+    await log.flush();
+    expect(sink.stats()).toMatchObject({ inserted: 10, spooled: 0 });
+
+    proxy.setMode("stall");
+    // About 1,000 records a second: 300 wait while the first stalled write does.
+    const total = 1210;
+    for (let n = 11; n <= total; n += 1) {
+      log.append(entry(n));
+      if (n % 20 === 0) await delay(20);
+    }
+    await log.flush();
+    expect(log.stats()).toMatchObject({ appended: total, written: total, lost: 0 });
+    expect(sink.stats().spooled).toBeGreaterThanOrEqual(total - 10);
+    expect(Math.max(...writes)).toBeLessThan(3 * spoolAfterMs);
+    expect(await count("gw-stall")).toBe(10);
+
+    proxy.setMode("forward");
+    await waitFor(() => sink.stats().spoolBytes === 0, {
+      timeoutMs: 15_000,
+      message: "spool not delivered",
+    });
+    await log.close();
+    expect(await count("gw-stall")).toBe(total);
+    const ids = await admin.query(
+      `SELECT count(DISTINCT request_id) AS n FROM ${table("aigw_audit_log")} WHERE instance_id = 'gw-stall'`,
+    );
+    expect(Number(ids.rows[0].n)).toBe(total);
+    const report = await verify();
+    expect(report.problems).toEqual([]);
+    expect(report).toMatchObject({ ok: true, records: total });
+    expect(report.chains).toMatchObject([
+      { instance: "gw-stall", lastSeq: total, checkpointSeq: total },
+    ]);
+    expect(sink.stats()).toMatchObject({ rejected: 0, spoolBytes: 0 });
+    expect(sink.stats().replayed).toBe(sink.stats().spooled);
+    expect(logger.errors().some((message) => message.includes("spool until it answers"))).toBe(
+      true,
+    );
+  });
+
+  it("writes as a role with only INSERT and SELECT once the tables are migrated", async () => {
+    expect(await migrate({ connectionString: DATABASE, schema })).toEqual([1]);
+    const role = `aigw_audit_writer_${randomBytes(4).toString("hex")}`;
+    const quotedSchema = pg.escapeIdentifier(schema);
+    await admin.query(`CREATE ROLE ${role} LOGIN`);
+    cleanups.push(async () => {
+      await admin.query(`DROP OWNED BY ${role}`);
+      await admin.query(`DROP ROLE ${role}`);
+    });
+    await admin.query(`GRANT USAGE ON SCHEMA ${quotedSchema} TO ${role}`);
+    await admin.query(`GRANT INSERT, SELECT ON ALL TABLES IN SCHEMA ${quotedSchema} TO ${role}`);
+    const writerUrl = `postgres://${role}@127.0.0.1:5432/test`;
+
+    // The role can indeed not change the schema.
+    const writer = new pg.Client({ connectionString: writerUrl });
+    await writer.connect();
+    cleanups.push(() => writer.end());
+    await expect(
+      writer.query(`CREATE TABLE IF NOT EXISTS ${table("aigw_audit_migrations")} (version int)`),
+    ).rejects.toThrow(/permission denied/);
+    expect(await migrate({ connectionString: writerUrl, schema })).toEqual([]);
+
+    const logger = recordingLogger();
+    const { sink, log } = sinkAndLog(
+      { connectionString: writerUrl, logger },
+      { instance: "gw-writer", batchSize: 10 },
+    );
+    for (let n = 1; n <= 30; n += 1) log.append(entry(n));
+    await log.close();
+    expect(logger.errors()).toEqual([]);
+    expect(sink.stats()).toEqual({
+      inserted: 30,
+      spooled: 0,
+      replayed: 0,
+      rejected: 0,
+      spoolBytes: 0,
+    });
+    expect(await count("gw-writer")).toBe(30);
+    const checkpoints = await admin.query(
+      `SELECT seq::int AS seq, reason FROM ${table("aigw_audit_checkpoints")} WHERE instance_id = 'gw-writer'`,
+    );
+    expect(checkpoints.rows).toEqual([{ seq: 30, reason: "shutdown" }]);
+    expect(await exists(spoolPath)).toBe(false);
+    const report = await verify();
+    expect(report.problems).toEqual([]);
+    expect(report.chains).toMatchObject([
+      { instance: "gw-writer", lastSeq: 30, checkpointSeq: 30 },
+    ]);
+  });
+
+  it("answers queries from the sealed line and reports rows whose columns were edited", async () => {
+    const { log } = sinkAndLog({}, { instance: "gw-edit", batchSize: 20 });
+    for (let n = 1; n <= 40; n += 1) {
+      // A NUL in a record: PostgreSQL cannot read its line as jsonb (that page is compared in
+      // JavaScript instead).
+      log.append(n === 5 ? { ...entry(n), endpoint: "/v1/chat/completions\u0000" } : entry(n));
+    }
+    await log.close();
+    const reader = source({ pageSize: 8 });
+    const collect = async (lines: AsyncIterable<string>) => {
+      const all: string[] = [];
+      for await (const line of lines) all.push(line);
+      return all;
+    };
+    const seqs = async (query: Parameters<typeof reader.records>[0]) =>
+      (await collect(reader.records(query))).map(
+        (line) => (JSON.parse(line) as { seq: number }).seq,
+      );
+    const inconsistencies = () => {
+      const found = reader.inconsistencies?.();
+      if (!found) throw new Error("the PostgreSQL source has no inconsistencies()");
+      return collect(found);
+    };
+    expect(await inconsistencies()).toEqual([]);
+
+    const update = (set: string, where = "true") =>
+      admin.query(
+        `UPDATE ${table("aigw_audit_log")} SET ${set} WHERE instance_id = 'gw-edit' AND ${where}`,
+      );
+    await update("tenant = 'mallory'", "seq = 7");
+    await update("time = time + interval '1 second'", "seq = 3");
+    await update(`model = '${"m".repeat(100)}'`, "seq = 12");
+    await update("status = 500", "seq = 30");
+    expect(await inconsistencies()).toEqual([
+      "gw-edit: record 3: column time is '2026-01-01T00:00:04.000Z', its record says '2026-01-01T00:00:03.000Z'",
+      "gw-edit: record 7: column tenant is 'mallory', its record says 'acme'",
+      `gw-edit: record 12: column model is '${"m".repeat(63)}…', its record says 'gpt-4o-mini'`,
+      "gw-edit: record 30: column status is 500, its record says 200",
+    ]);
+    // The SQL finds the edited rows, their lines say otherwise: left out.
+    expect(await seqs({ tenant: "mallory" })).toEqual([]);
+    expect(await seqs({ model: "m".repeat(100) })).toEqual([]);
+    expect(await seqs({ since: new Date(entry(4).time), until: new Date(entry(4).time) })).toEqual([
+      4,
+    ]);
+    expect(await seqs({ tenant: "acme", until: new Date(entry(8).time) })).toEqual([1, 2, 4, 5, 8]);
+    // The chain itself is intact: only the copies in the columns changed.
+    expect((await verify()).ok).toBe(true);
+
+    // At most 100 sentences.
+    await update("request_id = 'x', tenant = 'x', status = 0");
+    expect(await inconsistencies()).toHaveLength(100);
   });
 });

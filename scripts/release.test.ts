@@ -157,7 +157,7 @@ describe("the release path", () => {
       import { createMemoryLimiter } from "@aigw/ratelimit";
       import { createMetrics } from "@aigw/metrics";
       import { createAuditLog, createFileSink } from "@aigw/audit";
-      import { createAuditHooks } from "@aigw/audit/gateway";
+      import { createAuditHooks } from "@aigw/core/audit";
 
       const metrics = createMetrics();
       const auditLog = createAuditLog({

@@ -1,12 +1,5 @@
 import { randomBytes } from "node:crypto";
-import {
-  type AuditSink,
-  type AuditSource,
-  createAuditLog,
-  createFileSink,
-  createFileSource,
-} from "@aigw/audit";
-import { createAuditHooks } from "@aigw/audit/gateway";
+import type { AuditSink, AuditSource } from "@aigw/audit";
 import type { GatewayHooks, Logger } from "@aigw/core";
 import { z } from "zod";
 
@@ -59,6 +52,7 @@ export const auditSchema = z
     key: z
       .string()
       .min(32, "must be at least 32 characters")
+      .refine((key) => key.trim().length >= 32, "must be at least 32 characters besides spaces")
       .describe(
         "The HMAC key of the records' chain, 32 characters or more; `aigw audit verify` needs the same. Give it from the environment (AIGW_AUDIT_KEY).",
       ),
@@ -106,16 +100,23 @@ export const auditSchema = z
         "Content is off unless enabled here, for all, or for some tenants or routes; always PII-redacted.",
       ),
   })
-  .refine((audit) => Boolean(audit.file) !== Boolean(audit.postgres), {
-    message: "give one place for the records: file or postgres",
+  .refine((audit) => audit.file || audit.postgres, {
+    message: "give a place for the records: file or postgres",
+  })
+  .refine((audit) => !(audit.file && audit.postgres), {
+    message: "give one place for the records, file or postgres, not both",
   })
   .optional()
   .describe("The audit log: one tamper-evident record per request; off unless present.");
 
 export type AuditSettings = NonNullable<z.output<typeof auditSchema>>;
 
+// The audit packages load only when a config turns the audit log on.
 async function sinkOf(settings: AuditSettings, logger: Logger): Promise<AuditSink> {
-  if (settings.file) return createFileSink({ ...settings.file, logger });
+  if (settings.file) {
+    const { createFileSink } = await import("@aigw/audit");
+    return createFileSink({ ...settings.file, logger });
+  }
   const { createPostgresSink } = await import("@aigw/audit/postgres");
   const postgres = settings.postgres as NonNullable<AuditSettings["postgres"]>;
   return createPostgresSink({
@@ -132,6 +133,10 @@ export async function createServerAudit(
   settings: AuditSettings,
   logger: Logger,
 ): Promise<{ hooks: GatewayHooks; close(): Promise<void> }> {
+  const [{ createAuditLog }, { createAuditHooks }] = await Promise.all([
+    import("@aigw/audit"),
+    import("@aigw/core/audit"),
+  ]);
   const log = createAuditLog({
     sink: await sinkOf(settings, logger),
     key: settings.key,
@@ -158,7 +163,10 @@ export async function createServerAudit(
 
 /** Where `aigw audit` reads records back from. */
 export async function auditSource(settings: AuditSettings): Promise<AuditSource> {
-  if (settings.file) return createFileSource(settings.file);
+  if (settings.file) {
+    const { createFileSource } = await import("@aigw/audit");
+    return createFileSource(settings.file);
+  }
   const { createPostgresSource } = await import("@aigw/audit/postgres");
   return createPostgresSource({
     connectionString: (settings.postgres as NonNullable<AuditSettings["postgres"]>).url,

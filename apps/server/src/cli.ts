@@ -1,10 +1,10 @@
 #!/usr/bin/env node
 import { randomBytes } from "node:crypto";
 import { once } from "node:events";
-import { createReadStream, existsSync, readFileSync } from "node:fs";
+import { createReadStream, existsSync, readFileSync, statSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
-import { type Checkpoint, verifyRecords } from "@aigw/audit";
+import type { AuditQuery, AuditSource, Checkpoint } from "@aigw/audit";
 import { hashApiKey } from "@aigw/core";
 import { pino } from "pino";
 import { stringify as toYaml } from "yaml";
@@ -39,7 +39,7 @@ Options:
   -v, --version       print the version
 
 Environment: PORT, HOST, AIGW_CONFIG, LOG_LEVEL, LOG_FORMAT, OPENAI_API_KEY, OPENAI_BASE_URL,
-ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL.
+ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL, GEMINI_API_KEY, GEMINI_BASE_URL.
 `;
 
 /** A mistake in the command line: the message, then the usage, and exit code 2. */
@@ -134,13 +134,26 @@ function createKey(json: boolean) {
   );
 }
 
-function timeOption(name: string, text: string | undefined): Date | undefined {
+const isoTime =
+  /^(\d{4}-\d{2}-\d{2})(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:\d{2}))?$/;
+
+/**
+ * An ISO 8601 date (a UTC day) or time with its zone: `--until` with a date means the end of
+ * that day, so both bounds are inclusive.
+ */
+function timeOption(name: "since" | "until", text: string | undefined): Date | undefined {
   if (text === undefined) return undefined;
-  const time = new Date(text);
-  if (Number.isNaN(time.getTime())) {
-    throw new UsageError(`--${name} must be an ISO 8601 time (2026-12-01 or 2026-12-01T10:00:00Z)`);
+  const match = isoTime.exec(text);
+  const day = match?.[1];
+  const dateOnly = day === text;
+  const time = match ? new Date(dateOnly ? `${day}T00:00:00Z` : text) : new Date(Number.NaN);
+  // Date() rolls 2026-02-30 over into March: a day that does not exist is refused instead.
+  if (Number.isNaN(time.getTime()) || (dateOnly && time.toISOString().slice(0, 10) !== day)) {
+    throw new UsageError(
+      `--${name} must be an ISO 8601 date (2026-12-01, a UTC day) or a time with its zone (2026-12-01T10:00:00Z, 2026-12-01T11:00:00+01:00)`,
+    );
   }
-  return time;
+  return dateOnly && name === "until" ? new Date(time.getTime() + 86_400_000 - 1) : time;
 }
 
 const maxTailLines = 100_000;
@@ -155,7 +168,10 @@ async function* concat<Item>(...sources: AsyncIterable<Item>[]): AsyncGenerator<
  * skipped.
  */
 async function* checkpointsIn(file: string): AsyncGenerator<Checkpoint> {
-  if (!existsSync(file)) throw new UsageError(`--checkpoints: no file ${file}`);
+  if (!existsSync(file) || !statSync(file).isFile()) {
+    throw new UsageError(`--checkpoints: no file ${file}`);
+  }
+  let found = 0;
   const input = createReadStream(file, { encoding: "utf8" });
   for await (const line of createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY })) {
     let parsed: { auditCheckpoint?: unknown } | undefined;
@@ -166,8 +182,14 @@ async function* checkpointsIn(file: string): AsyncGenerator<Checkpoint> {
     }
     const checkpoint = (parsed?.auditCheckpoint ?? parsed) as Partial<Checkpoint> | undefined;
     if (typeof checkpoint?.sig === "string" && typeof checkpoint.instance === "string") {
+      found += 1;
       yield checkpoint as Checkpoint;
     }
+  }
+  if (found === 0) {
+    throw new UsageError(
+      `--checkpoints: no checkpoint in ${file}; give the gateway's JSON log (LOG_FORMAT=json), its "audit checkpoint" lines`,
+    );
   }
 }
 
@@ -182,6 +204,9 @@ async function audit(
   if (!Number.isSafeInteger(lines) || lines < 1 || lines > maxTailLines) {
     throw new UsageError(`--lines must be a whole number of records, from 1 to ${maxTailLines}`);
   }
+  for (const option of ["tenant", "model"] as const) {
+    if (values[option] === "") throw new UsageError(`--${option} needs a value`);
+  }
   const query = {
     tenant: values.tenant,
     model: values.model,
@@ -190,26 +215,51 @@ async function audit(
   };
   const source = await auditSource(config.audit);
   try {
-    if (command === "audit verify") {
-      const checkpoints = values.checkpoints
-        ? concat(source.checkpoints(), checkpointsIn(values.checkpoints))
-        : source.checkpoints();
-      const report = await verifyRecords(source.records(), checkpoints, config.audit.key);
-      for await (const problem of source.inconsistencies?.() ?? []) {
-        report.ok = false;
-        report.problems.push(problem);
-      }
-      process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
-      return report.ok ? 0 : 1;
-    }
-    const found = command === "audit tail" ? await source.tail(lines) : source.records(query);
-    for await (const line of found) {
-      if (!process.stdout.write(`${line}\n`)) await once(process.stdout, "drain");
-    }
-    return 0;
+    return await readAudit(command, values, config.audit, source, query, lines);
+  } catch (error) {
+    if (error instanceof UsageError || error instanceof ConfigError) throw error;
+    throw new ConfigError(`reading the audit log failed: ${(error as Error).message}`);
   } finally {
     await source.close();
   }
+}
+
+async function readAudit(
+  command: string,
+  values: ReturnType<typeof parseCommandLine>["values"],
+  settings: NonNullable<ServerConfig["audit"]>,
+  source: AuditSource,
+  query: AuditQuery,
+  lines: number,
+): Promise<number> {
+  if (settings.file && !existsSync(settings.file.path) && !(await hasRecords(source))) {
+    throw new ConfigError(
+      `no audit log at ${settings.file.path}: check audit.file.path (and that the gateway ran)`,
+    );
+  }
+  if (command === "audit verify") {
+    const checkpoints = values.checkpoints
+      ? concat(source.checkpoints(), checkpointsIn(values.checkpoints))
+      : source.checkpoints();
+    const { verifyRecords } = await import("@aigw/audit");
+    const report = await verifyRecords(source.records(), checkpoints, settings.key);
+    for await (const problem of source.inconsistencies?.() ?? []) {
+      report.ok = false;
+      report.problems.push(problem);
+    }
+    process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+    return report.ok ? 0 : 1;
+  }
+  const found = command === "audit tail" ? await source.tail(lines) : source.records(query);
+  for await (const line of found) {
+    if (!process.stdout.write(`${line}\n`)) await once(process.stdout, "drain");
+  }
+  return 0;
+}
+
+async function hasRecords(source: AuditSource): Promise<boolean> {
+  for await (const _line of source.records()) return true;
+  return false;
 }
 
 /** What the startup line says besides the URL: enough to tell which config is running. */
@@ -228,6 +278,7 @@ function startupFields(
     limitStore: limits.store,
     cacheStore: cache?.store ?? "off",
     metrics: metricsURL ?? "off",
+    audit: config.audit?.file?.path ?? (config.audit?.postgres ? "postgres" : "off"),
   };
 }
 

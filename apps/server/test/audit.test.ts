@@ -138,7 +138,14 @@ describe("aigw with an audit file", () => {
     expect(none).toMatchObject({ code: 0, stdout: "" });
     const badTime = await aigw(["audit", "query", "--since", "yesterday", "--config", file]);
     expect(badTime.code).toBe(2);
-    expect(badTime.stderr).toContain("--since must be an ISO 8601 time");
+    expect(badTime.stderr).toContain("--since must be an ISO 8601 date");
+    for (const value of ["12/01/2026", "2026-02-30", "2026-12-01T10:00"]) {
+      expect((await aigw(["audit", "query", "--since", value, "--config", file])).code).toBe(2);
+    }
+    // A date is a whole UTC day, so --until a day includes that day's records.
+    const day = records[0].time.slice(0, 10);
+    const untilDay = await aigw(["audit", "query", "--until", day, "--config", file]);
+    expect(untilDay.stdout.trimEnd().split("\n")).toHaveLength(4);
 
     // The newest record removed: the shutdown checkpoint gives it away.
     const lines = readFileSync(path, "utf8").trimEnd().split("\n");
@@ -155,6 +162,11 @@ describe("aigw with an audit file", () => {
     const savedLog = join(auditDirectory, "gateway.log");
     writeFileSync(savedLog, `${running?.lines.join("\n")}\n`);
     expect(running?.lines.some((line) => line.includes('"auditCheckpoint"'))).toBe(true);
+    const garbage = join(auditDirectory, "garbage.log");
+    writeFileSync(garbage, "not a log\n");
+    const refusedLog = await aigw(["audit", "verify", "--checkpoints", garbage, "--config", file]);
+    expect(refusedLog.code).toBe(2);
+    expect(refusedLog.stderr).toContain("--checkpoints: no checkpoint in");
     const withLog = await aigw(["audit", "verify", "--checkpoints", savedLog, "--config", file]);
     expect(withLog.code).toBe(1);
     expect(JSON.parse(withLog.stdout).problems).toEqual([
@@ -186,8 +198,16 @@ models: { m: { provider: echo } }
 audit: { key: "${auditKey}" }
 `);
     expect((await aigw(["check", "--config", neither])).stderr).toContain(
-      "give one place for the records: file or postgres",
+      "give a place for the records: file or postgres",
     );
+    const missing = await writeConfig(`
+providers: { echo: { type: echo } }
+models: { m: { provider: echo } }
+audit: { key: "${auditKey}", file: { path: /tmp/aigw-no-such-dir/audit.jsonl } }
+`);
+    const notThere = await aigw(["audit", "verify", "--config", missing]);
+    expect(notThere).toMatchObject({ code: 1, stdout: "" });
+    expect(notThere.stderr).toContain("no audit log at /tmp/aigw-no-such-dir/audit.jsonl");
     const plain = await writeConfig(
       "providers: { echo: { type: echo } }\nmodels: { m: { provider: echo } }\n",
     );

@@ -155,6 +155,8 @@ export async function verifyRecords(
 
   const chains = new Map<string, ChainState>();
   let records = 0;
+  let checked = 0;
+  let altered = 0;
   let lineNumber = 0;
   for await (const line of lines) {
     lineNumber += 1;
@@ -204,8 +206,12 @@ export async function verifyRecords(
     }
     const text = `${line.slice(0, -(mac.length + 10))}}`;
     const computed = macOfText(key, chain.previousMac, text);
-    if (seq === expected && !equalHex(computed, mac)) {
-      problem(`${instance}: record ${seq} was altered (its MAC does not match)`);
+    if (seq === expected) {
+      checked += 1;
+      if (!equalHex(computed, mac)) {
+        altered += 1;
+        problem(`${instance}: record ${seq} was altered (its MAC does not match)`);
+      }
     }
     const head = index?.heads.get(seq as number);
     if (head !== undefined && !equalHex(head, mac)) {
@@ -238,6 +244,9 @@ export async function verifyRecords(
   });
   if (problemCount > problems.length) {
     problems.push(`... and ${problemCount - problems.length} more`);
+  }
+  if (checked > 1 && altered === checked) {
+    problems.unshift("no record matches this key: is it the key the log was written with?");
   }
   return { ok: problemCount === 0, records, chains: reports, problems };
 }

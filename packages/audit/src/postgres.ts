@@ -66,10 +66,11 @@ export interface PostgresConnectionOptions {
    */
   connectionString?: string | undefined;
   /**
-   * A pool you made and end yourself. Its own settings stay as they are (attach its `error`
-   * listener yourself); the timeouts below still bound every query the package runs on it.
+   * A `pg.Pool` you made and end yourself. Its own settings stay as they are (attach its
+   * `error` listener yourself); the timeouts below still bound every query the package runs on
+   * it. Typed by what the package calls, so these declarations need no `@types/pg`.
    */
-  pool?: Pool | undefined;
+  pool?: { connect(): Promise<unknown> } | undefined;
   /** The schema of the tables, created by the migration when missing. Default "public". */
   schema?: string | undefined;
   /**
@@ -204,7 +205,7 @@ function database(options: PostgresConnectionOptions, maxConnections: number): D
   const own = !options.pool;
   const clients = new Set<unknown>();
   const pool =
-    options.pool ??
+    (options.pool as Pool | undefined) ??
     new Pool({
       connectionString,
       max: maxConnections,

@@ -109,6 +109,7 @@ describe("the chain in a file", () => {
     const report = await verifyRecords(source.records(), source.checkpoints(), "x".repeat(32));
     expect(report.ok).toBe(false);
     expect(report.problems).toEqual([
+      "no record matches this key: is it the key the log was written with?",
       "gw-1: a checkpoint at 3 is not signed with this key",
       "gw-1: record 1 was altered (its MAC does not match)",
       "gw-1: record 2 was altered (its MAC does not match)",

@@ -1,7 +1,7 @@
 import { createHash, type Hash, hash } from "node:crypto";
-import type { FinishedRequest, GatewayHooks, RequestContext, TextPiece } from "@aigw/core";
-import type { AuditLog } from "./log.js";
-import type { AuditContent, AuditEntry, AuditTextPiece } from "./types.js";
+import type { AuditContent, AuditEntry, AuditLog, AuditTextPiece } from "@aigw/audit";
+import type { TextPiece } from "./protocols/protocol.js";
+import type { FinishedRequest, GatewayHooks, RequestContext } from "./types.js";
 
 export interface AuditHooksOptions {
   /**

@@ -3,8 +3,14 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createGateway, hashApiKey } from "@aigw/core";
-import { toNodeListener } from "@aigw/core/node";
+import {
+  type AuditLog,
+  type AuditRecord,
+  createAuditLog,
+  createFileSink,
+  createFileSource,
+  verifyRecords,
+} from "@aigw/audit";
 import { createAnthropic, createOpenAICompatible } from "@aigw/provider";
 import {
   type AnthropicMock,
@@ -19,15 +25,9 @@ import {
 import Anthropic from "@anthropic-ai/sdk";
 import OpenAI from "openai";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { createAuditHooks } from "../src/gateway.js";
-import {
-  type AuditLog,
-  type AuditRecord,
-  createAuditLog,
-  createFileSink,
-  createFileSource,
-  verifyRecords,
-} from "../src/index.js";
+import { createAuditHooks } from "../src/audit.js";
+import { createGateway, hashApiKey } from "../src/index.js";
+import { toNodeListener } from "../src/node.js";
 
 // A real gateway behind a real HTTP server, the official SDKs as clients, mock upstreams.
 const key = "the audit chain key, 32 bytes or more";

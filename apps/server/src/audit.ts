@@ -40,7 +40,7 @@ const postgresSchema = z
       "Most bytes the spool holds; beyond it, records are reported lost.",
     ).default(2 ** 30),
     queryTimeoutMs: positive(
-      "Longest wait for an insert, in ms, before records go to the spool.",
+      "Longest wait for one statement, in ms, before its connection is dropped (records go to the spool after 1 s unconfirmed).",
     ).default(5_000),
   })
   .describe(

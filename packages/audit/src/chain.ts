@@ -130,13 +130,17 @@ export async function verifyRecords(
   const indexes = new Map<string, CheckpointIndex>();
   for await (const checkpoint of checkpoints) {
     const valid =
+      typeof checkpoint === "object" &&
+      checkpoint !== null &&
       typeof checkpoint.instance === "string" &&
       Number.isSafeInteger(checkpoint.seq) &&
       typeof checkpoint.sig === "string" &&
       equalHex(checkpointSig(key, checkpoint), checkpoint.sig);
     if (!valid) {
       problem(
-        `${String(checkpoint.instance)}: a checkpoint at ${String(checkpoint.seq)} is not signed with this key`,
+        typeof checkpoint?.instance === "string"
+          ? `${checkpoint.instance}: a checkpoint at ${String(checkpoint.seq)} is not signed with this key`
+          : "a checkpoint cannot be read",
       );
       continue;
     }
@@ -177,8 +181,14 @@ export async function verifyRecords(
     }
     const index = indexes.get(instance);
     let chain = chains.get(instance);
-    // What retention deleted may linger (a crash between its checkpoint and the deletion).
-    if (!chain && index?.retained && (seq as number) <= index.retained.seq) continue;
+    // Records retention should have deleted (a crash between its checkpoint and the
+    // deletion, healed at the next rotation): their chain start is gone, so they prove nothing.
+    if (!chain && index?.retained && (seq as number) <= index.retained.seq) {
+      problem(
+        `${instance}: record ${seq} is past retention (at ${index.retained.seq}) yet still there`,
+      );
+      continue;
+    }
     if (!chain) {
       const retained = index?.retained;
       const startsAfter = retained && (seq as number) > 1 ? retained : undefined;
@@ -251,6 +261,11 @@ export async function verifyRecords(
   return { ok: problemCount === 0, records, chains: reports, problems };
 }
 
+const hex64 = /^[0-9a-f]{64}$/;
+
+/** Constant-time equality of two MACs; anything not 64 hex digits is unequal. */
 function equalHex(left: string, right: string): boolean {
-  return left.length === right.length && timingSafeEqual(Buffer.from(left), Buffer.from(right));
+  return (
+    hex64.test(left) && hex64.test(right) && timingSafeEqual(Buffer.from(left), Buffer.from(right))
+  );
 }

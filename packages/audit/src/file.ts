@@ -63,6 +63,16 @@ async function rotatedFiles(path: string): Promise<string[]> {
   return found.map(({ name }) => join(directory, name));
 }
 
+/** Ends a last line a crash or a failed write left without its newline; the bytes added. */
+async function endTornLine(handle: FileHandle, size: number): Promise<number> {
+  if (size === 0) return 0;
+  const last = Buffer.alloc(1);
+  await handle.read(last, 0, 1, size - 1);
+  if (last[0] === 0x0a) return 0;
+  await handle.appendFile("\n");
+  return 1;
+}
+
 /** A record line's start: sealed records begin with their instance and sequence number. */
 const recordStart = /^\{"instance":("(?:[^"\\]|\\.)*"),"seq":(\d+),/;
 
@@ -115,8 +125,9 @@ export function createFileSink(options: FileSinkOptions): AuditSink {
   const deletions: { path: string; waiting: Map<string, number> }[] = [];
 
   async function appendCheckpoints(checkpoints: Checkpoint[]) {
-    const handle = await open(checkpointPath, "a");
+    const handle = await open(checkpointPath, "a+");
     try {
+      await endTornLine(handle, (await handle.stat()).size);
       await handle.appendFile(checkpoints.map((each) => `${JSON.stringify(each)}\n`).join(""));
       await handle.datasync();
     } finally {
@@ -128,15 +139,7 @@ export function createFileSink(options: FileSinkOptions): AuditSink {
     await mkdir(dirname(path), { recursive: true });
     const handle = await open(path, "a+");
     const info = await handle.stat();
-    let bytes = info.size;
-    if (bytes > 0) {
-      const last = Buffer.alloc(1);
-      await handle.read(last, 0, 1, bytes - 1);
-      if (last[0] !== 0x0a) {
-        await handle.appendFile("\n");
-        bytes += 1;
-      }
-    }
+    const bytes = info.size + (await endTornLine(handle, info.size));
     // Records an earlier run left in the file: their heads go into its rotation checkpoint.
     if (bytes > 0 && heads.size === 0) {
       for (const [instance, head] of await headsIn(path)) heads.set(instance, head);
@@ -194,6 +197,27 @@ export function createFileSink(options: FileSinkOptions): AuditSink {
     }
   }
 
+  /** Rotation reports not yet handed to the log. */
+  let unreported: SinkReport | undefined;
+
+  /**
+   * Rotates, keeping what it reports for the next successful write; the open file after it.
+   * A failure is logged: the records are kept, the file grows on and rotation is tried again.
+   */
+  async function rotateSafely(current: NonNullable<typeof file>) {
+    try {
+      const report = await rotate(current);
+      unreported = {
+        rotated: [...(unreported?.rotated ?? []), ...(report.rotated ?? [])],
+        retained: [...(unreported?.retained ?? []), ...(report.retained ?? [])],
+      };
+      return await openFile();
+    } catch (error) {
+      logger?.error({ path, err: error }, "audit file rotation failed");
+      return file ?? (await openFile());
+    }
+  }
+
   async function append(current: NonNullable<typeof file>, text: string) {
     try {
       await current.handle.appendFile(text);
@@ -213,10 +237,8 @@ export function createFileSink(options: FileSinkOptions): AuditSink {
     async write(records) {
       if (records.length === 0) return undefined;
       let current = file ?? (await openFile());
-      let report: SinkReport | undefined;
       if (current.bytes > 0 && daily && current.day !== utcDay(Date.now())) {
-        report = await rotate(current);
-        current = await openFile();
+        current = await rotateSafely(current);
       }
       await append(current, `${records.map((record) => record.line).join("\n")}\n`);
       let previous: SealedRecord | undefined;
@@ -227,18 +249,11 @@ export function createFileSink(options: FileSinkOptions): AuditSink {
         previous = record;
       }
       if (previous) heads.set(previous.instance, previous);
-      if (current.bytes < maxBytes) return report;
-      try {
-        const rotated = await rotate(current);
-        return {
-          rotated: [...(report?.rotated ?? []), ...(rotated.rotated ?? [])],
-          retained: [...(report?.retained ?? []), ...(rotated.retained ?? [])],
-        };
-      } catch (error) {
-        // The records are stored; the file grows on and rotation is tried again next time.
-        logger?.error({ path, err: error }, "audit file rotation failed");
-        return report;
-      }
+      if (current.bytes >= maxBytes) await rotateSafely(current);
+      // What rotations found goes out with a write that succeeded, so none of it is lost.
+      const report = unreported;
+      unreported = undefined;
+      return report;
     },
     async checkpoint(checkpoint) {
       await file?.handle.datasync();
@@ -306,7 +321,14 @@ export function createFileSource(
       return seen <= count ? ring : [...ring.slice(seen % count), ...ring.slice(0, seen % count)];
     },
     async *checkpoints() {
-      for await (const line of fileLines(checkpointPath)) yield JSON.parse(line) as Checkpoint;
+      for await (const line of fileLines(checkpointPath)) {
+        try {
+          yield JSON.parse(line) as Checkpoint;
+        } catch {
+          // Verify reports what it cannot read as a checkpoint it cannot trust.
+          yield { line } as unknown as Checkpoint;
+        }
+      }
     },
     async close() {},
   };

@@ -700,10 +700,16 @@ export function createPostgresSink(options: PostgresSinkOptions): PostgresSink {
           size = Math.min(size * 2, spoolBytes - delivered);
           continue;
         }
-        const lines = buffer.toString("utf8", 0, end).split("\n").slice(0, REPLAY_LINES);
-        let bytes = 0;
-        for (const line of lines) bytes += Buffer.byteLength(line) + 1;
-        return { lines, bytes };
+        // Lines are cut on the raw bytes: a line torn mid-character decodes to more bytes
+        // than it holds, and counting decoded text would start the next read inside a line.
+        const lines: string[] = [];
+        let start = 0;
+        while (start <= end && lines.length < REPLAY_LINES) {
+          const newline = buffer.indexOf(0x0a, start);
+          lines.push(buffer.toString("utf8", start, newline));
+          start = newline + 1;
+        }
+        return { lines, bytes: start };
       }
     } finally {
       await handle.close();

@@ -9,6 +9,7 @@ import {
   createAuditLog,
   createFileSink,
   createFileSource,
+  signCheckpoint,
   verifyRecords,
 } from "../src/index.js";
 
@@ -168,6 +169,44 @@ describe("checkpoints", () => {
     }
     const report = await verifyRecords(source.records(), withLogged(), key);
     expect(report.problems).toEqual(["gw-1: the newest records 6..12 are missing (checkpointed)"]);
+  });
+});
+
+describe("what verify does not take on trust", () => {
+  it("records past a retention point, a checkpoint it cannot read, a sig that is not hex", async () => {
+    await writeRecords(6);
+    const all = lines();
+    const checkpointFile = join(directory, "audit.checkpoints.jsonl");
+    const source = createFileSource({ path });
+    const stored: Checkpoint[] = [];
+    for await (const checkpoint of source.checkpoints()) stored.push(checkpoint);
+    const retention = signCheckpoint(
+      key,
+      { instance: "gw-1", seq: 3, mac: JSON.parse(all[2] as string).mac },
+      "retention",
+    );
+    writeFileSync(
+      checkpointFile,
+      [
+        ...stored.map((each) => JSON.stringify(each)),
+        JSON.stringify(retention),
+        '{"instance":"gw-1","se',
+        JSON.stringify({ ...stored[0], sig: "é".repeat(64) }),
+      ].join("\n"),
+    );
+    const report = await verify();
+    expect(report.problems).toEqual([
+      "a checkpoint cannot be read",
+      "gw-1: a checkpoint at 6 is not signed with this key",
+      "gw-1: record 1 is past retention (at 3) yet still there",
+      "gw-1: record 2 is past retention (at 3) yet still there",
+      "gw-1: record 3 is past retention (at 3) yet still there",
+    ]);
+    // A checkpoint appended after a torn line starts a line of its own.
+    const log = createAuditLog({ sink: createFileSink({ path }), key, instance: "gw-9" });
+    log.append(entry(1));
+    await log.close();
+    expect(readFileSync(checkpointFile, "utf8").split("\n").at(-2)).toMatch(/"instance":"gw-9"/);
   });
 });
 

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { appendFile, mkdtemp, readFile, rm, stat } from "node:fs/promises";
+import { appendFile, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
@@ -432,6 +432,45 @@ describe("PostgreSQL sink and source", () => {
     expect(report.problems).toEqual([
       `gw-full: the newest records ${written + 1}..40 are missing (checkpointed)`,
     ]);
+  });
+
+  it("replays every line after one torn in the middle of a character", async () => {
+    proxy.setMode("refuse");
+    const first = sinkAndLog(
+      { connectionString: proxyUrl, queryTimeoutMs: 300, connectTimeoutMs: 300 },
+      { instance: "gw-t", batchSize: 100 },
+    );
+    // More than one replay read (500 lines), so a miscounted torn line would shift the next.
+    for (let n = 1; n <= 520; n += 1) first.log.append(entry(n));
+    await first.log.close();
+    const lines = (await readFile(spoolPath, "utf8")).trimEnd().split("\n");
+    // A line cut inside "é" (two bytes), ended by a newline, between whole lines.
+    const torn = Buffer.concat([
+      Buffer.from('{"instance":"gw-t","tenant":"caf'),
+      Buffer.from([0xc3]),
+    ]);
+    await writeFile(
+      spoolPath,
+      Buffer.concat([
+        Buffer.from(`${lines.slice(0, 5).join("\n")}\n`),
+        torn,
+        Buffer.from(`\n${lines.slice(5).join("\n")}\n`),
+      ]),
+    );
+    proxy.setMode("forward");
+    const second = createPostgresSink({
+      connectionString: DATABASE,
+      schema,
+      spoolPath,
+      retryIntervalMs: 50,
+      logger: recordingLogger(),
+    });
+    cleanups.push(() => second.close());
+    // The records and the shutdown checkpoint; the torn line is moved aside.
+    await waitFor(() => second.stats().replayed === 521 && second.stats().spoolBytes === 0);
+    expect(await count("gw-t")).toBe(520);
+    expect((await verify()).problems).toEqual([]);
+    await second.close();
   });
 
   it("delivers at start the spool a previous sink left behind, torn line aside", async () => {

@@ -1,5 +1,6 @@
 import { createHash, type Hash, hash } from "node:crypto";
 import type { AuditContent, AuditEntry, AuditLog, AuditTextPiece } from "@aigw/audit";
+import { shown } from "./errors.js";
 import type { TextPiece } from "./protocols/protocol.js";
 import type { FinishedRequest, GatewayHooks, RequestContext } from "./types.js";
 
@@ -86,11 +87,7 @@ const maxNameLength = 256;
 /** Pieces per side of a record, however many empty or named ones come. */
 const maxPieces = 1_000;
 
-function capped<Text extends string | undefined>(text: Text): Text {
-  return (
-    text !== undefined && text.length > maxNameLength ? `${text.slice(0, maxNameLength)}…` : text
-  ) as Text;
-}
+const capped = (text: string | undefined) => text && shown(text, maxNameLength);
 
 const sha256 = (body: Uint8Array | string) => hash("sha256", body, "hex");
 const decoder = new TextDecoder();
@@ -212,7 +209,7 @@ function entryOf(
     clientAddress: request.clientAddress,
     protocol: request.protocol,
     method: request.method,
-    endpoint: capped(request.path),
+    endpoint: shown(request.path, maxNameLength),
     model: capped(request.model),
     route: request.route,
     attempts:

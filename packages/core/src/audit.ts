@@ -126,6 +126,7 @@ export function createAuditHooks(log: AuditLog, options: AuditHooksOptions = {})
 
   return {
     ...capturePrompts,
+    onFinishBodies: true,
     onChunk(event, context) {
       let stream = streams.get(context);
       if (!stream) {

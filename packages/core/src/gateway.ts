@@ -427,7 +427,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     const reading = readJsonBody(request, bodyLimits);
     const { body, json } = reading instanceof Promise ? await reading : reading;
     exchange.receivedJson = json;
-    if (hooks.hasFinishHooks) {
+    if (hooks.keepsBodies) {
       exchange.requestBody = json ?? JSON.stringify(body);
       exchange.requestSha256 = hash("sha256", exchange.requestBody, "hex");
     }
@@ -769,7 +769,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     if (!outcome.stream) {
       outcome.status = response.status;
       const { body } = response;
-      if (hooks.hasFinishHooks && (typeof body === "string" || body instanceof Uint8Array)) {
+      if (hooks.keepsBodies && (typeof body === "string" || body instanceof Uint8Array)) {
         exchange.responseBody = body;
       }
       finish(exchange);

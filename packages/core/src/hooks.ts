@@ -26,6 +26,8 @@ export interface HookRunner {
   onAttempt(event: AttemptEvent, context: RequestContext): void;
   /** Whether any onFinish hook is set: only then does a request keep its bodies to the end. */
   readonly hasFinishHooks: boolean;
+  /** Some onFinish hook reads the request's hash and bodies (`onFinishBodies`). */
+  readonly keepsBodies: boolean;
   /** Never throws, never waits: a failing onFinish hook is logged. */
   onFinish(request: FinishedRequest, context: RequestContext): void;
 }
@@ -98,6 +100,7 @@ export function createHookRunner(hooks: GatewayHooks[], logger: Logger | undefin
       for (const hook of onAttemptHooks) hook.onAttempt(event, context);
     },
     hasFinishHooks: onFinishHooks.length > 0,
+    keepsBodies: onFinishHooks.some((hook) => hook.onFinishBodies),
     onFinish(request, context) {
       for (const hook of onFinishHooks) {
         try {

@@ -173,7 +173,8 @@ export interface FinishedRequest {
   verdicts: readonly GuardrailVerdict[];
   /**
    * Hex sha256 of the JSON the client sent to a model endpoint, as it arrived (re-serialised
-   * when a framework handed it over parsed).
+   * when a framework handed it over parsed). This and the bodies below are set only when a
+   * hook sets `onFinishBodies`.
    */
   requestSha256: string | undefined;
   /**
@@ -209,6 +210,12 @@ export interface GatewayHooks {
    * logged, and its promise is not awaited.
    */
   onFinish?(request: FinishedRequest, context: RequestContext): Awaitable<void>;
+  /**
+   * Set by a hook whose `onFinish` reads `requestSha256`, `requestBody` or `responseBody`:
+   * only then does the gateway keep the bodies and hash the request (otherwise they are
+   * undefined, and onFinish costs the request nothing of the kind).
+   */
+  onFinishBodies?: boolean;
 }
 
 /**

@@ -13,6 +13,7 @@ const clientKey = "sk-tenant-key-for-on-finish";
 
 function recorder(name: string): GatewayHooks {
   return {
+    onFinishBodies: name === "outer",
     onFinish(request) {
       order.push(name);
       if (name === "outer") finished.push(request);
@@ -152,5 +153,29 @@ describe("onFinish", () => {
       status: 400,
       attempts: [{ target: "mock/gpt-*", status: 400 }],
     });
+  });
+
+  it("keeps no bodies and hashes nothing when no hook sets onFinishBodies", async () => {
+    const seen: FinishedRequest[] = [];
+    const plain = await startGateway({
+      providers: { mock: createOpenAICompatible({ baseURL: upstream.baseURL }) },
+      models: { "gpt-*": { provider: "mock" } },
+      hooks: [{ onFinish: (request) => void seen.push(request) }],
+    });
+    try {
+      const response = await fetch(`${plain.url}/v1/chat/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(chat),
+      });
+      expect(response.status).toBe(200);
+      await waitFor(() => seen.length === 1);
+      expect(seen[0]).toMatchObject({ status: 200, model: "gpt-x" });
+      expect(seen[0]?.requestBody).toBeUndefined();
+      expect(seen[0]?.responseBody).toBeUndefined();
+      expect(seen[0]?.requestSha256).toBeUndefined();
+    } finally {
+      await plain.close();
+    }
   });
 });

@@ -266,7 +266,11 @@ async function hasRecords(source: AuditSource): Promise<boolean> {
 function startupFields(
   config: ServerConfig,
   configFile: string | undefined,
-  { url, metricsURL }: { url: string; metricsURL: string | undefined },
+  {
+    url,
+    metricsURL,
+    statusURL,
+  }: { url: string; metricsURL: string | undefined; statusURL: string | undefined },
 ) {
   const { cache, limits } = config;
   return {
@@ -278,6 +282,7 @@ function startupFields(
     limitStore: limits.store,
     cacheStore: cache?.store ?? "off",
     metrics: metricsURL ?? "off",
+    statusPage: statusURL ?? "off",
     audit: config.audit?.file?.path ?? (config.audit?.postgres ? "postgres" : "off"),
   };
 }

@@ -844,10 +844,54 @@ export const configSchema = z.strictObject({
       bearerToken: z
         .string()
         .min(16, "must be at least 16 characters")
-        .describe("Required as Authorization: Bearer <token> on the admin endpoints."),
+        .refine((token) => token.trim().length >= 16, "must not be blank")
+        .describe(
+          "The admin key: Authorization: Bearer <token> on the admin endpoints, or the status page's login. Tenant keys never open them.",
+        ),
+      port: z
+        .number()
+        .int()
+        .min(0)
+        .max(65_535)
+        .optional()
+        .describe(
+          "A listener of its own for /admin/* (and /metrics when metrics.port is the same port); otherwise /admin/* is served on the gateway's port.",
+        ),
+      statusPage: z
+        .strictObject({
+          enabled: z.boolean().default(true),
+          recentRequests: z
+            .number()
+            .int()
+            .min(1)
+            .max(1000)
+            .default(100)
+            .describe("Requests kept for the live tail."),
+          maxSeries: z
+            .number()
+            .int()
+            .min(1)
+            .max(1000)
+            .default(100)
+            .describe(
+              "Models, providers, targets and tenants tracked each; beyond, counted as (other).",
+            ),
+          sessionHours: z
+            .number()
+            .positive()
+            .max(24 * 30)
+            .default(12)
+            .describe("How long a login lasts, in hours."),
+        })
+        .optional()
+        .describe(
+          "The status page at /admin/status and its JSON API under /admin/api/; off unless set.",
+        ),
     })
     .optional()
-    .describe("GET /admin/targets (each target's breaker state and cooldown end); off unless set."),
+    .describe(
+      "The admin surface: GET /admin/targets (each target's breaker state and cooldown end) and, with statusPage, the status page; off unless set.",
+    ),
   providers: z.record(z.string().min(1), providerSchema).describe("The upstreams, by name."),
   models: z
     .record(z.string().min(1), modelSchema)

@@ -4,6 +4,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { createGateway, type Gateway, type Logger } from "@aigw/core";
 import { toNodeListener } from "@aigw/core/node";
+import { createStatusRecorder, type StatusRecorder } from "@aigw/core/status";
 import { createMetrics, type Metrics } from "@aigw/metrics";
 import { createPriceTable, type PriceTable } from "@aigw/pricing";
 import {
@@ -15,6 +16,7 @@ import {
   type Provider,
 } from "@aigw/provider";
 import { createRedisOutage } from "@aigw/ratelimit";
+import { createAdminHandler } from "./admin/handler.js";
 import { createServerAudit } from "./audit.js";
 import { createBudgetAlert } from "./budget-alerts.js";
 import { createServerCache } from "./cache.js";
@@ -60,7 +62,12 @@ function createProvider(name: string, config: ProviderConfig, logger: Logger): P
 export async function createGatewayFromConfig(
   config: ServerConfig,
   logger: Logger,
-): Promise<{ gateway: Gateway; metrics: Metrics | undefined; close(): Promise<void> }> {
+): Promise<{
+  gateway: Gateway;
+  metrics: Metrics | undefined;
+  status: StatusRecorder | undefined;
+  close(): Promise<void>;
+}> {
   const providers = Object.fromEntries(
     Object.entries(config.providers).map(([name, provider]) => [
       name,
@@ -89,9 +96,12 @@ export async function createGatewayFromConfig(
   const prices = createPriceTable({ prices: config.prices });
   announceUnpricedModels(config, prices, logger);
   const audit = config.audit && (await createServerAudit(config.audit, logger));
+  const statusPage = config.admin?.statusPage;
+  const status = statusPage?.enabled ? createStatusRecorder(statusPage) : undefined;
   // The audit hooks first: "after" hooks run in reverse, so they see what the client gets.
   const hooks = [
     ...(audit ? [audit.hooks] : []),
+    ...(status ? [status.hooks] : []),
     ...(guardrails ? [await createServerGuardrails(guardrails)] : []),
   ];
   const gateway = createGateway({
@@ -108,7 +118,6 @@ export async function createGatewayFromConfig(
     // A metrics port of its own takes /metrics off the gateway's listener.
     metricsEndpoint:
       config.metrics.port === undefined ? { bearerToken: config.metrics.bearerToken } : false,
-    adminEndpoint: config.admin,
     asyncContext: config.gateway.asyncContext,
     costHeaders: config.gateway.costHeaders,
     cors: config.gateway.cors,
@@ -129,7 +138,7 @@ export async function createGatewayFromConfig(
       await audit?.close();
     }
   }
-  return { gateway, metrics, close };
+  return { gateway, metrics, status, close };
 }
 
 const loopbackNames = new Set(["127.0.0.1", "::1", "[::1]", "localhost"]);
@@ -315,13 +324,40 @@ export interface RunningServer {
   url: string;
   /** Where GET /metrics is served, when metrics are on. */
   metricsURL: string | undefined;
+  /** Where the status page is served, when it is on. */
+  statusURL: string | undefined;
   /** Drains in-flight requests within the grace period, then closes the listener and pools. */
   shutdown(): Promise<void>;
 }
 
 export async function startServer(config: ServerConfig, logger: Logger): Promise<RunningServer> {
-  const { gateway, metrics, close: closeStores } = await createGatewayFromConfig(config, logger);
+  const {
+    gateway,
+    metrics,
+    status,
+    close: closeStores,
+  } = await createGatewayFromConfig(config, logger);
   announceOpenMode(config, logger);
+  const { admin } = config;
+  const adminPort = admin?.port;
+  // The admin listener serves /metrics too when both are given one port.
+  const metricsOnAdmin =
+    metrics !== undefined && adminPort !== undefined && config.metrics.port === adminPort;
+  const metricsListener = metrics && metricsHandler(metrics, config.metrics.bearerToken);
+  const adminHandler =
+    admin &&
+    createAdminHandler({
+      gateway,
+      bearerToken: admin.bearerToken,
+      status: status && {
+        recorder: status,
+        tenants: Object.keys(config.tenants),
+        sessionHours: admin.statusPage?.sessionHours ?? 12,
+      },
+      metrics: metricsOnAdmin ? metricsListener : undefined,
+      logger,
+    });
+  const gatewayListener = toNodeListener(gateway);
   const { requestTimeoutMs } = config.server;
   const keepAliveTimeout = 65_000;
   const server = createServer(
@@ -333,7 +369,14 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
       connectionsCheckingInterval: Math.min(30_000, Math.ceil(requestTimeoutMs / 4)),
       keepAliveTimeout,
     },
-    toNodeListener(gateway),
+    adminHandler && adminPort === undefined
+      ? (request, response) => {
+          const path = request.url ?? "";
+          if (path === "/admin" || path.startsWith("/admin/") || path.startsWith("/admin?")) {
+            adminHandler.listener(request, response);
+          } else gatewayListener(request, response);
+        }
+      : gatewayListener,
   );
   closeSlowConnections(server, requestTimeoutMs, keepAliveTimeout + requestTimeoutMs);
   server.maxConnections = config.server.maxConnections ?? (await defaultMaxConnections());
@@ -341,11 +384,20 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
   let port: number;
   let metricsServer: Server | undefined;
   let metricsURL: string | undefined;
+  let adminServer: Server | undefined;
+  let adminURL: string | undefined;
   try {
     port = await listen(server, config.server.host, config.server.port, "PORT or server.port");
+    adminURL = `http://${host}:${port}`;
+    if (adminHandler && adminPort !== undefined) {
+      adminServer = createServer(adminHandler.listener);
+      adminURL = `http://${host}:${await listen(adminServer, config.server.host, adminPort, "admin.port")}`;
+    }
     const metricsPort = config.metrics.port;
-    if (metrics && metricsPort !== undefined) {
-      metricsServer = createServer(metricsHandler(metrics, config.metrics.bearerToken));
+    if (metricsOnAdmin) {
+      metricsURL = `${adminURL}/metrics`;
+    } else if (metricsListener && metricsPort !== undefined) {
+      metricsServer = createServer(metricsListener);
       const bound = await listen(metricsServer, config.server.host, metricsPort, "metrics.port");
       metricsURL = `http://${host}:${bound}/metrics`;
     } else if (metrics) {
@@ -354,6 +406,7 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
   } catch (error) {
     server.close();
     metricsServer?.close();
+    adminServer?.close();
     await gateway.close();
     await closeStores();
     throw error;
@@ -364,7 +417,10 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
   // (503) that this instance is going away; new requests get 503 too.
   async function shutdown() {
     await gateway.drain({ graceMs: config.server.shutdownGraceMs });
-    const listeners = metricsServer ? [server, metricsServer] : [server];
+    adminHandler?.close();
+    const listeners = [server, metricsServer, adminServer].filter(
+      (listener): listener is Server => listener !== undefined,
+    );
     const closed = listeners.map(
       (listener) => new Promise<void>((resolve) => listener.close(() => resolve())),
     );
@@ -379,6 +435,7 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
     gateway,
     url: `http://${host}:${port}`,
     metricsURL,
+    statusURL: status ? `${adminURL}/admin/status` : undefined,
     shutdown: () => {
       shuttingDown ??= shutdown();
       return shuttingDown;

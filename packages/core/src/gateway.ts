@@ -51,6 +51,7 @@ import {
   type ModelRouteOptions,
   type ResolvedRoute,
   type TargetLimiterFactory,
+  type TargetReport,
 } from "./router.js";
 import { type StreamSettings, streamToClient } from "./stream.js";
 import {
@@ -174,6 +175,23 @@ export interface DrainOptions {
   graceMs?: number;
 }
 
+/** A tenant's limits in the current period, as GET /v1/usage reports them. */
+export interface TenantUsage {
+  object: "usage";
+  tenant: string;
+  /** Tokens; periods in seconds since the epoch. Null: no token quota applies. */
+  quota: {
+    limit: number;
+    used: number;
+    reserved: number;
+    remaining: number;
+    period_start: number;
+    period_end: number;
+  } | null;
+  /** USD. Null: no money budget applies. */
+  budget: ReturnType<typeof budgetReport> | null;
+}
+
 export interface Gateway {
   handle(request: GatewayRequest, options?: HandleOptions): Promise<GatewayResponse>;
   /** The largest request body accepted, in bytes; adapters stop reading beyond it. */
@@ -186,6 +204,14 @@ export interface Gateway {
   fetch(request: Request): Promise<Response>;
   /** The context of the request being served, when `asyncContext` is on. */
   currentContext(): RequestContext | undefined;
+  /** Every route target's breaker state, cooldown end and requests in flight (GET /admin/targets). */
+  targetStates(): TargetReport[];
+  /**
+   * A configured tenant's token quota and money budget in the current period, as GET /v1/usage
+   * shows them to the tenant (null where none applies); shared across instances with the
+   * Redis store.
+   */
+  tenantUsage(tenantId: string): Promise<TenantUsage>;
   /** Answers /health with 503 and new requests with 503, then waits for in-flight ones. */
   drain(options?: DrainOptions): Promise<void>;
   /** Releases connection pools and timers. */
@@ -555,32 +581,37 @@ export function createGateway(options: GatewayOptions): Gateway {
     exchange.limitHeaders = rateLimitHeaders(admissions);
   }
 
+  async function usageOf(
+    tenantId: string,
+    limiter: Limiter | undefined,
+    key: string,
+  ): Promise<TenantUsage> {
+    const [quota, budget] = await Promise.all([limiter?.usage(key), limiter?.budgetUsage(key)]);
+    return {
+      object: "usage",
+      tenant: tenantId,
+      quota: quota
+        ? {
+            limit: quota.limit,
+            used: quota.used,
+            reserved: quota.reserved,
+            remaining: quota.remaining,
+            period_start: Math.floor(quota.periodStart / 1000),
+            period_end: Math.floor(quota.periodEnd / 1000),
+          }
+        : null,
+      budget: budget ? budgetReport(budget) : null,
+    };
+  }
+
   async function usageResponse(
     exchange: Exchange,
     request: GatewayRequest,
   ): Promise<GatewayResponse> {
     const limiter = exchange.tenant.options.limiter ?? limits.limiter;
     const { key } = limitKeys(limits, exchange.tenant, tenants.open, request, undefined);
-    const [quota, budget] = await Promise.all([limiter?.usage(key), limiter?.budgetUsage(key)]);
-    return jsonResponse(
-      exchange.context,
-      200,
-      JSON.stringify({
-        object: "usage",
-        tenant: exchange.tenant.id,
-        quota: quota
-          ? {
-              limit: quota.limit,
-              used: quota.used,
-              reserved: quota.reserved,
-              remaining: quota.remaining,
-              period_start: Math.floor(quota.periodStart / 1000),
-              period_end: Math.floor(quota.periodEnd / 1000),
-            }
-          : null,
-        budget: budget ? budgetReport(budget) : null,
-      }),
-    );
+    const usage = await usageOf(exchange.tenant.id, limiter, key);
+    return jsonResponse(exchange.context, 200, JSON.stringify(usage));
   }
 
   /** Keeps a stream's later steps (onChunk hooks, finish) inside the request's async context. */
@@ -787,6 +818,9 @@ export function createGateway(options: GatewayOptions): Gateway {
     sendTimeoutMs,
     fetch: (request) => fetchHandler(gateway, request),
     currentContext: () => contextStorage?.getStore(),
+    targetStates: () => router.targetStates(),
+    tenantUsage: (tenantId) =>
+      usageOf(tenantId, options.tenants?.[tenantId]?.limiter ?? limits.limiter, tenantId),
     async drain(drainOptions = {}) {
       draining = true;
       if (inFlight.size > 0) {

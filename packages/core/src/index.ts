@@ -20,7 +20,7 @@ export {
   routeNotFound,
   unavailable,
 } from "./errors.js";
-export type { DrainOptions, Gateway, GatewayOptions } from "./gateway.js";
+export type { DrainOptions, Gateway, GatewayOptions, TenantUsage } from "./gateway.js";
 export { createGateway } from "./gateway.js";
 export type { LimitsOptions } from "./limits.js";
 export type { ModelCatalogOptions, ModelEntry } from "./model-catalog.js";

@@ -1,0 +1,347 @@
+import { readFileSync } from "node:fs";
+import type { IncomingMessage, RequestListener, ServerResponse } from "node:http";
+import type { Gateway, Logger } from "@aigw/core";
+import type { StatusRecorder } from "@aigw/core/status";
+import { parse as parseCookies, serialize as serializeCookie } from "cookie";
+import { createSessions, sessionCookie } from "./session.js";
+
+export interface AdminOptions {
+  gateway: Gateway;
+  bearerToken: string;
+  /** The status page's data; without it only /admin/targets is served. */
+  status?:
+    | {
+        recorder: StatusRecorder;
+        /** Configured tenants, whose quotas and budgets the page shows. */
+        tenants: readonly string[];
+        sessionHours: number;
+      }
+    | undefined;
+  /** Serves GET /metrics too (the admin listener, when metrics.port is its port). */
+  metrics?: RequestListener | undefined;
+  logger: Logger;
+}
+
+export interface AdminHandler {
+  listener: RequestListener;
+  /** Ends the live streams of open status pages. */
+  close(): void;
+}
+
+/** Seconds between two live updates of an open status page. */
+const updateIntervalMs = 2_000;
+/** Status pages open at once; more get 503. */
+const maxLiveStreams = 32;
+/** Bytes a live page may leave unread before it is dropped. */
+const maxUnreadBytes = 4 * 2 ** 20;
+/** The login form's body, at most. */
+const maxLoginBytes = 4_096;
+/** Tenants whose limits one status read looks up. */
+const maxTenantsShown = 500;
+
+const pageSecurityHeaders = {
+  "content-security-policy":
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+  "x-content-type-options": "nosniff",
+  "referrer-policy": "no-referrer",
+  "x-frame-options": "DENY",
+};
+
+const page = `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>aigw status</title>
+<link rel="icon" href="data:,">
+<link rel="stylesheet" href="/admin/status/app.css">
+<script defer src="/admin/status/app.js"></script>
+</head>
+<body>
+<noscript>The status page needs JavaScript; the same numbers are at GET /admin/api/status.</noscript>
+</body>
+</html>
+`;
+
+/** The built page's script and styles, read once; undefined when the build left them out. */
+function readAssets() {
+  const directory = new URL("./status-page/", import.meta.url);
+  try {
+    return {
+      "app.js": readFileSync(new URL("app.js", directory)),
+      "app.css": readFileSync(new URL("app.css", directory)),
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+function sendJson(response: ServerResponse, status: number, body: unknown, headers = {}) {
+  response.writeHead(status, {
+    "content-type": "application/json",
+    "cache-control": "no-store",
+    "x-content-type-options": "nosniff",
+    ...headers,
+  });
+  response.end(JSON.stringify(body));
+}
+
+function sendError(response: ServerResponse, status: number, message: string, type: string) {
+  sendJson(response, status, { error: { message, type } });
+}
+
+/** A POST body of at most `limit` bytes, or undefined when it is larger or breaks off. */
+async function readSmallBody(request: IncomingMessage, limit: number) {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of request as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > limit) return undefined;
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+/** The token of a login: JSON `{"token": "..."}` or a form's `token=...`. */
+function loginToken(contentType: string | undefined, body: string): string | undefined {
+  if (contentType?.startsWith("application/json")) {
+    try {
+      const parsed = JSON.parse(body) as { token?: unknown };
+      return typeof parsed?.token === "string" ? parsed.token : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+  return new URLSearchParams(body).get("token") ?? undefined;
+}
+
+/** A cross-site POST (its Origin names another host): refused, whatever it carries. */
+function crossSite(request: IncomingMessage): boolean {
+  const { origin, host } = request.headers;
+  if (origin === undefined) return false;
+  try {
+    return new URL(origin).host !== host;
+  } catch {
+    return true;
+  }
+}
+
+/**
+ * The admin surface under /admin/: GET /admin/targets, and with `status` the status page
+ * (/admin/status), its login (POST /admin/login, /admin/logout) and its JSON API
+ * (/admin/api/status, /admin/api/requests/{id}, /admin/api/events as server-sent events).
+ * Every read needs the admin token, as `Authorization: Bearer` or through the login's
+ * HttpOnly, SameSite=Strict cookie; tenant keys open nothing here.
+ */
+export function createAdminHandler(options: AdminOptions): AdminHandler {
+  const { gateway, status, logger } = options;
+  const sessions = createSessions(options.bearerToken, (status?.sessionHours ?? 12) * 3_600_000);
+  const assets = status ? readAssets() : undefined;
+  if (status && !assets) {
+    logger.error({}, "the status page was not built: run pnpm build (apps/server)");
+  }
+  const live = new Set<ServerResponse>();
+  let ticker: NodeJS.Timeout | undefined;
+
+  function authorized(request: IncomingMessage): boolean {
+    const authorization = request.headers.authorization;
+    if (authorization !== undefined) {
+      const bearer = /^bearer[ \t]+(.+)$/i.exec(authorization)?.[1]?.trim();
+      return bearer !== undefined && sessions.isAdminToken(bearer);
+    }
+    const cookies = parseCookies(request.headers.cookie ?? "");
+    return sessions.isValid(cookies[sessionCookie]);
+  }
+
+  async function statusBody() {
+    if (!status) throw new Error("no status recorder");
+    const tenants = status.tenants.slice(0, maxTenantsShown);
+    const limits = await Promise.all(
+      tenants.map((tenant) =>
+        gateway.tenantUsage(tenant).catch((error: unknown) => {
+          logger.warn({ tenant, err: error }, "status page: a tenant's limits could not be read");
+          return { object: "usage", tenant, quota: null, budget: null, unavailable: true };
+        }),
+      ),
+    );
+    return {
+      ...status.recorder.snapshot(),
+      target_states: gateway.targetStates(),
+      tenant_limits: limits,
+    };
+  }
+
+  function startTicker() {
+    ticker ??= setInterval(async () => {
+      if (live.size === 0) {
+        clearInterval(ticker);
+        ticker = undefined;
+        return;
+      }
+      let event: string;
+      try {
+        event = `event: status\ndata: ${JSON.stringify(await statusBody())}\n\n`;
+      } catch (error) {
+        logger.error({ err: error }, "status page: the live update failed");
+        return;
+      }
+      for (const response of live) {
+        // A page that stopped reading is dropped, not buffered for.
+        if (response.writableLength > maxUnreadBytes) response.destroy();
+        else response.write(event);
+      }
+    }, updateIntervalMs);
+    ticker.unref();
+  }
+
+  async function openLiveStream(request: IncomingMessage, response: ServerResponse) {
+    if (live.size >= maxLiveStreams) {
+      sendError(response, 503, "Too many status pages are open; close one.", "overloaded");
+      return;
+    }
+    response.writeHead(200, {
+      "content-type": "text/event-stream; charset=utf-8",
+      "cache-control": "no-store",
+      "x-accel-buffering": "no",
+    });
+    live.add(response);
+    request.once("close", () => live.delete(response));
+    response.write(`retry: 5000\nevent: status\ndata: ${JSON.stringify(await statusBody())}\n\n`);
+    startTicker();
+  }
+
+  async function login(request: IncomingMessage, response: ServerResponse) {
+    if (crossSite(request)) {
+      sendError(response, 403, "A login must come from this page.", "permission_error");
+      return;
+    }
+    const body = await readSmallBody(request, maxLoginBytes);
+    const token =
+      body === undefined ? undefined : loginToken(request.headers["content-type"], body);
+    if (token === undefined || !sessions.isAdminToken(token)) {
+      sendError(response, 401, "That is not the admin key.", "authentication_error");
+      return;
+    }
+    const secure = request.headers["x-forwarded-proto"] === "https";
+    response.writeHead(204, {
+      "set-cookie": serializeCookie(sessionCookie, sessions.issue(), {
+        httpOnly: true,
+        sameSite: "strict",
+        path: "/admin",
+        maxAge: sessions.maxAgeSeconds,
+        secure,
+      }),
+      "cache-control": "no-store",
+    });
+    response.end();
+  }
+
+  function logout(response: ServerResponse) {
+    response.writeHead(204, {
+      "set-cookie": serializeCookie(sessionCookie, "", {
+        httpOnly: true,
+        sameSite: "strict",
+        path: "/admin",
+        maxAge: 0,
+      }),
+    });
+    response.end();
+  }
+
+  async function route(request: IncomingMessage, response: ServerResponse, path: string) {
+    const method = request.method === "HEAD" ? "GET" : request.method;
+    const notFound = () =>
+      sendError(response, 404, `Not found: ${request.method} ${path.slice(0, 200)}`, "not_found");
+    if (path === "/metrics" && options.metrics) return options.metrics(request, response);
+
+    if (status && (path === "/admin" || path === "/admin/")) {
+      response.writeHead(302, { location: "/admin/status" }).end();
+      return;
+    }
+    if (status && path === "/admin/status" && method === "GET") {
+      response.writeHead(200, {
+        "content-type": "text/html; charset=utf-8",
+        "cache-control": "no-store",
+        ...pageSecurityHeaders,
+      });
+      response.end(page);
+      return;
+    }
+    const asset = status && /^\/admin\/status\/(app\.js|app\.css)$/.exec(path)?.[1];
+    if (asset && method === "GET") {
+      const content = assets?.[asset as keyof NonNullable<typeof assets>];
+      if (!content) return sendError(response, 500, "The status page was not built.", "api_error");
+      response.writeHead(200, {
+        "content-type": asset.endsWith(".js")
+          ? "text/javascript; charset=utf-8"
+          : "text/css; charset=utf-8",
+        "cache-control": "no-cache",
+        ...pageSecurityHeaders,
+      });
+      response.end(content);
+      return;
+    }
+    if (status && path === "/admin/login" && request.method === "POST") {
+      return login(request, response);
+    }
+    if (status && path === "/admin/logout" && request.method === "POST") {
+      return logout(response);
+    }
+
+    const reads =
+      path === "/admin/targets" ||
+      (status &&
+        (path === "/admin/api/status" ||
+          path === "/admin/api/events" ||
+          path.startsWith("/admin/api/requests/")));
+    if (!reads) return notFound();
+    if (method !== "GET") {
+      response.writeHead(405, { allow: "GET, HEAD" });
+      response.end();
+      return;
+    }
+    if (!authorized(request)) {
+      return sendError(
+        response,
+        401,
+        "The admin endpoints need 'Authorization: Bearer <admin key>' or a login at /admin/status.",
+        "authentication_error",
+      );
+    }
+    if (path === "/admin/targets") {
+      return sendJson(response, 200, { object: "list", data: gateway.targetStates() });
+    }
+    if (!status) return notFound();
+    if (path === "/admin/api/status") return sendJson(response, 200, await statusBody());
+    if (path === "/admin/api/events") return openLiveStream(request, response);
+    let id: string;
+    try {
+      id = decodeURIComponent(path.slice("/admin/api/requests/".length));
+    } catch {
+      id = "";
+    }
+    const found = status.recorder.recentRequest(id);
+    if (!found) {
+      return sendError(response, 404, "No such request among the recent ones.", "not_found");
+    }
+    return sendJson(response, 200, found);
+  }
+
+  return {
+    listener(request, response) {
+      const path = (request.url ?? "/").split("?")[0] ?? "/";
+      route(request, response, path).catch((error: unknown) => {
+        logger.error({ err: error, path: path.slice(0, 200) }, "admin request failed");
+        if (!response.headersSent)
+          sendError(response, 500, "The admin request failed.", "api_error");
+        else response.destroy();
+      });
+    },
+    close() {
+      clearInterval(ticker);
+      ticker = undefined;
+      for (const response of live) response.end();
+      live.clear();
+    },
+  };
+}

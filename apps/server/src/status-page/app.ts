@@ -1,0 +1,566 @@
+// The status page: reads GET /admin/api/status and its live stream /admin/api/events (the
+// login's cookie authenticates both), and draws them. Every string from requests (model
+// names, tenants, error types) goes into the page as text: nothing here writes HTML.
+import type { RecentRequest, SeriesReport, StatusSnapshot, WindowSummary } from "@aigw/core/status";
+import uPlot from "uplot";
+import "uplot/dist/uPlot.min.css";
+import "./style.css";
+
+interface TargetState {
+  id: string;
+  provider: string;
+  status: string;
+  cooldown_until: string | null;
+  trips: number;
+  in_flight: number;
+}
+
+interface TenantLimits {
+  tenant: string;
+  quota: { limit: number; used: number; reserved: number } | null;
+  budget: { limit: number | null; spent: number; reserved: number } | null;
+  unavailable?: boolean;
+}
+
+type Status = StatusSnapshot & { target_states: TargetState[]; tenant_limits: TenantLimits[] };
+
+type Child = Node | string | number | null | undefined | false;
+
+/** An element with attributes and children; strings become text nodes, never markup. */
+function el(tag: string, attributes: Record<string, string> = {}, ...children: Child[]) {
+  const element = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes)) element.setAttribute(name, value);
+  for (const child of children) {
+    if (child === null || child === undefined || child === false) continue;
+    element.append(typeof child === "object" ? child : String(child));
+  }
+  return element;
+}
+
+const integer = new Intl.NumberFormat("en", { maximumFractionDigits: 0 });
+const decimal = new Intl.NumberFormat("en", { maximumFractionDigits: 2 });
+const count = (value: number) => integer.format(value);
+const percent = (value: number | null) =>
+  value === null ? "–" : `${decimal.format(value * 100)}%`;
+const ms = (value: number | null) =>
+  value === null ? "–" : value >= 1000 ? `${decimal.format(value / 1000)} s` : `${count(value)} ms`;
+const usd = (value: number | null) =>
+  value === null
+    ? "unknown"
+    : `$${value < 1 && value > 0 ? value.toPrecision(3) : decimal.format(value)}`;
+const time = (iso: string) => new Date(iso).toLocaleTimeString();
+
+const root = el("main", { id: "app" });
+let windowName: "last_hour" | "last_day" = "last_hour";
+let latest: Status | undefined;
+let selectedRequest: string | undefined;
+let events: EventSource | undefined;
+const charts = new Map<string, uPlot>();
+
+function card(testId: string, label: string, value: string, detail?: string) {
+  return el(
+    "section",
+    { class: "card", "data-testid": testId },
+    el("h3", {}, label),
+    el("p", { class: "value" }, value),
+    detail ? el("p", { class: "detail" }, detail) : null,
+  );
+}
+
+function table<Row>(
+  testId: string,
+  columns: [string, (row: Row) => Child][],
+  rows: Row[],
+  onClick?: (row: Row) => void,
+  selected?: (row: Row) => boolean,
+) {
+  const body = el("tbody");
+  for (const row of rows) {
+    const tr = el("tr", {}, ...columns.map(([, cell]) => el("td", {}, cell(row))));
+    if (onClick) {
+      tr.classList.add("clickable");
+      tr.tabIndex = 0;
+      tr.addEventListener("click", () => onClick(row));
+      tr.addEventListener("keydown", (event) => {
+        if (event.key === "Enter") onClick(row);
+      });
+    }
+    if (selected?.(row)) tr.classList.add("selected");
+    body.append(tr);
+  }
+  if (rows.length === 0) {
+    body.append(el("tr", {}, el("td", { colspan: String(columns.length) }, "Nothing yet.")));
+  }
+  return el(
+    "div",
+    { class: "table-wrap" },
+    el(
+      "table",
+      { "data-testid": testId },
+      el("thead", {}, el("tr", {}, ...columns.map(([name]) => el("th", {}, name)))),
+      body,
+    ),
+  );
+}
+
+function panel(title: string, ...children: Child[]) {
+  return el("section", { class: "panel" }, el("h2", {}, title), ...children);
+}
+
+function cards(status: Status) {
+  const window: WindowSummary = status[windowName];
+  const rateLimited = window.rate_limited;
+  return el(
+    "div",
+    { class: "cards" },
+    card("rps", "Requests / s (last 10 s)", decimal.format(status.now.requests_per_second)),
+    card(
+      "requests",
+      "Requests",
+      count(window.requests),
+      `${count(window.client_closed)} closed by the client`,
+    ),
+    card("error-rate", "Error rate", percent(window.error_rate), `${count(window.errors)} errors`),
+    card(
+      "rate-limited",
+      "429s",
+      `${count(rateLimited.gateway)} gateway · ${count(rateLimited.upstream)} upstream`,
+      "the gateway's own limits · upstream attempts",
+    ),
+    card(
+      "latency",
+      "Latency p50 / p95",
+      `${ms(window.latency_ms.p50)} / ${ms(window.latency_ms.p95)}`,
+    ),
+    card(
+      "ttft",
+      "First token p50 / p95",
+      `${ms(window.time_to_first_token_ms.p50)} / ${ms(window.time_to_first_token_ms.p95)}`,
+    ),
+    card(
+      "tokens",
+      "Tokens in / out",
+      `${count(window.tokens.input)} / ${count(window.tokens.output)}`,
+      `${count(window.tokens.cached)} cached input`,
+    ),
+    card(
+      "cache",
+      "Cache hit ratio",
+      percent(window.cache.hit_ratio),
+      `${count(window.cache.hits)} of ${count(window.cache.lookups)} lookups`,
+    ),
+    card(
+      "fallbacks",
+      "Fallbacks / retries",
+      `${count(window.fallbacks)} / ${count(window.retries)}`,
+    ),
+    card(
+      "spend",
+      "Spend today / month",
+      `${usd(status.spend.today_usd)} / ${usd(status.spend.month_usd)}`,
+      `${usd(window.cost_usd)} in this window${window.unpriced_requests ? `, ${count(window.unpriced_requests)} unpriced` : ""}`,
+    ),
+  );
+}
+
+function chartPanel(status: Status) {
+  const points = windowName === "last_hour" ? status.per_minute : status.per_hour;
+  const times = points.map((point) => point.time);
+  const specs: { id: string; title: string; series: [string, string, number[]][] }[] = [
+    {
+      id: "traffic",
+      title: "Requests and errors",
+      series: [
+        ["requests", "#2563eb", points.map((point) => point.requests)],
+        ["errors", "#dc2626", points.map((point) => point.errors)],
+        ["429 upstream", "#d97706", points.map((point) => point.upstream_429)],
+      ],
+    },
+    {
+      id: "latency",
+      title: "Latency (ms)",
+      series: [
+        ["p50", "#059669", points.map((point) => point.latency_p50_ms ?? Number.NaN)],
+        ["p95", "#7c3aed", points.map((point) => point.latency_p95_ms ?? Number.NaN)],
+        ["first token p50", "#0891b2", points.map((point) => point.ttft_p50_ms ?? Number.NaN)],
+      ],
+    },
+  ];
+  const container = el("div", { class: "charts" });
+  for (const spec of specs) {
+    const holder = el(
+      "div",
+      { class: "chart", "data-testid": `chart-${spec.id}` },
+      el("h3", {}, spec.title),
+    );
+    container.append(holder);
+    const data: uPlot.AlignedData = [
+      times,
+      ...spec.series.map(([, , values]) =>
+        values.map((value) => (Number.isNaN(value) ? null : value)),
+      ),
+    ];
+    const width = () => Math.max(240, Math.min(holder.clientWidth || 600, 900) - 16);
+    // Drawn once the panel is in the page, so its width is known.
+    requestAnimationFrame(() => {
+      charts.get(spec.id)?.destroy();
+      const chart = new uPlot(
+        {
+          width: width(),
+          height: 200,
+          series: [{}, ...spec.series.map(([label, stroke]) => ({ label, stroke, width: 2 }))],
+          axes: [{}, { size: 50 }],
+        },
+        data,
+        holder,
+      );
+      charts.set(spec.id, chart);
+    });
+  }
+  return panel("Over time", container);
+}
+
+function summaryColumns<Row extends SeriesReport>(name: string): [string, (row: Row) => Child][] {
+  return [
+    [name, (row) => row.name],
+    ["Requests", (row) => count(row[windowName].requests)],
+    [
+      "Errors",
+      (row) => `${count(row[windowName].errors)} (${percent(row[windowName].error_rate)})`,
+    ],
+    [
+      "p50 / p95",
+      (row) => `${ms(row[windowName].latency_ms.p50)} / ${ms(row[windowName].latency_ms.p95)}`,
+    ],
+    [
+      "First token p50 / p95",
+      (row) =>
+        `${ms(row[windowName].time_to_first_token_ms.p50)} / ${ms(row[windowName].time_to_first_token_ms.p95)}`,
+    ],
+    [
+      "Tokens in / out",
+      (row) => `${count(row[windowName].tokens.input)} / ${count(row[windowName].tokens.output)}`,
+    ],
+    ["Spend today / month", (row) => `${usd(row.spend.today_usd)} / ${usd(row.spend.month_usd)}`],
+  ];
+}
+
+function errorsPanel(status: Status) {
+  const rows = Object.entries(status[windowName].errors_by_type).sort((a, b) => b[1] - a[1]);
+  return panel(
+    "Errors by type",
+    table<[string, number]>(
+      "errors",
+      [
+        ["Where and type", ([kind]) => kind],
+        ["Count", ([, n]) => count(n)],
+      ],
+      rows,
+    ),
+  );
+}
+
+function targetsPanel(status: Status) {
+  const traffic = new Map(status.targets.map((target) => [target.name, target]));
+  const rows = status.target_states.map((state) => ({ state, traffic: traffic.get(state.id) }));
+  const why = (report: SeriesReport | undefined) =>
+    Object.entries(report?.last_hour.errors_by_type ?? {})
+      .map(([kind, n]) => `${kind} ×${n}`)
+      .join(", ") || "–";
+  return panel(
+    "Providers and targets",
+    table<(typeof rows)[number]>(
+      "targets",
+      [
+        ["Target", ({ state }) => state.id],
+        [
+          "State",
+          ({ state }) =>
+            el(
+              "span",
+              { class: `state state-${state.status}` },
+              state.status === "closed"
+                ? "healthy"
+                : state.status === "open"
+                  ? `cooling until ${state.cooldown_until ? time(state.cooldown_until) : "?"}`
+                  : "probing",
+            ),
+        ],
+        ["Trips", ({ state }) => count(state.trips)],
+        ["In flight", ({ state }) => count(state.in_flight)],
+        ["Requests (hour)", ({ traffic }) => count(traffic?.last_hour.requests ?? 0)],
+        ["Error rate (hour)", ({ traffic }) => percent(traffic?.last_hour.error_rate ?? 0)],
+        [
+          "p50 / p95 (hour)",
+          ({ traffic }) =>
+            `${ms(traffic?.last_hour.latency_ms.p50 ?? null)} / ${ms(traffic?.last_hour.latency_ms.p95 ?? null)}`,
+        ],
+        ["Recent errors", ({ traffic }) => why(traffic)],
+      ],
+      rows,
+    ),
+    table("providers", summaryColumns("Provider"), status.providers),
+  );
+}
+
+function bar(used: number, limit: number | null, text: string) {
+  const share = limit ? Math.min(1, used / limit) : 0;
+  const meter = el("meter", {
+    min: "0",
+    max: "1",
+    value: String(share),
+    high: "0.8",
+    optimum: "0",
+  });
+  return el("span", { class: "limit" }, meter, ` ${text}`);
+}
+
+function tenantsPanel(status: Status) {
+  const limits = new Map(status.tenant_limits.map((entry) => [entry.tenant, entry]));
+  const names = new Set([...status.tenants.map((tenant) => tenant.name), ...limits.keys()]);
+  const traffic = new Map(status.tenants.map((tenant) => [tenant.name, tenant]));
+  const rows = [...names].map((name) => ({
+    name,
+    report: traffic.get(name),
+    limits: limits.get(name),
+  }));
+  rows.sort(
+    (a, b) =>
+      (b.report?.spend.month_usd ?? 0) - (a.report?.spend.month_usd ?? 0) ||
+      (b.report?.last_day.requests ?? 0) - (a.report?.last_day.requests ?? 0),
+  );
+  return panel(
+    "Tenants",
+    table<(typeof rows)[number]>(
+      "tenants",
+      [
+        ["Tenant", (row) => row.name],
+        ["Requests (day)", (row) => count(row.report?.last_day.requests ?? 0)],
+        [
+          "Tokens (day)",
+          (row) =>
+            count(
+              (row.report?.last_day.tokens.input ?? 0) + (row.report?.last_day.tokens.output ?? 0),
+            ),
+        ],
+        [
+          "Spend today / month",
+          (row) =>
+            `${usd(row.report?.spend.today_usd ?? 0)} / ${usd(row.report?.spend.month_usd ?? 0)}`,
+        ],
+        [
+          "Token quota",
+          ({ limits: entry }) =>
+            entry?.unavailable
+              ? "unavailable"
+              : entry?.quota
+                ? bar(
+                    entry.quota.used + entry.quota.reserved,
+                    entry.quota.limit,
+                    `${count(entry.quota.used)} of ${count(entry.quota.limit)}`,
+                  )
+                : "none",
+        ],
+        [
+          "Budget",
+          ({ limits: entry }) =>
+            entry?.unavailable
+              ? "unavailable"
+              : entry?.budget
+                ? bar(
+                    entry.budget.spent + entry.budget.reserved,
+                    entry.budget.limit,
+                    `${usd(entry.budget.spent)} of ${usd(entry.budget.limit)}`,
+                  )
+                : "none",
+        ],
+      ],
+      rows,
+    ),
+  );
+}
+
+function requestDetail(request: RecentRequest) {
+  return el(
+    "div",
+    { class: "detail-panel", "data-testid": "request-detail" },
+    el("h3", {}, "Request ", el("code", {}, request.id)),
+    el(
+      "p",
+      {},
+      `${request.tenant} · ${request.model ?? "–"} · status ${request.status}${request.error_type ? ` (${request.error_type})` : ""}`,
+    ),
+    request.guardrails.length > 0
+      ? el("p", {}, `Guardrails: ${request.guardrails.join(", ")}`)
+      : null,
+    table<RecentRequest["attempts"][number]>(
+      "attempts",
+      [
+        ["#", (attempt) => String(request.attempts.indexOf(attempt) + 1)],
+        ["Target", (attempt) => attempt.target],
+        ["Fallback route", (attempt) => attempt.route ?? "–"],
+        ["Status", (attempt) => String(attempt.status)],
+        ["Duration", (attempt) => ms(attempt.duration_ms)],
+      ],
+      request.attempts,
+    ),
+  );
+}
+
+function recentPanel(status: Status) {
+  const selected = status.recent.find((request) => request.id === selectedRequest);
+  return panel(
+    "Recent requests",
+    table<RecentRequest>(
+      "recent",
+      [
+        ["Time", (request) => time(request.time)],
+        ["Tenant", (request) => request.tenant],
+        ["Model", (request) => request.model ?? "–"],
+        ["Target", (request) => request.target ?? "–"],
+        [
+          "Status",
+          (request) =>
+            el("span", { class: request.status >= 400 ? "bad" : "good" }, String(request.status)),
+        ],
+        [
+          "Tokens",
+          (request) =>
+            request.input_tokens === null
+              ? "–"
+              : `${count(request.input_tokens)} / ${count(request.output_tokens ?? 0)}`,
+        ],
+        ["Cost", (request) => (request.cost_usd === null ? "–" : usd(request.cost_usd))],
+        ["Duration", (request) => ms(request.duration_ms)],
+        ["Cache", (request) => request.cache ?? "–"],
+        ["Guardrails", (request) => request.guardrails.join(", ") || "–"],
+      ],
+      status.recent,
+      (request) => {
+        selectedRequest = selectedRequest === request.id ? undefined : request.id;
+        render();
+      },
+      (request) => request.id === selectedRequest,
+    ),
+    selected ? requestDetail(selected) : null,
+  );
+}
+
+function header() {
+  const toggle = (name: typeof windowName, label: string) => {
+    const button = el(
+      "button",
+      { type: "button", "aria-pressed": String(windowName === name) },
+      label,
+    );
+    button.addEventListener("click", () => {
+      windowName = name;
+      render();
+    });
+    return button;
+  };
+  const logout = el("button", { type: "button", class: "quiet" }, "Log out");
+  logout.addEventListener("click", async () => {
+    await fetch("/admin/logout", { method: "POST" });
+    events?.close();
+    showLogin();
+  });
+  return el(
+    "header",
+    {},
+    el("h1", {}, "aigw status"),
+    el(
+      "p",
+      { class: "since", "data-testid": "since" },
+      latest
+        ? `This instance since ${new Date(latest.started_at).toLocaleString()} · updated ${time(latest.generated_at)}`
+        : "",
+    ),
+    el(
+      "div",
+      { class: "toolbar" },
+      toggle("last_hour", "Last hour"),
+      toggle("last_day", "Last day"),
+      logout,
+    ),
+  );
+}
+
+function render() {
+  if (!latest) return;
+  for (const chart of charts.values()) chart.destroy();
+  charts.clear();
+  root.replaceChildren(
+    header(),
+    cards(latest),
+    chartPanel(latest),
+    targetsPanel(latest),
+    errorsPanel(latest),
+    panel("Models", table("models", summaryColumns("Model"), latest.models)),
+    tenantsPanel(latest),
+    recentPanel(latest),
+  );
+}
+
+function showLogin(message?: string) {
+  const input = el("input", {
+    type: "password",
+    name: "token",
+    autocomplete: "current-password",
+    required: "",
+    "aria-label": "Admin key",
+  }) as HTMLInputElement;
+  const form = el(
+    "form",
+    { class: "login", "data-testid": "login" },
+    el("h1", {}, "aigw status"),
+    el("label", {}, "Admin key", input),
+    el("button", { type: "submit" }, "Log in"),
+    message ? el("p", { class: "bad", role: "alert" }, message) : null,
+  );
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const response = await fetch("/admin/login", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ token: input.value }),
+    });
+    if (response.ok) start();
+    else showLogin("That key was refused.");
+  });
+  root.replaceChildren(form);
+  input.focus();
+}
+
+async function start() {
+  const response = await fetch("/admin/api/status");
+  if (response.status === 401) {
+    showLogin();
+    return;
+  }
+  latest = (await response.json()) as Status;
+  render();
+  events?.close();
+  events = new EventSource("/admin/api/events");
+  events.addEventListener("status", (event) => {
+    latest = JSON.parse((event as MessageEvent<string>).data) as Status;
+    render();
+  });
+  events.addEventListener("error", async () => {
+    // The login expired or the key changed: back to the form rather than retrying forever.
+    const check = await fetch("/admin/api/status").catch(() => undefined);
+    if (check?.status === 401) {
+      events?.close();
+      showLogin("Your login expired.");
+    }
+  });
+}
+
+let resizeTimer: ReturnType<typeof setTimeout> | undefined;
+window.addEventListener("resize", () => {
+  clearTimeout(resizeTimer);
+  resizeTimer = setTimeout(render, 150);
+});
+
+document.body.append(root);
+start();

@@ -1,0 +1,228 @@
+import { existsSync } from "node:fs";
+import { type MockUpstream, readSse, startMockUpstream, waitFor } from "@aigw/testing";
+import { type Browser, chromium, type Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createKey, runServer, type ServerProcess, writeConfig } from "./run-server.js";
+
+const chromiumPath = "/usr/bin/chromium";
+const adminToken = "admin-key-for-the-status-page-0123";
+const xssModel = "<img src=x onerror=alert(1)>";
+const acme = createKey();
+const beta = createKey();
+
+let primary: MockUpstream;
+let backup: MockUpstream;
+let server: ServerProcess;
+let statusURL: string;
+let browser: Browser;
+
+beforeAll(async () => {
+  primary = await startMockUpstream();
+  backup = await startMockUpstream();
+  const config = await writeConfig(`
+providers:
+  primary: { type: openai-compatible, baseURL: "${primary.baseURL}", retry: { maxRetries: 0 } }
+  backup: { type: openai-compatible, baseURL: "${backup.baseURL}", retry: { maxRetries: 0 } }
+models:
+  gpt-4o-mini:
+    strategy: priority
+    maxAttempts: 2
+    targets: [{ provider: primary }, { provider: backup }]
+  solo: { provider: primary, model: gpt-4o-mini }
+tenants:
+  acme:
+    keys: ['${acme.hash}']
+    limits: { budget: { usd: 5, period: month } }
+  beta:
+    keys: ['${beta.hash}']
+    limits: { requestsPerSecond: 0.001, burst: 1 }
+admin:
+  bearerToken: "${adminToken}"
+  port: 0
+  statusPage: {}
+`);
+  server = await runServer(["--config", config]);
+  const started = server.lines.map((line) => JSON.parse(line)).find((line) => line.url);
+  statusURL = started.statusPage;
+  browser = await chromium.launch({
+    executablePath: chromiumPath,
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-background-networking",
+      "--disable-component-update",
+    ],
+  });
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await server?.stop();
+  await Promise.all([primary?.close(), backup?.close()]);
+});
+
+async function chat(key: string, model: string, stream = false) {
+  const response = await fetch(`${server.url}/v1/chat/completions`, {
+    method: "POST",
+    headers: { "content-type": "application/json", authorization: `Bearer ${key}` },
+    body: JSON.stringify({ model, stream, messages: [{ role: "user", content: "Hello" }] }),
+  });
+  if (stream && response.ok) for await (const _event of readSse(response)) void _event;
+  else await response.text();
+  return response.status;
+}
+
+async function sendTraffic() {
+  expect(await chat(acme.key, "gpt-4o-mini")).toBe(200);
+  expect(await chat(acme.key, "gpt-4o-mini", true)).toBe(200);
+  primary.enqueue({ kind: "status", status: 503 });
+  expect(await chat(acme.key, "gpt-4o-mini")).toBe(200); // answered by the fallback
+  expect(await chat(acme.key, xssModel)).toBe(404);
+  primary.enqueue({ kind: "status", status: 429 });
+  expect(await chat(acme.key, "solo")).toBe(429); // the upstream's 429
+  expect(await chat(beta.key, "gpt-4o-mini")).toBe(200);
+  expect(await chat(beta.key, "gpt-4o-mini")).toBe(429); // the gateway's own limit
+}
+
+const adminOrigin = () => new URL(statusURL).origin;
+
+async function openPage(viewport = { width: 1280, height: 900 }) {
+  const context = await browser.newContext({ viewport });
+  const page = await context.newPage();
+  const problems: string[] = [];
+  page.on("console", (message) => {
+    // A 401 is how the page learns it must show the login form, not a problem.
+    const expected = /^Failed to load resource: .* status of 401\b/.test(message.text());
+    if (message.type() === "error" && !expected) problems.push(message.text());
+  });
+  page.on("pageerror", (error) => problems.push(error.message));
+  page.on("dialog", (dialog) => {
+    problems.push(`dialog: ${dialog.message()}`);
+    dialog.dismiss().catch(() => {});
+  });
+  await page.goto(statusURL);
+  return { page, problems, close: () => context.close() };
+}
+
+async function logIn(page: Page, key: string) {
+  await page.getByLabel("Admin key").fill(key);
+  await page.getByRole("button", { name: "Log in" }).click();
+}
+
+const cardText = (page: Page, id: string) =>
+  page.getByTestId(id).locator(".value").textContent({ timeout: 10_000 });
+
+describe.skipIf(!existsSync(chromiumPath))("the status page", () => {
+  it("serves its JSON API to the admin key only, never to a tenant key", async () => {
+    await sendTraffic();
+    const read = (headers: Record<string, string> = {}) =>
+      fetch(`${adminOrigin()}/admin/api/status`, { headers });
+    expect((await read()).status).toBe(401);
+    expect((await read({ authorization: `Bearer ${acme.key}` })).status).toBe(401);
+    const response = await read({ authorization: `Bearer ${adminToken}` });
+    expect(response.status).toBe(200);
+    expect(response.headers.get("cache-control")).toBe("no-store");
+    const status = (await response.json()) as Record<string, any>;
+    expect(status.last_hour).toMatchObject({
+      requests: 7,
+      errors: 3,
+      rate_limited: { gateway: 1, upstream: 1 },
+      fallbacks: 1,
+      errors_by_type: {
+        "gateway invalid_request_error": 1,
+        "gateway rate_limit_error": 1,
+        "upstream rate_limit_error": 1,
+      },
+    });
+    expect(status.spend.today_usd).toBeGreaterThan(0);
+    expect(status.models.map((model: { name: string }) => model.name)).toContain(xssModel);
+    expect(status.tenant_limits).toContainEqual(
+      expect.objectContaining({ tenant: "acme", budget: expect.objectContaining({ limit: 5 }) }),
+    );
+    expect(status.target_states.map((target: { id: string }) => target.id).sort()).toEqual([
+      "backup/gpt-4o-mini",
+      "primary/gpt-4o-mini",
+    ]);
+    // The admin surface has a port of its own: the gateway's port does not serve it.
+    expect((await fetch(`${server.url}/admin/status`)).status).toBe(404);
+    const login = (token: string, origin?: string) =>
+      fetch(`${adminOrigin()}/admin/login`, {
+        method: "POST",
+        headers: { "content-type": "application/json", ...(origin ? { origin } : {}) },
+        body: JSON.stringify({ token }),
+      });
+    expect((await login(acme.key)).status).toBe(401);
+    expect((await login(adminToken, "https://elsewhere.example")).status).toBe(403);
+    const cookie = (await login(adminToken)).headers.get("set-cookie") ?? "";
+    expect(cookie).toMatch(
+      /^aigw_admin=\d+\.[\w-]{43}; Max-Age=43200; Path=\/admin; HttpOnly; SameSite=Strict$/,
+    );
+    expect(cookie).not.toContain(adminToken);
+  });
+
+  it("logs in, shows the traffic as text, updates live and shows a request's attempts", async () => {
+    const { page, problems, close } = await openPage();
+    try {
+      await expect(page.getByTestId("login")).toBeDefined();
+      await logIn(page, acme.key);
+      await page.getByText("That key was refused.").waitFor();
+      await logIn(page, adminToken);
+      await page.getByTestId("requests").waitFor();
+      const requests = Number(await cardText(page, "requests"));
+      expect(requests).toBeGreaterThanOrEqual(7);
+      expect(await cardText(page, "rate-limited")).toMatch(/^1 gateway · [1-9]\d* upstream$/);
+      expect(await cardText(page, "fallbacks")).toMatch(/^1 \/ 0$/);
+      expect(await cardText(page, "spend")).toMatch(/^\$0\.0\d+ \/ \$0\.0\d+$/);
+
+      // The model name is shown as the text it is, and nothing it names was made or run.
+      await expect(page.getByText(xssModel).first().textContent()).resolves.toBe(xssModel);
+      expect(await page.locator('img[src="x"]').count()).toBe(0);
+
+      // Live: a request sent now shows up without a reload.
+      expect(await chat(acme.key, "gpt-4o-mini")).toBe(200);
+      await waitFor(async () => Number(await cardText(page, "requests")) === requests + 1, 10_000);
+
+      // The fallback's two attempts, on a click on its row.
+      await page
+        .getByTestId("recent")
+        .locator("tr", { hasText: "backup/gpt-4o-mini" })
+        .first()
+        .click();
+      const attempts = page.getByTestId("request-detail").getByTestId("attempts");
+      await attempts.waitFor();
+      const rows = await attempts.locator("tbody tr").allTextContents();
+      expect(rows).toEqual([
+        expect.stringContaining("primary/gpt-4o-mini"),
+        expect.stringContaining("backup/gpt-4o-mini"),
+      ]);
+      expect(rows[0]).toContain("503");
+      if (process.env.UPDATE_SCREENSHOT) {
+        await page.screenshot({
+          path: new URL("../docs/status-page.png", import.meta.url).pathname,
+          fullPage: true,
+        });
+      }
+      expect(problems).toEqual([]);
+    } finally {
+      await close();
+    }
+  });
+
+  it("has no horizontal scroll at 1280 and at 390 pixels", async () => {
+    for (const width of [1280, 390]) {
+      const { page, problems, close } = await openPage({ width, height: 800 });
+      try {
+        await logIn(page, adminToken);
+        await page.getByTestId("recent").waitFor();
+        await page.getByTestId("chart-traffic").locator("canvas").waitFor();
+        const overflow = await page.evaluate(
+          () => document.documentElement.scrollWidth - document.documentElement.clientWidth,
+        );
+        expect(overflow, `horizontal overflow at ${width} px`).toBeLessThanOrEqual(0);
+        expect(problems).toEqual([]);
+      } finally {
+        await close();
+      }
+    }
+  });
+});

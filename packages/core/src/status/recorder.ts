@@ -1,0 +1,481 @@
+import { shown } from "../errors.js";
+import type { FinishedRequest, GatewayHooks } from "../types.js";
+import { DurationHistogram } from "./histogram.js";
+import { TimeRing } from "./window.js";
+
+export interface StatusRecorderOptions {
+  /** Requests kept for the live tail, newest first. Default 100, at most 1,000. */
+  recentRequests?: number;
+  /**
+   * Distinct names tracked per dimension (models, providers, targets, tenants); traffic of
+   * names beyond counts under "(other)". Default 100, at most 1,000.
+   */
+  maxSeries?: number;
+  /** Endpoints not counted (operations, not use). Default: "health", "metrics", "targets". */
+  skipEndpoints?: readonly string[];
+  /** The clock, in ms since the epoch. Default `Date.now`. */
+  now?: () => number;
+}
+
+/** Traffic of one window, as the admin API reports it. */
+export interface WindowSummary {
+  requests: number;
+  /** Answers with status 400 and above, clients that went away (499) apart. */
+  errors: number;
+  /** `errors / requests`; 0 without requests. */
+  error_rate: number;
+  client_closed: number;
+  /** Errors by where they came from and their type: "gateway rate_limit_error", "upstream api_error". */
+  errors_by_type: Record<string, number>;
+  /** 429s the gateway's own limits gave, and attempts the upstreams answered with 429. */
+  rate_limited: { gateway: number; upstream: number };
+  latency_ms: { p50: number | null; p95: number | null };
+  time_to_first_token_ms: { p50: number | null; p95: number | null };
+  /** Tokens in, out, and of those in, read from the provider's prompt cache. */
+  tokens: { input: number; output: number; cached: number };
+  /** The gateway's response cache: hits among lookups (HIT and MISS). */
+  cache: { hits: number; lookups: number; hit_ratio: number | null };
+  /** Attempts on another target than the one before, and again on the same one. */
+  fallbacks: number;
+  retries: number;
+  cost_usd: number;
+  /** Requests whose cost is unknown (no price for the model that answered). */
+  unpriced_requests: number;
+}
+
+/** One minute or hour of the time series: its start (seconds since the epoch) and numbers. */
+export interface StatusPoint {
+  time: number;
+  requests: number;
+  errors: number;
+  gateway_429: number;
+  upstream_429: number;
+  latency_p50_ms: number | null;
+  latency_p95_ms: number | null;
+  ttft_p50_ms: number | null;
+  ttft_p95_ms: number | null;
+  input_tokens: number;
+  output_tokens: number;
+  cached_tokens: number;
+  cache_hits: number;
+  cache_lookups: number;
+  fallbacks: number;
+  retries: number;
+  cost_usd: number;
+}
+
+/** One model, provider, target or tenant. Spend is by UTC day and month. */
+export interface SeriesReport {
+  name: string;
+  last_hour: WindowSummary;
+  last_day: WindowSummary;
+  spend: { today_usd: number; month_usd: number; today_tokens: number; month_tokens: number };
+}
+
+export interface RecentAttempt {
+  target: string;
+  route: string | null;
+  status: number;
+  duration_ms: number;
+}
+
+/** A request of the live tail: what it was and how it went, never its content. */
+export interface RecentRequest {
+  id: string;
+  time: string;
+  tenant: string;
+  model: string | null;
+  route: string | null;
+  target: string | null;
+  provider: string | null;
+  status: number;
+  error_type: string | null;
+  stream: boolean;
+  input_tokens: number | null;
+  output_tokens: number | null;
+  cost_usd: number | null;
+  duration_ms: number;
+  ttft_ms: number | null;
+  cache: string | null;
+  /** The guardrail verdicts: "pii redact (input)"; empty when none applied. */
+  guardrails: string[];
+  attempts: RecentAttempt[];
+}
+
+export interface StatusSnapshot {
+  object: "status";
+  /** When this recorder started: its numbers cover traffic since. ISO 8601. */
+  started_at: string;
+  generated_at: string;
+  /** The last 10 whole seconds. */
+  now: { requests_per_second: number; errors_per_second: number };
+  last_hour: WindowSummary;
+  last_day: WindowSummary;
+  /** The last 60 minutes and the last 24 hours, oldest first, the current one last. */
+  per_minute: StatusPoint[];
+  per_hour: StatusPoint[];
+  spend: { today_usd: number; month_usd: number };
+  models: SeriesReport[];
+  providers: SeriesReport[];
+  targets: SeriesReport[];
+  tenants: SeriesReport[];
+  recent: RecentRequest[];
+}
+
+export interface StatusRecorder {
+  /** An `onFinish` hook that counts each request: a few additions, nothing awaited. */
+  readonly hooks: GatewayHooks;
+  /** Everything counted, as the admin API serves it. */
+  snapshot(): StatusSnapshot;
+  /** A request of the live tail by id (attempts included), while it is still kept. */
+  recentRequest(id: string): RecentRequest | undefined;
+}
+
+const otherName = "(other)";
+/** Error kinds counted apart per slot; rarer ones count as "other". */
+const maxErrorKinds = 32;
+const minuteMs = 60_000;
+const hourMs = 60 * minuteMs;
+const dayMs = 24 * hourMs;
+const nanoPerUsd = 1e9;
+
+class Tally {
+  requests = 0;
+  errors = 0;
+  clientClosed = 0;
+  errorKinds = new Map<string, number>();
+  gatewayRateLimited = 0;
+  upstreamRateLimited = 0;
+  inputTokens = 0;
+  outputTokens = 0;
+  cachedTokens = 0;
+  cacheHits = 0;
+  cacheLookups = 0;
+  fallbacks = 0;
+  retries = 0;
+  costNanoUsd = 0;
+  unpriced = 0;
+  readonly latency = new DurationHistogram();
+  readonly firstToken = new DurationHistogram();
+
+  addAll(other: Tally): void {
+    this.requests += other.requests;
+    this.errors += other.errors;
+    this.clientClosed += other.clientClosed;
+    for (const [kind, count] of other.errorKinds) countKind(this.errorKinds, kind, count);
+    this.gatewayRateLimited += other.gatewayRateLimited;
+    this.upstreamRateLimited += other.upstreamRateLimited;
+    this.inputTokens += other.inputTokens;
+    this.outputTokens += other.outputTokens;
+    this.cachedTokens += other.cachedTokens;
+    this.cacheHits += other.cacheHits;
+    this.cacheLookups += other.cacheLookups;
+    this.fallbacks += other.fallbacks;
+    this.retries += other.retries;
+    this.costNanoUsd += other.costNanoUsd;
+    this.unpriced += other.unpriced;
+    this.latency.addAll(other.latency);
+    this.firstToken.addAll(other.firstToken);
+  }
+}
+
+function countKind(kinds: Map<string, number>, kind: string, count: number) {
+  const key = kinds.has(kind) || kinds.size < maxErrorKinds ? kind : "other";
+  kinds.set(key, (kinds.get(key) ?? 0) + count);
+}
+
+class Spend {
+  costNanoUsd = 0;
+  tokens = 0;
+}
+
+/** One name's traffic: per minute for an hour, per hour for a day, spend per UTC day. */
+class Series {
+  readonly minutes = new TimeRing(60, minuteMs, () => new Tally());
+  readonly hours = new TimeRing(24, hourMs, () => new Tally());
+  readonly days = new TimeRing(32, dayMs, () => new Spend());
+}
+
+/** What one request adds, worked out once for every series it counts in. */
+interface Outcome {
+  time: number;
+  request: FinishedRequest;
+  errorKind: string | undefined;
+  upstream429s: number;
+  fallbacks: number;
+  retries: number;
+}
+
+function addTo(tally: Tally, { request, errorKind, upstream429s, fallbacks, retries }: Outcome) {
+  tally.requests += 1;
+  if (request.status === 499) tally.clientClosed += 1;
+  else if (errorKind) {
+    tally.errors += 1;
+    countKind(tally.errorKinds, errorKind, 1);
+    if (request.status === 429 && request.error?.upstreamStatus === undefined) {
+      tally.gatewayRateLimited += 1;
+    }
+  }
+  tally.upstreamRateLimited += upstream429s;
+  const { usage, cost, cache } = request;
+  if (usage) {
+    tally.inputTokens += usage.inputTokens;
+    tally.outputTokens += usage.outputTokens;
+    tally.cachedTokens += usage.cacheReadTokens ?? 0;
+  }
+  if (cache === "HIT" || cache === "MISS") {
+    tally.cacheLookups += 1;
+    if (cache === "HIT") tally.cacheHits += 1;
+  }
+  tally.fallbacks += fallbacks;
+  tally.retries += retries;
+  if (cost) {
+    if (cost.nanoUsd === undefined) tally.unpriced += 1;
+    else tally.costNanoUsd += cost.nanoUsd;
+  }
+  tally.latency.add(request.durationMs);
+  if (request.timeToFirstTokenMs !== undefined) tally.firstToken.add(request.timeToFirstTokenMs);
+}
+
+function outcomeOf(request: FinishedRequest, time: number): Outcome {
+  let errorKind: string | undefined;
+  if (request.status >= 400 && request.status !== 499) {
+    const origin = request.error?.upstreamStatus === undefined ? "gateway" : "upstream";
+    errorKind = `${origin} ${shown(request.error?.type ?? `http_${request.status}`, 64)}`;
+  }
+  let upstream429s = 0;
+  let fallbacks = 0;
+  let retries = 0;
+  request.attempts.forEach((attempt, index) => {
+    if (attempt.status === 429) upstream429s += 1;
+    if (index === 0) return;
+    const previous = request.attempts[index - 1];
+    if (previous?.target === attempt.target && previous.route === attempt.route) retries += 1;
+    else fallbacks += 1;
+  });
+  return { time, request, errorKind, upstream429s, fallbacks, retries };
+}
+
+const usd = (nanoUsd: number) => Math.round(nanoUsd) / nanoPerUsd;
+const ratio = (part: number, whole: number) => (whole === 0 ? 0 : part / whole);
+
+function summary(tally: Tally): WindowSummary {
+  return {
+    requests: tally.requests,
+    errors: tally.errors,
+    error_rate: ratio(tally.errors, tally.requests),
+    client_closed: tally.clientClosed,
+    errors_by_type: Object.fromEntries(tally.errorKinds),
+    rate_limited: { gateway: tally.gatewayRateLimited, upstream: tally.upstreamRateLimited },
+    latency_ms: { p50: tally.latency.quantile(0.5), p95: tally.latency.quantile(0.95) },
+    time_to_first_token_ms: {
+      p50: tally.firstToken.quantile(0.5),
+      p95: tally.firstToken.quantile(0.95),
+    },
+    tokens: { input: tally.inputTokens, output: tally.outputTokens, cached: tally.cachedTokens },
+    cache: {
+      hits: tally.cacheHits,
+      lookups: tally.cacheLookups,
+      hit_ratio: tally.cacheLookups === 0 ? null : tally.cacheHits / tally.cacheLookups,
+    },
+    fallbacks: tally.fallbacks,
+    retries: tally.retries,
+    cost_usd: usd(tally.costNanoUsd),
+    unpriced_requests: tally.unpriced,
+  };
+}
+
+function point(start: number, tally: Tally | undefined): StatusPoint {
+  const empty = tally ?? new Tally();
+  return {
+    time: start / 1000,
+    requests: empty.requests,
+    errors: empty.errors,
+    gateway_429: empty.gatewayRateLimited,
+    upstream_429: empty.upstreamRateLimited,
+    latency_p50_ms: empty.latency.quantile(0.5),
+    latency_p95_ms: empty.latency.quantile(0.95),
+    ttft_p50_ms: empty.firstToken.quantile(0.5),
+    ttft_p95_ms: empty.firstToken.quantile(0.95),
+    input_tokens: empty.inputTokens,
+    output_tokens: empty.outputTokens,
+    cached_tokens: empty.cachedTokens,
+    cache_hits: empty.cacheHits,
+    cache_lookups: empty.cacheLookups,
+    fallbacks: empty.fallbacks,
+    retries: empty.retries,
+    cost_usd: usd(empty.costNanoUsd),
+  };
+}
+
+function merged(ring: TimeRing<Tally>, now: number): Tally {
+  const total = new Tally();
+  for (const { slot } of ring.periods(now)) if (slot) total.addAll(slot);
+  return total;
+}
+
+function spendOf(days: TimeRing<Spend>, now: number) {
+  const date = new Date(now);
+  const monthStart = Date.UTC(date.getUTCFullYear(), date.getUTCMonth(), 1);
+  const todayStart = Math.floor(now / dayMs) * dayMs;
+  const today = new Spend();
+  const month = new Spend();
+  for (const { start, slot } of days.periods(now)) {
+    if (!slot || start < monthStart) continue;
+    month.costNanoUsd += slot.costNanoUsd;
+    month.tokens += slot.tokens;
+    if (start === todayStart) {
+      today.costNanoUsd += slot.costNanoUsd;
+      today.tokens += slot.tokens;
+    }
+  }
+  return {
+    today_usd: usd(today.costNanoUsd),
+    month_usd: usd(month.costNanoUsd),
+    today_tokens: today.tokens,
+    month_tokens: month.tokens,
+  };
+}
+
+/** Series by name, at most `limit` of them; later names share "(other)". */
+class Dimension {
+  readonly series = new Map<string, Series>();
+
+  constructor(private readonly limit: number) {}
+
+  of(name: string): Series {
+    let series = this.series.get(name);
+    if (series) return series;
+    const key = this.series.size < this.limit ? name : otherName;
+    series = this.series.get(key) ?? new Series();
+    this.series.set(key, series);
+    return series;
+  }
+
+  reports(now: number): SeriesReport[] {
+    return [...this.series]
+      .map(([name, series]) => ({
+        name,
+        last_hour: summary(merged(series.minutes, now)),
+        last_day: summary(merged(series.hours, now)),
+        spend: spendOf(series.days, now),
+      }))
+      .filter((report) => report.last_day.requests > 0 || report.spend.month_tokens > 0)
+      .sort((first, second) => second.last_day.requests - first.last_day.requests);
+  }
+}
+
+function recentOf(request: FinishedRequest, time: number): RecentRequest {
+  const { usage, cost } = request;
+  const last = request.attempts.at(-1);
+  return {
+    id: request.requestId,
+    time: new Date(time).toISOString(),
+    tenant: request.tenant,
+    model: request.model === undefined ? null : shown(request.model, 256),
+    route: request.route ?? null,
+    target: last?.target ?? null,
+    provider: request.provider ?? null,
+    status: request.status,
+    error_type: request.error?.type ?? (request.status === 499 ? "client_closed" : null),
+    stream: request.stream,
+    input_tokens: usage?.inputTokens ?? null,
+    output_tokens: usage?.outputTokens ?? null,
+    cost_usd: cost?.nanoUsd === undefined ? null : usd(cost.nanoUsd),
+    duration_ms: Math.round(request.durationMs),
+    ttft_ms:
+      request.timeToFirstTokenMs === undefined ? null : Math.round(request.timeToFirstTokenMs),
+    cache: request.cache ?? null,
+    guardrails: request.verdicts.map(
+      (verdict) => `${verdict.rule} ${verdict.action} (${verdict.phase})`,
+    ),
+    attempts: request.attempts.map((attempt) => ({
+      target: attempt.target,
+      route: attempt.route ?? null,
+      status: attempt.status,
+      duration_ms: Math.round(attempt.durationMs),
+    })),
+  };
+}
+
+/**
+ * Counts every request the gateway finishes (through `onFinish`) into fixed time buckets, in
+ * memory: per second for a minute, per minute for an hour, per hour for a day and spend per
+ * UTC day for a month, overall and per model, provider, target and tenant (each dimension
+ * capped at `maxSeries` names), plus the last `recentRequests` requests. Memory stays bounded
+ * whatever the traffic; numbers cover this process only, since it started.
+ */
+export function createStatusRecorder(options: StatusRecorderOptions = {}): StatusRecorder {
+  const now = options.now ?? Date.now;
+  const recentLimit = Math.min(1000, Math.max(1, options.recentRequests ?? 100));
+  const maxSeries = Math.min(1000, Math.max(1, options.maxSeries ?? 100));
+  const skipped = new Set(options.skipEndpoints ?? ["health", "metrics", "targets"]);
+  const startedAt = now();
+  const overall = new Series();
+  const seconds = new TimeRing(60, 1000, () => ({ requests: 0, errors: 0 }));
+  const dimensions = {
+    models: new Dimension(maxSeries),
+    providers: new Dimension(maxSeries),
+    targets: new Dimension(maxSeries),
+    tenants: new Dimension(maxSeries),
+  };
+  const recent: RecentRequest[] = [];
+
+  function count(series: Series, outcome: Outcome) {
+    addTo(series.minutes.at(outcome.time), outcome);
+    addTo(series.hours.at(outcome.time), outcome);
+    const spend = series.days.at(outcome.time);
+    const { usage, cost } = outcome.request;
+    spend.tokens += usage ? usage.inputTokens + usage.outputTokens : 0;
+    spend.costNanoUsd += cost?.nanoUsd ?? 0;
+  }
+
+  function record(request: FinishedRequest) {
+    if (skipped.has(request.endpoint)) return;
+    const time = now();
+    const outcome = outcomeOf(request, time);
+    const second = seconds.at(time);
+    second.requests += 1;
+    if (outcome.errorKind) second.errors += 1;
+    count(overall, outcome);
+    if (request.model !== undefined) count(dimensions.models.of(request.model), outcome);
+    if (request.provider !== undefined) count(dimensions.providers.of(request.provider), outcome);
+    const target = request.attempts.at(-1)?.target;
+    if (target !== undefined) count(dimensions.targets.of(target), outcome);
+    count(dimensions.tenants.of(request.tenant), outcome);
+    recent.unshift(recentOf(request, time));
+    if (recent.length > recentLimit) recent.pop();
+  }
+
+  return {
+    hooks: {
+      onFinish(request) {
+        record(request);
+      },
+    },
+    snapshot() {
+      const time = now();
+      const lastTen = seconds.periods(time).slice(-11, -1);
+      const perSecond = (field: "requests" | "errors") =>
+        lastTen.reduce((sum, { slot }) => sum + (slot?.[field] ?? 0), 0) / lastTen.length;
+      const spend = spendOf(overall.days, time);
+      return {
+        object: "status",
+        started_at: new Date(startedAt).toISOString(),
+        generated_at: new Date(time).toISOString(),
+        now: { requests_per_second: perSecond("requests"), errors_per_second: perSecond("errors") },
+        last_hour: summary(merged(overall.minutes, time)),
+        last_day: summary(merged(overall.hours, time)),
+        per_minute: overall.minutes.periods(time).map(({ start, slot }) => point(start, slot)),
+        per_hour: overall.hours.periods(time).map(({ start, slot }) => point(start, slot)),
+        spend: { today_usd: spend.today_usd, month_usd: spend.month_usd },
+        models: dimensions.models.reports(time),
+        providers: dimensions.providers.reports(time),
+        targets: dimensions.targets.reports(time),
+        tenants: dimensions.tenants.reports(time),
+        recent: [...recent],
+      };
+    },
+    recentRequest: (id) => recent.find((request) => request.id === id),
+  };
+}

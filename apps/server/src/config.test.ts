@@ -60,6 +60,28 @@ describe("the README's guardrails example", () => {
   });
 });
 
+describe("the README's status page example", () => {
+  it("is a valid section", async () => {
+    const readme = await readFile(new URL("../README.md", import.meta.url), "utf8");
+    const section = readme.slice(readme.indexOf("## Status page"));
+    const example = /```yaml\n([\s\S]*?)```/.exec(section)?.[1] as string;
+    const file = join(await mkdtemp(join(tmpdir(), "aigw-readme-")), "status.yaml");
+    await writeFile(
+      file,
+      ["providers: { echo: { type: echo } }", "models: { echo: { provider: echo } }", example].join(
+        "\n",
+      ),
+    );
+    const config = await loadConfigFile(file, {
+      AIGW_ADMIN_TOKEN: "an-admin-key-of-32-characters-ok",
+    });
+    expect(config.admin).toMatchObject({
+      port: 9090,
+      statusPage: { enabled: true, recentRequests: 100, maxSeries: 100, sessionHours: 12 },
+    });
+  });
+});
+
 describe("the README's costs and budgets examples", () => {
   it("are valid sections", async () => {
     const readme = await readFile(new URL("../README.md", import.meta.url), "utf8");

@@ -859,7 +859,10 @@ export const configSchema = z.strictObject({
         ),
       statusPage: z
         .strictObject({
-          enabled: z.boolean().default(true),
+          enabled: z
+            .boolean()
+            .default(true)
+            .describe("false turns the page off while keeping its settings."),
           recentRequests: z
             .number()
             .int()

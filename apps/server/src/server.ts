@@ -351,7 +351,19 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
       bearerToken: admin.bearerToken,
       status: status && {
         recorder: status,
-        tenants: Object.keys(config.tenants),
+        tenants: Object.entries(config.tenants).map(([name, tenant]) => {
+          const limits = tenant.limits ?? config.limits.default;
+          return {
+            name,
+            rateLimits: limits
+              ? {
+                  requests_per_second: limits.requestsPerSecond ?? null,
+                  burst: limits.burst ?? null,
+                  tokens_per_minute: limits.tokensPerMinute ?? null,
+                }
+              : null,
+          };
+        }),
         sessionHours: admin.statusPage?.sessionHours ?? 12,
       },
       metrics: metricsOnAdmin ? metricsListener : undefined,

@@ -1,5 +1,12 @@
 import { existsSync } from "node:fs";
-import { type MockUpstream, readSse, startMockUpstream, waitFor } from "@aigw/testing";
+import {
+  type MockUpstream,
+  type RedisServer,
+  readSse,
+  startMockUpstream,
+  startRedis,
+  waitFor,
+} from "@aigw/testing";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createKey, runServer, type ServerProcess, writeConfig } from "./run-server.js";
@@ -180,7 +187,9 @@ describe.skipIf(!existsSync(chromiumPath))("the status page", () => {
 
       // Live: a request sent now shows up without a reload.
       expect(await chat(acme.key, "gpt-4o-mini")).toBe(200);
-      await waitFor(async () => Number(await cardText(page, "requests")) === requests + 1, 10_000);
+      await waitFor(async () => Number(await cardText(page, "requests")) === requests + 1, {
+        timeoutMs: 10_000,
+      });
 
       // The fallback's two attempts, on a click on its row.
       await page
@@ -215,14 +224,99 @@ describe.skipIf(!existsSync(chromiumPath))("the status page", () => {
         await logIn(page, adminToken);
         await page.getByTestId("recent").waitFor();
         await page.getByTestId("chart-traffic").locator("canvas").waitFor();
-        const overflow = await page.evaluate(
-          () => document.documentElement.scrollWidth - document.documentElement.clientWidth,
+        // Evaluated in the page, where `document` is.
+        const overflow = await page.evaluate<number>(
+          "document.documentElement.scrollWidth - document.documentElement.clientWidth",
         );
         expect(overflow, `horizontal overflow at ${width} px`).toBeLessThanOrEqual(0);
         expect(problems).toEqual([]);
       } finally {
         await close();
       }
+    }
+  });
+});
+
+describe("the admin surface on the gateway's own port, two instances sharing Redis", () => {
+  it("shows each instance its own traffic, and both the shared budget", async () => {
+    const redis: RedisServer = await startRedis();
+    const servers: ServerProcess[] = [];
+    try {
+      const config = await writeConfig(`
+providers:
+  primary: { type: openai-compatible, baseURL: "${primary.baseURL}", retry: { maxRetries: 0 } }
+models:
+  gpt-4o-mini: { provider: primary }
+tenants:
+  acme:
+    keys: ['${acme.hash}']
+    limits: { budget: { usd: 5, period: month }, requestsPerSecond: 50 }
+limits:
+  store: redis
+  redis: { url: "redis://127.0.0.1:${redis.port}" }
+admin:
+  bearerToken: "${adminToken}"
+  statusPage: {}
+`);
+      const first = await runServer(["--config", config]);
+      servers.push(first);
+      const second = await runServer(["--config", config]);
+      servers.push(second);
+      for (let index = 0; index < 3; index++) {
+        const response = await fetch(`${first.url}/v1/chat/completions`, {
+          method: "POST",
+          headers: { "content-type": "application/json", authorization: `Bearer ${acme.key}` },
+          body: JSON.stringify({
+            model: "gpt-4o-mini",
+            messages: [{ role: "user", content: "Hi" }],
+          }),
+        });
+        expect(response.status).toBe(200);
+        await response.text();
+      }
+      const status = async (instance: ServerProcess) => {
+        const response = await fetch(`${instance.url}/admin/api/status`, {
+          headers: { authorization: `Bearer ${adminToken}` },
+        });
+        expect(response.status).toBe(200);
+        return (await response.json()) as {
+          last_hour: { requests: number };
+          tenant_limits: {
+            tenant: string;
+            budget: { spent: number } | null;
+            rate_limits: unknown;
+          }[];
+        };
+      };
+      const [ofFirst, ofSecond] = [await status(first), await status(second)];
+      expect(ofFirst.last_hour.requests).toBe(3);
+      expect(ofSecond.last_hour.requests).toBe(0);
+      const spent = ofFirst.tenant_limits[0]?.budget?.spent ?? 0;
+      expect(spent).toBeGreaterThan(0);
+      expect(ofSecond.tenant_limits).toEqual([
+        {
+          object: "usage",
+          tenant: "acme",
+          quota: null,
+          budget: expect.objectContaining({ spent, limit: 5 }),
+          rate_limits: { requests_per_second: 50, burst: null, tokens_per_minute: null },
+        },
+      ]);
+      // The page itself, under /admin/ of the gateway's port, with a policy that runs no inline script.
+      const page = await fetch(`${second.url}/admin/status`);
+      expect(page.status).toBe(200);
+      expect(page.headers.get("content-security-policy")).toContain("script-src 'self'");
+      expect((await fetch(`${second.url}/admin/api/status`)).status).toBe(401);
+      expect(
+        (
+          await fetch(`${second.url}/admin/api/status`, {
+            headers: { authorization: `Bearer ${acme.key}` },
+          })
+        ).status,
+      ).toBe(401);
+    } finally {
+      await Promise.all(servers.map((instance) => instance.stop()));
+      await redis.stop();
     }
   });
 });

@@ -12,14 +12,24 @@ export interface AdminOptions {
   status?:
     | {
         recorder: StatusRecorder;
-        /** Configured tenants, whose quotas and budgets the page shows. */
-        tenants: readonly string[];
+        /**
+         * Configured tenants, whose quotas and budgets the page reads, and the rate limits
+         * each has (shown as configured).
+         */
+        tenants: readonly { name: string; rateLimits: RateLimits | null }[];
         sessionHours: number;
       }
     | undefined;
   /** Serves GET /metrics too (the admin listener, when metrics.port is its port). */
   metrics?: RequestListener | undefined;
   logger: Logger;
+}
+
+/** A tenant's configured request and token rates, as the status API shows them. */
+export interface RateLimits {
+  requests_per_second: number | null;
+  burst: number | null;
+  tokens_per_minute: number | null;
 }
 
 export interface AdminHandler {
@@ -157,12 +167,18 @@ export function createAdminHandler(options: AdminOptions): AdminHandler {
     if (!status) throw new Error("no status recorder");
     const tenants = status.tenants.slice(0, maxTenantsShown);
     const limits = await Promise.all(
-      tenants.map((tenant) =>
-        gateway.tenantUsage(tenant).catch((error: unknown) => {
-          logger.warn({ tenant, err: error }, "status page: a tenant's limits could not be read");
-          return { object: "usage", tenant, quota: null, budget: null, unavailable: true };
-        }),
-      ),
+      tenants.map(async ({ name, rateLimits }) => {
+        try {
+          return { ...(await gateway.tenantUsage(name)), rate_limits: rateLimits };
+        } catch (error) {
+          logger.warn(
+            { tenant: name, err: error },
+            "status page: a tenant's limits could not be read",
+          );
+          const usage = { object: "usage", tenant: name, quota: null, budget: null };
+          return { ...usage, rate_limits: rateLimits, unavailable: true };
+        }
+      }),
     );
     return {
       ...status.recorder.snapshot(),

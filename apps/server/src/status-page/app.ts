@@ -17,6 +17,11 @@ interface TargetState {
 
 interface TenantLimits {
   tenant: string;
+  rate_limits: {
+    requests_per_second: number | null;
+    burst: number | null;
+    tokens_per_minute: number | null;
+  } | null;
   quota: { limit: number; used: number; reserved: number } | null;
   budget: { limit: number | null; spent: number; reserved: number } | null;
   unavailable?: boolean;
@@ -208,7 +213,17 @@ function chartPanel(status: Status) {
         {
           width: width(),
           height: 200,
-          series: [{}, ...spec.series.map(([label, stroke]) => ({ label, stroke, width: 2 }))],
+          // Points as well as lines: a minute with traffic between quiet ones is still seen.
+          series: [
+            {},
+            ...spec.series.map(([label, stroke]) => ({
+              label,
+              stroke,
+              width: 2,
+              spanGaps: true,
+              points: { show: true, size: 5 },
+            })),
+          ],
           axes: [{}, { size: 50 }],
         },
         data,
@@ -347,6 +362,19 @@ function tenantsPanel(status: Status) {
           "Spend today / month",
           (row) =>
             `${usd(row.report?.spend.today_usd ?? 0)} / ${usd(row.report?.spend.month_usd ?? 0)}`,
+        ],
+        [
+          "Rate limits",
+          ({ limits: entry }) => {
+            const rates = entry?.rate_limits;
+            const parts = [
+              rates?.requests_per_second
+                ? `${decimal.format(rates.requests_per_second)} req/s`
+                : "",
+              rates?.tokens_per_minute ? `${count(rates.tokens_per_minute)} tokens/min` : "",
+            ].filter(Boolean);
+            return parts.join(" · ") || "none";
+          },
         ],
         [
           "Token quota",

@@ -92,6 +92,19 @@ describe("createStatusRecorder", () => {
       cost_usd: 0.004,
     });
     expect(status.snapshot().last_day.requests).toBe(5);
+    // A target's health counts its attempts, those a fallback made good included.
+    const targetA = status.snapshot().targets.find((target) => target.name === "a/x");
+    expect(targetA?.last_hour).toMatchObject({
+      requests: 2,
+      errors: 2,
+      errors_by_type: { "upstream http_429": 1, "upstream http_503": 1 },
+      rate_limited: { gateway: 0, upstream: 1 },
+      tokens: { input: 0 },
+    });
+    const answering = status
+      .snapshot()
+      .targets.find((target) => target.name === "openai/gpt-4o-mini");
+    expect(answering?.last_hour).toMatchObject({ requests: 3, tokens: { input: 20 } });
   });
 
   it("reads percentiles within the histogram's 12%", () => {

@@ -1,5 +1,5 @@
 import { shown } from "../errors.js";
-import type { FinishedRequest, GatewayHooks } from "../types.js";
+import type { FinishedAttempt, FinishedRequest, GatewayHooks } from "../types.js";
 import { DurationHistogram } from "./histogram.js";
 import { TimeRing } from "./window.js";
 
@@ -117,6 +117,11 @@ export interface StatusSnapshot {
   spend: { today_usd: number; month_usd: number };
   models: SeriesReport[];
   providers: SeriesReport[];
+  /**
+   * Per target, its attempts rather than requests: `requests` counts attempts, `errors` those
+   * answered with 400 and above (as "upstream http_<status>"), latency is the attempts'; the
+   * request's tokens and cost go to the target that answered it.
+   */
   targets: SeriesReport[];
   tenants: SeriesReport[];
   recent: RecentRequest[];
@@ -235,6 +240,31 @@ function addTo(tally: Tally, { request, errorKind, upstream429s, fallbacks, retr
   }
   tally.latency.add(request.durationMs);
   if (request.timeToFirstTokenMs !== undefined) tally.firstToken.add(request.timeToFirstTokenMs);
+}
+
+/**
+ * One attempt on a target: a target's health is how its attempts went, those a fallback or
+ * retry made good included. The request's tokens and cost go to the target that answered.
+ */
+function addAttempt(tally: Tally, attempt: FinishedAttempt, answered: FinishedRequest | undefined) {
+  tally.requests += 1;
+  if (attempt.status >= 400 && attempt.status !== 499) {
+    tally.errors += 1;
+    countKind(tally.errorKinds, `upstream http_${attempt.status}`, 1);
+    if (attempt.status === 429) tally.upstreamRateLimited += 1;
+  }
+  tally.latency.add(attempt.durationMs);
+  if (!answered) return;
+  if (answered.usage) {
+    tally.inputTokens += answered.usage.inputTokens;
+    tally.outputTokens += answered.usage.outputTokens;
+    tally.cachedTokens += answered.usage.cacheReadTokens ?? 0;
+  }
+  if (answered.cost?.nanoUsd === undefined) tally.unpriced += answered.cost ? 1 : 0;
+  else tally.costNanoUsd += answered.cost.nanoUsd;
+  if (answered.timeToFirstTokenMs !== undefined) {
+    tally.firstToken.add(answered.timeToFirstTokenMs);
+  }
 }
 
 function outcomeOf(request: FinishedRequest, time: number): Outcome {
@@ -421,13 +451,16 @@ export function createStatusRecorder(options: StatusRecorderOptions = {}): Statu
   };
   const recent: RecentRequest[] = [];
 
-  function count(series: Series, outcome: Outcome) {
-    addTo(series.minutes.at(outcome.time), outcome);
-    addTo(series.hours.at(outcome.time), outcome);
-    const spend = series.days.at(outcome.time);
-    const { usage, cost } = outcome.request;
-    spend.tokens += usage ? usage.inputTokens + usage.outputTokens : 0;
-    spend.costNanoUsd += cost?.nanoUsd ?? 0;
+  function count(series: Series, outcome: Outcome, attempt?: FinishedAttempt, last = true) {
+    const { request, time } = outcome;
+    for (const ring of [series.minutes, series.hours]) {
+      if (attempt) addAttempt(ring.at(time), attempt, last ? request : undefined);
+      else addTo(ring.at(time), outcome);
+    }
+    if (!last) return;
+    const spend = series.days.at(time);
+    spend.tokens += request.usage ? request.usage.inputTokens + request.usage.outputTokens : 0;
+    spend.costNanoUsd += request.cost?.nanoUsd ?? 0;
   }
 
   function record(request: FinishedRequest) {
@@ -440,8 +473,10 @@ export function createStatusRecorder(options: StatusRecorderOptions = {}): Statu
     count(overall, outcome);
     if (request.model !== undefined) count(dimensions.models.of(request.model), outcome);
     if (request.provider !== undefined) count(dimensions.providers.of(request.provider), outcome);
-    const target = request.attempts.at(-1)?.target;
-    if (target !== undefined) count(dimensions.targets.of(target), outcome);
+    request.attempts.forEach((attempt, index) => {
+      const last = index === request.attempts.length - 1;
+      count(dimensions.targets.of(attempt.target), outcome, attempt, last);
+    });
     count(dimensions.tenants.of(request.tenant), outcome);
     recent.unshift(recentOf(request, time));
     if (recent.length > recentLimit) recent.pop();

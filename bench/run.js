@@ -2,8 +2,8 @@
 // upstream reached directly and through a bare undici pass-through, in interleaved rounds, for
 // JSON answers and for streamed ones (about 15 events each); and streams from Anthropic and
 // Gemini mocks translated for the same OpenAI requests, against those from the OpenAI mock; and
-// a route that balances two targets against a route of one; guardrails on, both ways; and the
-// audit log on (file sink, content off).
+// a route that balances two targets against a route of one; guardrails on, both ways; the
+// audit log on (file sink, content off); and the status page on.
 import autocannon from "autocannon";
 import {
   cleanUp,
@@ -64,6 +64,14 @@ const gatewayWithAudit = await startGateway(
     `  file: { path: "${temporaryFile("audit")}/requests.jsonl", maxBytes: 50000000, maxFiles: 2 }`,
   ]),
 );
+// The status page on: every request counted in memory for it.
+const gatewayWithStatus = await startGateway(
+  writeConfig("status", [
+    "admin:",
+    "  bearerToken: bench-admin-key-0123456789",
+    "  statusPage: {}",
+  ]),
+);
 // A route that balances two providers (both the same mock), to show what balancing costs.
 const gatewayTwoTargets = await startGateway(
   writeGatewayConfig("two-targets", upstream.url, [], "openai-compatible", 2),
@@ -87,6 +95,7 @@ const targets = {
   "gateway+cache": gatewayWithCache,
   "gateway+guardrails": gatewayWithGuardrails,
   "gateway+audit": gatewayWithAudit,
+  "gateway+status": gatewayWithStatus,
   "gateway*2 targets": gatewayTwoTargets,
   "gateway>anthropic": gatewayToAnthropic,
   "gateway>gemini": gatewayToGemini,
@@ -150,6 +159,7 @@ const json = await measure(
     "gateway*2 targets",
     "gateway+guardrails",
     "gateway+audit",
+    "gateway+status",
   ],
   false,
 );
@@ -163,6 +173,7 @@ const streamed = await measure(
     "gateway>gemini",
     "gateway+guardrails",
     "gateway+audit",
+    "gateway+status",
   ],
   true,
 );
@@ -205,15 +216,20 @@ for (const [label, summary] of [
   );
 }
 
-for (const [label, summary] of [
-  ["JSON", json],
-  ["streams", streamed],
+for (const [name, feature] of [
+  ["gateway+audit", "the audit log (file)"],
+  ["gateway+status", "the status page"],
 ]) {
-  const audited = summary["gateway+audit"].rps / summary.passthrough.rps;
-  const plain = summary.gateway.rps / summary.passthrough.rps;
-  console.log(
-    `${label} with the audit log (file) / pass-through: ${audited.toFixed(2)} against ${plain.toFixed(2)} without (${((audited / plain - 1) * 100).toFixed(1)}%, target within 5%)`,
-  );
+  for (const [label, summary] of [
+    ["JSON", json],
+    ["streams", streamed],
+  ]) {
+    const withFeature = summary[name].rps / summary.passthrough.rps;
+    const plain = summary.gateway.rps / summary.passthrough.rps;
+    console.log(
+      `${label} with ${feature} / pass-through: ${withFeature.toFixed(2)} against ${plain.toFixed(2)} without (${((withFeature / plain - 1) * 100).toFixed(1)}%, target within 5%); CPU per request ${summary[name].cpu.toFixed(3)} against ${summary.gateway.cpu.toFixed(3)} ms`,
+    );
+  }
 }
 
 for (const target of [...Object.values(targets), anthropicUpstream, geminiUpstream]) {

@@ -11,10 +11,19 @@ export class DurationHistogram {
   readonly counts = new Uint32Array(bucketCount);
   total = 0;
 
+  /** The bucket `milliseconds` falls in, for `addToBucket`: one duration counted in many. */
+  static bucketOf(milliseconds: number): number {
+    if (!(milliseconds > 1)) return 0;
+    const index = Math.ceil(Math.log2(milliseconds) * stepsPerDoubling - 1e-9);
+    return Math.min(index, bucketCount - 1);
+  }
+
   add(milliseconds: number): void {
-    const index =
-      milliseconds <= 1 ? 0 : Math.ceil(Math.log2(milliseconds) * stepsPerDoubling - 1e-9);
-    this.counts[Math.min(index, bucketCount - 1)]! += 1;
+    this.addToBucket(DurationHistogram.bucketOf(milliseconds));
+  }
+
+  addToBucket(index: number): void {
+    this.counts[index]! += 1;
     this.total += 1;
   }
 

@@ -206,12 +206,16 @@ interface Outcome {
   time: number;
   request: FinishedRequest;
   errorKind: string | undefined;
+  /** Histogram buckets of the request's duration and time to first token (-1: none). */
+  latencyBucket: number;
+  firstTokenBucket: number;
   upstream429s: number;
   fallbacks: number;
   retries: number;
 }
 
-function addTo(tally: Tally, { request, errorKind, upstream429s, fallbacks, retries }: Outcome) {
+function addTo(tally: Tally, outcome: Outcome) {
+  const { request, errorKind, upstream429s, fallbacks, retries } = outcome;
   tally.requests += 1;
   if (request.status === 499) tally.clientClosed += 1;
   else if (errorKind) {
@@ -238,8 +242,8 @@ function addTo(tally: Tally, { request, errorKind, upstream429s, fallbacks, retr
     if (cost.nanoUsd === undefined) tally.unpriced += 1;
     else tally.costNanoUsd += cost.nanoUsd;
   }
-  tally.latency.add(request.durationMs);
-  if (request.timeToFirstTokenMs !== undefined) tally.firstToken.add(request.timeToFirstTokenMs);
+  tally.latency.addToBucket(outcome.latencyBucket);
+  if (outcome.firstTokenBucket >= 0) tally.firstToken.addToBucket(outcome.firstTokenBucket);
 }
 
 /**
@@ -276,14 +280,28 @@ function outcomeOf(request: FinishedRequest, time: number): Outcome {
   let upstream429s = 0;
   let fallbacks = 0;
   let retries = 0;
-  request.attempts.forEach((attempt, index) => {
+  const { attempts } = request;
+  for (let index = 0; index < attempts.length; index++) {
+    const attempt = attempts[index] as FinishedAttempt;
     if (attempt.status === 429) upstream429s += 1;
-    if (index === 0) return;
-    const previous = request.attempts[index - 1];
-    if (previous?.target === attempt.target && previous.route === attempt.route) retries += 1;
+    if (index === 0) continue;
+    const previous = attempts[index - 1] as FinishedAttempt;
+    if (previous.target === attempt.target && previous.route === attempt.route) retries += 1;
     else fallbacks += 1;
-  });
-  return { time, request, errorKind, upstream429s, fallbacks, retries };
+  }
+  return {
+    time,
+    request,
+    errorKind,
+    latencyBucket: DurationHistogram.bucketOf(request.durationMs),
+    firstTokenBucket:
+      request.timeToFirstTokenMs === undefined
+        ? -1
+        : DurationHistogram.bucketOf(request.timeToFirstTokenMs),
+    upstream429s,
+    fallbacks,
+    retries,
+  };
 }
 
 const usd = (nanoUsd: number) => Math.round(nanoUsd) / nanoPerUsd;
@@ -395,14 +413,59 @@ class Dimension {
   }
 }
 
-function recentOf(request: FinishedRequest, time: number): RecentRequest {
-  const { usage, cost } = request;
+/**
+ * What the tail keeps of a request: its small parts only (never the FinishedRequest, which
+ * may hold bodies), turned into the API's form when read.
+ */
+type Kept = Pick<
+  FinishedRequest,
+  | "requestId"
+  | "tenant"
+  | "route"
+  | "provider"
+  | "status"
+  | "error"
+  | "stream"
+  | "attempts"
+  | "usage"
+  | "cost"
+  | "durationMs"
+  | "timeToFirstTokenMs"
+  | "cache"
+  | "verdicts"
+> & { model: string | undefined; time: number };
+
+function keep(request: FinishedRequest, model: string | undefined, time: number): Kept {
+  const { requestId, tenant, route, provider, status, error, stream, attempts } = request;
+  const { usage, cost, durationMs, timeToFirstTokenMs, cache, verdicts } = request;
+  return {
+    requestId,
+    tenant,
+    route,
+    provider,
+    status,
+    error,
+    stream,
+    attempts,
+    usage,
+    cost,
+    durationMs,
+    timeToFirstTokenMs,
+    cache,
+    verdicts,
+    model,
+    time,
+  };
+}
+
+function recentOf(request: Kept): RecentRequest {
+  const { usage, cost, time } = request;
   const last = request.attempts.at(-1);
   return {
     id: request.requestId,
     time: new Date(time).toISOString(),
     tenant: request.tenant,
-    model: request.model === undefined ? null : shown(request.model, 256),
+    model: request.model ?? null,
     route: request.route ?? null,
     target: last?.target ?? null,
     provider: request.provider ?? null,
@@ -449,13 +512,27 @@ export function createStatusRecorder(options: StatusRecorderOptions = {}): Statu
     targets: new Dimension(maxSeries),
     tenants: new Dimension(maxSeries),
   };
-  const recent: RecentRequest[] = [];
+  /** The tail, a ring: `next` is where the next request goes. */
+  const recent: (Kept | undefined)[] = new Array(recentLimit);
+  let next = 0;
+  const newestFirst = () => {
+    const kept: Kept[] = [];
+    for (let index = 1; index <= recentLimit; index++) {
+      const entry = recent[(next - index + recentLimit) % recentLimit];
+      if (entry) kept.push(entry);
+    }
+    return kept;
+  };
 
   function count(series: Series, outcome: Outcome, attempt?: FinishedAttempt, last = true) {
     const { request, time } = outcome;
-    for (const ring of [series.minutes, series.hours]) {
-      if (attempt) addAttempt(ring.at(time), attempt, last ? request : undefined);
-      else addTo(ring.at(time), outcome);
+    if (attempt) {
+      const answered = last ? request : undefined;
+      addAttempt(series.minutes.at(time), attempt, answered);
+      addAttempt(series.hours.at(time), attempt, answered);
+    } else {
+      addTo(series.minutes.at(time), outcome);
+      addTo(series.hours.at(time), outcome);
     }
     if (!last) return;
     const spend = series.days.at(time);
@@ -470,16 +547,19 @@ export function createStatusRecorder(options: StatusRecorderOptions = {}): Statu
     const second = seconds.at(time);
     second.requests += 1;
     if (outcome.errorKind) second.errors += 1;
+    // The client's own string, kept to a length that says enough.
+    const model = request.model === undefined ? undefined : shown(request.model, 256);
     count(overall, outcome);
-    if (request.model !== undefined) count(dimensions.models.of(request.model), outcome);
+    if (model !== undefined) count(dimensions.models.of(model), outcome);
     if (request.provider !== undefined) count(dimensions.providers.of(request.provider), outcome);
-    request.attempts.forEach((attempt, index) => {
-      const last = index === request.attempts.length - 1;
-      count(dimensions.targets.of(attempt.target), outcome, attempt, last);
-    });
+    const { attempts } = request;
+    for (let index = 0; index < attempts.length; index++) {
+      const attempt = attempts[index] as FinishedAttempt;
+      count(dimensions.targets.of(attempt.target), outcome, attempt, index === attempts.length - 1);
+    }
     count(dimensions.tenants.of(request.tenant), outcome);
-    recent.unshift(recentOf(request, time));
-    if (recent.length > recentLimit) recent.pop();
+    recent[next] = keep(request, model, time);
+    next = (next + 1) % recentLimit;
   }
 
   return {
@@ -508,9 +588,12 @@ export function createStatusRecorder(options: StatusRecorderOptions = {}): Statu
         providers: dimensions.providers.reports(time),
         targets: dimensions.targets.reports(time),
         tenants: dimensions.tenants.reports(time),
-        recent: [...recent],
+        recent: newestFirst().map(recentOf),
       };
     },
-    recentRequest: (id) => recent.find((request) => request.id === id),
+    recentRequest(id) {
+      const found = recent.find((entry) => entry?.requestId === id);
+      return found && recentOf(found);
+    },
   };
 }

@@ -212,6 +212,8 @@ export interface Gateway {
    * Redis store.
    */
   tenantUsage(tenantId: string): Promise<TenantUsage>;
+  /** Each route with a money budget of its own (`budget`), and that budget's state (USD). */
+  routeBudgets(): Promise<{ route: string; budget: ReturnType<typeof budgetReport> | null }[]>;
   /** Answers /health with 503 and new requests with 503, then waits for in-flight ones. */
   drain(options?: DrainOptions): Promise<void>;
   /** Releases connection pools and timers. */
@@ -821,6 +823,13 @@ export function createGateway(options: GatewayOptions): Gateway {
     targetStates: () => router.targetStates(),
     tenantUsage: (tenantId) =>
       usageOf(tenantId, options.tenants?.[tenantId]?.limiter ?? limits.limiter, tenantId),
+    routeBudgets: () =>
+      Promise.all(
+        router.budgetedRoutes().map(async (route) => {
+          const budget = await route.budget?.budgetUsage(route.name);
+          return { route: route.name, budget: budget ? budgetReport(budget) : null };
+        }),
+      ),
     async drain(drainOptions = {}) {
       draining = true;
       if (inFlight.size > 0) {

@@ -159,6 +159,8 @@ export interface ModelRouter {
   targetStates(): TargetReport[];
   /** Configured names and aliases, without wildcards. */
   listModels(): { id: string; providerName: string }[];
+  /** The routes with a money budget of their own. */
+  budgetedRoutes(): ResolvedRoute[];
   /** Wildcard routes, longest prefix first. */
   listWildcards(): WildcardListing[];
 }
@@ -272,6 +274,11 @@ export function createModelRouter(
         }
       }
       return [...reports.values()];
+    },
+    budgetedRoutes() {
+      return [...exact.values(), ...wildcards.map(({ route }) => route)].filter(
+        (route) => route.budget !== undefined,
+      );
     },
     listModels() {
       return [...exact].map(([id, route]) => ({

@@ -180,10 +180,15 @@ export function createAdminHandler(options: AdminOptions): AdminHandler {
         }
       }),
     );
+    const routeBudgets = await gateway.routeBudgets().catch((error: unknown) => {
+      logger.warn({ err: error }, "status page: the routes' budgets could not be read");
+      return [];
+    });
     return {
       ...status.recorder.snapshot(),
       target_states: gateway.targetStates(),
       tenant_limits: limits,
+      route_budgets: routeBudgets,
     };
   }
 

@@ -27,7 +27,16 @@ interface TenantLimits {
   unavailable?: boolean;
 }
 
-type Status = StatusSnapshot & { target_states: TargetState[]; tenant_limits: TenantLimits[] };
+interface RouteBudget {
+  route: string;
+  budget: { limit: number | null; spent: number; reserved: number; period_end: number } | null;
+}
+
+type Status = StatusSnapshot & {
+  target_states: TargetState[];
+  tenant_limits: TenantLimits[];
+  route_budgets: RouteBudget[];
+};
 
 type Child = Node | string | number | null | undefined | false;
 
@@ -44,6 +53,7 @@ function el(tag: string, attributes: Record<string, string> = {}, ...children: C
 
 const integer = new Intl.NumberFormat("en", { maximumFractionDigits: 0 });
 const decimal = new Intl.NumberFormat("en", { maximumFractionDigits: 2 });
+const significant = new Intl.NumberFormat("en", { maximumSignificantDigits: 3 });
 const count = (value: number) => integer.format(value);
 const percent = (value: number | null) =>
   value === null ? "–" : `${decimal.format(value * 100)}%`;
@@ -524,7 +534,35 @@ function render() {
     chartPanel(latest),
     targetsPanel(latest),
     errorsPanel(latest),
-    panel("Models", table("models", summaryColumns("Model"), latest.models)),
+    panel(
+      "Models",
+      table("models", summaryColumns("Model"), latest.models),
+      latest.route_budgets.length > 0
+        ? table<RouteBudget>(
+            "route-budgets",
+            [
+              ["Route with a budget", (row) => row.route],
+              [
+                "Budget",
+                ({ budget }) =>
+                  budget
+                    ? bar(
+                        budget.spent + budget.reserved,
+                        budget.limit,
+                        `${usd(budget.spent)} of ${usd(budget.limit)}`,
+                      )
+                    : "unavailable",
+              ],
+              [
+                "Resets",
+                ({ budget }) =>
+                  budget ? new Date(budget.period_end * 1000).toLocaleString() : "–",
+              ],
+            ],
+            latest.route_budgets,
+          )
+        : null,
+    ),
     tenantsPanel(latest),
     recentPanel(latest),
   );

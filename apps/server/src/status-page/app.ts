@@ -379,7 +379,7 @@ function tenantsPanel(status: Status) {
             const rates = entry?.rate_limits;
             const parts = [
               rates?.requests_per_second
-                ? `${decimal.format(rates.requests_per_second)} req/s`
+                ? `${significant.format(rates.requests_per_second)} req/s`
                 : "",
               rates?.tokens_per_minute ? `${count(rates.tokens_per_minute)} tokens/min` : "",
             ].filter(Boolean);

@@ -82,6 +82,24 @@ describe("the README's status page example", () => {
   });
 });
 
+describe("ports", () => {
+  it("refuses an admin or metrics port that is the gateway's own, PORT included", async () => {
+    const file = join(await mkdtemp(join(tmpdir(), "aigw-ports-")), "ports.yaml");
+    await writeFile(
+      file,
+      [
+        "providers: { echo: { type: echo } }",
+        "models: { echo: { provider: echo } }",
+        "admin: { bearerToken: an-admin-key-0123456789, port: 9090 }",
+      ].join("\n"),
+    );
+    await expect(resolveConfig(file, { PORT: "9090" })).rejects.toThrow(
+      "admin.port is 9090, the gateway's own port (server.port or PORT): choose another, or leave admin.port out to serve it on the gateway's port",
+    );
+    await expect(resolveConfig(file, { PORT: "9091" })).resolves.toBeDefined();
+  });
+});
+
 describe("the README's costs and budgets examples", () => {
   it("are valid sections", async () => {
     const readme = await readFile(new URL("../README.md", import.meta.url), "utf8");

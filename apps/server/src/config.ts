@@ -843,8 +843,10 @@ export const configSchema = z.strictObject({
     .strictObject({
       bearerToken: z
         .string()
-        .min(16, "must be at least 16 characters")
-        .refine((token) => token.trim().length >= 16, "must not be blank")
+        .refine(
+          (token) => token.trim().length >= 16,
+          "must be at least 16 characters, not counting spaces at its ends",
+        )
         .describe(
           "The admin key: Authorization: Bearer <token> on the admin endpoints, or the status page's login. Tenant keys never open them.",
         ),
@@ -882,9 +884,11 @@ export const configSchema = z.strictObject({
           sessionHours: z
             .number()
             .positive()
-            .max(24 * 30)
+            .max(24 * 7)
             .default(12)
-            .describe("How long a login lasts, in hours."),
+            .describe(
+              "How long a login lasts, in hours (at most a week). Logging out clears the browser's cookie; changing bearerToken ends every login.",
+            ),
         })
         .optional()
         .describe(
@@ -1271,6 +1275,17 @@ export async function resolveConfig(
     config.server.port = port;
   }
   if (env.HOST) config.server.host = env.HOST;
+  const gatewayPort = config.server.port;
+  for (const [setting, port] of [
+    ["admin.port", config.admin?.port],
+    ["metrics.port", config.metrics.port],
+  ] as const) {
+    if (port !== undefined && port !== 0 && port === gatewayPort) {
+      throw new ConfigError(
+        `${setting} is ${port}, the gateway's own port (server.port or PORT): choose another, or leave ${setting} out to serve it on the gateway's port`,
+      );
+    }
+  }
   if (env.LOG_LEVEL) {
     const level = logLevelSchema.safeParse(env.LOG_LEVEL);
     if (!level.success) throw new ConfigError(`LOG_LEVEL: ${level.error.issues[0]?.message}`);

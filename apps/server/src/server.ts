@@ -367,20 +367,29 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
         sessionHours: admin.statusPage?.sessionHours ?? 12,
       },
       metrics: metricsOnAdmin ? metricsListener : undefined,
+      allowedHosts: allowedHosts(config),
       logger,
     });
   const gatewayListener = toNodeListener(gateway);
   const { requestTimeoutMs } = config.server;
   const keepAliveTimeout = 65_000;
+  const listenerOptions = {
+    // Headers and body must arrive within this; answers, streams included, may take longer.
+    requestTimeout: requestTimeoutMs,
+    headersTimeout: requestTimeoutMs,
+    // How often Node checks those timeouts.
+    connectionsCheckingInterval: Math.min(30_000, Math.ceil(requestTimeoutMs / 4)),
+    keepAliveTimeout,
+  };
+  const maxConnections = config.server.maxConnections ?? (await defaultMaxConnections());
+  /** A listener with the gateway's timeouts and connection cap. */
+  const guarded = (server: Server) => {
+    closeSlowConnections(server, requestTimeoutMs, keepAliveTimeout + requestTimeoutMs);
+    server.maxConnections = maxConnections;
+    return server;
+  };
   const server = createServer(
-    {
-      // Headers and body must arrive within this; answers, streams included, may take longer.
-      requestTimeout: requestTimeoutMs,
-      headersTimeout: requestTimeoutMs,
-      // How often Node checks those timeouts.
-      connectionsCheckingInterval: Math.min(30_000, Math.ceil(requestTimeoutMs / 4)),
-      keepAliveTimeout,
-    },
+    listenerOptions,
     adminHandler && adminPort === undefined
       ? (request, response) => {
           const path = request.url ?? "";
@@ -390,8 +399,7 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
         }
       : gatewayListener,
   );
-  closeSlowConnections(server, requestTimeoutMs, keepAliveTimeout + requestTimeoutMs);
-  server.maxConnections = config.server.maxConnections ?? (await defaultMaxConnections());
+  guarded(server);
   const host = config.server.host.includes(":") ? `[${config.server.host}]` : config.server.host;
   let port: number;
   let metricsServer: Server | undefined;
@@ -402,7 +410,7 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
     port = await listen(server, config.server.host, config.server.port, "PORT or server.port");
     adminURL = `http://${host}:${port}`;
     if (adminHandler && adminPort !== undefined) {
-      adminServer = createServer(adminHandler.listener);
+      adminServer = guarded(createServer(listenerOptions, adminHandler.listener));
       adminURL = `http://${host}:${await listen(adminServer, config.server.host, adminPort, "admin.port")}`;
     }
     const metricsPort = config.metrics.port;

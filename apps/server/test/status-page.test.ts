@@ -1,4 +1,5 @@
 import { existsSync } from "node:fs";
+import { request as httpRequest } from "node:http";
 import {
   type MockUpstream,
   type RedisServer,
@@ -146,7 +147,14 @@ describe.skipIf(noBrowser)("the status page", () => {
       },
     });
     expect(status.spend.today_usd).toBeGreaterThan(0);
-    expect(status.models.map((model: { name: string }) => model.name)).toContain(xssModel);
+    // A model no route serves counts as "(no route)", so made-up names take no place; the tail
+    // shows the name asked for.
+    expect(status.models.map((model: { name: string }) => model.name).sort()).toEqual([
+      "(no route)",
+      "gpt-4o-mini",
+      "solo",
+    ]);
+    expect(status.recent.map((request: { model: string }) => request.model)).toContain(xssModel);
     expect(status.tenant_limits).toContainEqual(
       expect.objectContaining({ tenant: "acme", budget: expect.objectContaining({ limit: 5 }) }),
     );
@@ -159,19 +167,57 @@ describe.skipIf(noBrowser)("the status page", () => {
     ]);
     // The admin surface has a port of its own: the gateway's port does not serve it.
     expect((await fetch(`${server.url}/admin/status`)).status).toBe(404);
-    const login = (token: string, origin?: string) =>
+    const login = (token: string, headers: Record<string, string> = {}) =>
       fetch(`${adminOrigin()}/admin/login`, {
         method: "POST",
-        headers: { "content-type": "application/json", ...(origin ? { origin } : {}) },
+        headers: { "content-type": "application/json", ...headers },
         body: JSON.stringify({ token }),
       });
     expect((await login(acme.key)).status).toBe(401);
-    expect((await login(adminToken, "https://elsewhere.example")).status).toBe(403);
+    expect((await login(adminToken, { "sec-fetch-site": "cross-site" })).status).toBe(403);
+    expect((await login("x".repeat(5000))).status).toBe(413);
     const cookie = (await login(adminToken)).headers.get("set-cookie") ?? "";
     expect(cookie).toMatch(
       /^aigw_admin=\d+\.[\w-]{43}; Max-Age=43200; Path=\/admin; HttpOnly; SameSite=Strict$/,
     );
     expect(cookie).not.toContain(adminToken);
+    const session = cookie.split(";")[0] as string;
+    // The cookie opens the API, also behind a proxy that sends its own Basic auth; a tampered
+    // one does not.
+    expect((await read({ cookie: session })).status).toBe(200);
+    expect((await read({ cookie: session, authorization: "Basic dXNlcjpwYXNz" })).status).toBe(200);
+    expect((await read({ cookie: `${session.slice(0, -2)}xx` })).status).toBe(401);
+    const logout = await fetch(`${adminOrigin()}/admin/logout`, { method: "POST" });
+    expect(logout.headers.get("set-cookie")).toMatch(/^aigw_admin=; Max-Age=0;/);
+  });
+
+  it("holds at most 32 live pages; those that went away free their places", async () => {
+    const open = async () => {
+      const abort = new AbortController();
+      const response = await fetch(`${adminOrigin()}/admin/api/events`, {
+        headers: { authorization: `Bearer ${adminToken}` },
+        signal: abort.signal,
+      });
+      return { status: response.status, close: () => abort.abort() };
+    };
+    const streams = [];
+    try {
+      for (let index = 0; index < 32; index++) {
+        const stream = await open();
+        streams.push(stream);
+        expect(stream.status).toBe(200);
+      }
+      const refused = await open();
+      refused.close();
+      expect(refused.status).toBe(503);
+    } finally {
+      for (const stream of streams) stream.close();
+    }
+    await waitFor(async () => {
+      const stream = await open();
+      stream.close();
+      return stream.status === 200;
+    });
   });
 
   it("logs in, shows the traffic as text, updates live and shows a request's attempts", async () => {
@@ -318,6 +364,17 @@ admin:
       expect(page.status).toBe(200);
       expect(page.headers.get("content-security-policy")).toContain("script-src 'self'");
       expect((await fetch(`${second.url}/admin/api/status`)).status).toBe(401);
+      // A name of its own pointed at this address gets nothing (DNS rebinding).
+      const rebound = await new Promise<number | undefined>((resolve, reject) => {
+        const headers = { host: "evil.example", authorization: `Bearer ${adminToken}` };
+        httpRequest(`${second.url}/admin/api/status`, { headers }, (response) => {
+          response.resume();
+          resolve(response.statusCode);
+        })
+          .on("error", reject)
+          .end();
+      });
+      expect(rebound).toBe(403);
       expect(
         (
           await fetch(`${second.url}/admin/api/status`, {

@@ -22,6 +22,7 @@ export {
 } from "./errors.js";
 export type { DrainOptions, Gateway, GatewayOptions, TenantUsage } from "./gateway.js";
 export { createGateway } from "./gateway.js";
+export { createHostCheck } from "./hosts.js";
 export type { LimitsOptions } from "./limits.js";
 export type { ModelCatalogOptions, ModelEntry } from "./model-catalog.js";
 export type {

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import type { IncomingMessage, RequestListener, ServerResponse } from "node:http";
-import type { Gateway, Logger } from "@aigw/core";
+import { createHostCheck, type Gateway, type Logger } from "@aigw/core";
 import type { StatusRecorder } from "@aigw/core/status";
 import { parse as parseCookies, serialize as serializeCookie } from "cookie";
 import { createSessions, sessionCookie } from "./session.js";
@@ -22,6 +22,8 @@ export interface AdminOptions {
     | undefined;
   /** Serves GET /metrics too (the admin listener, when metrics.port is its port). */
   metrics?: RequestListener | undefined;
+  /** The `Host` names served, as the gateway's `allowedHosts`; undefined: any. */
+  allowedHosts?: readonly string[] | undefined;
   logger: Logger;
 }
 
@@ -38,12 +40,14 @@ export interface AdminHandler {
   close(): void;
 }
 
-/** Seconds between two live updates of an open status page. */
+/** Milliseconds between two live updates of an open status page. */
 const updateIntervalMs = 2_000;
+/** How long one read of the status serves every page and API call. */
+const cacheMs = 1_000;
 /** Status pages open at once; more get 503. */
 const maxLiveStreams = 32;
 /** Bytes a live page may leave unread before it is dropped. */
-const maxUnreadBytes = 4 * 2 ** 20;
+const maxUnreadBytes = 16 * 2 ** 20;
 /** The login form's body, at most. */
 const maxLoginBytes = 4_096;
 /** Tenants whose limits one status read looks up. */
@@ -100,16 +104,28 @@ function sendError(response: ServerResponse, status: number, message: string, ty
   sendJson(response, status, { error: { message, type } });
 }
 
-/** A POST body of at most `limit` bytes, or undefined when it is larger or breaks off. */
-async function readSmallBody(request: IncomingMessage, limit: number) {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of request as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > limit) return undefined;
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks).toString("utf8");
+/**
+ * A POST body of at most `limit` bytes; undefined when it is larger (the rest is not read:
+ * the caller answers and the connection closes) or breaks off.
+ */
+function readSmallBody(request: IncomingMessage, limit: number): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= limit) {
+        chunks.push(chunk);
+        return;
+      }
+      request.off("data", onData);
+      request.pause();
+      resolve(undefined);
+    };
+    request.on("data", onData);
+    request.once("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
+    request.once("error", () => resolve(undefined));
+  });
 }
 
 /** The token of a login: JSON `{"token": "..."}` or a form's `token=...`. */
@@ -125,15 +141,13 @@ function loginToken(contentType: string | undefined, body: string): string | und
   return new URLSearchParams(body).get("token") ?? undefined;
 }
 
-/** A cross-site POST (its Origin names another host): refused, whatever it carries. */
+/**
+ * A POST a browser sent from another site's page (Sec-Fetch-Site, which every current browser
+ * sends and no page can forge): refused, whatever it carries. The Host header is no guide
+ * here: proxies rewrite it.
+ */
 function crossSite(request: IncomingMessage): boolean {
-  const { origin, host } = request.headers;
-  if (origin === undefined) return false;
-  try {
-    return new URL(origin).host !== host;
-  } catch {
-    return true;
-  }
+  return request.headers["sec-fetch-site"] === "cross-site";
 }
 
 /**
@@ -150,20 +164,34 @@ export function createAdminHandler(options: AdminOptions): AdminHandler {
   if (status && !assets) {
     logger.error({}, "the status page was not built: run pnpm build (apps/server)");
   }
+  const hostAllowed = options.allowedHosts && createHostCheck(options.allowedHosts);
   const live = new Set<ServerResponse>();
   let ticker: NodeJS.Timeout | undefined;
+  let closed = false;
 
+  /** A Bearer header decides; anything else (a proxy's Basic auth) leaves it to the cookie. */
   function authorized(request: IncomingMessage): boolean {
-    const authorization = request.headers.authorization;
-    if (authorization !== undefined) {
-      const bearer = /^bearer[ \t]+(.+)$/i.exec(authorization)?.[1]?.trim();
-      return bearer !== undefined && sessions.isAdminToken(bearer);
-    }
+    const bearer = /^bearer[ \t]+(.+)$/i.exec(request.headers.authorization ?? "")?.[1]?.trim();
+    if (bearer !== undefined) return sessions.isAdminToken(bearer);
     const cookies = parseCookies(request.headers.cookie ?? "");
     return sessions.isValid(cookies[sessionCookie]);
   }
 
-  async function statusBody() {
+  /** One read serves every page and API call within a second: store reads stay bounded. */
+  let cached: { at: number; body: Promise<object> } | undefined;
+  function statusBody(): Promise<object> {
+    const now = Date.now();
+    if (!cached || now - cached.at >= cacheMs) {
+      const body = readStatus();
+      cached = { at: now, body };
+      body.catch(() => {
+        if (cached?.body === body) cached = undefined;
+      });
+    }
+    return cached.body;
+  }
+
+  async function readStatus() {
     if (!status) throw new Error("no status recorder");
     const tenants = status.tenants.slice(0, maxTenantsShown);
     const limits = await Promise.all(
@@ -192,26 +220,25 @@ export function createAdminHandler(options: AdminOptions): AdminHandler {
     };
   }
 
-  function startTicker() {
-    ticker ??= setInterval(async () => {
-      if (live.size === 0) {
-        clearInterval(ticker);
-        ticker = undefined;
-        return;
-      }
-      let event: string;
-      try {
-        event = `event: status\ndata: ${JSON.stringify(await statusBody())}\n\n`;
-      } catch (error) {
-        logger.error({ err: error }, "status page: the live update failed");
-        return;
-      }
+  /** Sends an update to every open page, then waits the interval: updates never overlap. */
+  async function update() {
+    ticker = undefined;
+    if (live.size === 0) return;
+    try {
+      const event = `event: status\ndata: ${JSON.stringify(await statusBody())}\n\n`;
       for (const response of live) {
         // A page that stopped reading is dropped, not buffered for.
         if (response.writableLength > maxUnreadBytes) response.destroy();
         else response.write(event);
       }
-    }, updateIntervalMs);
+    } catch (error) {
+      logger.error({ err: error }, "status page: the live update failed");
+    }
+    if (live.size > 0 && !closed) scheduleUpdate();
+  }
+
+  function scheduleUpdate() {
+    ticker ??= setTimeout(update, updateIntervalMs);
     ticker.unref();
   }
 
@@ -226,9 +253,9 @@ export function createAdminHandler(options: AdminOptions): AdminHandler {
       "x-accel-buffering": "no",
     });
     live.add(response);
-    request.once("close", () => live.delete(response));
+    response.once("close", () => live.delete(response));
     response.write(`retry: 5000\nevent: status\ndata: ${JSON.stringify(await statusBody())}\n\n`);
-    startTicker();
+    scheduleUpdate();
   }
 
   async function login(request: IncomingMessage, response: ServerResponse) {
@@ -237,8 +264,17 @@ export function createAdminHandler(options: AdminOptions): AdminHandler {
       return;
     }
     const body = await readSmallBody(request, maxLoginBytes);
-    const token =
-      body === undefined ? undefined : loginToken(request.headers["content-type"], body);
+    if (body === undefined) {
+      response.setHeader("connection", "close");
+      sendError(
+        response,
+        413,
+        `A login is at most ${maxLoginBytes} bytes.`,
+        "invalid_request_error",
+      );
+      return;
+    }
+    const token = loginToken(request.headers["content-type"], body);
     if (token === undefined || !sessions.isAdminToken(token)) {
       sendError(response, 401, "That is not the admin key.", "authentication_error");
       return;
@@ -273,6 +309,15 @@ export function createAdminHandler(options: AdminOptions): AdminHandler {
     const method = request.method === "HEAD" ? "GET" : request.method;
     const notFound = () =>
       sendError(response, 404, `Not found: ${request.method} ${path.slice(0, 200)}`, "not_found");
+    if (hostAllowed && !hostAllowed(request.headers.host)) {
+      // A page on a DNS name of its own, pointed at this address, gets nothing here.
+      return sendError(
+        response,
+        403,
+        "Requests for this host name are not accepted here.",
+        "permission_error",
+      );
+    }
     if (path === "/metrics" && options.metrics) return options.metrics(request, response);
 
     if (status && (path === "/admin" || path === "/admin/")) {
@@ -334,7 +379,13 @@ export function createAdminHandler(options: AdminOptions): AdminHandler {
     }
     if (!status) return notFound();
     if (path === "/admin/api/status") return sendJson(response, 200, await statusBody());
-    if (path === "/admin/api/events") return openLiveStream(request, response);
+    if (path === "/admin/api/events") {
+      if (request.method === "HEAD") {
+        response.writeHead(200, { "content-type": "text/event-stream; charset=utf-8" }).end();
+        return;
+      }
+      return openLiveStream(request, response);
+    }
     let id: string;
     try {
       id = decodeURIComponent(path.slice("/admin/api/requests/".length));
@@ -359,7 +410,8 @@ export function createAdminHandler(options: AdminOptions): AdminHandler {
       });
     },
     close() {
-      clearInterval(ticker);
+      closed = true;
+      clearTimeout(ticker);
       ticker = undefined;
       for (const response of live) response.end();
       live.clear();

@@ -60,14 +60,14 @@ const percent = (value: number | null) =>
 const ms = (value: number | null) =>
   value === null ? "–" : value >= 1000 ? `${decimal.format(value / 1000)} s` : `${count(value)} ms`;
 const usd = (value: number | null) =>
-  value === null
-    ? "unknown"
-    : `$${value < 1 && value > 0 ? value.toPrecision(3) : decimal.format(value)}`;
+  value === null ? "unknown" : `$${value < 1 ? significant.format(value) : decimal.format(value)}`;
 const time = (iso: string) => new Date(iso).toLocaleTimeString();
 
 const root = el("main", { id: "app" });
 let windowName: "last_hour" | "last_day" = "last_hour";
 let latest: Status | undefined;
+/** "live", or why the numbers are not updating. */
+let liveState = "live";
 let selectedRequest: string | undefined;
 let events: EventSource | undefined;
 const charts = new Map<string, uPlot>();
@@ -91,7 +91,16 @@ function table<Row>(
 ) {
   const body = el("tbody");
   for (const row of rows) {
-    const tr = el("tr", {}, ...columns.map(([, cell]) => el("td", {}, cell(row))));
+    const tr = el(
+      "tr",
+      {},
+      ...columns.map(([, cell]) => {
+        const td = el("td", {}, cell(row));
+        // Long names are cut short on screen; the whole text is a hover away.
+        td.title = td.textContent ?? "";
+        return td;
+      }),
+    );
     if (onClick) {
       tr.classList.add("clickable");
       tr.tabIndex = 0;
@@ -138,7 +147,7 @@ function cards(status: Status) {
     card("error-rate", "Error rate", percent(window.error_rate), `${count(window.errors)} errors`),
     card(
       "rate-limited",
-      "429s",
+      "Rate limited (429)",
       `${count(rateLimited.gateway)} gateway · ${count(rateLimited.upstream)} upstream`,
       "the gateway's own limits · upstream attempts",
     ),
@@ -209,10 +218,15 @@ function chartPanel(status: Status) {
       el("h3", {}, spec.title),
     );
     container.append(holder);
+    // Before this instance started there is nothing to draw, not zero.
+    const started = Date.parse(status.started_at) / 1000;
+    const slotSeconds = windowName === "last_hour" ? 60 : 3600;
     const data: uPlot.AlignedData = [
       times,
       ...spec.series.map(([, , values]) =>
-        values.map((value) => (Number.isNaN(value) ? null : value)),
+        values.map((value, index) =>
+          Number.isNaN(value) || (times[index] ?? 0) + slotSeconds <= started ? null : value,
+        ),
       ),
     ];
     const width = () => Math.max(240, Math.min(holder.clientWidth || 600, 900) - 16);
@@ -235,6 +249,7 @@ function chartPanel(status: Status) {
             })),
           ],
           axes: [{}, { size: 50 }],
+          legend: { live: false },
         },
         data,
         holder,
@@ -288,8 +303,9 @@ function errorsPanel(status: Status) {
 function targetsPanel(status: Status) {
   const traffic = new Map(status.targets.map((target) => [target.name, target]));
   const rows = status.target_states.map((state) => ({ state, traffic: traffic.get(state.id) }));
+  const span = windowName === "last_hour" ? "hour" : "day";
   const why = (report: SeriesReport | undefined) =>
-    Object.entries(report?.last_hour.errors_by_type ?? {})
+    Object.entries(report?.[windowName].errors_by_type ?? {})
       .map(([kind, n]) => `${kind} ×${n}`)
       .join(", ") || "–";
   return panel(
@@ -313,12 +329,12 @@ function targetsPanel(status: Status) {
         ],
         ["Trips", ({ state }) => count(state.trips)],
         ["In flight", ({ state }) => count(state.in_flight)],
-        ["Requests (hour)", ({ traffic }) => count(traffic?.last_hour.requests ?? 0)],
-        ["Error rate (hour)", ({ traffic }) => percent(traffic?.last_hour.error_rate ?? 0)],
+        [`Attempts (${span})`, ({ traffic }) => count(traffic?.[windowName].requests ?? 0)],
+        [`Error rate (${span})`, ({ traffic }) => percent(traffic?.[windowName].error_rate ?? 0)],
         [
-          "p50 / p95 (hour)",
+          `p50 / p95 (${span})`,
           ({ traffic }) =>
-            `${ms(traffic?.last_hour.latency_ms.p50 ?? null)} / ${ms(traffic?.last_hour.latency_ms.p95 ?? null)}`,
+            `${ms(traffic?.[windowName].latency_ms.p50 ?? null)} / ${ms(traffic?.[windowName].latency_ms.p95 ?? null)}`,
         ],
         ["Recent errors", ({ traffic }) => why(traffic)],
       ],
@@ -352,7 +368,7 @@ function tenantsPanel(status: Status) {
   rows.sort(
     (a, b) =>
       (b.report?.spend.month_usd ?? 0) - (a.report?.spend.month_usd ?? 0) ||
-      (b.report?.last_day.requests ?? 0) - (a.report?.last_day.requests ?? 0),
+      (b.report?.[windowName].requests ?? 0) - (a.report?.[windowName].requests ?? 0),
   );
   return panel(
     "Tenants",
@@ -360,12 +376,13 @@ function tenantsPanel(status: Status) {
       "tenants",
       [
         ["Tenant", (row) => row.name],
-        ["Requests (day)", (row) => count(row.report?.last_day.requests ?? 0)],
+        ["Requests", (row) => count(row.report?.[windowName].requests ?? 0)],
         [
-          "Tokens (day)",
+          "Tokens",
           (row) =>
             count(
-              (row.report?.last_day.tokens.input ?? 0) + (row.report?.last_day.tokens.output ?? 0),
+              (row.report?.[windowName].tokens.input ?? 0) +
+                (row.report?.[windowName].tokens.output ?? 0),
             ),
         ],
         [
@@ -419,7 +436,7 @@ function tenantsPanel(status: Status) {
 }
 
 function requestDetail(request: RecentRequest) {
-  return el(
+  const detail = el(
     "div",
     { class: "detail-panel", "data-testid": "request-detail" },
     el("h3", {}, "Request ", el("code", {}, request.id)),
@@ -443,6 +460,7 @@ function requestDetail(request: RecentRequest) {
       request.attempts,
     ),
   );
+  return detail;
 }
 
 function recentPanel(status: Status) {
@@ -453,6 +471,7 @@ function recentPanel(status: Status) {
       "recent",
       [
         ["Time", (request) => time(request.time)],
+        ["Id", (request) => request.id.slice(0, 8)],
         ["Tenant", (request) => request.tenant],
         ["Model", (request) => request.model ?? "–"],
         ["Target", (request) => request.target ?? "–"],
@@ -477,6 +496,11 @@ function recentPanel(status: Status) {
       (request) => {
         selectedRequest = selectedRequest === request.id ? undefined : request.id;
         render();
+        if (selectedRequest) {
+          document.querySelector('[data-testid="request-detail"]')?.scrollIntoView({
+            block: "nearest",
+          });
+        }
       },
       (request) => request.id === selectedRequest,
     ),
@@ -514,6 +538,7 @@ function header() {
         ? `This instance since ${new Date(latest.started_at).toLocaleString()} · updated ${time(latest.generated_at)}`
         : "",
     ),
+    el("p", { class: liveState === "live" ? "live" : "bad", "data-testid": "live" }, liveState),
     el(
       "div",
       { class: "toolbar" },
@@ -610,6 +635,7 @@ async function start() {
   events = new EventSource("/admin/api/events");
   events.addEventListener("status", (event) => {
     latest = JSON.parse((event as MessageEvent<string>).data) as Status;
+    liveState = "live";
     render();
   });
   events.addEventListener("error", async () => {
@@ -618,7 +644,14 @@ async function start() {
     if (check?.status === 401) {
       events?.close();
       showLogin("Your login expired.");
+      return;
     }
+    // The browser retries by itself unless the server refused the stream (too many pages).
+    liveState =
+      events?.readyState === EventSource.CLOSED
+        ? "live updates stopped: reload the page"
+        : "reconnecting…";
+    render();
   });
 }
 

@@ -1,4 +1,4 @@
-/** Bucket i holds durations up to 2^(i/3) ms: 60 buckets reach about 17 minutes. */
+/** Bucket i holds durations up to 2^(i/3) ms: 60 buckets reach about 14 minutes. */
 const bucketCount = 60;
 const stepsPerDoubling = 3;
 

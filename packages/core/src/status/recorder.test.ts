@@ -174,6 +174,28 @@ describe("createStatusRecorder", () => {
     expect(status.recentRequest("req-1")).toBeUndefined();
   });
 
+  it("gives an idle, unspent name's place to a new one, and counts unrouted models as one", () => {
+    const { time, now } = clock();
+    const status = createStatusRecorder({ now, maxSeries: 2 });
+    const unpriced = { cost: undefined, usage: undefined };
+    status.hooks.onFinish?.(finished({ model: "made-up-1", ...unpriced }), {} as never);
+    status.hooks.onFinish?.(finished({ model: "gpt-4o" }), {} as never); // spent: kept
+    status.hooks.onFinish?.(finished({ model: "made-up-2", ...unpriced }), {} as never);
+    status.hooks.onFinish?.(finished({ model: "<b>x</b>", route: undefined }), {} as never);
+    expect(
+      status
+        .snapshot()
+        .models.map((model) => model.name)
+        .sort(),
+    ).toEqual(["(other)", "gpt-4o", "made-up-1"]);
+    time.now += 61 * 60_000;
+    status.hooks.onFinish?.(finished({ model: "gpt-4o-mini" }), {} as never);
+    const names = status.snapshot().models.map((model) => model.name);
+    expect(names).toContain("gpt-4o-mini");
+    expect(names).toContain("gpt-4o");
+    expect(names).not.toContain("made-up-1");
+  });
+
   it("reports requests per second over the last ten whole seconds", () => {
     const { time, now } = clock(Date.UTC(2026, 11, 1, 12, 0, 0));
     const status = createStatusRecorder({ now });

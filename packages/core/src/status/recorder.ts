@@ -7,11 +7,16 @@ export interface StatusRecorderOptions {
   /** Requests kept for the live tail, newest first. Default 100, at most 1,000. */
   recentRequests?: number;
   /**
-   * Distinct names tracked per dimension (models, providers, targets, tenants); traffic of
-   * names beyond counts under "(other)". Default 100, at most 1,000.
+   * Distinct names tracked per dimension (models, providers, targets, tenants), about 30 KB
+   * each at most; a new name beyond takes the place of one idle for an hour that spent
+   * nothing this month, or counts under "(other)". Models count by the name asked for when
+   * a route matched, under "(no route)" otherwise. Default 100, at most 1,000.
    */
   maxSeries?: number;
-  /** Endpoints not counted (operations, not use). Default: "health", "metrics", "targets". */
+  /**
+   * Endpoints not counted. Default: those that are not use of a model ("health", "metrics",
+   * "targets", "models", "model", "usage") and paths that name no endpoint ("unknown").
+   */
   skipEndpoints?: readonly string[];
   /** The clock, in ms since the epoch. Default `Date.now`. */
   now?: () => number;
@@ -137,6 +142,10 @@ export interface StatusRecorder {
 }
 
 const otherName = "(other)";
+/** Requests that matched no route count under this model name, whatever they asked for. */
+const noRouteName = "(no route)";
+/** Not use of models: operations, listings, and paths that name no endpoint. */
+const defaultSkipped = ["health", "metrics", "targets", "models", "model", "usage", "unknown"];
 /** Error kinds counted apart per slot; rarer ones count as "other". */
 const maxErrorKinds = 32;
 const minuteMs = 60_000;
@@ -195,10 +204,25 @@ class Spend {
 }
 
 /** One name's traffic: per minute for an hour, per hour for a day, spend per UTC day. */
+/**
+ * One name's traffic: the last hour in slots of `hourSlotMs` (a minute for the overall series,
+ * which draws the per-minute chart; five for a name's, a fifth of the memory), per hour for a
+ * day, spend per UTC day for a month. `lastSeen`: the time of its latest request.
+ */
 class Series {
-  readonly minutes = new TimeRing(60, minuteMs, () => new Tally());
+  readonly recentHour: TimeRing<Tally>;
   readonly hours = new TimeRing(24, hourMs, () => new Tally());
   readonly days = new TimeRing(32, dayMs, () => new Spend());
+  lastSeen = 0;
+
+  constructor(hourSlotMs = 5 * minuteMs) {
+    this.recentHour = new TimeRing(hourMs / hourSlotMs, hourSlotMs, () => new Tally());
+  }
+
+  /** Nothing in the last `idleMs`, and nothing spent this month: its slot may be reused. */
+  idle(now: number, idleMs: number): boolean {
+    return now - this.lastSeen >= idleMs && spendOf(this.days, now).month_tokens === 0;
+  }
 }
 
 /** What one request adds, worked out once for every series it counts in. */
@@ -386,17 +410,39 @@ function spendOf(days: TimeRing<Spend>, now: number) {
 }
 
 /** Series by name, at most `limit` of them; later names share "(other)". */
+/**
+ * Series by name, at most `limit` of them. A new name beyond takes the place of one idle for
+ * an hour that spent nothing this month (names clients made up and never used again), else
+ * counts under "(other)".
+ */
 class Dimension {
   readonly series = new Map<string, Series>();
+  /** When full, idle names are looked for at most once a minute. */
+  private nextIdleSearch = 0;
 
   constructor(private readonly limit: number) {}
 
-  of(name: string): Series {
+  of(name: string, now: number): Series {
     let series = this.series.get(name);
-    if (series) return series;
-    const key = this.series.size < this.limit ? name : otherName;
-    series = this.series.get(key) ?? new Series();
-    this.series.set(key, series);
+    if (!series) {
+      let key = name;
+      if (this.series.size >= this.limit) {
+        const idle =
+          now >= this.nextIdleSearch
+            ? [...this.series].find(
+                ([other, candidate]) => other !== otherName && candidate.idle(now, hourMs),
+              )
+            : undefined;
+        if (idle) this.series.delete(idle[0]);
+        else {
+          key = otherName;
+          this.nextIdleSearch = now + minuteMs;
+        }
+      }
+      series = this.series.get(key) ?? new Series();
+      this.series.set(key, series);
+    }
+    series.lastSeen = now;
     return series;
   }
 
@@ -404,7 +450,7 @@ class Dimension {
     return [...this.series]
       .map(([name, series]) => ({
         name,
-        last_hour: summary(merged(series.minutes, now)),
+        last_hour: summary(merged(series.recentHour, now)),
         last_day: summary(merged(series.hours, now)),
         spend: spendOf(series.days, now),
       }))
@@ -424,7 +470,6 @@ type Kept = Pick<
   | "route"
   | "provider"
   | "status"
-  | "error"
   | "stream"
   | "attempts"
   | "usage"
@@ -433,10 +478,10 @@ type Kept = Pick<
   | "timeToFirstTokenMs"
   | "cache"
   | "verdicts"
-> & { model: string | undefined; time: number };
+> & { model: string | undefined; errorType: string | null; time: number };
 
 function keep(request: FinishedRequest, model: string | undefined, time: number): Kept {
-  const { requestId, tenant, route, provider, status, error, stream, attempts } = request;
+  const { requestId, tenant, route, provider, status, stream, attempts } = request;
   const { usage, cost, durationMs, timeToFirstTokenMs, cache, verdicts } = request;
   return {
     requestId,
@@ -444,7 +489,7 @@ function keep(request: FinishedRequest, model: string | undefined, time: number)
     route,
     provider,
     status,
-    error,
+    errorType: request.error?.type ?? (status === 499 ? "client_closed" : null),
     stream,
     attempts,
     usage,
@@ -470,7 +515,7 @@ function recentOf(request: Kept): RecentRequest {
     target: last?.target ?? null,
     provider: request.provider ?? null,
     status: request.status,
-    error_type: request.error?.type ?? (request.status === 499 ? "client_closed" : null),
+    error_type: request.errorType,
     stream: request.stream,
     input_tokens: usage?.inputTokens ?? null,
     output_tokens: usage?.outputTokens ?? null,
@@ -502,9 +547,9 @@ export function createStatusRecorder(options: StatusRecorderOptions = {}): Statu
   const now = options.now ?? Date.now;
   const recentLimit = Math.min(1000, Math.max(1, options.recentRequests ?? 100));
   const maxSeries = Math.min(1000, Math.max(1, options.maxSeries ?? 100));
-  const skipped = new Set(options.skipEndpoints ?? ["health", "metrics", "targets"]);
+  const skipped = new Set(options.skipEndpoints ?? defaultSkipped);
   const startedAt = now();
-  const overall = new Series();
+  const overall = new Series(minuteMs);
   const seconds = new TimeRing(60, 1000, () => ({ requests: 0, errors: 0 }));
   const dimensions = {
     models: new Dimension(maxSeries),
@@ -528,10 +573,10 @@ export function createStatusRecorder(options: StatusRecorderOptions = {}): Statu
     const { request, time } = outcome;
     if (attempt) {
       const answered = last ? request : undefined;
-      addAttempt(series.minutes.at(time), attempt, answered);
+      addAttempt(series.recentHour.at(time), attempt, answered);
       addAttempt(series.hours.at(time), attempt, answered);
     } else {
-      addTo(series.minutes.at(time), outcome);
+      addTo(series.recentHour.at(time), outcome);
       addTo(series.hours.at(time), outcome);
     }
     if (!last) return;
@@ -550,14 +595,19 @@ export function createStatusRecorder(options: StatusRecorderOptions = {}): Statu
     // The client's own string, kept to a length that says enough.
     const model = request.model === undefined ? undefined : shown(request.model, 256);
     count(overall, outcome);
-    if (model !== undefined) count(dimensions.models.of(model), outcome);
-    if (request.provider !== undefined) count(dimensions.providers.of(request.provider), outcome);
+    if (model !== undefined) {
+      count(dimensions.models.of(request.route === undefined ? noRouteName : model, time), outcome);
+    }
+    if (request.provider !== undefined) {
+      count(dimensions.providers.of(request.provider, time), outcome);
+    }
     const { attempts } = request;
     for (let index = 0; index < attempts.length; index++) {
       const attempt = attempts[index] as FinishedAttempt;
-      count(dimensions.targets.of(attempt.target), outcome, attempt, index === attempts.length - 1);
+      const last = index === attempts.length - 1;
+      count(dimensions.targets.of(attempt.target, time), outcome, attempt, last);
     }
-    count(dimensions.tenants.of(request.tenant), outcome);
+    count(dimensions.tenants.of(request.tenant, time), outcome);
     recent[next] = keep(request, model, time);
     next = (next + 1) % recentLimit;
   }
@@ -579,9 +629,9 @@ export function createStatusRecorder(options: StatusRecorderOptions = {}): Statu
         started_at: new Date(startedAt).toISOString(),
         generated_at: new Date(time).toISOString(),
         now: { requests_per_second: perSecond("requests"), errors_per_second: perSecond("errors") },
-        last_hour: summary(merged(overall.minutes, time)),
+        last_hour: summary(merged(overall.recentHour, time)),
         last_day: summary(merged(overall.hours, time)),
-        per_minute: overall.minutes.periods(time).map(({ start, slot }) => point(start, slot)),
+        per_minute: overall.recentHour.periods(time).map(({ start, slot }) => point(start, slot)),
         per_hour: overall.hours.periods(time).map(({ start, slot }) => point(start, slot)),
         spend: { today_usd: spend.today_usd, month_usd: spend.month_usd },
         models: dimensions.models.reports(time),
@@ -592,7 +642,7 @@ export function createStatusRecorder(options: StatusRecorderOptions = {}): Statu
       };
     },
     recentRequest(id) {
-      const found = recent.find((entry) => entry?.requestId === id);
+      const found = newestFirst().find((entry) => entry.requestId === id);
       return found && recentOf(found);
     },
   };

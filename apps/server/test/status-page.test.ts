@@ -134,7 +134,15 @@ describe.skipIf(noBrowser)("the status page", () => {
     const response = await read({ authorization: `Bearer ${adminToken}` });
     expect(response.status).toBe(200);
     expect(response.headers.get("cache-control")).toBe("no-store");
-    const status = (await response.json()) as Record<string, any>;
+    const status = (await response.json()) as {
+      last_hour: object;
+      spend: { today_usd: number };
+      models: { name: string }[];
+      recent: { model: string }[];
+      tenant_limits: object[];
+      route_budgets: object[];
+      target_states: { id: string }[];
+    };
     expect(status.last_hour).toMatchObject({
       requests: 7,
       errors: 3,
@@ -149,19 +157,19 @@ describe.skipIf(noBrowser)("the status page", () => {
     expect(status.spend.today_usd).toBeGreaterThan(0);
     // A model no route serves counts as "(no route)", so made-up names take no place; the tail
     // shows the name asked for.
-    expect(status.models.map((model: { name: string }) => model.name).sort()).toEqual([
+    expect(status.models.map((model) => model.name).sort()).toEqual([
       "(no route)",
       "gpt-4o-mini",
       "solo",
     ]);
-    expect(status.recent.map((request: { model: string }) => request.model)).toContain(xssModel);
+    expect(status.recent.map((request) => request.model)).toContain(xssModel);
     expect(status.tenant_limits).toContainEqual(
       expect.objectContaining({ tenant: "acme", budget: expect.objectContaining({ limit: 5 }) }),
     );
     expect(status.route_budgets).toEqual([
       { route: "solo", budget: expect.objectContaining({ limit: 1, spent: 0 }) },
     ]);
-    expect(status.target_states.map((target: { id: string }) => target.id).sort()).toEqual([
+    expect(status.target_states.map((target) => target.id).sort()).toEqual([
       "backup/gpt-4o-mini",
       "primary/gpt-4o-mini",
     ]);

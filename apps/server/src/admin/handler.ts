@@ -242,7 +242,7 @@ export function createAdminHandler(options: AdminOptions): AdminHandler {
     ticker.unref();
   }
 
-  async function openLiveStream(request: IncomingMessage, response: ServerResponse) {
+  async function openLiveStream(response: ServerResponse) {
     if (live.size >= maxLiveStreams) {
       sendError(response, 503, "Too many status pages are open; close one.", "overloaded");
       return;
@@ -384,7 +384,7 @@ export function createAdminHandler(options: AdminOptions): AdminHandler {
         response.writeHead(200, { "content-type": "text/event-stream; charset=utf-8" }).end();
         return;
       }
-      return openLiveStream(request, response);
+      return openLiveStream(response);
     }
     let id: string;
     try {

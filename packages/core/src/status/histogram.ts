@@ -23,13 +23,13 @@ export class DurationHistogram {
   }
 
   addToBucket(index: number): void {
-    this.counts[index]! += 1;
+    this.counts[index] = (this.counts[index] as number) + 1;
     this.total += 1;
   }
 
   addAll(other: DurationHistogram): void {
     for (let index = 0; index < bucketCount; index++) {
-      this.counts[index]! += other.counts[index]!;
+      this.counts[index] = (this.counts[index] as number) + (other.counts[index] as number);
     }
     this.total += other.total;
   }
@@ -43,7 +43,7 @@ export class DurationHistogram {
     const rank = Math.max(1, Math.ceil(q * this.total));
     let seen = 0;
     for (let index = 0; index < bucketCount; index++) {
-      seen += this.counts[index]!;
+      seen += this.counts[index] as number;
       if (seen >= rank) {
         if (index === 0) return 1;
         return Math.round(2 ** ((index - 0.5) / stepsPerDoubling) * 10) / 10;

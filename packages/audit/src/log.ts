@@ -156,16 +156,17 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
     for (const head of report?.retained ?? []) await storeCheckpoint(head, "retention");
   }
 
+  /** The entry sealed as the chain's next record; the chain moves on only once it is. */
   function seal(entry: AuditEntry) {
-    seq += 1;
     const content = entry.content && redaction ? redacted(entry.content) : entry.content;
     const sealed = sealRecord(
       key,
       content === entry.content ? entry : { ...entry, content },
       instance,
-      seq,
+      seq + 1,
       previousMac,
     );
+    seq = sealed.seq;
     previousMac = sealed.mac;
     return sealed;
   }
@@ -195,7 +196,13 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
     const sealed = [];
     let since = performance.now();
     for (const entry of batch) {
-      sealed.push(seal(entry));
+      try {
+        sealed.push(seal(entry));
+      } catch (error) {
+        // An entry JSON cannot hold (a BigInt, a cycle): lost and said so, the chain unbroken.
+        reportLost(1, "audit record lost: it could not be sealed", error);
+        continue;
+      }
       if (entry.content) {
         queuedContentChars -= contentChars(entry.content);
         if (performance.now() - since > 5) {

@@ -78,6 +78,24 @@ describe("the chain in a file", () => {
     ]);
   });
 
+  it("an entry JSON cannot hold is lost and reported, and the chain goes on unbroken", async () => {
+    const errors: string[] = [];
+    const log = createAuditLog({
+      sink: createFileSink({ path }),
+      key,
+      instance: "gw-1",
+      logger: { info() {}, error: (_object, message) => void errors.push(message ?? "") },
+    });
+    log.append(entry(1));
+    log.append(entry(2, { status: 10n as unknown as number }));
+    log.append(entry(3));
+    await log.close();
+    expect(log.stats()).toMatchObject({ appended: 3, written: 2, lost: 1 });
+    expect(errors).toEqual(["audit record lost: it could not be sealed"]);
+    expect(lines().map((line) => JSON.parse(line).seq)).toEqual([1, 2]);
+    expect(await verify()).toMatchObject({ ok: true, records: 2 });
+  });
+
   it("reports a removed record, the newest included", async () => {
     await writeRecords(30);
     const all = lines();

@@ -62,10 +62,8 @@ export interface Outcome {
   waitMs: number;
   /** Milliseconds from arrival to a stream's first upstream event. */
   firstEventMs: number | undefined;
-  /** The model the upstream says it answered with (traced requests: read at once). */
+  /** The model the upstream says it answered with. */
   responseModel: string | undefined;
-  /** The answer's start, for onFinish hooks: its model is read only if one asks for it. */
-  responseHead: Uint8Array | string | undefined;
   /** How the response cache took part, when one is configured. */
   cache: CacheStatus | undefined;
   /** The price of the target that answered, when known. */

@@ -42,7 +42,7 @@ import {
   tokenNeed,
 } from "./limits.js";
 import { createModelCatalog, type ModelCatalogOptions } from "./model-catalog.js";
-import { createObserver, responseModelOfHead } from "./observe.js";
+import { createObserver } from "./observe.js";
 import { anthropicProtocol } from "./protocols/anthropic/index.js";
 import { openAIProtocol } from "./protocols/openai/index.js";
 import type { Protocol } from "./protocols/protocol.js";
@@ -405,10 +405,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       model: context.model,
       route: context.route,
       provider: outcome.providerName,
-      get responseModel() {
-        outcome.responseModel ??= outcome.responseHead && responseModelOfHead(outcome.responseHead);
-        return outcome.responseModel;
-      },
+      responseModel: outcome.responseModel,
       status: outcome.status,
       error: outcome.error,
       stream: outcome.stream,
@@ -760,7 +757,6 @@ export function createGateway(options: GatewayOptions): Gateway {
         waitMs: 0,
         firstEventMs: undefined,
         responseModel: undefined,
-        responseHead: undefined,
         cache: undefined,
         pricing: undefined,
         cost: undefined,

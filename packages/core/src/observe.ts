@@ -58,17 +58,7 @@ function endSpans(exchange: Exchange) {
   }
 }
 
-/** The model an answer names, from its start (the first 512 bytes are enough). */
-export function responseModelOfHead(head: Uint8Array | string): string | undefined {
-  return responseModelOf(
-    typeof head === "string" ? head : headDecoder.decode(head.subarray(0, 512)),
-  );
-}
-
-/**
- * `responseModels`: keep every answer's start, not only traced ones' model, so onFinish hooks
- * can read the model it names.
- */
+/** `responseModels`: note the model of every answer, not only of traced ones (for onFinish). */
 export function createObserver(
   metrics: GatewayMetrics | undefined,
   logger: Logger | undefined,
@@ -77,11 +67,9 @@ export function createObserver(
   let tracer: Tracer | undefined;
 
   function responseStarted(exchange: Exchange, head: Uint8Array | string) {
-    if (exchange.serverSpan?.isRecording()) {
-      exchange.outcome.responseModel = responseModelOfHead(head);
-    } else if (responseModels) {
-      exchange.outcome.responseHead = head;
-    }
+    if (!responseModels && !exchange.serverSpan?.isRecording()) return;
+    const text = typeof head === "string" ? head : headDecoder.decode(head.subarray(0, 512));
+    exchange.outcome.responseModel = responseModelOf(text);
   }
 
   function logLine(exchange: Exchange, durationMs: number) {

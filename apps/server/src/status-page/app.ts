@@ -549,8 +549,19 @@ function header() {
   );
 }
 
+/** Where each table was scrolled sideways, so an update does not throw the reader back. */
+function tableScrolls() {
+  const scrolls = new Map<string, number>();
+  for (const wrap of root.querySelectorAll<HTMLElement>(".table-wrap")) {
+    const id = wrap.firstElementChild?.getAttribute("data-testid");
+    if (id && wrap.scrollLeft > 0) scrolls.set(id, wrap.scrollLeft);
+  }
+  return scrolls;
+}
+
 function render() {
   if (!latest) return;
+  const scrolls = tableScrolls();
   for (const chart of charts.values()) chart.destroy();
   charts.clear();
   root.replaceChildren(
@@ -591,6 +602,10 @@ function render() {
     tenantsPanel(latest),
     recentPanel(latest),
   );
+  for (const [id, left] of scrolls) {
+    const wrap = root.querySelector(`[data-testid="${id}"]`)?.parentElement;
+    if (wrap) wrap.scrollLeft = left;
+  }
 }
 
 function showLogin(message?: string) {

@@ -356,6 +356,21 @@ function bar(used: number, limit: number | null, text: string) {
   return el("span", { class: "limit" }, meter, ` ${text}`);
 }
 
+/**
+ * A tenant's use of one limit as a bar and "used of limit": what `read` gives as used, held
+ * by requests in flight, the limit and the two as text; "none" when it has no such limit.
+ */
+function usageBar(
+  entry: TenantLimits | undefined,
+  read: (entry: TenantLimits) => [number, number, number | null, string, string] | null,
+) {
+  if (entry?.unavailable) return "unavailable";
+  const usage = entry && read(entry);
+  if (!usage) return "none";
+  const [used, held, limit, usedText, limitText] = usage;
+  return bar(used + held, limit, `${usedText} of ${limitText}`);
+}
+
 function tenantsPanel(status: Status) {
   const limits = new Map(status.tenant_limits.map((entry) => [entry.tenant, entry]));
   const names = new Set([...status.tenants.map((tenant) => tenant.name), ...limits.keys()]);
@@ -406,28 +421,32 @@ function tenantsPanel(status: Status) {
         [
           "Token quota",
           ({ limits: entry }) =>
-            entry?.unavailable
-              ? "unavailable"
-              : entry?.quota
-                ? bar(
-                    entry.quota.used + entry.quota.reserved,
-                    entry.quota.limit,
-                    `${count(entry.quota.used)} of ${count(entry.quota.limit)}`,
-                  )
-                : "none",
+            usageBar(
+              entry,
+              ({ quota }) =>
+                quota && [
+                  quota.used,
+                  quota.reserved,
+                  quota.limit,
+                  count(quota.used),
+                  count(quota.limit),
+                ],
+            ),
         ],
         [
           "Budget",
           ({ limits: entry }) =>
-            entry?.unavailable
-              ? "unavailable"
-              : entry?.budget
-                ? bar(
-                    entry.budget.spent + entry.budget.reserved,
-                    entry.budget.limit,
-                    `${usd(entry.budget.spent)} of ${usd(entry.budget.limit)}`,
-                  )
-                : "none",
+            usageBar(
+              entry,
+              ({ budget }) =>
+                budget && [
+                  budget.spent,
+                  budget.reserved,
+                  budget.limit,
+                  usd(budget.spent),
+                  usd(budget.limit),
+                ],
+            ),
         ],
       ],
       rows,

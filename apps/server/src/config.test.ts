@@ -97,6 +97,18 @@ describe("ports", () => {
       "admin.port is 9090, the gateway's own port (server.port or PORT): choose another, or leave admin.port out to serve it on the gateway's port",
     );
     await expect(resolveConfig(file, { PORT: "9091" })).resolves.toBeDefined();
+    await writeFile(
+      file,
+      [
+        "providers: { echo: { type: echo } }",
+        "models: { echo: { provider: echo } }",
+        "server: { port: 9464 }",
+        "metrics: { port: 9464 }",
+      ].join("\n"),
+    );
+    await expect(resolveConfig(file, {})).rejects.toThrow(
+      /^metrics.port is 9464, the gateway's own port/,
+    );
   });
 });
 

@@ -843,9 +843,10 @@ export const configSchema = z.strictObject({
     .strictObject({
       bearerToken: z
         .string()
+        .refine((token) => token.trim().length >= 16, "must be at least 16 characters")
         .refine(
-          (token) => token.trim().length >= 16,
-          "must be at least 16 characters, not counting spaces at its ends",
+          (token) => token.trim() === token,
+          "must not start or end with spaces (a Bearer header could not carry them)",
         )
         .describe(
           "The admin key: Authorization: Bearer <token> on the admin endpoints, or the status page's login. Tenant keys never open them.",

@@ -417,7 +417,7 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
     if (metricsOnAdmin) {
       metricsURL = `${adminURL}/metrics`;
     } else if (metricsListener && metricsPort !== undefined) {
-      metricsServer = createServer(metricsListener);
+      metricsServer = guarded(createServer(listenerOptions, metricsListener));
       const bound = await listen(metricsServer, config.server.host, metricsPort, "metrics.port");
       metricsURL = `http://${host}:${bound}/metrics`;
     } else if (metrics) {

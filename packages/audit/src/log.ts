@@ -196,6 +196,7 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
     const sealed = [];
     let since = performance.now();
     for (const entry of batch) {
+      if (entry.content) queuedContentChars -= contentChars(entry.content);
       try {
         sealed.push(seal(entry));
       } catch (error) {
@@ -204,7 +205,6 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
         continue;
       }
       if (entry.content) {
-        queuedContentChars -= contentChars(entry.content);
         if (performance.now() - since > 5) {
           await nextTurn();
           since = performance.now();

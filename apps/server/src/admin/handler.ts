@@ -46,8 +46,10 @@ const updateIntervalMs = 2_000;
 const cacheMs = 1_000;
 /** Status pages open at once; more get 503. */
 const maxLiveStreams = 32;
-/** Bytes a live page may leave unread before it is dropped. */
-const maxUnreadBytes = 16 * 2 ** 20;
+/** Updates in a row a live page may miss, still reading an earlier one, before it is dropped. */
+const maxSkippedUpdates = 15;
+/** How long a status read may take (a store that does not answer) before it fails. */
+const readTimeoutMs = 5_000;
 /** The login form's body, at most. */
 const maxLoginBytes = 4_096;
 /** Tenants whose limits one status read looks up. */
@@ -104,6 +106,18 @@ function sendError(response: ServerResponse, status: number, message: string, ty
   sendJson(response, status, { error: { message, type } });
 }
 
+/** `promise`, or a rejection once it took `readTimeoutMs`. */
+function withTimeout<T>(promise: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`the status read took more than ${readTimeoutMs} ms`)),
+      readTimeoutMs,
+    );
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
 /**
  * A POST body of at most `limit` bytes; undefined when it is larger (the rest is not read:
  * the caller answers and the connection closes) or breaks off.
@@ -122,9 +136,14 @@ function readSmallBody(request: IncomingMessage, limit: number): Promise<string 
       request.pause();
       resolve(undefined);
     };
+    if (Number(request.headers["content-length"]) > limit) {
+      resolve(undefined);
+      return;
+    }
     request.on("data", onData);
     request.once("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
     request.once("error", () => resolve(undefined));
+    request.once("close", () => resolve(undefined));
   });
 }
 
@@ -142,12 +161,13 @@ function loginToken(contentType: string | undefined, body: string): string | und
 }
 
 /**
- * A POST a browser sent from another site's page (Sec-Fetch-Site, which every current browser
- * sends and no page can forge): refused, whatever it carries. The Host header is no guide
- * here: proxies rewrite it.
+ * A POST a browser sent from another page than this origin's (Sec-Fetch-Site, which current
+ * browsers send and no page can forge): refused, whatever it carries. Clients that are not
+ * browsers send none. The Host header is no guide here: proxies rewrite it.
  */
 function crossSite(request: IncomingMessage): boolean {
-  return request.headers["sec-fetch-site"] === "cross-site";
+  const site = request.headers["sec-fetch-site"];
+  return site !== undefined && site !== "same-origin" && site !== "none";
 }
 
 /**
@@ -165,7 +185,7 @@ export function createAdminHandler(options: AdminOptions): AdminHandler {
     logger.error({}, "the status page was not built: run pnpm build (apps/server)");
   }
   const hostAllowed = options.allowedHosts && createHostCheck(options.allowedHosts);
-  const live = new Set<ServerResponse>();
+  const live = new Map<ServerResponse, { skipped: number }>();
   let ticker: NodeJS.Timeout | undefined;
   let closed = false;
 
@@ -178,15 +198,22 @@ export function createAdminHandler(options: AdminOptions): AdminHandler {
   }
 
   /** One read serves every page and API call within a second: store reads stay bounded. */
-  let cached: { at: number; body: Promise<object> } | undefined;
+  let cached: { at: number; body: Promise<object>; settled: boolean } | undefined;
   function statusBody(): Promise<object> {
     const now = Date.now();
-    if (!cached || now - cached.at >= cacheMs) {
-      const body = readStatus();
-      cached = { at: now, body };
-      body.catch(() => {
-        if (cached?.body === body) cached = undefined;
-      });
+    // A read still going is waited for, however old: reads never pile up.
+    if (!cached || (cached.settled && now - cached.at >= cacheMs)) {
+      const entry = { at: now, body: withTimeout(readStatus()), settled: false };
+      cached = entry;
+      entry.body.then(
+        () => {
+          entry.settled = true;
+          entry.at = Date.now();
+        },
+        () => {
+          if (cached === entry) cached = undefined;
+        },
+      );
     }
     return cached.body;
   }
@@ -226,10 +253,12 @@ export function createAdminHandler(options: AdminOptions): AdminHandler {
     if (live.size === 0) return;
     try {
       const event = `event: status\ndata: ${JSON.stringify(await statusBody())}\n\n`;
-      for (const response of live) {
-        // A page that stopped reading is dropped, not buffered for.
-        if (response.writableLength > maxUnreadBytes) response.destroy();
-        else response.write(event);
+      for (const [response, page] of live) {
+        // A page still reading the last update skips this one; one that stopped is dropped.
+        if (response.writableLength === 0) {
+          page.skipped = 0;
+          response.write(event);
+        } else if (++page.skipped > maxSkippedUpdates) response.destroy();
       }
     } catch (error) {
       logger.error({ err: error }, "status page: the live update failed");
@@ -252,9 +281,12 @@ export function createAdminHandler(options: AdminOptions): AdminHandler {
       "cache-control": "no-store",
       "x-accel-buffering": "no",
     });
-    live.add(response);
+    live.set(response, { skipped: 0 });
     response.once("close", () => live.delete(response));
-    response.write(`retry: 5000\nevent: status\ndata: ${JSON.stringify(await statusBody())}\n\n`);
+    const first = JSON.stringify(await statusBody());
+    // Shut down, or the page went away, while the status was read.
+    if (closed || response.writableEnded || response.destroyed) return;
+    response.write(`retry: 5000\nevent: status\ndata: ${first}\n\n`);
     scheduleUpdate();
   }
 
@@ -413,7 +445,7 @@ export function createAdminHandler(options: AdminOptions): AdminHandler {
       closed = true;
       clearTimeout(ticker);
       ticker = undefined;
-      for (const response of live) response.end();
+      for (const response of live.keys()) response.end();
       live.clear();
     },
   };

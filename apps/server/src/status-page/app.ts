@@ -675,6 +675,7 @@ async function start() {
   events.addEventListener("error", async () => {
     // The login expired or the key changed: back to the form rather than retrying forever.
     const check = await fetch("/admin/api/status").catch(() => undefined);
+    if (events?.readyState === EventSource.OPEN) return; // back already
     if (check?.status === 401) {
       events?.close();
       showLogin("Your login expired.");

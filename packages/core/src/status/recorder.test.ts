@@ -175,7 +175,7 @@ describe("createStatusRecorder", () => {
   });
 
   it("gives an idle, unspent name's place to a new one, and counts unrouted models as one", () => {
-    const { time, now } = clock();
+    const { time, now } = clock(Date.UTC(2026, 11, 10, 12));
     const status = createStatusRecorder({ now, maxSeries: 2 });
     const unpriced = { cost: undefined, usage: undefined };
     status.hooks.onFinish?.(finished({ model: "made-up-1", ...unpriced }), {} as never);
@@ -188,13 +188,24 @@ describe("createStatusRecorder", () => {
         .models.map((model) => model.name)
         .sort(),
     ).toEqual(["(other)", "gpt-4o", "made-up-1"]);
-    time.now += 61 * 60_000;
-    status.hooks.onFinish?.(finished({ model: "gpt-4o-mini" }), {} as never);
+    // A name that keeps coming, counted as "(other)" meanwhile, takes the place of one idle for
+    // an hour that used nothing; the one that spent keeps its place.
+    for (let step = 0; step < 124; step++) {
+      time.now += 30_000;
+      status.hooks.onFinish?.(finished({ model: "made-up-3", ...unpriced }), {} as never);
+    }
     const names = status.snapshot().models.map((model) => model.name);
-    expect(names).toContain("gpt-4o-mini");
+    expect(names).toContain("made-up-3");
     expect(names).toContain("gpt-4o");
     expect(names).not.toContain("made-up-1");
+    expect(createStatusRecorderWithRoom()).toContain("(no route)");
   });
+
+  function createStatusRecorderWithRoom() {
+    const status = createStatusRecorder();
+    status.hooks.onFinish?.(finished({ model: "<b>x</b>", route: undefined }), {} as never);
+    return status.snapshot().models.map((model) => model.name);
+  }
 
   it("reports requests per second over the last ten whole seconds", () => {
     const { time, now } = clock(Date.UTC(2026, 11, 1, 12, 0, 0));

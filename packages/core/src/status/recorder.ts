@@ -203,7 +203,6 @@ class Spend {
   tokens = 0;
 }
 
-/** One name's traffic: per minute for an hour, per hour for a day, spend per UTC day. */
 /**
  * One name's traffic: the last hour in slots of `hourSlotMs` (a minute for the overall series,
  * which draws the per-minute chart; five for a name's, a fifth of the memory), per hour for a
@@ -409,7 +408,6 @@ function spendOf(days: TimeRing<Spend>, now: number) {
   };
 }
 
-/** Series by name, at most `limit` of them; later names share "(other)". */
 /**
  * Series by name, at most `limit` of them. A new name beyond takes the place of one idle for
  * an hour that spent nothing this month (names clients made up and never used again), else
@@ -427,17 +425,16 @@ class Dimension {
     if (!series) {
       let key = name;
       if (this.series.size >= this.limit) {
-        const idle =
-          now >= this.nextIdleSearch
-            ? [...this.series].find(
-                ([other, candidate]) => other !== otherName && candidate.idle(now, hourMs),
-              )
-            : undefined;
-        if (idle) this.series.delete(idle[0]);
-        else {
-          key = otherName;
-          this.nextIdleSearch = now + minuteMs;
+        let idle: [string, Series] | undefined;
+        if (now >= this.nextIdleSearch) {
+          idle = [...this.series].find(
+            ([other, candidate]) => other !== otherName && candidate.idle(now, hourMs),
+          );
+          // None now: none can be for a while, so the next search waits a minute.
+          if (!idle) this.nextIdleSearch = now + minuteMs;
         }
+        if (idle) this.series.delete(idle[0]);
+        else key = otherName;
       }
       series = this.series.get(key) ?? new Series();
       this.series.set(key, series);

@@ -1,5 +1,5 @@
 import { shown } from "../errors.js";
-import type { FinishedAttempt, FinishedRequest, GatewayHooks } from "../types.js";
+import type { FinishedAttempt, FinishedRequest, GatewayHooks, GuardrailVerdict } from "../types.js";
 import { DurationHistogram } from "./histogram.js";
 import { TimeRing } from "./window.js";
 
@@ -456,81 +456,104 @@ class Dimension {
   }
 }
 
+const noVerdicts: readonly GuardrailVerdict[] = [];
+const noAttempts: readonly FinishedAttempt[] = [];
+
 /**
- * What the tail keeps of a request: its small parts only (never the FinishedRequest, which
- * may hold bodies), turned into the API's form when read.
+ * One place of the tail, reused for request after request: its fields are copies, and a
+ * single attempt (the usual case) is kept inline, so a kept request holds no objects of its
+ * own; objects kept for the tail's whole turn would outlive the young generation and cost
+ * the garbage collector more than the rest of the counting.
  */
-type Kept = Pick<
-  FinishedRequest,
-  | "requestId"
-  | "tenant"
-  | "route"
-  | "provider"
-  | "status"
-  | "stream"
-  | "attempts"
-  | "usage"
-  | "cost"
-  | "durationMs"
-  | "timeToFirstTokenMs"
-  | "cache"
-  | "verdicts"
-> & { model: string | undefined; errorType: string | null; time: number };
+class TailEntry {
+  requestId = "";
+  time = 0;
+  tenant = "";
+  model: string | undefined;
+  route: string | undefined;
+  provider: string | undefined;
+  status = 0;
+  errorType: string | null = null;
+  stream = false;
+  inputTokens: number | null = null;
+  outputTokens: number | null = null;
+  costNanoUsd: number | undefined;
+  durationMs = 0;
+  timeToFirstTokenMs: number | undefined;
+  cache: string | undefined;
+  verdicts = noVerdicts;
+  /** Several attempts; with one, it is the fields below. */
+  attempts = noAttempts;
+  target: string | undefined;
+  targetRoute: string | undefined;
+  targetStatus = 0;
+  targetMs = 0;
 
-function keep(request: FinishedRequest, model: string | undefined, time: number): Kept {
-  const { requestId, tenant, route, provider, status, stream, attempts } = request;
-  const { usage, cost, durationMs, timeToFirstTokenMs, cache, verdicts } = request;
-  return {
-    requestId,
-    tenant,
-    route,
-    provider,
-    status,
-    errorType: request.error?.type ?? (status === 499 ? "client_closed" : null),
-    stream,
-    attempts,
-    usage,
-    cost,
-    durationMs,
-    timeToFirstTokenMs,
-    cache,
-    verdicts,
-    model,
-    time,
-  };
-}
+  fill(request: FinishedRequest, model: string | undefined, time: number): void {
+    const { usage, attempts } = request;
+    this.requestId = request.requestId;
+    this.time = time;
+    this.tenant = request.tenant;
+    this.model = model;
+    this.route = request.route;
+    this.provider = request.provider;
+    this.status = request.status;
+    this.errorType = request.error?.type ?? (request.status === 499 ? "client_closed" : null);
+    this.stream = request.stream;
+    this.inputTokens = usage ? usage.inputTokens : null;
+    this.outputTokens = usage ? usage.outputTokens : null;
+    this.costNanoUsd = request.cost?.nanoUsd;
+    this.durationMs = request.durationMs;
+    this.timeToFirstTokenMs = request.timeToFirstTokenMs;
+    this.cache = request.cache;
+    this.verdicts = request.verdicts.length > 0 ? request.verdicts : noVerdicts;
+    const only = attempts.length === 1 ? attempts[0] : undefined;
+    this.attempts = only ? noAttempts : attempts;
+    this.target = only?.target;
+    this.targetRoute = only?.route;
+    this.targetStatus = only?.status ?? 0;
+    this.targetMs = only?.durationMs ?? 0;
+  }
 
-function recentOf(request: Kept): RecentRequest {
-  const { usage, cost, time } = request;
-  const last = request.attempts.at(-1);
-  return {
-    id: request.requestId,
-    time: new Date(time).toISOString(),
-    tenant: request.tenant,
-    model: request.model ?? null,
-    route: request.route ?? null,
-    target: last?.target ?? null,
-    provider: request.provider ?? null,
-    status: request.status,
-    error_type: request.errorType,
-    stream: request.stream,
-    input_tokens: usage?.inputTokens ?? null,
-    output_tokens: usage?.outputTokens ?? null,
-    cost_usd: cost?.nanoUsd === undefined ? null : usd(cost.nanoUsd),
-    duration_ms: Math.round(request.durationMs),
-    ttft_ms:
-      request.timeToFirstTokenMs === undefined ? null : Math.round(request.timeToFirstTokenMs),
-    cache: request.cache ?? null,
-    guardrails: request.verdicts.map(
-      (verdict) => `${verdict.rule} ${verdict.action} (${verdict.phase})`,
-    ),
-    attempts: request.attempts.map((attempt) => ({
-      target: attempt.target,
-      route: attempt.route ?? null,
-      status: attempt.status,
-      duration_ms: Math.round(attempt.durationMs),
-    })),
-  };
+  report(): RecentRequest {
+    const attempts: RecentAttempt[] = this.target
+      ? [
+          {
+            target: this.target,
+            route: this.targetRoute ?? null,
+            status: this.targetStatus,
+            duration_ms: Math.round(this.targetMs),
+          },
+        ]
+      : this.attempts.map((attempt) => ({
+          target: attempt.target,
+          route: attempt.route ?? null,
+          status: attempt.status,
+          duration_ms: Math.round(attempt.durationMs),
+        }));
+    return {
+      id: this.requestId,
+      time: new Date(this.time).toISOString(),
+      tenant: this.tenant,
+      model: this.model ?? null,
+      route: this.route ?? null,
+      target: attempts.at(-1)?.target ?? null,
+      provider: this.provider ?? null,
+      status: this.status,
+      error_type: this.errorType,
+      stream: this.stream,
+      input_tokens: this.inputTokens,
+      output_tokens: this.outputTokens,
+      cost_usd: this.costNanoUsd === undefined ? null : usd(this.costNanoUsd),
+      duration_ms: Math.round(this.durationMs),
+      ttft_ms: this.timeToFirstTokenMs === undefined ? null : Math.round(this.timeToFirstTokenMs),
+      cache: this.cache ?? null,
+      guardrails: this.verdicts.map(
+        (verdict) => `${verdict.rule} ${verdict.action} (${verdict.phase})`,
+      ),
+      attempts,
+    };
+  }
 }
 
 /**
@@ -555,13 +578,12 @@ export function createStatusRecorder(options: StatusRecorderOptions = {}): Statu
     tenants: new Dimension(maxSeries),
   };
   /** The tail, a ring: `next` is where the next request goes. */
-  const recent: (Kept | undefined)[] = new Array(recentLimit);
+  const recent: TailEntry[] = [];
   let next = 0;
   const newestFirst = () => {
-    const kept: Kept[] = [];
-    for (let index = 1; index <= recentLimit; index++) {
-      const entry = recent[(next - index + recentLimit) % recentLimit];
-      if (entry) kept.push(entry);
+    const kept: TailEntry[] = [];
+    for (let index = 1; index <= recent.length; index++) {
+      kept.push(recent[(next - index + recent.length) % recent.length] as TailEntry);
     }
     return kept;
   };
@@ -605,7 +627,12 @@ export function createStatusRecorder(options: StatusRecorderOptions = {}): Statu
       count(dimensions.targets.of(attempt.target, time), outcome, attempt, last);
     }
     count(dimensions.tenants.of(request.tenant, time), outcome);
-    recent[next] = keep(request, model, time);
+    let entry = recent[next];
+    if (!entry) {
+      entry = new TailEntry();
+      recent.push(entry);
+    }
+    entry.fill(request, model, time);
     next = (next + 1) % recentLimit;
   }
 
@@ -635,12 +662,13 @@ export function createStatusRecorder(options: StatusRecorderOptions = {}): Statu
         providers: dimensions.providers.reports(time),
         targets: dimensions.targets.reports(time),
         tenants: dimensions.tenants.reports(time),
-        recent: newestFirst().map(recentOf),
+        recent: newestFirst().map((entry) => entry.report()),
       };
     },
     recentRequest(id) {
-      const found = newestFirst().find((entry) => entry.requestId === id);
-      return found && recentOf(found);
+      return newestFirst()
+        .find((entry) => entry.requestId === id)
+        ?.report();
     },
   };
 }

@@ -16,7 +16,7 @@ import {
   type Provider,
 } from "@aigw/provider";
 import { createRedisOutage } from "@aigw/ratelimit";
-import { createAdminHandler } from "./admin/handler.js";
+import { createAdminHandler, type RateLimits } from "./admin/handler.js";
 import { createServerAudit } from "./audit.js";
 import { createBudgetAlert } from "./budget-alerts.js";
 import { createServerCache } from "./cache.js";
@@ -250,6 +250,23 @@ function announceUnpricedModels(config: ServerConfig, prices: PriceTable, logger
   }
 }
 
+/** Each configured tenant with the request and token rates it has, for the status page. */
+function tenantRateLimits(config: ServerConfig): { name: string; rateLimits: RateLimits | null }[] {
+  return Object.entries(config.tenants).map(([name, tenant]) => {
+    const limits = tenant.limits ?? config.limits.default;
+    return {
+      name,
+      rateLimits: limits
+        ? {
+            requests_per_second: limits.requestsPerSecond ?? null,
+            burst: limits.burst ?? null,
+            tokens_per_minute: limits.tokensPerMinute ?? null,
+          }
+        : null,
+    };
+  });
+}
+
 /** Says at startup that nothing authenticates clients, loudly when others can connect. */
 function announceOpenMode(config: ServerConfig, logger: Logger) {
   const keys = Object.values(config.tenants).reduce(
@@ -344,28 +361,18 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
   const metricsOnAdmin =
     metrics !== undefined && adminPort !== undefined && config.metrics.port === adminPort;
   const metricsListener = metrics && metricsHandler(metrics, config.metrics.bearerToken);
+  const statusPage = admin?.statusPage;
   const adminHandler =
     admin &&
     createAdminHandler({
       gateway,
       bearerToken: admin.bearerToken,
-      status: status && {
-        recorder: status,
-        tenants: Object.entries(config.tenants).map(([name, tenant]) => {
-          const limits = tenant.limits ?? config.limits.default;
-          return {
-            name,
-            rateLimits: limits
-              ? {
-                  requests_per_second: limits.requestsPerSecond ?? null,
-                  burst: limits.burst ?? null,
-                  tokens_per_minute: limits.tokensPerMinute ?? null,
-                }
-              : null,
-          };
-        }),
-        sessionHours: admin.statusPage?.sessionHours ?? 12,
-      },
+      status: status &&
+        statusPage && {
+          recorder: status,
+          tenants: tenantRateLimits(config),
+          sessionHours: statusPage.sessionHours,
+        },
       metrics: metricsOnAdmin ? metricsListener : undefined,
       allowedHosts: allowedHosts(config),
       logger,

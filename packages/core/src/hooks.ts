@@ -24,9 +24,12 @@ export interface HookRunner {
   /** Never throws: a failing onError hook is logged, the original error stands. */
   onError(error: AigwError, context: RequestContext): Promise<void> | undefined;
   onAttempt(event: AttemptEvent, context: RequestContext): void;
-  /** Whether any onFinish hook is set: only then does a request keep its bodies to the end. */
+  /** Whether any onFinish hook is set: only then is a FinishedRequest built. */
   readonly hasFinishHooks: boolean;
-  /** Some onFinish hook reads the request's hash and bodies (`onFinishBodies`). */
+  /**
+   * Some onFinish hook reads the request's hash and bodies (`onFinishBodies`): only then does
+   * a request keep its bodies to the end.
+   */
   readonly keepsBodies: boolean;
   /** Never throws, never waits: a failing onFinish hook is logged. */
   onFinish(request: FinishedRequest, context: RequestContext): void;

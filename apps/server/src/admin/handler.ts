@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import type { IncomingMessage, RequestListener, ServerResponse } from "node:http";
-import { createHostCheck, type Gateway, type Logger } from "@aigw/core";
+import { bearerTokenCheck, createHostCheck, type Gateway, type Logger } from "@aigw/core";
 import type { StatusRecorder } from "@aigw/core/status";
 import { parse as parseCookies, serialize as serializeCookie } from "cookie";
 import { createSessions, sessionCookie } from "./session.js";
@@ -92,12 +92,11 @@ function readAssets() {
   }
 }
 
-function sendJson(response: ServerResponse, status: number, body: unknown, headers = {}) {
+function sendJson(response: ServerResponse, status: number, body: unknown) {
   response.writeHead(status, {
     "content-type": "application/json",
     "cache-control": "no-store",
     "x-content-type-options": "nosniff",
-    ...headers,
   });
   response.end(JSON.stringify(body));
 }
@@ -185,17 +184,29 @@ export function createAdminHandler(options: AdminOptions): AdminHandler {
     logger.error({}, "the status page was not built: run pnpm build (apps/server)");
   }
   const hostAllowed = options.allowedHosts && createHostCheck(options.allowedHosts);
+  const bearerIsAdminKey = bearerTokenCheck(options.bearerToken);
   const live = new Map<ServerResponse, { skipped: number }>();
   let ticker: NodeJS.Timeout | undefined;
   let closed = false;
 
   /** A Bearer header decides; anything else (a proxy's Basic auth) leaves it to the cookie. */
   function authorized(request: IncomingMessage): boolean {
-    const bearer = /^bearer[ \t]+(.+)$/i.exec(request.headers.authorization ?? "")?.[1]?.trim();
-    if (bearer !== undefined) return sessions.isAdminToken(bearer);
+    if (/^bearer[ \t]/i.test(request.headers.authorization ?? "")) {
+      return bearerIsAdminKey(request.headers);
+    }
     const cookies = parseCookies(request.headers.cookie ?? "");
     return sessions.isValid(cookies[sessionCookie]);
   }
+
+  /** The session cookie's Set-Cookie: `value` for `maxAge` seconds (0 ends it). */
+  const sessionSetCookie = (value: string, maxAge: number, secure = false) =>
+    serializeCookie(sessionCookie, value, {
+      httpOnly: true,
+      sameSite: "strict",
+      path: "/admin",
+      maxAge,
+      secure,
+    });
 
   /** One read serves every page and API call within a second: store reads stay bounded. */
   let cached: { at: number; body: Promise<object>; settled: boolean } | undefined;
@@ -313,27 +324,14 @@ export function createAdminHandler(options: AdminOptions): AdminHandler {
     }
     const secure = request.headers["x-forwarded-proto"] === "https";
     response.writeHead(204, {
-      "set-cookie": serializeCookie(sessionCookie, sessions.issue(), {
-        httpOnly: true,
-        sameSite: "strict",
-        path: "/admin",
-        maxAge: sessions.maxAgeSeconds,
-        secure,
-      }),
+      "set-cookie": sessionSetCookie(sessions.issue(), sessions.maxAgeSeconds, secure),
       "cache-control": "no-store",
     });
     response.end();
   }
 
   function logout(response: ServerResponse) {
-    response.writeHead(204, {
-      "set-cookie": serializeCookie(sessionCookie, "", {
-        httpOnly: true,
-        sameSite: "strict",
-        path: "/admin",
-        maxAge: 0,
-      }),
-    });
+    response.writeHead(204, { "set-cookie": sessionSetCookie("", 0) });
     response.end();
   }
 

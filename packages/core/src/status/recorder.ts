@@ -237,6 +237,19 @@ interface Outcome {
   retries: number;
 }
 
+/** The tokens and cost of a request's answer. */
+function addAnswer(tally: Tally, { usage, cost }: FinishedRequest) {
+  if (usage) {
+    tally.inputTokens += usage.inputTokens;
+    tally.outputTokens += usage.outputTokens;
+    tally.cachedTokens += usage.cacheReadTokens ?? 0;
+  }
+  if (cost) {
+    if (cost.nanoUsd === undefined) tally.unpriced += 1;
+    else tally.costNanoUsd += cost.nanoUsd;
+  }
+}
+
 function addTo(tally: Tally, outcome: Outcome) {
   const { request, errorKind, upstream429s, fallbacks, retries } = outcome;
   tally.requests += 1;
@@ -249,22 +262,14 @@ function addTo(tally: Tally, outcome: Outcome) {
     }
   }
   tally.upstreamRateLimited += upstream429s;
-  const { usage, cost, cache } = request;
-  if (usage) {
-    tally.inputTokens += usage.inputTokens;
-    tally.outputTokens += usage.outputTokens;
-    tally.cachedTokens += usage.cacheReadTokens ?? 0;
-  }
+  addAnswer(tally, request);
+  const { cache } = request;
   if (cache === "HIT" || cache === "MISS") {
     tally.cacheLookups += 1;
     if (cache === "HIT") tally.cacheHits += 1;
   }
   tally.fallbacks += fallbacks;
   tally.retries += retries;
-  if (cost) {
-    if (cost.nanoUsd === undefined) tally.unpriced += 1;
-    else tally.costNanoUsd += cost.nanoUsd;
-  }
   tally.latency.addToBucket(outcome.latencyBucket);
   if (outcome.firstTokenBucket >= 0) tally.firstToken.addToBucket(outcome.firstTokenBucket);
 }
@@ -282,13 +287,7 @@ function addAttempt(tally: Tally, attempt: FinishedAttempt, answered: FinishedRe
   }
   tally.latency.add(attempt.durationMs);
   if (!answered) return;
-  if (answered.usage) {
-    tally.inputTokens += answered.usage.inputTokens;
-    tally.outputTokens += answered.usage.outputTokens;
-    tally.cachedTokens += answered.usage.cacheReadTokens ?? 0;
-  }
-  if (answered.cost?.nanoUsd === undefined) tally.unpriced += answered.cost ? 1 : 0;
-  else tally.costNanoUsd += answered.cost.nanoUsd;
+  addAnswer(tally, answered);
   if (answered.timeToFirstTokenMs !== undefined) {
     tally.firstToken.add(answered.timeToFirstTokenMs);
   }
@@ -356,26 +355,29 @@ function summary(tally: Tally): WindowSummary {
   };
 }
 
+/** What a period without requests reads as; never added to. */
+const noTraffic = new Tally();
+
 function point(start: number, tally: Tally | undefined): StatusPoint {
-  const empty = tally ?? new Tally();
+  const counted = tally ?? noTraffic;
   return {
     time: start / 1000,
-    requests: empty.requests,
-    errors: empty.errors,
-    gateway_429: empty.gatewayRateLimited,
-    upstream_429: empty.upstreamRateLimited,
-    latency_p50_ms: empty.latency.quantile(0.5),
-    latency_p95_ms: empty.latency.quantile(0.95),
-    ttft_p50_ms: empty.firstToken.quantile(0.5),
-    ttft_p95_ms: empty.firstToken.quantile(0.95),
-    input_tokens: empty.inputTokens,
-    output_tokens: empty.outputTokens,
-    cached_tokens: empty.cachedTokens,
-    cache_hits: empty.cacheHits,
-    cache_lookups: empty.cacheLookups,
-    fallbacks: empty.fallbacks,
-    retries: empty.retries,
-    cost_usd: usd(empty.costNanoUsd),
+    requests: counted.requests,
+    errors: counted.errors,
+    gateway_429: counted.gatewayRateLimited,
+    upstream_429: counted.upstreamRateLimited,
+    latency_p50_ms: counted.latency.quantile(0.5),
+    latency_p95_ms: counted.latency.quantile(0.95),
+    ttft_p50_ms: counted.firstToken.quantile(0.5),
+    ttft_p95_ms: counted.firstToken.quantile(0.95),
+    input_tokens: counted.inputTokens,
+    output_tokens: counted.outputTokens,
+    cached_tokens: counted.cachedTokens,
+    cache_hits: counted.cacheHits,
+    cache_lookups: counted.cacheLookups,
+    fallbacks: counted.fallbacks,
+    retries: counted.retries,
+    cost_usd: usd(counted.costNanoUsd),
   };
 }
 

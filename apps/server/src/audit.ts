@@ -68,6 +68,14 @@ export const auditSchema = z
     checkpointEvery: positive(
       "A chain checkpoint after this many records (and at rotation and shutdown).",
     ).default(1000),
+    minCheckpointIntervalMs: z
+      .number()
+      .int()
+      .min(0)
+      .default(1000)
+      .describe(
+        "Milliseconds at least between two checkpointEvery checkpoints: one due sooner waits, then covers every record by then. 0: after each checkpointEvery records.",
+      ),
     maxQueued: positive(
       "Records waiting to be written at most; beyond it they are reported lost.",
     ).default(10_000),
@@ -142,6 +150,7 @@ export async function createServerAudit(
     key: settings.key,
     instance: settings.instance && `${settings.instance}-${randomBytes(4).toString("hex")}`,
     checkpointEvery: settings.checkpointEvery,
+    minCheckpointIntervalMs: settings.minCheckpointIntervalMs,
     maxQueued: settings.maxQueued,
     redaction: { entities: settings.content.entities },
     logger,

@@ -153,6 +153,7 @@ describe("the README's audit example", () => {
       file: { maxFiles: 30 },
       content: { enabled: false, tenants: ["legal"], maxChars: 32768 },
       checkpointEvery: 1000,
+      minCheckpointIntervalMs: 1000,
     });
   });
 });

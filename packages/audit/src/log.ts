@@ -31,6 +31,13 @@ export interface AuditLogOptions {
   instance?: string;
   /** A checkpoint after this many records (besides rotation and close). Default 1000. */
   checkpointEvery?: number;
+  /**
+   * Milliseconds at least between two checkpoints of `checkpointEvery`: a checkpoint due
+   * sooner waits, then covers every record sealed by then, so a fast log checkpoints (and
+   * the file sink syncs to disk) about once per interval, not after every `checkpointEvery`
+   * records. Default 1000; 0 checkpoints after each `checkpointEvery` records.
+   */
+  minCheckpointIntervalMs?: number;
   /** Records per write. Default 500. */
   batchSize?: number;
   /** How long an appended record may wait for more before it is written. Default 100 ms. */
@@ -97,6 +104,7 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
   checkKey(key);
   const instance = options.instance ?? `${hostname()}-${randomBytes(4).toString("hex")}`;
   const checkpointEvery = options.checkpointEvery ?? 1000;
+  const minCheckpointIntervalMs = options.minCheckpointIntervalMs ?? 1000;
   const batchSize = options.batchSize ?? 500;
   const flushIntervalMs = options.flushIntervalMs ?? 100;
   const maxQueued = options.maxQueued ?? 10_000;
@@ -117,6 +125,8 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
   let seq = 0;
   let previousMac = genesisMac(key, instance);
   let checkpointedSeq = 0;
+  let checkpointedAt = Number.NEGATIVE_INFINITY;
+  let checkpointTimer: NodeJS.Timeout | undefined;
   let queuedContentChars = 0;
   const stats = { appended: 0, written: 0, lost: 0 };
 
@@ -145,12 +155,32 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
     if (seq === checkpointedSeq) return;
     const head = { instance, seq, mac: previousMac };
     if (await storeCheckpoint(head, reason)) checkpointedSeq = head.seq;
+    // A failed one waits its interval too, rather than being retried after every batch.
+    checkpointedAt = performance.now();
+  }
+
+  /** The `checkpointEvery` checkpoint once it is due and its interval is over; until then a timer. */
+  async function checkpointWhenDue() {
+    if (seq - checkpointedSeq < checkpointEvery || checkpointTimer) return;
+    const wait = checkpointedAt + minCheckpointIntervalMs - performance.now();
+    if (wait <= 0) {
+      await checkpoint("interval");
+      return;
+    }
+    if (closed) return; // the shutdown checkpoint covers it
+    // Through startWriting, so that a checkpoint never covers a record still being written.
+    checkpointTimer = setTimeout(() => {
+      checkpointTimer = undefined;
+      void startWriting();
+    }, wait);
+    checkpointTimer.unref();
   }
 
   async function checkpointReport(report: SinkReport | undefined) {
     for (const head of report?.rotated ?? []) {
       if ((await storeCheckpoint(head, "rotation")) && head.instance === instance) {
         checkpointedSeq = Math.max(checkpointedSeq, head.seq);
+        checkpointedAt = performance.now();
       }
     }
     for (const head of report?.retained ?? []) await storeCheckpoint(head, "retention");
@@ -214,21 +244,25 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
     return sealed;
   }
 
-  async function drain() {
-    while (queue.length > 0) {
-      const batch = queue.length <= batchSize ? queue : queue.slice(0, batchSize);
-      queue = batch === queue ? [] : queue.slice(batchSize);
-      const sealed = await sealAll(batch);
-      let report: SinkReport | undefined;
-      try {
-        report = await sink.write(sealed);
-        stats.written += sealed.length;
-      } catch (error) {
-        reportLost(sealed.length, "audit records lost: the sink could not store them", error);
-      }
-      await checkpointReport(report);
-      if (seq - checkpointedSeq >= checkpointEvery) await checkpoint("interval");
+  async function writeBatch() {
+    const batch = queue.length <= batchSize ? queue : queue.slice(0, batchSize);
+    queue = batch === queue ? [] : queue.slice(batchSize);
+    const sealed = await sealAll(batch);
+    let report: SinkReport | undefined;
+    try {
+      report = await sink.write(sealed);
+      stats.written += sealed.length;
+    } catch (error) {
+      reportLost(sealed.length, "audit records lost: the sink could not store them", error);
     }
+    await checkpointReport(report);
+  }
+
+  async function drain() {
+    do {
+      if (queue.length > 0) await writeBatch();
+      await checkpointWhenDue();
+    } while (queue.length > 0);
   }
 
   function startWriting(): Promise<void> {
@@ -279,6 +313,7 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
     },
     async close() {
       closed = true;
+      clearTimeout(checkpointTimer);
       await this.flush();
       await checkpoint("shutdown");
       await sink.close();

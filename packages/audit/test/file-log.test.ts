@@ -46,6 +46,7 @@ async function writeRecords(
     instance: "gw-1",
     batchSize: 7,
     checkpointEvery: 20,
+    minCheckpointIntervalMs: 0,
   });
   for (let index = 1; index <= count; index += 1) log.append(entry(index));
   await log.close();
@@ -167,6 +168,7 @@ describe("checkpoints", () => {
       instance: "gw-1",
       batchSize: 5,
       checkpointEvery: 5,
+      minCheckpointIntervalMs: 0,
       logger: { info: (object) => logged.push(object), error() {} },
     });
     for (let index = 1; index <= 12; index += 1) log.append(entry(index));
@@ -187,6 +189,62 @@ describe("checkpoints", () => {
     }
     const report = await verifyRecords(source.records(), withLogged(), key);
     expect(report.problems).toEqual(["gw-1: the newest records 6..12 are missing (checkpointed)"]);
+  });
+});
+
+describe("the checkpoint interval", () => {
+  it("holds a due checkpoint back for its interval, then writes it without waiting for records", async () => {
+    const checkpoints: { seq: number; reason: string; at: number }[] = [];
+    const log = createAuditLog({
+      sink: createFileSink({ path }),
+      key,
+      instance: "gw-1",
+      batchSize: 5,
+      checkpointEvery: 5,
+      minCheckpointIntervalMs: 400,
+      logger: {
+        info: (object) => {
+          const checkpoint = (object as { auditCheckpoint?: Checkpoint }).auditCheckpoint;
+          if (checkpoint) checkpoints.push({ ...checkpoint, at: performance.now() });
+        },
+        error() {},
+      },
+    });
+    for (let index = 1; index <= 12; index += 1) log.append(entry(index));
+    await log.flush();
+    // The first is due at 5 records and written at once; the next, due at 10, waits.
+    expect(checkpoints.map(({ seq, reason }) => ({ seq, reason }))).toEqual([
+      { seq: 5, reason: "interval" },
+    ]);
+    while (checkpoints.length < 2) await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(checkpoints[1]).toMatchObject({ seq: 12, reason: "interval" });
+    expect(checkpoints[1].at - checkpoints[0].at).toBeGreaterThanOrEqual(390);
+    await log.close();
+    // Nothing after the last checkpoint: close has nothing more to cover.
+    expect(checkpoints.map(({ seq, reason }) => `${seq} ${reason}`)).toEqual([
+      "5 interval",
+      "12 interval",
+    ]);
+    expect((await verify()).ok).toBe(true);
+  });
+
+  it("writes a checkpoint it holds back at close, as the shutdown one, without waiting", async () => {
+    const log = createAuditLog({
+      sink: createFileSink({ path }),
+      key,
+      instance: "gw-1",
+      checkpointEvery: 1,
+      minCheckpointIntervalMs: 60_000,
+    });
+    log.append(entry(1));
+    await log.flush();
+    log.append(entry(2));
+    await log.flush();
+    await log.close();
+    const stored = createFileSource({ path }).checkpoints();
+    const reasons = [];
+    for await (const checkpoint of stored) reasons.push(`${checkpoint.seq} ${checkpoint.reason}`);
+    expect(reasons).toEqual(["1 interval", "2 shutdown"]);
   });
 });
 

@@ -46,7 +46,7 @@ const namedTool = z.looseObject({ type: z.literal("tool"), name: z.string() });
 
 /** Whether a tool_choice naming a tool names one of `tools` (true when it names none). */
 function namesATool(body: { tools?: unknown; tool_choice?: unknown }): boolean {
-  const name = namedTool.safeParse(body.tool_choice).data?.name;
+  const name = namedTool.validate(body.tool_choice) ? body.tool_choice.name : undefined;
   if (name === undefined) return true;
   return (
     Array.isArray(body.tools) &&

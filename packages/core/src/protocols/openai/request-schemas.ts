@@ -48,7 +48,10 @@ const namedFunction = z.looseObject({
   function: z.looseObject({ name: z.string() }),
 });
 
-const functionName = (value: unknown) => namedFunction.safeParse(value).data?.function.name;
+// validate, not safeParse: a failed safeParse builds an object with a getter, slow to make,
+// and most requests have no tool_choice to fail on.
+const functionName = (value: unknown) =>
+  namedFunction.validate(value) ? value.function.name : undefined;
 
 /** Whether a tool_choice naming a function names one of `tools` (true when it names none). */
 function namesAFunctionTool(body: { tools?: unknown; tool_choice?: unknown }): boolean {

@@ -1,15 +1,27 @@
-import { createHmac, timingSafeEqual } from "node:crypto";
+import { createHmac, createSecretKey, KeyObject, timingSafeEqual } from "node:crypto";
 import type { AuditEntry, ChainHead, Checkpoint, SealedRecord } from "./types.js";
 
-/** An HMAC key: text or bytes, at least 32 bytes. */
-export type AuditKey = string | Uint8Array;
+/** An HMAC key: text (UTF-8), bytes or a secret KeyObject, at least 32 bytes. */
+export type AuditKey = string | Uint8Array | KeyObject;
 
 const macSuffix = /,"mac":"([0-9a-f]{64})"\}$/;
 
 /** @throws TypeError for a key shorter than 32 bytes. */
 export function checkKey(key: AuditKey): void {
-  const length = typeof key === "string" ? Buffer.byteLength(key) : key.length;
+  const length =
+    typeof key === "string"
+      ? Buffer.byteLength(key)
+      : key instanceof KeyObject
+        ? (key.symmetricKeySize ?? 0)
+        : key.length;
   if (length < 32) throw new TypeError("the audit key must be at least 32 bytes");
+}
+
+/** The key as a KeyObject: an HMAC made from one skips converting the key each time. */
+export function keyObjectOf(key: AuditKey): KeyObject {
+  return key instanceof KeyObject
+    ? key
+    : createSecretKey(typeof key === "string" ? Buffer.from(key) : key);
 }
 
 /** Where an instance's chain starts: the `mac` its first record is chained to. */
@@ -18,7 +30,7 @@ export function genesisMac(key: AuditKey, instance: string): string {
 }
 
 function macOfText(key: AuditKey, previousMac: string, text: string): string {
-  return createHmac("sha256", key).update(`${previousMac}\n`).update(text).digest("hex");
+  return createHmac("sha256", key).update(`${previousMac}\n${text}`).digest("hex");
 }
 
 /**
@@ -121,6 +133,7 @@ export async function verifyRecords(
   key: AuditKey,
   maxProblems = 100,
 ): Promise<VerifyReport> {
+  key = keyObjectOf(key);
   const problems: string[] = [];
   let problemCount = 0;
   const problem = (text: string) => {

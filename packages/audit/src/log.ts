@@ -2,7 +2,14 @@ import { createHmac, randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { setImmediate as nextTurn } from "node:timers/promises";
 import { type RedactOptions, redactText } from "@aigw/guardrails";
-import { type AuditKey, checkKey, genesisMac, sealRecord, signCheckpoint } from "./chain.js";
+import {
+  type AuditKey,
+  checkKey,
+  genesisMac,
+  keyObjectOf,
+  sealRecord,
+  signCheckpoint,
+} from "./chain.js";
 import type {
   AuditContent,
   AuditEntry,
@@ -100,8 +107,9 @@ function contentChars(content: AuditContent): number {
  * @throws TypeError for a key shorter than 32 bytes.
  */
 export function createAuditLog(options: AuditLogOptions): AuditLog {
-  const { sink, key, logger } = options;
-  checkKey(key);
+  const { sink, logger } = options;
+  checkKey(options.key);
+  const key = keyObjectOf(options.key);
   const instance = options.instance ?? `${hostname()}-${randomBytes(4).toString("hex")}`;
   const checkpointEvery = options.checkpointEvery ?? 1000;
   const minCheckpointIntervalMs = options.minCheckpointIntervalMs ?? 1000;

@@ -297,9 +297,15 @@ describe.skipIf(noBrowser)("the status page", () => {
         if (width === 390) {
           // A table scrolled sideways stays where it was across a live update.
           const wrap = page.getByTestId("recent").locator("xpath=..");
-          await wrap.evaluate((element: { scrollLeft: number }) => {
-            element.scrollLeft = 120;
-          });
+          // Once its rows make the table wider than its place: before that it cannot scroll.
+          await waitFor(
+            () =>
+              wrap.evaluate((element: { scrollLeft: number }) => {
+                element.scrollLeft = 120;
+                return element.scrollLeft === 120;
+              }),
+            { timeoutMs: 10_000 },
+          );
           const since = await page.getByTestId("since").textContent();
           await waitFor(async () => (await page.getByTestId("since").textContent()) !== since, {
             timeoutMs: 10_000,

@@ -41,16 +41,32 @@ async function writeRecords(
   count: number,
   options: Partial<Parameters<typeof createFileSink>[0]> = {},
 ) {
-  const log = createAuditLog({
-    sink: createFileSink({ path, ...options }),
-    key,
-    instance: "gw-1",
-    batchSize: 7,
-    checkpointEvery: 20,
-    minCheckpointIntervalMs: 0,
-  });
+  const log = fileLog(
+    { batchSize: 7, checkpointEvery: 20, minCheckpointIntervalMs: 0 },
+    createFileSink({ path, ...options }),
+  );
   for (let index = 1; index <= count; index += 1) log.append(entry(index));
   await log.close();
+  return log;
+}
+
+/** Instance "gw-1" of a log under `key`, to a file sink at `path` unless given another. */
+function fileLog(
+  options: Omit<Parameters<typeof createAuditLog>[0], "sink" | "key">,
+  sink = createFileSink({ path }),
+) {
+  return createAuditLog({ sink, key, instance: "gw-1", ...options });
+}
+
+/** Twelve records appended to a log that checkpoints every 5, its log lines going to `info`. */
+function twelveRecords(minCheckpointIntervalMs: number, info: (object: object) => void) {
+  const log = fileLog({
+    batchSize: 5,
+    checkpointEvery: 5,
+    minCheckpointIntervalMs,
+    logger: { info, error() {} },
+  });
+  for (let index = 1; index <= 12; index += 1) log.append(entry(index));
   return log;
 }
 
@@ -178,16 +194,7 @@ describe("checkpoints", () => {
 
   it("checkpoints kept elsewhere catch the newest records deleted with the stored ones", async () => {
     const logged: object[] = [];
-    const log = createAuditLog({
-      sink: createFileSink({ path }),
-      key,
-      instance: "gw-1",
-      batchSize: 5,
-      checkpointEvery: 5,
-      minCheckpointIntervalMs: 0,
-      logger: { info: (object) => logged.push(object), error() {} },
-    });
-    for (let index = 1; index <= 12; index += 1) log.append(entry(index));
+    const log = twelveRecords(0, (object) => logged.push(object));
     await log.close();
     // Both the newest records and the checkpoints that name them are removed from the store.
     rewrite(lines().slice(0, 5));
@@ -211,22 +218,10 @@ describe("checkpoints", () => {
 describe("the checkpoint interval", () => {
   it("holds a due checkpoint back for its interval, then writes it without waiting for records", async () => {
     const checkpoints: { seq: number; reason: string; at: number }[] = [];
-    const log = createAuditLog({
-      sink: createFileSink({ path }),
-      key,
-      instance: "gw-1",
-      batchSize: 5,
-      checkpointEvery: 5,
-      minCheckpointIntervalMs: 400,
-      logger: {
-        info: (object) => {
-          const checkpoint = (object as { auditCheckpoint?: Checkpoint }).auditCheckpoint;
-          if (checkpoint) checkpoints.push({ ...checkpoint, at: performance.now() });
-        },
-        error() {},
-      },
+    const log = twelveRecords(400, (object) => {
+      const checkpoint = (object as { auditCheckpoint?: Checkpoint }).auditCheckpoint;
+      if (checkpoint) checkpoints.push({ ...checkpoint, at: performance.now() });
     });
-    for (let index = 1; index <= 12; index += 1) log.append(entry(index));
     await log.flush();
     // The first is due at 5 records and written at once; the next, due at 10, waits.
     expect(checkpoints.map(({ seq, reason }) => ({ seq, reason }))).toEqual([
@@ -246,13 +241,7 @@ describe("the checkpoint interval", () => {
   });
 
   it("writes a checkpoint it holds back at close, as the shutdown one, without waiting", async () => {
-    const log = createAuditLog({
-      sink: createFileSink({ path }),
-      key,
-      instance: "gw-1",
-      checkpointEvery: 1,
-      minCheckpointIntervalMs: 60_000,
-    });
+    const log = fileLog({ checkpointEvery: 1, minCheckpointIntervalMs: 60_000 });
     log.append(entry(1));
     await log.flush();
     log.append(entry(2));

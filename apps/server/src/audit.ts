@@ -72,9 +72,10 @@ export const auditSchema = z
       .number()
       .int()
       .min(0)
+      .max(2 ** 31 - 1)
       .default(1000)
       .describe(
-        "Milliseconds at least between two checkpointEvery checkpoints: one due sooner waits, then covers every record by then. 0: after each checkpointEvery records.",
+        "Milliseconds at least from the last checkpoint to the next checkpointEvery one: one due sooner waits, then covers every record by then, so a busy instance leaves up to this long of records after its newest checkpoint. 0: after each checkpointEvery records.",
       ),
     maxQueued: positive(
       "Records waiting to be written at most; beyond it they are reported lost.",

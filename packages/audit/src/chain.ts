@@ -6,8 +6,11 @@ export type AuditKey = string | Uint8Array | KeyObject;
 
 const macSuffix = /,"mac":"([0-9a-f]{64})"\}$/;
 
-/** @throws TypeError for a key shorter than 32 bytes. */
+/** @throws TypeError for a key shorter than 32 bytes, or a KeyObject that is not a secret key. */
 export function checkKey(key: AuditKey): void {
+  if (key instanceof KeyObject && key.type !== "secret") {
+    throw new TypeError("the audit key must be a secret key, not a public or private one");
+  }
   const length =
     typeof key === "string"
       ? Buffer.byteLength(key)

@@ -39,10 +39,15 @@ export interface AuditLogOptions {
   /** A checkpoint after this many records (besides rotation and close). Default 1000. */
   checkpointEvery?: number;
   /**
-   * Milliseconds at least between two checkpoints of `checkpointEvery`: a checkpoint due
-   * sooner waits, then covers every record sealed by then, so a fast log checkpoints (and
-   * the file sink syncs to disk) about once per interval, not after every `checkpointEvery`
-   * records. Default 1000; 0 checkpoints after each `checkpointEvery` records.
+   * Milliseconds at least from the log's last checkpoint of its own head (interval or
+   * rotation, or a failed attempt) to the next `checkpointEvery` one: a checkpoint due sooner
+   * waits on a timer, then covers every record sealed by then. A busy log so checkpoints (and
+   * the file sink syncs to disk) about once per interval, and leaves up to about an
+   * interval's records after its newest checkpoint rather than `checkpointEvery`; a failed
+   * checkpoint is tried again an interval later, records or not. 0: after the batch that
+   * makes one due, with no timer (a failed one waits for the next batch). Default 1000, at
+   * most 2^31 - 1 (Node's longest timer).
+   * @throws TypeError (from createAuditLog) for anything else.
    */
   minCheckpointIntervalMs?: number;
   /** Records per write. Default 500. */
@@ -93,6 +98,9 @@ export interface AuditLog {
   stats(): AuditLogStats;
 }
 
+/** The longest delay a Node timer keeps (about 24.8 days); longer ones fire at once. */
+const maxTimerMs = 2 ** 31 - 1;
+
 function contentChars(content: AuditContent): number {
   let chars = 0;
   for (const piece of [...(content.request ?? []), ...(content.response ?? [])]) {
@@ -104,7 +112,8 @@ function contentChars(content: AuditContent): number {
 /**
  * Seals entries into an HMAC chain (a sequence number and a MAC over the previous record's
  * MAC and this record's text) and writes them to a sink in batches, off the caller's path.
- * @throws TypeError for a key shorter than 32 bytes.
+ * @throws TypeError for a key shorter than 32 bytes or not a secret one, or a
+ * `minCheckpointIntervalMs` out of range.
  */
 export function createAuditLog(options: AuditLogOptions): AuditLog {
   const { sink, logger } = options;
@@ -113,6 +122,13 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
   const instance = options.instance ?? `${hostname()}-${randomBytes(4).toString("hex")}`;
   const checkpointEvery = options.checkpointEvery ?? 1000;
   const minCheckpointIntervalMs = options.minCheckpointIntervalMs ?? 1000;
+  if (
+    !Number.isInteger(minCheckpointIntervalMs) ||
+    minCheckpointIntervalMs < 0 ||
+    minCheckpointIntervalMs > maxTimerMs
+  ) {
+    throw new TypeError(`minCheckpointIntervalMs must be an integer from 0 to ${maxTimerMs}`);
+  }
   const batchSize = options.batchSize ?? 500;
   const flushIntervalMs = options.flushIntervalMs ?? 100;
   const maxQueued = options.maxQueued ?? 10_000;
@@ -167,27 +183,34 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
     checkpointedAt = performance.now();
   }
 
-  /** The `checkpointEvery` checkpoint once it is due and its interval is over; until then a timer. */
+  /**
+   * The `checkpointEvery` checkpoint once it is due and its interval is over; a timer for one
+   * held back or failed.
+   */
   async function checkpointWhenDue() {
-    if (seq - checkpointedSeq < checkpointEvery || checkpointTimer) return;
-    const wait = checkpointedAt + minCheckpointIntervalMs - performance.now();
-    if (wait <= 0) {
+    const due = () => seq - checkpointedSeq >= checkpointEvery;
+    if (!due() || checkpointTimer) return;
+    if (performance.now() - checkpointedAt >= minCheckpointIntervalMs) {
       await checkpoint("interval");
-      return;
     }
-    if (closed) return; // the shutdown checkpoint covers it
+    // At close, the shutdown checkpoint covers it.
+    if (!due() || minCheckpointIntervalMs === 0 || closed) return;
     // Through startWriting, so that a checkpoint never covers a record still being written.
-    checkpointTimer = setTimeout(() => {
-      checkpointTimer = undefined;
-      void startWriting();
-    }, wait);
+    checkpointTimer = setTimeout(
+      () => {
+        checkpointTimer = undefined;
+        void startWriting();
+      },
+      Math.max(0, checkpointedAt + minCheckpointIntervalMs - performance.now()),
+    );
     checkpointTimer.unref();
   }
 
   async function checkpointReport(report: SinkReport | undefined) {
     for (const head of report?.rotated ?? []) {
-      if ((await storeCheckpoint(head, "rotation")) && head.instance === instance) {
-        checkpointedSeq = Math.max(checkpointedSeq, head.seq);
+      const stored = await storeCheckpoint(head, "rotation");
+      if (stored && head.instance === instance && head.seq > checkpointedSeq) {
+        checkpointedSeq = head.seq;
         checkpointedAt = performance.now();
       }
     }
@@ -322,6 +345,7 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
     async close() {
       closed = true;
       clearTimeout(checkpointTimer);
+      checkpointTimer = undefined;
       await this.flush();
       await checkpoint("shutdown");
       await sink.close();

@@ -1,4 +1,4 @@
-import { createSecretKey } from "node:crypto";
+import { createSecretKey, generateKeyPairSync } from "node:crypto";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -10,6 +10,9 @@ import {
   createAuditLog,
   createFileSink,
   createFileSource,
+  genesisMac,
+  type SealedRecord,
+  sealRecord,
   signCheckpoint,
   verifyRecords,
 } from "../src/index.js";
@@ -154,14 +157,21 @@ describe("the chain in a file", () => {
     ]);
   });
 
-  it("refuses a key shorter than 32 bytes", () => {
-    expect(() => createAuditLog({ sink: createFileSink({ path }), key: "short" })).toThrow(
-      "at least 32 bytes",
+  it("seals a record into the same line as earlier versions, MAC included", () => {
+    const sealed = sealRecord(key, entry(1), "gw-1", 1, genesisMac(key, "gw-1"));
+    // Made by the release before the key became a KeyObject and the MAC one update.
+    expect(sealed.line).toBe(
+      '{"instance":"gw-1","seq":1,"time":"2026-12-01T10:00:01.000Z","requestId":"request-1","tenant":"globex","endpoint":"/v1/chat/completions","model":"claude-sonnet-4-5","status":200,"durationMs":12,"mac":"fb5b906a6340872a61274822ec13c563cf38630fc6702b77dc043eab275fcff3"}',
     );
-    const shortObject = createSecretKey(Buffer.from("short"));
-    expect(() => createAuditLog({ sink: createFileSink({ path }), key: shortObject })).toThrow(
-      "at least 32 bytes",
-    );
+  });
+
+  it("refuses a key shorter than 32 bytes, or one that is not a secret key", () => {
+    const refused = (key: Parameters<typeof createAuditLog>[0]["key"]) => () =>
+      createAuditLog({ sink: createFileSink({ path }), key });
+    expect(refused("short")).toThrow("at least 32 bytes");
+    expect(refused(createSecretKey(Buffer.from("short")))).toThrow("at least 32 bytes");
+    const { privateKey } = generateKeyPairSync("ed25519");
+    expect(refused(privateKey)).toThrow("must be a secret key");
   });
 
   it("takes the key as a KeyObject, with the same MACs as its text", async () => {
@@ -218,7 +228,7 @@ describe("checkpoints", () => {
 describe("the checkpoint interval", () => {
   it("holds a due checkpoint back for its interval, then writes it without waiting for records", async () => {
     const checkpoints: { seq: number; reason: string; at: number }[] = [];
-    const log = twelveRecords(400, (object) => {
+    const log = twelveRecords(1000, (object) => {
       const checkpoint = (object as { auditCheckpoint?: Checkpoint }).auditCheckpoint;
       if (checkpoint) checkpoints.push({ ...checkpoint, at: performance.now() });
     });
@@ -230,7 +240,7 @@ describe("the checkpoint interval", () => {
     while (checkpoints.length < 2) await new Promise((resolve) => setTimeout(resolve, 20));
     const [first, second] = checkpoints;
     expect(second).toMatchObject({ seq: 12, reason: "interval" });
-    expect((second?.at ?? 0) - (first?.at ?? 0)).toBeGreaterThanOrEqual(390);
+    expect((second?.at ?? 0) - (first?.at ?? 0)).toBeGreaterThanOrEqual(990);
     await log.close();
     // Nothing after the last checkpoint: close has nothing more to cover.
     expect(checkpoints.map(({ seq, reason }) => `${seq} ${reason}`)).toEqual([
@@ -251,6 +261,80 @@ describe("the checkpoint interval", () => {
     const reasons = [];
     for await (const checkpoint of stored) reasons.push(`${checkpoint.seq} ${checkpoint.reason}`);
     expect(reasons).toEqual(["1 interval", "2 shutdown"]);
+  });
+
+  it("never checkpoints a record the sink is still writing", async () => {
+    let written = 0;
+    let gate: Promise<void> | undefined;
+    const covered: { seq: number; written: number }[] = [];
+    const sink: AuditSink = {
+      async write(records: readonly SealedRecord[]) {
+        await gate;
+        written += records.length;
+        return undefined;
+      },
+      async checkpoint(checkpoint) {
+        covered.push({ seq: checkpoint.seq, written });
+      },
+      async close() {},
+    };
+    const log = createAuditLog({
+      sink,
+      key,
+      batchSize: 5,
+      checkpointEvery: 5,
+      minCheckpointIntervalMs: 100,
+    });
+    const appendFive = (from: number) => {
+      for (let index = from; index < from + 5; index += 1) log.append(entry(index));
+    };
+    appendFive(1);
+    await log.flush(); // checkpointed at 5 at once
+    appendFive(6);
+    await log.flush(); // due at 10, held back: its timer fires in 100 ms
+    let open = () => {};
+    gate = new Promise((resolve) => {
+      open = resolve;
+    });
+    appendFive(11); // sealed up to 15, but only 10 written until the gate opens
+    // Past the timer: a checkpoint taken now would name 15 with 10 written.
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    open();
+    await log.close();
+    expect(covered).toEqual([
+      { seq: 5, written: 5 },
+      { seq: 15, written: 15 },
+    ]);
+  });
+
+  it("tries a failed checkpoint again an interval later, with no new records", async () => {
+    const stored: number[] = [];
+    let failures = 0;
+    const sink: AuditSink = {
+      async write() {
+        return undefined;
+      },
+      async checkpoint(checkpoint) {
+        if (failures++ === 0) throw new Error("the checkpoint store is away");
+        stored.push(checkpoint.seq);
+      },
+      async close() {},
+    };
+    const log = createAuditLog({ sink, key, checkpointEvery: 5, minCheckpointIntervalMs: 100 });
+    for (let index = 1; index <= 5; index += 1) log.append(entry(index));
+    await log.flush();
+    expect(failures).toBe(1);
+    while (stored.length === 0) await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(stored).toEqual([5]);
+    await log.close();
+  });
+
+  it("refuses an interval that is not a whole number of milliseconds a timer can wait", () => {
+    for (const minCheckpointIntervalMs of [-1, 1.5, Number.NaN, 2 ** 31]) {
+      expect(() => fileLog({ minCheckpointIntervalMs })).toThrow(
+        "minCheckpointIntervalMs must be an integer from 0 to 2147483647",
+      );
+    }
   });
 });
 

@@ -310,10 +310,7 @@ describe.skipIf(noBrowser)("the status page", () => {
           await waitFor(async () => (await page.getByTestId("since").textContent()) !== since, {
             timeoutMs: 10_000,
           });
-          const left = await page
-            .getByTestId("recent")
-            .locator("xpath=..")
-            .evaluate((element: { scrollLeft: number }) => element.scrollLeft);
+          const left = await wrap.evaluate((element: { scrollLeft: number }) => element.scrollLeft);
           expect(left).toBe(120);
         }
         expect(problems).toEqual([]);

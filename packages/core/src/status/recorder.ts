@@ -463,9 +463,10 @@ const noAttempts: readonly FinishedAttempt[] = [];
 
 /**
  * One place of the tail, reused for request after request: its fields are copies, and a
- * single attempt (the usual case) is kept inline, so a kept request holds no objects of its
- * own; objects kept for the tail's whole turn would outlive the young generation and cost
- * the garbage collector more than the rest of the counting.
+ * single attempt (the usual case) is kept inline, so a usual request leaves no objects here
+ * (only guardrail verdicts and several attempts are kept as the request had them); objects
+ * kept for the tail's whole turn would outlive the young generation and cost the garbage
+ * collector more than the rest of the counting.
  */
 class TailEntry {
   requestId = "";

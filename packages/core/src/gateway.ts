@@ -7,6 +7,7 @@ import {
   Cancellation,
   type CancelSignal,
   type Endpoint,
+  type EventIterator,
   firstHeader,
   isPlainRequestId,
   type Provider,
@@ -619,10 +620,12 @@ export function createGateway(options: GatewayOptions): Gateway {
   /** Keeps a stream's later steps (onChunk hooks, finish) inside the request's async context. */
   function bindContext(events: AsyncIterable<SseEvent>, context: RequestContext) {
     const storage = contextStorage as AsyncLocalStorage<RequestContext>;
-    const iterator = events[Symbol.asyncIterator]();
+    const iterator: EventIterator = events[Symbol.asyncIterator]();
+    const poll = iterator.poll && (() => storage.run(context, () => iterator.poll?.()));
     return {
-      [Symbol.asyncIterator]: () => ({
+      [Symbol.asyncIterator]: (): EventIterator => ({
         next: () => storage.run(context, () => iterator.next()),
+        poll,
         return: (value?: unknown) =>
           storage.run(
             context,

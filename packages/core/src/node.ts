@@ -1,7 +1,6 @@
-import { once } from "node:events";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { Readable } from "node:stream";
-import { Cancellation, type SseEvent } from "@aigw/provider";
+import { Cancellation, type EventIterator, type SseEvent } from "@aigw/provider";
 import { requestTimeout } from "./errors.js";
 import type { Gateway } from "./gateway.js";
 import type { GatewayRequest, GatewayResponse } from "./types.js";
@@ -96,20 +95,32 @@ function closeWhenUnread(response: ServerResponse, sendTimeoutMs: number): void 
 
 /**
  * Waits until the client has read what was written; after `sendTimeoutMs` without that, the
- * connection is closed (and the wait fails). Only a write the socket could not take waits, so
- * a client that keeps reading costs no timer at all.
+ * connection is closed (and the wait fails, as it does when the request is cancelled or the
+ * response errs). Only a write the socket could not take waits, so a client that keeps
+ * reading costs no timer at all. Plain listeners: an AbortSignal made for each wait cost
+ * about as much as the write.
  */
-async function drained(
+function drained(
   response: ServerResponse,
   cancellation: Cancellation,
   sendTimeoutMs: number,
 ): Promise<void> {
-  const timer = setTimeout(() => response.destroy(), sendTimeoutMs);
-  try {
-    await once(response, "drain", { signal: cancellation.signal });
-  } finally {
-    clearTimeout(timer);
-  }
+  if (cancellation.aborted) return Promise.reject(cancellation.reason);
+  return new Promise((resolve, reject) => {
+    const settle = (error?: unknown) => {
+      clearTimeout(timer);
+      response.off("drain", onDrain).off("error", onError);
+      cancellation.off("abort", onAbort);
+      if (error === undefined) resolve();
+      else reject(error);
+    };
+    const onDrain = () => settle();
+    const onError = (error: Error) => settle(error);
+    const onAbort = () => settle(cancellation.reason);
+    const timer = setTimeout(() => response.destroy(), sendTimeoutMs);
+    response.on("drain", onDrain).on("error", onError);
+    cancellation.on("abort", onAbort);
+  });
 }
 
 async function* rawEvents(events: AsyncIterable<SseEvent>): AsyncGenerator<string> {
@@ -260,9 +271,10 @@ export async function writeNodeResponse(
 
 /**
  * Writes a stream's events. Events that arrive together (from one upstream read, handed on
- * without waiting for I/O) are gathered and written once, at the end of the event loop's
- * turn: one chunk and one system call where writing each would cost one per event. While the
- * socket holds more than it takes, the next event waits for `drain`.
+ * without waiting for I/O) are gathered and written once: one chunk and one system call where
+ * writing each would cost one per event. They are written as soon as a source that polls
+ * (EventIterator) has none left, else at the end of the event loop's turn. While the socket
+ * holds more than it takes, the next event waits for `drain`.
  */
 async function writeEvents(
   response: ServerResponse,
@@ -280,18 +292,32 @@ async function writeEvents(
     pending = [];
     pendingLength = 0;
   };
+  const iterator: EventIterator = events[Symbol.asyncIterator]();
+  /** Events are being written (not read): a failure here must close the source, as for-await. */
+  let writing = false;
   try {
-    for await (const event of events) {
-      pending.push(event.raw);
-      pendingLength += event.raw.length;
-      // A source that never waits (the echo model, a cache replay) is written as it goes.
-      if (pendingLength >= batchLength) flush();
-      else scheduled ??= setImmediate(flush);
-      if (response.writableNeedDrain) await drained(response, cancellation, sendTimeoutMs);
+    for (let result = await iterator.next(); !result.done; result = await iterator.next()) {
+      writing = true;
+      // The rest of what came with this event is taken without a promise each.
+      for (let event: SseEvent | undefined = result.value; event; event = iterator.poll?.()) {
+        pending.push(event.raw);
+        pendingLength += event.raw.length;
+        // A source that never waits (the echo model, a cache replay) is written as it goes.
+        if (pendingLength >= batchLength) flush();
+        if (response.writableNeedDrain) await drained(response, cancellation, sendTimeoutMs);
+      }
+      // A source that polls has handed over all it held; another may hand over more in this
+      // turn of the event loop, without I/O, and is written at its end.
+      if (pending.length > 0) {
+        if (iterator.poll) flush();
+        else scheduled ??= setImmediate(flush);
+      }
+      writing = false;
     }
     if (scheduled) flush();
     response.end();
   } catch {
+    if (writing) await iterator.return?.().catch(() => {});
     // The client went away while we waited for drain: the stream's own cleanup already ran.
     clearImmediate(scheduled);
     response.destroy();

@@ -1,4 +1,4 @@
-import { isComment, type SseEvent, type TokenUsage } from "@aigw/provider";
+import { type EventIterator, isComment, type SseEvent, type TokenUsage } from "@aigw/provider";
 import { toAigwError } from "./errors.js";
 import type { Exchange } from "./exchange.js";
 import type { HookRunner } from "./hooks.js";
@@ -32,7 +32,7 @@ export function streamToClient(
   result: UpstreamResult & { stream: NonNullable<UpstreamResult["stream"]> },
   responseHeaders: Record<string, string>,
   settings: StreamSettings,
-): AsyncIterable<SseEvent> {
+): AsyncIterable<SseEvent> & { [Symbol.asyncIterator](): EventIterator } {
   const stream = new ClientStream(exchange, result, responseHeaders, settings);
   return { [Symbol.asyncIterator]: () => stream };
 }
@@ -46,8 +46,8 @@ export function streamToClient(
  * and reads no more; "ended" has handed out its last event (an error event, if any), so the
  * next `next()` finishes; "finished" ran `finish` and answers every `next()` with the end.
  */
-class ClientStream implements AsyncIterator<SseEvent> {
-  private readonly upstream: AsyncIterator<SseEvent>;
+class ClientStream implements EventIterator {
+  private readonly upstream: EventIterator;
   private readonly usageSource: { usage: TokenUsage | undefined } | undefined;
   private readonly streamStarted = performance.now();
   private lastEventAt = this.streamStarted;
@@ -76,6 +76,7 @@ class ClientStream implements AsyncIterator<SseEvent> {
     this.upstream = result.stream.iterator;
     this.usageSource = result.response.kind === "stream" ? result.response.events : undefined;
     this.seenData = result.stream.first !== undefined;
+    this.poll = this.upstream.poll && (() => this.ready());
   }
 
   next(): Promise<IteratorResult<SseEvent>> {
@@ -98,8 +99,8 @@ class ClientStream implements AsyncIterator<SseEvent> {
       this.arrived = undefined;
       return Promise.resolve(result);
     }
-    const queued = this.queued.shift();
-    if (queued) return Promise.resolve({ done: false, value: queued });
+    const ready = this.ready();
+    if (ready) return Promise.resolve({ done: false, value: ready });
     // A hook that failed above may have ended the stream already.
     if ((this.state as ClientStream["state"]) === "finished") return Promise.resolve(over);
     if (this.state === "ended") {
@@ -112,6 +113,26 @@ class ClientStream implements AsyncIterator<SseEvent> {
     });
   }
 
+  /** Only when the upstream's iterator can poll: see EventIterator. */
+  readonly poll: (() => SseEvent | undefined) | undefined;
+
+  /**
+   * The next event when it needs no wait: one an onChunk hook queued, or the rest of what the
+   * upstream has read. Not while a read is in flight: its event goes first.
+   */
+  private ready(): SseEvent | undefined {
+    if (!this.started || this.arrived || this.waiter) return undefined;
+    const queued = this.queued.shift();
+    if (queued) return queued;
+    while (this.state === "open" && !this.reading) {
+      const event = this.upstream.poll?.();
+      if (event === undefined) return undefined;
+      const out = this.pass(event);
+      if (out) return out;
+    }
+    return undefined;
+  }
+
   return(): Promise<IteratorResult<SseEvent>> {
     this.finish();
     return Promise.resolve(over);
@@ -119,31 +140,38 @@ class ClientStream implements AsyncIterator<SseEvent> {
 
   private read(): void {
     this.reading = true;
-    this.upstream.next().then(this.onResult, this.onFailure).catch(this.onCrash);
+    // onResult catches its own failures (onFailure's are async): a `.catch()` after `.then()`
+    // would cost every event one more promise.
+    this.upstream.next().then(this.onResult, this.onFailure);
   }
 
   private readonly onResult = (result: IteratorResult<SseEvent>): void => {
     this.reading = false;
     if (this.state !== "open") return;
-    this.lastEventAt = performance.now();
-    if (result.done) {
-      this.complete().catch(this.onCrash);
-      return;
-    }
-    const event = result.value;
-    let out: SseEvent | undefined;
-    // The upstream's own comments keep the client's connection alive too; hooks see data only.
-    if (isComment(event)) out = this.exchange.protocol.keepAliveEvent;
-    else {
-      if (!this.seenData) {
-        this.seenData = true;
-        this.settings.lateFirstEvent(this.exchange, event);
+    try {
+      this.lastEventAt = performance.now();
+      if (result.done) {
+        this.complete().catch(this.onCrash);
+        return;
       }
-      out = this.passHooks(event);
+      const out = this.pass(result.value);
+      if (out) this.hand({ done: false, value: out });
+      else if (this.state === "open") this.read();
+    } catch (error) {
+      this.onCrash(error);
     }
-    if (out) this.hand({ done: false, value: out });
-    else if (this.state === "open") this.read();
   };
+
+  /** What an upstream event becomes for the client (undefined: dropped by a hook). */
+  private pass(event: SseEvent): SseEvent | undefined {
+    // The upstream's own comments keep the client's connection alive too; hooks see data only.
+    if (isComment(event)) return this.exchange.protocol.keepAliveEvent;
+    if (!this.seenData) {
+      this.seenData = true;
+      this.settings.lateFirstEvent(this.exchange, event);
+    }
+    return this.passHooks(event);
+  }
 
   private readonly onFailure = (error: unknown): void => {
     this.reading = false;

@@ -4,6 +4,7 @@ import {
   type CancelSignal,
   createStreamInterruptedError,
   DEFAULT_RETRY,
+  type EventIterator,
   isComment,
   jsonText,
   type ProviderRequest,
@@ -33,7 +34,7 @@ export interface UpstreamResult {
    * For streams: the iterator already started, and its first event; undefined when the
    * upstream had sent none within `firstEventWaitMs` (the iterator hands it on when it comes).
    */
-  stream?: { iterator: AsyncIterator<SseEvent>; first: SseEvent | undefined } | undefined;
+  stream?: { iterator: EventIterator; first: SseEvent | undefined } | undefined;
   /** A stream's attempt, ended when the stream ends (its target counts it in flight till then). */
   attempt?: Attempt | undefined;
   /** Set by the response cache: `x-aigw-cache`, and `Age` on hits. */
@@ -90,8 +91,8 @@ function withinTime<T>(pending: Promise<T>, milliseconds: number): Promise<T | t
 /** An iterator that answers its first `next()` with `pending`, then goes on with `rest`. */
 function startingWith(
   pending: Promise<IteratorResult<SseEvent>>,
-  rest: AsyncIterator<SseEvent>,
-): AsyncIterator<SseEvent> {
+  rest: EventIterator,
+): EventIterator {
   // Nobody may be waiting for it yet: its failure is read when it is asked for.
   pending.catch(() => {});
   let head: Promise<IteratorResult<SseEvent>> | undefined = pending;
@@ -101,6 +102,7 @@ function startingWith(
       head = undefined;
       return next;
     },
+    poll: rest.poll && (() => (head ? undefined : rest.poll?.())),
     return: (value?: unknown) =>
       rest.return?.(value) ?? Promise.resolve({ done: true as const, value: undefined }),
   };
@@ -112,10 +114,10 @@ function startingWith(
  * model thinks, and the iterator returned hands the event on when it comes.
  */
 async function firstEvent(
-  events: AsyncIterator<SseEvent>,
+  events: EventIterator,
   waitMs: number,
   upstreamRequestId: string | undefined,
-): Promise<{ iterator: AsyncIterator<SseEvent>; first: SseEvent | undefined }> {
+): Promise<{ iterator: EventIterator; first: SseEvent | undefined }> {
   const until = performance.now() + waitMs;
   for (;;) {
     const pending = events.next();

@@ -8,6 +8,7 @@ import { createSecretScrubber, type SecretScrubber } from "./secrets.js";
 import { createSseParser, keepAliveEvent, type SseParser } from "./sse.js";
 import { type ChunkStream, requestStreamed } from "./streamed-response.js";
 import type {
+  EventIterator,
   Provider,
   ProviderRequest,
   ProviderResponse,
@@ -226,7 +227,7 @@ function responseTooLarge(limit: number, upstreamRequestId: string | undefined) 
 }
 
 interface StreamSettings {
-  body: AsyncIterable<Buffer> & { destroy(error?: Error): void };
+  body: AsyncIterable<Buffer> & Pick<ChunkStream, "destroy" | "poll">;
   /** What the wire format makes of each event. */
   reader: StreamReader;
   /** The request's JSON, for an estimate when the upstream reports no usage. */
@@ -245,7 +246,7 @@ const ended: IteratorReturnResult<undefined> = { done: true, value: undefined };
  * is per event, and each generator step adds promises to every one. Each chunk is parsed and
  * screened as it is read; its events are then handed out one by one without waiting.
  */
-class UpstreamStream implements ProviderStream, AsyncIterator<SseEvent> {
+class UpstreamStream implements ProviderStream, EventIterator {
   private started = false;
   private over = false;
   private readonly chunks: AsyncIterator<Buffer>;
@@ -267,19 +268,35 @@ class UpstreamStream implements ProviderStream, AsyncIterator<SseEvent> {
     return this.settings.reader.usage ?? this.estimate;
   }
 
-  [Symbol.asyncIterator](): AsyncIterator<SseEvent> {
+  [Symbol.asyncIterator](): EventIterator {
     if (this.started) throw new TypeError("An upstream stream can be iterated only once");
     this.started = true;
     return this;
   }
 
   next(): Promise<IteratorResult<SseEvent>> {
-    // Events already parsed from the last chunk are not handed out after an abort.
-    if (this.queued < this.queue.length && !this.settings.signal?.aborted) {
-      return Promise.resolve({ done: false, value: this.take() });
-    }
+    const ready = this.poll();
+    if (ready) return Promise.resolve({ done: false, value: ready });
     if (this.over) return Promise.resolve(ended);
     return this.read();
+  }
+
+  /** The next event of what was already read from the socket: parsed now if need be. */
+  poll(): SseEvent | undefined {
+    // Events already parsed are not handed out after an abort.
+    if (this.settings.signal?.aborted) return undefined;
+    while (this.queued === this.queue.length) {
+      if (this.over || this.deferredFailure !== undefined) return undefined;
+      const chunk = this.settings.body.poll?.();
+      if (chunk === undefined) return undefined;
+      try {
+        this.accept(chunk);
+      } catch (error) {
+        // Thrown by the next read, after the events before the bad one have gone out.
+        this.deferredFailure = error;
+      }
+    }
+    return this.take();
   }
 
   // Closing first destroys the body even while a `next()` is still waiting for data, and even

@@ -43,6 +43,7 @@ export {
 } from "./sse.js";
 export type {
   Endpoint,
+  EventIterator,
   Provider,
   ProviderJsonResponse,
   ProviderRequest,

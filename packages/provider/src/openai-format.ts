@@ -97,16 +97,22 @@ function scrubErrorEvent(event: SseEvent, secrets: SecretScrubber): SseEvent {
   return event;
 }
 
-/** Whether an event's JSON has a `"usage"` key holding an object (not `null`). */
+/**
+ * Whether an event's JSON has a `"usage"` key holding an object (not `null`). It searches for
+ * `usage"`, not `"usage"`: quotes are everywhere in JSON, and a search that starts from a
+ * rarer character is about four times faster on every event, where most have no usage.
+ */
 function carriesUsage(raw: string): boolean {
-  const key = raw.lastIndexOf('"usage"');
-  if (key === -1) return false;
-  let index = key + 7;
-  while (raw.charCodeAt(index) === 32) index++;
-  if (raw.charCodeAt(index) !== 58 /* ":" */) return false;
-  index++;
-  while (raw.charCodeAt(index) === 32) index++;
-  return raw.charCodeAt(index) === 123; /* "{" */
+  for (let found = raw.indexOf('usage"'); found !== -1; found = raw.indexOf('usage"', found + 6)) {
+    if (raw.charCodeAt(found - 1) !== 34 /* '"' */) continue;
+    let index = found + 6;
+    while (raw.charCodeAt(index) === 32) index++;
+    if (raw.charCodeAt(index) !== 58 /* ":" */) continue;
+    index++;
+    while (raw.charCodeAt(index) === 32) index++;
+    if (raw.charCodeAt(index) === 123 /* "{" */) return true;
+  }
+  return false;
 }
 
 /** Whether an endpoint's streams end with a marker, so a missing one means a cut stream. */

@@ -51,8 +51,10 @@ export const keepAliveEvent: SseEvent = new ServerSentEvent(": keep-alive\n\n", 
 
 /** A comment-only event (`: <line>` per line of `text`), which SSE clients skip. */
 export function createSseComment(text: string): SseEvent {
+  // Splitting on a string is several times faster than on a pattern; CR is rare.
+  const lines = text.includes("\r") ? text.split(/\r\n|\r|\n/) : text.split("\n");
   let raw = "";
-  for (const line of text.split(/\r\n|\r|\n/)) raw += `: ${line}\n`;
+  for (const line of lines) raw += `: ${line}\n`;
   return new ServerSentEvent(`${raw}\n`, "", undefined);
 }
 

@@ -7,6 +7,8 @@ import { type ConnectionWait, watchRequest } from "./connection-wait.js";
 export interface ChunkStream extends AsyncIterable<Buffer> {
   /** Closes the body (and its connection); a read waiting on it fails with `error`, if given. */
   destroy(error?: Error): void;
+  /** A chunk already received, without waiting; undefined when a read would wait or end. */
+  poll?(): Buffer | undefined;
 }
 
 export interface StreamedResponse {
@@ -47,22 +49,27 @@ export function requestStreamed(
       | undefined;
     const watch = watchRequest(signal, wait, reject);
 
+    /** A chunk received and not yet read, or undefined. */
+    const take = (): Buffer | undefined => {
+      if (next === chunks.length) return undefined;
+      const chunk = chunks[next] as Buffer;
+      chunks[next++] = undefined as unknown as Buffer;
+      if (next === chunks.length) {
+        chunks.length = 0;
+        next = 0;
+      }
+      queuedBytes -= chunk.length;
+      if (paused && queuedBytes < lowWater) {
+        paused = false;
+        controller?.resume();
+      }
+      return chunk;
+    };
+
     /** The next chunk or the end, when there is one to give now; undefined: wait. */
     const poll = (): IteratorResult<Buffer> | Error | undefined => {
-      if (next < chunks.length) {
-        const chunk = chunks[next] as Buffer;
-        chunks[next++] = undefined as unknown as Buffer;
-        if (next === chunks.length) {
-          chunks.length = 0;
-          next = 0;
-        }
-        queuedBytes -= chunk.length;
-        if (paused && queuedBytes < lowWater) {
-          paused = false;
-          controller?.resume();
-        }
-        return { done: false, value: chunk };
-      }
+      const chunk = take();
+      if (chunk) return { done: false, value: chunk };
       if (closed) return { done: true, value: undefined };
       if (failure) return failure;
       if (ended) return { done: true, value: undefined };
@@ -85,6 +92,7 @@ export function requestStreamed(
     };
 
     const body: ChunkStream = {
+      poll: take,
       destroy(error) {
         if (ended || closed || failure) return;
         if (error) failure = error;

@@ -101,6 +101,22 @@ export interface SendOptions {
 /** A stream of upstream events; `usage` is known once the stream has ended. */
 export interface ProviderStream extends AsyncIterable<SseEvent> {
   readonly usage: TokenUsage | undefined;
+  [Symbol.asyncIterator](): EventIterator;
+}
+
+/**
+ * An iterator of events that may also hand out, without a promise, an event it already holds
+ * (the rest of what was read from the socket). A reader drains `poll()` after each `next()`,
+ * saving a promise and a microtask per event.
+ */
+export interface EventIterator extends AsyncIterator<SseEvent> {
+  /**
+   * The next event when it is already here; undefined when `next()` would wait, end or fail
+   * (a call of `next()` tells which). Never ends the stream. Not to be called while a
+   * `next()` is still pending. Once it returns undefined, nothing more comes before the next
+   * I/O: what the reader holds may be written at once.
+   */
+  poll?(): SseEvent | undefined;
 }
 
 interface ProviderResponseBase {

@@ -95,10 +95,10 @@ function closeWhenUnread(response: ServerResponse, sendTimeoutMs: number): void 
 
 /**
  * Waits until the client has read what was written; after `sendTimeoutMs` without that, the
- * connection is closed (and the wait fails, as it does when the request is cancelled or the
- * response errs). Only a write the socket could not take waits, so a client that keeps
- * reading costs no timer at all. Plain listeners: an AbortSignal made for each wait cost
- * about as much as the write.
+ * connection is closed (and the wait fails, as it does when the request is cancelled, the
+ * response errs or its connection closes). Only a write the socket could not take waits, so a
+ * client that keeps reading costs no timer at all. Plain listeners: `events.once` with the
+ * request's AbortSignal cost about as much as the write.
  */
 function drained(
   response: ServerResponse,
@@ -109,16 +109,17 @@ function drained(
   return new Promise((resolve, reject) => {
     const settle = (error?: unknown) => {
       clearTimeout(timer);
-      response.off("drain", onDrain).off("error", onError);
+      response.off("drain", onDrain).off("error", onError).off("close", onClose);
       cancellation.off("abort", onAbort);
       if (error === undefined) resolve();
       else reject(error);
     };
     const onDrain = () => settle();
     const onError = (error: Error) => settle(error);
+    const onClose = () => settle(new Error("The client closed the connection."));
     const onAbort = () => settle(cancellation.reason);
     const timer = setTimeout(() => response.destroy(), sendTimeoutMs);
-    response.on("drain", onDrain).on("error", onError);
+    response.on("drain", onDrain).on("error", onError).on("close", onClose);
     cancellation.on("abort", onAbort);
   });
 }
@@ -271,10 +272,10 @@ export async function writeNodeResponse(
 
 /**
  * Writes a stream's events. Events that arrive together (from one upstream read, handed on
- * without waiting for I/O) are gathered and written once: one chunk and one system call where
- * writing each would cost one per event. They are written as soon as a source that polls
- * (EventIterator) has none left, else at the end of the event loop's turn. While the socket
- * holds more than it takes, the next event waits for `drain`.
+ * without waiting for I/O) are gathered and written once, when the promises that hand them on
+ * have settled (process.nextTick): one chunk and one system call where writing each would cost
+ * one per event. The last ones go out with the end of the response. While the socket holds
+ * more than it takes, the next event waits for `drain`.
  */
 async function writeEvents(
   response: ServerResponse,
@@ -284,18 +285,22 @@ async function writeEvents(
 ): Promise<void> {
   let pending: string[] = [];
   let pendingLength = 0;
-  let scheduled: NodeJS.Immediate | undefined;
-  const flush = () => {
-    clearImmediate(scheduled);
-    scheduled = undefined;
-    response.write(pending.length === 1 ? (pending[0] as string) : pending.join(""));
+  let scheduled = false;
+  const take = () => {
+    const text = pending.length === 1 ? (pending[0] as string) : pending.join("");
     pending = [];
     pendingLength = 0;
+    return text;
   };
-  const iterator: EventIterator = events[Symbol.asyncIterator]();
+  const flush = () => {
+    scheduled = false;
+    if (pending.length > 0) response.write(take());
+  };
+  let iterator: EventIterator | undefined;
   /** Events are being written (not read): a failure here must close the source, as for-await. */
   let writing = false;
   try {
+    iterator = events[Symbol.asyncIterator]();
     for (let result = await iterator.next(); !result.done; result = await iterator.next()) {
       writing = true;
       // The rest of what came with this event is taken without a promise each.
@@ -304,22 +309,25 @@ async function writeEvents(
         pendingLength += event.raw.length;
         // A source that never waits (the echo model, a cache replay) is written as it goes.
         if (pendingLength >= batchLength) flush();
+        else if (!scheduled) {
+          scheduled = true;
+          process.nextTick(flush);
+        }
         if (response.writableNeedDrain) await drained(response, cancellation, sendTimeoutMs);
-      }
-      // A source that polls has handed over all it held; another may hand over more in this
-      // turn of the event loop, without I/O, and is written at its end.
-      if (pending.length > 0) {
-        if (iterator.poll) flush();
-        else scheduled ??= setImmediate(flush);
       }
       writing = false;
     }
-    if (scheduled) flush();
-    response.end();
+    response.end(pending.length > 0 ? take() : undefined);
   } catch {
-    if (writing) await iterator.return?.().catch(() => {});
+    pending = [];
+    if (writing) {
+      try {
+        await iterator?.return?.();
+      } catch {
+        // As for-await: the failure that ended the loop is the one that counts.
+      }
+    }
     // The client went away while we waited for drain: the stream's own cleanup already ran.
-    clearImmediate(scheduled);
     response.destroy();
   }
 }

@@ -124,11 +124,17 @@ class ClientStream implements EventIterator {
     if (!this.started || this.arrived || this.waiter) return undefined;
     const queued = this.queued.shift();
     if (queued) return queued;
-    while (this.state === "open" && !this.reading) {
-      const event = this.upstream.poll?.();
-      if (event === undefined) return undefined;
-      const out = this.pass(event);
-      if (out) return out;
+    try {
+      while (this.state === "open" && !this.reading) {
+        const event = this.upstream.poll?.();
+        if (event === undefined) return undefined;
+        // The writer may have waited for drain: the client's last data is now.
+        this.lastEventAt = performance.now();
+        const out = this.pass(event);
+        if (out) return out;
+      }
+    } catch (error) {
+      this.onCrash(error);
     }
     return undefined;
   }

@@ -1,6 +1,6 @@
 import { createServer, type Server, type ServerResponse } from "node:http";
 import { createOpenAICompatible, createSseEvent } from "@aigw/provider";
-import { closeServer, listen, readSse } from "@aigw/testing";
+import { closeServer, listen } from "@aigw/testing";
 import { afterEach, describe, expect, it } from "vitest";
 import { createGateway, type GatewayHooks } from "../src/index.js";
 import { toNodeListener } from "../src/node.js";
@@ -38,7 +38,10 @@ async function burstUpstream(events: string[]): Promise<string> {
   return `${(await listen(server)).url}/v1`;
 }
 
-/** A gateway in front of `baseURL`, its server counting the writes of each answer's body. */
+/**
+ * A gateway in front of `baseURL` (its routes priced, so streams end with a cost comment), its
+ * server counting how many times each answer's body was handed to the socket.
+ */
 async function gatewayCountingWrites(
   baseURL: string,
   options: { hooks?: GatewayHooks[]; maxResponseBytes?: number } = {},
@@ -51,18 +54,26 @@ async function gatewayCountingWrites(
         maxResponseBytes: options.maxResponseBytes,
       }),
     },
-    models: { "gpt-*": { provider: "burst" } },
+    models: { "gpt-*": { provider: "burst", price: { input: 1, output: 2 } } },
     hooks: options.hooks,
   });
   const writes: number[] = [];
   const listener = toNodeListener(gateway);
   const server = createServer((request, response) => {
     const index = writes.push(0) - 1;
+    const count = () => {
+      writes[index] = (writes[index] ?? 0) + 1;
+    };
     const write = response.write.bind(response) as ServerResponse["write"];
     response.write = ((...args: Parameters<ServerResponse["write"]>) => {
-      writes[index] = (writes[index] ?? 0) + 1;
+      count();
       return write(...args);
     }) as ServerResponse["write"];
+    const end = response.end.bind(response) as ServerResponse["end"];
+    response.end = ((...args: Parameters<ServerResponse["end"]>) => {
+      if (args[0] !== undefined && typeof args[0] !== "function") count();
+      return end(...args);
+    }) as ServerResponse["end"];
     listener(request, response);
   });
   servers.push(server);
@@ -77,9 +88,12 @@ async function gatewayCountingWrites(
         messages: [{ role: "user", content: "hi" }],
       }),
     });
-    const data: string[] = [];
-    for await (const event of readSse(response)) data.push(event.data);
-    return { status: response.status, data };
+    const text = await response.text();
+    const data = text
+      .split("\n\n")
+      .filter((block) => block.startsWith("data: "))
+      .map((block) => block.slice("data: ".length));
+    return { status: response.status, text, data };
   };
   return { stream, writes, close: () => gateway.close() };
 }
@@ -94,20 +108,22 @@ const usage = {
 };
 
 describe("a stream whose events arrive in one read", () => {
-  it("reaches the client whole and in order, in one write", async () => {
+  it("reaches the client whole and in order, with its cost, in one write", async () => {
     const upstream = await burstUpstream([
       ...contents.map((content) => sse(chunk(content))),
       sse(usage),
       sse("[DONE]"),
     ]);
     const gateway = await gatewayCountingWrites(upstream);
-    const { status, data } = await gateway.stream();
+    const { status, text, data } = await gateway.stream();
     expect(status).toBe(200);
-    expect(data.slice(0, -1).map((text) => JSON.parse(text).choices[0].delta.content)).toEqual(
+    expect(data.slice(0, -1).map((json) => JSON.parse(json).choices[0].delta.content)).toEqual(
       contents,
     );
-    // The usage chunk the gateway asked for is not the client's; [DONE] ends the stream.
+    // The usage chunk the gateway asked for is not the client's; [DONE] ends the stream, then
+    // its cost: 3 input and 40 output tokens at 1 and 2 USD per million.
     expect(data.at(-1)).toBe("[DONE]");
+    expect(text.endsWith("data: [DONE]\n\n: x-aigw-cost-usd: 0.000083\n\n")).toBe(true);
     expect(gateway.writes).toEqual([1]);
     await gateway.close();
   });

@@ -7,7 +7,7 @@ import { type ConnectionWait, watchRequest } from "./connection-wait.js";
 export interface ChunkStream extends AsyncIterable<Buffer> {
   /** Closes the body (and its connection); a read waiting on it fails with `error`, if given. */
   destroy(error?: Error): void;
-  /** A chunk already received, without waiting; undefined when a read would wait or end. */
+  /** A chunk already received, without waiting; undefined when a read would wait, end or fail. */
   poll?(): Buffer | undefined;
 }
 

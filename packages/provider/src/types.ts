@@ -111,10 +111,9 @@ export interface ProviderStream extends AsyncIterable<SseEvent> {
  */
 export interface EventIterator extends AsyncIterator<SseEvent> {
   /**
-   * The next event when it is already here; undefined when `next()` would wait, end or fail
-   * (a call of `next()` tells which). Never ends the stream. Not to be called while a
-   * `next()` is still pending. Once it returns undefined, nothing more comes before the next
-   * I/O: what the reader holds may be written at once.
+   * The next event when it is already here; undefined: ask `next()`, which may wait, end the
+   * stream or fail it. Never ends the stream itself. Not to be called while a `next()` is
+   * still pending.
    */
   poll?(): SseEvent | undefined;
 }

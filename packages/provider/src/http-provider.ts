@@ -227,7 +227,7 @@ function responseTooLarge(limit: number, upstreamRequestId: string | undefined) 
 }
 
 interface StreamSettings {
-  body: AsyncIterable<Buffer> & Pick<ChunkStream, "destroy" | "poll">;
+  body: AsyncIterable<Buffer> & Pick<ChunkStream, "destroy" | "poll" | "onReadable">;
   /** What the wire format makes of each event. */
   reader: StreamReader;
   /** The request's JSON, for an estimate when the upstream reports no usage. */
@@ -278,7 +278,23 @@ class UpstreamStream implements ProviderStream, EventIterator {
     const ready = this.poll();
     if (ready) return Promise.resolve({ done: false, value: ready });
     if (this.over) return Promise.resolve(ended);
-    return this.read();
+    const { body, signal } = this.settings;
+    if (!body.onReadable || this.deferredFailure !== undefined || signal?.aborted) {
+      return this.read();
+    }
+    // The next chunk is parsed in the transport's callback and its first event handed on from
+    // there: one promise per chunk. The rest (an event still incomplete, the end, a failure)
+    // goes through read().
+    return new Promise((resolve, reject) => {
+      body.onReadable?.(() => {
+        try {
+          const event = this.poll();
+          resolve(event ? { done: false, value: event } : this.read());
+        } catch (error) {
+          reject(error);
+        }
+      });
+    });
   }
 
   /** The next event of what was already read from the socket: parsed now if need be. */

@@ -9,6 +9,12 @@ export interface ChunkStream extends AsyncIterable<Buffer> {
   destroy(error?: Error): void;
   /** A chunk already received, without waiting; undefined when a read would wait, end or fail. */
   poll?(): Buffer | undefined;
+  /**
+   * Calls `ready` once, when a read would no longer wait (a chunk, the end or a failure is
+   * there): at once if it would not now, else from the transport's own callback, without a
+   * promise in between. At most one is waiting; a later call replaces it.
+   */
+  onReadable?(ready: () => void): void;
 }
 
 export interface StreamedResponse {
@@ -47,6 +53,7 @@ export function requestStreamed(
     let reader:
       | { resolve(result: IteratorResult<Buffer>): void; reject(error: Error): void }
       | undefined;
+    let readable: (() => void) | undefined;
     const watch = watchRequest(signal, wait, reject);
 
     /** A chunk received and not yet read, or undefined. */
@@ -77,6 +84,11 @@ export function requestStreamed(
     };
 
     const wake = () => {
+      if (readable) {
+        const ready = readable;
+        readable = undefined;
+        ready();
+      }
       if (!reader) return;
       const result = poll();
       if (result === undefined) return;
@@ -93,6 +105,10 @@ export function requestStreamed(
 
     const body: ChunkStream = {
       poll: take,
+      onReadable(ready) {
+        if (next < chunks.length || closed || failure || ended) ready();
+        else readable = ready;
+      },
       destroy(error) {
         if (ended || closed || failure) return;
         if (error) failure = error;

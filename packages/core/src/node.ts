@@ -286,6 +286,8 @@ async function writeEvents(
   let pending: string[] = [];
   let pendingLength = 0;
   let scheduled = false;
+  /** Waiting for the socket to drain: events are gathered, not written, meanwhile. */
+  let draining = false;
   const take = () => {
     const text = pending.length === 1 ? (pending[0] as string) : pending.join("");
     pending = [];
@@ -294,7 +296,12 @@ async function writeEvents(
   };
   const flush = () => {
     scheduled = false;
-    if (pending.length > 0) response.write(take());
+    if (pending.length > 0 && !draining) response.write(take());
+  };
+  const flushSoon = () => {
+    if (scheduled) return;
+    scheduled = true;
+    process.nextTick(flush);
   };
   let iterator: EventIterator | undefined;
   /** Events are being written (not read): a failure here must close the source, as for-await. */
@@ -309,11 +316,16 @@ async function writeEvents(
         pendingLength += event.raw.length;
         // A source that never waits (the echo model, a cache replay) is written as it goes.
         if (pendingLength >= batchLength) flush();
-        else if (!scheduled) {
-          scheduled = true;
-          process.nextTick(flush);
+        else flushSoon();
+        if (response.writableNeedDrain) {
+          draining = true;
+          try {
+            await drained(response, cancellation, sendTimeoutMs);
+          } finally {
+            draining = false;
+          }
+          if (pending.length > 0) flushSoon();
         }
-        if (response.writableNeedDrain) await drained(response, cancellation, sendTimeoutMs);
       }
       writing = false;
     }
@@ -327,7 +339,7 @@ async function writeEvents(
         // As for-await: the failure that ended the loop is the one that counts.
       }
     }
-    // The client went away while we waited for drain: the stream's own cleanup already ran.
+    // The client went away, or the source failed in a way no error event can tell.
     response.destroy();
   }
 }

@@ -99,7 +99,12 @@ class ClientStream implements EventIterator {
       this.arrived = undefined;
       return Promise.resolve(result);
     }
-    const ready = this.ready();
+    let ready: SseEvent | undefined;
+    try {
+      ready = this.ready();
+    } catch (crash) {
+      return Promise.reject(crash);
+    }
     if (ready) return Promise.resolve({ done: false, value: ready });
     // A hook that failed above may have ended the stream already.
     if ((this.state as ClientStream["state"]) === "finished") return Promise.resolve(over);
@@ -118,7 +123,9 @@ class ClientStream implements EventIterator {
 
   /**
    * The next event when it needs no wait: one an onChunk hook queued, or the rest of what the
-   * upstream has read. Not while a read is in flight: its event goes first.
+   * upstream has read. Not while a read is in flight: its event goes first. What no path
+   * expects (see onCrash) ends the stream and is thrown, so that the writer drops the
+   * connection rather than end the answer as if it were whole.
    */
   private ready(): SseEvent | undefined {
     if (!this.started || this.arrived || this.waiter) return undefined;
@@ -128,13 +135,16 @@ class ClientStream implements EventIterator {
       while (this.state === "open" && !this.reading) {
         const event = this.upstream.poll?.();
         if (event === undefined) return undefined;
-        // The writer may have waited for drain: the client's last data is now.
-        this.lastEventAt = performance.now();
         const out = this.pass(event);
-        if (out) return out;
+        if (out) {
+          // The writer may have waited for drain: the client's last data is now.
+          this.lastEventAt = performance.now();
+          return out;
+        }
       }
     } catch (error) {
       this.onCrash(error);
+      throw error;
     }
     return undefined;
   }

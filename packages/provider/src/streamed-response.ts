@@ -11,8 +11,9 @@ export interface ChunkStream extends AsyncIterable<Buffer> {
   poll?(): Buffer | undefined;
   /**
    * Calls `ready` once, when a read would no longer wait (a chunk, the end or a failure is
-   * there): at once if it would not now, else from the transport's own callback, without a
-   * promise in between. At most one is waiting; a later call replaces it.
+   * there): at once if it would not now, else from whatever brought it (undici's callbacks,
+   * `destroy()`, an abort), without a promise in between. `ready` must not throw. One waits at
+   * a time: a later call replaces it, and the earlier is never called.
    */
   onReadable?(ready: () => void): void;
 }

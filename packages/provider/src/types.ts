@@ -112,8 +112,8 @@ export interface ProviderStream extends AsyncIterable<SseEvent> {
 export interface EventIterator extends AsyncIterator<SseEvent> {
   /**
    * The next event when it is already here; undefined: ask `next()`, which may wait, end the
-   * stream or fail it. Never ends the stream itself. Not to be called while a `next()` is
-   * still pending.
+   * stream or fail it. Not to be called while a `next()` is still pending. A failure it meets
+   * is left for `next()`; only what no path expects is thrown.
    */
   poll?(): SseEvent | undefined;
 }

@@ -42,7 +42,7 @@ const blocks = z.union([z.string(), listOf(block)], {
 const message = z.looseObject({ role: z.enum(["user", "assistant", "system"]), content: blocks });
 
 /** A tool_choice naming a tool. */
-const namedTool = z.looseObject({ type: z.literal("tool"), name: z.string() });
+const namedTool = z.compile(z.looseObject({ type: z.literal("tool"), name: z.string() }));
 
 /** Whether a tool_choice naming a tool names one of `tools` (true when it names none). */
 function namesATool(body: { tools?: unknown; tool_choice?: unknown }): boolean {
@@ -70,11 +70,14 @@ const toolChoiceRule = {
   error: "the name of a tool in 'tools'",
 };
 
-const messagesRequest = z
-  .looseObject({ ...fields, messages: fields.messages.min(1), max_tokens: integerFrom(1) })
-  .refine(namesATool, toolChoiceRule);
+// Compiled, as OpenAI's: a valid body passes zod's generated checker; a bad one is checked again.
+const messagesRequest = z.compile(
+  z
+    .looseObject({ ...fields, messages: fields.messages.min(1), max_tokens: integerFrom(1) })
+    .refine(namesATool, toolChoiceRule),
+);
 // Counting tokens takes the same body without max_tokens.
-const countTokensRequest = z.looseObject(fields).refine(namesATool, toolChoiceRule);
+const countTokensRequest = z.compile(z.looseObject(fields).refine(namesATool, toolChoiceRule));
 
 /** Anthropic's words: "messages.2.content.0.source.url: Input should be ...", "max_tokens: Field required". */
 const anthropicErrors: RequestErrorStyle = {

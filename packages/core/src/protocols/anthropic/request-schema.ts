@@ -70,7 +70,7 @@ const toolChoiceRule = {
   error: "the name of a tool in 'tools'",
 };
 
-// Compiled, as OpenAI's: a valid body passes zod's generated checker; a bad one is checked again.
+// Compiled, as OpenAI's: a valid body passes zod's generated parser; a bad one is parsed again.
 const messagesRequest = z.compile(
   z
     .looseObject({ ...fields, messages: fields.messages.min(1), max_tokens: integerFrom(1) })

@@ -96,8 +96,9 @@ const chatCompletions = z
     error: "the name of a function in 'tools'",
   });
 
-// Compiled: zod generates a checker for each, which a valid body (the common case) passes in a
-// fraction of the interpreted check's time; a body that fails it is checked again as before.
+// Compiled: zod generates a parser for each, which a valid body (the common case) passes in a
+// fraction of the interpreted parse's time; a body that fails it is parsed again to name the
+// problem. Where code generation is forbidden, zod keeps the interpreted parse.
 const requestSchemas: Partial<Record<Endpoint, z.ZodType>> = {
   "chat/completions": z.compile(chatCompletions),
   completions: z.compile(z.looseObject({ model: modelName, prompt: textOrTokens, ...sampling })),

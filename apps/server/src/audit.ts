@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import type { AuditSink, AuditSource } from "@aigw/audit";
+import type { AuditSource, ThreadedSink } from "@aigw/audit";
 import type { GatewayHooks, Logger } from "@aigw/core";
 import { z } from "zod";
 
@@ -120,21 +120,18 @@ export const auditSchema = z
 
 export type AuditSettings = NonNullable<z.output<typeof auditSchema>>;
 
-// The audit packages load only when a config turns the audit log on.
-async function sinkOf(settings: AuditSettings, logger: Logger): Promise<AuditSink> {
-  if (settings.file) {
-    const { createFileSink } = await import("@aigw/audit");
-    return createFileSink({ ...settings.file, logger });
-  }
-  const { createPostgresSink } = await import("@aigw/audit/postgres");
+/** The sink the audit worker builds, as the config gives it. */
+function sinkOf(settings: AuditSettings): ThreadedSink {
+  if (settings.file) return { file: settings.file };
   const postgres = settings.postgres as NonNullable<AuditSettings["postgres"]>;
-  return createPostgresSink({
-    connectionString: postgres.url,
-    spoolPath: postgres.spoolPath,
-    maxSpoolBytes: postgres.maxSpoolBytes,
-    queryTimeoutMs: postgres.queryTimeoutMs,
-    logger,
-  });
+  return {
+    postgres: {
+      connectionString: postgres.url,
+      spoolPath: postgres.spoolPath,
+      maxSpoolBytes: postgres.maxSpoolBytes,
+      queryTimeoutMs: postgres.queryTimeoutMs,
+    },
+  };
 }
 
 /** The audit log's gateway hooks and its close (flush, last checkpoint), from the config. */
@@ -142,12 +139,14 @@ export async function createServerAudit(
   settings: AuditSettings,
   logger: Logger,
 ): Promise<{ hooks: GatewayHooks; close(): Promise<void> }> {
-  const [{ createAuditLog }, { createAuditHooks }] = await Promise.all([
+  // The audit packages load only when a config turns the audit log on.
+  const [{ createThreadedAuditLog }, { createAuditHooks }] = await Promise.all([
     import("@aigw/audit"),
     import("@aigw/core/audit"),
   ]);
-  const log = createAuditLog({
-    sink: await sinkOf(settings, logger),
+  // Sealing and writing on a worker thread: requests pay only for building the entry.
+  const log = createThreadedAuditLog({
+    sink: sinkOf(settings),
     key: settings.key,
     instance: settings.instance && `${settings.instance}-${randomBytes(4).toString("hex")}`,
     checkpointEvery: settings.checkpointEvery,

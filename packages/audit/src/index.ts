@@ -16,6 +16,11 @@ export {
   type AuditLogStats,
   createAuditLog,
 } from "./log.js";
+export {
+  createThreadedAuditLog,
+  type ThreadedAuditLogOptions,
+  type ThreadedSink,
+} from "./threaded.js";
 export type {
   AuditAttempt,
   AuditContent,

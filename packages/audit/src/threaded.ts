@@ -1,0 +1,203 @@
+import { randomBytes } from "node:crypto";
+import { hostname } from "node:os";
+import { join } from "node:path";
+import { Worker } from "node:worker_threads";
+import { checkKey } from "./chain.js";
+import type { FileSinkOptions } from "./file.js";
+import type { AuditLog, AuditLogOptions, AuditLogStats } from "./log.js";
+import type { PostgresSinkOptions } from "./postgres.js";
+
+/** A sink the worker builds: a file sink's options or a PostgreSQL sink's (without logger). */
+export type ThreadedSink =
+  | { file: Omit<FileSinkOptions, "logger"> }
+  | { postgres: Omit<PostgresSinkOptions, "logger"> };
+
+export interface ThreadedAuditLogOptions extends Omit<AuditLogOptions, "sink"> {
+  sink: ThreadedSink;
+  /**
+   * How long appended records wait to be handed to the worker, in ms, unless
+   * `handOverBatch` of them wait first. Default 20.
+   */
+  handOverMs?: number;
+  /** Records handed to the worker in one message at most. Default 256. */
+  handOverBatch?: number;
+}
+
+/** @internal What the worker is started with. */
+export interface WorkerSettings {
+  sink: ThreadedSink;
+  log: Omit<AuditLogOptions, "sink" | "logger">;
+}
+
+/** @internal Messages to the worker. */
+export type ToWorker =
+  | { type: "append"; lines: Uint8Array }
+  | { type: "flush" | "close"; id: number };
+
+const chunkBytes = 64 * 1024;
+const newline = 0x0a;
+const encoder = new TextEncoder();
+
+type FromWorker =
+  | { type: "log"; level: "info" | "error"; object: object; message?: string }
+  | { type: "done"; id: number; stats: AuditLogStats };
+
+/** Beside this module in dist: worker.js for the ESM build, worker.cjs for the CommonJS one. */
+function workerFile(): string | URL {
+  return typeof __dirname === "string"
+    ? join(__dirname, "worker.cjs")
+    : new URL("./worker.js", import.meta.url);
+}
+
+/**
+ * An audit log whose sealing (HMAC chain) and sink run on a worker thread: the request thread
+ * only writes each entry as a JSON line into a buffer, and hands the buffer over (transferred,
+ * not copied) every `handOverMs` or `handOverBatch` entries. The records, chain, checkpoints
+ * and limits are those of `createAuditLog`, which runs in the worker; the sink is given as
+ * options, since the worker builds it (pg loads only for a PostgreSQL sink). Lines the log and
+ * sink report reach `logger` on this thread; `stats()` gives the worker's part (written, lost
+ * there) as of the last `flush`. The worker does not keep the process alive; `close` (flush,
+ * last checkpoint, sink closed) ends it.
+ * @throws TypeError for a key shorter than 32 bytes or not a secret one. Other bad options
+ * fail the worker as they fail `createAuditLog`: reported through `logger`, and the records
+ * appended are counted lost.
+ */
+export function createThreadedAuditLog(options: ThreadedAuditLogOptions): AuditLog {
+  const { sink, logger, handOverMs = 20, handOverBatch = 256, ...log } = options;
+  checkKey(options.key);
+  const instance = options.instance ?? `${hostname()}-${randomBytes(4).toString("hex")}`;
+  const settings: WorkerSettings = { sink, log: { ...log, instance } };
+  const worker = new Worker(workerFile(), { workerData: settings });
+  worker.unref();
+  const exited = new Promise((resolve) => worker.once("exit", resolve));
+
+  // Entries wait as JSON Lines in a buffer that is handed over whole (transferred, not copied).
+  let buffer = new Uint8Array(chunkBytes);
+  let used = 0;
+  let pending = 0;
+  let timer: NodeJS.Timeout | undefined;
+  let closed = false;
+  let failure: Error | undefined;
+  let nextId = 0;
+  const waiting = new Map<number, () => void>();
+  const local = { appended: 0, lost: 0 };
+  /** Records handed to the worker, and what it last confirmed of them (at a flush or close). */
+  let handed = 0;
+  let confirmed = { written: 0, lost: 0 };
+  const unconfirmed = () => handed - confirmed.written - confirmed.lost;
+
+  function reportLost(count: number, reason: string, error?: unknown) {
+    local.lost += count;
+    logger?.error(
+      { instance, lost: count, totalLost: local.lost + confirmed.lost, err: error },
+      reason,
+    );
+  }
+
+  worker.on("message", (message: FromWorker) => {
+    if (message.type === "log") {
+      logger?.[message.level](message.object, message.message);
+      return;
+    }
+    confirmed = { written: message.stats.written, lost: message.stats.lost };
+    waiting.get(message.id)?.();
+    waiting.delete(message.id);
+  });
+  worker.on("error", (error) => {
+    failure = error;
+    logger?.error({ instance, err: error }, "audit worker failed");
+  });
+  worker.on("exit", () => {
+    failure ??= new Error("the audit worker exited");
+    // What was handed over and not confirmed went with the worker (none after a close).
+    const gone = unconfirmed();
+    handed -= gone;
+    if (gone > 0) reportLost(gone, "audit records lost with the worker");
+    for (const resolve of waiting.values()) resolve();
+    waiting.clear();
+  });
+
+  function handOver() {
+    clearTimeout(timer);
+    timer = undefined;
+    if (pending === 0) return;
+    const lines = buffer.subarray(0, used);
+    const count = pending;
+    buffer = new Uint8Array(chunkBytes);
+    used = 0;
+    pending = 0;
+    if (failure) {
+      reportLost(count, "audit records lost: the worker is gone");
+      return;
+    }
+    worker.postMessage({ type: "append", lines } satisfies ToWorker, [lines.buffer]);
+    handed += count;
+  }
+
+  /** Adds the entry's JSON line to the buffer, handing the buffer over first when it is full. */
+  function queue(line: string) {
+    // UTF-8 takes at most 3 bytes per UTF-16 unit; the newline 1 more.
+    const room = line.length * 3 + 1;
+    if (used + room > buffer.length) {
+      handOver();
+      if (room > buffer.length) buffer = new Uint8Array(room);
+    }
+    used += encoder.encodeInto(line, buffer.subarray(used)).written;
+    buffer[used++] = newline;
+    pending += 1;
+  }
+
+  function ask(type: "flush" | "close"): Promise<void> {
+    handOver();
+    if (failure) return Promise.resolve();
+    const id = nextId++;
+    worker.ref();
+    return new Promise<void>((resolve) => {
+      waiting.set(id, resolve);
+      worker.postMessage({ type, id } satisfies ToWorker);
+    }).finally(() => {
+      if (waiting.size === 0 && !closed) worker.unref();
+    });
+  }
+
+  return {
+    instance,
+    append(entry) {
+      if (closed) {
+        reportLost(1, "audit record after close");
+        return;
+      }
+      local.appended += 1;
+      let line: string;
+      try {
+        line = JSON.stringify(entry);
+      } catch (error) {
+        // An entry JSON cannot hold (a BigInt, a cycle): lost and said so, as in the worker.
+        reportLost(1, "audit record lost: it could not be sealed", error);
+        return;
+      }
+      queue(line);
+      if (pending >= handOverBatch) handOver();
+      else if (!timer) {
+        timer = setTimeout(handOver, handOverMs);
+        timer.unref();
+      }
+    },
+    flush: () => ask("flush"),
+    async close() {
+      if (closed) return;
+      closed = true;
+      // Held until the worker is gone, so that what follows close runs.
+      worker.ref();
+      await ask("close");
+      await exited;
+    },
+    // The worker's part as of the last flush.
+    stats: () => ({
+      appended: local.appended,
+      written: confirmed.written,
+      lost: local.lost + confirmed.lost,
+      queued: pending + unconfirmed(),
+    }),
+  };
+}

@@ -1,0 +1,54 @@
+import { parentPort, workerData } from "node:worker_threads";
+import { createFileSink } from "./file.js";
+import { type AuditLogger, createAuditLog } from "./log.js";
+import type { ThreadedSink, ToWorker, WorkerSettings } from "./threaded.js";
+import type { AuditEntry, AuditSink } from "./types.js";
+
+// The thread a `createThreadedAuditLog` starts: the log and its sink live here, so sealing
+// (JSON and HMAC) and writing cost the request thread nothing.
+if (!parentPort) {
+  throw new Error("@aigw/audit/worker runs only as the thread of createThreadedAuditLog");
+}
+const port = parentPort;
+const decoder = new TextDecoder();
+const settings = workerData as WorkerSettings;
+
+/** Log lines go to the thread that owns the logger; an error that cannot be copied, as text. */
+const logger: AuditLogger = {
+  info: (object, message) => report("info", object, message),
+  error: (object, message) => report("error", object, message),
+};
+
+function report(level: "info" | "error", object: object, message?: string) {
+  try {
+    port.postMessage({ type: "log", level, object, message });
+  } catch {
+    port.postMessage({ type: "log", level, object: { detail: String(object) }, message });
+  }
+}
+
+async function sinkOf(sink: ThreadedSink): Promise<AuditSink> {
+  if ("file" in sink) return createFileSink({ ...sink.file, logger });
+  // Not bundled into this file: pg loads only for a PostgreSQL sink.
+  const postgresModule = "./postgres.js";
+  const { createPostgresSink } = (await import(postgresModule)) as typeof import("./postgres.js");
+  return createPostgresSink({ ...sink.postgres, logger });
+}
+
+// A bad setting (a short key, say) rejects here and ends the thread with that error.
+const ready = sinkOf(settings.sink).then((sink) =>
+  createAuditLog({ ...settings.log, sink, logger }),
+);
+
+port.on("message", async (message: ToWorker) => {
+  const log = await ready;
+  if (message.type === "append") {
+    for (const line of decoder.decode(message.lines).split("\n")) {
+      if (line !== "") log.append(JSON.parse(line) as AuditEntry);
+    }
+    return;
+  }
+  await (message.type === "flush" ? log.flush() : log.close());
+  port.postMessage({ type: "done", id: message.id, stats: log.stats() });
+  if (message.type === "close") port.close();
+});

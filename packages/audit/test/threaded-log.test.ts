@@ -1,0 +1,123 @@
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+// The worker is a file of the build: these tests run what the package ships.
+import {
+  type AuditEntry,
+  type AuditLogger,
+  createAuditLog,
+  createFileSink,
+  createFileSource,
+  createThreadedAuditLog,
+  verifyRecords,
+} from "../dist/index.js";
+
+const key = "an audit key of at least 32 bytes!";
+let directory: string;
+
+beforeEach(() => {
+  directory = mkdtempSync(join(tmpdir(), "aigw-audit-threaded-"));
+});
+afterEach(() => rmSync(directory, { recursive: true, force: true }));
+
+function entries(): AuditEntry[] {
+  return Array.from({ length: 40 }, (_, index) => ({
+    time: new Date(Date.UTC(2026, 11, 1, 10, 0, index)).toISOString(),
+    requestId: `request-${index}`,
+    tenant: index % 2 === 0 ? "acme" : "globex",
+    endpoint: "/v1/chat/completions",
+    model: "gpt-4o-mini",
+    status: 200,
+    durationMs: index,
+    usage: { inputTokens: index, outputTokens: 2 * index, reasoningTokens: undefined },
+    costUsd: index === 3 ? null : index / 1e6,
+    ...(index % 10 === 5
+      ? {
+          content: {
+            request: [
+              {
+                role: "user",
+                kind: "text",
+                text: `Grüße 👋 \ud800 mail jane.doe@example.com ${index}`,
+              },
+            ],
+          },
+        }
+      : {}),
+  }));
+}
+
+function recorder() {
+  const lines: { level: string; object: Record<string, unknown>; message?: string }[] = [];
+  const logger: AuditLogger = {
+    info: (object, message) => lines.push({ level: "info", object: { ...object }, message }),
+    error: (object, message) => lines.push({ level: "error", object: { ...object }, message }),
+  };
+  return { lines, logger };
+}
+
+const settings = { key, instance: "gw-1", checkpointEvery: 10, minCheckpointIntervalMs: 0 };
+
+describe("the threaded audit log", () => {
+  it("writes byte for byte what the log on one thread writes, and reports through this thread", async () => {
+    const inThread = join(directory, "in-thread.jsonl");
+    const log = createAuditLog({ ...settings, sink: createFileSink({ path: inThread }) });
+    for (const each of entries()) log.append(each);
+    await log.close();
+
+    const threadedPath = join(directory, "threaded.jsonl");
+    const { lines, logger } = recorder();
+    const threaded = createThreadedAuditLog({
+      ...settings,
+      sink: { file: { path: threadedPath } },
+      handOverBatch: 7,
+      logger,
+    });
+    for (const each of entries()) threaded.append(each);
+    // JSON cannot hold a BigInt: that record is lost and said so; the chain goes on.
+    threaded.append({ ...entries()[0], durationMs: 1n } as unknown as AuditEntry);
+    threaded.append({ ...(entries()[1] as AuditEntry), requestId: "after-the-lost-one" });
+    await threaded.flush();
+    expect(threaded.stats()).toEqual({ appended: 42, written: 41, lost: 1, queued: 0 });
+    await threaded.close();
+
+    const written = readFileSync(threadedPath, "utf8");
+    expect(written.startsWith(readFileSync(inThread, "utf8"))).toBe(true);
+    expect(written).not.toContain("jane.doe@example.com");
+    expect(written).toContain("Grüße 👋 \\ud800 mail <EMAIL_ADDRESS_");
+    expect(written.trim().split("\n")).toHaveLength(41);
+
+    const source = createFileSource({ path: threadedPath });
+    const report = await verifyRecords(source.records(), source.checkpoints(), key);
+    expect(report).toMatchObject({ ok: true, records: 41 });
+    expect(report.chains[0]).toMatchObject({ lastSeq: 41, checkpointSeq: 41, unanchored: 0 });
+    const checkpoints = lines.filter((line) => line.message === "audit checkpoint");
+    expect(checkpoints.at(-1)?.object.auditCheckpoint).toMatchObject({ instance: "gw-1", seq: 41 });
+    expect(lines.find((line) => line.level === "error")?.message).toBe(
+      "audit record lost: it could not be sealed",
+    );
+  });
+
+  it("throws for a short key at once; a worker that fails counts what it was given as lost", async () => {
+    expect(() =>
+      createThreadedAuditLog({ key: "too short", sink: { file: { path: "unused" } } }),
+    ).toThrow(TypeError);
+
+    const { lines, logger } = recorder();
+    const log = createThreadedAuditLog({
+      key,
+      minCheckpointIntervalMs: -1,
+      sink: { file: { path: join(directory, "never.jsonl") } },
+      logger,
+    });
+    for (const each of entries().slice(0, 3)) log.append(each);
+    await log.close();
+    expect(log.stats()).toMatchObject({ appended: 3, written: 0, lost: 3 });
+    expect(lines.find((line) => line.message === "audit worker failed")?.object.err).toBeInstanceOf(
+      Error,
+    );
+    log.append(entries()[0] as AuditEntry);
+    expect(log.stats().lost).toBe(4);
+  });
+});

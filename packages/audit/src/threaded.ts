@@ -1,6 +1,5 @@
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
-import { join } from "node:path";
 import { Worker } from "node:worker_threads";
 import { checkKey } from "./chain.js";
 import type { FileSinkOptions } from "./file.js";
@@ -40,13 +39,14 @@ const encoder = new TextEncoder();
 
 type FromWorker =
   | { type: "log"; level: "info" | "error"; object: object; message?: string }
+  | { type: "stats"; stats: AuditLogStats }
   | { type: "done"; id: number; stats: AuditLogStats };
 
 /** Beside this module in dist: worker.js for the ESM build, worker.cjs for the CommonJS one. */
-function workerFile(): string | URL {
-  return typeof __dirname === "string"
-    ? join(__dirname, "worker.cjs")
-    : new URL("./worker.js", import.meta.url);
+function workerFile(): URL {
+  // The CommonJS build gets import.meta.url from its file name.
+  const extension = import.meta.url.endsWith(".cjs") ? "cjs" : "js";
+  return new URL(`./worker.${extension}`, import.meta.url);
 }
 
 /**
@@ -56,19 +56,21 @@ function workerFile(): string | URL {
  * and limits are those of `createAuditLog`, which runs in the worker; the sink is given as
  * options, since the worker builds it (pg loads only for a PostgreSQL sink). Lines the log and
  * sink report reach `logger` on this thread; `stats()` gives the worker's part (written, lost
- * there) as of the last `flush`. The worker does not keep the process alive; `close` (flush,
- * last checkpoint, sink closed) ends it.
+ * there) as of its last report, after each hand-over. `maxQueued` bounds the records waiting
+ * here and in the worker together. The worker does not keep the process alive; `close` (flush,
+ * last checkpoint, sink closed) ends it. A worker that fails is reported once, and every record
+ * after it is counted lost: requests go on (fail open).
  * @throws TypeError for a key shorter than 32 bytes or not a secret one. Other bad options
  * fail the worker as they fail `createAuditLog`: reported through `logger`, and the records
  * appended are counted lost.
  */
 export function createThreadedAuditLog(options: ThreadedAuditLogOptions): AuditLog {
   const { sink, logger, handOverMs = 20, handOverBatch = 256, ...log } = options;
+  const maxQueued = options.maxQueued ?? 10_000;
   checkKey(options.key);
   const instance = options.instance ?? `${hostname()}-${randomBytes(4).toString("hex")}`;
   const settings: WorkerSettings = { sink, log: { ...log, instance } };
   const worker = new Worker(workerFile(), { workerData: settings });
-  worker.unref();
   const exited = new Promise((resolve) => worker.once("exit", resolve));
 
   // Entries wait as JSON Lines in a buffer that is handed over whole (transferred, not copied).
@@ -81,10 +83,11 @@ export function createThreadedAuditLog(options: ThreadedAuditLogOptions): AuditL
   let nextId = 0;
   const waiting = new Map<number, () => void>();
   const local = { appended: 0, lost: 0 };
-  /** Records handed to the worker, and what it last confirmed of them (at a flush or close). */
+  /** Records handed to the worker, and what it last said of them (after each hand-over). */
   let handed = 0;
-  let confirmed = { written: 0, lost: 0 };
+  let confirmed: AuditLogStats = { appended: 0, written: 0, lost: 0, queued: 0 };
   const unconfirmed = () => handed - confirmed.written - confirmed.lost;
+  let closing: Promise<void> | undefined;
 
   function reportLost(count: number, reason: string, error?: unknown) {
     local.lost += count;
@@ -99,23 +102,29 @@ export function createThreadedAuditLog(options: ThreadedAuditLogOptions): AuditL
       logger?.[message.level](message.object, message.message);
       return;
     }
-    confirmed = { written: message.stats.written, lost: message.stats.lost };
+    confirmed = message.stats;
+    if (message.type === "stats") return;
     waiting.get(message.id)?.();
     waiting.delete(message.id);
   });
   worker.on("error", (error) => {
     failure = error;
-    logger?.error({ instance, err: error }, "audit worker failed");
+    logger?.error(
+      { instance, err: error },
+      "audit worker failed: records are counted lost from now on",
+    );
   });
   worker.on("exit", () => {
     failure ??= new Error("the audit worker exited");
     // What was handed over and not confirmed went with the worker (none after a close).
     const gone = unconfirmed();
     handed -= gone;
-    if (gone > 0) reportLost(gone, "audit records lost with the worker");
+    if (gone > 0) reportLost(gone, "audit records not confirmed written went with the worker");
     for (const resolve of waiting.values()) resolve();
     waiting.clear();
   });
+  // Only now: adding the message listener would have kept the process alive again.
+  worker.unref();
 
   function handOver() {
     clearTimeout(timer);
@@ -127,7 +136,8 @@ export function createThreadedAuditLog(options: ThreadedAuditLogOptions): AuditL
     used = 0;
     pending = 0;
     if (failure) {
-      reportLost(count, "audit records lost: the worker is gone");
+      // The failure was reported once; each loss is counted.
+      local.lost += count;
       return;
     }
     worker.postMessage({ type: "append", lines } satisfies ToWorker, [lines.buffer]);
@@ -136,11 +146,11 @@ export function createThreadedAuditLog(options: ThreadedAuditLogOptions): AuditL
 
   /** Adds the entry's JSON line to the buffer, handing the buffer over first when it is full. */
   function queue(line: string) {
-    // UTF-8 takes at most 3 bytes per UTF-16 unit; the newline 1 more.
-    const room = line.length * 3 + 1;
-    if (used + room > buffer.length) {
-      handOver();
-      if (room > buffer.length) buffer = new Uint8Array(room);
+    // UTF-8 takes at most 3 bytes per UTF-16 unit; counted exactly only when that may not fit.
+    if (used + line.length * 3 + 1 > buffer.length) {
+      const bytes = Buffer.byteLength(line) + 1;
+      if (used + bytes > buffer.length) handOver();
+      if (bytes > buffer.length) buffer = new Uint8Array(bytes);
     }
     used += encoder.encodeInto(line, buffer.subarray(used)).written;
     buffer[used++] = newline;
@@ -168,15 +178,19 @@ export function createThreadedAuditLog(options: ThreadedAuditLogOptions): AuditL
         return;
       }
       local.appended += 1;
-      let line: string;
+      if (pending + unconfirmed() >= maxQueued) {
+        reportLost(1, "audit record dropped: too many waiting to be written");
+        return;
+      }
       try {
-        line = JSON.stringify(entry);
+        const line: unknown = JSON.stringify(entry);
+        if (typeof line !== "string") throw new TypeError("the entry has no JSON text");
+        queue(line);
       } catch (error) {
-        // An entry JSON cannot hold (a BigInt, a cycle): lost and said so, as in the worker.
+        // An entry JSON cannot hold (a BigInt, a cycle) or too large to buffer: lost, said so.
         reportLost(1, "audit record lost: it could not be sealed", error);
         return;
       }
-      queue(line);
       if (pending >= handOverBatch) handOver();
       else if (!timer) {
         timer = setTimeout(handOver, handOverMs);
@@ -184,15 +198,14 @@ export function createThreadedAuditLog(options: ThreadedAuditLogOptions): AuditL
       }
     },
     flush: () => ask("flush"),
-    async close() {
-      if (closed) return;
+    close() {
       closed = true;
       // Held until the worker is gone, so that what follows close runs.
       worker.ref();
-      await ask("close");
-      await exited;
+      closing ??= ask("close").then(() => exited.then(() => undefined));
+      return closing;
     },
-    // The worker's part as of the last flush.
+    // The worker's part as of its last report (after each hand-over).
     stats: () => ({
       appended: local.appended,
       written: confirmed.written,

@@ -13,17 +13,31 @@ const port = parentPort;
 const decoder = new TextDecoder();
 const settings = workerData as WorkerSettings;
 
-/** Log lines go to the thread that owns the logger; an error that cannot be copied, as text. */
+/** Log lines go to the thread that owns the logger. */
 const logger: AuditLogger = {
   info: (object, message) => report("info", object, message),
   error: (object, message) => report("error", object, message),
 };
 
+/**
+ * An error as a plain object: a copy between threads keeps only an Error's name, message and
+ * stack, and would lose `code`, `errno`, `syscall` and `path`.
+ */
+function plainError(error: Error): Record<string, unknown> {
+  return { ...error, name: error.name, message: error.message, stack: error.stack };
+}
+
 function report(level: "info" | "error", object: object, message?: string) {
+  const fields = Object.fromEntries(
+    Object.entries(object).map(([name, value]) => [
+      name,
+      value instanceof Error ? plainError(value) : value,
+    ]),
+  );
   try {
-    port.postMessage({ type: "log", level, object, message });
+    port.postMessage({ type: "log", level, object: fields, message });
   } catch {
-    port.postMessage({ type: "log", level, object: { detail: String(object) }, message });
+    port.postMessage({ type: "log", level, object: { detail: String(message) }, message });
   }
 }
 
@@ -46,6 +60,8 @@ port.on("message", async (message: ToWorker) => {
     for (const line of decoder.decode(message.lines).split("\n")) {
       if (line !== "") log.append(JSON.parse(line) as AuditEntry);
     }
+    // What the caller bounds its hand-overs by, and shows in its stats.
+    port.postMessage({ type: "stats", stats: log.stats() });
     return;
   }
   await (message.type === "flush" ? log.flush() : log.close());

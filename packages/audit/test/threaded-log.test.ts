@@ -1,3 +1,4 @@
+import { execFile } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -114,10 +115,53 @@ describe("the threaded audit log", () => {
     for (const each of entries().slice(0, 3)) log.append(each);
     await log.close();
     expect(log.stats()).toMatchObject({ appended: 3, written: 0, lost: 3 });
-    expect(lines.find((line) => line.message === "audit worker failed")?.object.err).toBeInstanceOf(
-      Error,
-    );
+    expect(
+      lines.find((line) => line.message?.startsWith("audit worker failed"))?.object.err,
+    ).toBeInstanceOf(Error);
     log.append(entries()[0] as AuditEntry);
     expect(log.stats().lost).toBe(4);
   });
+
+  it("reports a sink's error with its code, and counts an entry without JSON text as lost", async () => {
+    const { lines, logger } = recorder();
+    // A directory where the file should be: every write fails with EISDIR.
+    const log = createThreadedAuditLog({ key, sink: { file: { path: directory } }, logger });
+    log.append({ ...(entries()[0] as AuditEntry), toJSON: () => undefined } as AuditEntry);
+    log.append(entries()[1] as AuditEntry);
+    await log.close();
+    expect(log.stats()).toMatchObject({ appended: 2, written: 0, lost: 2, queued: 0 });
+    const failed = lines.find((line) => line.message?.startsWith("audit records lost"));
+    expect(failed?.object.err).toMatchObject({ code: "EISDIR", syscall: "open" });
+  });
+
+  for (const [format, load] of [
+    [
+      "ESM",
+      `const { createThreadedAuditLog } = await import(${JSON.stringify(new URL("../dist/index.js", import.meta.url).href)});`,
+    ],
+    [
+      "CommonJS",
+      `const { createThreadedAuditLog } = require(${JSON.stringify(new URL("../dist/index.cjs", import.meta.url).pathname)});`,
+    ],
+  ] as const) {
+    it(`starts its worker from the ${format} build, and lets the process exit without close`, async () => {
+      const path = join(directory, "exits.jsonl");
+      const script = `(async () => {
+        ${load}
+        const log = createThreadedAuditLog({ key: ${JSON.stringify(key)}, sink: { file: { path: ${JSON.stringify(path)} } } });
+        for (let index = 0; index < 3; index++) {
+          log.append({ time: "2026-12-01T10:00:00.000Z", requestId: "r" + index, tenant: "t", endpoint: "/v1/chat/completions", status: 200, durationMs: 1 });
+        }
+        await log.flush();
+        console.log(JSON.stringify(log.stats()));
+      })();`;
+      const { stdout } = await new Promise<{ stdout: string }>((resolve, reject) =>
+        execFile(process.execPath, ["-e", script], { timeout: 20_000 }, (error, stdout) =>
+          error ? reject(error) : resolve({ stdout }),
+        ),
+      );
+      expect(JSON.parse(stdout)).toMatchObject({ appended: 3, written: 3, lost: 0 });
+      expect(readFileSync(path, "utf8").trim().split("\n")).toHaveLength(3);
+    });
+  }
 });

@@ -109,6 +109,11 @@ function contentChars(content: AuditContent): number {
   return chars;
 }
 
+/** @internal An instance name for a log given none: the host name and 8 random hex digits. */
+export function defaultInstance(): string {
+  return `${hostname()}-${randomBytes(4).toString("hex")}`;
+}
+
 /**
  * Seals entries into an HMAC chain (a sequence number and a MAC over the previous record's
  * MAC and this record's text) and writes them to a sink in batches, off the caller's path.
@@ -119,7 +124,7 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
   const { sink, logger } = options;
   checkKey(options.key);
   const key = keyObjectOf(options.key);
-  const instance = options.instance ?? `${hostname()}-${randomBytes(4).toString("hex")}`;
+  const instance = options.instance ?? defaultInstance();
   const checkpointEvery = options.checkpointEvery ?? 1000;
   const minCheckpointIntervalMs = options.minCheckpointIntervalMs ?? 1000;
   if (

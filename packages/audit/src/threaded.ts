@@ -1,9 +1,7 @@
-import { randomBytes } from "node:crypto";
-import { hostname } from "node:os";
 import { Worker } from "node:worker_threads";
 import { checkKey } from "./chain.js";
 import type { FileSinkOptions } from "./file.js";
-import type { AuditLog, AuditLogOptions, AuditLogStats } from "./log.js";
+import { type AuditLog, type AuditLogOptions, type AuditLogStats, defaultInstance } from "./log.js";
 import type { PostgresSinkOptions } from "./postgres.js";
 
 /** A sink the worker builds: a file sink's options or a PostgreSQL sink's (without logger). */
@@ -30,16 +28,18 @@ export interface WorkerSettings {
 
 /** @internal Messages to the worker. */
 export type ToWorker =
-  | { type: "append"; lines: Uint8Array }
+  | { type: "append"; lines: Uint8Array<ArrayBuffer> }
   | { type: "flush" | "close"; id: number };
 
 const chunkBytes = 64 * 1024;
+/** Buffers back from the worker kept for reuse at most. */
+const maxSpares = 4;
 const newline = 0x0a;
 const encoder = new TextEncoder();
 
 type FromWorker =
   | { type: "log"; level: "info" | "error"; object: object; message?: string }
-  | { type: "stats"; stats: AuditLogStats }
+  | { type: "stats"; stats: AuditLogStats; spare: ArrayBuffer }
   | { type: "done"; id: number; stats: AuditLogStats };
 
 /** Beside this module in dist: worker.js for the ESM build, worker.cjs for the CommonJS one. */
@@ -68,13 +68,16 @@ export function createThreadedAuditLog(options: ThreadedAuditLogOptions): AuditL
   const { sink, logger, handOverMs = 20, handOverBatch = 256, ...log } = options;
   const maxQueued = options.maxQueued ?? 10_000;
   checkKey(options.key);
-  const instance = options.instance ?? `${hostname()}-${randomBytes(4).toString("hex")}`;
+  const instance = options.instance ?? defaultInstance();
   const settings: WorkerSettings = { sink, log: { ...log, instance } };
   const worker = new Worker(workerFile(), { workerData: settings });
   const exited = new Promise((resolve) => worker.once("exit", resolve));
 
-  // Entries wait as JSON Lines in a buffer that is handed over whole (transferred, not copied).
-  let buffer = new Uint8Array(chunkBytes);
+  // Entries wait as JSON Lines in a buffer that is handed over whole (transferred, not copied)
+  // and comes back once read: fresh memory would cost a page fault per 4 KiB written.
+  const spares: ArrayBuffer[] = [];
+  const emptyBuffer = () => new Uint8Array(spares.pop() ?? new ArrayBuffer(chunkBytes));
+  let buffer = emptyBuffer();
   let used = 0;
   let pending = 0;
   let timer: NodeJS.Timeout | undefined;
@@ -103,7 +106,12 @@ export function createThreadedAuditLog(options: ThreadedAuditLogOptions): AuditL
       return;
     }
     confirmed = message.stats;
-    if (message.type === "stats") return;
+    if (message.type === "stats") {
+      if (message.spare.byteLength === chunkBytes && spares.length < maxSpares) {
+        spares.push(message.spare);
+      }
+      return;
+    }
     waiting.get(message.id)?.();
     waiting.delete(message.id);
   });
@@ -132,7 +140,7 @@ export function createThreadedAuditLog(options: ThreadedAuditLogOptions): AuditL
     if (pending === 0) return;
     const lines = buffer.subarray(0, used);
     const count = pending;
-    buffer = new Uint8Array(chunkBytes);
+    buffer = emptyBuffer();
     used = 0;
     pending = 0;
     if (failure) {

@@ -60,8 +60,9 @@ port.on("message", async (message: ToWorker) => {
     for (const line of decoder.decode(message.lines).split("\n")) {
       if (line !== "") log.append(JSON.parse(line) as AuditEntry);
     }
-    // What the caller bounds its hand-overs by, and shows in its stats.
-    port.postMessage({ type: "stats", stats: log.stats() });
+    // What the caller bounds its hand-overs by, and shows in its stats; the buffer goes back.
+    const spare = message.lines.buffer;
+    port.postMessage({ type: "stats", stats: log.stats(), spare }, [spare]);
     return;
   }
   await (message.type === "flush" ? log.flush() : log.close());

@@ -100,6 +100,29 @@ describe("the threaded audit log", () => {
     );
   });
 
+  it("reuses the buffers the worker hands back without writing their old bytes again", async () => {
+    const long = entries().map((each) => ({ ...each, endpoint: `/v1/${"x".repeat(2_000)}` }));
+    const short = entries().map((each, index) => ({ ...each, requestId: `short-${index}` }));
+    const inThread = join(directory, "in-thread.jsonl");
+    const log = createAuditLog({ ...settings, sink: createFileSink({ path: inThread }) });
+    for (const each of [...long, ...short, ...short]) log.append(each);
+    await log.close();
+
+    const threadedPath = join(directory, "threaded.jsonl");
+    const threaded = createThreadedAuditLog({
+      ...settings,
+      sink: { file: { path: threadedPath } },
+      handOverBatch: 9,
+    });
+    // Rounds apart: by the second, buffers full of long lines are back for the short ones.
+    for (const round of [long, short, short]) {
+      for (const each of round) threaded.append(each);
+      await threaded.flush();
+    }
+    await threaded.close();
+    expect(readFileSync(threadedPath, "utf8")).toBe(readFileSync(inThread, "utf8"));
+  });
+
   it("throws for a short key at once; a worker that fails counts what it was given as lost", async () => {
     expect(() =>
       createThreadedAuditLog({ key: "too short", sink: { file: { path: "unused" } } }),

@@ -21,9 +21,17 @@ export function cleanUp() {
   for (const file of temporaryFiles) rmSync(file, { force: true, recursive: true });
 }
 
+/** `node` with its arguments, run through `wrapper` (a command and its arguments) when given. */
+function nodeCommand(wrapper, nodeArgs) {
+  return wrapper.length === 0
+    ? [process.execPath, nodeArgs]
+    : [wrapper[0], [...wrapper.slice(1), process.execPath, ...nodeArgs]];
+}
+
 /** Starts a script that prints its URL as its first line of stdout. */
-export function startScript(args, { env = {}, nodeArgs = [] } = {}) {
-  const child = spawn(process.execPath, [...nodeArgs, ...args], {
+export function startScript(args, { env = {}, nodeArgs = [], wrapper = [] } = {}) {
+  const [command, commandArgs] = nodeCommand(wrapper, [...nodeArgs, ...args]);
+  const child = spawn(command, commandArgs, {
     cwd: root,
     env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "inherit"],
@@ -88,28 +96,36 @@ async function freePort() {
   return port;
 }
 
-/** Starts apps/server as it ships, its access log going to a file as in production. */
-export async function startGateway(configFile, { env = {}, nodeArgs = [] } = {}) {
+/**
+ * Starts apps/server as it ships, its access log going to a file as in production; waits up
+ * to `startSeconds` (10) for it to answer.
+ */
+export async function startGateway(
+  configFile,
+  { env = {}, nodeArgs = [], wrapper = [], startSeconds = 10 } = {},
+) {
   const port = await freePort();
-  const child = spawn(
-    process.execPath,
-    [...nodeArgs, "apps/server/dist/cli.js", "--config", configFile],
-    {
-      cwd: root,
-      env: {
-        ...process.env,
-        PORT: String(port),
-        LOG_FORMAT: "json",
-        LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? "info",
-        ...env,
-      },
-      // Draining a pipe here instead would spend this process's CPU, which drives the load, on
-      // the gateway's behalf.
-      stdio: ["ignore", openSync(temporaryFile(`${port}.log`), "w"), "inherit"],
+  const [command, commandArgs] = nodeCommand(wrapper, [
+    ...nodeArgs,
+    "apps/server/dist/cli.js",
+    "--config",
+    configFile,
+  ]);
+  const child = spawn(command, commandArgs, {
+    cwd: root,
+    env: {
+      ...process.env,
+      PORT: String(port),
+      LOG_FORMAT: "json",
+      LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? "info",
+      ...env,
     },
-  );
+    // Draining a pipe here instead would spend this process's CPU, which drives the load, on
+    // the gateway's behalf.
+    stdio: ["ignore", openSync(temporaryFile(`${port}.log`), "w"), "inherit"],
+  });
   const url = `http://127.0.0.1:${port}`;
-  for (let tries = 0; tries < 100; tries++) {
+  for (let tries = 0; tries < startSeconds * 10; tries++) {
     if (child.exitCode !== null) break;
     const ready = await fetch(`${url}/health`).then(
       (response) => response.ok,

@@ -1,0 +1,115 @@
+// pnpm bench:instructions: the instructions each request costs the thread that serves it, for
+// the pass-through, the gateway and the gateway with the audit log, JSON and streamed, counted
+// by valgrind's callgrind. Unlike requests/s on a shared machine, the count for the same build
+// and load comes out the same run after run, so changes of a few percent show.
+import { execFileSync } from "node:child_process";
+import { mkdirSync, readdirSync, readFileSync } from "node:fs";
+import autocannon from "autocannon";
+import {
+  cleanUp,
+  startGateway,
+  startScript,
+  temporaryFile,
+  writeGatewayConfig,
+} from "./processes.js";
+
+const warmUp = Number(process.env.BENCH_WARMUP ?? 2000);
+const measured = Number(process.env.BENCH_REQUESTS ?? 1000);
+// Few connections: under valgrind a process runs about fifty times slower.
+const connections = 10;
+
+try {
+  execFileSync("valgrind", ["--version"], { stdio: "ignore" });
+  execFileSync("callgrind_control", ["--version"], { stdio: "ignore" });
+} catch {
+  console.error("pnpm bench:instructions needs valgrind (with callgrind_control) on the PATH");
+  process.exit(1);
+}
+
+function drive(url, stream, amount) {
+  return autocannon({
+    url: `${url}/v1/chat/completions`,
+    method: "POST",
+    connections,
+    amount,
+    timeout: 60,
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({
+      model: "gpt-4o-mini",
+      stream,
+      messages: [{ role: "user", content: "Say hello to the benchmark, briefly, in a few words." }],
+    }),
+  });
+}
+
+/** Starts `start(wrapper)` under callgrind; the main thread's instructions per request. */
+async function count(name, stream, start) {
+  const directory = temporaryFile(`callgrind-${name}-${stream ? "stream" : "json"}`);
+  mkdirSync(directory);
+  const wrapper = [
+    "valgrind",
+    "--quiet",
+    "--tool=callgrind",
+    "--separate-threads=yes",
+    `--callgrind-out-file=${directory}/callgrind.out`,
+  ];
+  const target = await start(wrapper);
+  try {
+    await drive(target.url, stream, warmUp);
+    execFileSync("callgrind_control", ["--zero", String(target.child.pid)], { stdio: "ignore" });
+    const result = await drive(target.url, stream, measured);
+    execFileSync("callgrind_control", ["--dump", String(target.child.pid)], { stdio: "ignore" });
+    const failed = result.errors + result.timeouts + result.non2xx;
+    if (failed > 0) throw new Error(`${name}: ${failed} of ${measured} requests failed`);
+    // Thread 1 is the one that runs JavaScript; the others compile and collect garbage.
+    const mainThread = readdirSync(directory).find((file) => /\.\d+-01$/.test(file));
+    const totals = /^(?:summary|totals): (\d+)/m.exec(
+      readFileSync(`${directory}/${mainThread}`, "utf8"),
+    );
+    if (!totals) throw new Error(`${name}: no totals in ${mainThread}`);
+    return Number(totals[1]) / measured;
+  } finally {
+    target.child.kill("SIGKILL");
+  }
+}
+
+const upstream = await startScript(["bench/upstream.js"]);
+const auditConfig = [
+  "audit:",
+  "  key: bench-audit-key-0123456789abcdef0123",
+  `  file: { path: "${temporaryFile("audit")}/requests.jsonl", maxBytes: 50000000, maxFiles: 2 }`,
+];
+const targets = {
+  passthrough: (wrapper) => startScript(["bench/passthrough.js", upstream.url], { wrapper }),
+  gateway: (wrapper) =>
+    startGateway(writeGatewayConfig("default", upstream.url), { wrapper, startSeconds: 120 }),
+  "gateway+audit": (wrapper) =>
+    startGateway(writeGatewayConfig("audit", upstream.url, auditConfig), {
+      wrapper,
+      startSeconds: 120,
+    }),
+};
+
+console.log(
+  `instructions per request on the serving thread (callgrind; ${measured} requests after ${warmUp}, ${connections} connections)`,
+);
+console.log("target              JSON   streamed");
+const results = {};
+for (const [name, start] of Object.entries(targets)) {
+  const json = await count(name, false, start);
+  const streamed = await count(name, true, start);
+  results[name] = { json, streamed };
+  console.log(
+    `${name.padEnd(16)} ${(json / 1000).toFixed(1).padStart(6)}k ${(streamed / 1000).toFixed(1).padStart(9)}k`,
+  );
+}
+const ratio = (name, kind) => (results[name][kind] / results.passthrough[kind]).toFixed(2);
+console.log(
+  `gateway / pass-through: JSON ${ratio("gateway", "json")}x, streamed ${ratio("gateway", "streamed")}x`,
+);
+for (const kind of ["json", "streamed"]) {
+  const added = results["gateway+audit"][kind] / results.gateway[kind] - 1;
+  console.log(`the audit log adds ${(added * 100).toFixed(1)}% (${kind})`);
+}
+upstream.child.kill("SIGTERM");
+cleanUp();

@@ -42,27 +42,32 @@ function drive(url, stream, amount) {
   });
 }
 
+function callgrindControl(command, pid) {
+  execFileSync("callgrind_control", [command, String(pid)], { stdio: "ignore", timeout: 60_000 });
+}
+
 /** Starts `start(wrapper)` under callgrind; the main thread's instructions per request. */
 async function count(name, stream, start) {
   const directory = temporaryFile(`callgrind-${name}-${stream ? "stream" : "json"}`);
   mkdirSync(directory);
-  const wrapper = [
+  const target = await start([
     "valgrind",
     "--quiet",
     "--tool=callgrind",
     "--separate-threads=yes",
     `--callgrind-out-file=${directory}/callgrind.out`,
-  ];
-  const target = await start(wrapper);
+  ]);
   try {
     await drive(target.url, stream, warmUp);
-    execFileSync("callgrind_control", ["--zero", String(target.child.pid)], { stdio: "ignore" });
+    callgrindControl("--zero", target.child.pid);
     const result = await drive(target.url, stream, measured);
-    execFileSync("callgrind_control", ["--dump", String(target.child.pid)], { stdio: "ignore" });
+    callgrindControl("--dump", target.child.pid);
     const failed = result.errors + result.timeouts + result.non2xx;
     if (failed > 0) throw new Error(`${name}: ${failed} of ${measured} requests failed`);
-    // Thread 1 is the one that runs JavaScript; the others compile and collect garbage.
+    // Thread 1 runs the JavaScript; the others compile, collect garbage, write files (libuv's
+    // pool) or run the audit log's worker.
     const mainThread = readdirSync(directory).find((file) => /\.\d+-01$/.test(file));
+    if (!mainThread) throw new Error(`${name}: callgrind wrote no dump of thread 1`);
     const totals = /^(?:summary|totals): (\d+)/m.exec(
       readFileSync(`${directory}/${mainThread}`, "utf8"),
     );
@@ -74,42 +79,44 @@ async function count(name, stream, start) {
 }
 
 const upstream = await startScript(["bench/upstream.js"]);
-const auditConfig = [
-  "audit:",
-  "  key: bench-audit-key-0123456789abcdef0123",
-  `  file: { path: "${temporaryFile("audit")}/requests.jsonl", maxBytes: 50000000, maxFiles: 2 }`,
-];
+const gatewayConfig = writeGatewayConfig("default", upstream.url);
+const auditConfig = (kind) =>
+  writeGatewayConfig(`audit-${kind}`, upstream.url, [
+    "audit:",
+    "  key: bench-audit-key-0123456789abcdef0123",
+    `  file: { path: "${temporaryFile(`audit-${kind}`)}/requests.jsonl", maxBytes: 50000000, maxFiles: 2 }`,
+  ]);
+const auditConfigs = { json: auditConfig("json"), streamed: auditConfig("streamed") };
 const targets = {
   passthrough: (wrapper) => startScript(["bench/passthrough.js", upstream.url], { wrapper }),
-  gateway: (wrapper) =>
-    startGateway(writeGatewayConfig("default", upstream.url), { wrapper, startSeconds: 120 }),
-  "gateway+audit": (wrapper) =>
-    startGateway(writeGatewayConfig("audit", upstream.url, auditConfig), {
-      wrapper,
-      startSeconds: 120,
-    }),
+  gateway: (wrapper) => startGateway(gatewayConfig, { wrapper, startSeconds: 120 }),
+  "gateway+audit": (wrapper, kind) =>
+    startGateway(auditConfigs[kind], { wrapper, startSeconds: 120 }),
 };
 
-console.log(
-  `instructions per request on the serving thread (callgrind; ${measured} requests after ${warmUp}, ${connections} connections)`,
-);
-console.log("target              JSON   streamed");
-const results = {};
-for (const [name, start] of Object.entries(targets)) {
-  const json = await count(name, false, start);
-  const streamed = await count(name, true, start);
-  results[name] = { json, streamed };
+try {
   console.log(
-    `${name.padEnd(16)} ${(json / 1000).toFixed(1).padStart(6)}k ${(streamed / 1000).toFixed(1).padStart(9)}k`,
+    `instructions per request on the serving thread (callgrind; ${measured} requests after ${warmUp}, ${connections} connections)`,
   );
+  console.log("target              JSON   streamed");
+  const results = {};
+  for (const [name, start] of Object.entries(targets)) {
+    const json = await count(name, false, (wrapper) => start(wrapper, "json"));
+    const streamed = await count(name, true, (wrapper) => start(wrapper, "streamed"));
+    results[name] = { json, streamed };
+    console.log(
+      `${name.padEnd(16)} ${(json / 1000).toFixed(1).padStart(6)}k ${(streamed / 1000).toFixed(1).padStart(9)}k`,
+    );
+  }
+  const ratio = (name, kind) => (results[name][kind] / results.passthrough[kind]).toFixed(2);
+  console.log(
+    `gateway / pass-through: JSON ${ratio("gateway", "json")}x, streamed ${ratio("gateway", "streamed")}x`,
+  );
+  for (const kind of ["json", "streamed"]) {
+    const added = results["gateway+audit"][kind] / results.gateway[kind] - 1;
+    console.log(`the audit log adds ${(added * 100).toFixed(1)}% (${kind})`);
+  }
+} finally {
+  upstream.child.kill("SIGTERM");
+  cleanUp();
 }
-const ratio = (name, kind) => (results[name][kind] / results.passthrough[kind]).toFixed(2);
-console.log(
-  `gateway / pass-through: JSON ${ratio("gateway", "json")}x, streamed ${ratio("gateway", "streamed")}x`,
-);
-for (const kind of ["json", "streamed"]) {
-  const added = results["gateway+audit"][kind] / results.gateway[kind] - 1;
-  console.log(`the audit log adds ${(added * 100).toFixed(1)}% (${kind})`);
-}
-upstream.child.kill("SIGTERM");
-cleanUp();

@@ -1,5 +1,6 @@
-// What bench/run.js and bench/memory.js share: the processes they measure, each started with
-// `node`, and the temporary files they leave behind until cleanUp().
+// What the bench scripts share: the processes they measure, each started with `node` (or with
+// `node` under a wrapper such as valgrind), and the temporary files they leave behind until
+// cleanUp().
 import { spawn } from "node:child_process";
 import { openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
@@ -22,10 +23,10 @@ export function cleanUp() {
 }
 
 /** `node` with its arguments, run through `wrapper` (a command and its arguments) when given. */
-function nodeCommand(wrapper, nodeArgs) {
+function nodeCommand(wrapper, args) {
   return wrapper.length === 0
-    ? [process.execPath, nodeArgs]
-    : [wrapper[0], [...wrapper.slice(1), process.execPath, ...nodeArgs]];
+    ? [process.execPath, args]
+    : [wrapper[0], [...wrapper.slice(1), process.execPath, ...args]];
 }
 
 /** Starts a script that prints its URL as its first line of stdout. */
@@ -134,5 +135,6 @@ export async function startGateway(
     if (ready) return { child, url };
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
+  child.kill("SIGKILL");
   throw new Error("the gateway did not start");
 }

@@ -37,7 +37,8 @@ const maxSpares = 4;
 const newline = 0x0a;
 const encoder = new TextEncoder();
 
-type FromWorker =
+/** @internal Messages from the worker. */
+export type FromWorker =
   | { type: "log"; level: "info" | "error"; object: object; message?: string }
   | { type: "stats"; stats: AuditLogStats; spare: ArrayBuffer }
   | { type: "done"; id: number; stats: AuditLogStats };
@@ -77,6 +78,9 @@ export function createThreadedAuditLog(options: ThreadedAuditLogOptions): AuditL
   // and comes back once read: fresh memory would cost a page fault per 4 KiB written.
   const spares: ArrayBuffer[] = [];
   const emptyBuffer = () => new Uint8Array(spares.pop() ?? new ArrayBuffer(chunkBytes));
+  const keepSpare = (spare: ArrayBuffer) => {
+    if (spare.byteLength === chunkBytes && spares.length < maxSpares) spares.push(spare);
+  };
   let buffer = emptyBuffer();
   let used = 0;
   let pending = 0;
@@ -107,9 +111,7 @@ export function createThreadedAuditLog(options: ThreadedAuditLogOptions): AuditL
     }
     confirmed = message.stats;
     if (message.type === "stats") {
-      if (message.spare.byteLength === chunkBytes && spares.length < maxSpares) {
-        spares.push(message.spare);
-      }
+      keepSpare(message.spare);
       return;
     }
     waiting.get(message.id)?.();
@@ -138,16 +140,17 @@ export function createThreadedAuditLog(options: ThreadedAuditLogOptions): AuditL
     clearTimeout(timer);
     timer = undefined;
     if (pending === 0) return;
-    const lines = buffer.subarray(0, used);
     const count = pending;
-    buffer = emptyBuffer();
-    used = 0;
     pending = 0;
     if (failure) {
       // The failure was reported once; each loss is counted.
       local.lost += count;
+      used = 0;
       return;
     }
+    const lines = buffer.subarray(0, used);
+    buffer = emptyBuffer();
+    used = 0;
     worker.postMessage({ type: "append", lines } satisfies ToWorker, [lines.buffer]);
     handed += count;
   }
@@ -158,7 +161,10 @@ export function createThreadedAuditLog(options: ThreadedAuditLogOptions): AuditL
     if (used + line.length * 3 + 1 > buffer.length) {
       const bytes = Buffer.byteLength(line) + 1;
       if (used + bytes > buffer.length) handOver();
-      if (bytes > buffer.length) buffer = new Uint8Array(bytes);
+      if (bytes > buffer.length) {
+        keepSpare(buffer.buffer);
+        buffer = new Uint8Array(bytes);
+      }
     }
     used += encoder.encodeInto(line, buffer.subarray(used)).written;
     buffer[used++] = newline;

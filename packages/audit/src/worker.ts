@@ -1,7 +1,7 @@
 import { parentPort, workerData } from "node:worker_threads";
 import { createFileSink } from "./file.js";
 import { type AuditLogger, createAuditLog } from "./log.js";
-import type { ThreadedSink, ToWorker, WorkerSettings } from "./threaded.js";
+import type { FromWorker, ThreadedSink, ToWorker, WorkerSettings } from "./threaded.js";
 import type { AuditEntry, AuditSink } from "./types.js";
 
 // The thread a `createThreadedAuditLog` starts: the log and its sink live here, so sealing
@@ -35,9 +35,14 @@ function report(level: "info" | "error", object: object, message?: string) {
     ]),
   );
   try {
-    port.postMessage({ type: "log", level, object: fields, message });
+    port.postMessage({ type: "log", level, object: fields, message } satisfies FromWorker);
   } catch {
-    port.postMessage({ type: "log", level, object: { detail: String(message) }, message });
+    port.postMessage({
+      type: "log",
+      level,
+      object: { detail: String(message) },
+      message,
+    } satisfies FromWorker);
   }
 }
 
@@ -62,10 +67,10 @@ port.on("message", async (message: ToWorker) => {
     }
     // What the caller bounds its hand-overs by, and shows in its stats; the buffer goes back.
     const spare = message.lines.buffer;
-    port.postMessage({ type: "stats", stats: log.stats(), spare }, [spare]);
+    port.postMessage({ type: "stats", stats: log.stats(), spare } satisfies FromWorker, [spare]);
     return;
   }
   await (message.type === "flush" ? log.flush() : log.close());
-  port.postMessage({ type: "done", id: message.id, stats: log.stats() });
+  port.postMessage({ type: "done", id: message.id, stats: log.stats() } satisfies FromWorker);
   if (message.type === "close") port.close();
 });

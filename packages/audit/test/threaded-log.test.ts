@@ -60,6 +60,24 @@ function recorder() {
 
 const settings = { key, instance: "gw-1", checkpointEvery: 10, minCheckpointIntervalMs: 0 };
 
+/** Counts the 64 KiB hand-over buffers created on this thread until `stop`. */
+function countFreshBuffers() {
+  const original = globalThis.ArrayBuffer;
+  const counter = {
+    count: 0,
+    stop: () => {
+      globalThis.ArrayBuffer = original;
+    },
+  };
+  globalThis.ArrayBuffer = new Proxy(original, {
+    construct(target, args: [number]) {
+      if (args[0] === 64 * 1024) counter.count += 1;
+      return new target(...args);
+    },
+  });
+  return counter;
+}
+
 describe("the threaded audit log", () => {
   it("writes byte for byte what the log on one thread writes, and reports through this thread", async () => {
     const inThread = join(directory, "in-thread.jsonl");
@@ -115,12 +133,21 @@ describe("the threaded audit log", () => {
       handOverBatch: 9,
     });
     // Rounds apart: by the second, buffers full of long lines are back for the short ones.
-    for (const round of [long, short, short]) {
-      for (const each of round) threaded.append(each);
-      await threaded.flush();
+    for (const each of long) threaded.append(each);
+    await threaded.flush();
+    const fresh = countFreshBuffers();
+    try {
+      for (const round of [short, short]) {
+        for (const each of round) threaded.append(each);
+        await threaded.flush();
+      }
+    } finally {
+      fresh.stop();
     }
     await threaded.close();
     expect(readFileSync(threadedPath, "utf8")).toBe(readFileSync(inThread, "utf8"));
+    // Each round hands over 5 buffers; 4 of them were given back by the round before.
+    expect(fresh.count).toBe(2);
   });
 
   it("throws for a short key at once; a worker that fails counts what it was given as lost", async () => {

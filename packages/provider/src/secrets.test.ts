@@ -43,4 +43,24 @@ describe("createSecretScrubber", () => {
     expect(many.reveals("abc")).toBe(false);
     expect(createSecretScrubber([]).reveals(key)).toBe(false);
   });
+
+  it("finds verbatim copies in text, in a Buffer and in a view of part of a larger buffer", () => {
+    const credential = "clé-secrète-0123456789";
+    const twoSecrets = createSecretScrubber([key, credential]);
+    for (const secret of [key, credential]) {
+      const text = `{"echo":"${secret}"}`;
+      const length = Buffer.byteLength(text);
+      const shared = Buffer.from(`padding ${text} padding`);
+      const view = new Uint8Array(shared.buffer, shared.byteOffset + 8, length);
+      const shortOfItsEnd = new Uint8Array(shared.buffer, shared.byteOffset + 8, length - 3);
+      const besideIt = new Uint8Array(shared.buffer, shared.byteOffset + 8 + length, 8);
+      expect(
+        [text, Buffer.from(text), view, shortOfItsEnd, besideIt].map((content) =>
+          twoSecrets.copiedIn(content),
+        ),
+      ).toEqual([true, true, true, false, false]);
+    }
+    expect(twoSecrets.copiedIn(Buffer.from(key.toUpperCase()))).toBe(false);
+    expect(createSecretScrubber([]).copiedIn(key)).toBe(false);
+  });
 });

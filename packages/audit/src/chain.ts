@@ -68,10 +68,6 @@ export function sealRecord(
   seq: number,
   previousMac: string,
 ): SealedRecord {
-  // The entry's own text after instance and seq, rather than a copy of it to stringify.
-  const fields = JSON.stringify(entry);
-  const text = `{"instance":${JSON.stringify(instance)},"seq":${seq}${fields === "{}" ? "}" : `,${fields.slice(1)}`}`;
-  const mac = macOfText(key, previousMac, text);
   return {
     instance,
     seq,
@@ -80,9 +76,60 @@ export function sealRecord(
     requestId: entry.requestId,
     model: entry.model,
     status: entry.status,
-    line: `${text.slice(0, -1)},"mac":"${mac}"}`,
-    mac,
+    ...sealedLine(key, JSON.stringify(entry), instance, seq, previousMac),
   };
+}
+
+/**
+ * @internal `sealRecord` for an entry given as its JSON text (an object's, as JSON.stringify
+ * wrote it), sealed as it is: the indexed fields are parsed from it only when a sink reads
+ * them, which a file sink never does.
+ */
+export function sealRecordText(
+  key: AuditKey,
+  entryJson: string,
+  instance: string,
+  seq: number,
+  previousMac: string,
+): SealedRecord {
+  let entry: AuditEntry | undefined;
+  const parsed = () => {
+    entry ??= JSON.parse(entryJson) as AuditEntry;
+    return entry;
+  };
+  return {
+    instance,
+    seq,
+    get time() {
+      return parsed().time;
+    },
+    get tenant() {
+      return parsed().tenant;
+    },
+    get requestId() {
+      return parsed().requestId;
+    },
+    get model() {
+      return parsed().model;
+    },
+    get status() {
+      return parsed().status;
+    },
+    ...sealedLine(key, entryJson, instance, seq, previousMac),
+  };
+}
+
+function sealedLine(
+  key: AuditKey,
+  entryJson: string,
+  instance: string,
+  seq: number,
+  previousMac: string,
+): { line: string; mac: string } {
+  // The entry's own text after instance and seq, rather than a copy of it to stringify.
+  const text = `{"instance":${JSON.stringify(instance)},"seq":${seq}${entryJson === "{}" ? "}" : `,${entryJson.slice(1)}`}`;
+  const mac = macOfText(key, previousMac, text);
+  return { line: `${text.slice(0, -1)},"mac":"${mac}"}`, mac };
 }
 
 /** The `mac` at the end of a record line, or undefined when the line has none. */

@@ -8,6 +8,7 @@ import {
   genesisMac,
   keyObjectOf,
   sealRecord,
+  sealRecordText,
   signCheckpoint,
 } from "./chain.js";
 import type {
@@ -17,6 +18,7 @@ import type {
   AuditTextPiece,
   ChainHead,
   Checkpoint,
+  SealedRecord,
   SinkReport,
 } from "./types.js";
 
@@ -121,6 +123,16 @@ export function defaultInstance(): string {
  * `minCheckpointIntervalMs` out of range.
  */
 export function createAuditLog(options: AuditLogOptions): AuditLog {
+  return createTextAuditLog(options);
+}
+
+/**
+ * @internal `createAuditLog`'s log, which also takes an entry without content as the JSON text
+ * JSON.stringify gave it (`appendText`): sealed as it is, never parsed for a file sink.
+ */
+export function createTextAuditLog(
+  options: AuditLogOptions,
+): AuditLog & { appendText(entryJson: string): void } {
   const { sink, logger } = options;
   checkKey(options.key);
   const key = keyObjectOf(options.key);
@@ -147,7 +159,8 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
           key: createHmac("sha256", key).update("aigw-audit redaction").digest(),
         };
 
-  let queue: AuditEntry[] = [];
+  /** Entries, or entries without content as their JSON text. */
+  let queue: (AuditEntry | string)[] = [];
   let timer: NodeJS.Timeout | undefined;
   let writing: Promise<void> | undefined;
   let closed = false;
@@ -223,15 +236,20 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
   }
 
   /** The entry sealed as the chain's next record; the chain moves on only once it is. */
-  function seal(entry: AuditEntry) {
-    const content = entry.content && redaction ? redacted(entry.content) : entry.content;
-    const sealed = sealRecord(
-      key,
-      content === entry.content ? entry : { ...entry, content },
-      instance,
-      seq + 1,
-      previousMac,
-    );
+  function seal(entry: AuditEntry | string) {
+    let sealed: SealedRecord;
+    if (typeof entry === "string") {
+      sealed = sealRecordText(key, entry, instance, seq + 1, previousMac);
+    } else {
+      const content = entry.content && redaction ? redacted(entry.content) : entry.content;
+      sealed = sealRecord(
+        key,
+        content === entry.content ? entry : { ...entry, content },
+        instance,
+        seq + 1,
+        previousMac,
+      );
+    }
     seq = sealed.seq;
     previousMac = sealed.mac;
     return sealed;
@@ -258,11 +276,12 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
   }
 
   /** Seals a batch; redacting content is the slow part, so it yields to requests often. */
-  async function sealAll(batch: AuditEntry[]) {
+  async function sealAll(batch: (AuditEntry | string)[]) {
     const sealed = [];
     let since = performance.now();
     for (const entry of batch) {
-      if (entry.content) queuedContentChars -= contentChars(entry.content);
+      const content = typeof entry === "string" ? undefined : entry.content;
+      if (content) queuedContentChars -= contentChars(content);
       try {
         sealed.push(seal(entry));
       } catch (error) {
@@ -270,7 +289,7 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
         reportLost(1, "audit record lost: it could not be sealed", error);
         continue;
       }
-      if (entry.content) {
+      if (content) {
         if (performance.now() - since > 5) {
           await nextTurn();
           since = performance.now();
@@ -328,22 +347,29 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
     return { ...entry, content: { truncated: true } };
   }
 
+  function enqueue(entry: AuditEntry | string) {
+    if (closed) {
+      reportLost(1, "audit record after close");
+      return;
+    }
+    stats.appended += 1;
+    if (queue.length >= maxQueued) {
+      reportLost(1, "audit record dropped: too many waiting to be written");
+      return;
+    }
+    queue.push(
+      typeof entry !== "string" && entry.content
+        ? withinContentBudget(entry, entry.content)
+        : entry,
+    );
+    if (queue.length >= batchSize && !writing) startWriting();
+    else schedule();
+  }
+
   return {
     instance,
-    append(entry) {
-      if (closed) {
-        reportLost(1, "audit record after close");
-        return;
-      }
-      stats.appended += 1;
-      if (queue.length >= maxQueued) {
-        reportLost(1, "audit record dropped: too many waiting to be written");
-        return;
-      }
-      queue.push(entry.content ? withinContentBudget(entry, entry.content) : entry);
-      if (queue.length >= batchSize && !writing) startWriting();
-      else schedule();
-    },
+    append: enqueue,
+    appendText: enqueue,
     async flush() {
       while (queue.length > 0 || writing) await (writing ?? startWriting());
     },

@@ -92,31 +92,47 @@ export function sealRecordText(
   seq: number,
   previousMac: string,
 ): SealedRecord {
-  let entry: AuditEntry | undefined;
-  const parsed = () => {
-    entry ??= JSON.parse(entryJson) as AuditEntry;
-    return entry;
-  };
-  return {
-    instance,
-    seq,
-    get time() {
-      return parsed().time;
-    },
-    get tenant() {
-      return parsed().tenant;
-    },
-    get requestId() {
-      return parsed().requestId;
-    },
-    get model() {
-      return parsed().model;
-    },
-    get status() {
-      return parsed().status;
-    },
-    ...sealedLine(key, entryJson, instance, seq, previousMac),
-  };
+  const { line, mac } = sealedLine(key, entryJson, instance, seq, previousMac);
+  return new TextSealedRecord(instance, seq, line, mac, entryJson);
+}
+
+/** A sealed record whose indexed fields are read from its entry's text when first asked for. */
+class TextSealedRecord implements SealedRecord {
+  private entry: AuditEntry | undefined;
+
+  constructor(
+    readonly instance: string,
+    readonly seq: number,
+    readonly line: string,
+    readonly mac: string,
+    private readonly entryJson: string,
+  ) {}
+
+  private get parsed(): AuditEntry {
+    this.entry ??= JSON.parse(this.entryJson) as AuditEntry;
+    return this.entry;
+  }
+  get time() {
+    return this.parsed.time;
+  }
+  get tenant() {
+    return this.parsed.tenant;
+  }
+  get requestId() {
+    return this.parsed.requestId;
+  }
+  get model() {
+    return this.parsed.model;
+  }
+  get status() {
+    return this.parsed.status;
+  }
+
+  /** As JSON, the record's fields, as a record of `sealRecord` has them. */
+  toJSON(): SealedRecord {
+    const { instance, seq, time, tenant, requestId, model, status, mac, line } = this;
+    return { instance, seq, time, tenant, requestId, model, status, mac, line };
+  }
 }
 
 function sealedLine(

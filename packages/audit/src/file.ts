@@ -63,14 +63,30 @@ async function rotatedFiles(path: string): Promise<string[]> {
   return found.map(({ name }) => join(directory, name));
 }
 
+const newline = 0x0a;
+
 /** Ends a last line a crash or a failed write left without its newline; the bytes added. */
 async function endTornLine(handle: FileHandle, size: number): Promise<number> {
   if (size === 0) return 0;
   const last = Buffer.alloc(1);
   await handle.read(last, 0, 1, size - 1);
-  if (last[0] === 0x0a) return 0;
+  if (last[0] === newline) return 0;
   await handle.appendFile("\n");
   return 1;
+}
+
+/** The records' lines as UTF-8 JSON Lines, each encoded once into one buffer. */
+function linesOf(records: readonly SealedRecord[]): Buffer {
+  let length = 0;
+  for (const record of records) length += record.line.length;
+  // UTF-8 takes at most 3 bytes per UTF-16 unit.
+  const bytes = Buffer.allocUnsafe(length * 3 + records.length);
+  let used = 0;
+  for (const record of records) {
+    used += bytes.write(record.line, used);
+    bytes[used++] = newline;
+  }
+  return bytes.subarray(0, used);
 }
 
 /** A record line's start: sealed records begin with their instance and sequence number. */
@@ -218,10 +234,10 @@ export function createFileSink(options: FileSinkOptions): AuditSink {
     }
   }
 
-  async function append(current: NonNullable<typeof file>, text: string) {
+  async function append(current: NonNullable<typeof file>, bytes: Buffer) {
     try {
-      await current.handle.appendFile(text);
-      current.bytes += Buffer.byteLength(text);
+      await current.handle.appendFile(bytes);
+      current.bytes += bytes.length;
     } catch (error) {
       // Nothing of a failed batch stays: the next record starts on a line of its own.
       file = undefined;
@@ -240,7 +256,7 @@ export function createFileSink(options: FileSinkOptions): AuditSink {
       if (current.bytes > 0 && daily && current.day !== utcDay(Date.now())) {
         current = await rotateSafely(current);
       }
-      await append(current, `${records.map((record) => record.line).join("\n")}\n`);
+      await append(current, linesOf(records));
       let previous: SealedRecord | undefined;
       for (const record of records) {
         // The last record of each run of one instance (a batch is usually one run).

@@ -127,12 +127,6 @@ class TextSealedRecord implements SealedRecord {
   get status() {
     return this.parsed.status;
   }
-
-  /** As JSON, the record's fields, as a record of `sealRecord` has them. */
-  toJSON(): SealedRecord {
-    const { instance, seq, time, tenant, requestId, model, status, mac, line } = this;
-    return { instance, seq, time, tenant, requestId, model, status, mac, line };
-  }
 }
 
 function sealedLine(
@@ -143,7 +137,8 @@ function sealedLine(
   previousMac: string,
 ): { line: string; mac: string } {
   // The entry's own text after instance and seq, rather than a copy of it to stringify.
-  const text = `{"instance":${JSON.stringify(instance)},"seq":${seq}${entryJson === "{}" ? "}" : `,${entryJson.slice(1)}`}`;
+  const fields = entryJson === "{}" ? "}" : `,${entryJson.slice(1)}`;
+  const text = `{"instance":${JSON.stringify(instance)},"seq":${seq}${fields}`;
   const mac = macOfText(key, previousMac, text);
   return { line: `${text.slice(0, -1)},"mac":"${mac}"}`, mac };
 }

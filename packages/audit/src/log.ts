@@ -123,16 +123,17 @@ export function defaultInstance(): string {
  * `minCheckpointIntervalMs` out of range.
  */
 export function createAuditLog(options: AuditLogOptions): AuditLog {
-  return createTextAuditLog(options);
+  return createAuditLogTakingText(options).log;
 }
 
 /**
- * @internal `createAuditLog`'s log, which also takes an entry without content as the JSON text
- * JSON.stringify gave it (`appendText`): sealed as it is, never parsed for a file sink.
+ * @internal `createAuditLog`'s log, and `appendText`, which appends an entry without content
+ * given as the JSON text of an object: sealed as it is, never parsed for a file sink.
  */
-export function createTextAuditLog(
-  options: AuditLogOptions,
-): AuditLog & { appendText(entryJson: string): void } {
+export function createAuditLogTakingText(options: AuditLogOptions): {
+  log: AuditLog;
+  appendText(entryJson: string): void;
+} {
   const { sink, logger } = options;
   checkKey(options.key);
   const key = keyObjectOf(options.key);
@@ -366,10 +367,9 @@ export function createTextAuditLog(
     else schedule();
   }
 
-  return {
+  const log: AuditLog = {
     instance,
-    append: enqueue,
-    appendText: enqueue,
+    append: (entry) => enqueue(entry),
     async flush() {
       while (queue.length > 0 || writing) await (writing ?? startWriting());
     },
@@ -377,10 +377,11 @@ export function createTextAuditLog(
       closed = true;
       clearTimeout(checkpointTimer);
       checkpointTimer = undefined;
-      await this.flush();
+      await log.flush();
       await checkpoint("shutdown");
       await sink.close();
     },
     stats: () => ({ ...stats, queued: queue.length }),
   };
+  return { log, appendText: enqueue };
 }

@@ -198,7 +198,10 @@ export function createThreadedAuditLog(options: ThreadedAuditLogOptions): AuditL
       }
       try {
         const line: unknown = JSON.stringify(entry);
-        if (typeof line !== "string") throw new TypeError("the entry has no JSON text");
+        // The worker seals the text as it is: only an object's makes a record.
+        if (typeof line !== "string" || !line.startsWith("{")) {
+          throw new TypeError("the entry is not a JSON object");
+        }
         queue(line);
       } catch (error) {
         // An entry JSON cannot hold (a BigInt, a cycle) or too large to buffer: lost, said so.

@@ -1,6 +1,6 @@
 import { parentPort, workerData } from "node:worker_threads";
 import { createFileSink } from "./file.js";
-import { type AuditLogger, createTextAuditLog } from "./log.js";
+import { type AuditLogger, createAuditLogTakingText } from "./log.js";
 import type { FromWorker, ThreadedSink, ToWorker, WorkerSettings } from "./threaded.js";
 import type { AuditEntry, AuditSink } from "./types.js";
 
@@ -56,18 +56,18 @@ async function sinkOf(sink: ThreadedSink): Promise<AuditSink> {
 
 // A bad setting (a short key, say) rejects here and ends the thread with that error.
 const ready = sinkOf(settings.sink).then((sink) =>
-  createTextAuditLog({ ...settings.log, sink, logger }),
+  createAuditLogTakingText({ ...settings.log, sink, logger }),
 );
 
 port.on("message", async (message: ToWorker) => {
-  const log = await ready;
+  const { log, appendText } = await ready;
   if (message.type === "append") {
     for (const line of decoder.decode(message.lines).split("\n")) {
       if (line === "") continue;
-      // Only content is redacted here, so only an entry that may hold some needs parsing (a
+      // Content is redacted and budgeted here, so an entry that may hold some is parsed (a
       // nested "content" key parses needlessly); the rest is sealed as the caller wrote it.
       if (line.includes('"content":')) log.append(JSON.parse(line) as AuditEntry);
-      else log.appendText(line);
+      else appendText(line);
     }
     // What the caller bounds its hand-overs by, and shows in its stats; the buffer goes back.
     const spare = message.lines.buffer;

@@ -33,6 +33,15 @@ function entries(): AuditEntry[] {
     durationMs: index,
     usage: { inputTokens: index, outputTokens: 2 * index, reasoningTokens: undefined },
     costUsd: index === 3 ? null : index / 1e6,
+    // Entries without content are sealed as the request thread wrote them, these too.
+    ...(index % 10 === 7 ? { keyId: `Grüße 👋 \udc00 "content": ${index}` } : {}),
+    ...(index % 10 === 8
+      ? {
+          guardrails: [
+            { rule: "pii", phase: "input", action: "flag", matches: 1, entities: { content: 1 } },
+          ],
+        }
+      : {}),
     ...(index % 10 === 5
       ? {
           content: {
@@ -172,14 +181,20 @@ describe("the threaded audit log", () => {
     expect(log.stats().lost).toBe(4);
   });
 
-  it("reports a sink's error with its code, and counts an entry without JSON text as lost", async () => {
+  it("reports a sink's error with its code, and counts an entry that is not a JSON object as lost", async () => {
     const { lines, logger } = recorder();
     // A directory where the file should be: every write fails with EISDIR.
     const log = createThreadedAuditLog({ key, sink: { file: { path: directory } }, logger });
     log.append({ ...(entries()[0] as AuditEntry), toJSON: () => undefined } as AuditEntry);
+    log.append({ ...(entries()[0] as AuditEntry), toJSON: () => null } as AuditEntry);
     log.append(entries()[1] as AuditEntry);
     await log.close();
-    expect(log.stats()).toMatchObject({ appended: 2, written: 0, lost: 2, queued: 0 });
+    expect(log.stats()).toMatchObject({ appended: 3, written: 0, lost: 3, queued: 0 });
+    const notObjects = lines.filter((line) => line.message?.startsWith("audit record lost"));
+    expect(notObjects.map((line) => (line.object.err as Error).message)).toEqual([
+      "the entry is not a JSON object",
+      "the entry is not a JSON object",
+    ]);
     const failed = lines.find((line) => line.message?.startsWith("audit records lost"));
     expect(failed?.object.err).toMatchObject({ code: "EISDIR", syscall: "open" });
   });

@@ -80,55 +80,6 @@ export function sealRecord(
   };
 }
 
-/**
- * @internal `sealRecord` for an entry given as its JSON text (an object's, as JSON.stringify
- * wrote it), sealed as it is: the indexed fields are parsed from it only when a sink reads
- * them, which a file sink never does.
- */
-export function sealRecordText(
-  key: AuditKey,
-  entryJson: string,
-  instance: string,
-  seq: number,
-  previousMac: string,
-): SealedRecord {
-  const { line, mac } = sealedLine(key, entryJson, instance, seq, previousMac);
-  return new TextSealedRecord(instance, seq, line, mac, entryJson);
-}
-
-/** A sealed record whose indexed fields are read from its entry's text when first asked for. */
-class TextSealedRecord implements SealedRecord {
-  private entry: AuditEntry | undefined;
-
-  constructor(
-    readonly instance: string,
-    readonly seq: number,
-    readonly line: string,
-    readonly mac: string,
-    private readonly entryJson: string,
-  ) {}
-
-  private get parsed(): AuditEntry {
-    this.entry ??= JSON.parse(this.entryJson) as AuditEntry;
-    return this.entry;
-  }
-  get time() {
-    return this.parsed.time;
-  }
-  get tenant() {
-    return this.parsed.tenant;
-  }
-  get requestId() {
-    return this.parsed.requestId;
-  }
-  get model() {
-    return this.parsed.model;
-  }
-  get status() {
-    return this.parsed.status;
-  }
-}
-
 function sealedLine(
   key: AuditKey,
   entryJson: string,

@@ -8,9 +8,9 @@ import {
   genesisMac,
   keyObjectOf,
   sealRecord,
-  sealRecordText,
   signCheckpoint,
 } from "./chain.js";
+import { canonicalEntry } from "./entry.js";
 import type {
   AuditContent,
   AuditEntry,
@@ -18,7 +18,6 @@ import type {
   AuditTextPiece,
   ChainHead,
   Checkpoint,
-  SealedRecord,
   SinkReport,
 } from "./types.js";
 
@@ -123,17 +122,6 @@ export function defaultInstance(): string {
  * `minCheckpointIntervalMs` out of range.
  */
 export function createAuditLog(options: AuditLogOptions): AuditLog {
-  return createAuditLogTakingText(options).log;
-}
-
-/**
- * @internal `createAuditLog`'s log, and `appendText`, which appends an entry without content
- * given as the JSON text of an object: sealed as it is, never parsed for a file sink.
- */
-export function createAuditLogTakingText(options: AuditLogOptions): {
-  log: AuditLog;
-  appendText(entryJson: string): void;
-} {
   const { sink, logger } = options;
   checkKey(options.key);
   const key = keyObjectOf(options.key);
@@ -160,8 +148,7 @@ export function createAuditLogTakingText(options: AuditLogOptions): {
           key: createHmac("sha256", key).update("aigw-audit redaction").digest(),
         };
 
-  /** Entries, or entries without content as their JSON text. */
-  let queue: (AuditEntry | string)[] = [];
+  let queue: AuditEntry[] = [];
   let timer: NodeJS.Timeout | undefined;
   let writing: Promise<void> | undefined;
   let closed = false;
@@ -237,20 +224,15 @@ export function createAuditLogTakingText(options: AuditLogOptions): {
   }
 
   /** The entry sealed as the chain's next record; the chain moves on only once it is. */
-  function seal(entry: AuditEntry | string) {
-    let sealed: SealedRecord;
-    if (typeof entry === "string") {
-      sealed = sealRecordText(key, entry, instance, seq + 1, previousMac);
-    } else {
-      const content = entry.content && redaction ? redacted(entry.content) : entry.content;
-      sealed = sealRecord(
-        key,
-        content === entry.content ? entry : { ...entry, content },
-        instance,
-        seq + 1,
-        previousMac,
-      );
-    }
+  function seal(entry: AuditEntry) {
+    const content = entry.content && redaction ? redacted(entry.content) : entry.content;
+    const sealed = sealRecord(
+      key,
+      content === entry.content ? entry : { ...entry, content },
+      instance,
+      seq + 1,
+      previousMac,
+    );
     seq = sealed.seq;
     previousMac = sealed.mac;
     return sealed;
@@ -277,11 +259,11 @@ export function createAuditLogTakingText(options: AuditLogOptions): {
   }
 
   /** Seals a batch; redacting content is the slow part, so it yields to requests often. */
-  async function sealAll(batch: (AuditEntry | string)[]) {
+  async function sealAll(batch: AuditEntry[]) {
     const sealed = [];
     let since = performance.now();
     for (const entry of batch) {
-      const content = typeof entry === "string" ? undefined : entry.content;
+      const { content } = entry;
       if (content) queuedContentChars -= contentChars(content);
       try {
         sealed.push(seal(entry));
@@ -348,7 +330,7 @@ export function createAuditLogTakingText(options: AuditLogOptions): {
     return { ...entry, content: { truncated: true } };
   }
 
-  function enqueue(entry: AuditEntry | string) {
+  function enqueue(appended: AuditEntry) {
     if (closed) {
       reportLost(1, "audit record after close");
       return;
@@ -358,11 +340,9 @@ export function createAuditLogTakingText(options: AuditLogOptions): {
       reportLost(1, "audit record dropped: too many waiting to be written");
       return;
     }
-    queue.push(
-      typeof entry !== "string" && entry.content
-        ? withinContentBudget(entry, entry.content)
-        : entry,
-    );
+    // Taken as the record will hold it, now: later changes to the caller's object do not count.
+    const entry = canonicalEntry(appended);
+    queue.push(entry.content ? withinContentBudget(entry, entry.content) : entry);
     if (queue.length >= batchSize && !writing) startWriting();
     else schedule();
   }
@@ -383,5 +363,5 @@ export function createAuditLogTakingText(options: AuditLogOptions): {
     },
     stats: () => ({ ...stats, queued: queue.length }),
   };
-  return { log, appendText: enqueue };
+  return log;
 }

@@ -1,5 +1,6 @@
 import { Worker } from "node:worker_threads";
 import { checkKey } from "./chain.js";
+import { entryValues } from "./entry.js";
 import type { FileSinkOptions } from "./file.js";
 import { type AuditLog, type AuditLogOptions, type AuditLogStats, defaultInstance } from "./log.js";
 import type { PostgresSinkOptions } from "./postgres.js";
@@ -52,7 +53,7 @@ function workerFile(): URL {
 
 /**
  * An audit log whose sealing (HMAC chain) and sink run on a worker thread: the request thread
- * only writes each entry as a JSON line into a 64 KiB buffer, and hands the buffer over
+ * only writes each entry's field values as a JSON array, one line, into a 64 KiB buffer, and hands the buffer over
  * (transferred, not copied) every `handOverMs`, every `handOverBatch` entries or when it is
  * full. The records, chain, checkpoints and limits are those of `createAuditLog`, which runs in
  * the worker; the sink is given as options, since the worker builds it (pg loads only for a
@@ -197,12 +198,7 @@ export function createThreadedAuditLog(options: ThreadedAuditLogOptions): AuditL
         return;
       }
       try {
-        const line: unknown = JSON.stringify(entry);
-        // The worker seals the text as it is: only an object's makes a record.
-        if (typeof line !== "string" || !line.startsWith("{")) {
-          throw new TypeError("the entry is not a JSON object");
-        }
-        queue(line);
+        queue(JSON.stringify(entryValues(entry)));
       } catch (error) {
         // An entry JSON cannot hold (a BigInt, a cycle) or too large to buffer: lost, said so.
         reportLost(1, "audit record lost: it could not be sealed", error);

@@ -33,8 +33,9 @@ export interface AuditVerdict {
 
 /**
  * What one request did, as `AuditLog.append` takes it. Times: `time` is when the request
- * arrived (ISO 8601, UTC); durations are whole milliseconds. Optional fields are left out of
- * the record when undefined.
+ * arrived (ISO 8601, UTC); durations are whole milliseconds. A record holds these fields in
+ * this order; optional ones are left out when undefined, and keys not listed here are not
+ * recorded.
  */
 export interface AuditEntry {
   time: string;

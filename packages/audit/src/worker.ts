@@ -1,8 +1,9 @@
 import { parentPort, workerData } from "node:worker_threads";
+import { entryFromValues } from "./entry.js";
 import { createFileSink } from "./file.js";
-import { type AuditLogger, createAuditLogTakingText } from "./log.js";
+import { type AuditLogger, createAuditLog } from "./log.js";
 import type { FromWorker, ThreadedSink, ToWorker, WorkerSettings } from "./threaded.js";
-import type { AuditEntry, AuditSink } from "./types.js";
+import type { AuditSink } from "./types.js";
 
 // The thread a `createThreadedAuditLog` starts: the log and its sink live here, so sealing
 // (JSON and HMAC) and writing cost the request thread nothing.
@@ -56,18 +57,14 @@ async function sinkOf(sink: ThreadedSink): Promise<AuditSink> {
 
 // A bad setting (a short key, say) rejects here and ends the thread with that error.
 const ready = sinkOf(settings.sink).then((sink) =>
-  createAuditLogTakingText({ ...settings.log, sink, logger }),
+  createAuditLog({ ...settings.log, sink, logger }),
 );
 
 port.on("message", async (message: ToWorker) => {
-  const { log, appendText } = await ready;
+  const log = await ready;
   if (message.type === "append") {
     for (const line of decoder.decode(message.lines).split("\n")) {
-      if (line === "") continue;
-      // Content is redacted and budgeted here, so an entry that may hold some is parsed (a
-      // nested "content" key parses needlessly); the rest is sealed as the caller wrote it.
-      if (line.includes('"content":')) log.append(JSON.parse(line) as AuditEntry);
-      else appendText(line);
+      if (line !== "") log.append(entryFromValues(JSON.parse(line) as unknown[]));
     }
     // What the caller bounds its hand-overs by, and shows in its stats; the buffer goes back.
     const spare = message.lines.buffer;

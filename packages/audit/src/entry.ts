@@ -1,0 +1,105 @@
+import type { AuditEntry } from "./types.js";
+
+/** The fields of `AuditEntry`, in the order a record holds them. */
+const entryFields = [
+  "time",
+  "requestId",
+  "traceId",
+  "tenant",
+  "keyId",
+  "clientAddress",
+  "protocol",
+  "method",
+  "endpoint",
+  "model",
+  "route",
+  "attempts",
+  "provider",
+  "servedModel",
+  "status",
+  "errorType",
+  "errorCode",
+  "stream",
+  "usage",
+  "costUsd",
+  "costEstimated",
+  "durationMs",
+  "timeToFirstTokenMs",
+  "cache",
+  "guardrails",
+  "requestSha256",
+  "responseSha256",
+  "content",
+] as const satisfies readonly (keyof AuditEntry)[];
+
+// Every field of AuditEntry is listed: a field added there and not here fails to compile.
+const everyField: Exclude<keyof AuditEntry, (typeof entryFields)[number]> extends never
+  ? true
+  : never = true;
+void everyField;
+
+/**
+ * @internal An entry as a JSON-ready array: a bit mask of the fields it has (bit i: field i
+ * is not undefined, so a null stays null), then every field's value in `entryFields` order.
+ * JSON.stringify writes such an array about three times faster than the object it stands for,
+ * with no keys to write and none to skip: this is what the request thread does per record.
+ * Keys that are not `AuditEntry` fields are left out.
+ */
+export function entryValues(entry: AuditEntry): unknown[] {
+  // Written out rather than mapped over entryFields: one property read each, no keyed lookups.
+  const values: unknown[] = [
+    0,
+    entry.time,
+    entry.requestId,
+    entry.traceId,
+    entry.tenant,
+    entry.keyId,
+    entry.clientAddress,
+    entry.protocol,
+    entry.method,
+    entry.endpoint,
+    entry.model,
+    entry.route,
+    entry.attempts,
+    entry.provider,
+    entry.servedModel,
+    entry.status,
+    entry.errorType,
+    entry.errorCode,
+    entry.stream,
+    entry.usage,
+    entry.costUsd,
+    entry.costEstimated,
+    entry.durationMs,
+    entry.timeToFirstTokenMs,
+    entry.cache,
+    entry.guardrails,
+    entry.requestSha256,
+    entry.responseSha256,
+    entry.content,
+  ];
+  let present = 0;
+  for (let index = 1; index < values.length; index++) {
+    if (values[index] !== undefined) present |= 1 << (index - 1);
+  }
+  values[0] = present;
+  return values;
+}
+
+/** @internal The entry `entryValues` stands for: its fields in record order, the absent left out. */
+export function entryFromValues(values: readonly unknown[]): AuditEntry {
+  const present = values[0] as number;
+  const entry: Record<string, unknown> = {};
+  for (let index = 0; index < entryFields.length; index++) {
+    if (present & (1 << index)) entry[entryFields[index] as string] = values[index + 1];
+  }
+  return entry as unknown as AuditEntry;
+}
+
+/**
+ * @internal A copy of the entry as a record holds it: `AuditEntry` fields only, in record
+ * order, undefined ones left out; nested values are shared, not copied.
+ */
+export function canonicalEntry(entry: AuditEntry): AuditEntry {
+  return entryFromValues(entryValues(entry));
+}

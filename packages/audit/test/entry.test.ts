@@ -1,0 +1,122 @@
+import { describe, expect, it } from "vitest";
+import { canonicalEntry, entryFromValues, entryValues } from "../src/entry.js";
+import { type AuditEntry, createAuditLog } from "../src/index.js";
+import type { AuditSink, SealedRecord } from "../src/types.js";
+
+const key = "an audit key of at least 32 bytes!";
+
+/** An entry with every field set, each to a value of its own. */
+const full: Required<AuditEntry> = {
+  time: "2026-12-01T10:00:00.000Z",
+  requestId: "request-1",
+  traceId: "4985bf41c6d202fcea02411ba6921e4e",
+  tenant: "acme",
+  keyId: "k-1a2b",
+  clientAddress: "127.0.0.1",
+  protocol: "openai",
+  method: "POST",
+  endpoint: "/v1/chat/completions",
+  model: "gpt-4o-mini",
+  route: "gpt-*",
+  attempts: [{ target: "mock/gpt-4o-mini", status: 200, durationMs: 5 }],
+  provider: "mock",
+  servedModel: "gpt-4o-mini-2024-07-18",
+  status: 200,
+  errorType: "upstream_error",
+  errorCode: "overloaded",
+  stream: true,
+  usage: { inputTokens: 12, outputTokens: 30, reasoningTokens: 4 },
+  costUsd: 0.00000975,
+  costEstimated: true,
+  durationMs: 93,
+  timeToFirstTokenMs: 41,
+  cache: "MISS",
+  guardrails: [{ rule: "pii", phase: "input", action: "redact", matches: 1 }],
+  requestSha256: "a".repeat(64),
+  responseSha256: "b".repeat(64),
+  content: { request: [{ role: "user", kind: "text", text: "Grüße 👋 \ud800" }] },
+};
+
+/** What the worker reads: the values as JSON text, through UTF-8 and back. */
+const handedOver = (entry: AuditEntry) =>
+  entryFromValues(
+    JSON.parse(
+      new TextDecoder().decode(new TextEncoder().encode(JSON.stringify(entryValues(entry)))),
+    ),
+  );
+
+describe("an entry handed to the audit worker as its values", () => {
+  it("comes back with every field, in record order, as JSON of the object writes it", () => {
+    const back = handedOver(full);
+    expect(back).toEqual(full);
+    expect(JSON.stringify(back)).toBe(JSON.stringify(full));
+    expect(Object.keys(back)).toEqual(Object.keys(full));
+  });
+
+  it("keeps a null apart from a field left out, and leaves out what is undefined", () => {
+    const priceUnknown = { ...full, costUsd: null, keyId: undefined, content: undefined };
+    const back = handedOver(priceUnknown);
+    expect(back.costUsd).toBeNull();
+    expect("keyId" in back).toBe(false);
+    expect("content" in back).toBe(false);
+    const bare = {
+      time: full.time,
+      requestId: "r",
+      tenant: "t",
+      endpoint: "/",
+      status: 0,
+      durationMs: 0,
+    };
+    expect(JSON.stringify(handedOver(bare))).toBe(JSON.stringify(bare));
+  });
+
+  it("takes AuditEntry fields only, in record order, whatever order they came in", () => {
+    const forged = {
+      mac: "forged",
+      seq: 1,
+      instance: "elsewhere",
+      status: 200,
+      requestId: "request-1",
+      time: full.time,
+      tenant: "acme",
+      endpoint: "/v1/chat/completions",
+      durationMs: 3,
+    } as unknown as AuditEntry;
+    expect(JSON.stringify(canonicalEntry(forged))).toBe(
+      '{"time":"2026-12-01T10:00:00.000Z","requestId":"request-1","tenant":"acme","endpoint":"/v1/chat/completions","status":200,"durationMs":3}',
+    );
+  });
+});
+
+describe("the records of the audit log", () => {
+  it("hold the entry as it was appended, its fields only, in record order", async () => {
+    const records: SealedRecord[] = [];
+    const sink: AuditSink = {
+      write: async (batch) => {
+        records.push(...batch);
+        return undefined;
+      },
+      checkpoint: async () => {},
+      close: async () => {},
+    };
+    const log = createAuditLog({ key, instance: "gw-1", sink });
+    const entry = {
+      status: 200,
+      seq: 99,
+      mac: "0".repeat(64),
+      time: full.time,
+      requestId: "request-1",
+      tenant: "acme",
+      endpoint: "/v1/chat/completions",
+      durationMs: 3,
+    } as unknown as AuditEntry;
+    log.append(entry);
+    entry.status = 500;
+    await log.close();
+    expect(records).toHaveLength(1);
+    const line = records[0]?.line ?? "";
+    expect(line).toMatch(
+      /^\{"instance":"gw-1","seq":1,"time":"2026-12-01T10:00:00.000Z","requestId":"request-1","tenant":"acme","endpoint":"\/v1\/chat\/completions","status":200,"durationMs":3,"mac":"[0-9a-f]{64}"\}$/,
+    );
+  });
+});

@@ -2,8 +2,10 @@
 // upstream reached directly and through a bare undici pass-through, in interleaved rounds, for
 // JSON answers and for streamed ones (about 15 events each); and streams from Anthropic and
 // Gemini mocks translated for the same OpenAI requests, against those from the OpenAI mock; and
-// a route that balances two targets against a route of one; guardrails on, both ways; the
-// audit log on (file sink, content off); and the status page on.
+// a route that balances two targets against a route of one; guardrails on, both ways. Then, side
+// by side (both driven at once, so the machine's changing speed hits both alike), the gateway
+// against itself with the audit log on (file sink, content off), with the status page on, and
+// against a second copy of itself (the control: what the method reads when nothing differs).
 import autocannon from "autocannon";
 import {
   cleanUp,
@@ -16,14 +18,15 @@ import {
 } from "./processes.js";
 
 const rounds = Number(process.env.BENCH_ROUNDS ?? 5);
+const sideBySideRounds = Number(process.env.BENCH_SIDE_BY_SIDE_ROUNDS ?? 4);
 const durationSeconds = Number(process.env.BENCH_SECONDS ?? 10);
 const connections = 50;
 
-function drive(url, stream) {
+function drive(url, stream, connectionCount = connections) {
   return autocannon({
     url: `${url}/v1/chat/completions`,
     method: "POST",
-    connections,
+    connections: connectionCount,
     duration: durationSeconds,
     headers: { "content-type": "application/json" },
     body: JSON.stringify({
@@ -72,6 +75,8 @@ const gatewayWithStatus = await startGateway(
     "  statusPage: {}",
   ]),
 );
+// The control of the side-by-side runs: a second gateway just like the first.
+const gatewayTwin = await startGateway(writeConfig("twin", []));
 // A route that balances two providers (both the same mock), to show what balancing costs.
 const gatewayTwoTargets = await startGateway(
   writeGatewayConfig("two-targets", upstream.url, [], "openai-compatible", 2),
@@ -96,6 +101,7 @@ const targets = {
   "gateway+guardrails": gatewayWithGuardrails,
   "gateway+audit": gatewayWithAudit,
   "gateway+status": gatewayWithStatus,
+  "gateway (twin)": gatewayTwin,
   "gateway*2 targets": gatewayTwoTargets,
   "gateway>anthropic": gatewayToAnthropic,
   "gateway>gemini": gatewayToGemini,
@@ -159,25 +165,47 @@ const json = await measure(
     "gateway+cache",
     "gateway*2 targets",
     "gateway+guardrails",
-    "gateway+audit",
-    "gateway+status",
   ],
   false,
 );
 const streamed = await measure(
   "Streaming chat",
-  [
-    "direct",
-    "passthrough",
-    "gateway",
-    "gateway>anthropic",
-    "gateway>gemini",
-    "gateway+guardrails",
-    "gateway+audit",
-    "gateway+status",
-  ],
+  ["direct", "passthrough", "gateway", "gateway>anthropic", "gateway>gemini", "gateway+guardrails"],
   true,
 );
+
+/**
+ * Each of `others` against `base`, both driven at once by half the connections each, in
+ * rounds: what one costs more than the other shows as fewer requests/s, whatever the machine's
+ * speed in that round. Prints each round's ratio; gives the medians by name.
+ */
+async function sideBySide(title, base, others, stream) {
+  const half = connections / 2;
+  console.log(
+    `\n${title}, side by side: ${sideBySideRounds} rounds of ${durationSeconds}s, ${half} connections each`,
+  );
+  const medians = {};
+  for (const other of others) {
+    const pair = [targets[base], targets[other]];
+    await Promise.all(pair.map((target) => drive(target.url, stream, half))); // warm-up
+    const ratios = [];
+    for (let round = 1; round <= sideBySideRounds; round++) {
+      const [withoutIt, withIt] = await Promise.all(
+        pair.map((target) => drive(target.url, stream, half)),
+      );
+      ratios.push(withIt.requests.average / withoutIt.requests.average);
+    }
+    medians[other] = median(ratios);
+    console.log(
+      `${other} / ${base}: ${ratios.map((ratio) => ratio.toFixed(3)).join(" ")}; median ${medians[other].toFixed(3)}`,
+    );
+  }
+  return medians;
+}
+
+const features = ["gateway (twin)", "gateway+audit", "gateway+status"];
+const jsonSideBySide = await sideBySide("JSON chat", "gateway", features, false);
+const streamedSideBySide = await sideBySide("Streaming chat", "gateway", features, true);
 
 console.log("\nsummary");
 const ratioLine = (label, summary, target) => {
@@ -217,22 +245,19 @@ for (const [label, summary] of [
   );
 }
 
-for (const [name, feature] of [
-  ["gateway+audit", "the audit log (file)"],
-  ["gateway+status", "the status page"],
+for (const [label, medians] of [
+  ["JSON", jsonSideBySide],
+  ["streams", streamedSideBySide],
 ]) {
-  for (const [label, summary] of [
-    ["JSON", json],
-    ["streams", streamed],
+  const control = medians["gateway (twin)"];
+  for (const [name, feature, target] of [
+    ["gateway+audit", "the audit log (file)", "; target within 5%"],
+    ["gateway+status", "the status page", ""],
   ]) {
-    const withFeature = summary[name].rps / summary.passthrough.rps;
-    const plain = summary.gateway.rps / summary.passthrough.rps;
-    // Each round ran the gateway without the feature a few seconds earlier: a steadier pair.
-    const paired = median(
-      summary[name].roundRps.map((rps, round) => rps / summary.gateway.roundRps[round]),
-    );
+    // Side by side, the pass-through's requests/s cancel out of (with / pass-through) against
+    // (without / pass-through): what is left is with / without.
     console.log(
-      `${label} with ${feature} / pass-through: ${withFeature.toFixed(2)} against ${plain.toFixed(2)} without (${((withFeature / plain - 1) * 100).toFixed(1)}%, target within 5%; per-round median ${((paired - 1) * 100).toFixed(1)}%); CPU per request ${summary[name].cpu.toFixed(3)} against ${summary.gateway.cpu.toFixed(3)} ms`,
+      `${label} with ${feature} / pass-through, against without it: ${((medians[name] - 1) * 100).toFixed(1)}% (side by side${target}; the control read ${((control - 1) * 100).toFixed(1)}%)`,
     );
   }
 }

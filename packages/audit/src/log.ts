@@ -10,7 +10,7 @@ import {
   sealRecord,
   signCheckpoint,
 } from "./chain.js";
-import { canonicalEntry } from "./entry.js";
+import { canonicalEntry, entryFromValues } from "./entry.js";
 import type {
   AuditContent,
   AuditEntry,
@@ -122,6 +122,17 @@ export function defaultInstance(): string {
  * `minCheckpointIntervalMs` out of range.
  */
 export function createAuditLog(options: AuditLogOptions): AuditLog {
+  return createAuditLogTakingValues(options).log;
+}
+
+/**
+ * @internal `createAuditLog`'s log, and `appendValues`, which appends an entry given as
+ * `entryValues` wrote it (what the threaded log's worker receives): already in record form.
+ */
+export function createAuditLogTakingValues(options: AuditLogOptions): {
+  log: AuditLog;
+  appendValues(values: readonly unknown[]): void;
+} {
   const { sink, logger } = options;
   checkKey(options.key);
   const key = keyObjectOf(options.key);
@@ -330,7 +341,8 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
     return { ...entry, content: { truncated: true } };
   }
 
-  function enqueue(appended: AuditEntry) {
+  /** Queues the entry `read` gives: the fields a record holds, taken now. */
+  function enqueue(read: () => AuditEntry) {
     if (closed) {
       reportLost(1, "audit record after close");
       return;
@@ -340,8 +352,14 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
       reportLost(1, "audit record dropped: too many waiting to be written");
       return;
     }
-    // Taken as the record will hold it, now: later changes to the caller's object do not count.
-    const entry = canonicalEntry(appended);
+    let entry: AuditEntry;
+    try {
+      entry = read();
+    } catch (error) {
+      // A getter that throws, say: lost and said so, as append never throws.
+      reportLost(1, "audit record lost: its entry could not be read", error);
+      return;
+    }
     queue.push(entry.content ? withinContentBudget(entry, entry.content) : entry);
     if (queue.length >= batchSize && !writing) startWriting();
     else schedule();
@@ -349,7 +367,8 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
 
   const log: AuditLog = {
     instance,
-    append: (entry) => enqueue(entry),
+    // Later changes to the caller's object do not reach the record.
+    append: (entry) => enqueue(() => canonicalEntry(entry)),
     async flush() {
       while (queue.length > 0 || writing) await (writing ?? startWriting());
     },
@@ -363,5 +382,5 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
     },
     stats: () => ({ ...stats, queued: queue.length }),
   };
-  return log;
+  return { log, appendValues: (values) => enqueue(() => entryFromValues(values)) };
 }

@@ -1,7 +1,6 @@
 import { parentPort, workerData } from "node:worker_threads";
-import { entryFromValues } from "./entry.js";
 import { createFileSink } from "./file.js";
-import { type AuditLogger, createAuditLog } from "./log.js";
+import { type AuditLogger, createAuditLogTakingValues } from "./log.js";
 import type { FromWorker, ThreadedSink, ToWorker, WorkerSettings } from "./threaded.js";
 import type { AuditSink } from "./types.js";
 
@@ -57,14 +56,14 @@ async function sinkOf(sink: ThreadedSink): Promise<AuditSink> {
 
 // A bad setting (a short key, say) rejects here and ends the thread with that error.
 const ready = sinkOf(settings.sink).then((sink) =>
-  createAuditLog({ ...settings.log, sink, logger }),
+  createAuditLogTakingValues({ ...settings.log, sink, logger }),
 );
 
 port.on("message", async (message: ToWorker) => {
-  const log = await ready;
+  const { log, appendValues } = await ready;
   if (message.type === "append") {
     for (const line of decoder.decode(message.lines).split("\n")) {
-      if (line !== "") log.append(entryFromValues(JSON.parse(line) as unknown[]));
+      if (line !== "") appendValues(JSON.parse(line) as unknown[]);
     }
     // What the caller bounds its hand-overs by, and shows in its stats; the buffer goes back.
     const spare = message.lines.buffer;

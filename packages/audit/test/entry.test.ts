@@ -119,4 +119,23 @@ describe("the records of the audit log", () => {
       /^\{"instance":"gw-1","seq":1,"time":"2026-12-01T10:00:00.000Z","requestId":"request-1","tenant":"acme","endpoint":"\/v1\/chat\/completions","status":200,"durationMs":3,"mac":"[0-9a-f]{64}"\}$/,
     );
   });
+
+  it("counts an entry it cannot read as lost, without throwing", async () => {
+    const lost: string[] = [];
+    const log = createAuditLog({
+      key,
+      sink: { write: async () => undefined, checkpoint: async () => {}, close: async () => {} },
+      logger: { info: () => {}, error: (_object, message) => lost.push(message ?? "") },
+    });
+    const unreadable = {
+      ...full,
+      get tenant(): string {
+        throw new Error("no tenant");
+      },
+    };
+    expect(() => log.append(unreadable)).not.toThrow();
+    await log.close();
+    expect(log.stats()).toMatchObject({ appended: 1, written: 0, lost: 1 });
+    expect(lost).toEqual(["audit record lost: its entry could not be read"]);
+  });
 });

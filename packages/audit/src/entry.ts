@@ -1,6 +1,6 @@
 import type { AuditEntry } from "./types.js";
 
-/** The fields of `AuditEntry`, in the order a record holds them. */
+/** The fields of `AuditEntry`, in the order a record holds them (at most 31: see entryValues). */
 const entryFields = [
   "time",
   "requestId",
@@ -32,7 +32,8 @@ const entryFields = [
   "content",
 ] as const satisfies readonly (keyof AuditEntry)[];
 
-// Every field of AuditEntry is listed: a field added there and not here fails to compile.
+// Every field of AuditEntry is listed: a field added there and not here fails to compile. One
+// added here must be added to entryValues too, at the same place: the tests check the order.
 const everyField: Exclude<keyof AuditEntry, (typeof entryFields)[number]> extends never
   ? true
   : never = true;

@@ -341,7 +341,7 @@ export function createAuditLogTakingValues(options: AuditLogOptions): {
     return { ...entry, content: { truncated: true } };
   }
 
-  /** Queues the entry `read` gives: the fields a record holds, taken now. */
+  /** Queues the entry `read` gives: the fields a record holds. */
   function enqueue(read: () => AuditEntry) {
     if (closed) {
       reportLost(1, "audit record after close");
@@ -352,22 +352,21 @@ export function createAuditLogTakingValues(options: AuditLogOptions): {
       reportLost(1, "audit record dropped: too many waiting to be written");
       return;
     }
-    let entry: AuditEntry;
     try {
-      entry = read();
+      const entry = read();
+      queue.push(entry.content ? withinContentBudget(entry, entry.content) : entry);
     } catch (error) {
-      // A getter that throws, say: lost and said so, as append never throws.
+      // A getter that throws, content that is not text pieces: lost and said so, as append
+      // never throws.
       reportLost(1, "audit record lost: its entry could not be read", error);
       return;
     }
-    queue.push(entry.content ? withinContentBudget(entry, entry.content) : entry);
     if (queue.length >= batchSize && !writing) startWriting();
     else schedule();
   }
 
   const log: AuditLog = {
     instance,
-    // Later changes to the caller's object do not reach the record.
     append: (entry) => enqueue(() => canonicalEntry(entry)),
     async flush() {
       while (queue.length > 0 || writing) await (writing ?? startWriting());

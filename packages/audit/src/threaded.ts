@@ -53,9 +53,9 @@ function workerFile(): URL {
 
 /**
  * An audit log whose sealing (HMAC chain) and sink run on a worker thread: the request thread
- * only writes each entry's field values as a JSON array, one line, into a 64 KiB buffer, and hands the buffer over
- * (transferred, not copied) every `handOverMs`, every `handOverBatch` entries or when it is
- * full. The records, chain, checkpoints and limits are those of `createAuditLog`, which runs in
+ * only writes each entry's field values as a JSON array, one line, into a 64 KiB buffer, and
+ * hands the buffer over (transferred, not copied) every `handOverMs`, every `handOverBatch`
+ * entries or when it is full. The records, chain, checkpoints and limits are those of `createAuditLog`, which runs in
  * the worker; the sink is given as options, since the worker builds it (pg loads only for a
  * PostgreSQL sink). Lines the log and sink report reach `logger` on this thread; `stats()` gives
  * the worker's part (written, lost there) as of its last report, after each hand-over.
@@ -200,7 +200,8 @@ export function createThreadedAuditLog(options: ThreadedAuditLogOptions): AuditL
       try {
         queue(JSON.stringify(entryValues(entry)));
       } catch (error) {
-        // An entry JSON cannot hold (a BigInt, a cycle) or too large to buffer: lost, said so.
+        // An entry JSON cannot hold (a BigInt, a cycle), one whose fields cannot be read, or
+        // one too large to buffer: lost, said so.
         reportLost(1, "audit record lost: it could not be sealed", error);
         return;
       }

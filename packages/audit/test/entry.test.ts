@@ -27,7 +27,7 @@ const full: Required<AuditEntry> = {
   stream: true,
   usage: { inputTokens: 12, outputTokens: 30, reasoningTokens: 4 },
   costUsd: 0.00000975,
-  costEstimated: true,
+  costEstimated: false,
   durationMs: 93,
   timeToFirstTokenMs: 41,
   cache: "MISS",
@@ -89,7 +89,7 @@ describe("an entry handed to the audit worker as its values", () => {
 });
 
 describe("the records of the audit log", () => {
-  it("hold the entry as it was appended, its fields only, in record order", async () => {
+  it("hold the entry's AuditEntry fields only, in record order", async () => {
     const records: SealedRecord[] = [];
     const sink: AuditSink = {
       write: async (batch) => {
@@ -111,7 +111,6 @@ describe("the records of the audit log", () => {
       durationMs: 3,
     } as unknown as AuditEntry;
     log.append(entry);
-    entry.status = 500;
     await log.close();
     expect(records).toHaveLength(1);
     const line = records[0]?.line ?? "";
@@ -133,9 +132,14 @@ describe("the records of the audit log", () => {
         throw new Error("no tenant");
       },
     };
+    const notPieces = { ...full, content: { request: [null] } } as unknown as AuditEntry;
     expect(() => log.append(unreadable)).not.toThrow();
+    expect(() => log.append(notPieces)).not.toThrow();
     await log.close();
-    expect(log.stats()).toMatchObject({ appended: 1, written: 0, lost: 1 });
-    expect(lost).toEqual(["audit record lost: its entry could not be read"]);
+    expect(log.stats()).toMatchObject({ appended: 2, written: 0, lost: 2 });
+    expect(lost).toEqual([
+      "audit record lost: its entry could not be read",
+      "audit record lost: its entry could not be read",
+    ]);
   });
 });

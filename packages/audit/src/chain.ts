@@ -68,6 +68,10 @@ export function sealRecord(
   seq: number,
   previousMac: string,
 ): SealedRecord {
+  // The entry's own text after instance and seq, rather than a copy of it to stringify.
+  const fields = JSON.stringify(entry);
+  const text = `{"instance":${JSON.stringify(instance)},"seq":${seq}${fields === "{}" ? "}" : `,${fields.slice(1)}`}`;
+  const mac = macOfText(key, previousMac, text);
   return {
     instance,
     seq,
@@ -76,22 +80,9 @@ export function sealRecord(
     requestId: entry.requestId,
     model: entry.model,
     status: entry.status,
-    ...sealedLine(key, JSON.stringify(entry), instance, seq, previousMac),
+    line: `${text.slice(0, -1)},"mac":"${mac}"}`,
+    mac,
   };
-}
-
-function sealedLine(
-  key: AuditKey,
-  entryJson: string,
-  instance: string,
-  seq: number,
-  previousMac: string,
-): { line: string; mac: string } {
-  // The entry's own text after instance and seq, rather than a copy of it to stringify.
-  const fields = entryJson === "{}" ? "}" : `,${entryJson.slice(1)}`;
-  const text = `{"instance":${JSON.stringify(instance)},"seq":${seq}${fields}`;
-  const mac = macOfText(key, previousMac, text);
-  return { line: `${text.slice(0, -1)},"mac":"${mac}"}`, mac };
 }
 
 /** The `mac` at the end of a record line, or undefined when the line has none. */

@@ -44,8 +44,7 @@ void everyField;
  * is not undefined, so a null stays null), then every field's value in `entryFields` order.
  * JSON.stringify writes such an array with less work than the object it stands for (no keys
  * to write, no undefined properties to look up and skip): the request thread does this per
- * record.
- * Keys that are not `AuditEntry` fields are left out.
+ * record. Keys that are not `AuditEntry` fields are left out.
  */
 export function entryValues(entry: AuditEntry): unknown[] {
   // Written out rather than mapped over entryFields: one property read each, no keyed lookups.

@@ -55,8 +55,8 @@ function workerFile(): URL {
  * An audit log whose sealing (HMAC chain) and sink run on a worker thread: the request thread
  * only writes each entry's field values as a JSON array, one line, into a 64 KiB buffer, and
  * hands the buffer over (transferred, not copied) every `handOverMs`, every `handOverBatch`
- * entries or when it is full. The records, chain, checkpoints and limits are those of `createAuditLog`, which runs in
- * the worker; the sink is given as options, since the worker builds it (pg loads only for a
+ * entries or when it is full. The records, chain, checkpoints and limits are those of
+ * `createAuditLog`, which runs in the worker; the sink is given as options, since the worker builds it (pg loads only for a
  * PostgreSQL sink). Lines the log and sink report reach `logger` on this thread; `stats()` gives
  * the worker's part (written, lost there) as of its last report, after each hand-over.
  * `maxQueued` bounds the records waiting here and in the worker together. The worker does not

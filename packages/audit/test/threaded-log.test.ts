@@ -183,13 +183,23 @@ describe("the threaded audit log", () => {
     expect(log.stats().lost).toBe(4);
   });
 
-  it("reports a sink's error with its code", async () => {
+  it("reports a sink's error with its code, and counts an entry it cannot read as lost", async () => {
     const { lines, logger } = recorder();
     // A directory where the file should be: every write fails with EISDIR.
     const log = createThreadedAuditLog({ key, sink: { file: { path: directory } }, logger });
+    const unreadable = {
+      ...(entries()[0] as AuditEntry),
+      get tenant(): string {
+        throw new Error("no tenant");
+      },
+    };
+    expect(() => log.append(unreadable)).not.toThrow();
     log.append(entries()[1] as AuditEntry);
     await log.close();
-    expect(log.stats()).toMatchObject({ appended: 1, written: 0, lost: 1, queued: 0 });
+    expect(log.stats()).toMatchObject({ appended: 2, written: 0, lost: 2, queued: 0 });
+    expect(lines.find((line) => line.message?.startsWith("audit record lost"))?.object.err).toEqual(
+      new Error("no tenant"),
+    );
     const failed = lines.find((line) => line.message?.startsWith("audit records lost"));
     expect(failed?.object.err).toMatchObject({ code: "EISDIR", syscall: "open" });
   });

@@ -1,4 +1,6 @@
-import type { AuditEntry } from "./types.js";
+import { hash } from "node:crypto";
+import { types } from "node:util";
+import type { AuditBodies, AuditEntry } from "./types.js";
 
 /** The fields of `AuditEntry`, in the order a record holds them (at most 31: see entryValues). */
 const entryFields = [
@@ -87,6 +89,45 @@ export function entryValues(entry: AuditEntry): unknown[] {
   return values;
 }
 
+const digestIndex = {
+  requestSha256: entryFields.indexOf("requestSha256") + 1,
+  responseSha256: entryFields.indexOf("responseSha256") + 1,
+};
+
+/**
+ * @internal Sets `field` of an entry in `entryValues` form to the hex sha256 of `body` (text
+ * hashed as UTF-8).
+ */
+export function setDigest(
+  values: unknown[],
+  field: keyof typeof digestIndex,
+  body: string | Uint8Array,
+): void {
+  const index = digestIndex[field];
+  values[index] = hash("sha256", body, "hex");
+  values[0] = (values[0] as number) | (1 << (index - 1));
+}
+
+/** @internal Throws a TypeError unless each body is text, bytes or absent. */
+export function checkBodies(bodies: AuditBodies | undefined): void {
+  for (const body of [bodies?.request, bodies?.response]) {
+    if (body !== undefined && typeof body !== "string" && !types.isUint8Array(body)) {
+      throw new TypeError("audit bodies must be strings or Uint8Arrays");
+    }
+  }
+}
+
+/**
+ * @internal `values` (`entryValues` form) with the digests of the bodies given.
+ * @throws TypeError for a body that is neither text nor bytes.
+ */
+export function withDigests(values: unknown[], bodies: AuditBodies | undefined): unknown[] {
+  checkBodies(bodies);
+  if (bodies?.request !== undefined) setDigest(values, "requestSha256", bodies.request);
+  if (bodies?.response !== undefined) setDigest(values, "responseSha256", bodies.response);
+  return values;
+}
+
 /** @internal The entry `entryValues` stands for: its fields in record order, the absent left out. */
 export function entryFromValues(values: readonly unknown[]): AuditEntry {
   const present = values[0] as number;
@@ -95,12 +136,4 @@ export function entryFromValues(values: readonly unknown[]): AuditEntry {
     if (present & (1 << index)) entry[entryFields[index] as string] = values[index + 1];
   }
   return entry as unknown as AuditEntry;
-}
-
-/**
- * @internal A copy of the entry as a record holds it: `AuditEntry` fields only, in record
- * order, undefined ones left out; nested values are shared, not copied.
- */
-export function canonicalEntry(entry: AuditEntry): AuditEntry {
-  return entryFromValues(entryValues(entry));
 }

@@ -23,6 +23,7 @@ export {
 } from "./threaded.js";
 export type {
   AuditAttempt,
+  AuditBodies,
   AuditContent,
   AuditEntry,
   AuditQuery,

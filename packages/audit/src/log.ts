@@ -10,8 +10,9 @@ import {
   sealRecord,
   signCheckpoint,
 } from "./chain.js";
-import { canonicalEntry, entryFromValues } from "./entry.js";
+import { entryFromValues, entryValues, withDigests } from "./entry.js";
 import type {
+  AuditBodies,
   AuditContent,
   AuditEntry,
   AuditSink,
@@ -90,8 +91,11 @@ export interface AuditLogStats {
 
 export interface AuditLog {
   readonly instance: string;
-  /** Queues one record; never throws, never waits. After `close`, records are counted lost. */
-  append(entry: AuditEntry): void;
+  /**
+   * Queues one record; never throws, never waits. After `close`, records are counted lost.
+   * `bodies`, when given, are hashed into the record's `requestSha256` and `responseSha256`.
+   */
+  append(entry: AuditEntry, bodies?: AuditBodies): void;
   /** Resolves once every record appended so far was handed to the sink. */
   flush(): Promise<void>;
   /** Flushes, writes a last checkpoint, and closes the sink. */
@@ -367,7 +371,8 @@ export function createAuditLogTakingValues(options: AuditLogOptions): {
 
   const log: AuditLog = {
     instance,
-    append: (entry) => enqueue(() => canonicalEntry(entry)),
+    append: (entry, bodies) =>
+      enqueue(() => entryFromValues(withDigests(entryValues(entry), bodies))),
     async flush() {
       while (queue.length > 0 || writing) await (writing ?? startWriting());
     },

@@ -1,9 +1,11 @@
 import { Worker } from "node:worker_threads";
 import { checkKey } from "./chain.js";
-import { entryValues } from "./entry.js";
+import { checkBodies, entryValues, withDigests } from "./entry.js";
 import type { FileSinkOptions } from "./file.js";
+import { frameBytes, maxBytesOf, maxFrameBody, writeFrame } from "./frames.js";
 import { type AuditLog, type AuditLogOptions, type AuditLogStats, defaultInstance } from "./log.js";
 import type { PostgresSinkOptions } from "./postgres.js";
+import type { AuditBodies, AuditEntry } from "./types.js";
 
 /** A sink the worker builds: a file sink's options or a PostgreSQL sink's (without logger). */
 export type ThreadedSink =
@@ -19,6 +21,11 @@ export interface ThreadedAuditLogOptions extends Omit<AuditLogOptions, "sink"> {
   handOverMs?: number;
   /** Records handed to the worker in one message at most. Default 256. */
   handOverBatch?: number;
+  /**
+   * Bytes of records and bodies to hash waiting for the worker at most: past it, bodies are
+   * hashed on this thread instead of copied. Default 64 MiB.
+   */
+  maxHandedBytes?: number;
 }
 
 /** @internal What the worker is started with. */
@@ -27,21 +34,21 @@ export interface WorkerSettings {
   log: Omit<AuditLogOptions, "sink" | "logger">;
 }
 
-/** @internal Messages to the worker. */
+/** @internal Messages to the worker; `records` holds frames (see frames.ts). */
 export type ToWorker =
-  | { type: "append"; lines: Uint8Array<ArrayBuffer> }
+  | { type: "append"; records: Uint8Array<ArrayBuffer> }
   | { type: "flush" | "close"; id: number };
 
-const chunkBytes = 64 * 1024;
+// Room for a stream's answer kept whole for hashing (64 Ki characters in @aigw/core) as
+// ASCII, besides its record.
+const chunkBytes = 256 * 1024;
 /** Buffers back from the worker kept for reuse at most. */
 const maxSpares = 4;
-const newline = 0x0a;
-const encoder = new TextEncoder();
 
 /** @internal Messages from the worker. */
 export type FromWorker =
   | { type: "log"; level: "info" | "error"; object: object; message?: string }
-  | { type: "stats"; stats: AuditLogStats; spare: ArrayBuffer }
+  | { type: "stats"; stats: AuditLogStats; spare: ArrayBuffer; bytes: number }
   | { type: "done"; id: number; stats: AuditLogStats };
 
 /** Beside this module in dist: worker.js for the ESM build, worker.cjs for the CommonJS one. */
@@ -52,22 +59,32 @@ function workerFile(): URL {
 }
 
 /**
- * An audit log whose sealing (HMAC chain) and sink run on a worker thread: the request thread
- * only writes each entry's field values as a JSON array, one line, into a 64 KiB buffer, and
- * hands the buffer over (transferred, not copied) every `handOverMs`, every `handOverBatch`
- * entries or when it is full. The records, chain, checkpoints and limits are those of
- * `createAuditLog`, which runs in the worker; the sink is given as options, since the worker builds it (pg loads only for a
- * PostgreSQL sink). Lines the log and sink report reach `logger` on this thread; `stats()` gives
- * the worker's part (written, lost there) as of its last report, after each hand-over.
- * `maxQueued` bounds the records waiting here and in the worker together. The worker does not
- * keep the process alive; `close` (flush, last checkpoint, sink closed) ends it. A worker that
- * fails is reported once, and every record after it is counted lost: requests go on (fail open).
- * @throws TypeError for a key shorter than 32 bytes or not a secret one. Other bad options
- * fail the worker as they fail `createAuditLog`: reported through `logger`, and the records
- * appended are counted lost.
+ * An audit log whose hashing, sealing (HMAC chain) and sink run on a worker thread: the request
+ * thread only writes each entry's field values as a JSON array, and the bytes of the bodies to
+ * hash, into a 256 KiB buffer, and hands the buffer over (transferred, not copied) every
+ * `handOverMs`, every `handOverBatch` entries or when it is full (bodies are hashed here
+ * instead once `maxHandedBytes` wait for the worker). The records, chain, checkpoints and
+ * limits are those of `createAuditLog`, which runs in the worker; the sink is given as options,
+ * since the worker builds it (pg loads only for a PostgreSQL sink). Lines the log and sink
+ * report reach `logger` on this thread; `stats()` gives the worker's part (written, lost there)
+ * as of its last report, after each hand-over. `maxQueued` bounds the records waiting here and
+ * in the worker together. The worker does not keep the process alive; `close` (flush, last
+ * checkpoint, sink closed) ends it. A worker that fails is reported once, and every record
+ * after it is counted lost: requests go on (fail open).
+ * @throws TypeError for a key shorter than 32 bytes or not a secret one. Other bad options fail
+ * the worker as they fail `createAuditLog`: reported through `logger`, and the records appended
+ * are counted lost.
  */
 export function createThreadedAuditLog(options: ThreadedAuditLogOptions): AuditLog {
-  const { sink, logger, handOverMs = 20, handOverBatch = 256, ...log } = options;
+  const {
+    sink,
+    logger,
+    handOverMs = 20,
+    handOverBatch = 256,
+    maxHandedBytes = 64 * 2 ** 20,
+    ...log
+  } = options;
+  const handedLimit = Math.min(maxHandedBytes, maxFrameBody);
   const maxQueued = options.maxQueued ?? 10_000;
   checkKey(options.key);
   const instance = options.instance ?? defaultInstance();
@@ -75,8 +92,8 @@ export function createThreadedAuditLog(options: ThreadedAuditLogOptions): AuditL
   const worker = new Worker(workerFile(), { workerData: settings });
   const exited = new Promise((resolve) => worker.once("exit", resolve));
 
-  // Entries wait as JSON Lines in a buffer that is handed over whole (transferred, not copied)
-  // and comes back once read: fresh memory would cost a page fault per 4 KiB written.
+  // Entries wait as frames (see frames.ts) in a buffer that is handed over whole (transferred,
+  // not copied) and comes back once read: fresh memory would cost a page fault per 4 KiB.
   const spares: ArrayBuffer[] = [];
   const emptyBuffer = () => new Uint8Array(spares.pop() ?? new ArrayBuffer(chunkBytes));
   const keepSpare = (spare: ArrayBuffer) => {
@@ -84,6 +101,8 @@ export function createThreadedAuditLog(options: ThreadedAuditLogOptions): AuditL
   };
   let buffer = emptyBuffer();
   let used = 0;
+  /** Bytes handed over that the worker has not read yet. */
+  let handedBytes = 0;
   let pending = 0;
   let timer: NodeJS.Timeout | undefined;
   let closed = false;
@@ -112,6 +131,7 @@ export function createThreadedAuditLog(options: ThreadedAuditLogOptions): AuditL
     }
     confirmed = message.stats;
     if (message.type === "stats") {
+      handedBytes -= message.bytes;
       keepSpare(message.spare);
       return;
     }
@@ -133,6 +153,7 @@ export function createThreadedAuditLog(options: ThreadedAuditLogOptions): AuditL
     if (gone > 0) reportLost(gone, "audit records not confirmed written went with the worker");
     for (const resolve of waiting.values()) resolve();
     waiting.clear();
+    handedBytes = 0;
   });
   // Only now: adding the message listener would have kept the process alive again.
   worker.unref();
@@ -149,27 +170,46 @@ export function createThreadedAuditLog(options: ThreadedAuditLogOptions): AuditL
       used = 0;
       return;
     }
-    const lines = buffer.subarray(0, used);
+    const records = buffer.subarray(0, used);
+    const bytes = used;
     buffer = emptyBuffer();
     used = 0;
-    worker.postMessage({ type: "append", lines } satisfies ToWorker, [lines.buffer]);
+    try {
+      worker.postMessage({ type: "append", records } satisfies ToWorker, [records.buffer]);
+    } catch (error) {
+      reportLost(count, "audit records lost: the worker could not take them", error);
+      return;
+    }
     handed += count;
+    // Not records.byteLength: the transfer has emptied it.
+    handedBytes += bytes;
   }
 
-  /** Adds the entry's JSON line to the buffer, handing the buffer over first when it is full. */
-  function queue(line: string) {
-    // UTF-8 takes at most 3 bytes per UTF-16 unit; counted exactly only when that may not fit.
-    if (used + line.length * 3 + 1 > buffer.length) {
-      const bytes = Buffer.byteLength(line) + 1;
+  /** Adds the entry's frame to the buffer, handing the buffer over first when it is full. */
+  function queue(json: string, request?: string | Uint8Array, response?: string | Uint8Array) {
+    // Counted exactly (a scan of the text) only when the most it may take does not fit.
+    if (used + frameBytes(json, request, response) > buffer.length) {
+      const bytes = frameBytes(json, request, response, true);
       if (used + bytes > buffer.length) handOver();
       if (bytes > buffer.length) {
         keepSpare(buffer.buffer);
         buffer = new Uint8Array(bytes);
       }
     }
-    used += encoder.encodeInto(line, buffer.subarray(used)).written;
-    buffer[used++] = newline;
+    used = writeFrame(buffer, used, json, request, response);
     pending += 1;
+  }
+
+  /** The entry's frame, its bodies hashed here when too much waits for the worker already. */
+  function queueEntry(entry: AuditEntry, bodies: AuditBodies | undefined) {
+    const values = entryValues(entry);
+    checkBodies(bodies);
+    const { request, response } = bodies ?? {};
+    if (handedBytes + used + maxBytesOf(request) + maxBytesOf(response) > handedLimit) {
+      queue(JSON.stringify(withDigests(values, bodies)));
+    } else {
+      queue(JSON.stringify(values), request, response);
+    }
   }
 
   function ask(type: "flush" | "close"): Promise<void> {
@@ -187,18 +227,23 @@ export function createThreadedAuditLog(options: ThreadedAuditLogOptions): AuditL
 
   return {
     instance,
-    append(entry) {
+    append(entry, bodies) {
       if (closed) {
         reportLost(1, "audit record after close");
         return;
       }
       local.appended += 1;
+      if (failure) {
+        // Reported once, when the worker failed; each loss is counted.
+        local.lost += 1;
+        return;
+      }
       if (pending + unconfirmed() >= maxQueued) {
         reportLost(1, "audit record dropped: too many waiting to be written");
         return;
       }
       try {
-        queue(JSON.stringify(entryValues(entry)));
+        queueEntry(entry, bodies);
       } catch (error) {
         // An entry JSON cannot hold (a BigInt, a cycle), one whose fields cannot be read, or
         // one too large to buffer: lost, said so.

@@ -77,6 +77,16 @@ export interface AuditEntry {
   content?: AuditContent | undefined;
 }
 
+/**
+ * The bodies whose hex sha256 become a record's `requestSha256` and `responseSha256` (text
+ * hashed as UTF-8), in place of the entry's own: the threaded log hashes them on its worker,
+ * so that the thread serving requests only copies their bytes.
+ */
+export interface AuditBodies {
+  request?: string | Uint8Array | undefined;
+  response?: string | Uint8Array | undefined;
+}
+
 /** A piece of prompt or completion text (the gateway's `TextPiece`). */
 export interface AuditTextPiece {
   role: "system" | "user" | "assistant" | "tool";

@@ -1,16 +1,16 @@
 import { parentPort, workerData } from "node:worker_threads";
 import { createFileSink } from "./file.js";
+import { readFrames } from "./frames.js";
 import { type AuditLogger, createAuditLogTakingValues } from "./log.js";
 import type { FromWorker, ThreadedSink, ToWorker, WorkerSettings } from "./threaded.js";
 import type { AuditSink } from "./types.js";
 
-// The thread a `createThreadedAuditLog` starts: the log and its sink live here, so sealing
-// (JSON and HMAC) and writing cost the request thread nothing.
+// The thread a `createThreadedAuditLog` starts: the log and its sink live here, so hashing
+// bodies, sealing (JSON and HMAC) and writing cost the request thread nothing.
 if (!parentPort) {
   throw new Error("@aigw/audit/worker runs only as the thread of createThreadedAuditLog");
 }
 const port = parentPort;
-const decoder = new TextDecoder();
 const settings = workerData as WorkerSettings;
 
 /** Log lines go to the thread that owns the logger. */
@@ -62,12 +62,14 @@ const ready = sinkOf(settings.sink).then((sink) =>
 port.on("message", async (message: ToWorker) => {
   const { log, appendValues } = await ready;
   if (message.type === "append") {
-    for (const line of decoder.decode(message.lines).split("\n")) {
-      if (line !== "") appendValues(JSON.parse(line) as unknown[]);
-    }
+    const { records } = message;
+    readFrames(records, appendValues);
     // What the caller bounds its hand-overs by, and shows in its stats; the buffer goes back.
-    const spare = message.lines.buffer;
-    port.postMessage({ type: "stats", stats: log.stats(), spare } satisfies FromWorker, [spare]);
+    const spare = records.buffer;
+    port.postMessage(
+      { type: "stats", stats: log.stats(), spare, bytes: records.byteLength } satisfies FromWorker,
+      [spare],
+    );
     return;
   }
   await (message.type === "flush" ? log.flush() : log.close());

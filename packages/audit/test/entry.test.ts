@@ -1,5 +1,6 @@
+import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { canonicalEntry, entryFromValues, entryValues } from "../src/entry.js";
+import { entryFromValues, entryValues, withDigests } from "../src/entry.js";
 import { type AuditEntry, createAuditLog } from "../src/index.js";
 import type { AuditSink, SealedRecord } from "../src/types.js";
 
@@ -82,9 +83,25 @@ describe("an entry handed to the audit worker as its values", () => {
       endpoint: "/v1/chat/completions",
       durationMs: 3,
     } as unknown as AuditEntry;
-    expect(JSON.stringify(canonicalEntry(forged))).toBe(
+    expect(JSON.stringify(entryFromValues(entryValues(forged)))).toBe(
       '{"time":"2026-12-01T10:00:00.000Z","requestId":"request-1","tenant":"acme","endpoint":"/v1/chat/completions","status":200,"durationMs":3}',
     );
+  });
+
+  it("takes the hashes of bodies given, text as UTF-8, in place of the entry's own", () => {
+    const sha256 = (bytes: Uint8Array | string) => createHash("sha256").update(bytes).digest("hex");
+    const text = '{"messages":[{"content":"Grüße 👋"}]}';
+    const bytes = new TextEncoder().encode("an answer");
+    const unhashed = { ...full, requestSha256: undefined, responseSha256: "c".repeat(64) };
+    const back = entryFromValues(
+      withDigests(entryValues(unhashed), {
+        request: text,
+        response: bytes,
+      }),
+    );
+    expect(back.requestSha256).toBe(sha256(Buffer.from(text, "utf8")));
+    expect(back.responseSha256).toBe(sha256(bytes));
+    expect(Object.keys(back)).toEqual(Object.keys(full));
   });
 });
 

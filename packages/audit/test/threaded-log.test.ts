@@ -1,10 +1,13 @@
 import { execFile } from "node:child_process";
+import { createHash } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Worker } from "node:worker_threads";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 // The worker is a file of the build: these tests run what the package ships.
 import {
+  type AuditBodies,
   type AuditEntry,
   type AuditLogger,
   createAuditLog,
@@ -59,6 +62,19 @@ function entries(): AuditEntry[] {
   }));
 }
 
+/** Bodies to hash for some entries: text, bytes, empty, none. */
+function bodiesOf(index: number): AuditBodies | undefined {
+  if (index % 4 === 0) {
+    return {
+      request: `{"n":${index},"text":"Grüße 👋 \ud800"}`,
+      response: new TextEncoder().encode(`answer ${index}`),
+    };
+  }
+  return index % 4 === 1 ? { response: "" } : undefined;
+}
+
+const sha256 = (body: string | Uint8Array) => createHash("sha256").update(body).digest("hex");
+
 function recorder() {
   const lines: { level: string; object: Record<string, unknown>; message?: string }[] = [];
   const logger: AuditLogger = {
@@ -70,7 +86,7 @@ function recorder() {
 
 const settings = { key, instance: "gw-1", checkpointEvery: 10, minCheckpointIntervalMs: 0 };
 
-/** Counts the 64 KiB hand-over buffers created on this thread until `stop`. */
+/** Counts the 256 KiB hand-over buffers created on this thread until `stop`. */
 function countFreshBuffers() {
   const original = globalThis.ArrayBuffer;
   const counter = {
@@ -81,7 +97,7 @@ function countFreshBuffers() {
   };
   globalThis.ArrayBuffer = new Proxy(original, {
     construct(target, args: [number]) {
-      if (args[0] === 64 * 1024) counter.count += 1;
+      if (args[0] === 256 * 1024) counter.count += 1;
       return new target(...args);
     },
   });
@@ -92,7 +108,7 @@ describe("the threaded audit log", () => {
   it("writes byte for byte what the log on one thread writes, and reports through this thread", async () => {
     const inThread = join(directory, "in-thread.jsonl");
     const log = createAuditLog({ ...settings, sink: createFileSink({ path: inThread }) });
-    for (const each of entries()) log.append(each);
+    for (const [index, each] of entries().entries()) log.append(each, bodiesOf(index));
     await log.close();
 
     const threadedPath = join(directory, "threaded.jsonl");
@@ -103,12 +119,14 @@ describe("the threaded audit log", () => {
       handOverBatch: 7,
       logger,
     });
-    for (const each of entries()) threaded.append(each);
+    for (const [index, each] of entries().entries()) threaded.append(each, bodiesOf(index));
     // JSON cannot hold a BigInt: that record is lost and said so; the chain goes on.
     threaded.append({ ...entries()[0], durationMs: 1n } as unknown as AuditEntry);
+    // Nor can a body that is neither text nor bytes be hashed: lost too.
+    threaded.append(entries()[1] as AuditEntry, { request: { length: 3 } as unknown as string });
     threaded.append({ ...(entries()[1] as AuditEntry), requestId: "after-the-lost-one" });
     await threaded.flush();
-    expect(threaded.stats()).toEqual({ appended: 42, written: 41, lost: 1, queued: 0 });
+    expect(threaded.stats()).toEqual({ appended: 43, written: 41, lost: 2, queued: 0 });
     await threaded.close();
 
     const written = readFileSync(threadedPath, "utf8");
@@ -117,6 +135,11 @@ describe("the threaded audit log", () => {
     expect(written).not.toContain("forged");
     expect(written).toContain("Grüße 👋 \\ud800 mail <EMAIL_ADDRESS_");
     expect(written.trim().split("\n")).toHaveLength(41);
+    const [first, second] = written.split("\n").map((line) => line && JSON.parse(line));
+    expect(first.requestSha256).toBe(sha256(Buffer.from('{"n":0,"text":"Grüße 👋 \ufffd"}')));
+    expect(first.responseSha256).toBe(sha256("answer 0"));
+    expect(second.responseSha256).toBe(sha256(""));
+    expect(second.requestSha256).toBeUndefined();
 
     const source = createFileSource({ path: threadedPath });
     const report = await verifyRecords(source.records(), source.checkpoints(), key);
@@ -127,6 +150,47 @@ describe("the threaded audit log", () => {
     expect(lines.find((line) => line.level === "error")?.message).toBe(
       "audit record lost: it could not be sealed",
     );
+  });
+
+  it("hands bodies to the worker to hash, but hashes them itself while too many bytes wait", async () => {
+    const handedBytes: number[] = [];
+    const post = Worker.prototype.postMessage;
+    Worker.prototype.postMessage = function (this: Worker, message: unknown, transfer) {
+      const records = (message as { records?: Uint8Array }).records;
+      if (records) handedBytes.push(records.byteLength);
+      return post.call(this, message, transfer);
+    };
+    try {
+      const inThread = join(directory, "in-thread.jsonl");
+      const log = createAuditLog({ ...settings, sink: createFileSink({ path: inThread }) });
+      const threadedPath = join(directory, "threaded.jsonl");
+      // A body of 10,000 ASCII characters counts as 30,000 bytes at most: one fits the bound.
+      const threaded = createThreadedAuditLog({
+        ...settings,
+        sink: { file: { path: threadedPath } },
+        maxHandedBytes: 40_000,
+        handOverBatch: 1,
+      });
+      const bodies = { request: "x".repeat(10_000), response: new Uint8Array(0) };
+      const [first, second, third] = entries() as [AuditEntry, AuditEntry, AuditEntry];
+      for (const each of [first, second, third]) log.append(each, bodies);
+      await log.close();
+      // Each is handed over at once. The first goes with its body; the second comes while
+      // those bytes wait for the worker: hashed here.
+      threaded.append(first, bodies);
+      threaded.append(second, bodies);
+      await threaded.flush();
+      // The worker has read them: the third goes with its body again.
+      threaded.append(third, bodies);
+      await threaded.close();
+      expect(handedBytes).toHaveLength(3);
+      expect(handedBytes[0]).toBeGreaterThan(10_000);
+      expect(handedBytes[1]).toBeLessThan(1_000);
+      expect(handedBytes[2]).toBeGreaterThan(10_000);
+      expect(readFileSync(threadedPath, "utf8")).toBe(readFileSync(inThread, "utf8"));
+    } finally {
+      Worker.prototype.postMessage = post;
+    }
   });
 
   it("reuses the buffers the worker hands back without writing their old bytes again", async () => {

@@ -1,4 +1,4 @@
-import { createHash, type Hash, hash } from "node:crypto";
+import { createHash, type Hash } from "node:crypto";
 import type { AuditContent, AuditEntry, AuditLog, AuditTextPiece } from "@aigw/audit";
 import { shown } from "./errors.js";
 import type { TextPiece } from "./protocols/protocol.js";
@@ -18,7 +18,8 @@ export interface AuditHooksOptions {
 
 /**
  * The sha256 of a stream's events as the client got them: each event's data and a newline.
- * Events are hashed in runs of up to 64 Ki characters, not one by one: fewer, larger updates.
+ * Events are hashed in runs of up to 64 Ki characters, not one by one: fewer, larger updates;
+ * a stream of one run is left for the log to hash.
  */
 class StreamDigest {
   private hash: Hash | undefined;
@@ -33,10 +34,13 @@ class StreamDigest {
     this.hash.update(this.takePending());
   }
 
-  digest(): string {
-    return this.hash
-      ? this.hash.update(this.takePending()).digest("hex")
-      : hash("sha256", this.takePending(), "hex");
+  /**
+   * Either the stream's text, when it came in one run (for the log to hash off this thread),
+   * or the hex sha256 of it all.
+   */
+  result(): { text?: string; sha256?: string } {
+    const rest = this.takePending();
+    return this.hash ? { sha256: this.hash.update(rest).digest("hex") } : { text: rest };
   }
 
   private takePending(): string {
@@ -89,7 +93,6 @@ const maxPieces = 1_000;
 
 const capped = (text: string | undefined) => text && shown(text, maxNameLength);
 
-const sha256 = (body: Uint8Array | string) => hash("sha256", body, "hex");
 const decoder = new TextDecoder();
 
 /**
@@ -165,7 +168,13 @@ export function createAuditHooks(log: AuditLog, options: AuditHooksOptions = {})
           truncated: prompt.truncated || response?.truncated ? true : undefined,
         };
       }
-      log.append(entryOf(request, content, stream?.digest.digest()));
+      // The answer is hashed by the log (off this thread, when it can), but a long stream's.
+      const streamed = stream?.digest.result();
+      const response = streamed ? streamed.text : request.responseBody;
+      log.append(
+        entryOf(request, content, streamed?.sha256),
+        response === undefined ? undefined : { response },
+      );
     },
   };
 }
@@ -198,7 +207,7 @@ function answerCapture(
 function entryOf(
   request: FinishedRequest,
   content: AuditContent | undefined,
-  streamSha256: string | undefined,
+  responseSha256: string | undefined,
 ): AuditEntry {
   const { usage, cost, error } = request;
   return {
@@ -248,9 +257,7 @@ function entryOf(
     guardrails:
       request.verdicts.length > 0 ? request.verdicts.map((verdict) => ({ ...verdict })) : undefined,
     requestSha256: request.requestSha256,
-    responseSha256:
-      streamSha256 ??
-      (request.responseBody === undefined ? undefined : sha256(request.responseBody)),
+    responseSha256,
     content,
   };
 }

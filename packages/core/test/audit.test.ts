@@ -144,7 +144,12 @@ describe("one record per request", () => {
     expect(record.content?.redacted?.EMAIL_ADDRESS).toBeGreaterThanOrEqual(1);
   });
 
-  it("a streamed chat answer: its usage, time to first token and the hash of its events", async () => {
+  it("a streamed chat answer: its usage, time to first token and the hashes of its request and events", async () => {
+    const body = JSON.stringify({
+      model: "gpt-4o-mini",
+      messages: [{ role: "user", content: "hello" }],
+      stream: true,
+    });
     const response = await fetch(`${url}/v1/chat/completions`, {
       method: "POST",
       headers: {
@@ -152,11 +157,7 @@ describe("one record per request", () => {
         authorization: `Bearer ${clientKey}`,
         "x-request-id": "audit-stream-1",
       },
-      body: JSON.stringify({
-        model: "gpt-4o-mini",
-        messages: [{ role: "user", content: "hello" }],
-        stream: true,
-      }),
+      body,
     });
     const hash = createHash("sha256");
     let text = "";
@@ -168,6 +169,7 @@ describe("one record per request", () => {
     }
     const record = await recordOf("audit-stream-1");
     expect(record.responseSha256).toBe(hash.digest("hex"));
+    expect(record.requestSha256).toBe(sha256(body));
     expect(record).toMatchObject({
       status: 200,
       stream: true,
@@ -176,6 +178,36 @@ describe("one record per request", () => {
       responseSha256: expect.stringMatching(/^[0-9a-f]{64}$/),
     });
     expect(record.content?.response?.[0]?.text).toBe(text);
+  });
+
+  it("a stream longer than one run of 64 Ki characters: the hash of all its events", async () => {
+    const chunk = (text: string) => ({
+      id: "chatcmpl-long",
+      object: "chat.completion.chunk",
+      created: 1,
+      model: "gpt-4o-mini",
+      choices: [{ index: 0, delta: { content: text }, finish_reason: null }],
+    });
+    const events = Array.from({ length: 40 }, (_, index) => chunk(`${index} ${"é".repeat(2_000)}`));
+    openaiMock.enqueue({ kind: "events", events: [...events, "[DONE]"] });
+    const response = await fetch(`${url}/v1/chat/completions`, {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        authorization: `Bearer ${clientKey}`,
+        "x-request-id": "audit-stream-long",
+      },
+      body: JSON.stringify({ model: "gpt-4o-mini", messages: [], stream: true }),
+    });
+    const hash = createHash("sha256");
+    let characters = 0;
+    for await (const event of readSse(response)) {
+      hash.update(event.data).update("\n");
+      characters += event.data.length + 1;
+    }
+    expect(characters).toBeGreaterThan(65_536);
+    const record = await recordOf("audit-stream-long");
+    expect(record.responseSha256).toBe(hash.digest("hex"));
   });
 
   it("Anthropic's Messages API, as JSON and as a stream", async () => {

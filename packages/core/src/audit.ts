@@ -1,6 +1,7 @@
 import { createHash, type Hash } from "node:crypto";
 import type { AuditContent, AuditEntry, AuditLog, AuditTextPiece } from "@aigw/audit";
 import { shown } from "./errors.js";
+import { isoTime } from "./iso-time.js";
 import type { TextPiece } from "./protocols/protocol.js";
 import type { FinishedRequest, GatewayHooks, RequestContext } from "./types.js";
 
@@ -211,7 +212,7 @@ function entryOf(
 ): AuditEntry {
   const { usage, cost, error } = request;
   return {
-    time: new Date(request.startedAt).toISOString(),
+    time: isoTime(request.startedAt),
     requestId: request.requestId,
     traceId: request.traceId,
     tenant: request.tenant,

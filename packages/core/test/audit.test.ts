@@ -107,6 +107,7 @@ describe("one record per request", () => {
       model: "gpt-4o-mini",
       messages: [{ role: "user", content: prompt }],
     });
+    const sent = Date.now();
     const response = await fetch(`${url}/v1/chat/completions`, {
       method: "POST",
       headers: {
@@ -117,8 +118,14 @@ describe("one record per request", () => {
       body,
     });
     const answer = await response.text();
+    const answered = Date.now();
     expect(response.status).toBe(200);
     const record = await recordOf("audit-json-1");
+    // When the request started, as toISOString writes it.
+    expect(new Date(record.time).toISOString()).toBe(record.time);
+    // The start is the finish (whole ms) less the duration: up to 1 ms early.
+    expect(Date.parse(record.time)).toBeGreaterThanOrEqual(sent - 1);
+    expect(Date.parse(record.time)).toBeLessThanOrEqual(answered);
     expect(record).toMatchObject({
       instance: "gw-test",
       tenant: "acme",

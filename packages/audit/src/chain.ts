@@ -68,18 +68,36 @@ export function sealRecord(
   seq: number,
   previousMac: string,
 ): SealedRecord {
-  // The entry's own text after instance and seq, rather than a copy of it to stringify.
-  const fields = JSON.stringify(entry);
-  const text = `{"instance":${JSON.stringify(instance)},"seq":${seq}${fields === "{}" ? "}" : `,${fields.slice(1)}`}`;
+  const { time, tenant, requestId, model, status } = entry;
+  const index = { time, tenant, requestId, model, status };
+  return sealMembers(key, JSON.stringify(entry).slice(1, -1), index, instance, seq, previousMac);
+}
+
+/** @internal The fields of a record that sinks keep apart from its line (PostgreSQL columns). */
+export type RecordIndex = Pick<SealedRecord, "time" | "tenant" | "requestId" | "model" | "status">;
+
+/**
+ * @internal `sealRecord` for an entry given as the text of its JSON members (`"time":…,…`, no
+ * braces), and the fields sinks index.
+ */
+export function sealMembers(
+  key: AuditKey,
+  members: string,
+  index: RecordIndex,
+  instance: string,
+  seq: number,
+  previousMac: string,
+): SealedRecord {
+  const text = `{"instance":${JSON.stringify(instance)},"seq":${seq}${members === "" ? "" : `,${members}`}}`;
   const mac = macOfText(key, previousMac, text);
   return {
     instance,
     seq,
-    time: entry.time,
-    tenant: entry.tenant,
-    requestId: entry.requestId,
-    model: entry.model,
-    status: entry.status,
+    time: index.time,
+    tenant: index.tenant,
+    requestId: index.requestId,
+    model: index.model,
+    status: index.status,
     line: `${text.slice(0, -1)},"mac":"${mac}"}`,
     mac,
   };

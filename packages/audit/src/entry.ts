@@ -1,6 +1,7 @@
 import { hash } from "node:crypto";
 import { types } from "node:util";
-import type { AuditBodies, AuditEntry } from "./types.js";
+import type { RecordIndex } from "./chain.js";
+import type { AuditBodies, AuditContent, AuditEntry } from "./types.js";
 
 /** The fields of `AuditEntry`, in the order a record holds them (at most 31: see entryValues). */
 const entryFields = [
@@ -89,16 +90,18 @@ export function entryValues(entry: AuditEntry): unknown[] {
   return values;
 }
 
+/** Where fields are in `entryValues` form. */
+const indexOf = Object.fromEntries(entryFields.map((name, index) => [name, index + 1])) as Record<
+  (typeof entryFields)[number],
+  number
+>;
 const digestIndex = {
-  requestSha256: entryFields.indexOf("requestSha256") + 1,
-  responseSha256: entryFields.indexOf("responseSha256") + 1,
+  requestSha256: indexOf.requestSha256,
+  responseSha256: indexOf.responseSha256,
 };
 
-/**
- * @internal Sets `field` of an entry in `entryValues` form to the hex sha256 of `body` (text
- * hashed as UTF-8).
- */
-export function setDigest(
+/** Sets `field` of an entry in `entryValues` form to the hex sha256 of `body` (text as UTF-8). */
+function setDigest(
   values: unknown[],
   field: keyof typeof digestIndex,
   body: string | Uint8Array,
@@ -128,12 +131,103 @@ export function withDigests(values: unknown[], bodies: AuditBodies | undefined):
   return values;
 }
 
-/** @internal The entry `entryValues` stands for: its fields in record order, the absent left out. */
-export function entryFromValues(values: readonly unknown[]): AuditEntry {
-  const present = values[0] as number;
-  const entry: Record<string, unknown> = {};
-  for (let index = 0; index < entryFields.length; index++) {
-    if (present & (1 << index)) entry[entryFields[index] as string] = values[index + 1];
+/** Each field's member prefix in record text: `"time":`. */
+const memberNames = entryFields.map((name) => `${JSON.stringify(name)}:`);
+const contentIndex = entryFields.indexOf("content") + 1;
+const quote = 0x22;
+const backslash = 0x5c;
+
+/**
+ * @internal An entry on its way to be sealed: its fields as record text, the ones sinks index
+ * apart, and its content (prompts and completions) apart, to be redacted.
+ */
+export interface EntryDraft extends RecordIndex {
+  /** Every field present but content, as JSON object members in record order: `"time":…,…`. */
+  members: string;
+  content: AuditContent | undefined;
+}
+
+/**
+ * The text of each element of a JSON array, as JSON.stringify writes one (no white space).
+ * @throws TypeError for text that is not such an array.
+ */
+function elementsOf(json: string): string[] {
+  if (json.charCodeAt(0) !== 0x5b) throw new TypeError("entry values must be a JSON array");
+  const elements: string[] = [];
+  let depth = 0;
+  let start = 1;
+  for (let at = 1; at < json.length; at++) {
+    const code = json.charCodeAt(at);
+    if (code === quote) {
+      // To the closing quote, past escaped characters.
+      at++;
+      while (at < json.length && json.charCodeAt(at) !== quote) {
+        at += json.charCodeAt(at) === backslash ? 2 : 1;
+      }
+    } else if (code === 0x5b || code === 0x7b) {
+      depth++;
+    } else if (code === 0x5d || code === 0x7d) {
+      if (depth === 0) {
+        elements.push(json.slice(start, at));
+        return elements;
+      }
+      depth--;
+    } else if (code === 0x2c && depth === 0) {
+      elements.push(json.slice(start, at));
+      start = at + 1;
+    }
   }
-  return entry as unknown as AuditEntry;
+  throw new TypeError("entry values must be a JSON array");
+}
+
+/** The value of an element's text: a string without escapes is its text between the quotes. */
+const valueOf = (text: string): unknown =>
+  text.charCodeAt(0) === quote && !text.includes("\\") ? text.slice(1, -1) : JSON.parse(text);
+
+/**
+ * @internal The draft of an entry given as the JSON text of its `entryValues`: the record's
+ * text is spliced from it, not parsed and written again. Digests given (hex) take the place
+ * of the entry's own.
+ * @throws TypeError for text that is not such an array.
+ */
+export function draftOf(
+  valuesJson: string,
+  requestSha256?: string,
+  responseSha256?: string,
+): EntryDraft {
+  const elements = elementsOf(valuesJson);
+  if (elements.length !== entryFields.length + 1) {
+    throw new TypeError(`entry values must be ${entryFields.length + 1} JSON values`);
+  }
+  if (requestSha256 !== undefined) elements[digestIndex.requestSha256] = `"${requestSha256}"`;
+  if (responseSha256 !== undefined) elements[digestIndex.responseSha256] = `"${responseSha256}"`;
+  const present =
+    Number(elements[0]) |
+    (requestSha256 === undefined ? 0 : 1 << (digestIndex.requestSha256 - 1)) |
+    (responseSha256 === undefined ? 0 : 1 << (digestIndex.responseSha256 - 1));
+  const has = (index: number) => (present & (1 << (index - 1))) !== 0;
+  const value = (index: number) => (has(index) ? valueOf(elements[index] as string) : undefined);
+  // Joined, not added up: one flat string, where adding makes a tree of pieces that hashing
+  // and writing would have to walk.
+  const members: string[] = [];
+  // Content is the last field: draftMembers adds it after the rest.
+  for (let index = 1; index < contentIndex; index++) {
+    if (has(index)) members.push(`${memberNames[index - 1]}${elements[index]}`);
+  }
+  return {
+    members: members.join(","),
+    content: value(contentIndex) as AuditContent | undefined,
+    time: value(indexOf.time) as string,
+    tenant: value(indexOf.tenant) as string,
+    requestId: value(indexOf.requestId) as string,
+    model: value(indexOf.model) as string | undefined,
+    status: value(indexOf.status) as number,
+  };
+}
+
+/** @internal The draft's fields as JSON object members, with `content` in place of its own. */
+export function draftMembers(draft: EntryDraft, content = draft.content): string {
+  if (content === undefined) return draft.members;
+  const member = `${memberNames[contentIndex - 1]}${JSON.stringify(content)}`;
+  return draft.members === "" ? member : `${draft.members},${member}`;
 }

@@ -1,4 +1,4 @@
-import { setDigest } from "./entry.js";
+import { hash } from "node:crypto";
 
 /*
  * How a threaded log hands entries to its worker: one frame per entry. A frame is three
@@ -13,17 +13,23 @@ export const maxFrameBody = 2 ** 32 - 2;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-type Body = string | Uint8Array | undefined;
+/** @internal A body to hash: text (as UTF-8), bytes, or none. */
+export type FrameBody = string | Uint8Array | undefined;
 
 /** @internal The most bytes a body takes in a frame (text at 3 bytes a UTF-16 unit). */
-export const maxBytesOf = (body: Body) =>
+export const maxBytesOf = (body: FrameBody) =>
   body === undefined ? 0 : typeof body === "string" ? body.length * 3 : body.byteLength;
 
-const bytesOf = (body: Body) =>
+const bytesOf = (body: FrameBody) =>
   body === undefined ? 0 : typeof body === "string" ? Buffer.byteLength(body) : body.byteLength;
 
 /** @internal The most bytes a frame of these takes, and the exact count (which costs a scan). */
-export function frameBytes(json: string, request: Body, response: Body, exact = false): number {
+export function frameBytes(
+  json: string,
+  request: FrameBody,
+  response: FrameBody,
+  exact = false,
+): number {
   return exact
     ? headerBytes + Buffer.byteLength(json) + bytesOf(request) + bytesOf(response)
     : headerBytes + json.length * 3 + maxBytesOf(request) + maxBytesOf(response);
@@ -37,12 +43,12 @@ export function writeFrame(
   buffer: Uint8Array,
   at: number,
   json: string,
-  request: Body,
-  response: Body,
+  request: FrameBody,
+  response: FrameBody,
 ): number {
   const view = new DataView(buffer.buffer, buffer.byteOffset, buffer.byteLength);
   let end = at + headerBytes;
-  const write = (body: Body) => {
+  const write = (body: FrameBody) => {
     if (body === undefined) return 0;
     const start = end;
     if (typeof body === "string") end += encoder.encodeInto(body, buffer.subarray(end)).written;
@@ -58,8 +64,18 @@ export function writeFrame(
   return end;
 }
 
-/** @internal Each frame's entry values, with the digests of its bodies set. */
-export function readFrames(records: Uint8Array, each: (values: unknown[]) => void): void {
+/**
+ * @internal Each frame's entry values (JSON text, as written) and the hex sha256 of each body
+ * it holds.
+ */
+export function readFrames(
+  records: Uint8Array,
+  each: (
+    json: string,
+    requestSha256: string | undefined,
+    responseSha256: string | undefined,
+  ) => void,
+): void {
   const view = new DataView(records.buffer, records.byteOffset, records.byteLength);
   let at = 0;
   /** The next `length` bytes. */
@@ -67,14 +83,15 @@ export function readFrames(records: Uint8Array, each: (values: unknown[]) => voi
     at += length;
     return records.subarray(at - length, at);
   };
+  const digest = (count: number) =>
+    count > 0 ? hash("sha256", take(count - 1), "hex") : undefined;
   while (at < records.byteLength) {
     const jsonBytes = view.getUint32(at, true);
     const request = view.getUint32(at + 4, true);
     const response = view.getUint32(at + 8, true);
     at += headerBytes;
-    const values = JSON.parse(decoder.decode(take(jsonBytes))) as unknown[];
-    if (request > 0) setDigest(values, "requestSha256", take(request - 1));
-    if (response > 0) setDigest(values, "responseSha256", take(response - 1));
-    each(values);
+    const json = decoder.decode(take(jsonBytes));
+    const requestSha256 = digest(request);
+    each(json, requestSha256, digest(response));
   }
 }

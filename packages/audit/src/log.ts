@@ -7,10 +7,10 @@ import {
   checkKey,
   genesisMac,
   keyObjectOf,
-  sealRecord,
+  sealMembers,
   signCheckpoint,
 } from "./chain.js";
-import { entryFromValues, entryValues, withDigests } from "./entry.js";
+import { draftMembers, draftOf, type EntryDraft, entryValues, withDigests } from "./entry.js";
 import type {
   AuditBodies,
   AuditContent,
@@ -94,6 +94,9 @@ export interface AuditLog {
   /**
    * Queues one record; never throws, never waits. After `close`, records are counted lost.
    * `bodies`, when given, are hashed into the record's `requestSha256` and `responseSha256`.
+   * The entry's fields are read at once; what they hold (`attempts`, `usage`, `content`) and
+   * the bodies are read later, when the record is sealed (or handed to the worker): do not
+   * change them after the call.
    */
   append(entry: AuditEntry, bodies?: AuditBodies): void;
   /** Resolves once every record appended so far was handed to the sink. */
@@ -130,12 +133,13 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
 }
 
 /**
- * @internal `createAuditLog`'s log, and `appendValues`, which appends an entry given as
- * `entryValues` wrote it (what the threaded log's worker receives): already in record form.
+ * @internal `createAuditLog`'s log, and `appendValues`, which appends an entry given as the
+ * JSON of its `entryValues` and the hex digests of its bodies (what the threaded log's worker
+ * receives).
  */
 export function createAuditLogTakingValues(options: AuditLogOptions): {
   log: AuditLog;
-  appendValues(values: readonly unknown[]): void;
+  appendValues(valuesJson: string, requestSha256?: string, responseSha256?: string): void;
 } {
   const { sink, logger } = options;
   checkKey(options.key);
@@ -163,7 +167,7 @@ export function createAuditLogTakingValues(options: AuditLogOptions): {
           key: createHmac("sha256", key).update("aigw-audit redaction").digest(),
         };
 
-  let queue: AuditEntry[] = [];
+  let queue: EntryDraft[] = [];
   let timer: NodeJS.Timeout | undefined;
   let writing: Promise<void> | undefined;
   let closed = false;
@@ -239,15 +243,10 @@ export function createAuditLogTakingValues(options: AuditLogOptions): {
   }
 
   /** The entry sealed as the chain's next record; the chain moves on only once it is. */
-  function seal(entry: AuditEntry) {
-    const content = entry.content && redaction ? redacted(entry.content) : entry.content;
-    const sealed = sealRecord(
-      key,
-      content === entry.content ? entry : { ...entry, content },
-      instance,
-      seq + 1,
-      previousMac,
-    );
+  function seal(draft: EntryDraft) {
+    const content = draft.content && redaction ? redacted(draft.content) : draft.content;
+    const members = draftMembers(draft, content);
+    const sealed = sealMembers(key, members, draft, instance, seq + 1, previousMac);
     seq = sealed.seq;
     previousMac = sealed.mac;
     return sealed;
@@ -274,16 +273,16 @@ export function createAuditLogTakingValues(options: AuditLogOptions): {
   }
 
   /** Seals a batch; redacting content is the slow part, so it yields to requests often. */
-  async function sealAll(batch: AuditEntry[]) {
+  async function sealAll(batch: EntryDraft[]) {
     const sealed = [];
     let since = performance.now();
-    for (const entry of batch) {
-      const { content } = entry;
+    for (const draft of batch) {
+      const { content } = draft;
       if (content) queuedContentChars -= contentChars(content);
       try {
-        sealed.push(seal(entry));
+        sealed.push(seal(draft));
       } catch (error) {
-        // An entry JSON cannot hold (a BigInt, a cycle): lost and said so, the chain unbroken.
+        // Content the redactor cannot take: lost and said so, the chain unbroken.
         reportLost(1, "audit record lost: it could not be sealed", error);
         continue;
       }
@@ -334,19 +333,19 @@ export function createAuditLogTakingValues(options: AuditLogOptions): {
     timer.unref();
   }
 
-  function withinContentBudget(entry: AuditEntry, content: AuditContent): AuditEntry {
+  function withinContentBudget(draft: EntryDraft, content: AuditContent): EntryDraft {
     const chars = contentChars(content);
     if (queuedContentChars + chars <= maxQueuedContentChars) {
       queuedContentChars += chars;
-      return entry;
+      return draft;
     }
     // The record is kept; only its text goes, so waiting content stays bounded in bytes.
     logger?.error({ instance }, "audit content dropped: too much waiting to be written");
-    return { ...entry, content: { truncated: true } };
+    return { ...draft, content: { truncated: true } };
   }
 
-  /** Queues the entry `read` gives: the fields a record holds. */
-  function enqueue(read: () => AuditEntry) {
+  /** Queues the draft `read` gives. */
+  function enqueue(read: () => EntryDraft) {
     if (closed) {
       reportLost(1, "audit record after close");
       return;
@@ -357,11 +356,11 @@ export function createAuditLogTakingValues(options: AuditLogOptions): {
       return;
     }
     try {
-      const entry = read();
-      queue.push(entry.content ? withinContentBudget(entry, entry.content) : entry);
+      const draft = read();
+      queue.push(draft.content ? withinContentBudget(draft, draft.content) : draft);
     } catch (error) {
-      // A getter that throws, content that is not text pieces: lost and said so, as append
-      // never throws.
+      // A getter that throws, a value JSON cannot hold (a BigInt, a cycle), content that is
+      // not text pieces: lost and said so, as append never throws.
       reportLost(1, "audit record lost: its entry could not be read", error);
       return;
     }
@@ -372,7 +371,7 @@ export function createAuditLogTakingValues(options: AuditLogOptions): {
   const log: AuditLog = {
     instance,
     append: (entry, bodies) =>
-      enqueue(() => entryFromValues(withDigests(entryValues(entry), bodies))),
+      enqueue(() => draftOf(JSON.stringify(withDigests(entryValues(entry), bodies)))),
     async flush() {
       while (queue.length > 0 || writing) await (writing ?? startWriting());
     },
@@ -386,5 +385,9 @@ export function createAuditLogTakingValues(options: AuditLogOptions): {
     },
     stats: () => ({ ...stats, queued: queue.length }),
   };
-  return { log, appendValues: (values) => enqueue(() => entryFromValues(values)) };
+  return {
+    log,
+    appendValues: (valuesJson, requestSha256, responseSha256) =>
+      enqueue(() => draftOf(valuesJson, requestSha256, responseSha256)),
+  };
 }

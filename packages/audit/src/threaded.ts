@@ -2,7 +2,7 @@ import { Worker } from "node:worker_threads";
 import { checkKey } from "./chain.js";
 import { checkBodies, entryValues, withDigests } from "./entry.js";
 import type { FileSinkOptions } from "./file.js";
-import { frameBytes, maxBytesOf, maxFrameBody, writeFrame } from "./frames.js";
+import { type FrameBody, frameBytes, maxBytesOf, maxFrameBody, writeFrame } from "./frames.js";
 import { type AuditLog, type AuditLogOptions, type AuditLogStats, defaultInstance } from "./log.js";
 import type { PostgresSinkOptions } from "./postgres.js";
 import type { AuditBodies, AuditEntry } from "./types.js";
@@ -60,10 +60,11 @@ function workerFile(): URL {
 
 /**
  * An audit log whose hashing, sealing (HMAC chain) and sink run on a worker thread: the request
- * thread only writes each entry's field values as a JSON array, and the bytes of the bodies to
- * hash, into a 256 KiB buffer, and hands the buffer over (transferred, not copied) every
- * `handOverMs`, every `handOverBatch` entries or when it is full (bodies are hashed here
- * instead once `maxHandedBytes` wait for the worker). The records, chain, checkpoints and
+ * thread only holds each entry's field values and the bodies to hash until the hand-over,
+ * every `handOverMs` or every `handOverBatch` entries, and then writes them all, the values
+ * as JSON arrays and the bodies as bytes, into 256 KiB buffers that it hands over
+ * (transferred, not copied); bodies are hashed here instead once `maxHandedBytes` wait for
+ * the worker. The records, chain, checkpoints and
  * limits are those of `createAuditLog`, which runs in the worker; the sink is given as options,
  * since the worker builds it (pg loads only for a PostgreSQL sink). Lines the log and sink
  * report reach `logger` on this thread; `stats()` gives the worker's part (written, lost there)
@@ -101,8 +102,17 @@ export function createThreadedAuditLog(options: ThreadedAuditLogOptions): AuditL
   };
   let buffer = emptyBuffer();
   let used = 0;
+  /**
+   * Entries appended since the last hand-over, as `entryValues` and the bodies to hash: they
+   * are written out together at the hand-over, in one loop that keeps its code and data in the
+   * CPU's caches, rather than one by one between requests.
+   */
+  let held: { values: unknown[]; request: FrameBody; response: FrameBody }[] = [];
+  /** The most bytes the bodies held take in frames. */
+  let heldBytes = 0;
   /** Bytes handed over that the worker has not read yet. */
   let handedBytes = 0;
+  /** Frames in `buffer`. */
   let pending = 0;
   let timer: NodeJS.Timeout | undefined;
   let closed = false;
@@ -158,18 +168,35 @@ export function createThreadedAuditLog(options: ThreadedAuditLogOptions): AuditL
   // Only now: adding the message listener would have kept the process alive again.
   worker.unref();
 
+  /** Writes the entries held into frames and hands them to the worker. */
   function handOver() {
     clearTimeout(timer);
     timer = undefined;
+    const entries = held;
+    held = [];
+    heldBytes = 0;
+    if (failure) {
+      // The failure was reported once; each loss is counted.
+      local.lost += entries.length;
+      return;
+    }
+    for (const { values, request, response } of entries) {
+      try {
+        queue(JSON.stringify(values), request, response);
+      } catch (error) {
+        // A value JSON cannot hold (a BigInt, a cycle), or a frame too large to buffer: lost,
+        // said so.
+        reportLost(1, "audit record lost: its entry could not be read", error);
+      }
+    }
+    post();
+  }
+
+  /** Hands the frames in the buffer to the worker (transferred, not copied). */
+  function post() {
     if (pending === 0) return;
     const count = pending;
     pending = 0;
-    if (failure) {
-      // The failure was reported once; each loss is counted.
-      local.lost += count;
-      used = 0;
-      return;
-    }
     const records = buffer.subarray(0, used);
     const bytes = used;
     buffer = emptyBuffer();
@@ -185,12 +212,12 @@ export function createThreadedAuditLog(options: ThreadedAuditLogOptions): AuditL
     handedBytes += bytes;
   }
 
-  /** Adds the entry's frame to the buffer, handing the buffer over first when it is full. */
-  function queue(json: string, request?: string | Uint8Array, response?: string | Uint8Array) {
+  /** Adds the entry's frame to the buffer, posting the buffer first when it is full. */
+  function queue(json: string, request: FrameBody, response: FrameBody) {
     // Counted exactly (a scan of the text) only when the most it may take does not fit.
     if (used + frameBytes(json, request, response) > buffer.length) {
       const bytes = frameBytes(json, request, response, true);
-      if (used + bytes > buffer.length) handOver();
+      if (used + bytes > buffer.length) post();
       if (bytes > buffer.length) {
         keepSpare(buffer.buffer);
         buffer = new Uint8Array(bytes);
@@ -200,15 +227,17 @@ export function createThreadedAuditLog(options: ThreadedAuditLogOptions): AuditL
     pending += 1;
   }
 
-  /** The entry's frame, its bodies hashed here when too much waits for the worker already. */
-  function queueEntry(entry: AuditEntry, bodies: AuditBodies | undefined) {
+  /** Holds the entry for the next hand-over, its bodies hashed here when too much waits already. */
+  function hold(entry: AuditEntry, bodies: AuditBodies | undefined) {
     const values = entryValues(entry);
     checkBodies(bodies);
     const { request, response } = bodies ?? {};
-    if (handedBytes + used + maxBytesOf(request) + maxBytesOf(response) > handedLimit) {
-      queue(JSON.stringify(withDigests(values, bodies)));
+    const bodyBytes = maxBytesOf(request) + maxBytesOf(response);
+    if (handedBytes + heldBytes + bodyBytes > handedLimit) {
+      held.push({ values: withDigests(values, bodies), request: undefined, response: undefined });
     } else {
-      queue(JSON.stringify(values), request, response);
+      held.push({ values, request, response });
+      heldBytes += bodyBytes;
     }
   }
 
@@ -238,19 +267,19 @@ export function createThreadedAuditLog(options: ThreadedAuditLogOptions): AuditL
         local.lost += 1;
         return;
       }
-      if (pending + unconfirmed() >= maxQueued) {
+      if (held.length + unconfirmed() >= maxQueued) {
         reportLost(1, "audit record dropped: too many waiting to be written");
         return;
       }
       try {
-        queueEntry(entry, bodies);
+        hold(entry, bodies);
       } catch (error) {
-        // An entry JSON cannot hold (a BigInt, a cycle), one whose fields cannot be read, or
-        // one too large to buffer: lost, said so.
-        reportLost(1, "audit record lost: it could not be sealed", error);
+        // An entry whose fields cannot be read, or a body that is neither text nor bytes:
+        // lost, said so.
+        reportLost(1, "audit record lost: its entry could not be read", error);
         return;
       }
-      if (pending >= handOverBatch) handOver();
+      if (held.length >= handOverBatch) handOver();
       else if (!timer) {
         timer = setTimeout(handOver, handOverMs);
         timer.unref();
@@ -269,7 +298,7 @@ export function createThreadedAuditLog(options: ThreadedAuditLogOptions): AuditL
       appended: local.appended,
       written: confirmed.written,
       lost: local.lost + confirmed.lost,
-      queued: pending + unconfirmed(),
+      queued: held.length + unconfirmed(),
     }),
   };
 }

@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { entryFromValues, entryValues, withDigests } from "../src/entry.js";
+import { draftMembers, draftOf, entryValues, withDigests } from "../src/entry.js";
 import { type AuditEntry, createAuditLog } from "../src/index.js";
 import type { AuditSink, SealedRecord } from "../src/types.js";
 
@@ -38,20 +38,65 @@ const full: Required<AuditEntry> = {
   content: { request: [{ role: "user", kind: "text", text: "Grüße 👋 \ud800" }] },
 };
 
-/** What the worker reads: the values as JSON text, through UTF-8 and back. */
-const handedOver = (entry: AuditEntry) =>
-  entryFromValues(
-    JSON.parse(
-      new TextDecoder().decode(new TextEncoder().encode(JSON.stringify(entryValues(entry)))),
-    ),
+/** What the worker reads (the values as JSON text, through UTF-8 and back), as a draft. */
+const draftOfHandedOver = (entry: AuditEntry, requestSha256?: string, responseSha256?: string) =>
+  draftOf(
+    new TextDecoder().decode(new TextEncoder().encode(JSON.stringify(entryValues(entry)))),
+    requestSha256,
+    responseSha256,
   );
+/** The entry's text in the record the worker seals. */
+const textOf = (entry: AuditEntry) => `{${draftMembers(draftOfHandedOver(entry))}}`;
+const handedOver = (entry: AuditEntry): AuditEntry => JSON.parse(textOf(entry));
 
 describe("an entry handed to the audit worker as its values", () => {
   it("comes back with every field, in record order, as JSON of the object writes it", () => {
-    const back = handedOver(full);
-    expect(back).toEqual(full);
-    expect(JSON.stringify(back)).toBe(JSON.stringify(full));
+    expect(textOf(full)).toBe(JSON.stringify(full));
+    const draft = draftOfHandedOver(full);
+    expect(draft).toMatchObject({
+      time: full.time,
+      tenant: full.tenant,
+      requestId: full.requestId,
+      model: full.model,
+      status: full.status,
+      content: full.content,
+    });
+    // Strings with escapes, nested quotes and brackets, and values of every JSON kind.
+    const awkward = {
+      ...full,
+      tenant: 'a "quoted", [bracketed] {braced} \\ tenant\n',
+      requestId: "ends in a backslash \\",
+      model: "\u2028 ✓ \ud83d\udc4b",
+      endpoint: "/v1/x?a=[1,2]&b={}",
+      attempts: [
+        { target: 'm/"x"', status: 500, durationMs: 0 },
+        { target: "", status: 200, durationMs: 1e21 },
+      ],
+      usage: { inputTokens: 0, outputTokens: -0, estimated: true },
+      costUsd: 1.5e-300,
+      guardrails: [],
+    };
+    expect(textOf(awkward)).toBe(JSON.stringify(awkward));
+    expect(draftOfHandedOver(awkward)).toMatchObject({
+      tenant: awkward.tenant,
+      requestId: awkward.requestId,
+      model: awkward.model,
+    });
+  });
+
+  it("takes digests given in place of the entry's own", () => {
+    const draft = draftOfHandedOver(
+      { ...full, requestSha256: undefined },
+      "c".repeat(64),
+      "d".repeat(64),
+    );
+    const back = JSON.parse(`{${draftMembers(draft)}}`);
+    expect(back.requestSha256).toBe("c".repeat(64));
+    expect(back.responseSha256).toBe("d".repeat(64));
     expect(Object.keys(back)).toEqual(Object.keys(full));
+    expect(() => draftOf("[1,2]")).toThrow(TypeError);
+    expect(() => draftOf('{"time":"x"}')).toThrow(TypeError);
+    expect(() => draftOf('[0,"unterminated')).toThrow(TypeError);
   });
 
   it("keeps a null apart from a field left out, and leaves out what is undefined", () => {
@@ -83,7 +128,7 @@ describe("an entry handed to the audit worker as its values", () => {
       endpoint: "/v1/chat/completions",
       durationMs: 3,
     } as unknown as AuditEntry;
-    expect(JSON.stringify(entryFromValues(entryValues(forged)))).toBe(
+    expect(textOf(forged)).toBe(
       '{"time":"2026-12-01T10:00:00.000Z","requestId":"request-1","tenant":"acme","endpoint":"/v1/chat/completions","status":200,"durationMs":3}',
     );
   });
@@ -93,12 +138,8 @@ describe("an entry handed to the audit worker as its values", () => {
     const text = '{"messages":[{"content":"Grüße 👋"}]}';
     const bytes = new TextEncoder().encode("an answer");
     const unhashed = { ...full, requestSha256: undefined, responseSha256: "c".repeat(64) };
-    const back = entryFromValues(
-      withDigests(entryValues(unhashed), {
-        request: text,
-        response: bytes,
-      }),
-    );
+    const values = withDigests(entryValues(unhashed), { request: text, response: bytes });
+    const back = JSON.parse(`{${draftMembers(draftOf(JSON.stringify(values)))}}`);
     expect(back.requestSha256).toBe(sha256(Buffer.from(text, "utf8")));
     expect(back.responseSha256).toBe(sha256(bytes));
     expect(Object.keys(back)).toEqual(Object.keys(full));

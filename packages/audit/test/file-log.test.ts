@@ -112,7 +112,7 @@ describe("the chain in a file", () => {
     log.append(entry(3));
     await log.close();
     expect(log.stats()).toMatchObject({ appended: 3, written: 2, lost: 1 });
-    expect(errors).toEqual(["audit record lost: it could not be sealed"]);
+    expect(errors).toEqual(["audit record lost: its entry could not be read"]);
     expect(lines().map((line) => JSON.parse(line).seq)).toEqual([1, 2]);
     expect(await verify()).toMatchObject({ ok: true, records: 2 });
   });

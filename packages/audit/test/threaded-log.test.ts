@@ -148,7 +148,7 @@ describe("the threaded audit log", () => {
     const checkpoints = lines.filter((line) => line.message === "audit checkpoint");
     expect(checkpoints.at(-1)?.object.auditCheckpoint).toMatchObject({ instance: "gw-1", seq: 41 });
     expect(lines.find((line) => line.level === "error")?.message).toBe(
-      "audit record lost: it could not be sealed",
+      "audit record lost: its entry could not be read",
     );
   });
 

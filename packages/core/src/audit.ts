@@ -3,6 +3,7 @@ import type { AuditContent, AuditEntry, AuditLog, AuditTextPiece } from "@aigw/a
 import { shown } from "./errors.js";
 import { isoTime } from "./iso-time.js";
 import type { TextPiece } from "./protocols/protocol.js";
+import { requestSlot } from "./request-slot.js";
 import type { FinishedRequest, GatewayHooks, RequestContext } from "./types.js";
 
 export interface AuditHooksOptions {
@@ -45,7 +46,10 @@ class StreamDigest {
   }
 
   private takePending(): string {
-    const text = this.pending.length === 0 ? "" : `${this.pending.join("\n")}\n`;
+    // Joined with an empty last element for the last newline: one flat string, where adding
+    // it would make a pair for the log to flatten.
+    this.pending.push("");
+    const text = this.pending.length === 1 ? "" : this.pending.join("\n");
     this.pending = [];
     this.pendingChars = 0;
     return text;
@@ -107,8 +111,8 @@ export function createAuditHooks(log: AuditLog, options: AuditHooksOptions = {})
   const maxChars = options.maxContentChars ?? 32_768;
   const skipped = new Set(options.skipEndpoints ?? ["health", "metrics", "targets"]);
   const wantsContent = typeof options.content === "function" ? options.content : () => true;
-  const streams = new WeakMap<RequestContext, StreamCapture>();
-  const prompts = new WeakMap<RequestContext, Capture>();
+  const streams = requestSlot<StreamCapture>("audit stream");
+  const prompts = requestSlot<Capture>("audit prompt");
 
   // Only when content may be recorded: a beforeRequest hook costs the gateway its byte-for-byte
   // forwarding of the client's JSON.
@@ -136,7 +140,7 @@ export function createAuditHooks(log: AuditLog, options: AuditHooksOptions = {})
       if (!stream) {
         stream = {
           digest: new StreamDigest(),
-          response: prompts.has(context) ? new Capture(maxChars) : undefined,
+          response: prompts.get(context) ? new Capture(maxChars) : undefined,
         };
         streams.set(context, stream);
       }

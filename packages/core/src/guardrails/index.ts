@@ -2,6 +2,7 @@ import { createHmac, timingSafeEqual } from "node:crypto";
 import type { Analyzer, Finding } from "@aigw/guardrails";
 import { AigwError, type Endpoint, firstHeader, isObject } from "@aigw/provider";
 import type { TextPiece } from "../protocols/protocol.js";
+import { requestSlot } from "../request-slot.js";
 import type {
   GatewayHooks,
   GuardrailVerdict,
@@ -218,7 +219,7 @@ export function createGuardrails(options: GuardrailOptions): GatewayHooks {
     if (policy) compile(policy);
   }
   const tenantKeys = new Map<string, Uint8Array>();
-  const guards = new WeakMap<RequestContext, Guard>();
+  const guards = requestSlot<Guard>("guardrails");
 
   function policyOf(context: RequestContext): CompiledPolicy | undefined {
     const tenant = options.tenants?.[context.tenant] ? context.tenant : "";

@@ -181,7 +181,7 @@ function elementsOf(json: string): string[] {
 }
 
 /** The value of an element's text: a string without escapes is its text between the quotes. */
-const valueOf = (text: string): unknown =>
+const elementValue = (text: string): unknown =>
   text.charCodeAt(0) === quote && !text.includes("\\") ? text.slice(1, -1) : JSON.parse(text);
 
 /**
@@ -206,7 +206,8 @@ export function draftOf(
     (requestSha256 === undefined ? 0 : 1 << (digestIndex.requestSha256 - 1)) |
     (responseSha256 === undefined ? 0 : 1 << (digestIndex.responseSha256 - 1));
   const has = (index: number) => (present & (1 << (index - 1))) !== 0;
-  const value = (index: number) => (has(index) ? valueOf(elements[index] as string) : undefined);
+  const value = (index: number) =>
+    has(index) ? elementValue(elements[index] as string) : undefined;
   // Joined, not added up: one flat string, where adding makes a tree of pieces that hashing
   // and writing would have to walk.
   const members: string[] = [];

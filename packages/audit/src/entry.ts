@@ -168,6 +168,7 @@ function elementsOf(json: string): string[] {
       depth++;
     } else if (code === 0x5d || code === 0x7d) {
       if (depth === 0) {
+        if (at !== json.length - 1) break;
         elements.push(json.slice(start, at));
         return elements;
       }
@@ -180,9 +181,18 @@ function elementsOf(json: string): string[] {
   throw new TypeError("entry values must be a JSON array");
 }
 
-/** The value of an element's text: a string without escapes is its text between the quotes. */
-const elementValue = (text: string): unknown =>
-  text.charCodeAt(0) === quote && !text.includes("\\") ? text.slice(1, -1) : JSON.parse(text);
+/**
+ * The value of an element's text: a string without escapes is its text between the quotes.
+ * @throws TypeError for text that is not JSON, without quoting it (it may be a prompt).
+ */
+function elementValue(text: string): unknown {
+  if (text.charCodeAt(0) === quote && !text.includes("\\")) return text.slice(1, -1);
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new TypeError("entry values hold text that is not JSON");
+  }
+}
 
 /**
  * @internal The draft of an entry given as the JSON text of its `entryValues`: the record's

@@ -94,9 +94,9 @@ export interface AuditLog {
   /**
    * Queues one record; never throws, never waits. After `close`, records are counted lost.
    * `bodies`, when given, are hashed into the record's `requestSha256` and `responseSha256`.
-   * The entry's fields are read at once; what they hold (`attempts`, `usage`, `content`) and
-   * the bodies are read later, when the record is sealed (or handed to the worker): do not
-   * change them after the call.
+   * `createAuditLog` reads the entry and bodies at once; the threaded log reads the entry's
+   * fields at once, but what they hold (`attempts`, `usage`, `content`) and the bodies only at
+   * the next hand-over to its worker (within `handOverMs`): do not change them after the call.
    */
   append(entry: AuditEntry, bodies?: AuditBodies): void;
   /** Resolves once every record appended so far was handed to the sink. */

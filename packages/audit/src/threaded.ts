@@ -186,7 +186,7 @@ export function createThreadedAuditLog(options: ThreadedAuditLogOptions): AuditL
       } catch (error) {
         // A value JSON cannot hold (a BigInt, a cycle), or a frame too large to buffer: lost,
         // said so.
-        reportLost(1, "audit record lost: its entry could not be read", error);
+        reportLost(1, "audit record lost: it could not be handed to the worker", error);
       }
     }
     post();

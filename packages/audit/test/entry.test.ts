@@ -97,6 +97,11 @@ describe("an entry handed to the audit worker as its values", () => {
     expect(() => draftOf("[1,2]")).toThrow(TypeError);
     expect(() => draftOf('{"time":"x"}')).toThrow(TypeError);
     expect(() => draftOf('[0,"unterminated')).toThrow(TypeError);
+    const handedOver = JSON.stringify(entryValues(full));
+    expect(() => draftOf(`${handedOver}[]`)).toThrow(TypeError);
+    // An element that is not JSON fails without its text in the message (it may be a prompt).
+    const broken = handedOver.replace('"acme"', "secret-prompt");
+    expect(() => draftOf(broken)).toThrow("entry values hold text that is not JSON");
   });
 
   it("keeps a null apart from a field left out, and leaves out what is undefined", () => {

@@ -5,8 +5,9 @@ let cachedPrefix = "";
 
 /**
  * `new Date(time).toISOString()` ("2026-12-01T10:00:00.123Z") for `time` in ms since the
- * epoch: the date is formatted once a second and the milliseconds added, since callers ask in
- * order of time and a full format costs about twenty times as much.
+ * epoch. The date part of the last second asked for is kept and the milliseconds added: most
+ * requests that finish together started in the same second, and a full format costs about
+ * twenty times as much.
  * @throws RangeError for a time a Date cannot hold, as toISOString does.
  */
 export function isoTime(time: number): string {

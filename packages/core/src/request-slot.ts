@@ -7,10 +7,11 @@ export interface RequestSlot<T> {
 }
 
 /**
- * A place on `context.state` for a hook's own per-request value, under a symbol no other
- * hook has and not enumerable, so that a logged or inspected state does not show it (it may
- * hold a prompt's text). Cheaper than a WeakMap keyed by contexts, whose entries the garbage
- * collector must trace for every request.
+ * A place on `context.state` for a hook's own per-request value, under a symbol of its own and
+ * not enumerable: JSON, `util.inspect` and spreads of the state leave it out (it may hold a
+ * prompt's text), though code that asks for symbol keys finds it, as hooks share one process.
+ * Cheaper than a WeakMap keyed by contexts, whose entries the garbage collector must trace for
+ * every request.
  */
 export function requestSlot<T>(description: string): RequestSlot<T> {
   const key = Symbol(description);

@@ -4,6 +4,11 @@ import type { GatewayHooks, Logger } from "@aigw/core";
 import { z } from "zod";
 
 const positive = (description: string) => z.number().int().positive().describe(description);
+const timerMs = z
+  .number()
+  .int()
+  .min(0)
+  .max(2 ** 31 - 1);
 
 const fileSchema = z
   .strictObject({
@@ -68,14 +73,15 @@ export const auditSchema = z
     checkpointEvery: positive(
       "A chain checkpoint after this many records (and at rotation and shutdown).",
     ).default(1000),
-    minCheckpointIntervalMs: z
-      .number()
-      .int()
-      .min(0)
-      .max(2 ** 31 - 1)
+    minCheckpointIntervalMs: timerMs
       .default(1000)
       .describe(
         "Milliseconds at least from the last checkpoint to the next checkpointEvery one: one due sooner waits, then covers every record by then, so a busy instance leaves up to this long of records after its newest checkpoint. 0: after each checkpointEvery records.",
+      ),
+    checkpointWithinMs: timerMs
+      .default(10_000)
+      .describe(
+        "Milliseconds at most from a record to a checkpoint covering it, however quiet the instance: its newest records are never long unanchored.",
       ),
     maxQueued: positive(
       "Records waiting to be written at most; beyond it they are reported lost.",
@@ -99,6 +105,7 @@ export const auditSchema = z
         ),
         entities: z
           .array(z.string().regex(/^[A-Z][A-Z0-9_]{0,39}$/))
+          .min(1)
           .optional()
           .describe(
             "The PII entities masked in content (Presidio names). Default: every built-in one.",
@@ -151,15 +158,16 @@ export async function createServerAudit(
     instance: settings.instance && `${settings.instance}-${randomBytes(4).toString("hex")}`,
     checkpointEvery: settings.checkpointEvery,
     minCheckpointIntervalMs: settings.minCheckpointIntervalMs,
+    checkpointWithinMs: settings.checkpointWithinMs,
     maxQueued: settings.maxQueued,
     redaction: { entities: settings.content.entities },
+    maxContentChars: settings.content.maxChars,
     logger,
   });
   const { content } = settings;
   const tenants = new Set(content.tenants);
   const routes = new Set(content.routes);
   const hooks = createAuditHooks(log, {
-    maxContentChars: content.maxChars,
     content:
       content.enabled ||
       ((tenants.size > 0 || routes.size > 0) &&
@@ -168,6 +176,21 @@ export async function createServerAudit(
           (context.route !== undefined && routes.has(context.route)))),
   });
   return { hooks, close: () => log.close() };
+}
+
+/**
+ * The first name in `content.entities` that the redactor does not know, as a message: a
+ * misspelt `EMAIL` would store addresses unmasked. Loads the detectors' list only when names
+ * are given.
+ */
+export async function unknownAuditEntity(settings: AuditSettings): Promise<string | undefined> {
+  const named = settings.content.entities;
+  if (!named) return undefined;
+  const { entities: builtIn } = await import("@aigw/guardrails");
+  const known = new Set<string>(builtIn);
+  const index = named.findIndex((name) => !known.has(name));
+  if (index === -1) return undefined;
+  return `audit.content.entities.${index}: unknown entity '${named[index]}'; built-in: ${builtIn.join(", ")}`;
 }
 
 /** Where `aigw audit` reads records back from. */

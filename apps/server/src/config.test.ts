@@ -154,7 +154,32 @@ describe("the README's audit example", () => {
       content: { enabled: false, tenants: ["legal"], maxChars: 32768 },
       checkpointEvery: 1000,
       minCheckpointIntervalMs: 1000,
+      checkpointWithinMs: 10_000,
     });
+  });
+
+  it("refuses content entities the redactor does not know, or none", async () => {
+    const directory = await mkdtemp(join(tmpdir(), "aigw-audit-entities-"));
+    const withEntities = async (entities: string) => {
+      const file = join(directory, "audit.yaml");
+      await writeFile(
+        file,
+        [
+          "providers: { echo: { type: echo } }",
+          "models: { m: { provider: echo } }",
+          "audit:",
+          `  key: ${"k".repeat(32)}`,
+          "  file: { path: audit.jsonl }",
+          `  content: { enabled: true, entities: ${entities} }`,
+        ].join("\n"),
+      );
+      return resolveConfig(file, {});
+    };
+    await expect(withEntities("[EMAIL_ADDRESS, EMAIL]")).rejects.toThrow(
+      /audit\.content\.entities\.1: unknown entity 'EMAIL'; built-in: .*EMAIL_ADDRESS/,
+    );
+    await expect(withEntities("[]")).rejects.toThrow(/audit\.content\.entities/);
+    await expect(withEntities("[EMAIL_ADDRESS]")).resolves.toBeDefined();
   });
 });
 

@@ -3,7 +3,7 @@ import { type Strategy, strategies } from "@aigw/balancer";
 import { priceModel, usdToNano } from "@aigw/pricing";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
-import { auditSchema } from "./audit.js";
+import { auditSchema, unknownAuditEntity } from "./audit.js";
 import { guardrailsProblem, guardrailsSchema, unknownEntityName } from "./guardrails.js";
 
 // Every field says what it does, its unit and its default in `.describe()`: the config
@@ -1266,7 +1266,9 @@ export async function resolveConfig(
   env: Environment,
 ): Promise<ServerConfig> {
   const config = file ? await loadConfigFile(file, env) : configFromEnv(env);
-  const unknownEntity = config.guardrails && (await unknownEntityName(config.guardrails));
+  const unknownEntity =
+    (config.guardrails && (await unknownEntityName(config.guardrails))) ||
+    (config.audit && (await unknownAuditEntity(config.audit)));
   if (unknownEntity) throw new ConfigError(`Invalid configuration:\n  ${unknownEntity}`);
   if (env.PORT !== undefined) {
     const port = Number(env.PORT);

@@ -37,6 +37,12 @@ function defaultCheckpointPath(path: string): string {
   return `${path.slice(0, path.length - extension.length)}.checkpoints${extension || ".jsonl"}`;
 }
 
+/**
+ * @internal Files the sinks create (records, checkpoints, spool) are the owner's alone: they
+ * hold prompts when content is recorded. Files that exist keep their mode.
+ */
+export const fileMode = 0o600;
+
 const utcDay = (time: number) => new Date(time).toISOString().slice(0, 10);
 
 /** The rotated files of `path`, oldest first. */
@@ -141,7 +147,7 @@ export function createFileSink(options: FileSinkOptions): AuditSink {
   const deletions: { path: string; waiting: Map<string, number> }[] = [];
 
   async function appendCheckpoints(checkpoints: Checkpoint[]) {
-    const handle = await open(checkpointPath, "a+");
+    const handle = await open(checkpointPath, "a+", fileMode);
     try {
       await endTornLine(handle, (await handle.stat()).size);
       await handle.appendFile(checkpoints.map((each) => `${JSON.stringify(each)}\n`).join(""));
@@ -153,7 +159,7 @@ export function createFileSink(options: FileSinkOptions): AuditSink {
 
   async function openFile() {
     await mkdir(dirname(path), { recursive: true });
-    const handle = await open(path, "a+");
+    const handle = await open(path, "a+", fileMode);
     const info = await handle.stat();
     const bytes = info.size + (await endTornLine(handle, info.size));
     // Records an earlier run left in the file: their heads go into its rotation checkpoint.

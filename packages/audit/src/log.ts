@@ -1,7 +1,7 @@
 import { createHmac, randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { setImmediate as nextTurn } from "node:timers/promises";
-import { type RedactOptions, redactText } from "@aigw/guardrails";
+import { entities, maxEntityLength, type RedactOptions, redactText } from "@aigw/guardrails";
 import {
   type AuditKey,
   checkKey,
@@ -11,6 +11,7 @@ import {
   signCheckpoint,
 } from "./chain.js";
 import { draftMembers, draftOf, type EntryDraft, entryValues, withDigests } from "./entry.js";
+import { createLossReporter } from "./loss-report.js";
 import type {
   AuditBodies,
   AuditContent,
@@ -41,6 +42,14 @@ export interface AuditLogOptions {
   /** A checkpoint after this many records (besides rotation and close). Default 1000. */
   checkpointEvery?: number;
   /**
+   * Milliseconds at most from sealing a record to a checkpoint that covers it, however few
+   * records follow: a quiet log checkpoints too, so that its newest records are never long
+   * past its last checkpoint (nor, in a file, unsynced). `minCheckpointIntervalMs` still
+   * applies. Default 10,000, at most 2^31 - 1.
+   * @throws TypeError (from createAuditLog) for anything else.
+   */
+  checkpointWithinMs?: number;
+  /**
    * Milliseconds at least from the log's last checkpoint of its own head (interval or
    * rotation, or a failed attempt) to the next `checkpointEvery` one: a checkpoint due sooner
    * waits on a timer, then covers every record sealed by then. A busy log so checkpoints (and
@@ -68,11 +77,19 @@ export interface AuditLogOptions {
    */
   maxQueuedContentChars?: number;
   /**
-   * How `content` is redacted before it is sealed: the PII entities to mask (Presidio names)
-   * and their actions, as `redactText` of @aigw/guardrails takes them. Default: mask every
-   * built-in entity. `false` stores content as given.
+   * How `content` is redacted before it is sealed: the PII entities to mask (Presidio names,
+   * built-in ones of @aigw/guardrails) and their actions, as `redactText` takes them. Default:
+   * mask every built-in entity. `false` stores content as given.
+   * @throws TypeError (from createAuditLog) for an empty or unknown entity name.
    */
   redaction?: Omit<RedactOptions, "key"> | false;
+  /**
+   * Characters of prompt text, and of completion text, a record keeps, counted after
+   * redaction: what is beyond is cut and the content marked `truncated`. Cutting after
+   * redaction masks a value that straddles the cap whole. Default 32,768.
+   * @throws TypeError (from createAuditLog) for anything but a positive integer.
+   */
+  maxContentChars?: number;
   /**
    * Where lost records and checkpoints are reported. Checkpoints go to `info`, so a log
    * pipeline keeps a copy of every chain head outside the audit store (`verifyRecords` takes
@@ -92,6 +109,13 @@ export interface AuditLogStats {
 export interface AuditLog {
   readonly instance: string;
   /**
+   * Characters of prompt text, and of completion text, worth giving `append` per record: the
+   * `maxContentChars` a record keeps and, when content is redacted, `maxEntityLength` of
+   * @aigw/guardrails (16,500) more, so that a value the cap cuts is still seen whole. More is
+   * taken, and cut.
+   */
+  readonly contentCharsWanted: number;
+  /**
    * Queues one record; never throws, never waits. After `close`, records are counted lost.
    * `bodies`, when given, are hashed into the record's `requestSha256` and `responseSha256`.
    * `createAuditLog` reads the entry and bodies at once; the threaded log reads the entry's
@@ -108,6 +132,7 @@ export interface AuditLog {
 
 /** The longest delay a Node timer keeps (about 24.8 days); longer ones fire at once. */
 const maxTimerMs = 2 ** 31 - 1;
+const defaultMaxContentChars = 32_768;
 
 function contentChars(content: AuditContent): number {
   let chars = 0;
@@ -115,6 +140,69 @@ function contentChars(content: AuditContent): number {
     chars += piece.text.length;
   }
   return chars;
+}
+
+/**
+ * @internal The `contentCharsWanted` of a log with these options.
+ * @throws TypeError for a `maxContentChars` that is not a positive integer, or redaction
+ * entities that are none or not built-in ones.
+ */
+export function contentCharsWantedOf(
+  options: Pick<AuditLogOptions, "maxContentChars" | "redaction">,
+): number {
+  const { maxContentChars = defaultMaxContentChars, redaction } = options;
+  if (!Number.isSafeInteger(maxContentChars) || maxContentChars < 1) {
+    throw new TypeError("maxContentChars must be a positive integer");
+  }
+  if (redaction === false) return maxContentChars;
+  const named = [...(redaction?.entities ?? []), ...Object.keys(redaction?.actions ?? {})];
+  if (redaction?.entities?.length === 0) {
+    // Content is stored redacted unless told otherwise, in so many words.
+    throw new TypeError(
+      "redaction.entities is empty: name the entities to mask, or set redaction to false",
+    );
+  }
+  const known = new Set<string>(entities);
+  const unknown = named.find((name) => !known.has(name));
+  if (unknown !== undefined) {
+    throw new TypeError(`redaction: unknown entity '${unknown}'; built-in: ${entities.join(", ")}`);
+  }
+  return maxContentChars + maxEntityLength;
+}
+
+/**
+ * `pieces` with at most `maxChars` characters of text in all: the same array when they fit,
+ * else the pieces before the cap and the start of the one it cuts.
+ */
+function keptPieces(
+  pieces: AuditTextPiece[] | undefined,
+  maxChars: number,
+): AuditTextPiece[] | undefined {
+  if (!pieces) return pieces;
+  let room = maxChars;
+  for (const [index, piece] of pieces.entries()) {
+    if (piece.text.length <= room) {
+      room -= piece.text.length;
+      continue;
+    }
+    const kept = pieces.slice(0, index);
+    if (room > 0) kept.push({ ...piece, text: piece.text.slice(0, room) });
+    return kept;
+  }
+  return pieces;
+}
+
+/** A delay option: an integer of ms from 0 to the longest a timer waits. */
+function timerMs(
+  options: AuditLogOptions,
+  name: "minCheckpointIntervalMs" | "checkpointWithinMs",
+  fallback: number,
+): number {
+  const ms = options[name] ?? fallback;
+  if (!Number.isInteger(ms) || ms < 0 || ms > maxTimerMs) {
+    throw new TypeError(`${name} must be an integer from 0 to ${maxTimerMs}`);
+  }
+  return ms;
 }
 
 /** @internal An instance name for a log given none: the host name and 8 random hex digits. */
@@ -125,8 +213,9 @@ export function defaultInstance(): string {
 /**
  * Seals entries into an HMAC chain (a sequence number and a MAC over the previous record's
  * MAC and this record's text) and writes them to a sink in batches, off the caller's path.
- * @throws TypeError for a key shorter than 32 bytes or not a secret one, or a
- * `minCheckpointIntervalMs` out of range.
+ * @throws TypeError for a key shorter than 32 bytes or not a secret one, a
+ * `minCheckpointIntervalMs` or `checkpointWithinMs` out of range, a `maxContentChars` that is
+ * not a positive integer, or redaction entities that are none or not built-in ones.
  */
 export function createAuditLog(options: AuditLogOptions): AuditLog {
   return createAuditLogTakingValues(options).log;
@@ -143,17 +232,13 @@ export function createAuditLogTakingValues(options: AuditLogOptions): {
 } {
   const { sink, logger } = options;
   checkKey(options.key);
+  const contentCharsWanted = contentCharsWantedOf(options);
+  const maxContentChars = options.maxContentChars ?? defaultMaxContentChars;
   const key = keyObjectOf(options.key);
   const instance = options.instance ?? defaultInstance();
   const checkpointEvery = options.checkpointEvery ?? 1000;
-  const minCheckpointIntervalMs = options.minCheckpointIntervalMs ?? 1000;
-  if (
-    !Number.isInteger(minCheckpointIntervalMs) ||
-    minCheckpointIntervalMs < 0 ||
-    minCheckpointIntervalMs > maxTimerMs
-  ) {
-    throw new TypeError(`minCheckpointIntervalMs must be an integer from 0 to ${maxTimerMs}`);
-  }
+  const minCheckpointIntervalMs = timerMs(options, "minCheckpointIntervalMs", 1000);
+  const checkpointWithinMs = timerMs(options, "checkpointWithinMs", 10_000);
   const batchSize = options.batchSize ?? 500;
   const flushIntervalMs = options.flushIntervalMs ?? 100;
   const maxQueued = options.maxQueued ?? 10_000;
@@ -175,13 +260,19 @@ export function createAuditLogTakingValues(options: AuditLogOptions): {
   let previousMac = genesisMac(key, instance);
   let checkpointedSeq = 0;
   let checkpointedAt = Number.NEGATIVE_INFINITY;
+  /** When the oldest record no checkpoint covers was sealed. */
+  let uncoveredSince: number | undefined;
   let checkpointTimer: NodeJS.Timeout | undefined;
+  /** When `checkpointTimer` fires. */
+  let checkpointTimerAt = Number.POSITIVE_INFINITY;
   let queuedContentChars = 0;
   const stats = { appended: 0, written: 0, lost: 0 };
 
+  const losses = createLossReporter(logger, (lost) => ({ instance, lost, totalLost: stats.lost }));
+
   function reportLost(count: number, reason: string, error?: unknown) {
     stats.lost += count;
-    logger?.error({ instance, lost: count, totalLost: stats.lost, err: error }, reason);
+    losses.report(count, reason, error);
   }
 
   /** Signs and stores a chain head: this log's own, or one a sink reported. */
@@ -203,30 +294,53 @@ export function createAuditLogTakingValues(options: AuditLogOptions): {
   async function checkpoint(reason: Checkpoint["reason"]) {
     if (seq === checkpointedSeq) return;
     const head = { instance, seq, mac: previousMac };
-    if (await storeCheckpoint(head, reason)) checkpointedSeq = head.seq;
+    if (await storeCheckpoint(head, reason)) covered(head.seq);
     // A failed one waits its interval too, rather than being retried after every batch.
     checkpointedAt = performance.now();
   }
 
+  /** A checkpoint of this log's head at `upTo` was stored. */
+  function covered(upTo: number) {
+    checkpointedSeq = upTo;
+    if (upTo === seq) uncoveredSince = undefined;
+  }
+
   /**
-   * The `checkpointEvery` checkpoint once it is due and its interval is over; a timer for one
-   * held back or failed.
+   * When the next checkpoint may be written (undefined: none is needed): at once after
+   * `checkpointEvery` records, else `checkpointWithinMs` after the oldest record it covers was
+   * sealed; never within `minCheckpointIntervalMs` of the last.
    */
+  function nextCheckpointAt(): number | undefined {
+    if (seq === checkpointedSeq) return undefined;
+    const due =
+      seq - checkpointedSeq >= checkpointEvery
+        ? Number.NEGATIVE_INFINITY
+        : (uncoveredSince ?? performance.now()) + checkpointWithinMs;
+    return Math.max(due, checkpointedAt + minCheckpointIntervalMs);
+  }
+
+  /** The interval checkpoint once it is due; a timer for one due later, held back or failed. */
   async function checkpointWhenDue() {
-    const due = () => seq - checkpointedSeq >= checkpointEvery;
-    if (!due() || checkpointTimer) return;
-    if (performance.now() - checkpointedAt >= minCheckpointIntervalMs) {
+    let at = nextCheckpointAt();
+    if (at !== undefined && at <= performance.now()) {
+      clearTimeout(checkpointTimer);
+      checkpointTimer = undefined;
       await checkpoint("interval");
+      at = nextCheckpointAt();
+      // Failed with no interval to wait: the next batch tries again.
+      if (at !== undefined && at <= performance.now()) return;
     }
-    // At close, the shutdown checkpoint covers it.
-    if (!due() || minCheckpointIntervalMs === 0 || closed) return;
+    // At close, the shutdown checkpoint covers what is left.
+    if (at === undefined || closed || (checkpointTimer && checkpointTimerAt <= at)) return;
+    clearTimeout(checkpointTimer);
+    checkpointTimerAt = at;
     // Through startWriting, so that a checkpoint never covers a record still being written.
     checkpointTimer = setTimeout(
       () => {
         checkpointTimer = undefined;
         void startWriting();
       },
-      Math.max(0, checkpointedAt + minCheckpointIntervalMs - performance.now()),
+      Math.max(0, at - performance.now()),
     );
     checkpointTimer.unref();
   }
@@ -235,7 +349,7 @@ export function createAuditLogTakingValues(options: AuditLogOptions): {
     for (const head of report?.rotated ?? []) {
       const stored = await storeCheckpoint(head, "rotation");
       if (stored && head.instance === instance && head.seq > checkpointedSeq) {
-        checkpointedSeq = head.seq;
+        covered(head.seq);
         checkpointedAt = performance.now();
       }
     }
@@ -244,12 +358,21 @@ export function createAuditLogTakingValues(options: AuditLogOptions): {
 
   /** The entry sealed as the chain's next record; the chain moves on only once it is. */
   function seal(draft: EntryDraft) {
-    const content = draft.content && redaction ? redacted(draft.content) : draft.content;
+    const content = draft.content && kept(redaction ? redacted(draft.content) : draft.content);
     const members = draftMembers(draft, content);
     const sealed = sealMembers(key, members, draft, instance, seq + 1, previousMac);
+    uncoveredSince ??= performance.now();
     seq = sealed.seq;
     previousMac = sealed.mac;
     return sealed;
+  }
+
+  /** Content within `maxContentChars` each way. */
+  function kept(content: AuditContent): AuditContent {
+    const request = keptPieces(content.request, maxContentChars);
+    const response = keptPieces(content.response, maxContentChars);
+    if (request === content.request && response === content.response) return content;
+    return { ...content, request, response, truncated: true };
   }
 
   function redacted(content: AuditContent): AuditContent {
@@ -370,6 +493,7 @@ export function createAuditLogTakingValues(options: AuditLogOptions): {
 
   const log: AuditLog = {
     instance,
+    contentCharsWanted,
     append: (entry, bodies) =>
       enqueue(() => draftOf(JSON.stringify(withDigests(entryValues(entry), bodies)))),
     async flush() {
@@ -382,6 +506,7 @@ export function createAuditLogTakingValues(options: AuditLogOptions): {
       await log.flush();
       await checkpoint("shutdown");
       await sink.close();
+      losses.flush();
     },
     stats: () => ({ ...stats, queued: queue.length }),
   };

@@ -2,6 +2,7 @@ import { mkdir, open, stat, unlink } from "node:fs/promises";
 import { dirname } from "node:path";
 import { escapeIdentifier, Pool, type PoolClient, type QueryResultRow } from "pg";
 import { macOf } from "./chain.js";
+import { fileMode } from "./file.js";
 import type { AuditLogger } from "./log.js";
 import type { AuditQuery, AuditSink, AuditSource, Checkpoint, SealedRecord } from "./types.js";
 
@@ -91,8 +92,12 @@ export interface PostgresSinkOptions extends PostgresConnectionOptions {
    * again (and at the next start when it is still there). Required.
    */
   spoolPath: string;
-  /** Most bytes the spool may hold; a write that would go beyond is rejected (the records are
-   * reported lost). Default 1 GiB. */
+  /**
+   * Most bytes the spool may hold waiting for PostgreSQL; a write that would go beyond is
+   * rejected (the records are reported lost). Lines already replayed stay in the file until
+   * the whole of it is delivered: it takes up to twice this on disk while it is replayed.
+   * Default 1 GiB.
+   */
   maxSpoolBytes?: number | undefined;
   /** Wait between attempts to deliver the spool, in ms. Default 1000. */
   retryIntervalMs?: number | undefined;
@@ -473,8 +478,9 @@ function parseSpoolLine(line: string): SpoolItem | undefined {
  * `<spoolPath>.bad` and reported to the logger, never dropped silently; so is a line that is
  * not a sealed record (no `mac` at its end) or a signed checkpoint.
  *
- * A batch or checkpoint that would take the spool beyond `maxSpoolBytes` is not kept: `write`
- * (or `checkpoint`) rejects, and the error is logged. `close` waits for the inserts still
+ * A batch or checkpoint that would take the spool beyond `maxSpoolBytes` not yet delivered (or
+ * its file beyond twice that) is not kept: `write` (or `checkpoint`) rejects, and the error
+ * is logged. `close` waits for the inserts still
  * going on in the background, tries once to deliver the spool, leaves it for the next start
  * when it cannot, and ends the pool it made (not yours). `write` and `checkpoint` after
  * `close` reject; `write` resolves with no report (PostgreSQL neither rotates nor retains).
@@ -641,9 +647,12 @@ export function createPostgresSink(options: PostgresSinkOptions): PostgresSink {
   /** Appends lines (each ending in "\n") to the spool and syncs it; rejects when it is full. */
   async function appendToSpool(lines: string, count: number, cause?: unknown) {
     const bytes = Buffer.byteLength(lines);
-    if (spoolBytes + bytes > maxSpoolBytes) {
+    // New lines go after those being replayed, which count against the disk, not the limit:
+    // a spool nearly full when PostgreSQL came back keeps taking records while it drains.
+    const waiting = spoolBytes - delivered;
+    if (waiting + bytes > maxSpoolBytes || spoolBytes + bytes > 2 * maxSpoolBytes) {
       stats.rejected += count;
-      const message = `the audit spool is full (${spoolBytes} + ${bytes} bytes > maxSpoolBytes ${maxSpoolBytes})`;
+      const message = `the audit spool is full (${waiting} bytes waiting, ${spoolBytes} in its file, + ${bytes}; maxSpoolBytes ${maxSpoolBytes})`;
       logger?.error(
         { spoolPath, lines: count, error: cause === undefined ? undefined : describe(cause) },
         `audit: ${message}; the lines are not kept`,
@@ -651,7 +660,7 @@ export function createPostgresSink(options: PostgresSinkOptions): PostgresSink {
       throw new Error(message);
     }
     if (spoolBytes === 0) await mkdir(dirname(spoolPath), { recursive: true });
-    const handle = await open(spoolPath, "a");
+    const handle = await open(spoolPath, "a", fileMode);
     try {
       await handle.appendFile(lines);
       await handle.datasync();
@@ -717,7 +726,7 @@ export function createPostgresSink(options: PostgresSinkOptions): PostgresSink {
   }
 
   async function keepBadLines(lines: string[]) {
-    const handle = await open(`${spoolPath}.bad`, "a");
+    const handle = await open(`${spoolPath}.bad`, "a", fileMode);
     try {
       await handle.appendFile(lines.map((line) => `${line}\n`).join(""));
       await handle.datasync();

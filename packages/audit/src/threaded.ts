@@ -3,7 +3,14 @@ import { checkKey } from "./chain.js";
 import { checkBodies, entryValues, withDigests } from "./entry.js";
 import type { FileSinkOptions } from "./file.js";
 import { type FrameBody, frameBytes, maxBytesOf, maxFrameBody, writeFrame } from "./frames.js";
-import { type AuditLog, type AuditLogOptions, type AuditLogStats, defaultInstance } from "./log.js";
+import {
+  type AuditLog,
+  type AuditLogOptions,
+  type AuditLogStats,
+  contentCharsWantedOf,
+  defaultInstance,
+} from "./log.js";
+import { createLossReporter } from "./loss-report.js";
 import type { PostgresSinkOptions } from "./postgres.js";
 import type { AuditBodies, AuditEntry } from "./types.js";
 
@@ -72,9 +79,10 @@ function workerFile(): URL {
  * in the worker together. The worker does not keep the process alive; `close` (flush, last
  * checkpoint, sink closed) ends it. A worker that fails is reported once, and every record
  * after it is counted lost: requests go on (fail open).
- * @throws TypeError for a key shorter than 32 bytes or not a secret one. Other bad options fail
- * the worker as they fail `createAuditLog`: reported through `logger`, and the records appended
- * are counted lost.
+ * @throws TypeError for a key shorter than 32 bytes or not a secret one, a `maxContentChars`
+ * that is not a positive integer, or redaction entities that are none or not built-in ones.
+ * Other bad options fail the worker as they fail `createAuditLog`: reported through `logger`,
+ * and the records appended are counted lost.
  */
 export function createThreadedAuditLog(options: ThreadedAuditLogOptions): AuditLog {
   const {
@@ -88,6 +96,7 @@ export function createThreadedAuditLog(options: ThreadedAuditLogOptions): AuditL
   const handedLimit = Math.min(maxHandedBytes, maxFrameBody);
   const maxQueued = options.maxQueued ?? 10_000;
   checkKey(options.key);
+  const contentCharsWanted = contentCharsWantedOf(options);
   const instance = options.instance ?? defaultInstance();
   const settings: WorkerSettings = { sink, log: { ...log, instance } };
   const worker = new Worker(workerFile(), { workerData: settings });
@@ -126,12 +135,15 @@ export function createThreadedAuditLog(options: ThreadedAuditLogOptions): AuditL
   const unconfirmed = () => handed - confirmed.written - confirmed.lost;
   let closing: Promise<void> | undefined;
 
+  const losses = createLossReporter(logger, (lost) => ({
+    instance,
+    lost,
+    totalLost: local.lost + confirmed.lost,
+  }));
+
   function reportLost(count: number, reason: string, error?: unknown) {
     local.lost += count;
-    logger?.error(
-      { instance, lost: count, totalLost: local.lost + confirmed.lost, err: error },
-      reason,
-    );
+    losses.report(count, reason, error);
   }
 
   worker.on("message", (message: FromWorker) => {
@@ -256,6 +268,7 @@ export function createThreadedAuditLog(options: ThreadedAuditLogOptions): AuditL
 
   return {
     instance,
+    contentCharsWanted,
     append(entry, bodies) {
       if (closed) {
         reportLost(1, "audit record after close");
@@ -290,7 +303,9 @@ export function createThreadedAuditLog(options: ThreadedAuditLogOptions): AuditL
       closed = true;
       // Held until the worker is gone, so that what follows close runs.
       worker.ref();
-      closing ??= ask("close").then(() => exited.then(() => undefined));
+      closing ??= ask("close")
+        .then(() => exited)
+        .then(() => losses.flush());
       return closing;
     },
     // The worker's part as of its last report (after each hand-over).

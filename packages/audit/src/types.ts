@@ -161,12 +161,14 @@ export interface SinkReport {
 /** Where sealed records go. Records arrive in chain order, one write at a time. */
 export interface AuditSink {
   /**
-   * Stores records in order, each once. Resolves when they are durable, or kept to be
-   * delivered later (a spool); rejects only when they could be neither (the log reports them
-   * as lost).
+   * Stores records in order, each once. Resolves when they are stored (on disk by the next
+   * `checkpoint` at the latest: the file sink syncs then), or kept to be delivered later (a
+   * spool); rejects only when they could be neither (the log reports them as lost).
    */
   write(records: readonly SealedRecord[]): Promise<SinkReport | undefined>;
-  /** Stores a signed chain head apart from the records. */
+  /**
+   * Stores a signed chain head apart from the records, once the records it covers are durable.
+   */
   checkpoint(checkpoint: Checkpoint): Promise<void>;
   /** Delivers what it holds and releases its files or connections. */
   close(): Promise<void>;

@@ -1,5 +1,13 @@
 import { createSecretKey, generateKeyPairSync } from "node:crypto";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
+import {
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -97,6 +105,13 @@ describe("the chain in a file", () => {
     expect(report.chains).toEqual([
       { instance: "gw-1", records: 50, firstSeq: 1, lastSeq: 50, checkpointSeq: 50, unanchored: 0 },
     ]);
+  });
+
+  it("creates its files, records and checkpoints, for their owner alone", async () => {
+    await writeRecords(3);
+    for (const file of [path, join(directory, "audit.checkpoints.jsonl")]) {
+      expect(statSync(file).mode & 0o777).toBe(0o600);
+    }
   });
 
   it("an entry JSON cannot hold is lost and reported, and the chain goes on unbroken", async () => {
@@ -329,10 +344,47 @@ describe("the checkpoint interval", () => {
     await log.close();
   });
 
+  it("checkpoints a quiet log's newest records within checkpointWithinMs", async () => {
+    const checkpoints: { seq: number; reason: string; at: number }[] = [];
+    const log = fileLog({
+      checkpointWithinMs: 300,
+      logger: {
+        info(object) {
+          const checkpoint = (object as { auditCheckpoint?: Checkpoint }).auditCheckpoint;
+          if (checkpoint) checkpoints.push({ ...checkpoint, at: performance.now() });
+        },
+        error() {},
+      },
+    });
+    const checkpointed = async (count: number) => {
+      while (checkpoints.length < count) await new Promise((resolve) => setTimeout(resolve, 20));
+      return checkpoints[count - 1];
+    };
+    const start = performance.now();
+    log.append(entry(1));
+    log.append(entry(2));
+    // Far fewer than checkpointEvery (1,000) records, and no close.
+    const first = await checkpointed(1);
+    expect(first).toMatchObject({ seq: 2, reason: "interval" });
+    expect((first?.at ?? 0) - start).toBeGreaterThanOrEqual(290);
+    log.append(entry(3));
+    expect(await checkpointed(2)).toMatchObject({ seq: 3, reason: "interval" });
+    await log.close();
+    // Every record was covered already: no shutdown checkpoint.
+    expect(checkpoints.map(({ seq, reason }) => `${seq} ${reason}`)).toEqual([
+      "2 interval",
+      "3 interval",
+    ]);
+    expect((await verify()).chains[0]).toMatchObject({ checkpointSeq: 3, unanchored: 0 });
+  });
+
   it("refuses an interval that is not a whole number of milliseconds a timer can wait", () => {
     for (const minCheckpointIntervalMs of [-1, 1.5, Number.NaN, 2 ** 31]) {
       expect(() => fileLog({ minCheckpointIntervalMs })).toThrow(
         "minCheckpointIntervalMs must be an integer from 0 to 2147483647",
+      );
+      expect(() => fileLog({ checkpointWithinMs: minCheckpointIntervalMs })).toThrow(
+        "checkpointWithinMs must be an integer from 0 to 2147483647",
       );
     }
   });
@@ -494,11 +546,72 @@ describe("content and losses", () => {
     expect((await verify()).ok).toBe(true);
   });
 
-  it("counts and reports records it cannot keep, without waiting for the sink", async () => {
-    const errors: string[] = [];
+  it("cuts content to maxContentChars after redaction: a value the cap cuts is masked whole", async () => {
+    const log = createAuditLog({
+      sink: createFileSink({ path }),
+      key,
+      instance: "gw-1",
+      maxContentChars: 12,
+    });
+    expect(log.contentCharsWanted).toBe(12 + 16_500);
+    const text = (role: "system" | "user" | "assistant", value: string) =>
+      ({ role, kind: "text", text: value }) as const;
+    // Cut before redaction, these would keep "Mail jane.do" and "Card 4111 11".
+    log.append(
+      entry(1, {
+        content: {
+          request: [text("user", "Mail jane.doe@example.com")],
+          response: [text("assistant", "Card 4111 1111 1111 1111 noted.")],
+        },
+      }),
+    );
+    log.append(
+      entry(2, { content: { request: [text("system", "Be brief."), text("user", "hi there")] } }),
+    );
+    log.append(entry(3, { content: { request: [text("user", "short")] } }));
+    await log.close();
+    for (const part of ["jane", "doe", "example", "4111"]) {
+      expect(readFileSync(path, "utf8")).not.toContain(part);
+    }
+    const [masked, pieces, whole] = lines().map((line) => JSON.parse(line));
+    expect(masked.content).toEqual({
+      request: [text("user", "Mail <EMAIL_")],
+      response: [text("assistant", "Card <CREDIT")],
+      truncated: true,
+      redacted: { EMAIL_ADDRESS: 1, CREDIT_CARD: 1 },
+    });
+    expect(pieces.content.request).toEqual([text("system", "Be brief."), text("user", "hi ")]);
+    expect(pieces.content.truncated).toBe(true);
+    expect(whole.content).toEqual({ request: [text("user", "short")] });
+    expect((await verify()).ok).toBe(true);
+  });
+
+  it("refuses content options that would store text unmasked by mistake, or no cap", () => {
+    const sink = createFileSink({ path });
+    const withOptions = (options: Partial<Parameters<typeof createAuditLog>[0]>) => () =>
+      createAuditLog({ sink, key, ...options });
+    expect(withOptions({ redaction: { entities: ["EMAIL"] } })).toThrow(
+      /unknown entity 'EMAIL'; built-in: .*EMAIL_ADDRESS/,
+    );
+    expect(withOptions({ redaction: { actions: { US_SNN: "mask" } } })).toThrow(/'US_SNN'/);
+    expect(withOptions({ redaction: { entities: [] } })).toThrow(/redaction to false/);
+    for (const maxContentChars of [0, 1.5, Number.NaN]) {
+      expect(withOptions({ maxContentChars })).toThrow(/maxContentChars/);
+    }
+    expect(withOptions({ redaction: false, maxContentChars: 5 })().contentCharsWanted).toBe(5);
+  });
+
+  it("counts and reports records it cannot keep, without waiting for the sink or flooding its logger", async () => {
+    const errors: { lost: number; totalLost: number; message: string | undefined }[] = [];
     let release: () => void = () => {};
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
     const stuck: AuditSink = {
-      write: () => new Promise<undefined>((resolve) => (release = () => resolve(undefined))),
+      async write() {
+        await released;
+        return undefined;
+      },
       checkpoint: async () => {},
       close: async () => {},
     };
@@ -507,11 +620,22 @@ describe("content and losses", () => {
       key,
       batchSize: 2,
       maxQueued: 3,
-      logger: { info() {}, error: (_object, message) => errors.push(message ?? "") },
+      logger: {
+        info() {},
+        error: (object, message) =>
+          errors.push({ ...(object as { lost: number; totalLost: number }), message }),
+      },
     });
     for (let index = 1; index <= 10; index += 1) log.append(entry(index));
     expect(log.stats()).toMatchObject({ appended: 10, lost: 5, queued: 3 });
-    expect(errors[0]).toBe("audit record dropped: too many waiting to be written");
+    const dropped = "audit record dropped: too many waiting to be written";
+    // The first at once; the others of that second in one line, at the latest at close.
+    expect(errors).toMatchObject([{ lost: 1, totalLost: 1, message: dropped }]);
     release();
+    await log.close();
+    expect(errors).toMatchObject([
+      { lost: 1, totalLost: 1, message: dropped },
+      { lost: 4, totalLost: 5, message: dropped },
+    ]);
   });
 });

@@ -434,6 +434,49 @@ describe("PostgreSQL sink and source", () => {
     ]);
   });
 
+  it("takes new records while a nearly full spool drains: replayed lines no longer count", async () => {
+    proxy.setMode("refuse");
+    const first = sinkAndLog(
+      { connectionString: proxyUrl, queryTimeoutMs: 300, connectTimeoutMs: 300 },
+      { instance: "gw-backlog", batchSize: 500 },
+    );
+    // Six replay reads of 500 lines: the drain can be caught in the middle.
+    for (let n = 1; n <= 3000; n += 1) first.log.append(entry(n));
+    await first.log.close();
+    const spool = await stat(spoolPath);
+    const backlog = spool.size;
+    expect(spool.mode & 0o777).toBe(0o600);
+
+    // A sink whose spool is full with that backlog alone.
+    const { sink, log } = sinkAndLog(
+      {
+        connectionString: proxyUrl,
+        maxSpoolBytes: backlog,
+        queryTimeoutMs: 1000,
+        connectTimeoutMs: 300,
+        retryIntervalMs: 20,
+        logger: recordingLogger(),
+      },
+      { instance: "gw-after", batchSize: 5 },
+    );
+    proxy.setMode("forward");
+    await waitFor(() => sink.stats().replayed >= 500, { intervalMs: 2 });
+    proxy.setMode("stall");
+    expect(sink.stats().spoolBytes).toBe(backlog);
+
+    for (let n = 1; n <= 5; n += 1) log.append(entry(n));
+    await log.flush();
+    expect(log.stats()).toMatchObject({ written: 5, lost: 0 });
+    expect(sink.stats()).toMatchObject({ spooled: 5, rejected: 0 });
+
+    proxy.setMode("forward");
+    await waitFor(() => sink.stats().spoolBytes === 0, { timeoutMs: 10_000 });
+    expect(await count("gw-backlog")).toBe(3000);
+    expect(await count("gw-after")).toBe(5);
+    await log.close();
+    expect((await verify()).problems).toEqual([]);
+  });
+
   it("replays every line after one torn in the middle of a character", async () => {
     proxy.setMode("refuse");
     const first = sinkAndLog(
@@ -545,6 +588,23 @@ describe("PostgreSQL sink and source", () => {
     const shown = `${logger.text()} ${String(failure)} ${String(migration)} ${JSON.stringify(migration)}`;
     expect(logger.errors().length).toBeGreaterThan(0);
     expect(shown).not.toContain(password);
+
+    // The server names the database in its error: here, a database named like the password.
+    const echoed = `postgres://postgres:${password}@127.0.0.1:5432/${password}`;
+    const echoLogger = recordingLogger();
+    const echoSink = createPostgresSink({
+      connectionString: echoed,
+      schema,
+      spoolPath: join(directory, "echo-spool.jsonl"),
+      logger: echoLogger,
+    });
+    await echoSink.write([record]);
+    await echoSink.close();
+    const echoMigration = await migrate({ connectionString: echoed, schema }).catch(
+      (error: Error) => error,
+    );
+    expect(String(echoMigration)).toMatch(/database "\*\*\*" does not exist/);
+    expect(`${echoLogger.text()} ${JSON.stringify(echoMigration)}`).not.toContain(password);
   });
 
   it("does not hold the writer while PostgreSQL stalls: each write is spooled within spoolAfterMs", async () => {

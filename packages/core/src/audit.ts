@@ -12,8 +12,6 @@ export interface AuditHooksOptions {
    * request, or decided per request from its context (tenant, route, model). Default false.
    */
   content?: boolean | ((context: RequestContext) => boolean);
-  /** Characters of prompt text, and of completion text, kept per record. Default 32,768. */
-  maxContentChars?: number;
   /** Endpoints not recorded (operations, not use). Default: "health", "metrics", "targets". */
   skipEndpoints?: readonly string[];
 }
@@ -104,11 +102,14 @@ const decoder = new TextDecoder();
  * Gateway hooks that append one record per request to `log` when the request is over: its
  * outcome (`onFinish`), the sha256 of the body the client sent and of the answer it got (a
  * stream's: of each event's data followed by a newline, through `onChunk`), and the prompt
- * and completion text when `content` says so. List them first among the gateway's hooks, so
- * that they see the answer as the client gets it.
+ * and completion text when `content` says so: up to the log's `contentCharsWanted` each way,
+ * which the log redacts and then cuts to its `maxContentChars`. List them first among the
+ * gateway's hooks, so that they see the answer as the client gets it.
  */
 export function createAuditHooks(log: AuditLog, options: AuditHooksOptions = {}): GatewayHooks {
-  const maxChars = options.maxContentChars ?? 32_768;
+  // What the log keeps is capped there, after redaction: it gets enough to mask a value the
+  // cap cuts.
+  const maxChars = log.contentCharsWanted;
   const skipped = new Set(options.skipEndpoints ?? ["health", "metrics", "targets"]);
   const wantsContent = typeof options.content === "function" ? options.content : () => true;
   const streams = requestSlot<StreamCapture>("audit stream");

@@ -324,3 +324,53 @@ describe("one record per request", () => {
     expect(report.records).toBe(all.length);
   });
 });
+
+describe("content size", () => {
+  /** A gateway whose audit log keeps `maxContentChars`, and its records once closed. */
+  async function recordedContent(
+    maxContentChars: number,
+    redaction: false | undefined,
+    content: string,
+  ): Promise<AuditRecord["content"]> {
+    const file = join(directory, `capped-${maxContentChars}-${redaction}.jsonl`);
+    const capped = createAuditLog({
+      sink: createFileSink({ path: file }),
+      key,
+      maxContentChars,
+      redaction,
+    });
+    const gateway = createGateway({
+      providers: {
+        openai: createOpenAICompatible({ baseURL: openaiMock.baseURL, retry: { maxRetries: 0 } }),
+      },
+      models: { "gpt-*": { provider: "openai" } },
+      hooks: [createAuditHooks(capped, { content: true })],
+    });
+    const cappedServer = createServer(toNodeListener(gateway));
+    const address = await listen(cappedServer);
+    try {
+      const client = new OpenAI({ baseURL: `${address.url}/v1`, apiKey: "none", maxRetries: 0 });
+      await client.chat.completions.create({
+        model: "gpt-4o-mini",
+        messages: [{ role: "user", content }],
+      });
+    } finally {
+      await closeServer(cappedServer);
+      await capped.close();
+    }
+    return JSON.parse(readFileSync(file, "utf8")).content;
+  }
+
+  it("the hooks take what the log wants; the log keeps maxContentChars after redaction", async () => {
+    // Without redaction the log wants no more than it keeps: the hooks cut the prompt.
+    const plain = await recordedContent(10, false, "0123456789abcdef");
+    expect(plain?.request).toEqual([{ role: "user", kind: "text", text: "0123456789" }]);
+    expect(plain?.truncated).toBe(true);
+    // With it, the address the cap falls in is masked before the cut.
+    const masked = await recordedContent(12, undefined, "Mail jane.doe@example.com now");
+    expect(masked?.request).toEqual([{ role: "user", kind: "text", text: "Mail <EMAIL_" }]);
+    // The mock's answer repeats the prompt: masked there too.
+    expect(masked?.redacted?.EMAIL_ADDRESS).toBeGreaterThanOrEqual(1);
+    expect(JSON.stringify(masked)).not.toMatch(/jane|doe|example/);
+  });
+});

@@ -16,5 +16,11 @@ export {
   type Unmasker,
   unmaskText,
 } from "./redact.js";
-export { type Finding, type ScanOptions, scanText, withoutOverlaps } from "./scan.js";
+export {
+  type Finding,
+  maxEntityLength,
+  type ScanOptions,
+  scanText,
+  withoutOverlaps,
+} from "./scan.js";
 export { isCardNumber, isIban, isIpv4, isPhoneNumber, isSsn, passesLuhn } from "./validators.js";

@@ -14,8 +14,12 @@ export interface ScanOptions {
   phoneRegion?: string;
 }
 
-/** Longest candidate looked at; longer ones (a private key block aside) are not values. */
-const maxCandidateLength = 16_500;
+/**
+ * The longest value a finding spans, in UTF-16 code units (a private key block; other values
+ * are far shorter): longer candidates are not looked at. Text read this far past a cut shows
+ * every value that starts before the cut whole.
+ */
+export const maxEntityLength = 16_500;
 
 /**
  * The entities in `text`, in order, none overlapping: where two would overlap, the detector
@@ -39,7 +43,7 @@ export function scanText(text: string, options: ScanOptions = {}): Finding[] {
           start--;
         if (start === match.index || match.index - start > max) continue;
       }
-      if (end - start > maxCandidateLength || kept.overlaps(start, end)) continue;
+      if (end - start > maxEntityLength || kept.overlaps(start, end)) continue;
       if (detector.excluded?.(text, start, end)) continue;
       if (detector.valid && !detector.valid(text.slice(start, end), region)) continue;
       found.push({ entity: detector.entity, start, end });

@@ -76,7 +76,7 @@ export const auditSchema = z
     minCheckpointIntervalMs: timerMs
       .default(1000)
       .describe(
-        "Milliseconds at least from the last checkpoint to the next checkpointEvery one: one due sooner waits, then covers every record by then, so a busy instance leaves up to this long of records after its newest checkpoint. 0: after each checkpointEvery records.",
+        "Milliseconds at least from the last checkpoint to the next interval one: one due sooner waits, then covers every record by then, so a busy instance leaves up to this long of records after its newest checkpoint. 0: as soon as one is due.",
       ),
     checkpointWithinMs: timerMs
       .default(10_000)

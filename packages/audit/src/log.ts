@@ -1,7 +1,7 @@
 import { createHmac, randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { setImmediate as nextTurn } from "node:timers/promises";
-import { entities, maxEntityLength, type RedactOptions, redactText } from "@aigw/guardrails";
+import type { RedactOptions } from "@aigw/guardrails";
 import {
   type AuditKey,
   checkKey,
@@ -10,6 +10,7 @@ import {
   sealMembers,
   signCheckpoint,
 } from "./chain.js";
+import { contentSettingsOf, keptContent } from "./content.js";
 import { draftMembers, draftOf, type EntryDraft, entryValues, withDigests } from "./entry.js";
 import { createLossReporter } from "./loss-report.js";
 import type {
@@ -17,7 +18,6 @@ import type {
   AuditContent,
   AuditEntry,
   AuditSink,
-  AuditTextPiece,
   ChainHead,
   Checkpoint,
   SinkReport,
@@ -51,13 +51,13 @@ export interface AuditLogOptions {
   checkpointWithinMs?: number;
   /**
    * Milliseconds at least from the log's last checkpoint of its own head (interval or
-   * rotation, or a failed attempt) to the next `checkpointEvery` one: a checkpoint due sooner
+   * rotation, or a failed attempt) to the next interval one: a checkpoint due sooner
    * waits on a timer, then covers every record sealed by then. A busy log so checkpoints (and
    * the file sink syncs to disk) about once per interval, and leaves up to about an
    * interval's records after its newest checkpoint rather than `checkpointEvery`; a failed
-   * checkpoint is tried again an interval later, records or not. 0: after the batch that
-   * makes one due, with no timer (a failed one waits for the next batch). Default 1000, at
-   * most 2^31 - 1 (Node's longest timer).
+   * checkpoint is tried again an interval later, records or not. 0: as soon as one is due (a
+   * failed one is tried again a second later). Default 1000, at most 2^31 - 1 (Node's longest
+   * timer).
    * @throws TypeError (from createAuditLog) for anything else.
    */
   minCheckpointIntervalMs?: number;
@@ -78,15 +78,15 @@ export interface AuditLogOptions {
   maxQueuedContentChars?: number;
   /**
    * How `content` is redacted before it is sealed: the PII entities to mask (Presidio names,
-   * built-in ones of @aigw/guardrails) and their actions, as `redactText` takes them. Default:
-   * mask every built-in entity. `false` stores content as given.
-   * @throws TypeError (from createAuditLog) for an empty or unknown entity name.
+   * built-in ones of @aigw/guardrails) and their actions ("mask" or "allow"), as `redactText`
+   * takes them. Default: mask every built-in entity. `false` stores content as given.
+   * @throws TypeError (from createAuditLog) for no entities, an unknown one or another action.
    */
   redaction?: Omit<RedactOptions, "key"> | false;
   /**
-   * Characters of prompt text, and of completion text, a record keeps, counted after
-   * redaction: what is beyond is cut and the content marked `truncated`. Cutting after
-   * redaction masks a value that straddles the cap whole. Default 32,768.
+   * Characters of prompt text, and of completion text, a record keeps, counted in the text as
+   * given: what is beyond is cut and the content marked `truncated`. A value the cap would
+   * split is cut off whole, so no part of it is kept unmasked. Default 32,768.
    * @throws TypeError (from createAuditLog) for anything but a positive integer.
    */
   maxContentChars?: number;
@@ -111,7 +111,7 @@ export interface AuditLog {
   /**
    * Characters of prompt text, and of completion text, worth giving `append` per record: the
    * `maxContentChars` a record keeps and, when content is redacted, `maxEntityLength` of
-   * @aigw/guardrails (16,500) more, so that a value the cap cuts is still seen whole. More is
+   * @aigw/guardrails (16,500) more, so that a value the cap falls in is seen whole. More is
    * taken, and cut.
    */
   readonly contentCharsWanted: number;
@@ -132,7 +132,8 @@ export interface AuditLog {
 
 /** The longest delay a Node timer keeps (about 24.8 days); longer ones fire at once. */
 const maxTimerMs = 2 ** 31 - 1;
-const defaultMaxContentChars = 32_768;
+/** When a failed checkpoint is tried again with no `minCheckpointIntervalMs` to wait. */
+const failedCheckpointRetryMs = 1000;
 
 function contentChars(content: AuditContent): number {
   let chars = 0;
@@ -142,59 +143,9 @@ function contentChars(content: AuditContent): number {
   return chars;
 }
 
-/**
- * @internal The `contentCharsWanted` of a log with these options.
- * @throws TypeError for a `maxContentChars` that is not a positive integer, or redaction
- * entities that are none or not built-in ones.
- */
-export function contentCharsWantedOf(
-  options: Pick<AuditLogOptions, "maxContentChars" | "redaction">,
-): number {
-  const { maxContentChars = defaultMaxContentChars, redaction } = options;
-  if (!Number.isSafeInteger(maxContentChars) || maxContentChars < 1) {
-    throw new TypeError("maxContentChars must be a positive integer");
-  }
-  if (redaction === false) return maxContentChars;
-  const named = [...(redaction?.entities ?? []), ...Object.keys(redaction?.actions ?? {})];
-  if (redaction?.entities?.length === 0) {
-    // Content is stored redacted unless told otherwise, in so many words.
-    throw new TypeError(
-      "redaction.entities is empty: name the entities to mask, or set redaction to false",
-    );
-  }
-  const known = new Set<string>(entities);
-  const unknown = named.find((name) => !known.has(name));
-  if (unknown !== undefined) {
-    throw new TypeError(`redaction: unknown entity '${unknown}'; built-in: ${entities.join(", ")}`);
-  }
-  return maxContentChars + maxEntityLength;
-}
-
-/**
- * `pieces` with at most `maxChars` characters of text in all: the same array when they fit,
- * else the pieces before the cap and the start of the one it cuts.
- */
-function keptPieces(
-  pieces: AuditTextPiece[] | undefined,
-  maxChars: number,
-): AuditTextPiece[] | undefined {
-  if (!pieces) return pieces;
-  let room = maxChars;
-  for (const [index, piece] of pieces.entries()) {
-    if (piece.text.length <= room) {
-      room -= piece.text.length;
-      continue;
-    }
-    const kept = pieces.slice(0, index);
-    if (room > 0) kept.push({ ...piece, text: piece.text.slice(0, room) });
-    return kept;
-  }
-  return pieces;
-}
-
 /** A delay option: an integer of ms from 0 to the longest a timer waits. */
 function timerMs(
-  options: AuditLogOptions,
+  options: Omit<AuditLogOptions, "sink">,
   name: "minCheckpointIntervalMs" | "checkpointWithinMs",
   fallback: number,
 ): number {
@@ -203,6 +154,20 @@ function timerMs(
     throw new TypeError(`${name} must be an integer from 0 to ${maxTimerMs}`);
   }
   return ms;
+}
+
+/**
+ * @internal What a log makes of its options, checked: the threaded log checks them on the
+ * calling thread too.
+ * @throws TypeError as `createAuditLog` does.
+ */
+export function settingsOf(options: Omit<AuditLogOptions, "sink">) {
+  checkKey(options.key);
+  return {
+    ...contentSettingsOf(options),
+    minCheckpointIntervalMs: timerMs(options, "minCheckpointIntervalMs", 1000),
+    checkpointWithinMs: timerMs(options, "checkpointWithinMs", 10_000),
+  };
 }
 
 /** @internal An instance name for a log given none: the host name and 8 random hex digits. */
@@ -215,7 +180,8 @@ export function defaultInstance(): string {
  * MAC and this record's text) and writes them to a sink in batches, off the caller's path.
  * @throws TypeError for a key shorter than 32 bytes or not a secret one, a
  * `minCheckpointIntervalMs` or `checkpointWithinMs` out of range, a `maxContentChars` that is
- * not a positive integer, or redaction entities that are none or not built-in ones.
+ * not a positive integer, redaction entities that are none or not built-in ones, or an
+ * action other than "mask" or "allow" (a record has nothing to block: it would keep the value).
  */
 export function createAuditLog(options: AuditLogOptions): AuditLog {
   return createAuditLogTakingValues(options).log;
@@ -231,19 +197,16 @@ export function createAuditLogTakingValues(options: AuditLogOptions): {
   appendValues(valuesJson: string, requestSha256?: string, responseSha256?: string): void;
 } {
   const { sink, logger } = options;
-  checkKey(options.key);
-  const contentCharsWanted = contentCharsWantedOf(options);
-  const maxContentChars = options.maxContentChars ?? defaultMaxContentChars;
+  const { contentCharsWanted, maxContentChars, minCheckpointIntervalMs, checkpointWithinMs } =
+    settingsOf(options);
   const key = keyObjectOf(options.key);
   const instance = options.instance ?? defaultInstance();
   const checkpointEvery = options.checkpointEvery ?? 1000;
-  const minCheckpointIntervalMs = timerMs(options, "minCheckpointIntervalMs", 1000);
-  const checkpointWithinMs = timerMs(options, "checkpointWithinMs", 10_000);
   const batchSize = options.batchSize ?? 500;
   const flushIntervalMs = options.flushIntervalMs ?? 100;
   const maxQueued = options.maxQueued ?? 10_000;
   const maxQueuedContentChars = options.maxQueuedContentChars ?? 64 * 2 ** 20;
-  const redaction =
+  const redaction: RedactOptions | undefined =
     options.redaction === false
       ? undefined
       : {
@@ -260,7 +223,7 @@ export function createAuditLogTakingValues(options: AuditLogOptions): {
   let previousMac = genesisMac(key, instance);
   let checkpointedSeq = 0;
   let checkpointedAt = Number.NEGATIVE_INFINITY;
-  /** When the oldest record no checkpoint covers was sealed. */
+  /** When the oldest record past the last checkpoint was sealed (or one older). */
   let uncoveredSince: number | undefined;
   let checkpointTimer: NodeJS.Timeout | undefined;
   /** When `checkpointTimer` fires. */
@@ -269,6 +232,7 @@ export function createAuditLogTakingValues(options: AuditLogOptions): {
   const stats = { appended: 0, written: 0, lost: 0 };
 
   const losses = createLossReporter(logger, (lost) => ({ instance, lost, totalLost: stats.lost }));
+  const contentDrops = createLossReporter(logger, (records) => ({ instance, records }));
 
   function reportLost(count: number, reason: string, error?: unknown) {
     stats.lost += count;
@@ -291,16 +255,19 @@ export function createAuditLogTakingValues(options: AuditLogOptions): {
     }
   }
 
-  async function checkpoint(reason: Checkpoint["reason"]) {
-    if (seq === checkpointedSeq) return;
+  /** Checkpoints the head, unless no record is past the last checkpoint; whether it could. */
+  async function checkpoint(reason: Checkpoint["reason"]): Promise<boolean> {
+    if (seq === checkpointedSeq) return true;
     const head = { instance, seq, mac: previousMac };
-    if (await storeCheckpoint(head, reason)) covered(head.seq);
+    const stored = await storeCheckpoint(head, reason);
+    if (stored) markCovered(head.seq);
     // A failed one waits its interval too, rather than being retried after every batch.
     checkpointedAt = performance.now();
+    return stored;
   }
 
   /** A checkpoint of this log's head at `upTo` was stored. */
-  function covered(upTo: number) {
+  function markCovered(upTo: number) {
     checkpointedSeq = upTo;
     if (upTo === seq) uncoveredSince = undefined;
   }
@@ -315,7 +282,7 @@ export function createAuditLogTakingValues(options: AuditLogOptions): {
     const due =
       seq - checkpointedSeq >= checkpointEvery
         ? Number.NEGATIVE_INFINITY
-        : (uncoveredSince ?? performance.now()) + checkpointWithinMs;
+        : (uncoveredSince as number) + checkpointWithinMs;
     return Math.max(due, checkpointedAt + minCheckpointIntervalMs);
   }
 
@@ -325,10 +292,9 @@ export function createAuditLogTakingValues(options: AuditLogOptions): {
     if (at !== undefined && at <= performance.now()) {
       clearTimeout(checkpointTimer);
       checkpointTimer = undefined;
-      await checkpoint("interval");
-      at = nextCheckpointAt();
-      // Failed with no interval to wait: the next batch tries again.
-      if (at !== undefined && at <= performance.now()) return;
+      at = (await checkpoint("interval"))
+        ? nextCheckpointAt()
+        : performance.now() + (minCheckpointIntervalMs || failedCheckpointRetryMs);
     }
     // At close, the shutdown checkpoint covers what is left.
     if (at === undefined || closed || (checkpointTimer && checkpointTimerAt <= at)) return;
@@ -349,7 +315,7 @@ export function createAuditLogTakingValues(options: AuditLogOptions): {
     for (const head of report?.rotated ?? []) {
       const stored = await storeCheckpoint(head, "rotation");
       if (stored && head.instance === instance && head.seq > checkpointedSeq) {
-        covered(head.seq);
+        markCovered(head.seq);
         checkpointedAt = performance.now();
       }
     }
@@ -358,41 +324,13 @@ export function createAuditLogTakingValues(options: AuditLogOptions): {
 
   /** The entry sealed as the chain's next record; the chain moves on only once it is. */
   function seal(draft: EntryDraft) {
-    const content = draft.content && kept(redaction ? redacted(draft.content) : draft.content);
+    const content = draft.content && keptContent(draft.content, maxContentChars, redaction);
     const members = draftMembers(draft, content);
     const sealed = sealMembers(key, members, draft, instance, seq + 1, previousMac);
     uncoveredSince ??= performance.now();
     seq = sealed.seq;
     previousMac = sealed.mac;
     return sealed;
-  }
-
-  /** Content within `maxContentChars` each way. */
-  function kept(content: AuditContent): AuditContent {
-    const request = keptPieces(content.request, maxContentChars);
-    const response = keptPieces(content.response, maxContentChars);
-    if (request === content.request && response === content.response) return content;
-    return { ...content, request, response, truncated: true };
-  }
-
-  function redacted(content: AuditContent): AuditContent {
-    const counts: Record<string, number> = {};
-    const mask = (pieces: AuditTextPiece[] | undefined) =>
-      pieces?.map((piece) => {
-        const result = redactText(piece.text, redaction as RedactOptions);
-        for (const finding of result.findings) {
-          counts[finding.entity] = (counts[finding.entity] ?? 0) + 1;
-        }
-        return { ...piece, text: result.text };
-      });
-    const request = mask(content.request);
-    const response = mask(content.response);
-    return {
-      ...content,
-      request,
-      response,
-      redacted: Object.keys(counts).length > 0 ? counts : undefined,
-    };
   }
 
   /** Seals a batch; redacting content is the slow part, so it yields to requests often. */
@@ -463,7 +401,7 @@ export function createAuditLogTakingValues(options: AuditLogOptions): {
       return draft;
     }
     // The record is kept; only its text goes, so waiting content stays bounded in bytes.
-    logger?.error({ instance }, "audit content dropped: too much waiting to be written");
+    contentDrops.report(1, "audit content dropped: too much waiting to be written");
     return { ...draft, content: { truncated: true } };
   }
 
@@ -503,10 +441,14 @@ export function createAuditLogTakingValues(options: AuditLogOptions): {
       closed = true;
       clearTimeout(checkpointTimer);
       checkpointTimer = undefined;
-      await log.flush();
-      await checkpoint("shutdown");
-      await sink.close();
-      losses.flush();
+      try {
+        await log.flush();
+        await checkpoint("shutdown");
+        await sink.close();
+      } finally {
+        losses.flush();
+        contentDrops.flush();
+      }
     },
     stats: () => ({ ...stats, queued: queue.length }),
   };

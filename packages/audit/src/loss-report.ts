@@ -1,42 +1,50 @@
 import type { AuditLogger } from "./log.js";
 
-/** How long the records lost after a reported one are held, to be reported together. */
+/** How long the losses after a reported one are held, to be reported together. */
 const quietMs = 1000;
 
 /**
- * @internal Writes losses of records to `logger.error`, at most one line a second per reason:
- * the first loss at once, those that follow within the second as one line with their count
- * (`lost`), so that an overloaded log does not flood its logger. `flush` writes what it holds.
- * `fields` gives a line's fields for a count (instance, totals).
+ * @internal Writes losses (of records, or of their content) to `logger.error`, at most one line
+ * a second per reason: the first at once, those that follow within the second as one line
+ * with their count, so that an overloaded log does not flood its logger. `fields` gives a
+ * line's fields for a count; `flush` writes what is held at once.
  */
 export function createLossReporter(
   logger: AuditLogger | undefined,
-  fields: (lost: number) => object,
+  fields: (count: number) => object,
 ): { report(count: number, reason: string, error?: unknown): void; flush(): void } {
-  const held = new Map<string, { count: number; error: unknown }>();
-  let timer: NodeJS.Timeout | undefined;
+  /** Reasons in their quiet second, with what came since their last line. */
+  const held = new Map<string, { count: number; error: unknown; timer: NodeJS.Timeout }>();
   const write = (count: number, reason: string, error: unknown) =>
     logger?.error({ ...fields(count), err: error }, reason);
-  function flush() {
-    clearTimeout(timer);
-    timer = undefined;
-    if (held.size === 0) return;
-    for (const [reason, { count, error }] of held) write(count, reason, error);
-    held.clear();
-    // What follows within the next second is held again.
-    timer = setTimeout(flush, quietMs).unref();
+  const quiet = (reason: string) => setTimeout(() => release(reason), quietMs).unref();
+  function release(reason: string) {
+    const losses = held.get(reason);
+    if (!losses) return;
+    if (losses.count === 0) {
+      held.delete(reason);
+      return;
+    }
+    write(losses.count, reason, losses.error);
+    held.set(reason, { count: 0, error: undefined, timer: quiet(reason) });
   }
   return {
     report(count, reason, error) {
-      if (!timer) {
-        write(count, reason, error);
-        timer = setTimeout(flush, quietMs).unref();
+      const losses = held.get(reason);
+      if (losses) {
+        losses.count += count;
+        losses.error ??= error;
         return;
       }
-      const same = held.get(reason);
-      if (same) same.count += count;
-      else held.set(reason, { count, error });
+      write(count, reason, error);
+      held.set(reason, { count: 0, error: undefined, timer: quiet(reason) });
     },
-    flush,
+    flush() {
+      for (const [reason, losses] of held) {
+        clearTimeout(losses.timer);
+        if (losses.count > 0) write(losses.count, reason, losses.error);
+      }
+      held.clear();
+    },
   };
 }

@@ -1,5 +1,4 @@
 import { Worker } from "node:worker_threads";
-import { checkKey } from "./chain.js";
 import { checkBodies, entryValues, withDigests } from "./entry.js";
 import type { FileSinkOptions } from "./file.js";
 import { type FrameBody, frameBytes, maxBytesOf, maxFrameBody, writeFrame } from "./frames.js";
@@ -7,8 +6,8 @@ import {
   type AuditLog,
   type AuditLogOptions,
   type AuditLogStats,
-  contentCharsWantedOf,
   defaultInstance,
+  settingsOf,
 } from "./log.js";
 import { createLossReporter } from "./loss-report.js";
 import type { PostgresSinkOptions } from "./postgres.js";
@@ -79,10 +78,10 @@ function workerFile(): URL {
  * in the worker together. The worker does not keep the process alive; `close` (flush, last
  * checkpoint, sink closed) ends it. A worker that fails is reported once, and every record
  * after it is counted lost: requests go on (fail open).
- * @throws TypeError for a key shorter than 32 bytes or not a secret one, a `maxContentChars`
- * that is not a positive integer, or redaction entities that are none or not built-in ones.
- * Other bad options fail the worker as they fail `createAuditLog`: reported through `logger`,
- * and the records appended are counted lost.
+ * @throws TypeError for the options `createAuditLog` refuses (a short key, a content cap or
+ * interval out of range, redaction entities or actions it does not know). A sink's bad
+ * options fail the worker: reported through `logger`, and the records appended are counted
+ * lost.
  */
 export function createThreadedAuditLog(options: ThreadedAuditLogOptions): AuditLog {
   const {
@@ -95,8 +94,7 @@ export function createThreadedAuditLog(options: ThreadedAuditLogOptions): AuditL
   } = options;
   const handedLimit = Math.min(maxHandedBytes, maxFrameBody);
   const maxQueued = options.maxQueued ?? 10_000;
-  checkKey(options.key);
-  const contentCharsWanted = contentCharsWantedOf(options);
+  const { contentCharsWanted } = settingsOf(options);
   const instance = options.instance ?? defaultInstance();
   const settings: WorkerSettings = { sink, log: { ...log, instance } };
   const worker = new Worker(workerFile(), { workerData: settings });
@@ -305,7 +303,8 @@ export function createThreadedAuditLog(options: ThreadedAuditLogOptions): AuditL
       worker.ref();
       closing ??= ask("close")
         .then(() => exited)
-        .then(() => losses.flush());
+        .finally(() => losses.flush())
+        .then(() => undefined);
       return closing;
     },
     // The worker's part as of its last report (after each hand-over).

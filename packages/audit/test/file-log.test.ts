@@ -378,6 +378,27 @@ describe("the checkpoint interval", () => {
     expect((await verify()).chains[0]).toMatchObject({ checkpointSeq: 3, unanchored: 0 });
   });
 
+  it("tries a failed checkpoint of a quiet log again, with no interval to wait", async () => {
+    const stored: number[] = [];
+    let failures = 0;
+    const sink: AuditSink = {
+      async write() {
+        return undefined;
+      },
+      async checkpoint(checkpoint) {
+        if (failures++ === 0) throw new Error("the checkpoint store is away");
+        stored.push(checkpoint.seq);
+      },
+      async close() {},
+    };
+    const log = createAuditLog({ sink, key, minCheckpointIntervalMs: 0, checkpointWithinMs: 50 });
+    log.append(entry(1));
+    // No more records come: the retry needs a timer of its own.
+    while (stored.length === 0) await new Promise((resolve) => setTimeout(resolve, 20));
+    expect({ failures, stored }).toEqual({ failures: 2, stored: [1] });
+    await log.close();
+  });
+
   it("refuses an interval that is not a whole number of milliseconds a timer can wait", () => {
     for (const minCheckpointIntervalMs of [-1, 1.5, Number.NaN, 2 ** 31]) {
       expect(() => fileLog({ minCheckpointIntervalMs })).toThrow(
@@ -546,7 +567,7 @@ describe("content and losses", () => {
     expect((await verify()).ok).toBe(true);
   });
 
-  it("cuts content to maxContentChars after redaction: a value the cap cuts is masked whole", async () => {
+  it("cuts content to maxContentChars, never inside a value, and masks what it keeps", async () => {
     const log = createAuditLog({
       sink: createFileSink({ path }),
       key,
@@ -556,34 +577,58 @@ describe("content and losses", () => {
     expect(log.contentCharsWanted).toBe(12 + 16_500);
     const text = (role: "system" | "user" | "assistant", value: string) =>
       ({ role, kind: "text", text: value }) as const;
-    // Cut before redaction, these would keep "Mail jane.do" and "Card 4111 11".
+    // A plain cut would keep "Mail jane.do" and "Card 4111 11", unmasked.
     log.append(
       entry(1, {
         content: {
           request: [text("user", "Mail jane.doe@example.com")],
-          response: [text("assistant", "Card 4111 1111 1111 1111 noted.")],
+          response: [text("assistant", "Card 4111 1111 1111 1111 noted."), text("assistant", "x")],
         },
       }),
     );
     log.append(
-      entry(2, { content: { request: [text("system", "Be brief."), text("user", "hi there")] } }),
+      entry(2, {
+        content: { request: [text("system", "Mail a@b.io"), text("user", "hi there")] },
+      }),
     );
     log.append(entry(3, { content: { request: [text("user", "short")] } }));
     await log.close();
-    for (const part of ["jane", "doe", "example", "4111"]) {
+    for (const part of ["jane", "doe", "example", "4111", "a@b.io"]) {
       expect(readFileSync(path, "utf8")).not.toContain(part);
     }
-    const [masked, pieces, whole] = lines().map((line) => JSON.parse(line));
-    expect(masked.content).toEqual({
-      request: [text("user", "Mail <EMAIL_")],
-      response: [text("assistant", "Card <CREDIT")],
+    const [cutOff, pieces, whole] = lines().map((line) => JSON.parse(line));
+    expect(cutOff.content).toEqual({
+      request: [text("user", "Mail ")],
+      response: [text("assistant", "Card ")],
       truncated: true,
-      redacted: { EMAIL_ADDRESS: 1, CREDIT_CARD: 1 },
     });
-    expect(pieces.content.request).toEqual([text("system", "Be brief."), text("user", "hi ")]);
-    expect(pieces.content.truncated).toBe(true);
+    // The cap counts the text as given (11 + 1 characters), and masks what it keeps.
+    expect(pieces.content.request).toEqual([
+      { role: "system", kind: "text", text: expect.stringMatching(/^Mail <EMAIL_ADDRESS_\w+>$/) },
+      text("user", "h"),
+    ]);
+    expect(pieces.content).toMatchObject({ truncated: true, redacted: { EMAIL_ADDRESS: 1 } });
     expect(whole.content).toEqual({ request: [text("user", "short")] });
     expect((await verify()).ok).toBe(true);
+  });
+
+  it("keeps no part of a value however much the masking before the cap shortens the text", async () => {
+    const pem = generateKeyPairSync("rsa", { modulusLength: 2048 })
+      .privateKey.export({ type: "pkcs8", format: "pem" })
+      .toString();
+    const log = createAuditLog({ sink: createFileSink({ path }), key, maxContentChars: 1000 });
+    // What the hooks would give: contentCharsWanted characters, the last key cut off.
+    const given = `keys: ${Array.from({ length: 12 }, () => pem).join("\n")}`.slice(
+      0,
+      log.contentCharsWanted,
+    );
+    log.append(entry(1, { content: { request: [{ role: "user", kind: "text", text: given }] } }));
+    await log.close();
+    const record = JSON.parse(lines()[0] as string);
+    // Masked first, ten keys would shrink to ten placeholders, and the cap would reach into
+    // the eleventh, cut and so not found.
+    expect(record.content.request).toEqual([{ role: "user", kind: "text", text: "keys: " }]);
+    expect(readFileSync(path, "utf8")).not.toMatch(/PRIVATE KEY|MII/);
   });
 
   it("refuses content options that would store text unmasked by mistake, or no cap", () => {
@@ -595,6 +640,10 @@ describe("content and losses", () => {
     );
     expect(withOptions({ redaction: { actions: { US_SNN: "mask" } } })).toThrow(/'US_SNN'/);
     expect(withOptions({ redaction: { entities: [] } })).toThrow(/redaction to false/);
+    expect(withOptions({ redaction: { actions: { EMAIL_ADDRESS: "block" } } })).toThrow(
+      /redaction.actions.EMAIL_ADDRESS: 'block' is not "mask" or "allow"/,
+    );
+    expect(withOptions({ redaction: { actions: { EMAIL_ADDRESS: "allow" } } })).not.toThrow();
     for (const maxContentChars of [0, 1.5, Number.NaN]) {
       expect(withOptions({ maxContentChars })).toThrow(/maxContentChars/);
     }

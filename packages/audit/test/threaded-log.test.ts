@@ -228,16 +228,21 @@ describe("the threaded audit log", () => {
     expect(fresh.count).toBe(2);
   });
 
-  it("throws for a short key at once; a worker that fails counts what it was given as lost", async () => {
-    expect(() =>
-      createThreadedAuditLog({ key: "too short", sink: { file: { path: "unused" } } }),
-    ).toThrow(TypeError);
+  it("throws for bad log options at once; a worker that fails counts what it was given as lost", async () => {
+    const sink = { file: { path: "unused" } };
+    expect(() => createThreadedAuditLog({ key: "too short", sink })).toThrow(TypeError);
+    expect(() => createThreadedAuditLog({ key, minCheckpointIntervalMs: -1, sink })).toThrow(
+      "minCheckpointIntervalMs must be an integer",
+    );
+    expect(() => createThreadedAuditLog({ key, redaction: { entities: ["EMAIL"] }, sink })).toThrow(
+      "unknown entity 'EMAIL'",
+    );
 
     const { lines, logger } = recorder();
     const log = createThreadedAuditLog({
       key,
-      minCheckpointIntervalMs: -1,
-      sink: { file: { path: join(directory, "never.jsonl") } },
+      // What only the worker can find out: the sink it builds cannot be made.
+      sink: { postgres: { spoolPath: join(directory, "spool.jsonl") } },
       logger,
     });
     for (const each of entries().slice(0, 3)) log.append(each);

@@ -103,13 +103,16 @@ const decoder = new TextDecoder();
  * outcome (`onFinish`), the sha256 of the body the client sent and of the answer it got (a
  * stream's: of each event's data followed by a newline, through `onChunk`), and the prompt
  * and completion text when `content` says so: up to the log's `contentCharsWanted` each way,
- * which the log redacts and then cuts to its `maxContentChars`. List them first among the
- * gateway's hooks, so that they see the answer as the client gets it.
+ * which the log cuts to its `maxContentChars` and masks. List them first among the gateway's
+ * hooks, so that they see the answer as the client gets it.
+ * @throws TypeError for a log without a `contentCharsWanted` (not one of @aigw/audit).
  */
 export function createAuditHooks(log: AuditLog, options: AuditHooksOptions = {}): GatewayHooks {
-  // What the log keeps is capped there, after redaction: it gets enough to mask a value the
-  // cap cuts.
+  // The log cuts content to its cap without splitting a value: it wants more to see one whole.
   const maxChars = log.contentCharsWanted;
+  if (!Number.isSafeInteger(maxChars) || maxChars < 1) {
+    throw new TypeError("createAuditHooks needs a log of @aigw/audit (with contentCharsWanted)");
+  }
   const skipped = new Set(options.skipEndpoints ?? ["health", "metrics", "targets"]);
   const wantsContent = typeof options.content === "function" ? options.content : () => true;
   const streams = requestSlot<StreamCapture>("audit stream");

@@ -361,16 +361,17 @@ describe("content size", () => {
     return JSON.parse(readFileSync(file, "utf8")).content;
   }
 
-  it("the hooks take what the log wants; the log keeps maxContentChars after redaction", async () => {
+  it("the hooks take what the log wants; the log cuts it, never inside a value, and masks it", async () => {
     // Without redaction the log wants no more than it keeps: the hooks cut the prompt.
     const plain = await recordedContent(10, false, "0123456789abcdef");
     expect(plain?.request).toEqual([{ role: "user", kind: "text", text: "0123456789" }]);
     expect(plain?.truncated).toBe(true);
-    // With it, the address the cap falls in is masked before the cut.
-    const masked = await recordedContent(12, undefined, "Mail jane.doe@example.com now");
-    expect(masked?.request).toEqual([{ role: "user", kind: "text", text: "Mail <EMAIL_" }]);
-    // The mock's answer repeats the prompt: masked there too.
+    // With it, an address the cap falls in is left out whole; one before the cap is masked.
+    const straddling = await recordedContent(12, undefined, "Mail jane.doe@example.com now");
+    expect(straddling?.request).toEqual([{ role: "user", kind: "text", text: "Mail " }]);
+    expect(JSON.stringify(straddling)).not.toMatch(/jane|doe|example/);
+    const masked = await recordedContent(30, undefined, "Mail jane.doe@example.com now please");
+    expect(masked?.request?.[0]?.text).toMatch(/^Mail <EMAIL_ADDRESS_[0-9a-f]{8}> now $/);
     expect(masked?.redacted?.EMAIL_ADDRESS).toBeGreaterThanOrEqual(1);
-    expect(JSON.stringify(masked)).not.toMatch(/jane|doe|example/);
   });
 });

@@ -240,6 +240,23 @@ describe("checkpoints", () => {
   });
 });
 
+/** A sink that stores nothing but checkpoints, and fails the first of those. */
+function sinkFailingOneCheckpoint() {
+  const stored: number[] = [];
+  let failures = 0;
+  const sink: AuditSink = {
+    async write() {
+      return undefined;
+    },
+    async checkpoint(checkpoint) {
+      if (failures++ === 0) throw new Error("the checkpoint store is away");
+      stored.push(checkpoint.seq);
+    },
+    async close() {},
+  };
+  return { sink, stored, failures: () => failures };
+}
+
 describe("the checkpoint interval", () => {
   it("holds a due checkpoint back for its interval, then writes it without waiting for records", async () => {
     const checkpoints: { seq: number; reason: string; at: number }[] = [];
@@ -323,22 +340,11 @@ describe("the checkpoint interval", () => {
   });
 
   it("tries a failed checkpoint again an interval later, with no new records", async () => {
-    const stored: number[] = [];
-    let failures = 0;
-    const sink: AuditSink = {
-      async write() {
-        return undefined;
-      },
-      async checkpoint(checkpoint) {
-        if (failures++ === 0) throw new Error("the checkpoint store is away");
-        stored.push(checkpoint.seq);
-      },
-      async close() {},
-    };
+    const { sink, stored, failures } = sinkFailingOneCheckpoint();
     const log = createAuditLog({ sink, key, checkpointEvery: 5, minCheckpointIntervalMs: 100 });
     for (let index = 1; index <= 5; index += 1) log.append(entry(index));
     await log.flush();
-    expect(failures).toBe(1);
+    expect(failures()).toBe(1);
     while (stored.length === 0) await new Promise((resolve) => setTimeout(resolve, 20));
     expect(stored).toEqual([5]);
     await log.close();
@@ -379,23 +385,12 @@ describe("the checkpoint interval", () => {
   });
 
   it("tries a failed checkpoint of a quiet log again, with no interval to wait", async () => {
-    const stored: number[] = [];
-    let failures = 0;
-    const sink: AuditSink = {
-      async write() {
-        return undefined;
-      },
-      async checkpoint(checkpoint) {
-        if (failures++ === 0) throw new Error("the checkpoint store is away");
-        stored.push(checkpoint.seq);
-      },
-      async close() {},
-    };
+    const { sink, stored, failures } = sinkFailingOneCheckpoint();
     const log = createAuditLog({ sink, key, minCheckpointIntervalMs: 0, checkpointWithinMs: 50 });
     log.append(entry(1));
     // No more records come: the retry needs a timer of its own.
     while (stored.length === 0) await new Promise((resolve) => setTimeout(resolve, 20));
-    expect({ failures, stored }).toEqual({ failures: 2, stored: [1] });
+    expect({ failures: failures(), stored }).toEqual({ failures: 2, stored: [1] });
     await log.close();
   });
 

@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import type { AuditSource, ThreadedSink } from "@aigw/audit";
 import type { GatewayHooks, Logger } from "@aigw/core";
 import { z } from "zod";
+import { firstUnknownEntity } from "./guardrails.js";
 
 const positive = (description: string) => z.number().int().positive().describe(description);
 const timerMs = z
@@ -180,17 +181,14 @@ export async function createServerAudit(
 
 /**
  * The first name in `content.entities` that the redactor does not know, as a message: a
- * misspelt `EMAIL` would store addresses unmasked. Loads the detectors' list only when names
- * are given.
+ * misspelt `EMAIL` would store addresses unmasked.
  */
-export async function unknownAuditEntity(settings: AuditSettings): Promise<string | undefined> {
-  const named = settings.content.entities;
-  if (!named) return undefined;
-  const { entities: builtIn } = await import("@aigw/guardrails");
-  const known = new Set<string>(builtIn);
-  const index = named.findIndex((name) => !known.has(name));
-  if (index === -1) return undefined;
-  return `audit.content.entities.${index}: unknown entity '${named[index]}'; built-in: ${builtIn.join(", ")}`;
+export function unknownAuditEntity(settings: AuditSettings): Promise<string | undefined> {
+  return firstUnknownEntity(
+    (settings.content.entities ?? []).map(
+      (name, index) => [`audit.content.entities.${index}`, name] as const,
+    ),
+  );
 }
 
 /** Where `aigw audit` reads records back from. */

@@ -172,19 +172,34 @@ export function guardrailsProblem(settings: GuardrailSettings): string | undefin
 export async function unknownEntityName(settings: GuardrailSettings): Promise<string | undefined> {
   const policies = policiesIn(settings);
   if (policies.some(([, policy]) => policy?.pii?.presidio)) return undefined;
+  const unknown = await firstUnknownEntity(
+    policies.flatMap(([path, policy]) => [
+      ...Object.keys(policy?.pii?.actions ?? {}).map(
+        (name) => [`guardrails.${path}.pii.actions.${name}`, name] as const,
+      ),
+      ...(policy?.pii?.entities ?? []).map(
+        (name, index) => [`guardrails.${path}.pii.entities.${index}`, name] as const,
+      ),
+    ]),
+  );
+  return unknown && `${unknown} (others need pii.presidio)`;
+}
+
+/**
+ * The first of `named` (a config field and the entity name it gives) that no built-in
+ * detector finds, as a message naming the field and the built-in names. Loads the detectors'
+ * list only when some name is given.
+ */
+export async function firstUnknownEntity(
+  named: readonly (readonly [field: string, name: string])[],
+): Promise<string | undefined> {
+  if (named.length === 0) return undefined;
   const { entities: builtIn } = await import("@aigw/guardrails");
   const known = new Set<string>(builtIn);
-  for (const [path, policy] of policies) {
-    const named = [
-      ...Object.keys(policy?.pii?.actions ?? {}).map((name) => [`actions.${name}`, name]),
-      ...(policy?.pii?.entities ?? []).map((name, index) => [`entities.${index}`, name]),
-    ];
-    for (const [field, name] of named) {
-      if (known.has(name as string)) continue;
-      return `guardrails.${path}.pii.${field}: unknown entity '${name}'; built-in: ${builtIn.join(", ")} (others need pii.presidio)`;
-    }
-  }
-  return undefined;
+  const unknown = named.find(([, name]) => !known.has(name));
+  return (
+    unknown && `${unknown[0]}: unknown entity '${unknown[1]}'; built-in: ${builtIn.join(", ")}`
+  );
 }
 
 /**

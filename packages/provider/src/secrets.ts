@@ -122,6 +122,8 @@ export function createSecretScrubber(secrets: readonly (string | undefined)[]): 
           "gi",
         );
 
+  // Encoded once: Buffer#includes would encode a string needle again on every call.
+  const keptBytes = kept.map((secret) => Buffer.from(secret));
   /** The last WINDOW letters seen, to take each one out of the rolling hash in turn. */
   const recent = new Int32Array(WINDOW);
 
@@ -165,12 +167,11 @@ export function createSecretScrubber(secrets: readonly (string | undefined)[]): 
 
   return {
     copiedIn(content) {
-      const searched =
-        typeof content === "string" || Buffer.isBuffer(content)
-          ? content
-          : Buffer.from(content.buffer, content.byteOffset, content.byteLength);
-      for (const secret of kept) if (searched.includes(secret)) return true;
-      return false;
+      if (typeof content === "string") return kept.some((secret) => content.includes(secret));
+      const bytes = Buffer.isBuffer(content)
+        ? content
+        : Buffer.from(content.buffer, content.byteOffset, content.byteLength);
+      return keptBytes.some((secret) => bytes.includes(secret));
     },
     reveals(text) {
       if (kept.length === 0) return false;

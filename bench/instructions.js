@@ -1,7 +1,8 @@
 // pnpm bench:instructions: the instructions each request costs the thread that serves it, for
 // the pass-through, the gateway and the gateway with the audit log, JSON and streamed, counted
 // by valgrind's callgrind. Unlike requests/s on a shared machine, the count for the same build
-// and load comes out the same run after run, so changes of a few percent show.
+// and load comes out within about 1% run after run, so changes of a few percent show, provided
+// nothing else runs meanwhile (see the README).
 import { execFileSync } from "node:child_process";
 import { mkdirSync, readdirSync, readFileSync } from "node:fs";
 import autocannon from "autocannon";

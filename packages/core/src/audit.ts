@@ -177,12 +177,17 @@ export function createAuditHooks(log: AuditLog, options: AuditHooksOptions = {})
           truncated: prompt.truncated || response?.truncated ? true : undefined,
         };
       }
-      // The answer is hashed by the log (off this thread, when it can), but a long stream's.
+      // The bodies are hashed by the log (off this thread, when it can), but a long stream's
+      // answer, and a stream's request, which the gateway hashed before letting it go.
       const streamed = stream?.digest.result();
       const response = streamed ? streamed.text : request.responseBody;
+      const { requestBody } = request;
+      const requestSha256 = requestBody === undefined ? request.requestSha256 : undefined;
       log.append(
-        entryOf(request, content, streamed?.sha256),
-        response === undefined ? undefined : { response },
+        entryOf(request, content, requestSha256, streamed?.sha256),
+        requestBody === undefined && response === undefined
+          ? undefined
+          : { request: requestBody, response },
       );
     },
   };
@@ -216,6 +221,7 @@ function answerCapture(
 function entryOf(
   request: FinishedRequest,
   content: AuditContent | undefined,
+  requestSha256: string | undefined,
   responseSha256: string | undefined,
 ): AuditEntry {
   const { usage, cost, error } = request;
@@ -265,7 +271,7 @@ function entryOf(
     cache: request.cache,
     guardrails:
       request.verdicts.length > 0 ? request.verdicts.map((verdict) => ({ ...verdict })) : undefined,
-    requestSha256: request.requestSha256,
+    requestSha256,
     responseSha256,
     content,
   };

@@ -388,8 +388,11 @@ export function createGateway(options: GatewayOptions): Gateway {
   }
 
   function finishedRequest(exchange: Exchange): FinishedRequest {
-    const { context, outcome } = exchange;
+    const { context, outcome, requestBody } = exchange;
     const durationMs = performance.now() - context.startedAt;
+    // Hashed on first read: a hook that hashes the body elsewhere (the audit log, on its
+    // worker) spares the serving thread.
+    let requestSha256 = exchange.requestSha256;
     return {
       requestId: context.requestId,
       traceId: context.traceId,
@@ -420,8 +423,13 @@ export function createGateway(options: GatewayOptions): Gateway {
       cost: outcome.cost,
       cache: outcome.cache,
       verdicts: context.verdicts,
-      requestSha256: exchange.requestSha256,
-      requestBody: exchange.requestBody,
+      get requestSha256() {
+        if (requestSha256 === undefined && requestBody !== undefined) {
+          requestSha256 = hash("sha256", requestBody, "hex");
+        }
+        return requestSha256;
+      },
+      requestBody,
       responseBody: exchange.responseBody,
     };
   }
@@ -456,10 +464,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     const reading = readJsonBody(request, bodyLimits);
     const { body, json } = reading instanceof Promise ? await reading : reading;
     exchange.receivedJson = json;
-    if (hooks.keepsBodies) {
-      exchange.requestBody = json ?? JSON.stringify(body);
-      exchange.requestSha256 = hash("sha256", exchange.requestBody, "hex");
-    }
+    if (hooks.keepsBodies) exchange.requestBody = json ?? JSON.stringify(body);
     const model = exchange.protocol.validate(endpoint, body);
     context.endpoint = endpoint;
     context.model = model;
@@ -500,7 +505,10 @@ export function createGateway(options: GatewayOptions): Gateway {
       headers["x-accel-buffering"] = "no";
       // The request is sent: an open stream keeps neither its body nor this call's scope alive.
       exchange.receivedJson = undefined;
-      exchange.requestBody = undefined;
+      if (exchange.requestBody !== undefined) {
+        exchange.requestSha256 = hash("sha256", exchange.requestBody, "hex");
+        exchange.requestBody = undefined;
+      }
       const events = streamToClient(
         exchange,
         { ...result, stream: result.stream },

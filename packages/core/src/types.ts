@@ -173,8 +173,8 @@ export interface FinishedRequest {
   verdicts: readonly GuardrailVerdict[];
   /**
    * Hex sha256 of the JSON the client sent to a model endpoint, as it arrived (re-serialised
-   * when a framework handed it over parsed). This and the bodies below are set only when a
-   * hook sets `onFinishBodies`.
+   * when a framework handed it over parsed); computed when first read, while `requestBody` is
+   * there. This and the bodies below are set only when a hook sets `onFinishBodies`.
    */
   requestSha256: string | undefined;
   /**
@@ -212,8 +212,8 @@ export interface GatewayHooks {
   onFinish?(request: FinishedRequest, context: RequestContext): Awaitable<void>;
   /**
    * Set by a hook whose `onFinish` reads `requestSha256`, `requestBody` or `responseBody`:
-   * only then does the gateway keep the bodies and hash the request (otherwise they are
-   * undefined, and onFinish costs the request nothing of the kind).
+   * only then does the gateway keep the bodies, and hash a stream's request before letting its
+   * body go (otherwise they are undefined, and onFinish costs the request nothing of the kind).
    */
   onFinishBodies?: boolean;
 }

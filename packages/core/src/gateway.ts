@@ -32,6 +32,7 @@ import {
 } from "./errors.js";
 import { type Exchange, GatewayContext } from "./exchange.js";
 import { fetchHandler } from "./fetch.js";
+import { FinishedExchange } from "./finished.js";
 import { createHookRunner } from "./hooks.js";
 import { createHostCheck } from "./hosts.js";
 import {
@@ -64,7 +65,6 @@ import {
 } from "./tenants.js";
 import { readTraceContext } from "./trace-context.js";
 import type {
-  FinishedRequest,
   GatewayHooks,
   GatewayMetrics,
   GatewayRequest,
@@ -384,54 +384,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     inFlight.delete(exchange.cancellation);
     if (inFlight.size === 0) drained?.();
     observer.finish(exchange);
-    if (hooks.hasFinishHooks) hooks.onFinish(finishedRequest(exchange), exchange.context);
-  }
-
-  function finishedRequest(exchange: Exchange): FinishedRequest {
-    const { context, outcome, requestBody } = exchange;
-    const durationMs = performance.now() - context.startedAt;
-    // Hashed on first read: a hook that hashes the body elsewhere (the audit log, on its
-    // worker) spares the serving thread.
-    let requestSha256 = exchange.requestSha256;
-    return {
-      requestId: context.requestId,
-      traceId: context.traceId,
-      startedAt: Date.now() - durationMs,
-      durationMs,
-      timeToFirstTokenMs: outcome.firstEventMs,
-      method: context.method,
-      path: exchange.pathname,
-      endpoint: exchange.endpointLabel,
-      protocol: exchange.protocol.name,
-      tenant: context.tenant,
-      keyId: exchange.tenant.keyId,
-      clientAddress: exchange.clientAddress,
-      model: context.model,
-      route: context.route,
-      provider: outcome.providerName,
-      responseModel: outcome.responseModel,
-      status: outcome.status,
-      error: outcome.error,
-      stream: outcome.stream,
-      attempts: outcome.attemptLog.map(({ target, status, ms, route }) => ({
-        target,
-        route,
-        status,
-        durationMs: ms,
-      })),
-      usage: outcome.usage,
-      cost: outcome.cost,
-      cache: outcome.cache,
-      verdicts: context.verdicts,
-      get requestSha256() {
-        if (requestSha256 === undefined && requestBody !== undefined) {
-          requestSha256 = hash("sha256", requestBody, "hex");
-        }
-        return requestSha256;
-      },
-      requestBody,
-      responseBody: exchange.responseBody,
-    };
+    if (hooks.hasFinishHooks) hooks.onFinish(new FinishedExchange(exchange), exchange.context);
   }
 
   const loopSettings: LoopSettings = { hooks, observer, router, firstEventWaitMs, costing };

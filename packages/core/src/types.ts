@@ -174,7 +174,8 @@ export interface FinishedRequest {
   /**
    * Hex sha256 of the JSON the client sent to a model endpoint, as it arrived (re-serialised
    * when a framework handed it over parsed); computed when first read, while `requestBody` is
-   * there. This and the bodies below are set only when a hook sets `onFinishBodies`.
+   * there (a getter of the object's class: a spread copy of the request leaves it out). This
+   * and the bodies below are set only when a hook sets `onFinishBodies`.
    */
   requestSha256: string | undefined;
   /**

@@ -9,10 +9,12 @@ import {
   jsonText,
   type ProviderRequest,
   type ProviderResponse,
+  type ProviderStream,
   retryDelay,
   type SseEvent,
   setJsonFields,
   sleep,
+  type TokenUsage,
 } from "@aigw/provider";
 import type { Admission } from "@aigw/ratelimit";
 import type { Span } from "@opentelemetry/api";
@@ -192,32 +194,40 @@ function inClientProtocol(
   canonical: CanonicalRequest,
 ): ProviderResponse {
   if (response.kind === "json") return { ...response, body: canonical.answer(response.body) };
-  const { events } = response;
-  const translator = canonical.stream();
-  return {
-    ...response,
-    events: {
-      get usage() {
-        return events.usage;
-      },
-      async *[Symbol.asyncIterator]() {
-        for await (const event of events) {
-          if (isComment(event)) {
-            yield event;
-            continue;
-          }
-          let chunk: unknown;
-          try {
-            chunk = event.data === "[DONE]" ? undefined : event.json();
-          } catch {
-            continue;
-          }
-          yield* translator.push(chunk);
-        }
-        yield* translator.end();
-      },
-    },
-  };
+  return { ...response, events: new TranslatedEvents(response.events, canonical.stream()) };
+}
+
+/**
+ * A stream's events in the client's protocol. A class: V8 builds an object literal holding a
+ * getter or a computed key (`usage`, `Symbol.asyncIterator`) through its runtime, about
+ * 0.5 µs a stream.
+ */
+class TranslatedEvents implements ProviderStream {
+  constructor(
+    private readonly events: ProviderStream,
+    private readonly translator: ReturnType<CanonicalRequest["stream"]>,
+  ) {}
+
+  get usage(): TokenUsage | undefined {
+    return this.events.usage;
+  }
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<SseEvent> {
+    for await (const event of this.events) {
+      if (isComment(event)) {
+        yield event;
+        continue;
+      }
+      let chunk: unknown;
+      try {
+        chunk = event.data === "[DONE]" ? undefined : event.json();
+      } catch {
+        continue;
+      }
+      yield* this.translator.push(chunk);
+    }
+    yield* this.translator.end();
+  }
 }
 
 function cannotSpeak(provider: string, protocol: string): AigwError {

@@ -27,7 +27,6 @@ function createAssembler(maxLength: number): StreamAssembler {
   let message: JsonObject | undefined;
   const blocks = new Map<number, OpenBlock>();
   let size = 0;
-  let overflowed = false;
   let failed = false;
   let stopped = false;
 
@@ -83,15 +82,15 @@ function createAssembler(maxLength: number): StreamAssembler {
     }
   }
 
-  return {
-    get overflowed() {
-      return overflowed;
-    },
+  // A data property, not a getter: V8 builds an object literal with a getter through its
+  // runtime, hundreds of ns a stream.
+  const assembler: StreamAssembler & { overflowed: boolean } = {
+    overflowed: false,
     add(event) {
-      if (overflowed || event.data === "") return;
+      if (assembler.overflowed || event.data === "") return;
       size += event.raw.length;
       if (size > maxLength) {
-        overflowed = true;
+        assembler.overflowed = true;
         blocks.clear();
         return;
       }
@@ -105,13 +104,14 @@ function createAssembler(maxLength: number): StreamAssembler {
       if (isObject(data)) add(data);
     },
     finish(_usage: TokenUsage | undefined) {
-      if (failed || overflowed || !stopped || !message) return undefined;
+      if (failed || assembler.overflowed || !stopped || !message) return undefined;
       const content = [...blocks.entries()]
         .sort(([left], [right]) => left - right)
         .map(([, open]) => open.block);
       return Buffer.from(JSON.stringify({ ...message, content }));
     },
   };
+  return assembler;
 }
 
 /** The delta that carries a whole block, and the block as it starts (empty). */

@@ -130,7 +130,6 @@ export function createStreamAssembler(
   const choices = new Map<number, JsonObject>();
   let usage: unknown;
   let failed = false;
-  let overflowed = false;
   let size = 0;
 
   function addChoice(part: JsonObject) {
@@ -160,15 +159,15 @@ export function createStreamAssembler(
     }
   }
 
-  return {
-    get overflowed() {
-      return overflowed;
-    },
+  // A data property, not a getter: V8 builds an object literal with a getter through its
+  // runtime, hundreds of ns a stream.
+  const assembler: StreamAssembler & { overflowed: boolean } = {
+    overflowed: false,
     add(event) {
-      if (overflowed || event.data === "[DONE]" || event.data === "") return;
+      if (assembler.overflowed || event.data === "[DONE]" || event.data === "") return;
       size += event.raw.length;
       if (size > maxLength) {
-        overflowed = true;
+        assembler.overflowed = true;
         choices.clear();
         return;
       }
@@ -194,7 +193,7 @@ export function createStreamAssembler(
       }
     },
     finish(reported) {
-      if (failed || overflowed) return undefined;
+      if (failed || assembler.overflowed) return undefined;
       const body: JsonObject = {
         id: top.id,
         object: endpoint === "completions" ? "text_completion" : "chat.completion",
@@ -208,6 +207,7 @@ export function createStreamAssembler(
       return encoder.encode(JSON.stringify(body));
     },
   };
+  return assembler;
 }
 
 /**

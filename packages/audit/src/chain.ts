@@ -37,24 +37,40 @@ function macOfText(key: AuditKey, previousMac: string, text: string): string {
 }
 
 /**
- * A checkpoint of `head`, signed: `sig` is the HMAC, under `key`, of its fields, apart from
- * record MACs by a prefix of its own.
+ * A checkpoint of `head`, signed: `sig` is the HMAC, under `key`, of its fields (`file` too,
+ * when the head names one), apart from record MACs by a prefix of its own.
  */
 export function signCheckpoint(
   key: AuditKey,
-  head: ChainHead,
+  head: ChainHead & { file?: string | undefined },
   reason: Checkpoint["reason"],
   time = new Date().toISOString(),
 ): Checkpoint {
-  const checkpoint = { instance: head.instance, seq: head.seq, mac: head.mac, time, reason };
+  const { instance, seq, mac, file } = head;
+  const checkpoint = { instance, seq, mac, time, reason, ...(file !== undefined && { file }) };
   return { ...checkpoint, sig: checkpointSig(key, checkpoint) };
 }
 
 function checkpointSig(key: AuditKey, checkpoint: Omit<Checkpoint, "sig">): string {
-  const { instance, seq, mac, time, reason } = checkpoint;
+  const { instance, seq, mac, time, reason, file } = checkpoint;
+  const fields = [instance, seq, mac, time, reason];
+  if (file !== undefined) fields.push(file);
   return createHmac("sha256", key)
-    .update(`aigw-audit checkpoint\n${JSON.stringify([instance, seq, mac, time, reason])}`)
+    .update(`aigw-audit checkpoint\n${JSON.stringify(fields)}`)
     .digest("hex");
+}
+
+/** @internal Whether `checkpoint` is well formed and signed with `key`. */
+export function isSignedCheckpoint(key: AuditKey, checkpoint: Checkpoint): boolean {
+  return (
+    typeof checkpoint === "object" &&
+    checkpoint !== null &&
+    typeof checkpoint.instance === "string" &&
+    Number.isSafeInteger(checkpoint.seq) &&
+    (checkpoint.file === undefined || typeof checkpoint.file === "string") &&
+    typeof checkpoint.sig === "string" &&
+    equalHex(checkpointSig(key, checkpoint), checkpoint.sig)
+  );
 }
 
 /**
@@ -163,14 +179,7 @@ export async function verifyRecords(
   };
   const indexes = new Map<string, CheckpointIndex>();
   for await (const checkpoint of checkpoints) {
-    const valid =
-      typeof checkpoint === "object" &&
-      checkpoint !== null &&
-      typeof checkpoint.instance === "string" &&
-      Number.isSafeInteger(checkpoint.seq) &&
-      typeof checkpoint.sig === "string" &&
-      equalHex(checkpointSig(key, checkpoint), checkpoint.sig);
-    if (!valid) {
+    if (!isSignedCheckpoint(key, checkpoint)) {
       problem(
         typeof checkpoint?.instance === "string"
           ? `${checkpoint.instance}: a checkpoint at ${String(checkpoint.seq)} is not signed with this key`

@@ -141,10 +141,41 @@ export function createFileSink(options: FileSinkOptions): AuditSink {
   let file: { handle: FileHandle; bytes: number; day: string } | undefined;
   /** The newest record of each instance in the open file: the heads a rotation checkpoints. */
   const heads = new Map<string, ChainHead>();
-  /** The heads of the files this sink rotated, until retention deletes them. */
-  const rotatedHeads = new Map<string, ChainHead[]>();
+  /**
+   * The rotation checkpoints naming each rotated file (by name), until retention deletes it:
+   * those of this run as the log stores them, those of earlier runs read once.
+   */
+  const rotations = new Map<string, Checkpoint[]>();
+  /** Reading the rotation checkpoints of the files earlier runs rotated: its error, if any. */
+  let earlierRotations: Promise<unknown> | undefined;
   /** Rotated files past retention, each waiting for its chains' retention checkpoints. */
   const deletions: { path: string; waiting: Map<string, number> }[] = [];
+
+  function addRotation(checkpoint: Checkpoint) {
+    const file = checkpoint.file as string;
+    rotations.set(file, [...(rotations.get(file) ?? []), checkpoint]);
+  }
+
+  /**
+   * Reads the rotation checkpoints of the files rotated before this run, once. Files this run
+   * rotates get names none of those has, and their checkpoints come through `checkpoint`.
+   */
+  async function readEarlierRotations() {
+    const names = new Set((await rotatedFiles(path)).map((name) => basename(name)));
+    if (names.size === 0) return;
+    for await (const line of fileLines(checkpointPath)) {
+      if (!line.includes('"reason":"rotation"')) continue;
+      let checkpoint: Checkpoint;
+      try {
+        checkpoint = JSON.parse(line);
+      } catch {
+        continue;
+      }
+      if (checkpoint?.reason === "rotation" && names.has(checkpoint.file as string)) {
+        addRotation(checkpoint);
+      }
+    }
+  }
 
   async function appendCheckpoints(checkpoints: Checkpoint[]) {
     const handle = await open(checkpointPath, "a+", fileMode);
@@ -167,6 +198,7 @@ export function createFileSink(options: FileSinkOptions): AuditSink {
       for (const [instance, head] of await headsIn(path)) heads.set(instance, head);
     }
     file = { handle, bytes, day: utcDay(bytes > 0 ? info.mtimeMs : Date.now()) };
+    earlierRotations ??= readEarlierRotations().catch((error: unknown) => error ?? "failed");
     return file;
   }
 
@@ -183,29 +215,50 @@ export function createFileSink(options: FileSinkOptions): AuditSink {
     }
     const rotatedPath = `${stem}.${current.day}.${number}${extension}`;
     await rename(path, rotatedPath);
-    const rotated = [...heads.values()].map(({ instance, seq, mac }) => ({ instance, seq, mac }));
+    const name = basename(rotatedPath);
+    const rotated = [...heads.values()].map(({ instance, seq, mac }) => ({
+      instance,
+      seq,
+      mac,
+      file: name,
+    }));
     heads.clear();
-    rotatedHeads.set(rotatedPath, rotated);
     return { rotated, retained: await pastRetention() };
   }
 
-  /** The newest record of each instance in the files retention deletes next. */
-  async function pastRetention(): Promise<ChainHead[]> {
+  /**
+   * The rotation checkpoints of the files retention deletes next. A file waits for a retention
+   * checkpoint of each; one that no rotation checkpoint names (its rotation's was never stored)
+   * is deleted with none, and verify reports its records as missing.
+   */
+  async function pastRetention(): Promise<Checkpoint[]> {
+    const failed = await earlierRotations;
+    if (failed) {
+      // Read again at the next rotation; until then, nothing is deleted.
+      earlierRotations = undefined;
+      logger?.error({ path: checkpointPath, err: failed }, "audit checkpoints could not be read");
+      return [];
+    }
     const rotated = await rotatedFiles(path);
-    const newest = new Map<string, ChainHead>();
+    const retained: Checkpoint[] = [];
     for (const old of rotated.slice(0, Math.max(0, rotated.length - maxFiles))) {
       if (deletions.some((deletion) => deletion.path === old)) continue;
-      // Files this sink rotated: their heads are known; older ones are read once.
-      const last = rotatedHeads.get(old) ?? [...(await headsIn(old)).values()];
-      rotatedHeads.delete(old);
-      deletions.push({
-        path: old,
-        waiting: new Map(last.map((head) => [head.instance, head.seq])),
-      });
-      for (const head of last) newest.set(head.instance, head);
+      const named = rotations.get(basename(old)) ?? [];
+      if (named.length === 0) {
+        logger?.error(
+          { path: old },
+          "audit file deleted by retention with no rotation checkpoint naming it",
+        );
+      }
+      const waiting = new Map<string, number>();
+      for (const { instance, seq } of named) {
+        waiting.set(instance, Math.max(seq, waiting.get(instance) ?? 0));
+      }
+      deletions.push({ path: old, waiting });
+      retained.push(...named);
     }
     await deleteCovered();
-    return [...newest.values()];
+    return retained;
   }
 
   /** Deletes the files whose every chain has its retention checkpoint stored. */
@@ -216,6 +269,7 @@ export function createFileSink(options: FileSinkOptions): AuditSink {
         if (error.code !== "ENOENT") throw error;
       });
       deletions.splice(deletions.indexOf(deletion), 1);
+      rotations.delete(basename(deletion.path));
     }
   }
 
@@ -280,6 +334,8 @@ export function createFileSink(options: FileSinkOptions): AuditSink {
     async checkpoint(checkpoint) {
       await file?.handle.datasync();
       await appendCheckpoints([checkpoint]);
+      if (checkpoint.reason === "rotation" && checkpoint.file !== undefined)
+        addRotation(checkpoint);
       if (checkpoint.reason !== "retention") return;
       for (const deletion of deletions) {
         if (
@@ -291,6 +347,7 @@ export function createFileSink(options: FileSinkOptions): AuditSink {
       await deleteCovered();
     },
     async close() {
+      await earlierRotations;
       const current = file;
       file = undefined;
       if (!current) return;

@@ -35,6 +35,7 @@ export type {
   AuditVerdict,
   ChainHead,
   Checkpoint,
+  FileHead,
   SealedRecord,
   SinkReport,
 } from "./types.js";

@@ -6,6 +6,7 @@ import {
   type AuditKey,
   checkKey,
   genesisMac,
+  isSignedCheckpoint,
   keyObjectOf,
   sealMembers,
   signCheckpoint,
@@ -20,6 +21,7 @@ import type {
   AuditSink,
   ChainHead,
   Checkpoint,
+  FileHead,
   SinkReport,
 } from "./types.js";
 
@@ -240,7 +242,7 @@ export function createAuditLogTakingValues(options: AuditLogOptions): {
   }
 
   /** Signs and stores a chain head: this log's own, or one a sink reported. */
-  async function storeCheckpoint(head: ChainHead, reason: Checkpoint["reason"]) {
+  async function storeCheckpoint(head: ChainHead | FileHead, reason: Checkpoint["reason"]) {
     const checkpoint = signCheckpoint(key, head, reason);
     try {
       await sink.checkpoint(checkpoint);
@@ -319,7 +321,17 @@ export function createAuditLogTakingValues(options: AuditLogOptions): {
         checkpointedAt = performance.now();
       }
     }
-    for (const head of report?.retained ?? []) await storeCheckpoint(head, "retention");
+    for (const rotation of report?.retained ?? []) {
+      const named = rotation.reason === "rotation" && typeof rotation.file === "string";
+      if (named && isSignedCheckpoint(key, rotation)) {
+        await storeCheckpoint(rotation, "retention");
+      } else {
+        logger?.error(
+          { instance: rotation.instance, seq: rotation.seq, file: rotation.file },
+          "audit rotation checkpoint not signed with this key: retention does not vouch for it",
+        );
+      }
+    }
   }
 
   /** The entry sealed as the chain's next record; the chain moves on only once it is. */

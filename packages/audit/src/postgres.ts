@@ -399,7 +399,8 @@ const int32 = (value: unknown) =>
 
 /**
  * A checkpoint PostgreSQL can store: anything else would fail its insert every time, and
- * hold up the spool behind it.
+ * hold up the spool behind it. One naming a file (a file sink's rotation or retention) has no
+ * column: stored without it, its signature would no longer match.
  */
 function isCheckpoint(value: unknown): value is Checkpoint {
   const checkpoint = value as Partial<Checkpoint> | null | undefined;
@@ -410,7 +411,8 @@ function isCheckpoint(value: unknown): value is Checkpoint {
     Number.isSafeInteger(checkpoint.seq) &&
     typeof checkpoint.mac === "string" &&
     typeof checkpoint.reason === "string" &&
-    typeof checkpoint.sig === "string"
+    typeof checkpoint.sig === "string" &&
+    checkpoint.file === undefined
   );
 }
 
@@ -816,7 +818,7 @@ export function createPostgresSink(options: PostgresSinkOptions): PostgresSink {
       if (!isCheckpoint(checkpoint)) {
         return Promise.reject(
           new TypeError(
-            "@aigw/audit/postgres: a checkpoint needs instance, seq, mac, reason and sig",
+            "@aigw/audit/postgres: a checkpoint needs instance, seq, mac, reason and sig, and no file",
           ),
         );
       }

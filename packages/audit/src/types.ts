@@ -138,6 +138,12 @@ export interface ChainHead {
   mac: string;
 }
 
+/** The newest record of an instance in a file. */
+export interface FileHead extends ChainHead {
+  /** The file's name, without its directory. */
+  file: string;
+}
+
 /**
  * A chain head stored apart from the records, so that removing the newest records shows.
  * "retention": records up to `seq` were deleted on purpose; the chain goes on from `mac`.
@@ -147,15 +153,21 @@ export interface ChainHead {
 export interface Checkpoint extends ChainHead {
   time: string;
   reason: "interval" | "rotation" | "shutdown" | "retention";
+  /** The file a rotation closed or a retention deleted (name without directory), when one did. */
+  file?: string | undefined;
   sig: string;
 }
 
 /** What a write did besides storing records, for the log to checkpoint. */
 export interface SinkReport {
-  /** A file was closed by rotation: the newest record of each instance in it. */
-  rotated?: ChainHead[] | undefined;
-  /** Files were deleted by retention: the newest record of each instance in them. */
-  retained?: ChainHead[] | undefined;
+  /** Files closed by rotation: the newest record of each instance in each. */
+  rotated?: FileHead[] | undefined;
+  /**
+   * Files retention deletes next: the signed rotation checkpoints that name them. The log
+   * signs a retention checkpoint for each one signed with its key, and for nothing else, so
+   * that retention vouches only for where a file ended when it was closed.
+   */
+  retained?: Checkpoint[] | undefined;
 }
 
 /** Where sealed records go. Records arrive in chain order, one write at a time. */

@@ -1,5 +1,7 @@
 import { createSecretKey, generateKeyPairSync } from "node:crypto";
 import {
+  appendFileSync,
+  existsSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
@@ -9,7 +11,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import {
   type AuditEntry,
@@ -504,6 +506,135 @@ describe("rotation and retention", () => {
     const report = await verify();
     expect(report.ok).toBe(false);
     expect(report.problems[0]).toMatch(/^gw-1: records \d+\.\.\d+ are missing$/);
+  });
+
+  /** The rotated files in `directory`, oldest first (all of one day in these tests). */
+  const rotatedNames = () =>
+    readdirSync(directory)
+      .filter((name) => /^audit\.\d{4}-\d{2}-\d{2}\.\d+\.jsonl$/.test(name))
+      .sort((left, right) => Number(left.split(".")[2]) - Number(right.split(".")[2]));
+
+  /** gw-1's 60 records in rotated files, then gw-2's one: its rotation deletes the oldest file. */
+  async function retainOldest(logger?: {
+    info(object: object): void;
+    error(object: object, message: string): void;
+  }) {
+    const rotated = rotatedNames();
+    const log = createAuditLog({
+      sink: createFileSink({ path, maxBytes: 1, maxFiles: rotated.length, logger }),
+      key,
+      instance: "gw-2",
+      logger,
+    });
+    log.append(entry(1));
+    await log.close();
+    return rotated;
+  }
+
+  const lastRecord = (file: string) =>
+    JSON.parse(readFileSync(file, "utf8").trimEnd().split("\n").at(-1) as string);
+  const retentionCheckpoints = () =>
+    readFileSync(join(directory, "audit.checkpoints.jsonl"), "utf8")
+      .trimEnd()
+      .split("\n")
+      .map((line) => JSON.parse(line) as Checkpoint)
+      .filter((checkpoint) => checkpoint.reason === "retention");
+
+  /** What someone who can write the record files, but has no key, does after retention. */
+  function removeRecordsOf(instance: string) {
+    for (const name of readdirSync(directory)) {
+      if (!/^audit\..*jsonl$/.test(name) || name.includes("checkpoints")) continue;
+      const file = join(directory, name);
+      const kept = readFileSync(file, "utf8")
+        .split("\n")
+        .filter((line) => !line.includes(`"instance":"${instance}"`));
+      writeFileSync(file, kept.join("\n"));
+    }
+  }
+
+  it("retention vouches for where a file ended when it rotated, not for lines copied into it", async () => {
+    await writeRecords(60, { maxBytes: 2_000, maxFiles: 30 });
+    const oldest = join(directory, rotatedNames()[0] as string);
+    const oldestEnd = lastRecord(oldest);
+    // gw-1's newest records, copied into the file retention deletes next...
+    appendFileSync(oldest, `${lines().slice(-2).join("\n")}\n`);
+    await retainOldest();
+    expect(existsSync(oldest)).toBe(false);
+    expect(retentionCheckpoints()).toEqual([
+      expect.objectContaining({ instance: "gw-1", seq: oldestEnd.seq, file: basename(oldest) }),
+    ]);
+    // ...would have passed gw-1's every record off as deleted by retention.
+    removeRecordsOf("gw-1");
+    const report = await verify();
+    expect(report.problems).toEqual([`gw-1: records ${oldestEnd.seq + 1}..60 are missing`]);
+  });
+
+  it("keeps a file whose rotation checkpoint is not signed with the key, and says so", async () => {
+    await writeRecords(60, { maxBytes: 2_000, maxFiles: 30 });
+    const oldest = rotatedNames()[0] as string;
+    const checkpointFile = join(directory, "audit.checkpoints.jsonl");
+    const forged = {
+      instance: "gw-1",
+      seq: 60,
+      mac: JSON.parse(lines().at(-1) as string).mac,
+      time: new Date().toISOString(),
+      reason: "rotation",
+      file: oldest,
+      sig: "0".repeat(64),
+    };
+    appendFileSync(checkpointFile, `${JSON.stringify(forged)}\n`);
+    const errors: unknown[] = [];
+    await retainOldest({
+      info() {},
+      error: (object, message) => errors.push({ ...object, message }),
+    });
+    expect(existsSync(join(directory, oldest))).toBe(true);
+    expect(errors).toEqual([
+      {
+        instance: "gw-1",
+        seq: 60,
+        file: oldest,
+        message:
+          "audit rotation checkpoint not signed with this key: retention does not vouch for it",
+      },
+    ]);
+    // The genuine rotation checkpoint is vouched for; the file waits for the forged one too.
+    const end = lastRecord(join(directory, oldest));
+    expect(retentionCheckpoints()).toEqual([
+      expect.objectContaining({ instance: "gw-1", seq: end.seq, file: oldest }),
+    ]);
+    const { problems } = await verify();
+    expect(problems[0]).toBe("gw-1: a checkpoint at 60 is not signed with this key");
+    expect(problems).toContain(`gw-1: record 1 is past retention (at ${end.seq}) yet still there`);
+  });
+
+  it("deletes a file no rotation checkpoint names without vouching for it: verify reports its records", async () => {
+    await writeRecords(60, { maxBytes: 2_000, maxFiles: 30 });
+    const [oldest, next] = rotatedNames() as [string, string];
+    const checkpointFile = join(directory, "audit.checkpoints.jsonl");
+    const kept = readFileSync(checkpointFile, "utf8")
+      .trimEnd()
+      .split("\n")
+      .filter((line) => !line.includes(`"file":"${oldest}"`));
+    writeFileSync(checkpointFile, `${kept.join("\n")}\n`);
+    const errors: unknown[] = [];
+    await retainOldest({
+      info() {},
+      error: (object, message) => errors.push({ ...object, message }),
+    });
+    expect(existsSync(join(directory, oldest))).toBe(false);
+    expect(errors).toEqual([
+      {
+        path: join(directory, oldest),
+        message: "audit file deleted by retention with no rotation checkpoint naming it",
+      },
+    ]);
+    const firstKept = JSON.parse(
+      readFileSync(join(directory, next), "utf8").split("\n")[0] as string,
+    );
+    expect((await verify()).problems).toEqual([
+      `gw-1: records 1..${firstKept.seq - 1} are missing`,
+    ]);
   });
 
   it("rotates a file left from an earlier day before writing", async () => {

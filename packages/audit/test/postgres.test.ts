@@ -168,6 +168,13 @@ describe("PostgreSQL sink and source", () => {
 
   it("stores each record once; verify finds a removed, a removed newest and an edited record", async () => {
     const { sink, log } = sinkAndLog({}, { instance: "gw-1", batchSize: 7 });
+    // A file sink's checkpoint names its file; a table has no column for it.
+    const naming = signCheckpoint(
+      key,
+      { instance: "gw-1", seq: 40, mac: "0".repeat(64), file: "x" },
+      "retention",
+    );
+    await expect(sink.checkpoint(naming)).rejects.toThrow(/and no file/);
     for (let n = 1; n <= 40; n += 1) log.append(entry(n));
     await log.close();
     expect(log.stats()).toMatchObject({ appended: 40, written: 40, lost: 0 });

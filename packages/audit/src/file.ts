@@ -141,40 +141,69 @@ export function createFileSink(options: FileSinkOptions): AuditSink {
   let file: { handle: FileHandle; bytes: number; day: string } | undefined;
   /** The newest record of each instance in the open file: the heads a rotation checkpoints. */
   const heads = new Map<string, ChainHead>();
+  /** Tells a signed checkpoint from one made up; the log gives it (no key, nothing deleted). */
+  let isSigned: ((checkpoint: Checkpoint) => boolean) | undefined;
   /**
-   * The rotation checkpoints naming each rotated file (by name), until retention deletes it:
-   * those of this run as the log stores them, those of earlier runs read once.
+   * What retention may vouch for: per rotated file (by name), per instance, the newest rotation
+   * checkpoint naming it and signed with the key: those of this run as the log stores them,
+   * those of earlier runs read once. Duplicates take no room.
    */
-  const rotations = new Map<string, Checkpoint[]>();
-  /** Reading the rotation checkpoints of the files earlier runs rotated: its error, if any. */
-  let earlierRotations: Promise<unknown> | undefined;
+  const rotations = new Map<string, Map<string, Checkpoint>>();
+  /** Files this run rotated whose rotation checkpoints the log has yet to store. */
+  const pending = new Set<string>();
+  /** Reading earlier runs' rotation checkpoints, from the first open: whether it succeeded. */
+  let earlierRead: Promise<boolean> | undefined;
+  /** Rotated files nothing vouches for, already reported. */
+  const reportedUnknown = new Set<string>();
   /** Rotated files past retention, each waiting for its chains' retention checkpoints. */
   const deletions: { path: string; waiting: Map<string, number> }[] = [];
 
-  function addRotation(checkpoint: Checkpoint) {
-    const file = checkpoint.file as string;
-    rotations.set(file, [...(rotations.get(file) ?? []), checkpoint]);
+  /** Keeps a rotation checkpoint signed with the key; whether it was one. */
+  function addRotation(checkpoint: Checkpoint): boolean {
+    const { file, reason } = checkpoint;
+    if (reason !== "rotation" || typeof file !== "string" || !isSigned?.(checkpoint)) return false;
+    let byInstance = rotations.get(file);
+    if (!byInstance) {
+      byInstance = new Map();
+      rotations.set(file, byInstance);
+    }
+    const known = byInstance.get(checkpoint.instance);
+    if (!known || known.seq < checkpoint.seq) byInstance.set(checkpoint.instance, checkpoint);
+    return true;
   }
 
   /**
-   * Reads the rotation checkpoints of the files rotated before this run, once. Files this run
+   * Reads the rotation checkpoints of the files rotated before this run. Files this run
    * rotates get names none of those has, and their checkpoints come through `checkpoint`.
    */
-  async function readEarlierRotations() {
-    const names = new Set((await rotatedFiles(path)).map((name) => basename(name)));
-    if (names.size === 0) return;
-    for await (const line of fileLines(checkpointPath)) {
-      if (!line.includes('"reason":"rotation"')) continue;
-      let checkpoint: Checkpoint;
-      try {
-        checkpoint = JSON.parse(line);
-      } catch {
-        continue;
+  async function readEarlierRotations(): Promise<boolean> {
+    try {
+      const names = new Set((await rotatedFiles(path)).map((name) => basename(name)));
+      if (names.size === 0) return true;
+      for await (const line of fileLines(checkpointPath)) {
+        if (!line.includes('"reason":"rotation"')) continue;
+        try {
+          const checkpoint = JSON.parse(line) as Checkpoint;
+          if (names.has(checkpoint?.file as string)) addRotation(checkpoint);
+        } catch {
+          // Not a checkpoint: verify reports it.
+        }
       }
-      if (checkpoint?.reason === "rotation" && names.has(checkpoint.file as string)) {
-        addRotation(checkpoint);
-      }
+      return true;
+    } catch (error) {
+      logger?.error({ path: checkpointPath, err: error }, "audit checkpoints could not be read");
+      return false;
     }
+  }
+
+  /** When a rotated file was closed, by its signed rotation checkpoints; this run's last. */
+  function rotatedAt(name: string): string {
+    if (pending.has(name)) return "~";
+    let newest = "";
+    for (const checkpoint of rotations.get(name)?.values() ?? []) {
+      if (checkpoint.time > newest) newest = checkpoint.time;
+    }
+    return newest;
   }
 
   async function appendCheckpoints(checkpoints: Checkpoint[]) {
@@ -198,7 +227,7 @@ export function createFileSink(options: FileSinkOptions): AuditSink {
       for (const [instance, head] of await headsIn(path)) heads.set(instance, head);
     }
     file = { handle, bytes, day: utcDay(bytes > 0 ? info.mtimeMs : Date.now()) };
-    earlierRotations ??= readEarlierRotations().catch((error: unknown) => error ?? "failed");
+    earlierRead ??= readEarlierRotations();
     return file;
   }
 
@@ -223,38 +252,48 @@ export function createFileSink(options: FileSinkOptions): AuditSink {
       file: name,
     }));
     heads.clear();
+    if (rotated.length > 0) pending.add(name);
     return { rotated, retained: await pastRetention() };
   }
 
   /**
-   * The rotation checkpoints of the files retention deletes next. A file waits for a retention
-   * checkpoint of each; one that no rotation checkpoint names (its rotation's was never stored)
-   * is deleted with none, and verify reports its records as missing.
+   * The rotation checkpoints of the files retention deletes next: the oldest, by when they were
+   * closed as their signed rotation checkpoints say, beyond the newest `maxFiles`. A file waits
+   * for a retention checkpoint of each. A file no signed rotation checkpoint names is neither
+   * counted nor deleted (a name or a date on disk vouches for nothing), and is reported once.
    */
   async function pastRetention(): Promise<Checkpoint[]> {
-    const failed = await earlierRotations;
-    if (failed) {
-      // Read again at the next rotation; until then, nothing is deleted.
-      earlierRotations = undefined;
-      logger?.error({ path: checkpointPath, err: failed }, "audit checkpoints could not be read");
+    // Retention counts and orders what earlier runs rotated too: the first rotation after a
+    // start waits for their checkpoints to be read; if that failed, it is tried again next time.
+    earlierRead ??= readEarlierRotations();
+    if (!(await earlierRead)) {
+      earlierRead = undefined;
       return [];
     }
-    const rotated = await rotatedFiles(path);
-    const retained: Checkpoint[] = [];
-    for (const old of rotated.slice(0, Math.max(0, rotated.length - maxFiles))) {
-      if (deletions.some((deletion) => deletion.path === old)) continue;
-      const named = rotations.get(basename(old)) ?? [];
-      if (named.length === 0) {
+    const known: string[] = [];
+    for (const file of await rotatedFiles(path)) {
+      const name = basename(file);
+      if (rotations.has(name) || pending.has(name)) known.push(file);
+      else if (!reportedUnknown.has(file)) {
+        reportedUnknown.add(file);
         logger?.error(
-          { path: old },
-          "audit file deleted by retention with no rotation checkpoint naming it",
+          { path: file },
+          "audit file kept: no rotation checkpoint signed with the audit key names it, so retention neither counts nor deletes it",
         );
       }
-      const waiting = new Map<string, number>();
-      for (const { instance, seq } of named) {
-        waiting.set(instance, Math.max(seq, waiting.get(instance) ?? 0));
-      }
-      deletions.push({ path: old, waiting });
+    }
+    const closedAt = new Map(known.map((file) => [file, rotatedAt(basename(file))]));
+    const at = (file: string) => closedAt.get(file) as string;
+    known.sort((left, right) => (at(left) < at(right) ? -1 : at(left) > at(right) ? 1 : 0));
+    const retained: Checkpoint[] = [];
+    for (const old of known.slice(0, Math.max(0, known.length - maxFiles))) {
+      const name = basename(old);
+      if (pending.has(name) || deletions.some((deletion) => deletion.path === old)) continue;
+      const named = [...(rotations.get(name)?.values() ?? [])];
+      deletions.push({
+        path: old,
+        waiting: new Map(named.map((head) => [head.instance, head.seq])),
+      });
       retained.push(...named);
     }
     await deleteCovered();
@@ -334,8 +373,7 @@ export function createFileSink(options: FileSinkOptions): AuditSink {
     async checkpoint(checkpoint) {
       await file?.handle.datasync();
       await appendCheckpoints([checkpoint]);
-      if (checkpoint.reason === "rotation" && checkpoint.file !== undefined)
-        addRotation(checkpoint);
+      if (addRotation(checkpoint)) pending.delete(checkpoint.file as string);
       if (checkpoint.reason !== "retention") return;
       for (const deletion of deletions) {
         if (
@@ -346,8 +384,11 @@ export function createFileSink(options: FileSinkOptions): AuditSink {
       }
       await deleteCovered();
     },
+    setCheckpointVerifier(verifier) {
+      isSigned = verifier;
+    },
     async close() {
-      await earlierRotations;
+      await earlierRead;
       const current = file;
       file = undefined;
       if (!current) return;

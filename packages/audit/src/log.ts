@@ -232,6 +232,7 @@ export function createAuditLogTakingValues(options: AuditLogOptions): {
   let checkpointTimerAt = Number.POSITIVE_INFINITY;
   let queuedContentChars = 0;
   const stats = { appended: 0, written: 0, lost: 0 };
+  sink.setCheckpointVerifier?.((checkpoint) => isSignedCheckpoint(key, checkpoint));
 
   const losses = createLossReporter(logger, (lost) => ({ instance, lost, totalLost: stats.lost }));
   const contentDrops = createLossReporter(logger, (records) => ({ instance, records }));
@@ -313,10 +314,16 @@ export function createAuditLogTakingValues(options: AuditLogOptions): {
     checkpointTimer.unref();
   }
 
+  /** Rotation heads whose checkpoints could not be stored: tried again with the next report. */
+  let unstoredRotations: FileHead[] = [];
+
   async function checkpointReport(report: SinkReport | undefined) {
-    for (const head of report?.rotated ?? []) {
+    const rotated = [...unstoredRotations, ...(report?.rotated ?? [])];
+    unstoredRotations = [];
+    for (const head of rotated) {
       const stored = await storeCheckpoint(head, "rotation");
-      if (stored && head.instance === instance && head.seq > checkpointedSeq) {
+      if (!stored) unstoredRotations.push(head);
+      else if (head.instance === instance && head.seq > checkpointedSeq) {
         markCovered(head.seq);
         checkpointedAt = performance.now();
       }

@@ -182,6 +182,12 @@ export interface AuditSink {
    * Stores a signed chain head apart from the records, once the records it covers are durable.
    */
   checkpoint(checkpoint: Checkpoint): Promise<void>;
+  /**
+   * The log gives a sink that reads checkpoints back a test of their signature, once, before
+   * its first write: the file sink believes only signed rotation checkpoints when it counts
+   * and deletes rotated files (without it, retention deletes nothing).
+   */
+  setCheckpointVerifier?(isSigned: (checkpoint: Checkpoint) => boolean): void;
   /** Delivers what it holds and releases its files or connections. */
   close(): Promise<void>;
 }

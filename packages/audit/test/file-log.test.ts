@@ -444,6 +444,44 @@ describe("what verify does not take on trust", () => {
     await log.close();
     expect(readFileSync(checkpointFile, "utf8").split("\n").at(-2)).toMatch(/"instance":"gw-9"/);
   });
+
+  it("signs retention only for rotation checkpoints, naming a file, signed with the key", async () => {
+    const head = {
+      instance: "gw-0",
+      seq: 3,
+      mac: "a".repeat(64),
+      file: "audit.2026-12-01.1.jsonl",
+    };
+    const genuine = signCheckpoint(key, head, "rotation");
+    const { file: _file, ...unnamed } = head;
+    const reported = [
+      { ...genuine, sig: "0".repeat(64) },
+      signCheckpoint(key, unnamed, "rotation"),
+      signCheckpoint(key, head, "interval"),
+      genuine,
+    ];
+    const stored: Checkpoint[] = [];
+    const sink: AuditSink = {
+      write: async () => ({ retained: reported }),
+      checkpoint: async (checkpoint) => void stored.push(checkpoint),
+      close: async () => {},
+    };
+    const errors: string[] = [];
+    const log = fileLog(
+      { logger: { info() {}, error: (_object, message) => errors.push(message as string) } },
+      sink,
+    );
+    log.append(entry(1));
+    await log.close();
+    expect(stored.filter((checkpoint) => checkpoint.reason === "retention")).toEqual([
+      expect.objectContaining({ ...head, reason: "retention" }),
+    ]);
+    expect(errors).toEqual(
+      Array(3).fill(
+        "audit rotation checkpoint not signed with this key: retention does not vouch for it",
+      ),
+    );
+  });
 });
 
 describe("rotation and retention", () => {
@@ -515,20 +553,18 @@ describe("rotation and retention", () => {
       .sort((left, right) => Number(left.split(".")[2]) - Number(right.split(".")[2]));
 
   /** gw-1's 60 records in rotated files, then gw-2's one: its rotation deletes the oldest file. */
-  async function retainOldest(logger?: {
-    info(object: object): void;
-    error(object: object, message: string): void;
-  }) {
-    const rotated = rotatedNames();
+  async function retainOldest(
+    logger?: { info(object: object): void; error(object: object, message: string): void },
+    maxFiles = rotatedNames().length,
+  ) {
     const log = createAuditLog({
-      sink: createFileSink({ path, maxBytes: 1, maxFiles: rotated.length, logger }),
+      sink: createFileSink({ path, maxBytes: 1, maxFiles, logger }),
       key,
       instance: "gw-2",
       logger,
     });
     log.append(entry(1));
     await log.close();
-    return rotated;
   }
 
   const lastRecord = (file: string) =>
@@ -569,72 +605,133 @@ describe("rotation and retention", () => {
     expect(report.problems).toEqual([`gw-1: records ${oldestEnd.seq + 1}..60 are missing`]);
   });
 
-  it("keeps a file whose rotation checkpoint is not signed with the key, and says so", async () => {
+  it("counts earlier runs' files only once their rotation checkpoints are read, however many lines that takes", async () => {
     await writeRecords(60, { maxBytes: 2_000, maxFiles: 30 });
     const oldest = rotatedNames()[0] as string;
     const checkpointFile = join(directory, "audit.checkpoints.jsonl");
-    const forged = {
+    // Lines it has to check one by one, before the genuine ones: made-up rotation checkpoints.
+    const madeUp = JSON.stringify({
       instance: "gw-1",
       seq: 60,
-      mac: JSON.parse(lines().at(-1) as string).mac,
+      mac: "0".repeat(64),
       time: new Date().toISOString(),
       reason: "rotation",
       file: oldest,
       sig: "0".repeat(64),
-    };
-    appendFileSync(checkpointFile, `${JSON.stringify(forged)}\n`);
-    const errors: unknown[] = [];
-    await retainOldest({
-      info() {},
-      error: (object, message) => errors.push({ ...object, message }),
     });
-    expect(existsSync(join(directory, oldest))).toBe(true);
-    expect(errors).toEqual([
-      {
-        instance: "gw-1",
-        seq: 60,
-        file: oldest,
-        message:
-          "audit rotation checkpoint not signed with this key: retention does not vouch for it",
-      },
-    ]);
-    // The genuine rotation checkpoint is vouched for; the file waits for the forged one too.
-    const end = lastRecord(join(directory, oldest));
-    expect(retentionCheckpoints()).toEqual([
-      expect.objectContaining({ instance: "gw-1", seq: end.seq, file: oldest }),
-    ]);
-    const { problems } = await verify();
-    expect(problems[0]).toBe("gw-1: a checkpoint at 60 is not signed with this key");
-    expect(problems).toContain(`gw-1: record 1 is past retention (at ${end.seq}) yet still there`);
+    writeFileSync(checkpointFile, `${madeUp}\n`.repeat(30_000) + readFileSync(checkpointFile));
+    await retainOldest();
+    expect(existsSync(join(directory, oldest))).toBe(false);
+    expect(retentionCheckpoints()).toEqual([expect.objectContaining({ file: oldest })]);
   });
 
-  it("deletes a file no rotation checkpoint names without vouching for it: verify reports its records", async () => {
+  it("believes only rotation checkpoints signed with the key, the file's name included", async () => {
     await writeRecords(60, { maxBytes: 2_000, maxFiles: 30 });
-    const [oldest, next] = rotatedNames() as [string, string];
+    const names = rotatedNames();
+    const [oldest, newest] = [names[0] as string, names.at(-1) as string];
+    const oldestEnd = lastRecord(join(directory, oldest)).seq;
     const checkpointFile = join(directory, "audit.checkpoints.jsonl");
-    const kept = readFileSync(checkpointFile, "utf8")
-      .trimEnd()
-      .split("\n")
-      .filter((line) => !line.includes(`"file":"${oldest}"`));
-    writeFileSync(checkpointFile, `${kept.join("\n")}\n`);
-    const errors: unknown[] = [];
-    await retainOldest({
-      info() {},
-      error: (object, message) => errors.push({ ...object, message }),
-    });
-    expect(existsSync(join(directory, oldest))).toBe(false);
-    expect(errors).toEqual([
-      {
-        path: join(directory, oldest),
-        message: "audit file deleted by retention with no rotation checkpoint naming it",
-      },
-    ]);
-    const firstKept = JSON.parse(
-      readFileSync(join(directory, next), "utf8").split("\n")[0] as string,
+    const stored = readFileSync(checkpointFile, "utf8").trimEnd().split("\n");
+    const newestRotation = JSON.parse(
+      stored.find((line) => line.includes(`"file":"${newest}"`)) as string,
     );
-    expect((await verify()).problems).toEqual([
-      `gw-1: records 1..${firstKept.seq - 1} are missing`,
+    const madeUp = {
+      ...newestRotation,
+      seq: 60,
+      mac: lastRecord(path).mac,
+      sig: "0".repeat(64),
+    };
+    // The newest file's genuine checkpoint, made to name the oldest: its sig covers the name.
+    const renamed = { ...newestRotation, file: oldest };
+    const duplicates = Array.from({ length: 500 }, () => stored[0]);
+    appendFileSync(
+      checkpointFile,
+      `${[JSON.stringify({ ...madeUp, file: oldest }), JSON.stringify(renamed), ...duplicates].join("\n")}\n`,
+    );
+    await retainOldest();
+    expect(existsSync(join(directory, oldest))).toBe(false);
+    expect(retentionCheckpoints()).toEqual([
+      expect.objectContaining({ instance: "gw-1", seq: oldestEnd, file: oldest }),
     ]);
+  });
+
+  it("neither counts nor deletes a file no signed rotation checkpoint names, and says so once", async () => {
+    await writeRecords(60, { maxBytes: 2_000, maxFiles: 30 });
+    const names = rotatedNames();
+    // Files made up to push the real ones past retention, dated to sort last or first.
+    const future = join(directory, "audit.2099-01-01.1.jsonl");
+    const past = join(directory, "audit.2000-01-01.1.jsonl");
+    writeFileSync(future, "");
+    writeFileSync(past, "");
+    const errors: unknown[] = [];
+    const logger = {
+      info() {},
+      error: (object: object, message: string) => errors.push({ ...object, message }),
+    };
+    await retainOldest(logger, names.length);
+    // Only the oldest real file went, as maxFiles says.
+    expect(existsSync(join(directory, names[0] as string))).toBe(false);
+    for (const name of names.slice(1)) expect(existsSync(join(directory, name))).toBe(true);
+    expect(existsSync(future) && existsSync(past)).toBe(true);
+    const message =
+      "audit file kept: no rotation checkpoint signed with the audit key names it, so retention neither counts nor deletes it";
+    expect(errors).toEqual([
+      { path: past, message },
+      { path: future, message },
+    ]);
+    expect(retentionCheckpoints()).toHaveLength(1);
+  });
+
+  it("orders files by their signed rotation time, not by the date a name or a file's mtime gives", async () => {
+    await writeRecords(60, { maxBytes: 2_000, maxFiles: 30 });
+    const names = rotatedNames();
+    // The file an earlier run left, backdated: its rotation would name it as the oldest.
+    const yesterday = new Date(Date.now() - 86_400_000);
+    utimesSync(path, yesterday, yesterday);
+    // Two rotations: the day's at the first write, then the size's.
+    await retainOldest(undefined, names.length + 1);
+    const backdated = `audit.${yesterday.toISOString().slice(0, 10)}.1.jsonl`;
+    expect(existsSync(join(directory, backdated))).toBe(true);
+    expect(existsSync(join(directory, names[0] as string))).toBe(false);
+    expect(retentionCheckpoints()).toEqual([
+      expect.objectContaining({ instance: "gw-1", file: names[0] }),
+    ]);
+  });
+
+  it("with maxFiles 0, deletes each file once its rotation checkpoint is stored, never before", async () => {
+    const log = fileLog({ batchSize: 7 }, createFileSink({ path, maxBytes: 2_000, maxFiles: 0 }));
+    for (let index = 1; index <= 60; index += 1) {
+      log.append(entry(index));
+      if (index % 7 === 0) await log.flush();
+    }
+    await log.close();
+    expect(rotatedNames().length).toBeLessThanOrEqual(1);
+    const report = await verify();
+    expect(report.problems).toEqual([]);
+    expect(report.chains[0]?.lastSeq).toBe(60);
+  });
+
+  it("stores a rotation checkpoint that failed again, and retention still vouches for its file", async () => {
+    const inner = createFileSink({ path, maxBytes: 2_000, maxFiles: 1 });
+    let failed = 0;
+    const sink: AuditSink = {
+      ...inner,
+      async checkpoint(checkpoint) {
+        if (checkpoint.reason === "rotation" && failed++ === 0) throw new Error("disk full");
+        return inner.checkpoint(checkpoint);
+      },
+    };
+    const log = fileLog({ batchSize: 7, logger: { info() {}, error() {} } }, sink);
+    for (let index = 1; index <= 60; index += 1) {
+      log.append(entry(index));
+      if (index % 7 === 0) await log.flush();
+    }
+    await log.close();
+    expect(failed).toBeGreaterThan(1);
+    expect(rotatedNames()).toHaveLength(1);
+    const report = await verify();
+    expect(report.problems).toEqual([]);
+    expect(report.chains[0]?.lastSeq).toBe(60);
   });
 
   it("rotates a file left from an earlier day before writing", async () => {

@@ -24,7 +24,9 @@ const fileSchema = z
       .string()
       .min(1)
       .optional()
-      .describe("Where chain checkpoints go. Default: beside path, as <name>.checkpoints.jsonl."),
+      .describe(
+        "Where chain checkpoints go, rotated and deleted with the records. Default: beside path, as <name>.checkpoints.jsonl.",
+      ),
   })
   .describe("Write records to rotated JSON Lines files.");
 

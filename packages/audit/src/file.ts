@@ -23,7 +23,11 @@ export interface FileSinkOptions {
   daily?: boolean;
   /** Rotated files kept; older ones are deleted (a retention checkpoint records it). Default 30. */
   maxFiles?: number;
-  /** Where checkpoints go (JSON Lines). Default: `path` with `.checkpoints` before its extension. */
+  /**
+   * Where checkpoints go (JSON Lines). Default: `path` with `.checkpoints` before its extension.
+   * It is rotated with the records (`audit.checkpoints.2026-12-01.3.jsonl` holds the checkpoints
+   * written while `audit.2026-12-01.3.jsonl` was open), and retention deletes the two together.
+   */
   checkpointPath?: string;
   /** Where a failed rotation is reported (the records are kept; rotation is tried again). */
   logger?: AuditLogger | undefined;
@@ -44,6 +48,12 @@ function defaultCheckpointPath(path: string): string {
 export const fileMode = 0o600;
 
 const utcDay = (time: number) => new Date(time).toISOString().slice(0, 10);
+
+/** `path` rotated: `audit.2026-12-01.3.jsonl` for `audit.jsonl`, day "2026-12-01" and number 3. */
+function rotatedPathOf(path: string, day: string, number: number): string {
+  const extension = extname(path);
+  return `${path.slice(0, path.length - extension.length)}.${day}.${number}${extension}`;
+}
 
 /** The rotated files of `path`, oldest first. */
 async function rotatedFiles(path: string): Promise<string[]> {
@@ -124,6 +134,13 @@ async function* fileLines(path: string): AsyncGenerator<string> {
   }
 }
 
+/** The lines of the checkpoint file and of its rotated files, oldest first. */
+async function* checkpointLines(checkpointPath: string): AsyncGenerator<string> {
+  for (const file of [...(await rotatedFiles(checkpointPath)), checkpointPath]) {
+    yield* fileLines(file);
+  }
+}
+
 /**
  * Appends records to a JSON Lines file, rotated by size and by UTC day into
  * `<name>.<YYYY-MM-DD>.<n><ext>`, keeping `maxFiles` rotated files. A write reports what a
@@ -180,7 +197,7 @@ export function createFileSink(options: FileSinkOptions): AuditSink {
     try {
       const names = new Set((await rotatedFiles(path)).map((name) => basename(name)));
       if (names.size === 0) return true;
-      for await (const line of fileLines(checkpointPath)) {
+      for await (const line of checkpointLines(checkpointPath)) {
         if (!line.includes('"reason":"rotation"')) continue;
         try {
           const checkpoint = JSON.parse(line) as Checkpoint;
@@ -232,18 +249,34 @@ export function createFileSink(options: FileSinkOptions): AuditSink {
   }
 
   async function rotate(current: NonNullable<typeof file>): Promise<SinkReport> {
+    // Retention counts and orders what earlier runs rotated too, and the checkpoint file must
+    // not move while it is read: the first rotation after a start waits for the read.
+    earlierRead ??= readEarlierRotations();
+    const earlierKnown = await earlierRead;
+    if (!earlierKnown) earlierRead = undefined;
     await current.handle.datasync();
     await current.handle.close();
     file = undefined;
-    const extension = extname(path);
-    const stem = path.slice(0, path.length - extension.length);
     let number = 1;
     for (const name of await rotatedFiles(path)) {
       const match = rotatedName.exec(basename(name));
       if (match?.[2] === current.day) number = Math.max(number, Number(match[3]) + 1);
     }
-    const rotatedPath = `${stem}.${current.day}.${number}${extension}`;
+    const rotatedPath = rotatedPathOf(path, current.day, number);
     await rename(path, rotatedPath);
+    // The checkpoints written while the file was open go with it; retention deletes both. What
+    // verify needs of them is in later checkpoints once the file is gone (see deleteCovered).
+    await rename(checkpointPath, rotatedPathOf(checkpointPath, current.day, number)).catch(
+      (error: NodeJS.ErrnoException) => {
+        // They stay in the open checkpoint file, to go with the next rotated file.
+        if (error.code !== "ENOENT") {
+          logger?.error(
+            { path: checkpointPath, err: error },
+            "audit checkpoint file rotation failed",
+          );
+        }
+      },
+    );
     const name = basename(rotatedPath);
     const rotated = [...heads.values()].map(({ instance, seq, mac }) => ({
       instance,
@@ -253,7 +286,8 @@ export function createFileSink(options: FileSinkOptions): AuditSink {
     }));
     heads.clear();
     if (rotated.length > 0) pending.add(name);
-    return { rotated, retained: await pastRetention() };
+    // If the read failed, nothing is deleted until it succeeds at a later rotation.
+    return { rotated, retained: earlierKnown ? await pastRetention() : [] };
   }
 
   /**
@@ -263,13 +297,6 @@ export function createFileSink(options: FileSinkOptions): AuditSink {
    * counted nor deleted (a name or a date on disk vouches for nothing), and is reported once.
    */
   async function pastRetention(): Promise<Checkpoint[]> {
-    // Retention counts and orders what earlier runs rotated too: the first rotation after a
-    // start waits for their checkpoints to be read; if that failed, it is tried again next time.
-    earlierRead ??= readEarlierRotations();
-    if (!(await earlierRead)) {
-      earlierRead = undefined;
-      return [];
-    }
     const known: string[] = [];
     for (const file of await rotatedFiles(path)) {
       const name = basename(file);
@@ -300,13 +327,24 @@ export function createFileSink(options: FileSinkOptions): AuditSink {
     return retained;
   }
 
-  /** Deletes the files whose every chain has its retention checkpoint stored. */
+  /**
+   * Deletes the files whose every chain has its retention checkpoint stored, each with the
+   * checkpoints written while it was open. Those cover only records in it or in files rotated
+   * before it, all gone by then (a run's records fill consecutive files); the newest retention
+   * checkpoint of each chain is written later, into a file kept.
+   */
   async function deleteCovered() {
     for (const deletion of [...deletions]) {
       if (deletion.waiting.size > 0) continue;
-      await unlink(deletion.path).catch((error: NodeJS.ErrnoException) => {
-        if (error.code !== "ENOENT") throw error;
-      });
+      const [, , day, number] = rotatedName.exec(basename(deletion.path)) as RegExpExecArray;
+      for (const gone of [
+        deletion.path,
+        rotatedPathOf(checkpointPath, day as string, Number(number)),
+      ]) {
+        await unlink(gone).catch((error: NodeJS.ErrnoException) => {
+          if (error.code !== "ENOENT") throw error;
+        });
+      }
       deletions.splice(deletions.indexOf(deletion), 1);
       rotations.delete(basename(deletion.path));
     }
@@ -441,7 +479,7 @@ export function createFileSource(
       return seen <= count ? ring : [...ring.slice(seen % count), ...ring.slice(0, seen % count)];
     },
     async *checkpoints() {
-      for await (const line of fileLines(checkpointPath)) {
+      for await (const line of checkpointLines(checkpointPath)) {
         try {
           yield JSON.parse(line) as Checkpoint;
         } catch {

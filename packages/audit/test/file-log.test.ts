@@ -501,6 +501,38 @@ describe("rotation and retention", () => {
     expect(report.chains[0]?.lastSeq).toBe(120);
   });
 
+  it("rotates the checkpoints with the records, and retention deletes them together", async () => {
+    const checkpointFiles = () =>
+      readdirSync(directory).filter((name) => name.startsWith("audit.checkpoints."));
+    await writeRecords(600, { maxBytes: 2_000, maxFiles: 3 });
+    const rotated = rotatedNames();
+    expect(rotated).toHaveLength(3);
+    // One per kept file (the checkpoints written while it was open), and the open one.
+    expect(checkpointFiles().sort()).toEqual(
+      [
+        ...rotated.map((name) => name.replace(/^audit\./, "audit.checkpoints.")),
+        "audit.checkpoints.jsonl",
+      ].sort(),
+    );
+    const checkpoints = checkpointFiles().reduce(
+      (count, name) => count + readFileSync(join(directory, name), "utf8").split("\n").length - 1,
+      0,
+    );
+    expect(checkpoints).toBeLessThan(40);
+    const report = await verify();
+    expect(report.problems).toEqual([]);
+    expect(report.chains[0]?.lastSeq).toBe(600);
+    // The kept checkpoints still catch the newest record removed.
+    const newest = [path, ...rotated.map((name) => join(directory, name)).reverse()].find(
+      (file) => readFileSync(file, "utf8").length > 0,
+    ) as string;
+    const kept = readFileSync(newest, "utf8").trimEnd().split("\n").slice(0, -1);
+    writeFileSync(newest, kept.length > 0 ? `${kept.join("\n")}\n` : "");
+    expect((await verify()).problems).toEqual([
+      "gw-1: the newest records 600..600 are missing (checkpointed)",
+    ]);
+  });
+
   it("retention that deletes every record of an earlier instance is no loss", async () => {
     await writeRecords(20, { maxBytes: 2_000, maxFiles: 2 });
     const log = createAuditLog({

@@ -62,7 +62,7 @@ export const auditSchema = z
       .min(32, "must be at least 32 characters")
       .refine((key) => key.trim().length >= 32, "must be at least 32 characters besides spaces")
       .describe(
-        "The HMAC key of the records' chain, 32 characters or more; `aigw audit verify` needs the same. Give it from the environment (AIGW_AUDIT_KEY).",
+        "The HMAC key of the records' chain, 32 characters or more; `aigw audit verify` needs the same. Give it from the environment (AIGW_AUDIT_KEY), one per store: checkpoints signed under a key are believed by every store that uses it.",
       ),
     instance: z
       .string()

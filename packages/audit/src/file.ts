@@ -26,15 +26,16 @@ export interface FileSinkOptions {
   /**
    * Where checkpoints go (JSON Lines). Default: `path` with `.checkpoints` before its extension.
    * It is rotated with the records (`audit.checkpoints.2026-12-01.3.jsonl` holds the checkpoints
-   * written while `audit.2026-12-01.3.jsonl` was open), and retention deletes the two together.
+   * written while `audit.2026-12-01.3.jsonl` was open), and a rotated one is deleted once it is
+   * older than every rotated record file left.
    */
   checkpointPath?: string;
   /** Where a failed rotation is reported (the records are kept; rotation is tried again). */
   logger?: AuditLogger | undefined;
 }
 
-/** A rotated file's name: `audit.2026-12-01.3.jsonl` for `audit.jsonl`. */
-const rotatedName = /^(.*)\.(\d{4}-\d{2}-\d{2})\.(\d+)(\.[^.]*)?$/;
+/** A rotated file's name: `audit.2026-12-01.3.jsonl` for `audit.jsonl` (up to 9 digits). */
+const rotatedName = /^(.*)\.(\d{4}-\d{2}-\d{2})\.(\d{1,9})(\.[^.]*)?$/;
 
 function defaultCheckpointPath(path: string): string {
   const extension = extname(path);
@@ -55,8 +56,22 @@ function rotatedPathOf(path: string, day: string, number: number): string {
   return `${path.slice(0, path.length - extension.length)}.${day}.${number}${extension}`;
 }
 
+interface RotatedFile {
+  path: string;
+  day: string;
+  number: number;
+}
+
+const isOlder = (left: RotatedFile, right: RotatedFile) =>
+  left.day === right.day ? left.number < right.number : left.day < right.day;
+
 /** The rotated files of `path`, oldest first. */
 async function rotatedFiles(path: string): Promise<string[]> {
+  return (await rotatedFilesOf(path)).map((file) => file.path);
+}
+
+/** The rotated files of `path` with their day and number, oldest first by name. */
+async function rotatedFilesOf(path: string): Promise<RotatedFile[]> {
   const directory = dirname(path);
   const extension = extname(path);
   const stem = basename(path, extension);
@@ -66,17 +81,18 @@ async function rotatedFiles(path: string): Promise<string[]> {
   } catch {
     return [];
   }
-  const found: { name: string; day: string; number: number }[] = [];
+  const found: RotatedFile[] = [];
   for (const name of names) {
     const match = rotatedName.exec(name);
     if (match && match[1] === stem && (match[4] ?? "") === extension) {
-      found.push({ name, day: match[2] as string, number: Number(match[3]) });
+      found.push({
+        path: join(directory, name),
+        day: match[2] as string,
+        number: Number(match[3]),
+      });
     }
   }
-  found.sort((left, right) =>
-    left.day === right.day ? left.number - right.number : left.day < right.day ? -1 : 1,
-  );
-  return found.map(({ name }) => join(directory, name));
+  return found.sort((left, right) => (isOlder(left, right) ? -1 : isOlder(right, left) ? 1 : 0));
 }
 
 const newline = 0x0a;
@@ -128,7 +144,9 @@ async function* fileLines(path: string): AsyncGenerator<string> {
       if (line !== "") yield line;
     }
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+    // Gone, or a directory where a file was expected: nothing to read.
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code !== "ENOENT" && code !== "EISDIR") throw error;
   } finally {
     input.destroy();
   }
@@ -166,8 +184,8 @@ export function createFileSink(options: FileSinkOptions): AuditSink {
    * those of earlier runs read once. Duplicates take no room.
    */
   const rotations = new Map<string, Map<string, Checkpoint>>();
-  /** Files this run rotated whose rotation checkpoints the log has yet to store. */
-  const pending = new Set<string>();
+  /** Files this run rotated, each with the instances whose rotation checkpoints are awaited. */
+  const pending = new Map<string, Set<string>>();
   /** Reading earlier runs' rotation checkpoints, from the first open: whether it succeeded. */
   let earlierRead: Promise<boolean> | undefined;
   /** Rotated files nothing vouches for, already reported. */
@@ -285,7 +303,7 @@ export function createFileSink(options: FileSinkOptions): AuditSink {
       file: name,
     }));
     heads.clear();
-    if (rotated.length > 0) pending.add(name);
+    if (rotated.length > 0) pending.set(name, new Set(rotated.map((head) => head.instance)));
     // If the read failed, nothing is deleted until it succeeds at a later rotation.
     return { rotated, retained: earlierKnown ? await pastRetention() : [] };
   }
@@ -328,26 +346,48 @@ export function createFileSink(options: FileSinkOptions): AuditSink {
   }
 
   /**
-   * Deletes the files whose every chain has its retention checkpoint stored, each with the
-   * checkpoints written while it was open. Those cover only records in it or in files rotated
-   * before it, all gone by then (a run's records fill consecutive files); the newest retention
-   * checkpoint of each chain is written later, into a file kept.
+   * Deletes the files whose every chain has its retention checkpoint stored, then the rotated
+   * checkpoint files older than every rotated record file left. A failed deletion is logged
+   * and tried again later.
    */
   async function deleteCovered() {
+    let deleted = false;
     for (const deletion of [...deletions]) {
       if (deletion.waiting.size > 0) continue;
-      const [, , day, number] = rotatedName.exec(basename(deletion.path)) as RegExpExecArray;
-      for (const gone of [
-        deletion.path,
-        rotatedPathOf(checkpointPath, day as string, Number(number)),
-      ]) {
-        await unlink(gone).catch((error: NodeJS.ErrnoException) => {
-          if (error.code !== "ENOENT") throw error;
-        });
-      }
+      if (!(await removed(deletion.path))) continue;
       deletions.splice(deletions.indexOf(deletion), 1);
       rotations.delete(basename(deletion.path));
+      deleted = true;
     }
+    if (deleted) await deleteOldCheckpoints();
+  }
+
+  /**
+   * What verify needs of a rotated checkpoint file is written at or after the records it
+   * covers: in it only for records in its record file (same day and number) or older ones.
+   * So a checkpoint file older than every rotated record file left covers none of them, and
+   * the newest retention checkpoint of each chain is in a newer one. A record file kept out of
+   * order (one no signed rotation checkpoint names) holds back the deletion of newer ones.
+   */
+  async function deleteOldCheckpoints() {
+    const [oldest] = await rotatedFilesOf(path);
+    for (const checkpoints of await rotatedFilesOf(checkpointPath)) {
+      if (oldest && !isOlder(checkpoints, oldest)) break;
+      await removed(checkpoints.path);
+    }
+  }
+
+  /** Deletes a file; whether it is gone. */
+  async function removed(target: string): Promise<boolean> {
+    try {
+      await unlink(target);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "ENOENT") {
+        logger?.error({ path: target, err: error }, "audit retention could not delete a file");
+        return false;
+      }
+    }
+    return true;
   }
 
   /** Rotation reports not yet handed to the log. */
@@ -411,7 +451,11 @@ export function createFileSink(options: FileSinkOptions): AuditSink {
     async checkpoint(checkpoint) {
       await file?.handle.datasync();
       await appendCheckpoints([checkpoint]);
-      if (addRotation(checkpoint)) pending.delete(checkpoint.file as string);
+      if (addRotation(checkpoint)) {
+        const awaited = pending.get(checkpoint.file as string);
+        awaited?.delete(checkpoint.instance);
+        if (awaited?.size === 0) pending.delete(checkpoint.file as string);
+      }
       if (checkpoint.reason !== "retention") return;
       for (const deletion of deletions) {
         if (

@@ -314,7 +314,7 @@ export function createAuditLogTakingValues(options: AuditLogOptions): {
     checkpointTimer.unref();
   }
 
-  /** Rotation heads whose checkpoints could not be stored: tried again with the next report. */
+  /** Rotation heads whose checkpoints could not be stored: tried again with the next report, or at close. */
   let unstoredRotations: FileHead[] = [];
 
   async function checkpointReport(report: SinkReport | undefined) {
@@ -462,6 +462,7 @@ export function createAuditLogTakingValues(options: AuditLogOptions): {
       checkpointTimer = undefined;
       try {
         await log.flush();
+        await checkpointReport(undefined);
         await checkpoint("shutdown");
         await sink.close();
       } finally {

@@ -2,6 +2,7 @@ import { createSecretKey, generateKeyPairSync } from "node:crypto";
 import {
   appendFileSync,
   existsSync,
+  mkdirSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
@@ -504,7 +505,11 @@ describe("rotation and retention", () => {
   it("rotates the checkpoints with the records, and retention deletes them together", async () => {
     const checkpointFiles = () =>
       readdirSync(directory).filter((name) => name.startsWith("audit.checkpoints."));
+    // Left by a crash between deleting a record file and its checkpoints: goes at the next.
+    const orphan = join(directory, "audit.checkpoints.2000-01-01.1.jsonl");
+    writeFileSync(orphan, "{}\n");
     await writeRecords(600, { maxBytes: 2_000, maxFiles: 3 });
+    expect(existsSync(orphan)).toBe(false);
     const rotated = rotatedNames();
     expect(rotated).toHaveLength(3);
     // One per kept file (the checkpoints written while it was open), and the open one.
@@ -531,6 +536,144 @@ describe("rotation and retention", () => {
     expect((await verify()).problems).toEqual([
       "gw-1: the newest records 600..600 are missing (checkpointed)",
     ]);
+  });
+
+  it("keeps the checkpoints a file kept out of order needs: one closed by a crash before its rotation checkpoint", async () => {
+    await writeRecords(60, { maxBytes: 2_000, maxFiles: 30 });
+    const newest = rotatedNames().at(-1) as string;
+    const checkpointFile = join(directory, "audit.checkpoints.jsonl");
+    // The crash came after the record file's rename: its checkpoints were not renamed, and its
+    // rotation checkpoint was never stored.
+    const segment = join(directory, newest.replace(/^audit\./, "audit.checkpoints."));
+    const unrenamed = `${readFileSync(segment, "utf8")}${readFileSync(checkpointFile, "utf8")}`;
+    rmSync(segment);
+    writeFileSync(
+      checkpointFile,
+      unrenamed
+        .split("\n")
+        .filter((line) => !line.includes(`"file":"${newest}"`))
+        .join("\n"),
+    );
+    const errors: unknown[] = [];
+    const logger = {
+      info() {},
+      error: (object: object, message?: string) => errors.push({ ...object, message }),
+    };
+    const log = createAuditLog({
+      sink: createFileSink({ path, maxBytes: 2_000, maxFiles: 2, logger }),
+      key,
+      instance: "gw-2",
+      batchSize: 7,
+      logger,
+    });
+    for (let index = 1; index <= 100; index += 1) log.append(entry(index));
+    await log.close();
+    expect(existsSync(join(directory, newest))).toBe(true);
+    expect(errors).toHaveLength(1);
+    // Nothing reads as missing: the kept file's records show as outliving the retention of
+    // the newer files around them, which is what happened.
+    const { problems } = await verify();
+    const kept = readFileSync(join(directory, newest), "utf8").trimEnd().split("\n");
+    expect(problems).toEqual(
+      kept.map(
+        (line) => `gw-1: record ${JSON.parse(line).seq} is past retention (at 60) yet still there`,
+      ),
+    );
+  });
+
+  it("waits for every instance's rotation checkpoint, tried again at close if need be", async () => {
+    // gw-1's records, then gw-2's in the same file: its rotation names two heads.
+    await writeRecords(3);
+    const inner = createFileSink({ path, maxBytes: 2_000, maxFiles: 0 });
+    let failures = 0;
+    const sink: AuditSink = {
+      ...inner,
+      async checkpoint(checkpoint) {
+        if (checkpoint.reason === "rotation" && checkpoint.instance === "gw-1" && failures < 2) {
+          failures += 1;
+          throw new Error("disk full");
+        }
+        return inner.checkpoint(checkpoint);
+      },
+    };
+    const log = createAuditLog({
+      sink,
+      key,
+      instance: "gw-2",
+      batchSize: 7,
+      logger: { info() {}, error() {} },
+    });
+    for (let index = 1; index <= 40; index += 1) {
+      log.append(entry(index));
+      if (index % 7 === 0) await log.flush();
+    }
+    await log.close();
+    expect(failures).toBe(2);
+    const report = await verify();
+    expect(report.problems).toEqual([]);
+    expect(report.chains.map((chain) => chain.instance)).toEqual(["gw-2"]);
+    // A failure at the last rotation before close: stored by close.
+    const last = createFileSink({ path, maxBytes: 1, maxFiles: 10 });
+    let failed = false;
+    const closing = createAuditLog({
+      sink: {
+        ...last,
+        async checkpoint(checkpoint) {
+          if (checkpoint.reason === "rotation" && checkpoint.instance === "gw-3" && !failed) {
+            failed = true;
+            throw new Error("disk full");
+          }
+          return last.checkpoint(checkpoint);
+        },
+      },
+      key,
+      instance: "gw-3",
+      logger: { info() {}, error() {} },
+    });
+    closing.append(entry(1));
+    await closing.close();
+    const rotation = readFileSync(join(directory, "audit.checkpoints.jsonl"), "utf8")
+      .trimEnd()
+      .split("\n")
+      .map((line) => JSON.parse(line) as Checkpoint)
+      .filter((checkpoint) => checkpoint.reason === "rotation" && checkpoint.instance === "gw-3");
+    expect(failed).toBe(true);
+    expect(rotation).toHaveLength(1);
+  });
+
+  it("goes on when retention cannot delete a file, and ignores names no rotation of its makes", async () => {
+    const planted = join(directory, "audit.checkpoints.2000-01-01.1.jsonl");
+    mkdirSync(planted);
+    const today = new Date().toISOString().slice(0, 10);
+    const huge = join(directory, `audit.${today}.9007199254740993.jsonl`);
+    writeFileSync(huge, "");
+    const errors: unknown[] = [];
+    const logger = {
+      info() {},
+      error: (object: object, message?: string) => errors.push({ ...object, message }),
+    };
+    const log = fileLog(
+      { batchSize: 7, logger },
+      createFileSink({ path, maxBytes: 2_000, maxFiles: 2, logger }),
+    );
+    for (let index = 1; index <= 100; index += 1) {
+      log.append(entry(index));
+      if (index % 7 === 0) await log.flush();
+    }
+    await log.close();
+    expect(errors).toContainEqual(
+      expect.objectContaining({
+        path: planted,
+        message: "audit retention could not delete a file",
+      }),
+    );
+    expect(
+      errors.filter((error) => (error as { message: string }).message.includes("rotation failed")),
+    ).toEqual([]);
+    expect(rotatedNames().filter((name) => !name.includes("9007199254740993"))).toHaveLength(2);
+    const report = await verify();
+    expect(report.problems).toEqual([]);
+    expect(report.chains[0]).toMatchObject({ instance: "gw-1", lastSeq: 100 });
   });
 
   it("retention that deletes every record of an earlier instance is no loss", async () => {

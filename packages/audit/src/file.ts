@@ -97,6 +97,9 @@ async function rotatedFilesOf(path: string): Promise<RotatedFile[]> {
 
 const newline = 0x0a;
 
+/** Rotation numbers have at most 9 digits: a file named with the highest stops that day's. */
+const maxRotationNumber = 999_999_999;
+
 /** Ends a last line a crash or a failed write left without its newline; the bytes added. */
 async function endTornLine(handle: FileHandle, size: number): Promise<number> {
   if (size === 0) return 0;
@@ -184,12 +187,17 @@ export function createFileSink(options: FileSinkOptions): AuditSink {
    * those of earlier runs read once. Duplicates take no room.
    */
   const rotations = new Map<string, Map<string, Checkpoint>>();
-  /** Files this run rotated, each with the instances whose rotation checkpoints are awaited. */
-  const pending = new Map<string, Set<string>>();
+  /**
+   * Files this run rotated whose rotation checkpoints are awaited: when each was closed, and
+   * the instances still awaited.
+   */
+  const pending = new Map<string, { time: string; awaited: Set<string> }>();
+  /** Files this run rotated: the instances in them are those their rotations name. */
+  const rotatedHere = new Set<string>();
   /** Reading earlier runs' rotation checkpoints, from the first open: whether it succeeded. */
   let earlierRead: Promise<boolean> | undefined;
-  /** Rotated files nothing vouches for, already reported. */
-  const reportedUnknown = new Set<string>();
+  /** Rotated files retention keeps because nothing vouches for some of them, reported once. */
+  const unvouched = new Set<string>();
   /** Rotated files past retention, each waiting for its chains' retention checkpoints. */
   const deletions: { path: string; waiting: Map<string, number> }[] = [];
 
@@ -231,9 +239,10 @@ export function createFileSink(options: FileSinkOptions): AuditSink {
     }
   }
 
-  /** When a rotated file was closed, by its signed rotation checkpoints; this run's last. */
+  /** When a rotated file was closed, as its signed rotation checkpoints (or this run) say. */
   function rotatedAt(name: string): string {
-    if (pending.has(name)) return "~";
+    const awaiting = pending.get(name);
+    if (awaiting) return awaiting.time;
     let newest = "";
     for (const checkpoint of rotations.get(name)?.values() ?? []) {
       if (checkpoint.time > newest) newest = checkpoint.time;
@@ -272,14 +281,21 @@ export function createFileSink(options: FileSinkOptions): AuditSink {
     earlierRead ??= readEarlierRotations();
     const earlierKnown = await earlierRead;
     if (!earlierKnown) earlierRead = undefined;
+    // A number above any record or checkpoint file of that day has: a rename replaces what it
+    // finds, and files are read back in the order of their numbers.
+    let number = 1;
+    for (const rotated of [
+      ...(await rotatedFilesOf(path)),
+      ...(await rotatedFilesOf(checkpointPath)),
+    ]) {
+      if (rotated.day === current.day) number = Math.max(number, rotated.number + 1);
+    }
+    if (number > maxRotationNumber) {
+      throw new Error(`no rotation number is left for ${current.day}: a file takes the highest`);
+    }
     await current.handle.datasync();
     await current.handle.close();
     file = undefined;
-    let number = 1;
-    for (const name of await rotatedFiles(path)) {
-      const match = rotatedName.exec(basename(name));
-      if (match?.[2] === current.day) number = Math.max(number, Number(match[3]) + 1);
-    }
     const rotatedPath = rotatedPathOf(path, current.day, number);
     await rename(path, rotatedPath);
     // The checkpoints written while the file was open go with it; retention deletes both. What
@@ -296,14 +312,19 @@ export function createFileSink(options: FileSinkOptions): AuditSink {
       },
     );
     const name = basename(rotatedPath);
+    const time = new Date().toISOString();
     const rotated = [...heads.values()].map(({ instance, seq, mac }) => ({
       instance,
       seq,
       mac,
       file: name,
+      time,
     }));
     heads.clear();
-    if (rotated.length > 0) pending.set(name, new Set(rotated.map((head) => head.instance)));
+    rotatedHere.add(name);
+    if (rotated.length > 0) {
+      pending.set(name, { time, awaited: new Set(rotated.map((head) => head.instance)) });
+    }
     // If the read failed, nothing is deleted until it succeeds at a later rotation.
     return { rotated, retained: earlierKnown ? await pastRetention() : [] };
   }
@@ -311,21 +332,16 @@ export function createFileSink(options: FileSinkOptions): AuditSink {
   /**
    * The rotation checkpoints of the files retention deletes next: the oldest, by when they were
    * closed as their signed rotation checkpoints say, beyond the newest `maxFiles`. A file waits
-   * for a retention checkpoint of each. A file no signed rotation checkpoint names is neither
-   * counted nor deleted (a name or a date on disk vouches for nothing), and is reported once.
+   * for a retention checkpoint of each. A file that no signed rotation checkpoint names, or
+   * that holds records of an instance none names, is kept (a name, a date or a line on disk
+   * vouches for nothing), and reported once.
    */
   async function pastRetention(): Promise<Checkpoint[]> {
     const known: string[] = [];
     for (const file of await rotatedFiles(path)) {
       const name = basename(file);
       if (rotations.has(name) || pending.has(name)) known.push(file);
-      else if (!reportedUnknown.has(file)) {
-        reportedUnknown.add(file);
-        logger?.error(
-          { path: file },
-          "audit file kept: no rotation checkpoint signed with the audit key names it, so retention neither counts nor deletes it",
-        );
-      }
+      else keep(file);
     }
     const closedAt = new Map(known.map((file) => [file, rotatedAt(basename(file))]));
     const at = (file: string) => closedAt.get(file) as string;
@@ -333,16 +349,34 @@ export function createFileSink(options: FileSinkOptions): AuditSink {
     const retained: Checkpoint[] = [];
     for (const old of known.slice(0, Math.max(0, known.length - maxFiles))) {
       const name = basename(old);
-      if (pending.has(name) || deletions.some((deletion) => deletion.path === old)) continue;
-      const named = [...(rotations.get(name)?.values() ?? [])];
+      if (pending.has(name) || unvouched.has(old)) continue;
+      if (deletions.some((deletion) => deletion.path === old)) continue;
+      const named = rotations.get(name) as Map<string, Checkpoint>;
+      // An earlier run's file: all its instances must be named (one's store may have failed).
+      if (!rotatedHere.has(name)) {
+        const unnamed = [...(await headsIn(old)).keys()].filter((each) => !named.has(each));
+        if (unnamed.length > 0) {
+          keep(old, unnamed);
+          continue;
+        }
+      }
       deletions.push({
         path: old,
-        waiting: new Map(named.map((head) => [head.instance, head.seq])),
+        waiting: new Map([...named.values()].map((head) => [head.instance, head.seq])),
       });
-      retained.push(...named);
+      retained.push(...named.values());
     }
     await deleteCovered();
     return retained;
+  }
+
+  function keep(file: string, instances?: string[]) {
+    if (unvouched.has(file)) return;
+    unvouched.add(file);
+    logger?.error(
+      { path: file, ...(instances && { instances }) },
+      "audit file kept: no rotation checkpoint signed with the audit key vouches for it (or for the instances listed); retention keeps it, and the checkpoint files after it, until it is removed",
+    );
   }
 
   /**
@@ -368,6 +402,7 @@ export function createFileSink(options: FileSinkOptions): AuditSink {
    * So a checkpoint file older than every rotated record file left covers none of them, and
    * the newest retention checkpoint of each chain is in a newer one. A record file kept out of
    * order (one no signed rotation checkpoint names) holds back the deletion of newer ones.
+   * Name order is time order as long as the clock is not set back across a UTC day.
    */
   async function deleteOldCheckpoints() {
     const [oldest] = await rotatedFilesOf(path);
@@ -452,9 +487,9 @@ export function createFileSink(options: FileSinkOptions): AuditSink {
       await file?.handle.datasync();
       await appendCheckpoints([checkpoint]);
       if (addRotation(checkpoint)) {
-        const awaited = pending.get(checkpoint.file as string);
-        awaited?.delete(checkpoint.instance);
-        if (awaited?.size === 0) pending.delete(checkpoint.file as string);
+        const awaiting = pending.get(checkpoint.file as string);
+        awaiting?.awaited.delete(checkpoint.instance);
+        if (awaiting?.awaited.size === 0) pending.delete(checkpoint.file as string);
       }
       if (checkpoint.reason !== "retention") return;
       for (const deletion of deletions) {

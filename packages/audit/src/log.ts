@@ -21,7 +21,6 @@ import type {
   AuditSink,
   ChainHead,
   Checkpoint,
-  FileHead,
   SinkReport,
 } from "./types.js";
 
@@ -243,15 +242,19 @@ export function createAuditLogTakingValues(options: AuditLogOptions): {
   }
 
   /** Signs and stores a chain head: this log's own, or one a sink reported. */
-  async function storeCheckpoint(head: ChainHead | FileHead, reason: Checkpoint["reason"]) {
-    const checkpoint = signCheckpoint(key, head, reason);
+  function storeCheckpoint(head: ChainHead, reason: Checkpoint["reason"]) {
+    return storeSigned(signCheckpoint(key, head, reason));
+  }
+
+  /** Stores a signed checkpoint; whether it could. */
+  async function storeSigned(checkpoint: Checkpoint) {
     try {
       await sink.checkpoint(checkpoint);
       logger?.info({ auditCheckpoint: checkpoint }, "audit checkpoint");
       return true;
     } catch (error) {
       logger?.error(
-        { instance: head.instance, seq: head.seq, err: error },
+        { instance: checkpoint.instance, seq: checkpoint.seq, err: error },
         "audit checkpoint failed",
       );
       return false;
@@ -314,14 +317,20 @@ export function createAuditLogTakingValues(options: AuditLogOptions): {
     checkpointTimer.unref();
   }
 
-  /** Rotation heads whose checkpoints could not be stored: tried again with the next report, or at close. */
-  let unstoredRotations: FileHead[] = [];
+  /**
+   * Rotation checkpoints that could not be stored: the same ones are tried again with the next
+   * report, and at close, so that each keeps the time its file was closed.
+   */
+  let unstoredRotations: Checkpoint[] = [];
 
   async function checkpointReport(report: SinkReport | undefined) {
-    const rotated = [...unstoredRotations, ...(report?.rotated ?? [])];
+    const rotations = [
+      ...unstoredRotations,
+      ...(report?.rotated ?? []).map((head) => signCheckpoint(key, head, "rotation", head.time)),
+    ];
     unstoredRotations = [];
-    for (const head of rotated) {
-      const stored = await storeCheckpoint(head, "rotation");
+    for (const head of rotations) {
+      const stored = await storeSigned(head);
       if (!stored) unstoredRotations.push(head);
       else if (head.instance === instance && head.seq > checkpointedSeq) {
         markCovered(head.seq);

@@ -138,10 +138,12 @@ export interface ChainHead {
   mac: string;
 }
 
-/** The newest record of an instance in a file. */
+/** The newest record of an instance in a rotated file. */
 export interface FileHead extends ChainHead {
   /** The file's name, without its directory. */
   file: string;
+  /** When the file was closed (ISO 8601, UTC): the rotation checkpoint's `time`. */
+  time: string;
 }
 
 /**

@@ -502,7 +502,7 @@ describe("rotation and retention", () => {
     expect(report.chains[0]?.lastSeq).toBe(120);
   });
 
-  it("rotates the checkpoints with the records, and retention deletes them together", async () => {
+  it("rotates the checkpoints with the records, and deletes them once older than every record file left", async () => {
     const checkpointFiles = () =>
       readdirSync(directory).filter((name) => name.startsWith("audit.checkpoints."));
     // Left by a crash between deleting a record file and its checkpoints: goes at the next.
@@ -641,12 +641,131 @@ describe("rotation and retention", () => {
     expect(rotation).toHaveLength(1);
   });
 
-  it("goes on when retention cannot delete a file, and ignores names no rotation of its makes", async () => {
+  it("keeps an earlier run's file holding an instance no signed rotation checkpoint names", async () => {
+    await writeRecords(3);
+    // gw-2 writes on in gw-1's file, and never gets its own rotation checkpoint stored.
+    const inner = createFileSink({ path, maxBytes: 2_000, maxFiles: 10 });
+    const failing = createAuditLog({
+      sink: {
+        ...inner,
+        async checkpoint(checkpoint) {
+          if (checkpoint.reason === "rotation" && checkpoint.instance === "gw-2") {
+            throw new Error("disk full");
+          }
+          return inner.checkpoint(checkpoint);
+        },
+      },
+      key,
+      instance: "gw-2",
+      batchSize: 7,
+      logger: { info() {}, error() {} },
+    });
+    for (let index = 1; index <= 10; index += 1) failing.append(entry(index));
+    await failing.close();
+    const [first] = rotatedNames() as [string];
+    const errors: unknown[] = [];
+    const logger = {
+      info() {},
+      error: (object: object, message?: string) => errors.push({ ...object, message }),
+    };
+    const log = createAuditLog({
+      sink: createFileSink({ path, maxBytes: 2_000, maxFiles: 1, logger }),
+      key,
+      instance: "gw-3",
+      batchSize: 7,
+      logger,
+    });
+    for (let index = 1; index <= 60; index += 1) {
+      log.append(entry(index));
+      if (index % 7 === 0) await log.flush();
+    }
+    await log.close();
+    expect(existsSync(join(directory, first))).toBe(true);
+    expect(errors).toContainEqual(
+      expect.objectContaining({ path: join(directory, first), instances: ["gw-2"] }),
+    );
+    expect((await verify()).problems.filter((problem) => problem.includes("missing"))).toEqual([]);
+  });
+
+  it("keeps the order of files whose rotation checkpoints were stored late", async () => {
+    const inner = createFileSink({ path, maxBytes: 1, maxFiles: 2 });
+    let failures = 0;
+    const log = fileLog(
+      { batchSize: 1, logger: { info() {}, error() {} } },
+      {
+        ...inner,
+        async checkpoint(checkpoint) {
+          if (checkpoint.reason === "rotation" && checkpoint.seq === 1 && failures < 2) {
+            failures += 1;
+            throw new Error("disk full");
+          }
+          return inner.checkpoint(checkpoint);
+        },
+      },
+    );
+    const numbers = () => rotatedNames().map((name) => Number(name.split(".")[2]));
+    for (let index = 1; index <= 21; index += 1) {
+      log.append(entry(index));
+      await log.flush();
+      // Never a newer file deleted while an older one is kept.
+      const kept = numbers();
+      expect(kept).toEqual(kept.map((_, offset) => (kept[0] as number) + offset));
+    }
+    await log.close();
+    expect(failures).toBe(2);
+    const report = await verify();
+    expect(report.problems).toEqual([]);
+    expect(report.chains[0]?.lastSeq).toBe(21);
+  });
+
+  it("takes no rotation number a checkpoint file left behind has, so that it goes as the oldest", async () => {
+    const today = new Date().toISOString().slice(0, 10);
+    // Checkpoints whose record file is gone, of an instance whose records are gone too.
+    const stale = signCheckpoint(
+      key,
+      { instance: "gw-0", seq: 5, mac: "a".repeat(64) },
+      "interval",
+    );
+    writeFileSync(
+      join(directory, `audit.checkpoints.${today}.5.jsonl`),
+      `${JSON.stringify(stale)}\n`,
+    );
+    const log = fileLog({ batchSize: 1 }, createFileSink({ path, maxBytes: 1, maxFiles: 2 }));
+    for (let index = 1; index <= 3; index += 1) {
+      log.append(entry(index));
+      await log.flush();
+    }
+    await log.close();
+    expect(rotatedNames()).toEqual([`audit.${today}.7.jsonl`, `audit.${today}.8.jsonl`]);
+    expect(existsSync(join(directory, `audit.checkpoints.${today}.5.jsonl`))).toBe(false);
+    expect((await verify()).problems).toEqual([]);
+  });
+
+  it("stops rotating for the day rather than reuse a name, when a file takes the highest number", async () => {
+    const today = new Date().toISOString().slice(0, 10);
+    writeFileSync(join(directory, `audit.${today}.999999999.jsonl`), "");
+    const errors: string[] = [];
+    const logger = {
+      info() {},
+      error: (_object: object, message?: string) => errors.push(message as string),
+    };
+    const log = fileLog(
+      { batchSize: 7, logger },
+      createFileSink({ path, maxBytes: 2_000, logger }),
+    );
+    for (let index = 1; index <= 30; index += 1) log.append(entry(index));
+    await log.close();
+    expect(errors[0]).toBe("audit file rotation failed");
+    expect(lines()).toHaveLength(30);
+    expect((await verify()).problems).toEqual([]);
+  });
+
+  it("goes on when retention cannot delete a file, and never rotates onto a name in use", async () => {
     const planted = join(directory, "audit.checkpoints.2000-01-01.1.jsonl");
     mkdirSync(planted);
     const today = new Date().toISOString().slice(0, 10);
-    const huge = join(directory, `audit.${today}.9007199254740993.jsonl`);
-    writeFileSync(huge, "");
+    // A name no rotation makes, ignored.
+    writeFileSync(join(directory, `audit.${today}.9007199254740993.jsonl`), "");
     const errors: unknown[] = [];
     const logger = {
       info() {},
@@ -670,7 +789,8 @@ describe("rotation and retention", () => {
     expect(
       errors.filter((error) => (error as { message: string }).message.includes("rotation failed")),
     ).toEqual([]);
-    expect(rotatedNames().filter((name) => !name.includes("9007199254740993"))).toHaveLength(2);
+    const made = rotatedNames().filter((name) => !name.includes("9007199254740993"));
+    expect(made).toHaveLength(2);
     const report = await verify();
     expect(report.problems).toEqual([]);
     expect(report.chains[0]).toMatchObject({ instance: "gw-1", lastSeq: 100 });
@@ -849,7 +969,7 @@ describe("rotation and retention", () => {
     for (const name of names.slice(1)) expect(existsSync(join(directory, name))).toBe(true);
     expect(existsSync(future) && existsSync(past)).toBe(true);
     const message =
-      "audit file kept: no rotation checkpoint signed with the audit key names it, so retention neither counts nor deletes it";
+      "audit file kept: no rotation checkpoint signed with the audit key vouches for it (or for the instances listed); retention keeps it, and the checkpoint files after it, until it is removed";
     expect(errors).toEqual([
       { path: past, message },
       { path: future, message },

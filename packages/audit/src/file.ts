@@ -97,7 +97,7 @@ async function rotatedFilesOf(path: string): Promise<RotatedFile[]> {
 
 const newline = 0x0a;
 
-/** Rotation numbers have at most 9 digits: a file named with the highest stops that day's. */
+/** Rotation numbers have at most 9 digits: a file named with the highest uses up its day. */
 const maxRotationNumber = 999_999_999;
 
 /** Ends a last line a crash or a failed write left without its newline; the bytes added. */
@@ -281,26 +281,32 @@ export function createFileSink(options: FileSinkOptions): AuditSink {
     earlierRead ??= readEarlierRotations();
     const earlierKnown = await earlierRead;
     if (!earlierKnown) earlierRead = undefined;
-    // A number above any record or checkpoint file of that day has: a rename replaces what it
-    // finds, and files are read back in the order of their numbers.
-    let number = 1;
-    for (const rotated of [
-      ...(await rotatedFilesOf(path)),
-      ...(await rotatedFilesOf(checkpointPath)),
-    ]) {
-      if (rotated.day === current.day) number = Math.max(number, rotated.number + 1);
+    // A number above any record or checkpoint file of the day has: a rename replaces what it
+    // finds, and files are read back in the order of their names. A day whose numbers a file
+    // has used up gives way to today.
+    const taken = [...(await rotatedFilesOf(path)), ...(await rotatedFilesOf(checkpointPath))];
+    const nextNumber = (day: string) =>
+      taken.reduce(
+        (next, rotated) => (rotated.day === day ? Math.max(next, rotated.number + 1) : next),
+        1,
+      );
+    let day = current.day;
+    let number = nextNumber(day);
+    if (number > maxRotationNumber) {
+      day = utcDay(Date.now());
+      number = nextNumber(day);
     }
     if (number > maxRotationNumber) {
-      throw new Error(`no rotation number is left for ${current.day}: a file takes the highest`);
+      throw new Error(`no rotation number is left for ${day}: a file takes the highest`);
     }
     await current.handle.datasync();
     await current.handle.close();
     file = undefined;
-    const rotatedPath = rotatedPathOf(path, current.day, number);
+    const rotatedPath = rotatedPathOf(path, day, number);
     await rename(path, rotatedPath);
     // The checkpoints written while the file was open go with it; retention deletes both. What
     // verify needs of them is in later checkpoints once the file is gone (see deleteCovered).
-    await rename(checkpointPath, rotatedPathOf(checkpointPath, current.day, number)).catch(
+    await rename(checkpointPath, rotatedPathOf(checkpointPath, day, number)).catch(
       (error: NodeJS.ErrnoException) => {
         // They stay in the open checkpoint file, to go with the next rotated file.
         if (error.code !== "ENOENT") {
@@ -349,15 +355,22 @@ export function createFileSink(options: FileSinkOptions): AuditSink {
     const retained: Checkpoint[] = [];
     for (const old of known.slice(0, Math.max(0, known.length - maxFiles))) {
       const name = basename(old);
-      if (pending.has(name) || unvouched.has(old)) continue;
+      // Files go oldest first: a newer one never goes before an older one that has to wait.
+      if (pending.has(name) || unvouched.has(old)) break;
       if (deletions.some((deletion) => deletion.path === old)) continue;
       const named = rotations.get(name) as Map<string, Checkpoint>;
       // An earlier run's file: all its instances must be named (one's store may have failed).
       if (!rotatedHere.has(name)) {
-        const unnamed = [...(await headsIn(old)).keys()].filter((each) => !named.has(each));
+        let unnamed: string[];
+        try {
+          unnamed = [...(await headsIn(old)).keys()].filter((each) => !named.has(each));
+        } catch (error) {
+          logger?.error({ path: old, err: error }, "audit retention could not read a file");
+          break;
+        }
         if (unnamed.length > 0) {
           keep(old, unnamed);
-          continue;
+          break;
         }
       }
       deletions.push({
@@ -427,6 +440,8 @@ export function createFileSink(options: FileSinkOptions): AuditSink {
 
   /** Rotation reports not yet handed to the log. */
   let unreported: SinkReport | undefined;
+  /** The failure of the last rotation, if it failed. */
+  let rotationFailure: string | undefined;
 
   /**
    * Rotates, keeping what it reports for the next successful write; the open file after it.
@@ -435,13 +450,18 @@ export function createFileSink(options: FileSinkOptions): AuditSink {
   async function rotateSafely(current: NonNullable<typeof file>) {
     try {
       const report = await rotate(current);
+      rotationFailure = undefined;
       unreported = {
         rotated: [...(unreported?.rotated ?? []), ...(report.rotated ?? [])],
         retained: [...(unreported?.retained ?? []), ...(report.retained ?? [])],
       };
       return await openFile();
     } catch (error) {
-      logger?.error({ path, err: error }, "audit file rotation failed");
+      // Tried again at each write: reported when it first fails, and when the failure changes.
+      const failure = String(error);
+      if (failure !== rotationFailure)
+        logger?.error({ path, err: error }, "audit file rotation failed");
+      rotationFailure = failure;
       return file ?? (await openFile());
     }
   }

@@ -142,8 +142,8 @@ export interface ChainHead {
 export interface FileHead extends ChainHead {
   /** The file's name, without its directory. */
   file: string;
-  /** When the file was closed (ISO 8601, UTC): the rotation checkpoint's `time`. */
-  time: string;
+  /** When the file was closed (ISO 8601, UTC): the rotation checkpoint's `time`. Default: when signed. */
+  time?: string | undefined;
 }
 
 /**

@@ -8,6 +8,7 @@ import {
   readFileSync,
   rmSync,
   statSync,
+  symlinkSync,
   utimesSync,
   writeFileSync,
 } from "node:fs";
@@ -684,7 +685,9 @@ describe("rotation and retention", () => {
     expect(errors).toContainEqual(
       expect.objectContaining({ path: join(directory, first), instances: ["gw-2"] }),
     );
-    expect((await verify()).problems.filter((problem) => problem.includes("missing"))).toEqual([]);
+    // And so are the files after it: none goes before it.
+    expect(rotatedNames().length).toBeGreaterThan(2);
+    expect((await verify()).problems).toEqual([]);
   });
 
   it("keeps the order of files whose rotation checkpoints were stored late", async () => {
@@ -695,7 +698,7 @@ describe("rotation and retention", () => {
       {
         ...inner,
         async checkpoint(checkpoint) {
-          if (checkpoint.reason === "rotation" && checkpoint.seq === 1 && failures < 2) {
+          if (checkpoint.reason === "rotation" && checkpoint.seq === 1 && failures < 6) {
             failures += 1;
             throw new Error("disk full");
           }
@@ -712,7 +715,7 @@ describe("rotation and retention", () => {
       expect(kept).toEqual(kept.map((_, offset) => (kept[0] as number) + offset));
     }
     await log.close();
-    expect(failures).toBe(2);
+    expect(failures).toBe(6);
     const report = await verify();
     expect(report.problems).toEqual([]);
     expect(report.chains[0]?.lastSeq).toBe(21);
@@ -741,23 +744,69 @@ describe("rotation and retention", () => {
     expect((await verify()).problems).toEqual([]);
   });
 
-  it("stops rotating for the day rather than reuse a name, when a file takes the highest number", async () => {
+  it("never reuses a name when a file takes a day's highest number: today's, or none, said once", async () => {
     const today = new Date().toISOString().slice(0, 10);
+    const yesterday = new Date(Date.now() - 86_400_000);
+    const day = yesterday.toISOString().slice(0, 10);
+    await writeRecords(3);
+    utimesSync(path, yesterday, yesterday);
+    writeFileSync(join(directory, `audit.${day}.999999999.jsonl`), "");
+    const log = fileLog({}, createFileSink({ path }));
+    log.append(entry(4));
+    await log.close();
+    // Yesterday's file, named for today: it still sorts before today's later ones.
+    expect(readFileSync(join(directory, `audit.${today}.1.jsonl`), "utf8")).toContain('"seq":3,');
+    rmSync(directory, { recursive: true, force: true });
+    mkdirSync(directory);
+
     writeFileSync(join(directory, `audit.${today}.999999999.jsonl`), "");
     const errors: string[] = [];
     const logger = {
       info() {},
       error: (_object: object, message?: string) => errors.push(message as string),
     };
-    const log = fileLog(
+    const stuck = fileLog(
       { batchSize: 7, logger },
       createFileSink({ path, maxBytes: 2_000, logger }),
     );
-    for (let index = 1; index <= 30; index += 1) log.append(entry(index));
-    await log.close();
-    expect(errors[0]).toBe("audit file rotation failed");
-    expect(lines()).toHaveLength(30);
+    for (let index = 1; index <= 60; index += 1) {
+      stuck.append(entry(index));
+      if (index % 7 === 0) await stuck.flush();
+    }
+    await stuck.close();
+    expect(errors).toEqual(["audit file rotation failed"]);
+    expect(lines()).toHaveLength(60);
     expect((await verify()).problems).toEqual([]);
+  });
+
+  it("stops retention, not the rotation, when it cannot read an earlier run's file", async () => {
+    await writeRecords(60, { maxBytes: 2_000, maxFiles: 30 });
+    const oldest = join(directory, rotatedNames()[0] as string);
+    rmSync(oldest);
+    symlinkSync(oldest, oldest);
+    const errors: string[] = [];
+    const logger = {
+      info() {},
+      error: (_object: object, message?: string) => errors.push(message as string),
+    };
+    const log = createAuditLog({
+      sink: createFileSink({ path, maxBytes: 2_000, maxFiles: 1, logger }),
+      key,
+      instance: "gw-2",
+      batchSize: 7,
+      logger,
+    });
+    for (let index = 1; index <= 30; index += 1) {
+      log.append(entry(index));
+      if (index % 7 === 0) await log.flush();
+    }
+    await log.close();
+    expect(errors.length).toBeGreaterThan(0);
+    expect(new Set(errors)).toEqual(new Set(["audit retention could not read a file"]));
+    const gw2Rotations = readFileSync(join(directory, "audit.checkpoints.jsonl"), "utf8")
+      .split("\n")
+      .filter((line) => line.includes('"reason":"rotation"') && line.includes('"gw-2"'));
+    expect(gw2Rotations.length).toBeGreaterThan(0);
   });
 
   it("goes on when retention cannot delete a file, and never rotates onto a name in use", async () => {

@@ -355,8 +355,10 @@ export function createFileSink(options: FileSinkOptions): AuditSink {
     const retained: Checkpoint[] = [];
     for (const old of known.slice(0, Math.max(0, known.length - maxFiles))) {
       const name = basename(old);
-      // Files go oldest first: a newer one never goes before an older one that has to wait.
-      if (pending.has(name) || unvouched.has(old)) break;
+      // Files go oldest first: none before one whose rotation checkpoint is still on its way.
+      // One kept for good (reported) does not hold the others back: disk use stays bounded.
+      if (pending.has(name)) break;
+      if (unvouched.has(old)) continue;
       if (deletions.some((deletion) => deletion.path === old)) continue;
       const named = rotations.get(name) as Map<string, Checkpoint>;
       // An earlier run's file: all its instances must be named (one's store may have failed).
@@ -370,7 +372,7 @@ export function createFileSink(options: FileSinkOptions): AuditSink {
         }
         if (unnamed.length > 0) {
           keep(old, unnamed);
-          break;
+          continue;
         }
       }
       deletions.push({

@@ -17,6 +17,8 @@ import { basename, join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import {
   type AuditEntry,
+  type AuditLog,
+  type AuditLogger,
   type AuditSink,
   type Checkpoint,
   createAuditLog,
@@ -71,6 +73,39 @@ function fileLog(
   sink = createFileSink({ path }),
 ) {
   return createAuditLog({ sink, key, instance: "gw-1", ...options });
+}
+
+/** A logger keeping what `error` gets: each call's object with its message. */
+function errorLog() {
+  const errors: Record<string, unknown>[] = [];
+  const logger = {
+    info() {},
+    error: (object: object, message?: string) => void errors.push({ ...object, message }),
+  };
+  return { logger, errors, messages: () => errors.map((error) => error.message) };
+}
+
+/** A log of `instance` in batches of 7 to a file sink at `path`, both reporting to `logger`. */
+function nextRun(
+  instance: string,
+  sinkOptions: Omit<Parameters<typeof createFileSink>[0], "path" | "logger">,
+  logger?: AuditLogger,
+) {
+  return createAuditLog({
+    sink: createFileSink({ path, ...sinkOptions, logger }),
+    key,
+    instance,
+    batchSize: 7,
+    logger,
+  });
+}
+
+/** Appends entries 1..count, letting the log write after every `every`. */
+async function appendFlushing(log: AuditLog, count: number, every = 7) {
+  for (let index = 1; index <= count; index += 1) {
+    log.append(entry(index));
+    if (index % every === 0) await log.flush();
+  }
 }
 
 /** Twelve records appended to a log that checkpoints every 5, its log lines going to `info`. */
@@ -555,18 +590,8 @@ describe("rotation and retention", () => {
         .filter((line) => !line.includes(`"file":"${newest}"`))
         .join("\n"),
     );
-    const errors: unknown[] = [];
-    const logger = {
-      info() {},
-      error: (object: object, message?: string) => errors.push({ ...object, message }),
-    };
-    const log = createAuditLog({
-      sink: createFileSink({ path, maxBytes: 2_000, maxFiles: 2, logger }),
-      key,
-      instance: "gw-2",
-      batchSize: 7,
-      logger,
-    });
+    const { logger, errors } = errorLog();
+    const log = nextRun("gw-2", { maxBytes: 2_000, maxFiles: 2 }, logger);
     for (let index = 1; index <= 100; index += 1) log.append(entry(index));
     await log.close();
     expect(existsSync(join(directory, newest))).toBe(true);
@@ -604,10 +629,7 @@ describe("rotation and retention", () => {
       batchSize: 7,
       logger: { info() {}, error() {} },
     });
-    for (let index = 1; index <= 40; index += 1) {
-      log.append(entry(index));
-      if (index % 7 === 0) await log.flush();
-    }
+    await appendFlushing(log, 40);
     await log.close();
     expect(failures).toBe(2);
     const report = await verify();
@@ -664,22 +686,9 @@ describe("rotation and retention", () => {
     for (let index = 1; index <= 10; index += 1) failing.append(entry(index));
     await failing.close();
     const [first] = rotatedNames() as [string];
-    const errors: unknown[] = [];
-    const logger = {
-      info() {},
-      error: (object: object, message?: string) => errors.push({ ...object, message }),
-    };
-    const log = createAuditLog({
-      sink: createFileSink({ path, maxBytes: 2_000, maxFiles: 1, logger }),
-      key,
-      instance: "gw-3",
-      batchSize: 7,
-      logger,
-    });
-    for (let index = 1; index <= 60; index += 1) {
-      log.append(entry(index));
-      if (index % 7 === 0) await log.flush();
-    }
+    const { logger, errors } = errorLog();
+    const log = nextRun("gw-3", { maxBytes: 2_000, maxFiles: 1 }, logger);
+    await appendFlushing(log, 60);
     await log.close();
     expect(existsSync(join(directory, first))).toBe(true);
     expect(errors).toContainEqual(
@@ -762,21 +771,14 @@ describe("rotation and retention", () => {
     mkdirSync(directory);
 
     writeFileSync(join(directory, `audit.${today}.999999999.jsonl`), "");
-    const errors: string[] = [];
-    const logger = {
-      info() {},
-      error: (_object: object, message?: string) => errors.push(message as string),
-    };
+    const { logger, messages } = errorLog();
     const stuck = fileLog(
       { batchSize: 7, logger },
       createFileSink({ path, maxBytes: 2_000, logger }),
     );
-    for (let index = 1; index <= 60; index += 1) {
-      stuck.append(entry(index));
-      if (index % 7 === 0) await stuck.flush();
-    }
+    await appendFlushing(stuck, 60);
     await stuck.close();
-    expect(errors).toEqual(["audit file rotation failed"]);
+    expect(messages()).toEqual(["audit file rotation failed"]);
     expect(lines()).toHaveLength(60);
     expect((await verify()).problems).toEqual([]);
   });
@@ -786,25 +788,12 @@ describe("rotation and retention", () => {
     const oldest = join(directory, rotatedNames()[0] as string);
     rmSync(oldest);
     symlinkSync(oldest, oldest);
-    const errors: string[] = [];
-    const logger = {
-      info() {},
-      error: (_object: object, message?: string) => errors.push(message as string),
-    };
-    const log = createAuditLog({
-      sink: createFileSink({ path, maxBytes: 2_000, maxFiles: 1, logger }),
-      key,
-      instance: "gw-2",
-      batchSize: 7,
-      logger,
-    });
-    for (let index = 1; index <= 30; index += 1) {
-      log.append(entry(index));
-      if (index % 7 === 0) await log.flush();
-    }
+    const { logger, messages } = errorLog();
+    const log = nextRun("gw-2", { maxBytes: 2_000, maxFiles: 1 }, logger);
+    await appendFlushing(log, 30);
     await log.close();
-    expect(errors.length).toBeGreaterThan(0);
-    expect(new Set(errors)).toEqual(new Set(["audit retention could not read a file"]));
+    expect(messages().length).toBeGreaterThan(0);
+    expect(new Set(messages())).toEqual(new Set(["audit retention could not read a file"]));
     const gw2Rotations = readFileSync(join(directory, "audit.checkpoints.jsonl"), "utf8")
       .split("\n")
       .filter((line) => line.includes('"reason":"rotation"') && line.includes('"gw-2"'));
@@ -817,19 +806,12 @@ describe("rotation and retention", () => {
     const today = new Date().toISOString().slice(0, 10);
     // A name no rotation makes, ignored.
     writeFileSync(join(directory, `audit.${today}.9007199254740993.jsonl`), "");
-    const errors: unknown[] = [];
-    const logger = {
-      info() {},
-      error: (object: object, message?: string) => errors.push({ ...object, message }),
-    };
+    const { logger, errors } = errorLog();
     const log = fileLog(
       { batchSize: 7, logger },
       createFileSink({ path, maxBytes: 2_000, maxFiles: 2, logger }),
     );
-    for (let index = 1; index <= 100; index += 1) {
-      log.append(entry(index));
-      if (index % 7 === 0) await log.flush();
-    }
+    await appendFlushing(log, 100);
     await log.close();
     expect(errors).toContainEqual(
       expect.objectContaining({
@@ -1009,11 +991,7 @@ describe("rotation and retention", () => {
     const past = join(directory, "audit.2000-01-01.1.jsonl");
     writeFileSync(future, "");
     writeFileSync(past, "");
-    const errors: unknown[] = [];
-    const logger = {
-      info() {},
-      error: (object: object, message: string) => errors.push({ ...object, message }),
-    };
+    const { logger, errors } = errorLog();
     await retainOldest(logger, names.length);
     // Only the oldest real file went, as maxFiles says.
     expect(existsSync(join(directory, names[0] as string))).toBe(false);
@@ -1046,10 +1024,7 @@ describe("rotation and retention", () => {
 
   it("with maxFiles 0, deletes each file once its rotation checkpoint is stored, never before", async () => {
     const log = fileLog({ batchSize: 7 }, createFileSink({ path, maxBytes: 2_000, maxFiles: 0 }));
-    for (let index = 1; index <= 60; index += 1) {
-      log.append(entry(index));
-      if (index % 7 === 0) await log.flush();
-    }
+    await appendFlushing(log, 60);
     await log.close();
     expect(rotatedNames().length).toBeLessThanOrEqual(1);
     const report = await verify();
@@ -1068,10 +1043,7 @@ describe("rotation and retention", () => {
       },
     };
     const log = fileLog({ batchSize: 7, logger: { info() {}, error() {} } }, sink);
-    for (let index = 1; index <= 60; index += 1) {
-      log.append(entry(index));
-      if (index % 7 === 0) await log.flush();
-    }
+    await appendFlushing(log, 60);
     await log.close();
     expect(failed).toBeGreaterThan(1);
     expect(rotatedNames()).toHaveLength(1);

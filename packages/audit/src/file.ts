@@ -406,6 +406,7 @@ export function createFileSink(options: FileSinkOptions): AuditSink {
       if (!(await removed(deletion.path))) continue;
       deletions.splice(deletions.indexOf(deletion), 1);
       rotations.delete(basename(deletion.path));
+      rotatedHere.delete(basename(deletion.path));
       deleted = true;
     }
     if (deleted) await deleteOldCheckpoints();

@@ -1,5 +1,6 @@
 import { createHash, type Hash } from "node:crypto";
 import type { AuditContent, AuditEntry, AuditLog, AuditTextPiece } from "@aigw/audit";
+import { isComment } from "@aigw/provider";
 import { shown } from "./errors.js";
 import { isoTime } from "./iso-time.js";
 import type { TextPiece } from "./protocols/protocol.js";
@@ -101,10 +102,10 @@ const decoder = new TextDecoder();
 /**
  * Gateway hooks that append one record per request to `log` when the request is over: its
  * outcome (`onFinish`), the sha256 of the body the client sent and of the answer it got (a
- * stream's: of each event's data followed by a newline, through `onChunk`), and the prompt
- * and completion text when `content` says so: up to the log's `contentCharsWanted` each way,
- * which the log cuts to its `maxContentChars` and masks. List them first among the gateway's
- * hooks, so that they see the answer as the client gets it.
+ * stream's: of each event's data followed by a newline, through `onEventSent`: the gateway's
+ * own events included, comments left out), and the prompt and completion text when `content`
+ * says so: up to the log's `contentCharsWanted` each way, which the log cuts to its
+ * `maxContentChars` and masks.
  * @throws TypeError for a log without a `contentCharsWanted` (not one of @aigw/audit).
  */
 export function createAuditHooks(log: AuditLog, options: AuditHooksOptions = {}): GatewayHooks {
@@ -139,7 +140,8 @@ export function createAuditHooks(log: AuditLog, options: AuditHooksOptions = {})
   return {
     ...capturePrompts,
     onFinishBodies: true,
-    onChunk(event, context) {
+    onEventSent(event, context) {
+      if (isComment(event)) return;
       let stream = streams.get(context);
       if (!stream) {
         stream = {
@@ -157,7 +159,6 @@ export function createAuditHooks(log: AuditLog, options: AuditHooksOptions = {})
           contentFailed(context, error);
         }
       }
-      return undefined;
     },
     onFinish(request, context) {
       if (skipped.has(request.endpoint)) return;

@@ -21,6 +21,9 @@ export interface HookRunner {
   afterResponse(response: HookResponse, context: RequestContext): Promise<void> | undefined;
   /** The event or events to send after every onChunk hook, or null when they dropped it. */
   onChunk(event: SseEvent, context: RequestContext): SseEvent | SseEvent[] | null;
+  readonly hasEventSentHooks: boolean;
+  /** Never throws: a failing onEventSent hook is logged. */
+  onEventSent(event: SseEvent, context: RequestContext): void;
   /** Never throws: a failing onError hook is logged, the original error stands. */
   onError(error: AigwError, context: RequestContext): Promise<void> | undefined;
   onAttempt(event: AttemptEvent, context: RequestContext): void;
@@ -53,6 +56,7 @@ export function createHookRunner(hooks: GatewayHooks[], logger: Logger | undefin
   const onAttemptHooks = inOrder("onAttempt");
   const afterResponseHooks = inReverse("afterResponse");
   const onChunkHooks = inReverse("onChunk");
+  const onEventSentHooks = inReverse("onEventSent");
   const onErrorHooks = inReverse("onError");
   const onFinishHooks = inReverse("onFinish");
   const finishFailed = (context: RequestContext) => (hookError: unknown) =>
@@ -89,6 +93,19 @@ export function createHookRunner(hooks: GatewayHooks[], logger: Logger | undefin
         if (replaced) current = replaced;
       }
       return Array.isArray(current) && current.length === 0 ? null : current;
+    },
+    hasEventSentHooks: onEventSentHooks.length > 0,
+    onEventSent(event, context) {
+      for (const hook of onEventSentHooks) {
+        try {
+          hook.onEventSent(event, context);
+        } catch (hookError) {
+          logger?.error(
+            { requestId: context.requestId, err: hookError },
+            "onEventSent hook failed",
+          );
+        }
+      }
     },
     onError: unlessEmpty(onErrorHooks, async (error, context) => {
       for (const hook of onErrorHooks) {

@@ -76,7 +76,12 @@ class ClientStream implements EventIterator {
     this.upstream = result.stream.iterator;
     this.usageSource = result.response.kind === "stream" ? result.response.events : undefined;
     this.seenData = result.stream.first !== undefined;
-    this.poll = this.upstream.poll && (() => this.ready());
+    this.poll =
+      this.upstream.poll &&
+      (() => {
+        const ready = this.ready();
+        return ready && this.sent(ready);
+      });
   }
 
   next(): Promise<IteratorResult<SseEvent>> {
@@ -89,14 +94,17 @@ class ClientStream implements EventIterator {
       this.idleTimer = setTimeout(this.onIdle, this.settings.keepAliveIntervalMs);
       const { first } = this.result.stream;
       // The model is still thinking: the client gets its headers now, and a comment.
-      if (!first)
-        return Promise.resolve({ done: false, value: this.exchange.protocol.keepAliveEvent });
+      if (!first) {
+        const keepAlive = this.sent(this.exchange.protocol.keepAliveEvent);
+        return Promise.resolve({ done: false, value: keepAlive });
+      }
       const out = this.passHooks(first);
-      if (out) return Promise.resolve({ done: false, value: out });
+      if (out) return Promise.resolve({ done: false, value: this.sent(out) });
     }
     if (this.arrived) {
       const result = this.arrived;
       this.arrived = undefined;
+      if (!result.done) this.sent(result.value);
       return Promise.resolve(result);
     }
     let ready: SseEvent | undefined;
@@ -105,7 +113,7 @@ class ClientStream implements EventIterator {
     } catch (crash) {
       return Promise.reject(crash);
     }
-    if (ready) return Promise.resolve({ done: false, value: ready });
+    if (ready) return Promise.resolve({ done: false, value: this.sent(ready) });
     // A hook that failed above may have ended the stream already.
     if ((this.state as ClientStream["state"]) === "finished") return Promise.resolve(over);
     if (this.state === "ended") {
@@ -246,11 +254,23 @@ class ClientStream implements EventIterator {
     }
   }
 
+  /** Hands the result to the reader waiting, or keeps it for the next `next()`. */
   private hand(result: IteratorResult<SseEvent>): void {
     const waiter = this.waiter;
     this.waiter = undefined;
-    if (waiter) waiter.resolve(result);
-    else this.arrived = result;
+    if (!waiter) {
+      this.arrived = result;
+      return;
+    }
+    if (!result.done) this.sent(result.value);
+    waiter.resolve(result);
+  }
+
+  /** The event, once onEventSent hooks saw it on its way to the client. */
+  private sent(event: SseEvent): SseEvent {
+    const { hooks } = this.settings;
+    if (hooks.hasEventSentHooks) hooks.onEventSent(event, this.exchange.context);
+    return event;
   }
 
   private async complete(): Promise<void> {

@@ -190,8 +190,8 @@ type Awaitable<T> = T | Promise<T>;
 
 /**
  * Hooks may implement any subset. "Before" hooks (onRequest, beforeRequest, onAttempt) run in
- * the order given, "after" hooks (afterResponse, onChunk, onError, onFinish) in reverse. An
- * AigwError thrown by a hook reaches the client as is; anything else becomes a 500.
+ * the order given, "after" hooks (afterResponse, onChunk, onEventSent, onError, onFinish) in
+ * reverse. An AigwError thrown by a hook reaches the client as is; anything else becomes a 500.
  */
 export interface GatewayHooks {
   onRequest?(request: GatewayRequest, context: RequestContext): Awaitable<void>;
@@ -202,6 +202,12 @@ export interface GatewayHooks {
    * its place (events held back earlier, then it), null to drop it, or nothing.
    */
   onChunk?(event: SseEvent, context: RequestContext): SseEvent | SseEvent[] | null | undefined;
+  /**
+   * Each event of a stream as the client gets it, in order: the upstream's after every
+   * onChunk hook, and the gateway's own (keep-alives, the cost comment, the error event that
+   * ends a failed stream). It sees events, it cannot change them; what it throws is logged.
+   */
+  onEventSent?(event: SseEvent, context: RequestContext): void;
   onError?(error: AigwError, context: RequestContext): Awaitable<void>;
   onAttempt?(event: AttemptEvent, context: RequestContext): void;
   /**

@@ -267,6 +267,74 @@ describe("one record per request", () => {
     expect(record).toMatchObject({ status: 499, stream: true, errorType: "client_closed" });
   });
 
+  it("a stream's hash covers the events the gateway adds: keep-alives, the error event", async () => {
+    // Keep-alives within a test's time: headers after 100 ms of silence, then one every 200 ms.
+    const gateway = createGateway({
+      providers: {
+        openai: createOpenAICompatible({ baseURL: openaiMock.baseURL, retry: { maxRetries: 0 } }),
+        anthropic: createAnthropic({
+          apiKey: "sk-ant-upstream",
+          baseURL: `${anthropicMock.url}/v1`,
+          retry: { maxRetries: 0 },
+        }),
+      },
+      models: { "gpt-*": { provider: "openai" }, "claude-*": { provider: "anthropic" } },
+      keepAliveIntervalMs: 200,
+      firstEventWaitMs: 100,
+      hooks: [createAuditHooks(log)],
+    });
+    const quick = createServer(toNodeListener(gateway));
+    const quickURL = (await listen(quick)).url;
+    const cases = [
+      { name: "openai-cut", path: "/v1/chat/completions", model: "gpt-4o-mini", mock: openaiMock },
+      {
+        name: "anthropic-cut",
+        path: "/v1/messages",
+        model: "claude-sonnet-4-5",
+        mock: anthropicMock,
+      },
+      {
+        name: "anthropic-slow",
+        path: "/v1/messages",
+        model: "claude-sonnet-4-5",
+        mock: anthropicMock,
+      },
+    ];
+    openaiMock.enqueue({ kind: "cutStream", afterEvents: 2 });
+    anthropicMock.enqueue(
+      { kind: "cutStream", afterEvents: 2 },
+      { kind: "delayEvents", delayMs: 500 },
+    );
+    try {
+      for (const { name, path, model } of cases) {
+        const requestId = `audit-gateway-events-${name}`;
+        const response = await fetch(`${quickURL}${path}`, {
+          method: "POST",
+          headers: { "content-type": "application/json", "x-request-id": requestId },
+          body: JSON.stringify({
+            model,
+            max_tokens: 50,
+            messages: [{ role: "user", content: "hi" }],
+            stream: true,
+          }),
+        });
+        const hash = createHash("sha256");
+        const events: { event?: string; data: string }[] = [];
+        for await (const event of readSse(response)) {
+          hash.update(event.data).update("\n");
+          events.push(event);
+        }
+        if (name.endsWith("cut")) expect(events.at(-1)?.data).toContain('"error"');
+        else expect(events.filter((event) => event.event === "ping").length).toBeGreaterThan(2);
+        const record = await recordOf(requestId);
+        expect(record.stream).toBe(true);
+        expect(record.responseSha256).toBe(hash.digest("hex"));
+      }
+    } finally {
+      await closeServer(quick);
+    }
+  });
+
   it("an upstream failure, and a refused key", async () => {
     openaiMock.enqueue({ kind: "status", status: 500 });
     await expect(

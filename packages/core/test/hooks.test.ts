@@ -208,6 +208,55 @@ describe("what hooks can change", () => {
     }
   });
 
+  it("onEventSent sees each event as the client got it; one that throws is logged, the stream goes on", async () => {
+    const dropEmpty: GatewayHooks = {
+      onChunk(event) {
+        if (event.data === "[DONE]") return undefined;
+        const chunk = event.json() as { choices?: { delta?: { content?: string } }[] };
+        return chunk.choices?.[0]?.delta?.content === "" ? null : undefined;
+      },
+    };
+    const seen: string[] = [];
+    const watcher: GatewayHooks = { onEventSent: (event) => void seen.push(event.data) };
+    const failing: GatewayHooks = {
+      onEventSent() {
+        throw new Error("observer failed");
+      },
+    };
+    const logged: string[] = [];
+    const logger = {
+      debug() {},
+      info() {},
+      warn() {},
+      error: (_object: unknown, message: string) => void logged.push(message),
+    };
+    const watched = await startGateway({
+      providers: { mock: createOpenAICompatible({ baseURL: upstream.baseURL }) },
+      models: { "gpt-*": { provider: "mock" } },
+      hooks: [watcher, failing, dropEmpty],
+      logger,
+    });
+    try {
+      const response = await fetch(`${watched.url}/v1/chat/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: "Bearer sk-client-key" },
+        body: JSON.stringify({
+          model: "gpt-x",
+          messages: [{ role: "user", content: "two words" }],
+          stream: true,
+        }),
+      });
+      const received: string[] = [];
+      for await (const event of readSse(response)) received.push(event.data);
+      expect(received.at(-1)).toBe("[DONE]");
+      expect(received.some((data) => data.includes('"content":""'))).toBe(false);
+      expect(seen).toEqual(received);
+      expect(logged).toEqual(received.map(() => "onEventSent hook failed"));
+    } finally {
+      await watched.close();
+    }
+  });
+
   it("afterResponse may replace a JSON body", async () => {
     const replace: GatewayHooks = {
       afterResponse(response) {

@@ -98,7 +98,7 @@ export async function createGatewayFromConfig(
   const audit = config.audit && (await createServerAudit(config.audit, logger));
   const statusPage = config.admin?.statusPage;
   const status = statusPage?.enabled ? createStatusRecorder(statusPage) : undefined;
-  // The audit hooks first: "after" hooks run in reverse, so they see what the client gets.
+  // The audit hooks first: they take the prompt before the guardrails' beforeRequest masks it.
   const hooks = [
     ...(audit ? [audit.hooks] : []),
     ...(status ? [status.hooks] : []),

@@ -1,6 +1,6 @@
 import { createHash, type Hash } from "node:crypto";
 import type { AuditContent, AuditEntry, AuditLog, AuditTextPiece } from "@aigw/audit";
-import { isComment } from "@aigw/provider";
+import type { SseEvent } from "@aigw/provider";
 import { shown } from "./errors.js";
 import { isoTime } from "./iso-time.js";
 import type { TextPiece } from "./protocols/protocol.js";
@@ -100,12 +100,19 @@ const capped = (text: string | undefined) => text && shown(text, maxNameLength);
 const decoder = new TextDecoder();
 
 /**
+ * Whether an SSE client dispatches the event: it has a data field, if only an empty one
+ * (comments and `event:`-only blocks have none). `raw` is read only for empty data, rarely.
+ */
+const dispatched = (event: SseEvent) => event.data !== "" || /^data(?::|\r?$)/m.test(event.raw);
+
+/**
  * Gateway hooks that append one record per request to `log` when the request is over: its
  * outcome (`onFinish`), the sha256 of the body the client sent and of the answer it got (a
- * stream's: of each event's data followed by a newline, through `onEventSent`: the gateway's
- * own events included, comments left out), and the prompt and completion text when `content`
- * says so: up to the log's `contentCharsWanted` each way, which the log cuts to its
- * `maxContentChars` and masks.
+ * stream's: of the data of each event an SSE client dispatches, followed by a newline, through
+ * `onEventSent`, the gateway's own included), and the prompt and completion text when
+ * `content` says so: up to the log's `contentCharsWanted` each way, which the log cuts to its
+ * `maxContentChars` and masks. List them first among the gateway's hooks, so that they take
+ * the prompt as the client sent it, before another hook's `beforeRequest` changes it.
  * @throws TypeError for a log without a `contentCharsWanted` (not one of @aigw/audit).
  */
 export function createAuditHooks(log: AuditLog, options: AuditHooksOptions = {}): GatewayHooks {
@@ -141,7 +148,7 @@ export function createAuditHooks(log: AuditLog, options: AuditHooksOptions = {})
     ...capturePrompts,
     onFinishBodies: true,
     onEventSent(event, context) {
-      if (isComment(event)) return;
+      if (!dispatched(event)) return;
       let stream = streams.get(context);
       if (!stream) {
         stream = {

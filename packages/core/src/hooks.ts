@@ -100,10 +100,13 @@ export function createHookRunner(hooks: GatewayHooks[], logger: Logger | undefin
         try {
           hook.onEventSent(event, context);
         } catch (hookError) {
-          logger?.error(
-            { requestId: context.requestId, err: hookError },
-            "onEventSent hook failed",
-          );
+          // Not even a failing logger may stop the stream: this runs in its timers too.
+          try {
+            logger?.error(
+              { requestId: context.requestId, err: hookError },
+              "onEventSent hook failed",
+            );
+          } catch {}
         }
       }
     },

@@ -180,7 +180,8 @@ export interface FinishedRequest {
   requestSha256: string | undefined;
   /**
    * For answers that are not streams (errors included): the JSON the client sent, and the
-   * body it got. A stream keeps neither while it runs; its events pass `onChunk`.
+   * body it got. A stream keeps neither while it runs; its events pass `onChunk` and
+   * `onEventSent`.
    */
   requestBody: Uint8Array | string | undefined;
   responseBody: Uint8Array | string | undefined;
@@ -203,9 +204,10 @@ export interface GatewayHooks {
    */
   onChunk?(event: SseEvent, context: RequestContext): SseEvent | SseEvent[] | null | undefined;
   /**
-   * Each event of a stream as the client gets it, in order: the upstream's after every
-   * onChunk hook, and the gateway's own (keep-alives, the cost comment, the error event that
-   * ends a failed stream). It sees events, it cannot change them; what it throws is logged.
+   * Each event of a stream as it is handed to the client's connection, in order: the
+   * upstream's after every onChunk hook, and the gateway's own (keep-alives, the cost comment,
+   * the error event that ends a failed stream). A client that goes away may not have received
+   * the last ones. It sees events, it cannot change them; what it throws is logged.
    */
   onEventSent?(event: SseEvent, context: RequestContext): void;
   onError?(error: AigwError, context: RequestContext): Awaitable<void>;

@@ -293,6 +293,8 @@ describe("one record per request", () => {
         model: "claude-sonnet-4-5",
         mock: anthropicMock,
       },
+      // An empty data field is an event; a block of only `event:` is not (SSE's dispatch rule).
+      { name: "openai-edges", path: "/v1/chat/completions", model: "gpt-4o-mini" },
       {
         name: "anthropic-slow",
         path: "/v1/messages",
@@ -300,7 +302,18 @@ describe("one record per request", () => {
         mock: anthropicMock,
       },
     ];
-    openaiMock.enqueue({ kind: "cutStream", afterEvents: 2 });
+    const chunk = {
+      id: "chatcmpl-edges",
+      object: "chat.completion.chunk",
+      created: 1,
+      model: "gpt-4o-mini",
+      choices: [{ index: 0, delta: { content: "hi" }, finish_reason: null }],
+    };
+    openaiMock.enqueue(
+      { kind: "cutStream", afterEvents: 2 },
+      // Each string follows "data: ": the first makes an empty data field, then a block.
+      { kind: "events", events: [chunk, "\n\nevent: only", "[DONE]"] },
+    );
     anthropicMock.enqueue(
       { kind: "cutStream", afterEvents: 2 },
       { kind: "delayEvents", delayMs: 500 },
@@ -325,6 +338,7 @@ describe("one record per request", () => {
           events.push(event);
         }
         if (name.endsWith("cut")) expect(events.at(-1)?.data).toContain('"error"');
+        else if (name.endsWith("edges")) expect(events.map((event) => event.data)).toContain("");
         else expect(events.filter((event) => event.event === "ping").length).toBeGreaterThan(2);
         const record = await recordOf(requestId);
         expect(record.stream).toBe(true);

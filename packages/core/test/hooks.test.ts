@@ -208,7 +208,7 @@ describe("what hooks can change", () => {
     }
   });
 
-  it("onEventSent sees each event as the client got it; one that throws is logged, the stream goes on", async () => {
+  it("onEventSent sees each event as the client got it; one that throws is logged, the stream goes on, even when the logger throws", async () => {
     const dropEmpty: GatewayHooks = {
       onChunk(event) {
         if (event.data === "[DONE]") return undefined;
@@ -228,7 +228,11 @@ describe("what hooks can change", () => {
       debug() {},
       info() {},
       warn() {},
-      error: (_object: unknown, message: string) => void logged.push(message),
+      // A logger that fails too: the stream still goes on.
+      error(_object: unknown, message: string) {
+        logged.push(message);
+        throw new Error("logger down");
+      },
     };
     const watched = await startGateway({
       providers: { mock: createOpenAICompatible({ baseURL: upstream.baseURL }) },

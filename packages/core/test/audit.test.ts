@@ -42,13 +42,9 @@ let url: string;
 let openai: OpenAI;
 let anthropic: Anthropic;
 
-beforeAll(async () => {
-  directory = mkdtempSync(join(tmpdir(), "aigw-audit-gateway-"));
-  path = join(directory, "audit.jsonl");
-  openaiMock = await startMockUpstream();
-  anthropicMock = await startAnthropicMock();
-  log = createAuditLog({ sink: createFileSink({ path }), key, instance: "gw-test" });
-  const gateway = createGateway({
+/** The providers and routes of the OpenAI and Anthropic mocks, without retries. */
+function bothMocks() {
+  return {
     providers: {
       openai: createOpenAICompatible({ baseURL: openaiMock.baseURL, retry: { maxRetries: 0 } }),
       anthropic: createAnthropic({
@@ -58,6 +54,17 @@ beforeAll(async () => {
       }),
     },
     models: { "gpt-*": { provider: "openai" }, "claude-*": { provider: "anthropic" } },
+  };
+}
+
+beforeAll(async () => {
+  directory = mkdtempSync(join(tmpdir(), "aigw-audit-gateway-"));
+  path = join(directory, "audit.jsonl");
+  openaiMock = await startMockUpstream();
+  anthropicMock = await startAnthropicMock();
+  log = createAuditLog({ sink: createFileSink({ path }), key, instance: "gw-test" });
+  const gateway = createGateway({
+    ...bothMocks(),
     tenants: { acme: { keyHashes: [hashApiKey(clientKey)] } },
     hooks: [createAuditHooks(log, { content: (context) => context.model !== "gpt-private" })],
   });
@@ -270,15 +277,7 @@ describe("one record per request", () => {
   it("a stream's hash covers the events the gateway adds: keep-alives, the error event", async () => {
     // Keep-alives within a test's time: headers after 100 ms of silence, then one every 200 ms.
     const gateway = createGateway({
-      providers: {
-        openai: createOpenAICompatible({ baseURL: openaiMock.baseURL, retry: { maxRetries: 0 } }),
-        anthropic: createAnthropic({
-          apiKey: "sk-ant-upstream",
-          baseURL: `${anthropicMock.url}/v1`,
-          retry: { maxRetries: 0 },
-        }),
-      },
-      models: { "gpt-*": { provider: "openai" }, "claude-*": { provider: "anthropic" } },
+      ...bothMocks(),
       keepAliveIntervalMs: 200,
       firstEventWaitMs: 100,
       hooks: [createAuditHooks(log)],

@@ -55,6 +55,7 @@ import {
   type TargetLimiterFactory,
   type TargetReport,
 } from "./router.js";
+import { neverThrowing } from "./safe-logger.js";
 import { type StreamSettings, streamToClient } from "./stream.js";
 import {
   type Authenticate,
@@ -81,7 +82,10 @@ export interface GatewayOptions {
   providers: Record<string, Provider>;
   models?: Record<string, ModelRouteOptions>;
   hooks?: GatewayHooks[];
-  /** Any pino logger; one access line per request at info, failures at warn or error. */
+  /**
+   * Any pino logger; one access line per request at info, failures at warn or error. A line
+   * it throws on is lost; the request goes on.
+   */
   logger?: Logger;
   /** Records every request (createMetrics() from @aigw/metrics); also serves GET /metrics. */
   metrics?: GatewayMetrics;
@@ -290,7 +294,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     options.routing?.targetLimiter,
   );
   const catalog = createModelCatalog(router, options.providers, options.modelListing);
-  const logger = options.logger;
+  const logger = options.logger && neverThrowing(options.logger);
   const metrics = options.metrics;
   const servesMetrics = metrics !== undefined && options.metricsEndpoint !== false;
   const metricsToken = options.metricsEndpoint ? options.metricsEndpoint.bearerToken : undefined;

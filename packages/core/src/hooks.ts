@@ -100,13 +100,10 @@ export function createHookRunner(hooks: GatewayHooks[], logger: Logger | undefin
         try {
           hook.onEventSent(event, context);
         } catch (hookError) {
-          // Not even a failing logger may stop the stream: this runs in its timers too.
-          try {
-            logger?.error(
-              { requestId: context.requestId, err: hookError },
-              "onEventSent hook failed",
-            );
-          } catch {}
+          logger?.error(
+            { requestId: context.requestId, err: hookError },
+            "onEventSent hook failed",
+          );
         }
       }
     },

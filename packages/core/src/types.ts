@@ -56,6 +56,7 @@ export interface RequestContext {
   readonly path: string;
   /** Fires when the client went away or the gateway shuts down (made on first use). */
   readonly signal: AbortSignal;
+  /** The gateway's `logger`, behind calls that never throw (a line it cannot take is lost). */
   readonly logger: Logger | undefined;
   /** performance.now() when the request arrived. */
   readonly startedAt: number;

@@ -283,4 +283,75 @@ describe("what hooks can change", () => {
       await replacing.close();
     }
   });
+
+  it("a logger that throws loses its lines, never a request, even where a hook failed", async () => {
+    const lines: string[] = [];
+    const failingLine = (_object: object, message?: string) => {
+      lines.push(message ?? "");
+      throw new Error("logger down");
+    };
+    const logger = { info: failingLine, warn: failingLine, error: failingLine };
+    const failing: GatewayHooks = {
+      afterResponse(response) {
+        if (response.stream) return Promise.reject(new Error("afterResponse failed"));
+      },
+      onError() {
+        throw new Error("onError failed");
+      },
+      onFinish: () => Promise.reject(new Error("onFinish failed")),
+    };
+    const rejections: unknown[] = [];
+    const onRejection = (reason: unknown) => void rejections.push(reason);
+    process.on("unhandledRejection", onRejection);
+    const logging = await startGateway({
+      providers: { mock: createOpenAICompatible({ baseURL: upstream.baseURL }) },
+      models: { "gpt-*": { provider: "mock" } },
+      hooks: [failing],
+      logger,
+    });
+    try {
+      const chat = (stream: boolean) =>
+        fetch(`${logging.url}/v1/chat/completions`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({
+            model: "gpt-x",
+            messages: [{ role: "user", content: "hi" }],
+            stream,
+          }),
+        });
+      const answer = await chat(false);
+      expect(answer.status).toBe(200);
+      expect(((await answer.json()) as { object: string }).object).toBe("chat.completion");
+
+      const events: string[] = [];
+      for await (const event of readSse(await chat(true))) events.push(event.data);
+      expect(events.at(-1)).toBe("[DONE]");
+
+      upstream.enqueue({ kind: "status", status: 400 });
+      const refused = await chat(false);
+      expect(refused.status).toBe(400);
+      expect(((await refused.json()) as { error: { type: string } }).error.type).toBe(
+        "invalid_request_error",
+      );
+
+      upstream.enqueue({ kind: "cutStream", afterEvents: 2 });
+      const cut: string[] = [];
+      for await (const event of readSse(await chat(true))) cut.push(event.data);
+      expect(JSON.parse(cut.at(-1) as string)).toHaveProperty("error");
+
+      // Each request's onFinish failed, and its line was tried: the last request is over.
+      await expect
+        .poll(() => lines.filter((line) => line === "onFinish hook failed").length)
+        .toBe(4);
+      await new Promise(setImmediate);
+      expect(lines).toContain("request completed");
+      expect(lines).toContain("onError hook failed");
+      expect(lines).toContain("afterResponse hook failed");
+      expect(rejections).toEqual([]);
+    } finally {
+      process.off("unhandledRejection", onRejection);
+      await logging.close();
+    }
+  });
 });

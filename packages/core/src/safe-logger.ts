@@ -8,7 +8,7 @@ import type { Logger } from "./types.js";
 export function neverThrowing(logger: Logger): Logger {
   const guarded =
     (level: keyof Logger) =>
-    (...line: [object: object, message?: string]) => {
+    (...line: Parameters<Logger["info"]>) => {
       try {
         logger[level](...line);
       } catch {}

@@ -203,7 +203,7 @@ class ClientStream implements EventIterator {
   };
 
   /**
-   * What no path expects (a throwing finish, logger or metrics recorder): logged, the stream
+   * What no path expects (a throwing finish or metrics recorder): logged, the stream
    * ends for its reader, and nothing is left behind.
    */
   private readonly onCrash = (error: unknown): void => {

@@ -344,6 +344,7 @@ describe("what hooks can change", () => {
       await expect
         .poll(() => lines.filter((line) => line === "onFinish hook failed").length)
         .toBe(4);
+      // One turn of the event loop: Node reports an unhandled rejection only after it.
       await new Promise(setImmediate);
       expect(lines).toContain("request completed");
       expect(lines).toContain("onError hook failed");

@@ -318,34 +318,46 @@ export function createAuditLogTakingValues(options: AuditLogOptions): {
   }
 
   /**
-   * Rotation checkpoints that could not be stored: the same ones are tried again with the next
-   * report, and at close, so that each keeps the time its file was closed.
+   * Rotation and retention checkpoints that could not be stored: the same ones are tried again
+   * with the next report, and at close, so that a rotation's keeps the time its file was closed,
+   * and a file past retention, which the sink deletes only once its checkpoint is stored, goes.
    */
-  let unstoredRotations: Checkpoint[] = [];
+  let unstored: Checkpoint[] = [];
 
-  async function checkpointReport(report: SinkReport | undefined) {
-    const rotations = [
-      ...unstoredRotations,
-      ...(report?.rotated ?? []).map((head) => signCheckpoint(key, head, "rotation", head.time)),
-    ];
-    unstoredRotations = [];
-    for (const head of rotations) {
-      const stored = await storeSigned(head);
-      if (!stored) unstoredRotations.push(head);
-      else if (head.instance === instance && head.seq > checkpointedSeq) {
-        markCovered(head.seq);
-        checkpointedAt = performance.now();
-      }
-    }
-    for (const rotation of report?.retained ?? []) {
+  /** Retention checkpoints of the rotations a sink reported, those signed with this key. */
+  function retentionsOf(rotations: readonly Checkpoint[]): Checkpoint[] {
+    const signed: Checkpoint[] = [];
+    for (const rotation of rotations) {
       const named = rotation.reason === "rotation" && typeof rotation.file === "string";
       if (named && isSignedCheckpoint(key, rotation)) {
-        await storeCheckpoint(rotation, "retention");
+        signed.push(signCheckpoint(key, rotation, "retention"));
       } else {
         logger?.error(
           { instance: rotation.instance, seq: rotation.seq, file: rotation.file },
           "audit rotation checkpoint not signed with this key: retention does not vouch for it",
         );
+      }
+    }
+    return signed;
+  }
+
+  async function checkpointReport(report: SinkReport | undefined) {
+    const due = [
+      ...unstored,
+      ...(report?.rotated ?? []).map((head) => signCheckpoint(key, head, "rotation", head.time)),
+      ...retentionsOf(report?.retained ?? []),
+    ];
+    unstored = [];
+    for (const checkpoint of due) {
+      const stored = await storeSigned(checkpoint);
+      if (!stored) unstored.push(checkpoint);
+      else if (
+        checkpoint.reason === "rotation" &&
+        checkpoint.instance === instance &&
+        checkpoint.seq > checkpointedSeq
+      ) {
+        markCovered(checkpoint.seq);
+        checkpointedAt = performance.now();
       }
     }
   }

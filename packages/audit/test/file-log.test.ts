@@ -1052,6 +1052,32 @@ describe("rotation and retention", () => {
     expect(report.chains[0]?.lastSeq).toBe(60);
   });
 
+  it("stores the retention checkpoints that failed at close, and deletes their files then", async () => {
+    const inner = createFileSink({ path, maxBytes: 2_000, maxFiles: 1 });
+    let storing = false;
+    let failed = 0;
+    const sink: AuditSink = {
+      ...inner,
+      async checkpoint(checkpoint) {
+        if (checkpoint.reason === "retention" && !storing) {
+          failed += 1;
+          throw new Error("disk full");
+        }
+        return inner.checkpoint(checkpoint);
+      },
+    };
+    const log = fileLog({ batchSize: 7, logger: { info() {}, error() {} } }, sink);
+    await appendFlushing(log, 60);
+    expect(failed).toBeGreaterThan(0);
+    expect(rotatedNames().length).toBeGreaterThan(1);
+    storing = true;
+    await log.close();
+    expect(rotatedNames()).toHaveLength(1);
+    const report = await verify();
+    expect(report.problems).toEqual([]);
+    expect(report.chains[0]?.lastSeq).toBe(60);
+  });
+
   it("rotates a file left from an earlier day before writing", async () => {
     await writeRecords(3);
     const yesterday = new Date(Date.now() - 86_400_000);

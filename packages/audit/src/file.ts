@@ -198,6 +198,8 @@ export function createFileSink(options: FileSinkOptions): AuditSink {
   let earlierRead: Promise<boolean> | undefined;
   /** Rotated files retention keeps because nothing vouches for some of them, reported once. */
   const unvouched = new Set<string>();
+  /** Earlier runs' files retention could not read, and why: reported again once that changes. */
+  const unreadable = new Map<string, string>();
   /** Rotated files past retention, each waiting for its chains' retention checkpoints. */
   const deletions: { path: string; waiting: Map<string, number> }[] = [];
 
@@ -367,9 +369,14 @@ export function createFileSink(options: FileSinkOptions): AuditSink {
         try {
           unnamed = [...(await headsIn(old)).keys()].filter((each) => !named.has(each));
         } catch (error) {
-          logger?.error({ path: old, err: error }, "audit retention could not read a file");
+          const failure = String(error);
+          if (unreadable.get(old) !== failure) {
+            unreadable.set(old, failure);
+            logger?.error({ path: old, err: error }, "audit retention could not read a file");
+          }
           break;
         }
+        unreadable.delete(old);
         if (unnamed.length > 0) {
           keep(old, unnamed);
           continue;

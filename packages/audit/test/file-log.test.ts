@@ -792,12 +792,13 @@ describe("rotation and retention", () => {
     const log = nextRun("gw-2", { maxBytes: 2_000, maxFiles: 1 }, logger);
     await appendFlushing(log, 30);
     await log.close();
-    expect(messages().length).toBeGreaterThan(0);
-    expect(new Set(messages())).toEqual(new Set(["audit retention could not read a file"]));
-    const gw2Rotations = readFileSync(join(directory, "audit.checkpoints.jsonl"), "utf8")
-      .split("\n")
+    // Tried at each rotation, and reported once: the failure stays the same.
+    expect(messages()).toEqual(["audit retention could not read a file"]);
+    const gw2Rotations = readdirSync(directory)
+      .filter((name) => name.startsWith("audit.checkpoints"))
+      .flatMap((name) => readFileSync(join(directory, name), "utf8").split("\n"))
       .filter((line) => line.includes('"reason":"rotation"') && line.includes('"gw-2"'));
-    expect(gw2Rotations.length).toBeGreaterThan(0);
+    expect(gw2Rotations.length).toBeGreaterThan(1);
   });
 
   it("goes on when retention cannot delete a file, and never rotates onto a name in use", async () => {

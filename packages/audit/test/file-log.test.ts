@@ -791,9 +791,15 @@ describe("rotation and retention", () => {
     const { logger, messages } = errorLog();
     const log = nextRun("gw-2", { maxBytes: 2_000, maxFiles: 1 }, logger);
     await appendFlushing(log, 30);
-    await log.close();
     // Tried at each rotation, and reported once: the failure stays the same.
     expect(messages()).toEqual(["audit retention could not read a file"]);
+    expect(rotatedNames().length).toBeGreaterThan(1);
+    // Once the file can be read (here: it is gone), retention goes on at the next rotation.
+    rmSync(oldest);
+    for (let index = 31; index <= 45; index += 1) log.append(entry(index));
+    await log.close();
+    expect(rotatedNames()).toHaveLength(1);
+    expect(messages()).toHaveLength(1);
     const gw2Rotations = readdirSync(directory)
       .filter((name) => name.startsWith("audit.checkpoints"))
       .flatMap((name) => readFileSync(join(directory, name), "utf8").split("\n"))
@@ -1053,7 +1059,7 @@ describe("rotation and retention", () => {
     expect(report.chains[0]?.lastSeq).toBe(60);
   });
 
-  it("stores the retention checkpoints that failed at close, and deletes their files then", async () => {
+  it("stores the retention checkpoints that failed with the next write, and deletes their files then", async () => {
     const inner = createFileSink({ path, maxBytes: 2_000, maxFiles: 1 });
     let storing = false;
     let failed = 0;
@@ -1072,11 +1078,13 @@ describe("rotation and retention", () => {
     expect(failed).toBeGreaterThan(0);
     expect(rotatedNames().length).toBeGreaterThan(1);
     storing = true;
-    await log.close();
+    log.append(entry(61));
+    await log.flush();
     expect(rotatedNames()).toHaveLength(1);
+    await log.close();
     const report = await verify();
     expect(report.problems).toEqual([]);
-    expect(report.chains[0]?.lastSeq).toBe(60);
+    expect(report.chains[0]?.lastSeq).toBe(61);
   });
 
   it("rotates a file left from an earlier day before writing", async () => {

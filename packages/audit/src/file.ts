@@ -1,4 +1,4 @@
-import { createReadStream } from "node:fs";
+import { constants } from "node:fs";
 import { type FileHandle, mkdir, open, readdir, rename, unlink } from "node:fs/promises";
 import { basename, dirname, extname, join } from "node:path";
 import { createInterface } from "node:readline";
@@ -140,18 +140,31 @@ async function headsIn(path: string): Promise<Map<string, ChainHead>> {
   return heads;
 }
 
+/**
+ * The non-empty lines of a file. A path that is gone or is not a regular file (a directory; a
+ * FIFO, whose read would wait for a writer for good; a device) has none.
+ */
 async function* fileLines(path: string): AsyncGenerator<string> {
-  const input = createReadStream(path, { encoding: "utf8" });
+  let handle: FileHandle;
   try {
-    for await (const line of createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY })) {
-      if (line !== "") yield line;
-    }
+    // Non-blocking, so that opening a FIFO returns at once rather than wait for a writer.
+    handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (error) {
-    // Gone, or a directory where a file was expected: nothing to read.
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code !== "ENOENT" && code !== "EISDIR") throw error;
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return;
+    throw error;
+  }
+  try {
+    if (!(await handle.stat()).isFile()) return;
+    const input = handle.createReadStream({ encoding: "utf8", autoClose: false });
+    try {
+      for await (const line of createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY })) {
+        if (line !== "") yield line;
+      }
+    } finally {
+      input.destroy();
+    }
   } finally {
-    input.destroy();
+    await handle.close();
   }
 }
 

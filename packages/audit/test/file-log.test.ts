@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { createSecretKey, generateKeyPairSync } from "node:crypto";
 import {
   appendFileSync,
@@ -805,6 +806,23 @@ describe("rotation and retention", () => {
       .flatMap((name) => readFileSync(join(directory, name), "utf8").split("\n"))
       .filter((line) => line.includes('"reason":"rotation"') && line.includes('"gw-2"'));
     expect(gw2Rotations.length).toBeGreaterThan(1);
+  });
+
+  it("reads past a FIFO or a directory under a rotated name instead of waiting on it", async () => {
+    const yesterday = new Date(Date.now() - 86_400_000).toISOString().slice(0, 10);
+    // Opened for reading, a FIFO waits for a writer that never comes.
+    execFileSync("mkfifo", [join(directory, `audit.checkpoints.${yesterday}.1.jsonl`)]);
+    execFileSync("mkfifo", [join(directory, `audit.${yesterday}.1.jsonl`)]);
+    mkdirSync(join(directory, `audit.checkpoints.${yesterday}.2.jsonl`));
+    const log = fileLog({ batchSize: 7 }, createFileSink({ path, maxBytes: 2_000, maxFiles: 1 }));
+    await appendFlushing(log, 30);
+    await log.close();
+    expect(rotatedNames().length).toBeGreaterThan(0);
+    const report = await verify();
+    expect(report.problems).toEqual([]);
+    expect(report.chains[0]?.lastSeq).toBe(30);
+    const source = createFileSource({ path });
+    expect((await source.tail(1)).map((line) => JSON.parse(line).seq)).toEqual([30]);
   });
 
   it("goes on when retention cannot delete a file, and never rotates onto a name in use", async () => {

@@ -142,7 +142,7 @@ async function headsIn(path: string): Promise<Map<string, ChainHead>> {
 
 /**
  * The non-empty lines of a file. A path that is gone or is not a regular file (a directory; a
- * FIFO, whose read would wait for a writer for good; a device) has none.
+ * FIFO, whose read would wait for a writer for good; a socket; a device) has none.
  */
 async function* fileLines(path: string): AsyncGenerator<string> {
   let handle: FileHandle;
@@ -150,12 +150,14 @@ async function* fileLines(path: string): AsyncGenerator<string> {
     // Non-blocking, so that opening a FIFO returns at once rather than wait for a writer.
     handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return;
+    // Gone, or a socket (which cannot be opened).
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "ENOENT" || code === "ENXIO") return;
     throw error;
   }
   try {
     if (!(await handle.stat()).isFile()) return;
-    const input = handle.createReadStream({ encoding: "utf8", autoClose: false });
+    const input = handle.createReadStream({ encoding: "utf8" });
     try {
       for await (const line of createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY })) {
         if (line !== "") yield line;

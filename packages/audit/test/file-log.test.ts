@@ -810,14 +810,15 @@ describe("rotation and retention", () => {
 
   it("reads past a FIFO or a directory under a rotated name instead of waiting on it", async () => {
     const yesterday = new Date(Date.now() - 86_400_000).toISOString().slice(0, 10);
-    // Opened for reading, a FIFO waits for a writer that never comes.
+    // Opened for reading, a FIFO waits for a writer that never comes. The one under a record
+    // file's name makes the sink read earlier runs' checkpoints, from the other one.
     execFileSync("mkfifo", [join(directory, `audit.checkpoints.${yesterday}.1.jsonl`)]);
     execFileSync("mkfifo", [join(directory, `audit.${yesterday}.1.jsonl`)]);
     mkdirSync(join(directory, `audit.checkpoints.${yesterday}.2.jsonl`));
     const log = fileLog({ batchSize: 7 }, createFileSink({ path, maxBytes: 2_000, maxFiles: 1 }));
     await appendFlushing(log, 30);
     await log.close();
-    expect(rotatedNames().length).toBeGreaterThan(0);
+    expect(rotatedNames().filter((name) => !name.includes(yesterday)).length).toBeGreaterThan(0);
     const report = await verify();
     expect(report.problems).toEqual([]);
     expect(report.chains[0]?.lastSeq).toBe(30);

@@ -4,7 +4,7 @@
 // and load comes out within about 1% run after run, so changes of a few percent show, provided
 // nothing else runs meanwhile (see the README).
 import { execFileSync } from "node:child_process";
-import { mkdirSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import autocannon from "autocannon";
 import {
   cleanUp,
@@ -18,7 +18,7 @@ const warmUp = Number(process.env.BENCH_WARMUP ?? 2000);
 const measured = Number(process.env.BENCH_REQUESTS ?? 1000);
 // The compilers still work long after the warm-up under valgrind: rounds of `measured` requests
 // are counted until two in a row agree within this share, and the last one is reported.
-const settledWithin = Number(process.env.BENCH_SETTLED_PERCENT ?? 2) / 100;
+const settledPercent = Number(process.env.BENCH_SETTLED_PERCENT ?? 2);
 const maxRounds = Number(process.env.BENCH_MAX_ROUNDS ?? 8);
 // Few connections: under valgrind a process runs about fifty times slower.
 const connections = 10;
@@ -51,19 +51,14 @@ function callgrindControl(command, pid) {
   execFileSync("callgrind_control", [command, String(pid)], { stdio: "ignore", timeout: 60_000 });
 }
 
-/** The instructions thread 1 ran in the newest dump in `directory`. */
-function newestMainThreadCount(directory, name) {
+/** The instructions thread 1 ran in dump `part` (callgrind numbers a process's dumps from 1). */
+function mainThreadCount(directory, part, name) {
   // Thread 1 runs the JavaScript; the others compile, collect garbage, write files (libuv's
-  // pool) or run the audit log's worker. Each dump is a part of its own: the newest is highest.
-  let newest;
-  let newestPart = 0;
-  for (const file of readdirSync(directory)) {
-    const part = Number(/\.(\d+)-01$/.exec(file)?.[1] ?? 0);
-    if (part > newestPart) [newest, newestPart] = [file, part];
-  }
-  if (!newest) throw new Error(`${name}: callgrind wrote no dump of thread 1`);
-  const totals = /^(?:summary|totals): (\d+)/m.exec(readFileSync(`${directory}/${newest}`, "utf8"));
-  if (!totals) throw new Error(`${name}: no totals in ${newest}`);
+  // pool) or run the audit log's worker.
+  const file = `${directory}/callgrind.out.${part}-01`;
+  if (!existsSync(file)) throw new Error(`${name}: callgrind wrote no dump ${part} of thread 1`);
+  const totals = /^(?:summary|totals): (\d+)/m.exec(readFileSync(file, "utf8"));
+  if (!totals) throw new Error(`${name}: no totals in ${file}`);
   return Number(totals[1]);
 }
 
@@ -83,16 +78,17 @@ async function count(name, stream, start) {
   ]);
   try {
     await drive(target.url, stream, warmUp);
-    let previous = Number.NaN;
+    let previous = 0;
     for (let round = 1; ; round++) {
       callgrindControl("--zero", target.child.pid);
       const result = await drive(target.url, stream, measured);
       callgrindControl("--dump", target.child.pid);
       const failed = result.errors + result.timeouts + result.non2xx;
       if (failed > 0) throw new Error(`${name}: ${failed} of ${measured} requests failed`);
-      const perRequest = newestMainThreadCount(directory, name) / measured;
-      const settled = Math.abs(perRequest / previous - 1) <= settledWithin;
-      if (settled || round === maxRounds) return { perRequest, rounds: round, settled };
+      // Each --dump is a part of its own: this round's is the round's number.
+      const perRequest = mainThreadCount(directory, round, name) / measured;
+      const settled = round > 1 && Math.abs(perRequest / previous - 1) * 100 <= settledPercent;
+      if (settled || round >= maxRounds) return { perRequest, rounds: round, settled };
       previous = perRequest;
     }
   } finally {
@@ -118,7 +114,7 @@ const targets = {
 
 try {
   console.log(
-    `instructions per request on the serving thread (callgrind; ${connections} connections; after ${warmUp} requests, rounds of ${measured} until two agree within ${settledWithin * 100}%, ${maxRounds} rounds at most)`,
+    `instructions per request on the serving thread (callgrind; ${connections} connections; after ${warmUp} requests, rounds of ${measured} until two agree within ${settledPercent}%, ${maxRounds} rounds at most)`,
   );
   console.log(`${"target".padEnd(16)} ${"JSON (rounds)".padEnd(24)} streamed (rounds)`);
   const results = {};

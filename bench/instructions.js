@@ -17,7 +17,7 @@ import {
 const warmUp = Number(process.env.BENCH_WARMUP ?? 2000);
 const measured = Number(process.env.BENCH_REQUESTS ?? 1000);
 // The compilers still work long after the warm-up under valgrind: rounds of `measured` requests
-// are counted until two in a row agree within this share, and the last one is reported.
+// are counted until two in a row agree within this many percent; the last one is reported.
 const settledPercent = Number(process.env.BENCH_SETTLED_PERCENT ?? 2);
 const maxRounds = Number(process.env.BENCH_MAX_ROUNDS ?? 8);
 // Few connections: under valgrind a process runs about fifty times slower.

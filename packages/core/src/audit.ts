@@ -1,10 +1,9 @@
-import { createHash, type Hash } from "node:crypto";
 import type { AuditContent, AuditEntry, AuditLog, AuditTextPiece } from "@aigw/audit";
-import type { SseEvent } from "@aigw/provider";
 import { shown } from "./errors.js";
 import { isoTime } from "./iso-time.js";
 import type { TextPiece } from "./protocols/protocol.js";
 import { requestSlot } from "./request-slot.js";
+import { dispatched } from "./stream-body.js";
 import type { FinishedRequest, GatewayHooks, RequestContext } from "./types.js";
 
 export interface AuditHooksOptions {
@@ -15,50 +14,6 @@ export interface AuditHooksOptions {
   content?: boolean | ((context: RequestContext) => boolean);
   /** Endpoints not recorded (operations, not use). Default: "health", "metrics", "targets". */
   skipEndpoints?: readonly string[];
-}
-
-/**
- * The sha256 of a stream's events as the client got them: each event's data and a newline.
- * Events are hashed in runs of up to 64 Ki characters, not one by one: fewer, larger updates;
- * a stream of one run is left for the log to hash.
- */
-class StreamDigest {
-  private hash: Hash | undefined;
-  private pending: string[] = [];
-  private pendingChars = 0;
-
-  add(data: string): void {
-    this.pending.push(data);
-    this.pendingChars += data.length + 1;
-    if (this.pendingChars < 65_536) return;
-    this.hash ??= createHash("sha256");
-    this.hash.update(this.takePending());
-  }
-
-  /**
-   * Either the stream's text, when it came in one run (for the log to hash off this thread),
-   * or the hex sha256 of it all.
-   */
-  result(): { text?: string; sha256?: string } {
-    const rest = this.takePending();
-    return this.hash ? { sha256: this.hash.update(rest).digest("hex") } : { text: rest };
-  }
-
-  private takePending(): string {
-    // Joined with an empty last element for the last newline: one flat string, where adding
-    // it would make a pair for the log to flatten.
-    this.pending.push("");
-    const text = this.pending.length === 1 ? "" : this.pending.join("\n");
-    this.pending = [];
-    this.pendingChars = 0;
-    return text;
-  }
-}
-
-/** What a stream leaves behind for its record: the hash of what the client got, and text. */
-interface StreamCapture {
-  digest: StreamDigest;
-  response: Capture | undefined;
 }
 
 /** Text pieces up to a cap, merged where one continues the last (a stream's deltas). */
@@ -100,17 +55,11 @@ const capped = (text: string | undefined) => text && shown(text, maxNameLength);
 const decoder = new TextDecoder();
 
 /**
- * Whether an SSE client dispatches the event: it has a data field, if only an empty one
- * (comments and `event:`-only blocks have none). `raw` is read only for empty data, rarely.
- */
-const dispatched = (event: SseEvent) => event.data !== "" || /^data(?::|\r?$)/m.test(event.raw);
-
-/**
  * Gateway hooks that append one record per request to `log` when the request is over: its
  * outcome (`onFinish`), the sha256 of the body the client sent and of the answer it got (a
- * stream's: of the data of each event an SSE client dispatches, followed by a newline, through
- * `onEventSent`, the gateway's own included), and the prompt and completion text when
- * `content` says so: up to the log's `contentCharsWanted` each way, which the log cuts to its
+ * stream's: of the data of each event an SSE client dispatches, each followed by a newline, as
+ * `FinishedRequest.responseBody` gives it), and the prompt and completion text when `content`
+ * says so: up to the log's `contentCharsWanted` each way, which the log cuts to its
  * `maxContentChars` and masks. List them first among the gateway's hooks, so that they take
  * the prompt as the client sent it, before another hook's `beforeRequest` changes it.
  * @throws TypeError for a log without a `contentCharsWanted` (not one of @aigw/audit).
@@ -123,12 +72,13 @@ export function createAuditHooks(log: AuditLog, options: AuditHooksOptions = {})
   }
   const skipped = new Set(options.skipEndpoints ?? ["health", "metrics", "targets"]);
   const wantsContent = typeof options.content === "function" ? options.content : () => true;
-  const streams = requestSlot<StreamCapture>("audit stream");
   const prompts = requestSlot<Capture>("audit prompt");
+  /** A stream's completion text; false once it could not be taken. */
+  const completions = requestSlot<Capture | false>("audit completion");
 
   // Only when content may be recorded: a beforeRequest hook costs the gateway its byte-for-byte
-  // forwarding of the client's JSON.
-  const capturePrompts: Pick<GatewayHooks, "beforeRequest"> = options.content
+  // forwarding of the client's JSON, and an onEventSent hook a call for every event.
+  const captureContent: Pick<GatewayHooks, "beforeRequest" | "onEventSent"> = options.content
     ? {
         // The audit never fails a request: content it cannot take is left out, and said so.
         beforeRequest(call, context) {
@@ -141,41 +91,37 @@ export function createAuditHooks(log: AuditLog, options: AuditHooksOptions = {})
             contentFailed(context, error);
           }
         },
+        onEventSent(event, context) {
+          if (!context.endpoint || !prompts.get(context) || !dispatched(event)) return;
+          let completion = completions.get(context);
+          if (completion === false) return;
+          if (completion === undefined) {
+            completion = new Capture(maxChars);
+            completions.set(context, completion);
+          }
+          try {
+            completion.add(context.protocol.eventText(context.endpoint, event));
+          } catch (error) {
+            completions.set(context, false);
+            contentFailed(context, error);
+          }
+        },
       }
     : {};
 
   return {
-    ...capturePrompts,
+    ...captureContent,
     onFinishBodies: true,
-    onEventSent(event, context) {
-      if (!dispatched(event)) return;
-      let stream = streams.get(context);
-      if (!stream) {
-        stream = {
-          digest: new StreamDigest(),
-          response: prompts.get(context) ? new Capture(maxChars) : undefined,
-        };
-        streams.set(context, stream);
-      }
-      stream.digest.add(event.data);
-      if (stream.response && context.endpoint) {
-        try {
-          stream.response.add(context.protocol.eventText(context.endpoint, event));
-        } catch (error) {
-          stream.response = undefined;
-          contentFailed(context, error);
-        }
-      }
-    },
     onFinish(request, context) {
       if (skipped.has(request.endpoint)) return;
-      const stream = streams.get(context);
       const prompt = prompts.get(context);
       let content: AuditContent | undefined;
       if (prompt) {
-        let response = stream?.response;
+        let response: Capture | undefined;
         try {
-          response ??= answerCapture(request, context, maxChars);
+          response = request.stream
+            ? completions.get(context) || undefined
+            : answerCapture(request, context, maxChars);
         } catch (error) {
           contentFailed(context, error);
         }
@@ -185,17 +131,19 @@ export function createAuditHooks(log: AuditLog, options: AuditHooksOptions = {})
           truncated: prompt.truncated || response?.truncated ? true : undefined,
         };
       }
-      // The bodies are hashed by the log (off this thread, when it can), but a long stream's
-      // answer, and a stream's request, which the gateway hashed before letting it go.
-      const streamed = stream?.digest.result();
-      const response = streamed ? streamed.text : request.responseBody;
-      const { requestBody } = request;
-      const requestSha256 = requestBody === undefined ? request.requestSha256 : undefined;
+      // The bodies are hashed by the log (off this thread, when it can); the gateway hashed
+      // those it did not keep (a long stream's request or answer).
+      const { requestBody, responseBody } = request;
       log.append(
-        entryOf(request, content, requestSha256, streamed?.sha256),
-        requestBody === undefined && response === undefined
+        entryOf(
+          request,
+          content,
+          requestBody === undefined ? request.requestSha256 : undefined,
+          responseBody === undefined ? request.responseSha256 : undefined,
+        ),
+        requestBody === undefined && responseBody === undefined
           ? undefined
-          : { request: requestBody, response },
+          : { request: requestBody, response: responseBody },
       );
     },
   };

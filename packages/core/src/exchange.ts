@@ -6,6 +6,7 @@ import type { Span } from "@opentelemetry/api";
 import type { CacheStatus } from "./cache-step.js";
 import type { RequestCost } from "./cost.js";
 import type { Protocol } from "./protocols/protocol.js";
+import type { StreamBody } from "./stream-body.js";
 import type { Tenant } from "./tenants.js";
 import type { TraceContext } from "./trace-context.js";
 import type { GuardrailVerdict, Logger, RequestContext } from "./types.js";
@@ -95,11 +96,12 @@ export interface Exchange {
   reservedCost: number | undefined;
   /** The JSON text the client sent, when it can go upstream byte for byte. */
   receivedJson: Uint8Array | string | undefined;
-  /** Kept for onFinish hooks only: the JSON the client sent (its sha256, and itself until a
-   * stream starts), and a body that is not a stream. */
+  /** Kept for onFinish hooks only: the JSON the client sent (itself, or its sha256 once a
+   * stream starts when it is long), and the answer (a stream's as its events go out). */
   requestSha256: string | undefined;
   requestBody: Uint8Array | string | undefined;
   responseBody: Uint8Array | string | undefined;
+  streamBody: StreamBody | undefined;
   clientAddress: string | undefined;
   /** The attempt whose stream is being served, ended with the stream. */
   attempt: Attempt | undefined;

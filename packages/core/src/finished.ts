@@ -5,10 +5,13 @@ import type { RequestCost } from "./cost.js";
 import type { Exchange } from "./exchange.js";
 import type { FinishedAttempt, FinishedRequest, GuardrailVerdict } from "./types.js";
 
+/** Hex sha256 of a body: text as UTF-8. */
+const sha256 = (body: Uint8Array | string) => hash("sha256", body, "hex");
+
 /**
  * The `FinishedRequest` that `onFinish` hooks get. A class rather than an object literal: its
- * `requestSha256` is a getter, and V8 builds a literal that holds a getter about fifty times
- * slower (measured: 0.7 µs against 16 ns for thirty fields).
+ * digests are getters, and V8 builds a literal that holds a getter about fifty times slower
+ * (measured: 0.7 µs against 16 ns for thirty fields).
  */
 export class FinishedExchange implements FinishedRequest {
   readonly requestId: string;
@@ -38,6 +41,7 @@ export class FinishedExchange implements FinishedRequest {
   readonly requestBody: Uint8Array | string | undefined;
   readonly responseBody: Uint8Array | string | undefined;
   #requestSha256: string | undefined;
+  #responseSha256: string | undefined;
 
   constructor(exchange: Exchange) {
     const { context, outcome } = exchange;
@@ -72,18 +76,26 @@ export class FinishedExchange implements FinishedRequest {
     this.cache = outcome.cache;
     this.verdicts = context.verdicts;
     this.requestBody = exchange.requestBody;
-    this.responseBody = exchange.responseBody;
     this.#requestSha256 = exchange.requestSha256;
+    const streamed = exchange.streamBody?.result();
+    this.responseBody = streamed ? streamed.text : exchange.responseBody;
+    this.#responseSha256 = streamed?.sha256;
   }
 
-  /**
-   * Hashed on first read: a hook that hashes the body elsewhere (the audit log, on its worker)
-   * spares the serving thread.
-   */
+  // Hashed on first read: a hook that hashes the bodies elsewhere (the audit log, on its
+  // worker) spares the serving thread.
+
   get requestSha256(): string | undefined {
     if (this.#requestSha256 === undefined && this.requestBody !== undefined) {
-      this.#requestSha256 = hash("sha256", this.requestBody, "hex");
+      this.#requestSha256 = sha256(this.requestBody);
     }
     return this.#requestSha256;
+  }
+
+  get responseSha256(): string | undefined {
+    if (this.#responseSha256 === undefined && this.responseBody !== undefined) {
+      this.#responseSha256 = sha256(this.responseBody);
+    }
+    return this.#responseSha256;
   }
 }

@@ -1,5 +1,5 @@
 import { AsyncLocalStorage } from "node:async_hooks";
-import { hash, randomUUID } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import { type CircuitBreaker, createCircuitBreaker } from "@aigw/balancer";
 import { createPriceTable, type PriceTable } from "@aigw/pricing";
 import {
@@ -57,6 +57,7 @@ import {
 } from "./router.js";
 import { neverThrowing } from "./safe-logger.js";
 import { type StreamSettings, streamToClient } from "./stream.js";
+import { keepStreamBodies } from "./stream-body.js";
 import {
   type Authenticate,
   bearerTokenCheck,
@@ -460,12 +461,9 @@ export function createGateway(options: GatewayOptions): Gateway {
       headers["content-type"] = "text/event-stream; charset=utf-8";
       headers["cache-control"] = "no-cache";
       headers["x-accel-buffering"] = "no";
-      // The request is sent: an open stream keeps neither its body nor this call's scope alive.
+      // The request is sent: an open stream keeps neither its JSON nor this call's scope alive.
       exchange.receivedJson = undefined;
-      if (exchange.requestBody !== undefined) {
-        exchange.requestSha256 = hash("sha256", exchange.requestBody, "hex");
-        exchange.requestBody = undefined;
-      }
+      if (hooks.keepsBodies) keepStreamBodies(exchange);
       const events = streamToClient(
         exchange,
         { ...result, stream: result.stream },
@@ -739,6 +737,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       requestSha256: undefined,
       requestBody: undefined,
       responseBody: undefined,
+      streamBody: undefined,
       clientAddress: request.clientAddress,
       attempt: undefined,
       clientGone: () => cancellation.aborted && cancellation.reason !== shutdownReason,

@@ -266,10 +266,11 @@ class ClientStream implements EventIterator {
     waiter.resolve(result);
   }
 
-  /** The event, once onEventSent hooks saw it on its way to the client. */
+  /** The event, once onEventSent hooks saw it on its way to the client and it was kept. */
   private sent(event: SseEvent): SseEvent {
     const { hooks } = this.settings;
     if (hooks.hasEventSentHooks) hooks.onEventSent(event, this.exchange.context);
+    this.exchange.streamBody?.add(event);
     return event;
   }
 

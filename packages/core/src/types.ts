@@ -173,19 +173,26 @@ export interface FinishedRequest {
   cache: CacheStatus | undefined;
   verdicts: readonly GuardrailVerdict[];
   /**
-   * Hex sha256 of the JSON the client sent to a model endpoint, as it arrived (re-serialised
-   * when a framework handed it over parsed); computed when first read, while `requestBody` is
-   * there (a getter of the object's class: a spread copy of the request leaves it out). This
-   * and the bodies below are set only when a hook sets `onFinishBodies`.
-   */
-  requestSha256: string | undefined;
-  /**
-   * For answers that are not streams (errors included): the JSON the client sent, and the
-   * body it got. A stream keeps neither while it runs; its events pass `onChunk` and
-   * `onEventSent`.
+   * The JSON the client sent to a model endpoint, as it arrived (re-serialised when a
+   * framework handed it over parsed). A stream keeps it while it runs only up to 16 KiB: a
+   * longer one is hashed when the stream starts and let go (undefined here, `requestSha256`
+   * set). This and the three below are set only when a hook sets `onFinishBodies`.
    */
   requestBody: Uint8Array | string | undefined;
+  /**
+   * The answer the client got: the body of one that is not a stream (errors included); for a
+   * stream, the data of each event an SSE client dispatches (the gateway's own included), each
+   * followed by a newline, up to 64 Ki characters: a longer one is hashed as it goes (undefined
+   * here, `responseSha256` set).
+   */
   responseBody: Uint8Array | string | undefined;
+  /**
+   * Hex sha256 of `requestBody` and of `responseBody` (text as UTF-8), computed when first read
+   * while the body is there (getters of the object's class: a spread copy of the request
+   * leaves them out), or taken while a stream ran, as said above.
+   */
+  requestSha256: string | undefined;
+  responseSha256: string | undefined;
 }
 
 type Awaitable<T> = T | Promise<T>;
@@ -221,9 +228,9 @@ export interface GatewayHooks {
    */
   onFinish?(request: FinishedRequest, context: RequestContext): Awaitable<void>;
   /**
-   * Set by a hook whose `onFinish` reads `requestSha256`, `requestBody` or `responseBody`:
-   * only then does the gateway keep the bodies, and hash a stream's request before letting its
-   * body go (otherwise they are undefined, and onFinish costs the request nothing of the kind).
+   * Set by a hook whose `onFinish` reads the bodies or their digests: only then does the
+   * gateway keep them (otherwise they are undefined, and onFinish costs the request nothing of
+   * the kind).
    */
   onFinishBodies?: boolean;
 }

@@ -112,22 +112,70 @@ describe("onFinish", () => {
     expect(logged).toEqual(["onFinish hook failed", "onFinish hook failed"]);
   });
 
-  it("sees a stream once it ended, with its usage and time to first token", async () => {
-    const response = await post({ ...chat, stream: true });
+  async function streamed(body: unknown): Promise<FinishedRequest | undefined> {
+    const response = await post(body);
     for await (const _event of readSse(response)) {
       // read to the end
     }
     await waitFor(() => finished.length === 1);
-    expect(finished[0]).toMatchObject({
+    return finished[0];
+  }
+
+  it("sees a stream once it ended: usage, time to first token, both bodies", async () => {
+    const sent = JSON.stringify({ ...chat, stream: true });
+    const response = await post({ ...chat, stream: true });
+    // What an SSE client dispatches: each event's data, a newline after each.
+    let dispatched = "";
+    for await (const event of readSse(response)) dispatched += `${event.data}\n`;
+    await waitFor(() => finished.length === 1);
+    const request = finished[0];
+    expect(request).toMatchObject({
       status: 200,
       stream: true,
-      responseBody: undefined,
       usage: { outputTokens: expect.any(Number) },
       timeToFirstTokenMs: expect.any(Number),
     });
-    // A stream keeps no request body while it runs: only its digest.
-    expect(finished[0]?.requestBody).toBeUndefined();
-    expect(finished[0]?.requestSha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(dispatched).toContain("[DONE]\n");
+    expect(request?.responseBody).toBe(dispatched);
+    expect(request?.responseSha256).toBe(createHash("sha256").update(dispatched).digest("hex"));
+    expect(Buffer.from(request?.requestBody ?? "").toString()).toBe(sent);
+    expect(request?.requestSha256).toBe(createHash("sha256").update(sent).digest("hex"));
+  });
+
+  it("lets a stream's long request body go when the stream starts, keeping its digest", async () => {
+    const long = {
+      ...chat,
+      stream: true,
+      messages: [{ role: "user", content: "x".repeat(16 * 1024) }],
+    };
+    const request = await streamed(long);
+    expect(request?.requestBody).toBeUndefined();
+    expect(request?.requestSha256).toBe(
+      createHash("sha256").update(JSON.stringify(long)).digest("hex"),
+    );
+  });
+
+  it("keeps only the digest of a stream's answer past 64 Ki characters", async () => {
+    const chunk = (index: number) => ({
+      id: "chatcmpl-long",
+      object: "chat.completion.chunk",
+      created: 1,
+      model: "gpt-x",
+      choices: [{ index: 0, delta: { content: `${index} ${"é".repeat(2_000)}` } }],
+    });
+    const events = Array.from({ length: 40 }, (_, index) => chunk(index));
+    upstream.enqueue({ kind: "events", events: [...events, "[DONE]"] });
+    const response = await post({ ...chat, stream: true });
+    const hash = createHash("sha256");
+    let characters = 0;
+    for await (const event of readSse(response)) {
+      hash.update(`${event.data}\n`);
+      characters += event.data.length + 1;
+    }
+    expect(characters).toBeGreaterThan(65_536);
+    await waitFor(() => finished.length === 1);
+    expect(finished[0]?.responseBody).toBeUndefined();
+    expect(finished[0]?.responseSha256).toBe(hash.digest("hex"));
   });
 
   it("sees a stream whose client went away as 499", async () => {

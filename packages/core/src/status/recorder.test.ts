@@ -31,6 +31,7 @@ function finished(overrides: Partial<FinishedRequest> = {}): FinishedRequest {
     cache: "MISS",
     verdicts: [],
     requestSha256: undefined,
+    responseSha256: undefined,
     requestBody: undefined,
     responseBody: undefined,
     ...overrides,

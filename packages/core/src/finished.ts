@@ -6,12 +6,13 @@ import type { Exchange } from "./exchange.js";
 import type { FinishedAttempt, FinishedRequest, GuardrailVerdict } from "./types.js";
 
 /** Hex sha256 of a body: text as UTF-8. */
-const sha256 = (body: Uint8Array | string) => hash("sha256", body, "hex");
+export const sha256 = (body: Uint8Array | string) => hash("sha256", body, "hex");
 
 /**
- * The `FinishedRequest` that `onFinish` hooks get. A class rather than an object literal: its
- * digests are getters, and V8 builds a literal that holds a getter about fifty times slower
- * (measured: 0.7 µs against 16 ns for thirty fields).
+ * The `FinishedRequest` that `onFinish` hooks get. Its digests are getters, hashing a body when
+ * first read: a hook that hashes the bodies elsewhere (the audit log, on its worker) spares the
+ * serving thread. A class rather than an object literal: V8 builds a literal that holds a
+ * getter about fifty times slower (measured: 0.7 µs against 16 ns for thirty fields).
  */
 export class FinishedExchange implements FinishedRequest {
   readonly requestId: string;
@@ -78,12 +79,10 @@ export class FinishedExchange implements FinishedRequest {
     this.requestBody = exchange.requestBody;
     this.#requestSha256 = exchange.requestSha256;
     const streamed = exchange.streamBody?.result();
+    exchange.streamBody = undefined;
     this.responseBody = streamed ? streamed.text : exchange.responseBody;
     this.#responseSha256 = streamed?.sha256;
   }
-
-  // Hashed on first read: a hook that hashes the bodies elsewhere (the audit log, on its
-  // worker) spares the serving thread.
 
   get requestSha256(): string | undefined {
     if (this.#requestSha256 === undefined && this.requestBody !== undefined) {

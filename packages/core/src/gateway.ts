@@ -461,7 +461,8 @@ export function createGateway(options: GatewayOptions): Gateway {
       headers["content-type"] = "text/event-stream; charset=utf-8";
       headers["cache-control"] = "no-cache";
       headers["x-accel-buffering"] = "no";
-      // The request is sent: an open stream keeps neither its JSON nor this call's scope alive.
+      // The request is sent: an open stream keeps neither this call's scope nor its JSON alive,
+      // but what onFinish hooks take of it.
       exchange.receivedJson = undefined;
       if (hooks.keepsBodies) keepStreamBodies(exchange);
       const events = streamToClient(

@@ -30,8 +30,8 @@ export interface HookRunner {
   /** Whether any onFinish hook is set: only then is a FinishedRequest built. */
   readonly hasFinishHooks: boolean;
   /**
-   * Some onFinish hook reads the request's hash and bodies (`onFinishBodies`): only then does
-   * a request keep its bodies to the end.
+   * Some onFinish hook reads the bodies or their digests (`onFinishBodies`): only then does a
+   * request keep its bodies, a stream's answer included, to the end.
    */
   readonly keepsBodies: boolean;
   /** Never throws, never waits: a failing onFinish hook is logged. */

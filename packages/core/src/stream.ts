@@ -266,7 +266,7 @@ class ClientStream implements EventIterator {
     waiter.resolve(result);
   }
 
-  /** The event, once onEventSent hooks saw it on its way to the client and it was kept. */
+  /** The event, seen by onEventSent hooks and kept for onFinish ones on its way to the client. */
   private sent(event: SseEvent): SseEvent {
     const { hooks } = this.settings;
     if (hooks.hasEventSentHooks) hooks.onEventSent(event, this.exchange.context);

@@ -174,16 +174,16 @@ export interface FinishedRequest {
   verdicts: readonly GuardrailVerdict[];
   /**
    * The JSON the client sent to a model endpoint, as it arrived (re-serialised when a
-   * framework handed it over parsed). A stream keeps it while it runs only up to 16 KiB: a
-   * longer one is hashed when the stream starts and let go (undefined here, `requestSha256`
+   * framework handed it over parsed). A stream keeps it while it runs only up to 16 Ki bytes
+   * (characters for text): a longer one is hashed when the stream starts and let go (undefined here, `requestSha256`
    * set). This and the three below are set only when a hook sets `onFinishBodies`.
    */
   requestBody: Uint8Array | string | undefined;
   /**
    * The answer the client got: the body of one that is not a stream (errors included); for a
    * stream, the data of each event an SSE client dispatches (the gateway's own included), each
-   * followed by a newline, up to 64 Ki characters: a longer one is hashed as it goes (undefined
-   * here, `responseSha256` set).
+   * followed by a newline, below 64 Ki characters: a longer one is hashed as it goes (undefined
+   * here, `responseSha256` set); undefined when no event with data was sent.
    */
   responseBody: Uint8Array | string | undefined;
   /**

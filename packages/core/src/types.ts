@@ -173,17 +173,19 @@ export interface FinishedRequest {
   cache: CacheStatus | undefined;
   verdicts: readonly GuardrailVerdict[];
   /**
-   * The JSON the client sent to a model endpoint, as it arrived (re-serialised when a
-   * framework handed it over parsed). A stream keeps it while it runs only up to 16 Ki bytes
-   * (characters for text): a longer one is hashed when the stream starts and let go (undefined here, `requestSha256`
-   * set). This and the three below are set only when a hook sets `onFinishBodies`.
+   * The JSON the client sent to a model endpoint: its bytes as they arrived, or text when a
+   * framework handed it over parsed (re-serialised). A stream keeps it while it runs only up
+   * to 16 Ki bytes (characters for text): a longer one is hashed when the stream starts and
+   * let go (undefined here, `requestSha256` set). This and the three below are set only when
+   * some hook of the gateway sets `onFinishBodies`, and then every onFinish hook sees them.
    */
   requestBody: Uint8Array | string | undefined;
   /**
-   * The answer the client got: the body of one that is not a stream (errors included); for a
-   * stream, the data of each event an SSE client dispatches (the gateway's own included), each
-   * followed by a newline, below 64 Ki characters: a longer one is hashed as it goes (undefined
-   * here, `responseSha256` set); undefined when no event with data was sent.
+   * The answer the client got: the body (bytes or text) of one that is not a stream, errors
+   * included; for a stream, text: the data of each event an SSE client dispatches (the
+   * gateway's own included), each followed by a newline, below 64 Ki characters. A longer
+   * stream is hashed as it goes (undefined here, `responseSha256` set); one that sent no event
+   * with data has neither.
    */
   responseBody: Uint8Array | string | undefined;
   /**
@@ -230,7 +232,8 @@ export interface GatewayHooks {
   /**
    * Set by a hook whose `onFinish` reads the bodies or their digests: only then does the
    * gateway keep them (otherwise they are undefined, and onFinish costs the request nothing of
-   * the kind).
+   * the kind). One hook setting it is enough: every onFinish hook of the gateway gets the same
+   * `FinishedRequest`, bodies included.
    */
   onFinishBodies?: boolean;
 }

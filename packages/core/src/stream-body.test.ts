@@ -15,7 +15,7 @@ async function eventsOf(text: string): Promise<SseEvent[]> {
 
 const sha256 = (text: string) => createHash("sha256").update(text).digest("hex");
 
-describe("StreamBody", async () => {
+describe("StreamBody", () => {
   it("keeps what an SSE client dispatches: each event's data and a newline", async () => {
     const body = new StreamBody();
     const events = await eventsOf(

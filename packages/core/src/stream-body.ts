@@ -10,8 +10,9 @@ const maxKeptChars = 65_536;
 
 /**
  * When a stream starts, for onFinish hooks that read the bodies: a request body longer than
- * 16 Ki bytes (characters for text) is hashed and let go (an open stream holds no more of it), a shorter one is left for
- * the hooks to hash, off this thread if they can; the answer is kept as it goes out.
+ * 16 Ki bytes (characters for text) is hashed and let go (an open stream holds no more of it),
+ * a shorter one is left for the hooks to hash, off this thread if they can; the answer is kept
+ * as it goes out.
  */
 export function keepStreamBodies(exchange: Exchange): void {
   const body = exchange.requestBody;

@@ -18,12 +18,12 @@ export type ThreadedSink =
   | { file: Omit<FileSinkOptions, "logger"> }
   | { postgres: Omit<PostgresSinkOptions, "logger"> };
 
-export interface ThreadedAuditLogOptions extends Omit<AuditLogOptions, "sink"> {
+export interface ThreadedAuditLogOptions extends Omit<AuditLogOptions, "sink" | "flushIntervalMs"> {
   sink: ThreadedSink;
   /**
    * How long appended records wait to be handed to the worker, in ms, unless
    * `handOverBatch` of them wait first. Default 100. Each hand-over wakes the worker, which
-   * then writes what it brought at once (its `flushIntervalMs` defaults to 0): fewer, larger
+   * writes what it brought at once (so there is no `flushIntervalMs`): fewer, larger
    * hand-overs cost the serving thread less than many small ones.
    */
   handOverMs?: number;
@@ -50,8 +50,8 @@ export type ToWorker =
 // Room for a hand-over's records and bodies in one message at about 3,000 streamed requests a
 // second, and for a stream's answer kept whole for hashing (64 Ki characters in @aigw/core).
 const chunkBytes = 1024 * 1024;
-/** Buffers back from the worker kept for reuse at most. */
-const maxSpares = 2;
+/** Buffers back from the worker kept for reuse at most: none is new below 3 MiB a hand-over. */
+const maxSpares = 3;
 
 /** @internal Messages from the worker. */
 export type FromWorker =
@@ -76,7 +76,7 @@ function workerFile(): URL {
  * limits are those of `createAuditLog`, which runs in the worker; the sink is given as options,
  * since the worker builds it (pg loads only for a PostgreSQL sink). Lines the log and sink
  * report reach `logger` on this thread; `stats()` gives the worker's part (written, lost there)
- * as of its last report, after each hand-over. `maxQueued` bounds the records waiting here and
+ * as of its last report, once it has written each hand-over. `maxQueued` bounds the records waiting here and
  * in the worker together. The worker does not keep the process alive; `close` (flush, last
  * checkpoint, sink closed) ends it. A worker that fails is reported once, and every record
  * after it is counted lost: requests go on (fail open).
@@ -98,7 +98,7 @@ export function createThreadedAuditLog(options: ThreadedAuditLogOptions): AuditL
   const maxQueued = options.maxQueued ?? 10_000;
   const { contentCharsWanted } = settingsOf(options);
   const instance = options.instance ?? defaultInstance();
-  const settings: WorkerSettings = { sink, log: { flushIntervalMs: 0, ...log, instance } };
+  const settings: WorkerSettings = { sink, log: { ...log, instance } };
   const worker = new Worker(workerFile(), { workerData: settings });
   const exited = new Promise((resolve) => worker.once("exit", resolve));
 

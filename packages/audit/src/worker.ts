@@ -64,7 +64,10 @@ port.on("message", async (message: ToWorker) => {
   if (message.type === "append") {
     const { records } = message;
     readFrames(records, appendValues);
-    // What the caller bounds its hand-overs by, and shows in its stats; the buffer goes back.
+    // Written at once: the hand-overs are the batches. The stats follow the write, so that the
+    // caller, which bounds what waits by them (`maxQueued`), sees these records written.
+    await log.flush();
+    // The buffer goes back with them.
     const spare = records.buffer;
     port.postMessage(
       { type: "stats", stats: log.stats(), spare, bytes: records.byteLength } satisfies FromWorker,

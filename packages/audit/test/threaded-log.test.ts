@@ -224,8 +224,33 @@ describe("the threaded audit log", () => {
     }
     await threaded.close();
     expect(readFileSync(threadedPath, "utf8")).toBe(readFileSync(inThread, "utf8"));
-    // Each round hands over 5 buffers; 2 of them were given back by the round before.
-    expect(fresh.count).toBe(6);
+    // Each round hands over 5 buffers: the one in use, 3 given back by the round before, and
+    // 2 new ones (10 if none came back).
+    expect(fresh.count).toBe(4);
+  });
+
+  it("takes records again once those it bounds by maxQueued are written, without a flush", async () => {
+    const path = join(directory, "bounded.jsonl");
+    const log = createThreadedAuditLog({
+      ...settings,
+      sink: { file: { path } },
+      maxQueued: 5,
+      handOverMs: 1,
+    });
+    const [first, ...rest] = entries() as [AuditEntry, ...AuditEntry[]];
+    for (const each of rest.slice(0, 5)) log.append(each);
+    // Past the bound: counted lost, as nothing is written yet.
+    log.append(first);
+    expect(log.stats()).toMatchObject({ appended: 6, lost: 1, queued: 5 });
+    // The worker says so once it has written them: the bound has room again.
+    for (let tries = 0; log.stats().written < 5 && tries < 200; tries++) {
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    expect(log.stats()).toMatchObject({ written: 5, queued: 0 });
+    log.append(first);
+    await log.close();
+    expect(log.stats()).toEqual({ appended: 7, written: 6, lost: 1, queued: 0 });
+    expect(readFileSync(path, "utf8").trim().split("\n")).toHaveLength(6);
   });
 
   it("throws for bad log options at once; a worker that fails counts what it was given as lost", async () => {

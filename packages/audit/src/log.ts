@@ -144,18 +144,28 @@ function contentChars(content: AuditContent): number {
   return chars;
 }
 
-/** A delay option: an integer of ms from 0 to the longest a timer waits. */
-function timerMs(
-  options: Omit<AuditLogOptions, "sink">,
-  name: "minCheckpointIntervalMs" | "checkpointWithinMs",
+/**
+ * @internal A numeric option, `fallback` when undefined, checked to be an integer from `min` to
+ * `max`.
+ * @throws TypeError naming the option for anything else.
+ */
+export function integerOption(
+  value: number | undefined,
+  name: string,
   fallback: number,
+  min: number,
+  max = Number.MAX_SAFE_INTEGER,
 ): number {
-  const ms = options[name] ?? fallback;
-  if (!Number.isInteger(ms) || ms < 0 || ms > maxTimerMs) {
-    throw new TypeError(`${name} must be an integer from 0 to ${maxTimerMs}`);
+  const chosen = value ?? fallback;
+  if (!Number.isInteger(chosen) || chosen < min || chosen > max) {
+    throw new TypeError(`${name} must be an integer from ${min} to ${max}`);
   }
-  return ms;
+  return chosen;
 }
+
+/** @internal A delay option in ms: from 0 to the longest a Node timer waits. */
+export const timerMs = (value: number | undefined, name: string, fallback: number) =>
+  integerOption(value, name, fallback, 0, maxTimerMs);
 
 /**
  * @internal What a log makes of its options, checked: the threaded log checks them on the
@@ -166,8 +176,22 @@ export function settingsOf(options: Omit<AuditLogOptions, "sink">) {
   checkKey(options.key);
   return {
     ...contentSettingsOf(options),
-    minCheckpointIntervalMs: timerMs(options, "minCheckpointIntervalMs", 1000),
-    checkpointWithinMs: timerMs(options, "checkpointWithinMs", 10_000),
+    minCheckpointIntervalMs: timerMs(
+      options.minCheckpointIntervalMs,
+      "minCheckpointIntervalMs",
+      1000,
+    ),
+    checkpointWithinMs: timerMs(options.checkpointWithinMs, "checkpointWithinMs", 10_000),
+    flushIntervalMs: timerMs(options.flushIntervalMs, "flushIntervalMs", 100),
+    checkpointEvery: integerOption(options.checkpointEvery, "checkpointEvery", 1000, 1),
+    batchSize: integerOption(options.batchSize, "batchSize", 500, 1),
+    maxQueued: integerOption(options.maxQueued, "maxQueued", 10_000, 1),
+    maxQueuedContentChars: integerOption(
+      options.maxQueuedContentChars,
+      "maxQueuedContentChars",
+      64 * 2 ** 20,
+      0,
+    ),
   };
 }
 
@@ -180,8 +204,10 @@ export function defaultInstance(): string {
  * Seals entries into an HMAC chain (a sequence number and a MAC over the previous record's
  * MAC and this record's text) and writes them to a sink in batches, off the caller's path.
  * @throws TypeError for a key shorter than 32 bytes or not a secret one, a
- * `minCheckpointIntervalMs` or `checkpointWithinMs` out of range, a `maxContentChars` that is
- * not a positive integer, redaction entities that are none or not built-in ones, or an
+ * `minCheckpointIntervalMs`, `checkpointWithinMs` or `flushIntervalMs` out of range (an integer
+ * of ms from 0 to 2^31 - 1), a `maxContentChars`, `batchSize`, `maxQueued` or `checkpointEvery`
+ * that is not a positive integer, a `maxQueuedContentChars` that is not a non-negative
+ * integer, redaction entities that are none or not built-in ones, or an
  * action other than "mask" or "allow" (a record has nothing to block: it would keep the value).
  */
 export function createAuditLog(options: AuditLogOptions): AuditLog {
@@ -198,15 +224,19 @@ export function createAuditLogTakingValues(options: AuditLogOptions): {
   appendValues(valuesJson: string, requestSha256?: string, responseSha256?: string): void;
 } {
   const { sink, logger } = options;
-  const { contentCharsWanted, maxContentChars, minCheckpointIntervalMs, checkpointWithinMs } =
-    settingsOf(options);
+  const {
+    contentCharsWanted,
+    maxContentChars,
+    minCheckpointIntervalMs,
+    checkpointWithinMs,
+    flushIntervalMs,
+    batchSize,
+    maxQueued,
+    maxQueuedContentChars,
+    checkpointEvery,
+  } = settingsOf(options);
   const key = keyObjectOf(options.key);
   const instance = options.instance ?? defaultInstance();
-  const checkpointEvery = options.checkpointEvery ?? 1000;
-  const batchSize = options.batchSize ?? 500;
-  const flushIntervalMs = options.flushIntervalMs ?? 100;
-  const maxQueued = options.maxQueued ?? 10_000;
-  const maxQueuedContentChars = options.maxQueuedContentChars ?? 64 * 2 ** 20;
   const redaction: RedactOptions | undefined =
     options.redaction === false
       ? undefined

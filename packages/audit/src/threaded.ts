@@ -7,7 +7,9 @@ import {
   type AuditLogOptions,
   type AuditLogStats,
   defaultInstance,
+  integerOption,
   settingsOf,
+  timerMs,
 } from "./log.js";
 import { createLossReporter } from "./loss-report.js";
 import type { PostgresSinkOptions } from "./postgres.js";
@@ -80,23 +82,22 @@ function workerFile(): URL {
  * in the worker together. The worker does not keep the process alive; `close` (flush, last
  * checkpoint, sink closed) ends it. A worker that fails is reported once, and every record
  * after it is counted lost: requests go on (fail open).
- * @throws TypeError for the options `createAuditLog` refuses (a short key, a content cap or
- * interval out of range, redaction entities or actions it does not know). A sink's bad
+ * @throws TypeError for the options `createAuditLog` refuses (a short key, a count, cap or
+ * interval out of range, redaction entities or actions it does not know), a `handOverMs` that
+ * is not an integer of ms from 0 to 2^31 - 1, a `handOverBatch` that is not a positive
+ * integer or a `maxHandedBytes` that is not a non-negative one. A sink's bad
  * options fail the worker: reported through `logger`, and the records appended are counted
  * lost.
  */
 export function createThreadedAuditLog(options: ThreadedAuditLogOptions): AuditLog {
-  const {
-    sink,
-    logger,
-    handOverMs = 100,
-    handOverBatch = 1024,
-    maxHandedBytes = 64 * 2 ** 20,
-    ...log
-  } = options;
-  const handedLimit = Math.min(maxHandedBytes, maxFrameBody);
-  const maxQueued = options.maxQueued ?? 10_000;
-  const { contentCharsWanted } = settingsOf(options);
+  const { sink, logger, handOverMs, handOverBatch, maxHandedBytes, ...log } = options;
+  const handOverDelay = timerMs(handOverMs, "handOverMs", 100);
+  const handOverCount = integerOption(handOverBatch, "handOverBatch", 1024, 1);
+  const handedLimit = Math.min(
+    integerOption(maxHandedBytes, "maxHandedBytes", 64 * 2 ** 20, 0),
+    maxFrameBody,
+  );
+  const { contentCharsWanted, maxQueued } = settingsOf(options);
   const instance = options.instance ?? defaultInstance();
   const settings: WorkerSettings = { sink, log: { ...log, instance } };
   const worker = new Worker(workerFile(), { workerData: settings });
@@ -292,9 +293,9 @@ export function createThreadedAuditLog(options: ThreadedAuditLogOptions): AuditL
         reportLost(1, "audit record lost: its entry could not be read", error);
         return;
       }
-      if (held.length >= handOverBatch) handOver();
+      if (held.length >= handOverCount) handOver();
       else if (!timer) {
-        timer = setTimeout(handOver, handOverMs);
+        timer = setTimeout(handOver, handOverDelay);
         timer.unref();
       }
     },

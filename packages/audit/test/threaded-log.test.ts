@@ -262,6 +262,22 @@ describe("the threaded audit log", () => {
     expect(() => createThreadedAuditLog({ key, redaction: { entities: ["EMAIL"] }, sink })).toThrow(
       "unknown entity 'EMAIL'",
     );
+    for (const [option, value, message] of [
+      ["handOverMs", -1, "handOverMs must be an integer from 0 to 2147483647"],
+      ["handOverMs", 1.5, "handOverMs must be an integer"],
+      ["handOverBatch", 0, "handOverBatch must be an integer from 1"],
+      ["maxHandedBytes", Number.NaN, "maxHandedBytes must be an integer from 0"],
+      ["maxQueued", -1, "maxQueued must be an integer from 1"],
+      ["batchSize", 0, "batchSize must be an integer from 1"],
+      ["checkpointEvery", 0, "checkpointEvery must be an integer from 1"],
+      ["maxQueuedContentChars", -1, "maxQueuedContentChars must be an integer from 0"],
+    ] as const) {
+      expect(() => createThreadedAuditLog({ key, sink, [option]: value })).toThrow(message);
+    }
+    // The one-thread log checks its own the same way, and its flush interval.
+    expect(() =>
+      createAuditLog({ key, sink: createFileSink({ path: "unused" }), flushIntervalMs: -1 }),
+    ).toThrow("flushIntervalMs must be an integer from 0 to 2147483647");
 
     const { lines, logger } = recorder();
     const log = createThreadedAuditLog({
